@@ -1,0 +1,1 @@
+"""Cashback accrual: partner reports in, per-order cashback with a decision trail out."""
