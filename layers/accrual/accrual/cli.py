@@ -1,0 +1,93 @@
+"""`accrual`: the operator's command line. Every command reads AWS_ENDPOINT_URL, AWS_DEFAULT_REGION and ACCRUAL_STACK.
+
+Each command is a thin call into the package: parse arguments, call the service, print, return the exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from datetime import datetime, timezone
+
+PARTNERS = ("aliexpress", "admitad", "csv", "normalized")
+
+
+def parse_now(text: str) -> datetime:
+    """--now T: an ISO-8601 time; a time without a zone is taken as UTC."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _now_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--now", type=parse_now, default=None,
+                        help="run the scheduled logic as of this ISO-8601 time (default: the current time)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="accrual", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    stack = commands.add_parser("stack", help="the embedded local AWS stack").add_subparsers(
+        dest="stack_command", required=True, metavar="STACK_COMMAND")
+    up = stack.add_parser("up", help="start a local moto server, provision template.yaml on it, wait for Ctrl-C")
+    up.set_defaults(handler="accrual.local.commands:stack_up")
+    provision = stack.add_parser("provision", help="provision template.yaml's resources at AWS_ENDPOINT_URL")
+    provision.set_defaults(handler="accrual.local.commands:stack_provision")
+
+    config = commands.add_parser("config", help="the accrual configuration").add_subparsers(
+        dest="config_command", required=True, metavar="CONFIG_COMMAND")
+    config_load = config.add_parser("load", help="validate a configuration JSON file and store it as a new version")
+    config_load.add_argument("file")
+    config_load.set_defaults(handler="accrual.commands:config_load")
+
+    clicks = commands.add_parser("clicks", help="clicks recorded by the site").add_subparsers(
+        dest="clicks_command", required=True, metavar="CLICKS_COMMAND")
+    clicks_load = clicks.add_parser("load", help="load clicks from a JSON Lines file")
+    clicks_load.add_argument("file")
+    clicks_load.set_defaults(handler="accrual.commands:clicks_load")
+
+    ingest = commands.add_parser("ingest", help="ingest a saved partner report (API page, CSV or normalised lines)")
+    ingest.add_argument("file")
+    ingest.add_argument("--partner", required=True, choices=PARTNERS)
+    _now_option(ingest)
+    ingest.set_defaults(handler="accrual.commands:ingest")
+
+    pull = commands.add_parser("pull", help="pull new and changed lines from the partners' APIs since their cursors")
+    pull.add_argument("--partner", choices=("aliexpress", "admitad"), default=None)
+    _now_option(pull)
+    pull.set_defaults(handler="accrual.commands:pull")
+
+    confirm = commands.add_parser("confirm", help="settle, expire and reverse orders as of --now")
+    _now_option(confirm)
+    confirm.set_defaults(handler="accrual.commands:confirm")
+
+    run = commands.add_parser("run", help="one whole scheduled cycle: pull, reconcile, confirm, notify")
+    _now_option(run)
+    run.set_defaults(handler="accrual.commands:run_cycle")
+
+    balance = commands.add_parser("balance", help="a shopper's pending and confirmed balances")
+    balance.add_argument("user_id")
+    balance.add_argument("--json", action="store_true", help="print JSON")
+    balance.set_defaults(handler="accrual.commands:balance")
+
+    explain = commands.add_parser("explain", help="why an order earns what it earns (store or partner order number)")
+    explain.add_argument("order_id")
+    explain.add_argument("--json", action="store_true", help="print JSON")
+    explain.add_argument("--lang", choices=("en", "ru"), default="en", help="language of the plain-words answer")
+    explain.set_defaults(handler="accrual.commands:explain")
+
+    audit = commands.add_parser("audit", help="recompute balances from the journal; exit 1 on any difference")
+    audit.add_argument("--json", action="store_true", help="print JSON")
+    audit.set_defaults(handler="accrual.commands:audit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module_name, function_name = args.handler.split(":")
+    handler = getattr(importlib.import_module(module_name), function_name)
+    return int(handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
