@@ -1,0 +1,224 @@
+"""The ledger's DynamoDB items, as PynamoDB models. Key design (README, "Data model"):
+
+Orders table, one partition per order (`pk` = partner#order_id):
+  sk ORDER                      the order: state, decision, holding, version          (an order with its lines: Query pk)
+  sk LINE#<line_id>             the latest version of one report line                (a line by partner line id: GSI by_line)
+  sk ENTRY#<seq>#<transition>   an immutable journal entry (a move of money)
+  sk REFUSED#<line_id>#<at>     a transition that is not allowed, recorded and ignored
+  GSI by_user (user_id, ordered_at)        a user's orders
+  GSI by_order_id / by_partner_order_id    explain and claims by the store's or the partner's order number
+  GSI due (due_shard, due_at)              sparse: orders the confirmation cycle must look at, by time
+Balances table: one item per user (pending and confirmed, USD and account currency), changed only by ADD in the
+  same transaction as the journal entry that explains the change.
+Outbox table: one item per notification, written in that same transaction; GSI unpublished (sparse) is the relay's
+  work list and the stream feeds the deployed relay.
+Clicks table: by sub_id. Control table: configuration versions, the new-user-coupon registry, cursors, quarantine.
+"""
+from __future__ import annotations
+
+from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from accrual.adapters.pynamo import DecimalAttribute, bind_model
+from accrual.settings import Settings
+
+DUE_SHARDS = 8  # spreads the due index over partitions; the cycle reads them all
+OUTBOX_SHARDS = 4
+
+
+class _Index(GlobalSecondaryIndex):
+    class Meta:
+        projection = KeysOnlyProjection()
+
+
+class ByUser(_Index):
+    class Meta(_Index.Meta):
+        index_name = "by_user"
+
+    user_id = UnicodeAttribute(hash_key=True)
+    ordered_at = UnicodeAttribute(range_key=True)
+
+
+class ByOrderId(_Index):
+    class Meta(_Index.Meta):
+        index_name = "by_order_id"
+
+    order_id = UnicodeAttribute(hash_key=True)
+
+
+class ByPartnerOrderId(_Index):
+    class Meta(_Index.Meta):
+        index_name = "by_partner_order_id"
+
+    partner_order_id = UnicodeAttribute(hash_key=True)
+
+
+class Due(_Index):
+    class Meta(_Index.Meta):
+        index_name = "due"
+
+    due_shard = UnicodeAttribute(hash_key=True)
+    due_at = UnicodeAttribute(range_key=True)
+
+
+class ByLine(_Index):
+    class Meta(_Index.Meta):
+        index_name = "by_line"
+
+    line_ref = UnicodeAttribute(hash_key=True)
+
+
+class OrderRecord(Model):
+    class Meta:
+        table_name = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="ORDER")
+    partner = UnicodeAttribute()
+    order_id = UnicodeAttribute()
+    partner_order_id = UnicodeAttribute(null=True)
+    user_id = UnicodeAttribute(null=True)
+    sub_id = UnicodeAttribute(null=True)
+    ordered_at = UnicodeAttribute()
+    state = UnicodeAttribute()
+    decision = UnicodeAttribute()  # OrderDecision.to_dict() as JSON: the decision trail
+    decided_at = UnicodeAttribute()  # the `now` the decision was made at (expiry depends on it)
+    review_accounts = ListAttribute(of=UnicodeAttribute, null=True)  # the multi-account rule's input
+    account_currency = UnicodeAttribute()
+    fx_rate = DecimalAttribute()  # fixed when the amount was first credited, used for every later move
+    fx_day = UnicodeAttribute(null=True)
+    pending_usd = DecimalAttribute()
+    confirmed_usd = DecimalAttribute()
+    pending = DecimalAttribute()
+    confirmed = DecimalAttribute()
+    entries = NumberAttribute(default=0)  # journal entries written so far: the next entry's sequence number
+    due_shard = UnicodeAttribute(null=True)
+    due_at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute()
+    version = VersionAttribute()
+
+    by_user = ByUser()
+    by_order_id = ByOrderId()
+    by_partner_order_id = ByPartnerOrderId()
+    due = Due()
+
+
+class LineRecord(Model):
+    class Meta:
+        table_name = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    line_ref = UnicodeAttribute()  # partner#line_id
+    status = UnicodeAttribute()
+    status_at = UnicodeAttribute()
+    body = UnicodeAttribute()  # the normalised line as JSON
+
+    by_line = ByLine()
+
+
+class JournalEntryRecord(Model):
+    """A move of money: immutable, written once under a deterministic id (order, sequence, transition)."""
+
+    class Meta:
+        table_name = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    entry_id = UnicodeAttribute()
+    transition = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    account_currency = UnicodeAttribute()
+    fx_rate = DecimalAttribute()
+    pending_usd = DecimalAttribute()
+    confirmed_usd = DecimalAttribute()
+    pending = DecimalAttribute()
+    confirmed = DecimalAttribute()
+    state_from = UnicodeAttribute(null=True)
+    state_to = UnicodeAttribute()
+    digest = UnicodeAttribute()  # of the payload without times: same id + different digest is a conflict
+    at = UnicodeAttribute()
+
+
+class RefusedRecord(Model):
+    class Meta:
+        table_name = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    reason = UnicodeAttribute()
+    state = UnicodeAttribute()
+    body = UnicodeAttribute(null=True)
+    at = UnicodeAttribute()
+
+
+class BalanceRecord(Model):
+    class Meta:
+        table_name = None
+
+    user_id = UnicodeAttribute(hash_key=True)
+    account_currency = UnicodeAttribute(null=True)
+    pending_usd = DecimalAttribute(null=True)
+    confirmed_usd = DecimalAttribute(null=True)
+    pending = DecimalAttribute(null=True)
+    confirmed = DecimalAttribute(null=True)
+
+
+class Unpublished(_Index):
+    class Meta(_Index.Meta):
+        index_name = "unpublished"
+
+    unpublished_shard = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class OutboxRecord(Model):
+    class Meta:
+        table_name = None
+
+    event_id = UnicodeAttribute(hash_key=True)
+    event_type = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    body = UnicodeAttribute()  # the versioned JSON message, fixed when the change was made
+    attributes = UnicodeAttribute()  # SNS message attributes as JSON {name: value}
+    created_at = UnicodeAttribute()
+    unpublished_shard = UnicodeAttribute(null=True)  # set until published: the sparse work list
+    published_at = UnicodeAttribute(null=True)
+    message_id = UnicodeAttribute(null=True)
+    expires_at = NumberAttribute(null=True)
+
+    unpublished = Unpublished()
+
+
+class ClickRecord(Model):
+    class Meta:
+        table_name = None
+
+    sub_id = UnicodeAttribute(hash_key=True)
+    body = UnicodeAttribute()  # the Click as JSON
+
+
+class ControlRecord(Model):
+    """Configuration versions (pk CONFIG), the current one (pk CONFIG_CURRENT) and the new-user-coupon registry
+    (pk NEW_USER_COUPON#<user_id>, sk the store account)."""
+
+    class Meta:
+        table_name = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    body = UnicodeAttribute(null=True)
+    at = UnicodeAttribute(null=True)
+
+
+ORDER_TABLE_MODELS = (OrderRecord, LineRecord, JournalEntryRecord, RefusedRecord)
+
+
+def bind_ledger_tables(settings: Settings) -> None:
+    for model in ORDER_TABLE_MODELS:
+        bind_model(model, settings.orders_table, settings)
+    bind_model(BalanceRecord, settings.balances_table, settings)
+    bind_model(OutboxRecord, settings.outbox_table, settings)
+    bind_model(ClickRecord, settings.clicks_table, settings)
+    bind_model(ControlRecord, settings.control_table, settings)

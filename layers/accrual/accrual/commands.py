@@ -1,0 +1,146 @@
+"""The operator commands behind `accrual` (cli.py parses; these call the services and print)."""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from accrual.adapters import reference_data
+from accrual.adapters.ledger_tables import bind_ledger_tables
+from accrual.domain.models import AccrualConfig, Click
+from accrual.settings import Settings
+
+
+def _now(args) -> datetime:
+    return args.now or datetime.now(timezone.utc)
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Name the field and the value of every problem, in one line each."""
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "(document)"
+        value = problem.get("input")
+        shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{…}"
+        lines.append(f"{field}: {problem['msg']} (value: {shown[:120]})")
+    return "\n".join(lines)
+
+
+def _settings() -> Settings:
+    settings = Settings.from_env()
+    bind_ledger_tables(settings)
+    return settings
+
+
+def config_load(args) -> int:
+    try:
+        config = AccrualConfig.model_validate_json(Path(args.file).read_text())
+    except ValidationError as error:
+        print(f"configuration {args.file} is invalid:\n{describe_validation_error(error)}", file=sys.stderr)
+        return 2
+    _settings()
+    try:
+        created = reference_data.save_config(config, now=datetime.now(timezone.utc))
+    except reference_data.ConfigVersionConflict as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    print(f"configuration {config.version} {'stored' if created else 'already stored'}; it is now current")
+    return 0
+
+
+def clicks_load(args) -> int:
+    clicks, problems = [], []
+    for number, text in enumerate(Path(args.file).read_text().splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            clicks.append(Click.model_validate_json(text))
+        except ValidationError as error:
+            problems.append(f"line {number}: {describe_validation_error(error)}")
+    _settings()
+    stored = reference_data.save_clicks(clicks)
+    print(f"{stored} clicks stored, {len(problems)} refused")
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def ingest(args) -> int:
+    from accrual.service.ingest import ingest_file
+
+    report = ingest_file(Path(args.file), args.partner, settings=_settings(), now=_now(args))
+    _print_json(report)
+    return 0
+
+
+def pull(args) -> int:
+    from accrual.service.cycle import pull_partners
+
+    _print_json(pull_partners(_settings(), now=_now(args), partner=args.partner))
+    return 0
+
+
+def confirm(args) -> int:
+    from accrual.service.ledger import Ledger
+
+    _print_json(Ledger(_settings()).confirm(now=_now(args)))
+    return 0
+
+
+def run_cycle(args) -> int:
+    from accrual.service.cycle import run_cycle as cycle
+
+    _print_json(cycle(_settings(), now=_now(args)))
+    return 0
+
+
+def balance(args) -> int:
+    from accrual.service.reading import balance as read_balance
+
+    result = read_balance(_settings(), args.user_id)
+    if args.json:
+        _print_json(result)
+    else:
+        currency = result["account_currency"]
+        print(f"{result['user_id']}: pending {result['pending']} {currency} ({result['pending_usd']} USD), "
+              f"confirmed {result['confirmed']} {currency} ({result['confirmed_usd']} USD)")
+    return 0
+
+
+def explain(args) -> int:
+    from accrual.service.reading import explain as read_explain
+
+    result = read_explain(_settings(), args.order_id, lang=args.lang)
+    if result is None:
+        print(f"no order {args.order_id!r} (neither a store nor a partner order number)", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"order {result['order_id']} ({result['partner']}), {result['state']}: "
+              f"{result['cashback']} {result['account_currency']} ({result['cashback_usd']} USD)")
+        print(result["explanation"])
+    return 0
+
+
+def audit(args) -> int:
+    from accrual.service.reading import audit as run_audit
+
+    result = run_audit(_settings())
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{result['orders']} orders, {result['balances']} balances, {result['journal_entries']} journal entries: "
+              + ("all agree" if result["ok"] else f"{len(result['differences'])} differences"))
+        for difference in result["differences"]:
+            print("  " + json.dumps(difference))
+        for user_id in result["negative_confirmed_balances"]:
+            print(f"  negative confirmed balance: {user_id}")
+    return 0 if result["ok"] else 1

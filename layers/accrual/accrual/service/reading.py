@@ -1,0 +1,171 @@
+"""Reading the ledger: a shopper's balance, an order's explanation, and the audit that recomputes both."""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist
+
+from accrual.adapters import reference_data
+from accrual.adapters.ledger_tables import (
+    BalanceRecord, JournalEntryRecord, LineRecord, OrderRecord, RefusedRecord, bind_ledger_tables,
+)
+from accrual.domain.decision import OrderDecision
+from accrual.domain.lifecycle import Holding, OrderState, earning_holding
+from accrual.domain.models import OrderLine
+from accrual.domain.money import ZERO, money_str
+from accrual.domain.rules import decide_order
+from accrual.domain.trail import render_trail
+from accrual.service.ledger import canonical, parse_utc
+from accrual.settings import Settings
+
+FIGURES = ("pending_usd", "confirmed_usd", "pending", "confirmed")
+
+
+def balance(settings: Settings, user_id: str) -> dict[str, Any]:
+    bind_ledger_tables(settings)
+    try:
+        record = BalanceRecord.get(user_id, consistent_read=True)
+    except DoesNotExist:
+        record = BalanceRecord(user_id)
+    result = {"user_id": user_id, "account_currency": record.account_currency or "USD"}
+    for figure in FIGURES:
+        result[figure] = money_str(getattr(record, figure) or ZERO)
+    return result
+
+
+def find_orders(order_number: str) -> list[str]:
+    """Order keys for a store order number, a partner order number, or a key `partner#order_id` itself."""
+    keys = {item.pk for item in OrderRecord.by_order_id.query(order_number)}
+    keys |= {item.pk for item in OrderRecord.by_partner_order_id.query(order_number)}
+    if not keys and "#" in order_number:
+        try:
+            keys.add(OrderRecord.get(order_number, "ORDER").pk)
+        except DoesNotExist:
+            pass
+    return sorted(keys)
+
+
+def explain(settings: Settings, order_number: str, *, lang: str = "en") -> dict[str, Any] | None:
+    bind_ledger_tables(settings)
+    keys = find_orders(order_number)
+    if not keys:
+        return None
+    record = OrderRecord.get(keys[0], "ORDER", consistent_read=True)
+    decision = OrderDecision.from_dict(json.loads(record.decision))
+    lines = {item.sk.removeprefix("LINE#"): json.loads(item.body)
+             for item in LineRecord.query(record.pk, LineRecord.sk.startswith("LINE#"))}
+    return {
+        "order_id": record.order_id,
+        "partner": record.partner,
+        "partner_order_id": record.partner_order_id,
+        "user_id": record.user_id,
+        "state": record.state,
+        "cashback_usd": money_str(decision.cashback_usd),
+        "account_currency": decision.account_currency,
+        "cashback": money_str(decision.cashback),
+        "fx_rate": str(record.fx_rate),
+        "fx_day": record.fx_day,
+        "held": {figure: money_str(getattr(record, figure)) for figure in FIGURES},
+        "reasons": list(decision.reasons),
+        "config_version": decision.config_version,
+        "decided_at": record.decided_at,
+        "lines": [
+            {**decision_line.__dict__, "reasons": list(decision_line.reasons),
+             "status_at": lines.get(decision_line.line_id, {}).get("status_at"),
+             "amount": lines.get(decision_line.line_id, {}).get("amount"),
+             "currency": lines.get(decision_line.line_id, {}).get("currency")}
+            for decision_line in decision.lines
+        ],
+        "trail": [step.__dict__ for step in decision.trail],
+        "journal": [
+            {"entry_id": entry.entry_id, "transition": entry.transition, "at": entry.at,
+             "state_from": entry.state_from, "state_to": entry.state_to,
+             **{figure: str(getattr(entry, figure)) for figure in FIGURES}}
+            for entry in JournalEntryRecord.query(record.pk, JournalEntryRecord.sk.startswith("ENTRY#"))
+        ],
+        "refused": [{"line": item.sk, "reason": item.reason, "at": item.at}
+                    for item in RefusedRecord.query(record.pk, RefusedRecord.sk.startswith("REFUSED#"))],
+        "also_matches": keys[1:],
+        "explanation": render_trail(decision, lang),
+    }
+
+
+def audit(settings: Settings) -> dict[str, Any]:
+    """Recompute every balance from the journal and every order's cashback from its lines and stored decision."""
+    bind_ledger_tables(settings)
+    differences: list[dict[str, Any]] = []
+    journal_by_user: dict[str, Holding] = defaultdict(Holding)
+    journal_by_order: dict[str, Holding] = defaultdict(Holding)
+    entries = 0
+    for entry in JournalEntryRecord.scan(JournalEntryRecord.sk.startswith("ENTRY#")):
+        entries += 1
+        delta = Holding(entry.pending_usd, entry.confirmed_usd, entry.pending, entry.confirmed)
+        journal_by_user[entry.user_id] = journal_by_user[entry.user_id].plus(delta)
+        journal_by_order[entry.pk] = journal_by_order[entry.pk].plus(delta)
+
+    balances = 0
+    negative: list[str] = []
+    seen_users = set()
+    for record in BalanceRecord.scan():
+        balances += 1
+        seen_users.add(record.user_id)
+        stored = Holding(*(getattr(record, figure) or ZERO for figure in FIGURES))
+        if stored != journal_by_user.get(record.user_id, Holding()):
+            differences.append({"kind": "balance", "user_id": record.user_id, "stored": _figures(stored),
+                                "journal": _figures(journal_by_user.get(record.user_id, Holding()))})
+        if stored.confirmed_usd < 0:
+            negative.append(record.user_id)
+    for user_id in sorted(set(journal_by_user) - seen_users):
+        differences.append({"kind": "balance_missing", "user_id": user_id,
+                            "journal": _figures(journal_by_user[user_id])})
+
+    orders = 0
+    configs: dict[str, Any] = {}
+    for record in OrderRecord.scan(OrderRecord.sk == "ORDER"):
+        orders += 1
+        differences.extend(_audit_order(record, journal_by_order.pop(record.pk, Holding()), configs))
+    for key in sorted(journal_by_order):
+        differences.append({"kind": "journal_without_order", "order": key})
+    return {"ok": not differences, "orders": orders, "balances": balances, "journal_entries": entries,
+            "negative_confirmed_balances": negative, "differences": differences}
+
+
+def _audit_order(record: OrderRecord, journal: Holding, configs: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    held = Holding(record.pending_usd, record.confirmed_usd, record.pending, record.confirmed)
+    if held != journal:
+        yield {"kind": "order_holding", "order": record.pk, "held": _figures(held), "journal": _figures(journal)}
+    stored = OrderDecision.from_dict(json.loads(record.decision))
+    if sum((line.cashback_usd for line in stored.lines), ZERO) != stored.cashback_usd:
+        yield {"kind": "lines_do_not_add_up", "order": record.pk}
+    lines = {item.sk.removeprefix("LINE#"): OrderLine.model_validate_json(item.body)
+             for item in LineRecord.query(record.pk, LineRecord.sk.startswith("LINE#"))}
+    version = stored.config_version
+    if version not in configs:
+        configs[version] = reference_data.config_version(version)
+    click = reference_data.find_click(record.sub_id)
+    recomputed = decide_order(list(lines.values()), click, configs[version], now=parse_utc(record.decided_at),
+                              other_new_user_coupon_accounts=frozenset(record.review_accounts or ()))
+    if canonical(recomputed.to_dict()) != canonical(stored.to_dict()):
+        yield {"kind": "decision", "order": record.pk, "stored_cashback_usd": str(stored.cashback_usd),
+               "recomputed_cashback_usd": str(recomputed.cashback_usd)}
+    expected = _expected_holding(OrderState(record.state), stored, lines, record.fx_rate, held)
+    if expected is not None and expected != held:
+        yield {"kind": "state_holding", "order": record.pk, "state": record.state, "held": _figures(held),
+               "expected": _figures(expected)}
+
+
+def _expected_holding(state: OrderState, decision: OrderDecision, lines: dict[str, OrderLine], fx_rate: Decimal,
+                      held: Holding) -> Holding | None:
+    if state == OrderState.PENDING:
+        return earning_holding(decision, lines, fx_rate)
+    if state == OrderState.CONFIRMED:
+        return held if held.confirmed_usd > 0 and held.pending_usd == 0 else Holding()
+    return Holding()
+
+
+def _figures(holding: Holding) -> dict[str, str]:
+    return {figure: str(getattr(holding, figure)) for figure in FIGURES}
