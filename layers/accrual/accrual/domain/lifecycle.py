@@ -192,7 +192,7 @@ def transition_of(before: Holding, after: Holding) -> Transition | None:
 
 def event_of(before: OrderState | None, after: OrderState, moved: Transition | None) -> EventType | None:
     """The notification a shopper gets for this change, if any."""
-    if after == OrderState.UNATTRIBUTED or (before == after and moved is None):
+    if after in (OrderState.UNATTRIBUTED, OrderState.AWAITING_PAYMENT) or (before == after and moved is None):
         return None
     if after == OrderState.CONFIRMED and moved == Transition.POST:
         return EventType.CONFIRMED
