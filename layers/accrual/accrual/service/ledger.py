@@ -152,6 +152,7 @@ class Ledger:
                     counts: Counter[str]) -> bool:
         """One optimistic attempt. True when done (applied or nothing to do), False to retry after a conflict."""
         view = self.load(key)
+        state_before = view.state
         merged, changed, stale = latest_lines(view.lines, incoming)
         counts["lines_stale"] += len(stale)
         counts["lines_unchanged"] += len(incoming) - len(changed) - len(stale)
@@ -195,7 +196,7 @@ class Ledger:
             counts[f"moves_{moved.value}"] += 1
         if event:
             counts["notifications"] += 1
-        if view.state != OrderState.PENDING and step.state == OrderState.PENDING and _late(merged, now):
+        if state_before != OrderState.PENDING and step.state == OrderState.PENDING and _late(merged, now):
             counts["pending_later_than_promised"] += 1
         return True
 
@@ -213,7 +214,10 @@ class Ledger:
     def _write(self, key: str, view: OrderView, merged: Mapping[str, OrderLine], changed: list[OrderLine], decision: OrderDecision, decision_json: str,
                step: Step, moved: Transition | None, event: EventType | None, fx_rate: Decimal,
                review_accounts: frozenset[str], now: datetime) -> None:
+        before_state, delta = view.state, step.holding.minus(view.holding)  # read before the record changes
         record = view.record or OrderRecord(key, "ORDER", entries=0)
+        if moved is not None:
+            record.entries = (record.entries or 0) + 1
         record.partner = decision.partner
         record.order_id = decision.order_id
         record.partner_order_id = _first(merged, "partner_order_id")
@@ -240,12 +244,10 @@ class Ledger:
                 transaction.save(LineRecord(key, f"LINE#{line.line_id}", line_ref=f"{line.partner}#{line.line_id}",
                                             status=line.status.value, status_at=utc_text(line.status_at),
                                             body=line.model_dump_json()))
-            delta = step.holding.minus(view.holding)
             if moved is not None:
                 if decision.user_id is None:
                     raise JournalConflict(f"order {key} would move money without a shopper")
-                record.entries = (record.entries or 0) + 1
-                entry = self._journal_entry(key, record, moved, delta, view.state, step.state, decision, fx_rate,
+                entry = self._journal_entry(key, record, moved, delta, before_state, step.state, decision, fx_rate,
                                             now)
                 transaction.save(entry, condition=JournalEntryRecord.pk.does_not_exist())
                 transaction.update(BalanceRecord(decision.user_id), actions=[
@@ -256,7 +258,7 @@ class Ledger:
                     BalanceRecord.account_currency.set(decision.account_currency),
                 ])
             if event is not None and decision.user_id is not None:
-                transaction.save(self._outbox_event(key, version, event, view.state, step, delta, decision, now),
+                transaction.save(self._outbox_event(key, version, event, before_state, step, delta, decision, now),
                                  condition=OutboxRecord.event_id.does_not_exist())
 
     def _journal_entry(self, key: str, record: OrderRecord, moved: Transition, delta: Holding,

@@ -1,0 +1,171 @@
+"""The ledger against the local moto server: reconcile, confirm, replays, reorderings, races, audit."""
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from accrual.adapters.ledger_tables import JournalEntryRecord, OrderRecord, OutboxRecord, RefusedRecord
+from accrual.service.ledger import Ledger
+from accrual.service.reading import audit, balance, explain
+from ledger_helpers import T0, balance_of, line, load_reference_data, snapshot
+
+D = Decimal
+
+
+@pytest.fixture
+def ledger(stack):
+    load_reference_data(stack, users={"alice": "EUR", "bob": "USD"})
+    return Ledger(stack)
+
+
+def test_given_three_orders_when_reconciled_then_pending_matches_the_rules_in_both_currencies(stack, ledger):
+    counts = ledger.reconcile([line("A"), line("B", is_affiliate=False), line("C", amount="2000.00")],
+                              now=T0 + timedelta(hours=1))
+    assert counts["orders_changed"] == 3 and counts["moves_pending"] == 3
+    assert balance(stack, "alice") == {"user_id": "alice", "account_currency": "EUR", "pending_usd": "46.00",
+                                       "confirmed_usd": "0.00", "pending": "41.40", "confirmed": "0.00"}
+    capped = explain(stack, "C")
+    assert capped["state"] == "pending" and capped["cashback_usd"] == "40.00" and "CAP_APPLIED" in capped["reasons"]
+    assert audit(stack)["ok"]
+
+
+def test_a_repeated_report_changes_nothing(stack, ledger):
+    lines = [line("A"), line("B", amount="30.00")]
+    ledger.reconcile(lines, now=T0)
+    before = snapshot()
+    counts = ledger.reconcile(lines, now=T0 + timedelta(hours=2))
+    assert counts.get("orders_changed", 0) == 0 and counts["lines_unchanged"] == 2
+    assert snapshot() == before
+
+
+def test_an_older_status_after_a_newer_one_changes_nothing(stack, ledger):
+    ledger.reconcile([line("A", status="invalid", at=T0 + timedelta(days=2))], now=T0 + timedelta(days=2))
+    counts = ledger.reconcile([line("A", status="paid", at=T0 + timedelta(days=1))], now=T0 + timedelta(days=3))
+    assert counts["lines_stale"] == 1
+    assert explain(stack, "A")["state"] == "declined" and balance_of("alice")[0] == 0
+
+
+def test_a_changed_amount_adjusts_pending_and_is_recorded_in_the_journal(stack, ledger):
+    ledger.reconcile([line("A", amount="100.00")], now=T0)
+    ledger.reconcile([line("A", amount="60.00", at=T0 + timedelta(hours=1))], now=T0 + timedelta(hours=1))
+    assert balance_of("alice")[0] == D("3.00")
+    kinds = [entry["transition"] for entry in explain(stack, "A")["journal"]]
+    assert kinds == ["pending", "adjust"]
+
+
+def test_confirm_moves_pending_to_confirmed_after_the_hold_and_once(stack, ledger):
+    settled_at = T0 + timedelta(days=10)
+    ledger.reconcile([line("A"), line("B", amount="40.00", status="settled", at=settled_at)], now=settled_at)
+    assert ledger.confirm(now=settled_at + timedelta(hours=23)).get("orders_changed", 0) == 0  # hold is one day
+    counts = ledger.confirm(now=settled_at + timedelta(days=1))
+    assert counts["moves_post"] == 1
+    assert balance_of("alice") == (D("5.00"), D("2.00"), D("4.50"), D("1.80"))
+    assert ledger.confirm(now=settled_at + timedelta(days=2)).get("orders_changed", 0) == 0
+    assert explain(stack, "B")["state"] == "confirmed" and audit(stack)["ok"]
+
+
+def test_confirm_declines_an_order_awaiting_payment_for_more_than_three_days(stack, ledger):
+    ledger.reconcile([line("A", status="awaiting_payment", paid_at=None)], now=T0)
+    assert explain(stack, "A")["state"] == "awaiting_payment"
+    ledger.confirm(now=T0 + timedelta(days=3))
+    assert explain(stack, "A")["state"] == "awaiting_payment"
+    ledger.confirm(now=T0 + timedelta(days=3, seconds=1))
+    declined = explain(stack, "A")
+    assert declined["state"] == "declined" and "AWAITING_PAYMENT_EXPIRED" in declined["reasons"]
+
+
+def test_an_order_invalidated_after_confirmation_is_reversed(stack, ledger):
+    settled_at = T0 + timedelta(days=10)
+    ledger.reconcile([line("A", status="settled", at=settled_at)], now=settled_at)
+    ledger.confirm(now=settled_at + timedelta(days=1))
+    ledger.reconcile([line("A", status="invalid", status_detail="FullRefund", at=settled_at + timedelta(days=5))],
+                     now=settled_at + timedelta(days=5))
+    reversed_order = explain(stack, "A")
+    assert reversed_order["state"] == "reversed"
+    assert [entry["transition"] for entry in reversed_order["journal"]] == ["pending", "post", "reverse"]
+    assert balance_of("alice") == (D("0.00"), D("0.00"), D("0.00"), D("0.00"))
+    assert audit(stack)["ok"]
+
+
+def test_a_refused_transition_is_recorded_and_ignored(stack, ledger):
+    settled_at = T0 + timedelta(days=10)
+    ledger.reconcile([line("A", status="settled", at=settled_at)], now=settled_at)
+    ledger.confirm(now=settled_at + timedelta(days=1))
+    counts = ledger.reconcile([line("A", status="paid", at=settled_at + timedelta(days=2))],
+                              now=settled_at + timedelta(days=2))
+    assert counts["transitions_refused"] == 1
+    assert explain(stack, "A")["state"] == "confirmed" and balance_of("alice")[1] == D("5.00")
+    assert [item.reason for item in RefusedRecord.query("aliexpress#A", RefusedRecord.sk.startswith("REFUSED#"))] \
+        == ["confirmed does not go back to pending"]
+
+
+def test_lines_of_one_order_share_the_cap_and_the_order_is_found_by_the_partner_number(stack, ledger):
+    ledger.reconcile([line("A", "A-1", amount="600.00", partner_order_id="P-9"),
+                      line("A", "A-2", amount="400.00", partner_order_id="P-9")], now=T0)
+    order = explain(stack, "P-9")
+    assert order["order_id"] == "A" and order["cashback_usd"] == "40.00"
+    assert sum(D(item["cashback_usd"]) for item in order["lines"]) == D("40.00")
+
+
+def test_an_unattributed_line_is_kept_and_moves_no_money(stack, ledger):
+    ledger.reconcile([line("Z", sub_id="nobody")], now=T0)
+    order = explain(stack, "Z")
+    assert order["state"] == "unattributed" and order["user_id"] is None and "UNATTRIBUTED" in order["reasons"]
+    assert list(OutboxRecord.scan()) == [] and audit(stack)["ok"]
+
+
+@pytest.mark.parametrize("permutation", list(itertools.permutations(range(3))))
+def test_any_arrival_order_of_the_same_lines_ends_in_the_same_state(stack, ledger, permutation):
+    versions = [line("A", status="paid", at=T0), line("A", status="received", at=T0 + timedelta(days=1)),
+                line("A", status="settled", at=T0 + timedelta(days=2)),]
+    for index in permutation:
+        ledger.reconcile([versions[index]], now=T0 + timedelta(days=3))
+    ledger.confirm(now=T0 + timedelta(days=4))
+    order = explain(stack, "A")
+    assert order["state"] == "confirmed" and balance_of("alice") == (D("0.00"), D("5.00"), D("0.00"), D("4.50"))
+    assert audit(stack)["ok"]
+
+
+def test_two_concurrent_runs_over_the_same_lines_credit_once(stack, ledger):
+    lines = [line(f"O{number}", amount=f"{10 + number}.00") for number in range(6)]
+    errors = []
+
+    def run():
+        try:
+            Ledger(stack).reconcile(lines, now=T0)
+        except Exception as error:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    expected = sum((D(f"{10 + number}.00") * D("0.05")).quantize(D("0.01")) for number in range(6))
+    assert balance_of("alice")[0] == expected
+    assert len(list(JournalEntryRecord.scan(JournalEntryRecord.sk.startswith("ENTRY#")))) == 6
+    assert len(list(OutboxRecord.scan())) == 6 and audit(stack)["ok"]
+
+
+def test_audit_finds_a_balance_that_differs_from_its_journal(stack, ledger):
+    ledger.reconcile([line("A")], now=T0)
+    from accrual.adapters.ledger_tables import BalanceRecord
+    BalanceRecord("alice").update(actions=[BalanceRecord.pending_usd.add(D("0.01"))])
+    result = audit(stack)
+    assert not result["ok"] and result["differences"][0]["kind"] == "balance"
+
+
+def test_each_state_change_writes_exactly_one_notification(stack, ledger):
+    settled_at = T0 + timedelta(days=10)
+    ledger.reconcile([line("A")], now=T0)
+    ledger.reconcile([line("A", status="settled", at=settled_at)], now=settled_at)
+    ledger.confirm(now=settled_at + timedelta(days=1))
+    ledger.confirm(now=settled_at + timedelta(days=1))
+    events = sorted((item.created_at, item.event_type) for item in OutboxRecord.scan())
+    assert [kind for _, kind in events] == ["cashback.pending", "cashback.confirmed"]
+    assert OrderRecord.get("aliexpress#A", "ORDER").state == "confirmed"
