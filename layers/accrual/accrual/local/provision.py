@@ -1,0 +1,404 @@
+"""Provision template.yaml at the current endpoint (AWS_ENDPOINT_URL): the local stack and the deployed one have one
+definition and cannot drift.
+
+The SAM template is transformed in memory with aws-sam-translator, its code and layer folders are zipped into a
+staging bucket on the emulator (the translator accepts only s3:// locations), and the result is created as a
+CloudFormation stack named ACCRUAL_STACK. moto's CloudFormation skips the tables' TimeToLiveSpecification, so it is
+applied afterwards with UpdateTimeToLive, read from the same template.
+
+moto 5.2's CloudFormation also skips (with only a log line) secrets, SNS subscriptions, queue policies and EventBridge
+Scheduler schedules; those are created here through their own APIs from the transformed template's properties, with
+Ref/GetAtt/Sub resolved against the stack. One resource is held back on purpose: the DynamoDB stream event source
+mapping, because moto runs its function through Docker inside every PutItem on the table and then discards the
+stream's records, which would leave the outbox stream empty. Locally the outbox is published by the cycle's sweep or
+by reading the stream; the mapping's settings are checked in the transformed template instead.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+from botocore.exceptions import ClientError
+
+from accrual.settings import BOTO_CONFIG, stack_outputs
+
+STAGING_BUCKET = "accrual-local-staging"
+# Created by provision() through their own APIs, in this order (moto's CloudFormation skips them).
+SUPPLEMENTED = ("AWS::SecretsManager::Secret", "AWS::SNS::Subscription", "AWS::SQS::QueuePolicy",
+                "AWS::Scheduler::Schedule")
+# Not created on the emulator (see the module's docstring).
+HELD_BACK = ("AWS::Lambda::EventSourceMapping",)
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+# Caches and build metadata are left out of the staged zips.
+_SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".hypothesis"}
+
+
+def default_template_path() -> Path:
+    """ACCRUAL_TEMPLATE, else the template.yaml of the checkout this package is installed from, else ./template.yaml."""
+    if os.environ.get("ACCRUAL_TEMPLATE"):
+        return Path(os.environ["ACCRUAL_TEMPLATE"])
+    beside_package = Path(__file__).resolve().parents[4] / "template.yaml"
+    return beside_package if beside_package.is_file() else Path.cwd() / "template.yaml"
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short intrinsic forms (!Ref, !Sub, !GetAtt ...) read as their long forms."""
+
+
+def _intrinsic(loader: _TemplateLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+_TemplateLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_TemplateLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+@dataclass
+class Provisioned:
+    stack: str
+    seconds: float
+    action: str  # created | updated | unchanged
+    outputs: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, str] = field(default_factory=dict)  # logical id -> physical id
+    held_back: list[str] = field(default_factory=list)  # logical ids not created on the emulator
+
+
+class _NoManagedPolicies:
+    """The translator resolves managed policy names through IAM; the template names none (policy templates only)."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def _zip_folder(folder: Path, prefix: str = "") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            relative = path.relative_to(folder)
+            if not path.is_file() or _SKIPPED_PARTS.intersection(relative.parts):
+                continue
+            if path.suffix == ".pyc" or any(part.endswith(".egg-info") for part in relative.parts):
+                continue
+            # A fixed timestamp: the same sources give the same bytes, so the same key, so an unchanged template.
+            info = zipfile.ZipInfo(prefix + relative.as_posix(), date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def _stage_code(template: dict[str, Any], root: Path, s3) -> None:
+    """Point every local CodeUri/ContentUri at a zip of that folder in the staging bucket (layers under python/)."""
+    try:
+        s3.create_bucket(Bucket=STAGING_BUCKET)
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+    for resource in template.get("Resources", {}).values():
+        kind, properties = resource.get("Type"), resource.get("Properties", {})
+        prop = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}.get(kind)
+        location = properties.get(prop) if prop else None
+        if not isinstance(location, str) or location.startswith("s3://"):
+            continue
+        prefix = "python/" if kind == "AWS::Serverless::LayerVersion" else ""
+        body = _zip_folder(root / location, prefix)
+        key = f"{hashlib.sha256(body).hexdigest()}.zip"
+        try:
+            s3.head_object(Bucket=STAGING_BUCKET, Key=key)
+        except ClientError:
+            s3.put_object(Bucket=STAGING_BUCKET, Key=key, Body=body)
+        properties[prop] = f"s3://{STAGING_BUCKET}/{key}"
+
+
+def transform_template(template_path: Path, s3) -> dict[str, Any]:
+    """The CloudFormation template that template.yaml becomes, with its code staged on the emulator."""
+    from samtranslator.translator.transform import transform
+
+    # The translator warns about its own unpublished usage metrics on every run; nothing here publishes them.
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)
+    sam_template = load_template(template_path)
+    _stage_code(sam_template, template_path.parent, s3)
+    return transform(sam_template, {}, _NoManagedPolicies())
+
+
+def _describe(cloudformation, stack: str) -> dict[str, Any] | None:
+    try:
+        return cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    except ClientError as error:
+        if "does not exist" in str(error):
+            return None
+        raise
+
+
+def _wait(cloudformation, stack: str, timeout: float = 300.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        described = _describe(cloudformation, stack)
+        status = described["StackStatus"] if described else "DELETE_COMPLETE"
+        if not status.endswith("_IN_PROGRESS"):
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"stack {stack} still {status} after {timeout:.0f} s")
+        time.sleep(0.2)
+    if status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        events = cloudformation.describe_stack_events(StackName=stack)["StackEvents"]
+        reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}" for e in events
+                   if e.get("ResourceStatusReason")]
+        raise RuntimeError(f"stack {stack} ended {status}: {'; '.join(reasons[:5])}")
+    return described
+
+
+def _apply_time_to_live(template: dict[str, Any], resources: dict[str, str], dynamodb) -> None:
+    for logical_id, resource in template["Resources"].items():
+        specification = resource.get("Properties", {}).get("TimeToLiveSpecification")
+        if resource.get("Type") != "AWS::DynamoDB::Table" or not specification:
+            continue
+        table = resources[logical_id]
+        current = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        wanted = "ENABLED" if specification.get("Enabled") else "DISABLED"
+        if current.get("TimeToLiveStatus") == wanted and (
+                wanted == "DISABLED" or current.get("AttributeName") == specification["AttributeName"]):
+            continue
+        dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={
+            "AttributeName": specification["AttributeName"], "Enabled": bool(specification.get("Enabled"))})
+
+
+class _Resolver:
+    """Resolves the intrinsic functions of a transformed template against a created stack."""
+
+    def __init__(self, template: dict[str, Any], described: dict[str, Any], resources: dict[str, str],
+                 session: boto3.session.Session) -> None:
+        self.template, self.resources, self.session = template, resources, session
+        stack_id = described["StackId"]
+        self.pseudo = {
+            "AWS::StackName": described["StackName"], "AWS::StackId": stack_id,
+            "AWS::Region": stack_id.split(":")[3], "AWS::AccountId": stack_id.split(":")[4],
+            "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com",
+        }
+        self.parameters = {name: str(spec.get("Default", ""))
+                           for name, spec in template.get("Parameters", {}).items()}
+        self.parameters.update({p["ParameterKey"]: p["ParameterValue"] for p in described.get("Parameters", [])})
+
+    def client(self, service: str):
+        return self.session.client(service, config=BOTO_CONFIG)
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, argument), = value.items()
+            if key == "Ref":
+                return self.ref(argument)
+            if key == "Fn::GetAtt":
+                logical_id, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+                return self.get_att(logical_id, attribute)
+            if key == "Fn::Sub":
+                return self.sub(argument)
+            if key == "Fn::Join":
+                separator, items = argument
+                return separator.join(str(item) for item in self.resolve(items))
+            if key == "Fn::Select":
+                index, items = self.resolve(argument)
+                return items[int(index)]
+            if key == "Fn::Split":
+                separator, text = self.resolve(argument)
+                return text.split(separator)
+            if key.startswith("Fn::"):
+                raise ValueError(f"{key} is not resolved by the local provisioner")
+        return {key: self.resolve(item) for key, item in value.items()}
+
+    def ref(self, name: str) -> str:
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        return self.resources[name]
+
+    def sub(self, argument: str | list[Any]) -> str:
+        text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], argument[1])
+        variables = {name: self.resolve(item) for name, item in variables.items()}
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(variables[name])
+            if "." in name:
+                return str(self.get_att(*name.split(".", 1)))
+            return str(self.ref(name))
+
+        return re.sub(r"\$\{([^}]+)\}", substitute, text)
+
+    def get_att(self, logical_id: str, attribute: str) -> str:
+        kind = self.template["Resources"][logical_id]["Type"]
+        physical = self.resources[logical_id]
+        if kind == "AWS::SQS::Queue" and attribute == "Arn":
+            return self.client("sqs").get_queue_attributes(
+                QueueUrl=physical, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        if kind == "AWS::SQS::Queue" and attribute == "QueueName":
+            return physical.rsplit("/", 1)[-1]
+        if kind == "AWS::Lambda::Function" and attribute == "Arn":
+            return self.client("lambda").get_function(FunctionName=physical)["Configuration"]["FunctionArn"]
+        if kind == "AWS::IAM::Role" and attribute == "Arn":
+            return self.client("iam").get_role(RoleName=physical)["Role"]["Arn"]
+        if kind == "AWS::SNS::Topic" and attribute == "TopicName":
+            return physical.rsplit(":", 1)[-1]
+        if kind == "AWS::SNS::Topic" and attribute == "TopicArn":
+            return physical
+        if kind == "AWS::DynamoDB::Table" and attribute in ("Arn", "StreamArn"):
+            table = self.client("dynamodb").describe_table(TableName=physical)["Table"]
+            return table["TableArn"] if attribute == "Arn" else table["LatestStreamArn"]
+        if kind == "AWS::S3::Bucket" and attribute == "Arn":
+            return f"arn:aws:s3:::{physical}"
+        raise ValueError(f"Fn::GetAtt {logical_id}.{attribute} ({kind}) is not resolved by the local provisioner")
+
+
+def _create_secret(resolver: _Resolver, properties: dict[str, Any]) -> str:
+    secrets = resolver.client("secretsmanager")
+    try:
+        # An existing secret keeps its value: the operator may have put the real credentials in it.
+        return secrets.describe_secret(SecretId=properties["Name"])["ARN"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+    value = properties.get("SecretString")
+    generate = properties.get("GenerateSecretString")
+    if value is None and generate is not None:
+        options = {key: generate[key] for key in (
+            "PasswordLength", "ExcludeCharacters", "ExcludeNumbers", "ExcludePunctuation", "ExcludeUppercase",
+            "ExcludeLowercase", "IncludeSpace", "RequireEachIncludedType") if key in generate}
+        password = secrets.get_random_password(**options)["RandomPassword"]
+        if "SecretStringTemplate" in generate:
+            value = json.dumps({**json.loads(generate["SecretStringTemplate"]), generate["GenerateStringKey"]: password})
+        else:
+            value = password
+    created = secrets.create_secret(Name=properties["Name"], Description=properties.get("Description", ""),
+                                    SecretString=value or "")
+    return created["ARN"]
+
+
+def _create_subscription(resolver: _Resolver, properties: dict[str, Any]) -> str:
+    sns = resolver.client("sns")
+    attributes = {}
+    for key in ("FilterPolicy", "RedrivePolicy", "DeliveryPolicy"):
+        if key in properties:
+            attributes[key] = json.dumps(properties[key])
+    for key in ("FilterPolicyScope", "RawMessageDelivery"):
+        if key in properties:
+            attributes[key] = str(properties[key]).lower() if isinstance(properties[key], bool) else properties[key]
+    arn = sns.subscribe(TopicArn=properties["TopicArn"], Protocol=properties["Protocol"],
+                        Endpoint=properties["Endpoint"], ReturnSubscriptionArn=True)["SubscriptionArn"]
+    for name, value in attributes.items():
+        sns.set_subscription_attributes(SubscriptionArn=arn, AttributeName=name, AttributeValue=value)
+    return arn
+
+
+def _create_queue_policy(resolver: _Resolver, properties: dict[str, Any]) -> str:
+    sqs = resolver.client("sqs")
+    for queue_url in properties["Queues"]:
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(properties["PolicyDocument"])})
+    return ",".join(properties["Queues"])
+
+
+def _create_schedule(resolver: _Resolver, properties: dict[str, Any]) -> str:
+    scheduler = resolver.client("scheduler")
+    request = {key: properties[key] for key in (
+        "Name", "GroupName", "ScheduleExpression", "ScheduleExpressionTimezone", "FlexibleTimeWindow", "Target",
+        "State", "Description", "StartDate", "EndDate") if key in properties}
+    try:
+        return scheduler.create_schedule(**request)["ScheduleArn"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConflictException":
+            raise
+    return scheduler.update_schedule(**request)["ScheduleArn"]
+
+
+_CREATORS = {
+    "AWS::SecretsManager::Secret": _create_secret,
+    "AWS::SNS::Subscription": _create_subscription,
+    "AWS::SQS::QueuePolicy": _create_queue_policy,
+    "AWS::Scheduler::Schedule": _create_schedule,
+}
+
+
+def _supplement(template: dict[str, Any], described: dict[str, Any], resources: dict[str, str],
+                session: boto3.session.Session) -> None:
+    """Create what moto's CloudFormation skipped, recording physical ids in resources as they are made."""
+    resolver = _Resolver(template, described, resources, session)
+    for kind in SUPPLEMENTED:
+        for logical_id, resource in template["Resources"].items():
+            if resource["Type"] == kind:
+                resources[logical_id] = _CREATORS[kind](resolver, resolver.resolve(resource.get("Properties", {})))
+
+
+def provision(stack: str | None = None, template_path: Path | None = None,
+              region: str | None = None) -> Provisioned:
+    """Create the stack, or update it when the template changed; an unchanged stack is left as it is."""
+    stack = stack or os.environ.get("ACCRUAL_STACK", "accrual")
+    template_path = template_path or default_template_path()
+    region = region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+    started = time.monotonic()
+    session = boto3.session.Session(region_name=region)
+    cloudformation = session.client("cloudformation", config=BOTO_CONFIG)
+    # The translator reads the region (for ARNs and pseudo parameters) from the default session's environment.
+    os.environ.setdefault("AWS_DEFAULT_REGION", region)
+    transformed = transform_template(template_path, session.client("s3", config=BOTO_CONFIG))
+    held_back = sorted(logical_id for logical_id, resource in transformed["Resources"].items()
+                       if resource["Type"] in HELD_BACK)
+    emulated = {**transformed, "Resources": {logical_id: resource
+                                             for logical_id, resource in transformed["Resources"].items()
+                                             if logical_id not in held_back}}
+    body = json.dumps(emulated, sort_keys=True)
+
+    existing = _describe(cloudformation, stack)
+    if existing and existing["StackStatus"] == "ROLLBACK_COMPLETE":
+        cloudformation.delete_stack(StackName=stack)
+        existing = None
+    if existing is None:
+        cloudformation.create_stack(StackName=stack, TemplateBody=body, Capabilities=CAPABILITIES)
+        action = "created"
+    else:
+        stored = cloudformation.get_template(StackName=stack)["TemplateBody"]
+        stored_body = json.dumps(stored if isinstance(stored, dict) else json.loads(stored), sort_keys=True)
+        if stored_body == body:
+            action = "unchanged"
+        else:
+            cloudformation.update_stack(StackName=stack, TemplateBody=body, Capabilities=CAPABILITIES)
+            action = "updated"
+    described = _wait(cloudformation, stack)
+
+    resources = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+                 for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack)
+                 for r in page["StackResourceSummaries"]}
+    _supplement(emulated, described, resources, session)
+    _apply_time_to_live(emulated, resources, session.client("dynamodb", config=BOTO_CONFIG))
+    stack_outputs.cache_clear()
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    return Provisioned(stack=stack, seconds=time.monotonic() - started, action=action, outputs=outputs,
+                       resources=resources, held_back=held_back)
