@@ -1,0 +1,29 @@
+"""Publishes new outbox records from the outbox table's stream; a record that fails is reported alone (partial batch
+response) so the stream retries just that one and the rest are not published twice."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from accrual.observability import logger, metrics, tracer
+from accrual.service.outbox import publish_stream_record
+from accrual.settings import Settings
+
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = Settings.from_env()
+    now = datetime.now(timezone.utc)
+
+    def publish(record: DynamoDBRecord) -> str:
+        return publish_stream_record(record, settings, now=now)
+
+    return process_partial_response(event=event, record_handler=publish, processor=processor, context=context)
