@@ -1,0 +1,49 @@
+"""Partner reports in, normalised order lines out. One adapter per partner; nothing partner-specific passes it.
+
+`read_report(data, partner, source=...)` is the one entry point for a saved report: an AliExpress or Admitad API
+response page exactly as the API returned it (parsed by the same code the API clients use), a CSV file, or JSON
+Lines of the normalised format. A line that cannot be normalised is quarantined with its reason and raw text; the
+rest of the report goes on, and `read == len(lines) + len(quarantined)` always holds.
+"""
+from __future__ import annotations
+
+from accrual.partners.report import (
+    ParsedReport,
+    PartnerOptions,
+    QuarantinedLine,
+    ReportFormatError,
+    options_from_json,
+)
+
+PARTNERS = ("aliexpress", "admitad", "csv", "normalized")
+API_PARTNERS = ("aliexpress", "admitad")
+
+
+def read_report(data: bytes | str, partner: str, *, source: str, options: PartnerOptions | None = None
+                ) -> ParsedReport:
+    """Normalise one report. `partner` names the format: `aliexpress` and `admitad` take one API response page,
+    `csv` a CSV file (its lines carry `options.partner`, default `csv`), `normalized` JSON Lines. A report that is
+    unreadable as a whole (not JSON, not the partner's shape, a CSV without its required columns) raises
+    ReportFormatError; a gateway error answer saved as a page raises PartnerApiError."""
+    options = options or PartnerOptions()
+    if partner == "aliexpress":
+        from accrual.partners import aliexpress
+
+        return aliexpress.parse_page(data, source=source, options=options)[0]
+    if partner == "admitad":
+        from accrual.partners import admitad
+
+        return admitad.parse_page(data, source=source, options=options)[0]
+    if partner == "csv":
+        from accrual.partners import csv_drop
+
+        return csv_drop.parse_csv(data, source=source, partner=options.partner or "csv", options=options)
+    if partner == "normalized":
+        from accrual.partners import normalized
+
+        return normalized.parse_jsonl(data, source=source)
+    raise ValueError(f"unknown partner format {partner!r}; expected one of {', '.join(PARTNERS)}")
+
+
+__all__ = ["API_PARTNERS", "PARTNERS", "ParsedReport", "PartnerOptions", "QuarantinedLine", "ReportFormatError",
+           "options_from_json", "read_report"]

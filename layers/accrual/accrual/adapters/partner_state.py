@@ -1,0 +1,127 @@
+"""Partner pull state on the control table: the cursor per partner and the quarantined lines.
+
+- Cursor: pk `CURSOR`, sk `<partner>`. `last_window_end` is where the last completed pull ended (the next run starts
+  an overlap before it); while a window is being read, `window_start`/`window_end` and the paging position after the
+  last reconciled page are kept, so a failed run resumes there. A `VersionAttribute` makes two concurrent runs of one
+  partner fail instead of overwriting each other's progress.
+- Quarantine: pk `QUARANTINE#<partner>`, sk `<source>#<position>` (source = the archived page's key), with the
+  reason, the raw line, the run and the time. A rerun of the same page overwrites the same records.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Iterator
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.models import Model
+
+from accrual.adapters.pynamo import bind_model
+from accrual.partners.http import PagePosition
+from accrual.partners.report import QuarantinedLine
+from accrual.settings import Settings
+
+CURSOR_PK = "CURSOR"
+
+
+def quarantine_pk(partner: str) -> str:
+    return f"QUARANTINE#{partner}"
+
+
+class PartnerCursorRecord(Model):
+    class Meta:
+        table_name = "control"
+
+    pk = UnicodeAttribute(hash_key=True, default=CURSOR_PK)
+    sk = UnicodeAttribute(range_key=True)  # the partner
+    last_window_end = UTCDateTimeAttribute(null=True)
+    window_start = UTCDateTimeAttribute(null=True)
+    window_end = UTCDateTimeAttribute(null=True)
+    stage = UnicodeAttribute(null=True)
+    position = UnicodeAttribute(null=True)
+    page_no = NumberAttribute(null=True)
+    last_index_id = UnicodeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(null=True)
+    version = VersionAttribute()
+
+
+class QuarantineRecord(Model):
+    class Meta:
+        table_name = "control"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    partner = UnicodeAttribute()
+    source = UnicodeAttribute()
+    position = NumberAttribute()
+    reason = UnicodeAttribute()
+    raw = UnicodeAttribute()
+    run_id = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A partner's pull state as the service sees it."""
+
+    partner: str
+    last_window_end: datetime | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    resume: PagePosition | None = None
+
+
+class PartnerState:
+    """Cursor and quarantine records of the stack's control table."""
+
+    def __init__(self, settings: Settings):
+        for model in (PartnerCursorRecord, QuarantineRecord):
+            bind_model(model, settings.control_table, settings)
+        self._records: dict[str, PartnerCursorRecord] = {}
+
+    def cursor(self, partner: str) -> Cursor:
+        try:
+            record = PartnerCursorRecord.get(CURSOR_PK, partner, consistent_read=True)
+        except DoesNotExist:
+            record = PartnerCursorRecord(CURSOR_PK, partner)
+        self._records[partner] = record
+        resume = None
+        if record.window_start is not None and record.stage is not None:
+            resume = PagePosition(record.stage, record.position, int(record.page_no or 1))
+        return Cursor(partner, record.last_window_end, record.window_start, record.window_end, resume)
+
+    def page_done(self, partner: str, window_start: datetime, window_end: datetime, after: PagePosition,
+                  now: datetime) -> None:
+        """Record the position after a reconciled page; a finished window moves `last_window_end` instead."""
+        record = self._record(partner)
+        if after.stage is None:
+            record.last_window_end = window_end
+            record.window_start = record.window_end = None
+            record.stage = record.position = record.last_index_id = None
+            record.page_no = None
+        else:
+            record.window_start, record.window_end = window_start, window_end
+            record.stage, record.position, record.page_no = after.stage, after.position, after.page_no
+            record.last_index_id = after.position
+        record.updated_at = now
+        record.save()
+
+    def _record(self, partner: str) -> PartnerCursorRecord:
+        if partner not in self._records:
+            self.cursor(partner)
+        return self._records[partner]
+
+    def quarantine(self, partner: str, source: str, lines: Iterable[QuarantinedLine], *, run_id: str,
+                   now: datetime) -> int:
+        written = 0
+        with QuarantineRecord.batch_write() as batch:
+            for line in lines:
+                batch.save(QuarantineRecord(
+                    quarantine_pk(partner), f"{source}#{line.position:06d}", partner=partner, source=source,
+                    position=line.position, reason=line.reason, raw=line.raw, run_id=run_id, at=now))
+                written += 1
+        return written
+
+    def quarantined(self, partner: str) -> Iterator[QuarantineRecord]:
+        return QuarantineRecord.query(quarantine_pk(partner))

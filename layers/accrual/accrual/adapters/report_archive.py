@@ -1,0 +1,55 @@
+"""The audit trail of what the partners said: every raw API page is written to the reports bucket before it is
+parsed, under `raw/<partner>/<window start>/<page key>.json`. The key depends only on the window and the page's place
+in it, so a rerun of the same window overwrites the same objects instead of piling up copies. Quarantined lines of a
+page go to `quarantine/<partner>/<window start>/<page key>.json` (a drop's to `quarantine/<partner>/drops/<file>.json`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+from typing import Sequence
+
+from accrual.partners.report import QuarantinedLine
+from accrual.settings import Settings
+
+
+def window_label(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def raw_key(partner: str, window_start: datetime, page_key: str) -> str:
+    return f"raw/{partner}/{window_label(window_start)}/{page_key}.json"
+
+
+def quarantine_key(source_key: str) -> str:
+    """The quarantine object that belongs to a raw page (or to a dropped file)."""
+    parts = source_key.split("/")
+    if parts[0] == "raw":
+        return "/".join(["quarantine", *parts[1:]])
+    if parts[0] == "drops" and len(parts) >= 3:
+        return f"quarantine/{parts[1]}/drops/{'/'.join(parts[2:])}.json"
+    return f"quarantine/other/{source_key}.json"
+
+
+class ReportArchive:
+    def __init__(self, settings: Settings):
+        if not settings.reports_bucket:
+            raise RuntimeError("no reports bucket configured (REPORTS_BUCKET or the stack output ReportsBucketName)")
+        self.bucket = settings.reports_bucket
+        self._s3 = settings.client("s3")
+
+    def put_raw(self, partner: str, window_start: datetime, page_key: str, raw: bytes) -> str:
+        key = raw_key(partner, window_start, page_key)
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=raw, ContentType="application/json")
+        return key
+
+    def put_quarantine(self, source_key: str, lines: Sequence[QuarantinedLine], *, run_id: str) -> str:
+        key = quarantine_key(source_key)
+        body = json.dumps({"source": source_key, "run_id": run_id, "lines": [asdict(line) for line in lines]},
+                          ensure_ascii=False, indent=1)
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json")
+        return key
+
+    def get(self, key: str, bucket: str | None = None) -> bytes:
+        return self._s3.get_object(Bucket=bucket or self.bucket, Key=key)["Body"].read()

@@ -1,0 +1,238 @@
+"""Admitad: the OAuth2 client-credentials token, the `statistics/actions` client (paged by limit/offset, incremental
+by `status_updated_start`/`_end`) and the mapping of a response page to normalised order lines.
+
+One action becomes one line per entry of `positions[]` (line_id `<action_id>#<position id>`; an action without
+positions is one line with the action's own id and amounts). `read` therefore counts positions. Times are written
+without a zone; they are read in `PartnerOptions.timezone` (UTC by default).
+"""
+from __future__ import annotations
+
+import base64
+import time
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Callable, Iterator, Mapping
+from zoneinfo import ZoneInfo
+
+import requests
+
+from accrual.domain.models import LineStatus, OrderLine
+from accrual.partners.http import FetchedPage, PagePosition, PartnerApiError, RetryPolicy, send, with_retries
+from accrual.partners.report import (
+    LineRejected,
+    ParsedReport,
+    PartnerOptions,
+    ReportFormatError,
+    build_line,
+    currency_rate,
+    decimal_amount,
+    identifier,
+    loads,
+    local_time,
+    require,
+    show,
+)
+
+PARTNER = "admitad"
+FILTER_TIME_FORMAT = "%d.%m.%Y %H:%M:%S"
+MAX_LIMIT = 500
+STAGE = "actions"
+
+STATUSES = {
+    "pending": LineStatus.PAID,
+    "approved": LineStatus.SETTLED,
+    "approved_but_stalled": LineStatus.RECEIVED,  # approved, not yet paid to the service: it waits
+    "declined": LineStatus.INVALID,
+}
+
+_SOURCE_NAMES = {
+    "line_id": "action_id", "order_id": "order_id", "partner_order_id": "action_id", "status": "status",
+    "amount": "positions[].amount", "commission": "positions[].payment", "currency": "currency",
+    "ordered_at": "action_date", "status_at": "status_updated", "settled_at": "closing_date", "sub_id": "subid",
+    "category_id": "positions[].product_category_id", "product_id": "positions[].product_id",
+}
+
+
+def parse_page(data: bytes | str | Mapping[str, Any], *, source: str, options: PartnerOptions | None = None
+               ) -> tuple[ParsedReport, Mapping[str, Any]]:
+    """The lines of one `statistics/actions` response and its `_meta` (count, limit, offset)."""
+    options = options or PartnerOptions()
+    payload = decode(data)
+    report = ParsedReport(partner=PARTNER, source=source)
+    for action in payload["results"]:
+        positions = action.get("positions") if isinstance(action, Mapping) else None
+        if isinstance(positions, list) and positions:
+            for index, position in enumerate(positions, start=1):
+                raw = {**action, "positions": [position]}
+                try:
+                    report.accept(map_position(action, position, index, options))
+                except LineRejected as rejected:
+                    report.reject(str(rejected), raw)
+        else:
+            try:
+                report.accept(map_position(action, None, 0, options))
+            except LineRejected as rejected:
+                report.reject(str(rejected), action)
+    meta = payload.get("_meta") if isinstance(payload.get("_meta"), Mapping) else {}
+    return report, meta
+
+
+def decode(data: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+    try:
+        payload = loads(data) if isinstance(data, (bytes, str)) else data
+    except ValueError as error:
+        raise ReportFormatError(f"admitad page is not JSON: {error}") from None
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("results"), list):
+        raise ReportFormatError("admitad page has no results list (expected {\"results\": [...], \"_meta\": {...}})")
+    return payload
+
+
+def map_position(action: Any, position: Any, index: int, options: PartnerOptions) -> OrderLine:
+    if not isinstance(action, Mapping):
+        raise LineRejected(f"action={show(action)}: not a JSON object")
+    if position is not None and not isinstance(position, Mapping):
+        raise LineRejected(f"positions[{index - 1}]={show(position)}: not a JSON object")
+    status_text = require(action, "status")
+    status = STATUSES.get(str(status_text).strip().lower())
+    if status is None:
+        raise LineRejected(f"status={show(status_text)}: unknown status (known: {', '.join(STATUSES)})")
+    action_id = identifier(action, "action_id", required=False) or identifier(action, "id")
+    zone = options.timezone
+    ordered_at = local_time(action, "action_date", zone, required=False) or local_time(action, "datetime", zone)
+    status_at = local_time(action, "status_updated", zone, required=False) or ordered_at
+    closing = local_time(action, "closing_date", zone, required=False)
+
+    source = position if position is not None else action
+    amount_field, commission_field = ("amount", "payment") if position is not None else ("cart", "payment")
+    line_id = action_id
+    if position is not None:
+        line_id = f"{action_id}#{identifier(position, 'id', required=False) or index}"
+    currency = str(action.get("currency") or "").strip()
+    if not currency:
+        raise LineRejected("currency: missing")
+    values = {
+        "partner": PARTNER,
+        "line_id": line_id,
+        "order_id": identifier(action, "order_id", required=False) or action_id,
+        "partner_order_id": action_id,
+        "sub_id": _text(action.get("subid")),
+        "status": status,
+        "status_at": status_at,
+        "ordered_at": ordered_at,
+        "paid_at": ordered_at,
+        "settled_at": closing if status is LineStatus.SETTLED else None,
+        "amount": decimal_amount(source, amount_field),
+        "shipping": "0",
+        "currency": currency,
+        "usd_rate": currency_rate(currency, decimal_amount(action, "usd_rate", required=False), options, "currency")
+       ,
+        "commission": decimal_amount(source, commission_field, required=False) or Decimal("0"),
+        "category_id": identifier(source, "product_category_id", required=False),
+        "product_id": identifier(source, "product_id", required=False),
+        "promo_code": _text(action.get("promocode")),
+    }
+    return build_line(values, _SOURCE_NAMES)
+
+
+def _text(value: Any) -> str | None:
+    return str(value).strip() or None if value not in (None, "") else None
+
+
+def filter_time(moment: datetime, zone: str) -> str:
+    return moment.astimezone(ZoneInfo(zone)).strftime(FILTER_TIME_FORMAT)
+
+
+class AdmitadClient:
+    """`GET /statistics/actions/` with a client-credentials token that is reused until shortly before it expires."""
+
+    partner = PARTNER
+
+    def __init__(self, *, endpoint: str, client_id: str, client_secret: str, scope: str = "statistics",
+                 limit: int = 100, timezone: str = "UTC", retry: RetryPolicy | None = None,
+                 session: requests.Session | None = None, timeout: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.endpoint = endpoint.rstrip("/")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self.scope = scope
+        self.limit = max(1, min(MAX_LIMIT, limit))
+        self.timezone = timezone
+        self.retry = retry or RetryPolicy()
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self._clock = clock
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self.tokens_issued = 0
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"AdmitadClient(endpoint={self.endpoint!r})"
+
+    def token(self) -> str:
+        # A minute of margin: a token that expires between our check and the partner's is refused there.
+        if self._token is None or self._clock() >= self._token_expires - 60:
+            self._token, lifetime = with_retries(self.retry, self._fetch_token)
+            self._token_expires = self._clock() + lifetime
+            self.tokens_issued += 1
+        return self._token
+
+    def _fetch_token(self) -> tuple[str, float]:
+        basic = base64.b64encode(f"{self._client_id}:{self._client_secret}".encode("utf-8")).decode("ascii")
+        response = send(PARTNER, self.session, "POST", f"{self.endpoint}/token/", timeout=self.timeout,
+                        data={"grant_type": "client_credentials", "client_id": self._client_id, "scope": self.scope},
+                        headers={"Authorization": f"Basic {basic}"})
+        if response.status_code != 200:
+            raise PartnerApiError(PARTNER, f"token refused (HTTP {response.status_code}): "
+                                           f"{_error_text(response)}", code=str(response.status_code))
+        body = response.json()
+        if not body.get("access_token"):
+            raise PartnerApiError(PARTNER, "token response without access_token")
+        return body["access_token"], float(body.get("expires_in") or 0)
+
+    def actions(self, params: Mapping[str, Any]) -> bytes:
+        """One page of actions, retried while it fails transiently; a refused token is renewed once."""
+        return with_retries(self.retry, lambda: self._actions_once(params))
+
+    def _actions_once(self, params: Mapping[str, Any]) -> bytes:
+        for renewed in (False, True):
+            response = send(PARTNER, self.session, "GET", f"{self.endpoint}/statistics/actions/",
+                            timeout=self.timeout, params=dict(params),
+                            headers={"Authorization": f"Bearer {self.token()}"})
+            if response.status_code == 401 and not renewed:
+                self._token = None
+                continue
+            if response.status_code != 200:
+                raise PartnerApiError(PARTNER, f"statistics/actions HTTP {response.status_code}: "
+                                               f"{_error_text(response)}", code=str(response.status_code))
+            decode(response.content)
+            return response.content
+        raise PartnerApiError(PARTNER, "statistics/actions refused a fresh token")
+
+    def pages(self, start: datetime, end: datetime, resume: PagePosition | None = None) -> Iterator[FetchedPage]:
+        offset = int(resume.position or 0) if resume and resume.stage == STAGE else 0
+        page_no = resume.page_no if resume and resume.stage == STAGE else 1
+        while True:
+            raw = self.actions({"status_updated_start": filter_time(start, self.timezone),
+                                "status_updated_end": filter_time(end, self.timezone),
+                                "limit": self.limit, "offset": offset})
+            payload = decode(raw)
+            count = len(payload["results"])
+            meta = payload.get("_meta") or {}
+            total = int(meta.get("count", offset + count))
+            next_offset = offset + count
+            done = count == 0 or next_offset >= total
+            resume_after = PagePosition(None) if done else PagePosition(STAGE, str(next_offset), page_no + 1)
+            yield FetchedPage(raw=raw, page_key=f"actions-{page_no:04d}", resume_after=resume_after)
+            if done:
+                return
+            offset, page_no = next_offset, page_no + 1
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, Mapping):
+        return str(body.get("error_description") or body.get("error") or body.get("detail") or body)[:200]
+    return str(body)[:200]

@@ -1,0 +1,123 @@
+"""CSV reports dropped by partners that cannot be polled. Which column holds which normalised field is configuration:
+`DEFAULT_COLUMNS` (headers named like the normalised fields) overridden per partner by the `columns` of its options
+(an SSM parameter `<partner parameters prefix><partner>/columns`, see `accrual.service.drop`), e.g.
+
+    {"columns": {"line_id": "Transaction ID", "order_id": "Order No", "amount": "Sale Amount"},
+     "statuses": {"Approved": "settled", "Pending": "paid", "Declined": "invalid"},
+     "timezone": "Europe/Moscow", "delimiter": ";"}
+
+Amounts are decimal strings in currency units; times are ISO-8601 (a time without a zone is read in `timezone`).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Mapping
+
+from accrual.domain.models import OrderLine
+from accrual.partners.report import (
+    LineRejected,
+    ParsedReport,
+    PartnerOptions,
+    ReportFormatError,
+    build_line,
+    currency_rate,
+    decimal_amount,
+    flag,
+    local_time,
+    show,
+)
+
+TEXT_FIELDS = ("line_id", "order_id", "partner_order_id", "sub_id", "status_detail", "category_id", "product_id",
+               "shop_id", "promo_section", "promo_code", "promo_code_kind", "buyer_account", "ship_to_country")
+AMOUNT_FIELDS = ("amount", "shipping", "tax", "commission", "usd_rate")
+TIME_FIELDS = ("status_at", "ordered_at", "paid_at", "settled_at", "added_to_cart_at")
+FLAG_FIELDS = {"is_affiliate": True, "is_hot": False, "new_user_coupon": False, "dispute": False,
+               "price_adjusted": False}
+ALL_FIELDS = (*TEXT_FIELDS, "status", "currency", *AMOUNT_FIELDS, *TIME_FIELDS, *FLAG_FIELDS)
+REQUIRED = ("line_id", "order_id", "status", "ordered_at", "amount")
+
+DEFAULT_COLUMNS: Mapping[str, str] = {name: name for name in ALL_FIELDS}
+DEFAULT_STATUSES: Mapping[str, str] = {name: name for name in
+                                       ("awaiting_payment", "paid", "received", "settled", "invalid")}
+
+
+def column_map(options: PartnerOptions) -> dict[str, str]:
+    columns = dict(DEFAULT_COLUMNS)
+    for name, header in (options.columns or {}).items():
+        if name not in DEFAULT_COLUMNS:
+            raise ValueError(f"column map names {name!r}, which is not a normalised field ({', '.join(ALL_FIELDS)})")
+        columns[name] = header
+    return columns
+
+
+def parse_csv(data: bytes | str, *, source: str, partner: str, options: PartnerOptions | None = None
+              ) -> ParsedReport:
+    options = options or PartnerOptions()
+    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data.lstrip("\ufeff")
+    columns = column_map(options)
+    statuses = {word.strip().lower(): status for word, status in
+                {**DEFAULT_STATUSES, **(options.statuses or {})}.items()}
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=options.delimiter)
+    header = next(reader, None)
+    if header is None:
+        raise ReportFormatError(f"{source}: empty CSV, no header row")
+    header = [name.strip() for name in header]
+    absent = [f"{name} (column {columns[name]!r})" for name in REQUIRED if columns[name] not in header]
+    if absent:
+        raise ReportFormatError(f"{source}: CSV header lacks required columns: {', '.join(absent)}")
+    report = ParsedReport(partner=partner, source=source)
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        raw = _row_text(row, options.delimiter)
+        if len(row) != len(header):
+            report.reject(f"row has {len(row)} cells, the header has {len(header)}", raw)
+            continue
+        record = dict(zip(header, row))
+        try:
+            report.accept(map_row(record, columns, statuses, partner, options))
+        except LineRejected as rejected:
+            report.reject(str(rejected), raw)
+    return report
+
+
+def map_row(record: Mapping[str, str], columns: Mapping[str, str], statuses: Mapping[str, str], partner: str,
+            options: PartnerOptions) -> OrderLine:
+    def cell(name: str) -> str | None:
+        value = record.get(columns[name])
+        return value.strip() if value is not None and value.strip() else None
+
+    by_header = {columns[name]: cell(name) for name in ALL_FIELDS}
+    values: dict[str, Any] = {"partner": partner}
+    for name in TEXT_FIELDS:
+        values[name] = cell(name)
+    status_word = cell("status")
+    if status_word is None:
+        raise LineRejected(f"{columns['status']}: missing")
+    status = statuses.get(status_word.lower())
+    if status is None:
+        raise LineRejected(f"{columns['status']}={show(status_word)}: unknown status "
+                           f"(known: {', '.join(sorted(statuses))})")
+    values["status"] = status
+    for name in AMOUNT_FIELDS:
+        values[name] = decimal_amount(by_header, columns[name], required=name == "amount")
+    for name in TIME_FIELDS:
+        values[name] = local_time(by_header, columns[name], options.timezone, required=name == "ordered_at")
+    values["status_at"] = values["status_at"] or max(
+        moment for moment in (values["ordered_at"], values["paid_at"], values["settled_at"]) if moment)
+    for name, default in FLAG_FIELDS.items():
+        values[name] = flag(by_header, columns[name], default)
+    values["shipping"] = values["shipping"] if values["shipping"] is not None else "0"
+    values["commission"] = values["commission"] if values["commission"] is not None else "0"
+    currency = cell("currency") or "USD"
+    values["currency"] = currency
+    values["usd_rate"] = currency_rate(currency, values["usd_rate"], options, columns["currency"])
+    return build_line({key: value for key, value in values.items() if value is not None},
+                      {name: columns[name] for name in ALL_FIELDS if columns[name] != name})
+
+
+def _row_text(row: list[str], delimiter: str) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="").writerow(row)
+    return buffer.getvalue()
