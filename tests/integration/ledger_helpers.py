@@ -73,3 +73,20 @@ def snapshot() -> dict[str, Any]:
                 for item in BalanceRecord.scan()}
     outbox = sorted((item.event_id, item.event_type, item.body) for item in OutboxRecord.scan())
     return {"orders": orders, "journal": journal, "balances": balances, "outbox": outbox}
+
+
+def wipe_ledger(settings: Settings) -> None:
+    """Empty what the ledger writes (orders, balances, outbox, idempotency), keeping configuration and clicks."""
+    import boto3
+
+    dynamodb = boto3.client("dynamodb", region_name=settings.region)
+    for table in (settings.orders_table, settings.balances_table, settings.outbox_table, settings.idempotency_table):
+        keys = [attribute["AttributeName"] for attribute in
+                dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table, ProjectionExpression=", ".join(
+                f"#k{index}" for index in range(len(keys))),
+                ExpressionAttributeNames={f"#k{index}": key for index, key in enumerate(keys)}):
+            items = page["Items"]
+            for start in range(0, len(items), 25):
+                dynamodb.batch_write_item(RequestItems={table: [
+                    {"DeleteRequest": {"Key": item}} for item in items[start:start + 25]]})
