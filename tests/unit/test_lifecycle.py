@@ -166,3 +166,8 @@ def test_two_versions_with_the_same_time_end_the_same_whatever_arrives_first():
     one, _, _ = latest_lines({}, [first, second])
     other, _, _ = latest_lines({}, [second, first])
     assert one == other
+
+
+def test_a_pending_order_with_a_sub_order_awaiting_payment_is_due_when_that_wait_expires():
+    result = step(None, NOTHING, decision(("L1", "5.00"), ("L2", "3.00")), [line(), line("L2", "awaiting_payment")])
+    assert result.due_at == T0 + timedelta(days=3, microseconds=1)

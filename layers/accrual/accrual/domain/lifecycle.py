@@ -155,7 +155,12 @@ def next_step(current: OrderState | None, held: Holding, decision: OrderDecision
     settles_at = settle_time(decision, lines, hold_days)
     if confirming and settles_at is not None and settles_at <= now:
         return Step(OrderState.CONFIRMED, Holding(confirmed_usd=pending.pending_usd, confirmed=pending.pending), None)
-    return Step(OrderState.PENDING, pending, settles_at)
+    # a sub-order still awaiting payment must be looked at again when its wait expires, or the order never settles
+    unpaid = [lines[share.line_id].ordered_at + timedelta(days=awaiting_payment_days, microseconds=1)
+              for share in decision.lines
+              if share.cashback_usd > 0 and lines[share.line_id].status == LineStatus.AWAITING_PAYMENT]
+    due = [moment for moment in (settles_at, *unpaid) if moment is not None]
+    return Step(OrderState.PENDING, pending, min(due) if due else None)
 
 
 def _after_confirmation(held: Holding, decision: OrderDecision, lines: Mapping[str, OrderLine],
