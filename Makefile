@@ -6,8 +6,12 @@ export PATH := $(dir $(PYTHON312)):$(PATH)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The SAM CLI (with its cfn-lint) pins an older boto3 than the runtime: it gets its own virtual environment.
+TOOLS := .tools/venv
+TOOLS_STAMP := $(TOOLS)/.installed
+export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv test run local bench lint clean
+.PHONY: venv tools test run local bench lint build clean
 
 venv: $(STAMP)
 
@@ -19,8 +23,29 @@ $(STAMP): requirements-dev.txt layers/accrual/requirements.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
-test: venv
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): requirements-tools.txt
+	@test -n "$(PYTHON312)" || { echo "python3.12 not found (pyenv or PATH)"; exit 1; }
+	$(PYTHON312) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --upgrade pip
+	$(TOOLS)/bin/pip install -q -r requirements-tools.txt
+	touch $(TOOLS_STAMP)
+
+# Every test, including the template checks (cfn-lint, sam validate --lint, sam build) in tests/integration.
+test: venv tools
 	$(BIN)/pytest
+
+lint: venv tools
+	$(BIN)/cfn-lint template.yaml
+	$(TOOLS)/bin/sam validate --lint --region us-east-1
+
+build: tools
+	$(TOOLS)/bin/sam build
+
+# The embedded local stack: a moto server provisioned from template.yaml, until Ctrl-C.
+local: venv
+	$(BIN)/accrual stack up
 
 clean:
 	rm -rf $(VENV) .aws-sam .tools

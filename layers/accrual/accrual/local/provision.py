@@ -3,19 +3,20 @@ definition and cannot drift.
 
 The SAM template is transformed in memory with aws-sam-translator, its code and layer folders are zipped into a
 staging bucket on the emulator (the translator accepts only s3:// locations), and the result is created as a
-CloudFormation stack named ACCRUAL_STACK. moto's CloudFormation skips the tables' TimeToLiveSpecification, so it is
-applied afterwards with UpdateTimeToLive, read from the same template.
+CloudFormation stack named ACCRUAL_STACK. moto's CloudFormation skips the tables' TimeToLiveSpecification and the
+bucket's public access block and versioning, so those are applied afterwards through their APIs, read from the same
+template.
 
 moto 5.2's CloudFormation also skips (with only a log line) secrets, SNS subscriptions, queue policies and EventBridge
 Scheduler schedules; those are created here through their own APIs from the transformed template's properties, with
 Ref/GetAtt/Sub resolved against the stack. One resource is held back on purpose: the DynamoDB stream event source
 mapping, because moto runs its function through Docker inside every PutItem on the table and then discards the
 stream's records, which would leave the outbox stream empty. Locally the outbox is published by the cycle's sweep or
-by reading the stream; the mapping's settings are checked in the transformed template instead.
+by reading the stream; the mapping's settings are checked in the transformed template instead (and so are the
+functions' layers, which moto neither attaches nor survives in a stack update).
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -103,7 +104,6 @@ def _zip_folder(folder: Path, prefix: str = "") -> bytes:
                 continue
             if path.suffix == ".pyc" or any(part.endswith(".egg-info") for part in relative.parts):
                 continue
-            # A fixed timestamp: the same sources give the same bytes, so the same key, so an unchanged template.
             info = zipfile.ZipInfo(prefix + relative.as_posix(), date_time=(2020, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
             archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
@@ -124,12 +124,9 @@ def _stage_code(template: dict[str, Any], root: Path, s3) -> None:
         if not isinstance(location, str) or location.startswith("s3://"):
             continue
         prefix = "python/" if kind == "AWS::Serverless::LayerVersion" else ""
-        body = _zip_folder(root / location, prefix)
-        key = f"{hashlib.sha256(body).hexdigest()}.zip"
-        try:
-            s3.head_object(Bucket=STAGING_BUCKET, Key=key)
-        except ClientError:
-            s3.put_object(Bucket=STAGING_BUCKET, Key=key, Body=body)
+        # One key per folder, not per content: a code change then leaves the template (and the stack) unchanged.
+        key = f"{location.strip('/')}.zip"
+        s3.put_object(Bucket=STAGING_BUCKET, Key=key, Body=_zip_folder(root / location, prefix))
         properties[prop] = f"s3://{STAGING_BUCKET}/{key}"
 
 
@@ -184,6 +181,19 @@ def _apply_time_to_live(template: dict[str, Any], resources: dict[str, str], dyn
             continue
         dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={
             "AttributeName": specification["AttributeName"], "Enabled": bool(specification.get("Enabled"))})
+
+
+def _apply_bucket_settings(template: dict[str, Any], resources: dict[str, str], s3) -> None:
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::S3::Bucket":
+            continue
+        properties, bucket = resource.get("Properties", {}), resources[logical_id]
+        if "PublicAccessBlockConfiguration" in properties:
+            s3.put_public_access_block(Bucket=bucket,
+                                       PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"])
+        if "VersioningConfiguration" in properties:
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={
+                "Status": properties["VersioningConfiguration"]["Status"]})
 
 
 class _Resolver:
@@ -357,6 +367,15 @@ def _supplement(template: dict[str, Any], described: dict[str, Any], resources: 
                 resources[logical_id] = _CREATORS[kind](resolver, resolver.resolve(resource.get("Properties", {})))
 
 
+def _emulated(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource as moto is given it. moto attaches no layer to a function created through CloudFormation, and
+    its stack update fails on a function that names one (it passes the layer object where an ARN belongs), so the
+    functions' Layers are left out: the layer version itself is still created."""
+    if resource["Type"] != "AWS::Lambda::Function" or "Layers" not in resource.get("Properties", {}):
+        return resource
+    return {**resource, "Properties": {key: value for key, value in resource["Properties"].items() if key != "Layers"}}
+
+
 def provision(stack: str | None = None, template_path: Path | None = None,
               region: str | None = None) -> Provisioned:
     """Create the stack, or update it when the template changed; an unchanged stack is left as it is."""
@@ -371,7 +390,7 @@ def provision(stack: str | None = None, template_path: Path | None = None,
     transformed = transform_template(template_path, session.client("s3", config=BOTO_CONFIG))
     held_back = sorted(logical_id for logical_id, resource in transformed["Resources"].items()
                        if resource["Type"] in HELD_BACK)
-    emulated = {**transformed, "Resources": {logical_id: resource
+    emulated = {**transformed, "Resources": {logical_id: _emulated(resource)
                                              for logical_id, resource in transformed["Resources"].items()
                                              if logical_id not in held_back}}
     body = json.dumps(emulated, sort_keys=True)
@@ -398,6 +417,7 @@ def provision(stack: str | None = None, template_path: Path | None = None,
                  for r in page["StackResourceSummaries"]}
     _supplement(emulated, described, resources, session)
     _apply_time_to_live(emulated, resources, session.client("dynamodb", config=BOTO_CONFIG))
+    _apply_bucket_settings(emulated, resources, session.client("s3", config=BOTO_CONFIG))
     stack_outputs.cache_clear()
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     return Provisioned(stack=stack, seconds=time.monotonic() - started, action=action, outputs=outputs,
