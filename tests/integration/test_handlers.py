@@ -1,0 +1,80 @@
+"""The Lambda handlers, invoked with the events in events/ and the environment template.yaml gives each function on
+the local stack: the handler, the template's wiring and the package meet here."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel, S3Model
+
+from accrual.local.provision import default_template_path, provision
+from accrual.settings import Settings
+
+ROOT = default_template_path().parent
+EVENTS = ROOT / "events"
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "local"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:local"
+    aws_request_id: str = "7a5d3c51-0f9e-4d59-9a0c-3f1b5c7e2d10"
+
+
+def load_handler(folder: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"handler_{folder}", ROOT / "functions" / folder / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def function_environment(stack: Settings, logical_id: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Set the environment the stack gives the function (template.yaml's Globals and its own variables)."""
+    name = provision(stack.stack).resources[logical_id]
+    variables = boto3.client("lambda").get_function(FunctionName=name)["Configuration"]["Environment"]["Variables"]
+    for key, value in variables.items():
+        monkeypatch.setenv(key, value)
+    return variables
+
+
+def test_events_are_shaped_as_their_sources_send_them() -> None:
+    S3Model.model_validate(event("report_drop"))
+    stream = DynamoDBStreamModel.model_validate(event("outbox_relay"))
+    assert {record.eventName for record in stream.Records} == {"INSERT", "MODIFY"}
+
+
+def test_outbox_relay_publishes_the_new_event_and_skips_the_published_one(
+        stack: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    environment = function_environment(stack, "OutboxRelayFunction", monkeypatch)
+    assert environment["NOTIFICATIONS_TOPIC_ARN"] == stack.notifications_topic_arn
+
+    response = load_handler("outbox_relay").lambda_handler(event("outbox_relay"), FakeContext())
+
+    assert response == {"batchItemFailures": []}
+    messages = boto3.client("sqs").receive_message(
+        QueueUrl=stack.local_notifications_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    published = [json.loads(message["Body"]) for message in messages]
+    assert [json.loads(p["Message"])["event_id"] for p in published] == ["cashback.pending:aliexpress#8123456789:1"]
+    assert published[0]["MessageAttributes"]["event_type"]["Value"] == "cashback.pending"
+
+
+def test_outbox_relay_reports_a_failed_record_alone(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    function_environment(stack, "OutboxRelayFunction", monkeypatch)
+    monkeypatch.setenv("NOTIFICATIONS_TOPIC_ARN", f"{stack.notifications_topic_arn}-missing")
+    batch = event("outbox_relay")
+
+    response = load_handler("outbox_relay").lambda_handler(batch, FakeContext())
+
+    inserted = batch["Records"][0]["dynamodb"]["SequenceNumber"]
+    assert response == {"batchItemFailures": [{"itemIdentifier": inserted}]}
