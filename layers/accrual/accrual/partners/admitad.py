@@ -124,8 +124,8 @@ def map_position(action: Any, position: Any, index: int, options: PartnerOptions
         "amount": decimal_amount(source, amount_field),
         "shipping": "0",
         "currency": currency,
-        "usd_rate": currency_rate(currency, decimal_amount(action, "usd_rate", required=False), options, "currency")
-       ,
+        "usd_rate": currency_rate(currency, decimal_amount(action, "usd_rate", required=False), options,
+                                  "currency"),
         "commission": decimal_amount(source, commission_field, required=False) or Decimal("0"),
         "category_id": identifier(source, "product_category_id", required=False),
         "product_id": identifier(source, "product_id", required=False),
@@ -219,7 +219,8 @@ class AdmitadClient:
             count = len(payload["results"])
             meta = payload.get("_meta") or {}
             total = int(meta.get("count", offset + count))
-            next_offset = offset + count
+            # The next page starts a whole `limit` on: offsets count the partner's rows, not what this page held.
+            next_offset = offset + self.limit
             done = count == 0 or next_offset >= total
             resume_after = PagePosition(None) if done else PagePosition(STAGE, str(next_offset), page_no + 1)
             yield FetchedPage(raw=raw, page_key=f"actions-{page_no:04d}", resume_after=resume_after)

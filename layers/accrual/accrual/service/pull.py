@@ -37,8 +37,8 @@ class PartnerClient(Protocol):
         ...
 
 
-def make_client(partner: str, settings: Settings, options: PartnerOptions, *, retry: RetryPolicy | None = None
-                ) -> PartnerClient:
+def make_client(partner: str, settings: Settings, options: PartnerOptions, *, retry: RetryPolicy | None = None,
+                page_size: int | None = None) -> PartnerClient:
     """The partner's API client, with credentials from Secrets Manager and the endpoint from SSM."""
     credentials = partner_credentials(settings, partner)
     endpoint = partner_endpoint(settings, partner)
@@ -47,12 +47,14 @@ def make_client(partner: str, settings: Settings, options: PartnerOptions, *, re
 
         return AliExpressClient(endpoint=endpoint, app_key=credentials["app_key"],
                                 app_secret=credentials["app_secret"],
-                                sign_method=credentials.get("sign_method", "sha256"), retry=retry)
+                                sign_method=credentials.get("sign_method", "sha256"), retry=retry,
+                                **({"page_size": page_size} if page_size else {}))
     if partner == "admitad":
         from accrual.partners.admitad import AdmitadClient
 
         return AdmitadClient(endpoint=endpoint, client_id=credentials["client_id"],
-                             client_secret=credentials["client_secret"], timezone=options.timezone, retry=retry)
+                             client_secret=credentials["client_secret"], timezone=options.timezone, retry=retry,
+                             **({"limit": page_size} if page_size else {}))
     raise ValueError(f"{partner!r} has no API client; API partners are {', '.join(API_PARTNERS)}")
 
 
