@@ -120,7 +120,7 @@ def test_overlap_rereads_change_nothing_and_late_changes_arrive(partners, simula
 def test_transient_faults_are_retried_and_change_nothing(partners, simulator, partner, fault):
     clean = Recorder()
     clean_counts = pull(partner, partners, reconcile=clean)
-    PartnerState(partners)  # the cursor is reset below so the faulty run reads the same windows
+    # The cursor is reset so the faulty run reads the same windows as the clean one
     partners.client("dynamodb").delete_item(TableName=partners.control_table,
                                             Key={"pk": {"S": "CURSOR"}, "sk": {"S": partner}})
     simulator.app.faults = Faults(**fault)

@@ -1,7 +1,8 @@
 """The audit trail of what the partners said: every raw API page is written to the reports bucket before it is
 parsed, under `raw/<partner>/<window start>/<page key>.json`. The key depends only on the window and the page's place
 in it, so a rerun of the same window overwrites the same objects instead of piling up copies. Quarantined lines of a
-page go to `quarantine/<partner>/<window start>/<page key>.json` (a drop's to `quarantine/<partner>/drops/<file>.json`).
+page go to `quarantine/<partner>/<window start>/<page key>.json`, a drop's to `quarantine/<partner>/drops/<file>.json`
+and those of any other source to `quarantine/<partner>/files/<name>.json`.
 """
 from __future__ import annotations
 
@@ -22,14 +23,14 @@ def raw_key(partner: str, window_start: datetime, page_key: str) -> str:
     return f"raw/{partner}/{window_label(window_start)}/{page_key}.json"
 
 
-def quarantine_key(source_key: str) -> str:
-    """The quarantine object that belongs to a raw page (or to a dropped file)."""
-    parts = source_key.split("/")
+def quarantine_key(source_key: str, partner: str = "other") -> str:
+    """The quarantine object that belongs to a raw page, a dropped file or a file ingested from disk."""
+    parts = source_key.strip("/").split("/")
     if parts[0] == "raw":
         return "/".join(["quarantine", *parts[1:]])
     if parts[0] == "drops" and len(parts) >= 3:
         return f"quarantine/{parts[1]}/drops/{'/'.join(parts[2:])}.json"
-    return f"quarantine/other/{source_key}.json"
+    return f"quarantine/{partner}/files/{parts[-1]}.json"
 
 
 class ReportArchive:
@@ -44,8 +45,9 @@ class ReportArchive:
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=raw, ContentType="application/json")
         return key
 
-    def put_quarantine(self, source_key: str, lines: Sequence[QuarantinedLine], *, run_id: str) -> str:
-        key = quarantine_key(source_key)
+    def put_quarantine(self, source_key: str, lines: Sequence[QuarantinedLine], *, run_id: str,
+                       partner: str = "other") -> str:
+        key = quarantine_key(source_key, partner)
         body = json.dumps({"source": source_key, "run_id": run_id, "lines": [asdict(line) for line in lines]},
                           ensure_ascii=False, indent=1)
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json")

@@ -9,16 +9,12 @@ given (an S3 event's URL-encoded key is decoded by the handler).
 """
 from __future__ import annotations
 
-import uuid
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from accrual.adapters.partner_config import drop_options, partner_options
-from accrual.adapters.partner_state import PartnerState
 from accrual.adapters.report_archive import ReportArchive
-from accrual.partners import API_PARTNERS, read_report
-from accrual.service.pull import Reconcile
+from accrual.partners import API_PARTNERS
+from accrual.service.ingest import Reconcile, ingest_report
 from accrual.settings import Settings
 
 DROPS_PREFIX = "drops/"
@@ -42,29 +38,11 @@ def drop_format(partner: str, key: str) -> str:
 
 def ingest_drop(bucket: str, key: str, *, settings: Settings, now: datetime, reconcile: Reconcile | None = None,
                 run_id: str | None = None) -> dict[str, Any]:
+    """Ingest one dropped object (already in the bucket: the drop is its own archive); its partner is the folder
+    under `drops/`. `reconcile` defaults to the ledger's, as of `now`."""
     partner = drop_partner(key)
-    run_id = run_id or uuid.uuid4().hex
-    if reconcile is None:
-        from accrual.service.ledger import Ledger
-
-        ledger = Ledger(settings)
-
-        def reconcile(lines):
-            return ledger.reconcile(lines, now=now)
-
     archive = ReportArchive(settings)
     data = archive.get(key, bucket=bucket)
-    report_format = drop_format(partner, key)
-    if report_format == "csv":
-        options = replace(drop_options(settings, partner), partner=partner)
-    elif report_format == "normalized":
-        options = None
-    else:
-        options = partner_options(settings, partner)
-    report = read_report(data, report_format, source=key, options=options)
-    if report.quarantined:
-        PartnerState(settings).quarantine(partner, key, report.quarantined, run_id=run_id, now=now)
-        archive.put_quarantine(key, report.quarantined, run_id=run_id)
-    reconciled = dict(reconcile(report.lines)) if report.lines else {}
-    return {"partner": partner, "source": f"s3://{bucket}/{key}", "format": report_format, "run_id": run_id,
-            **report.counts, "reconciled": reconciled}
+    result = ingest_report(data, drop_format(partner, key), partner=partner, source=key, settings=settings, now=now,
+                           reconcile=reconcile, run_id=run_id, archive=archive)
+    return {**result, "bucket": bucket}

@@ -103,7 +103,7 @@ def pull_partner(partner: str, *, now: datetime, settings: Settings, reconcile: 
             report = read_report(page.raw, partner, source=key, options=options)
             if report.quarantined:
                 state.quarantine(partner, key, report.quarantined, run_id=run_id, now=now)
-                archive.put_quarantine(key, report.quarantined, run_id=run_id)
+                archive.put_quarantine(key, report.quarantined, run_id=run_id, partner=partner)
             if report.lines:
                 _add(counts["reconciled"], reconcile(report.lines))
             state.page_done(partner, start, end, page.resume_after, now)

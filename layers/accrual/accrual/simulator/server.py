@@ -87,8 +87,9 @@ class SimulatorApp:
         response = handler(request) if handler else _json({"error": "not_found", "path": request.path}, 404)
         return response(environ, start_response)
 
-    def _fault(self) -> Response | None:
-        """The fault, if any, that this data request meets (counted down under the lock)."""
+    def _fault(self) -> Response | str | None:
+        """The fault, if any, that this data request meets (counted down under the lock): an HTTP error answer,
+        "rate_limit" (each partner refuses in its own words), or None."""
         with self._lock:
             faults = self.faults
             if faults.slow_requests > 0:
@@ -107,7 +108,7 @@ class SimulatorApp:
             if faults.rate_limit > 0:
                 faults.rate_limit -= 1
                 self._count("rate_limit")
-                return "rate_limit"  # type: ignore[return-value] - the caller answers in its partner's words
+                return "rate_limit"
         if delay:
             time.sleep(delay)
         return None
