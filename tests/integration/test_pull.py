@@ -7,12 +7,16 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from ledger_helpers import snapshot
 
+from accrual.adapters import reference_data
+from accrual.adapters.ledger_tables import bind_ledger_tables
 from accrual.adapters.partner_state import PartnerState
-from accrual.domain.models import OrderLine
+from accrual.domain.models import AccrualConfig, Click, OrderLine
 from accrual.partners import PartnerOptions
 from accrual.partners.http import PartnerApiError, RetryPolicy
 from accrual.service.drop import ingest_drop
+from accrual.service.ledger import Ledger
 from accrual.service.pull import make_client, pull_all, pull_partner
 from accrual.simulator import Faults, running_simulator
 from accrual.simulator.local import configure_local_partners
@@ -227,3 +231,27 @@ def test_csv_drop_is_ingested_with_its_column_map(stack):
     assert archived(stack, "quarantine/awin/") == ["quarantine/awin/drops/2026-10-19.csv.json"]
     [record] = list(PartnerState(stack).quarantined("awin"))
     assert record.reason == "Sale=-4: negative amount" and record.raw.startswith("T2,O2")
+
+
+def test_overlap_rereads_leave_the_real_ledger_unchanged(partners, simulator):
+    # Given the ledger with a configuration and the simulator's clicks
+    bind_ledger_tables(partners)
+    reference_data.save_config(AccrualConfig.model_validate({
+        "version": "pull-1",
+        "rate_cards": [{"partner": partner, "valid_from": "2026-01-01T00:00:00Z", "default_rate": "0.03",
+                        "non_affiliate_rate": "0.01", "hot_product_rate": "0.12",
+                        "categories": {"100001": "0.055"}} for partner in ("aliexpress", "admitad")],
+        "virtual_categories": ["200001"],
+        "fx_rates": {"2026-01-01": {"RUB": "92.50", "UAH": "41.20", "KZT": "480.00", "EUR": "0.93"}},
+    }), now=NOW - timedelta(days=60))
+    reference_data.save_clicks(Click.model_validate(click) for click in simulator.world.clicks)
+    ledger = Ledger(partners)
+    first = pull("aliexpress", partners, reconcile=lambda lines: ledger.reconcile(lines, now=NOW))
+    assert first["reconciled"]["lines_applied"] > 0
+    before = snapshot()
+    # When the next run re-reads the overlap an hour later
+    later = NOW + timedelta(hours=1)
+    again = pull("aliexpress", partners, now=later, reconcile=lambda lines: ledger.reconcile(lines, now=later))
+    # Then nothing the ledger owns has changed
+    assert again["accepted"] > 0 and again["reconciled"].get("lines_applied", 0) == 0
+    assert snapshot() == before
