@@ -74,10 +74,12 @@ def test_aliexpress_statuses(order_status, status, time_field):
                                          source="p").lines[0].ordered_at
 
 
-def test_aliexpress_invalid_keeps_the_sub_reason():
+def test_aliexpress_invalid_keeps_the_sub_reason_and_orders_after_the_status_it_replaces():
+    paid = one(read_report(ali_page(ali_order()), "aliexpress", source="page"))
     line = one(read_report(ali_page(ali_order(order_status="Invalid", effect_detail_status="FullRefund")),
                            "aliexpress", source="page"))
     assert line.status is LineStatus.INVALID and line.status_detail == "FullRefund"
+    assert line.status_at > paid.status_at
 
 
 def test_aliexpress_settled_line_carries_settlement_time_and_finished_figures():

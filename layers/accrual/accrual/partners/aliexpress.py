@@ -12,7 +12,7 @@ import hmac
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterator, Mapping
 from zoneinfo import ZoneInfo
 
@@ -53,7 +53,8 @@ STATUSES = {
     "Completed Settlement": LineStatus.SETTLED,
     "Invalid": LineStatus.INVALID,
 }
-# The time at which the partner set each status; `Invalid` carries none, so the latest known time stands for it.
+_STATUS_BY_WORD = {word.lower(): status for word, status in STATUSES.items()}
+# The time at which the partner set each status (`Invalid` carries none: see map_order).
 STATUS_TIME = {
     LineStatus.PAID: "paid_time",
     LineStatus.RECEIVED: "finished_time",
@@ -190,7 +191,7 @@ def map_order(order: Any, options: PartnerOptions) -> OrderLine:
     if not isinstance(order, Mapping):
         raise LineRejected(f"order={show(order)}: not a JSON object")
     status_text = require(order, "order_status")
-    status = STATUSES.get(str(status_text).strip())
+    status = _STATUS_BY_WORD.get(" ".join(str(status_text).split()).lower())
     if status is None:
         raise LineRejected(f"order_status={show(status_text)}: unknown status (known: {', '.join(STATUSES)})")
     times = {name: local_time(order, name, PACIFIC, required=False)
@@ -200,6 +201,10 @@ def map_order(order: Any, options: PartnerOptions) -> OrderLine:
         raise LineRejected("created_time: missing")
     known = [moment for moment in times.values() if moment is not None]
     status_at = times.get(STATUS_TIME.get(status, ""), None) or max(known)
+    if status is LineStatus.INVALID:
+        # `Invalid` carries no time of its own: it is placed a second after the latest known event, so that it
+        # orders after the status it replaced (a tie would leave the order to chance).
+        status_at = max(known) + timedelta(seconds=1)
 
     units = options.minor_units
     paid_amount = minor_units_amount(order, "paid_amount", units)

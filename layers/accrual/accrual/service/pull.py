@@ -8,7 +8,6 @@ resumes at the page after the last one reconciled.
 """
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
@@ -17,11 +16,10 @@ from accrual.adapters.partner_config import partner_credentials, partner_endpoin
 from accrual.adapters.partner_state import Cursor, PartnerState
 from accrual.adapters.report_archive import ReportArchive
 from accrual.domain.models import OrderLine
+from accrual.observability import logger
 from accrual.partners import API_PARTNERS, PartnerOptions, read_report
 from accrual.partners.http import FetchedPage, PagePosition, RetryPolicy
 from accrual.settings import Settings
-
-LOG = logging.getLogger(__name__)
 
 DEFAULT_OVERLAP = timedelta(days=5)
 # Partners refuse long windows (AliExpress: days, not months); two days keeps each window's paging short.
@@ -110,7 +108,7 @@ def pull_partner(partner: str, *, now: datetime, settings: Settings, reconcile: 
             counts["pages"] += 1
             for name, value in report.counts.items():
                 counts[name] += value
-            LOG.info("partner page", extra={"partner": partner, "page": key, **report.counts})
+            logger.info("partner page", extra={"partner": partner, "page": key, **report.counts})
     return counts
 
 
@@ -144,7 +142,7 @@ def pull_all(*, now: datetime, settings: Settings, reconcile: Reconcile, overlap
             result = pull_partner(partner, now=now, settings=settings, reconcile=reconcile, overlap=overlap,
                                   window=window, run_id=run_id)
         except Exception as error:  # noqa: BLE001 - reported per partner; its cursor already stands where it stopped
-            LOG.exception("partner pull failed", extra={"partner": partner})
+            logger.exception("partner pull failed", extra={"partner": partner})
             summary["partners"][partner] = {"error": f"{type(error).__name__}: {error}"}
             summary["failed"].append(partner)
             continue
