@@ -27,6 +27,9 @@ class FakeContext:
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:local"
     aws_request_id: str = "7a5d3c51-0f9e-4d59-9a0c-3f1b5c7e2d10"
 
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
 
 def load_handler(folder: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"handler_{folder}", ROOT / "functions" / folder / "app.py")
