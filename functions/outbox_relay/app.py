@@ -24,6 +24,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     now = datetime.now(timezone.utc)
 
     def publish(record: DynamoDBRecord) -> str:
-        return publish_stream_record(record, settings, now=now)
+        return publish_stream_record(record, settings, now=now, lambda_context=context)
 
     return process_partial_response(event=event, record_handler=publish, processor=processor, context=context)

@@ -5,8 +5,9 @@ due index, and the relay publishes each outbox event once. A failed cycle is sim
 """
 from __future__ import annotations
 
+import os
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from accrual.service.ingest import ledger_reconcile
@@ -26,6 +27,8 @@ def run_cycle(settings: Settings, now: datetime) -> dict[str, Any]:
     run_id = uuid.uuid4().hex
     pulled = pull_partners(settings, now=now, run_id=run_id)
     confirmed = Ledger(settings).confirm(now=now)
-    published = OutboxRelay(settings).publish_unpublished(now=now)
+    # deployed, fresh events belong to the stream relay for a while (template.yaml sets the grace); locally, none
+    grace = timedelta(seconds=int(os.environ.get("OUTBOX_SWEEP_GRACE_SECONDS", "0")))
+    published = OutboxRelay(settings).publish_unpublished(now=now, grace=grace)
     return {"run_id": run_id, "now": now.isoformat(), "pull": pulled, "confirm": confirmed, "notify": published,
             "ok": not pulled.get("failed")}

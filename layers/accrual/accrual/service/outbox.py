@@ -1,16 +1,21 @@
 """The outbox relay: publishes the notifications the ledger wrote (in the same transaction as the money move) to SNS.
 
-Two entry points share one publisher: the deployed relay reads the outbox table's stream; the scheduled cycle and
-the CLI sweep the sparse `unpublished` index (what a failed relay left behind). Each event is published through
-Powertools Idempotency keyed on its event id, so the two paths, a redelivered stream batch or a rerun cannot send it
-twice; the one window left (SNS accepted the message, the process died before the idempotency record completed) is
-why every message also carries `event_id` for subscribers to deduplicate on.
+Publishing is at least once and marked after: an event is published, then marked published, so a run that dies
+anywhere loses nothing and a rerun resends only what was not marked. The one window left (SNS accepted the message,
+the process died before the mark) can repeat a message, which is why every message carries its `event_id` for
+subscribers to deduplicate on; SNS offers no transaction to close it.
+
+Two publishers share this code. The deployed relay reads the outbox table's stream, under Powertools Idempotency keyed
+on the event id with the Lambda's context registered (a redelivered stream batch does not publish again, and a claim
+left by a killed invocation expires with that invocation's timeout). The scheduled cycle and the CLI sweep the sparse
+`unpublished` index for what the relay left behind; deployed, the sweep leaves events younger than a grace period to
+the relay, so the two do not race.
 """
 from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -18,8 +23,9 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
+from pynamodb.exceptions import UpdateError
+
 from accrual.adapters.ledger_tables import OUTBOX_SHARDS, OutboxRecord, bind_ledger_tables
-from accrual.observability import logger
 from accrual.settings import BOTO_CONFIG, Settings
 
 IDEMPOTENCY_DAYS = 7
@@ -32,10 +38,11 @@ class OutboxRelay:
         bind_ledger_tables(settings)
         self.settings = settings
         self._sns = settings.client("sns")
+        self._idempotency = IdempotencyConfig(event_key_jmespath="event_id",
+                                              expires_after_seconds=IDEMPOTENCY_DAYS * 86400)
         persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto_config=BOTO_CONFIG)
-        config = IdempotencyConfig(event_key_jmespath="event_id", expires_after_seconds=IDEMPOTENCY_DAYS * 86400)
         self._publish_once = idempotent_function(data_keyword_argument="event", persistence_store=persistence,
-                                                 config=config)(self._publish)
+                                                 config=self._idempotency)(self._publish)
 
     def _publish(self, event: dict[str, Any]) -> dict[str, str]:
         attributes = {name: {"DataType": "String", "StringValue": value}
@@ -44,27 +51,37 @@ class OutboxRelay:
                                      MessageAttributes=attributes)
         return {"message_id": response["MessageId"]}
 
-    def publish(self, event: dict[str, Any], *, now: datetime) -> str:
-        """Publish one outbox event (a dict of the outbox item) and mark it published. Returns what happened."""
-        try:
-            result = self._publish_once(event={key: event[key] for key in ("event_id", "body", "attributes")})
-        except IdempotencyAlreadyInProgressError:
-            return "in_progress"
+    def publish(self, event: dict[str, Any], *, now: datetime, lambda_context=None) -> str:
+        """Publish one outbox event (a dict of the outbox item), then mark it published. With a Lambda context the
+        publish goes through Powertools Idempotency (the stream relay); without one it is the sweep's plain publish."""
+        message = {key: event[key] for key in ("event_id", "body", "attributes")}
+        if lambda_context is not None:
+            self._idempotency.register_lambda_context(lambda_context)
+            try:
+                result = self._publish_once(event=message)
+            except IdempotencyAlreadyInProgressError:
+                return "in_progress"
+        else:
+            result = self._publish(message)
         try:
             OutboxRecord(event["event_id"]).update(
                 actions=[OutboxRecord.published_at.set(now.isoformat()),
                          OutboxRecord.message_id.set(result["message_id"]),
                          OutboxRecord.unpublished_shard.remove()],
                 condition=OutboxRecord.event_id.exists())
-        except Exception:  # noqa: BLE001 - marking is bookkeeping: the idempotency record already stops a resend
-            logger.warning("published event could not be marked", extra={"event_id": event["event_id"]})
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
         return "published"
 
-    def publish_unpublished(self, *, now: datetime, page_size: int = 100) -> dict[str, int]:
-        """Sweep the sparse `unpublished` index and publish everything on it, oldest first per shard."""
+    def publish_unpublished(self, *, now: datetime, grace: timedelta = timedelta(0),
+                            page_size: int = 100) -> dict[str, int]:
+        """Sweep the sparse `unpublished` index, oldest first per shard, leaving events younger than `grace`."""
         counts: Counter[str] = Counter()
+        until = (now - grace).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         for shard in range(OUTBOX_SHARDS):
-            for key in OutboxRecord.unpublished.query(str(shard), page_size=page_size):
+            for key in OutboxRecord.unpublished.query(str(shard), OutboxRecord.created_at <= until,
+                                                      page_size=page_size):
                 item = OutboxRecord.get(key.event_id, consistent_read=True)
                 if item.published_at:
                     continue
@@ -72,13 +89,13 @@ class OutboxRelay:
         return dict(counts)
 
 
-def publish_stream_record(record, settings: Settings, *, now: datetime) -> str:
+def publish_stream_record(record, settings: Settings, *, now: datetime, lambda_context=None) -> str:
     """The deployed relay's record handler: a DynamoDB stream record of the outbox table (Powertools
     DynamoDBRecord). Only new, unpublished events are published; the MODIFY that marks one published is skipped."""
     image = record.dynamodb.new_image if record.dynamodb else None
     if not image or not image.get("unpublished_shard"):
         return "skipped"
-    return _relay(settings).publish(image, now=now)
+    return _relay(settings).publish(image, now=now, lambda_context=lambda_context)
 
 
 _relays: dict[Settings, OutboxRelay] = {}
