@@ -67,7 +67,7 @@ class Settings:
             notifications_topic_arn=pick("NOTIFICATIONS_TOPIC_ARN"),
             reports_bucket=pick("REPORTS_BUCKET"),
             local_notifications_queue_url=pick("LOCAL_NOTIFICATIONS_QUEUE_URL"),
-            partner_secrets_prefix=pick("PARTNER_SECRETS_PREFIX", f"/{stack}/partners/") or "",
+            partner_secrets_prefix=pick("PARTNER_SECRETS_PREFIX", f"{stack}/partners/") or "",
             partner_parameters_prefix=pick("PARTNER_PARAMETERS_PREFIX", f"/{stack}/partners/") or "",
         )
 
