@@ -37,7 +37,7 @@ from accrual.settings import BOTO_CONFIG, stack_outputs
 STAGING_BUCKET = "accrual-local-staging"
 # Created by provision() through their own APIs, in this order (moto's CloudFormation skips them).
 SUPPLEMENTED = ("AWS::SecretsManager::Secret", "AWS::SNS::Subscription", "AWS::SQS::QueuePolicy",
-                "AWS::Scheduler::Schedule")
+                "AWS::Scheduler::Schedule", "AWS::CloudWatch::Alarm")
 # Not created on the emulator (see the module's docstring).
 HELD_BACK = ("AWS::Lambda::EventSourceMapping",)
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
@@ -349,11 +349,21 @@ def _create_schedule(resolver: _Resolver, properties: dict[str, Any]) -> str:
     return scheduler.update_schedule(**request)["ScheduleArn"]
 
 
+def _create_alarm(resolver: _Resolver, properties: dict[str, Any]) -> str:
+    name = properties.get("AlarmName") or f"{resolver.pseudo['AWS::StackName']}-{properties['MetricName']}"
+    request = {key: properties[key] for key in (
+        "AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic", "Period", "EvaluationPeriods",
+        "Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions") if key in properties}
+    resolver.client("cloudwatch").put_metric_alarm(AlarmName=name, **request)  # an update when it exists
+    return name
+
+
 _CREATORS = {
     "AWS::SecretsManager::Secret": _create_secret,
     "AWS::SNS::Subscription": _create_subscription,
     "AWS::SQS::QueuePolicy": _create_queue_policy,
     "AWS::Scheduler::Schedule": _create_schedule,
+    "AWS::CloudWatch::Alarm": _create_alarm,
 }
 
 
