@@ -48,7 +48,7 @@ STATUSES = {
 _SOURCE_NAMES = {
     "line_id": "action_id", "order_id": "order_id", "partner_order_id": "action_id", "status": "status",
     "amount": "positions[].amount", "commission": "positions[].payment", "currency": "currency",
-    "ordered_at": "action_date", "status_at": "status_updated", "settled_at": "closing_date", "sub_id": "subid",
+    "ordered_at": "action_date", "status_at": "status_updated", "settled_at": "status_updated", "sub_id": "subid",
     "category_id": "positions[].product_category_id", "product_id": "positions[].product_id",
 }
 
@@ -100,7 +100,6 @@ def map_position(action: Any, position: Any, index: int, options: PartnerOptions
     zone = options.timezone
     ordered_at = local_time(action, "action_date", zone, required=False) or local_time(action, "datetime", zone)
     status_at = local_time(action, "status_updated", zone, required=False) or ordered_at
-    closing = local_time(action, "closing_date", zone, required=False)
 
     source = position if position is not None else action
     amount_field, commission_field = ("amount", "payment") if position is not None else ("cart", "payment")
@@ -120,7 +119,9 @@ def map_position(action: Any, position: Any, index: int, options: PartnerOptions
         "status_at": status_at,
         "ordered_at": ordered_at,
         "paid_at": ordered_at,
-        "settled_at": closing if status is LineStatus.SETTLED else None,
+        # `closing_date` is the advertiser's deadline to process the action, not when it was approved; an approved
+        # action was settled when its status last changed.
+        "settled_at": status_at if status is LineStatus.SETTLED else None,
         "amount": decimal_amount(source, amount_field),
         "shipping": "0",
         "currency": currency,
