@@ -169,3 +169,30 @@ def test_each_state_change_writes_exactly_one_notification(stack, ledger):
     events = sorted((item.created_at, item.event_type) for item in OutboxRecord.scan())
     assert [kind for _, kind in events] == ["cashback.pending", "cashback.confirmed"]
     assert OrderRecord.get("aliexpress#A", "ORDER").state == "confirmed"
+
+
+@pytest.mark.parametrize("first, second", [("A", "B"), ("B", "A")])
+def test_new_user_coupons_from_two_store_accounts_hold_both_orders_whatever_arrives_first(stack, ledger, first,
+                                                                                           second):
+    orders = {"A": line("A", new_user_coupon=True, buyer_account="acc-1"),
+              "B": line("B", new_user_coupon=True, buyer_account="acc-2")}
+    ledger.reconcile([orders[first]], now=T0)
+    assert explain(stack, first)["state"] == "pending"
+    ledger.reconcile([orders[second]], now=T0)
+    for order in ("A", "B"):
+        held = explain(stack, order)
+        assert held["state"] == "on_review" and "MULTI_ACCOUNT_NEW_USER_COUPON" in held["reasons"], order
+    assert balance_of("alice")[0] == 0 and audit(stack)["ok"]
+
+
+def test_an_unattributed_order_is_attributed_when_its_click_arrives_and_the_report_is_read_again(stack, ledger):
+    from accrual.adapters import reference_data
+    from accrual.domain.models import Click
+
+    ledger.reconcile([line("Z", sub_id="late-click")], now=T0)
+    assert explain(stack, "Z")["state"] == "unattributed"
+    reference_data.save_clicks([Click(sub_id="late-click", user_id="bob", clicked_at=T0 - timedelta(hours=1),
+                                      partner="aliexpress", account_currency="USD")])
+    ledger.reconcile([line("Z", sub_id="late-click")], now=T0 + timedelta(hours=1))
+    order = explain(stack, "Z")
+    assert (order["state"], order["user_id"]) == ("pending", "bob") and balance_of("bob")[0] == D("5.00")

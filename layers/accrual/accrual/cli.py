@@ -86,7 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module_name, function_name = args.handler.split(":")
     handler = getattr(importlib.import_module(module_name), function_name)
-    return int(handler(args) or 0)
+    try:
+        return int(handler(args) or 0)
+    except (LookupError, ValueError, OSError) as error:
+        # what an operator can fix (no configuration loaded, an unreadable report, a missing file): one clear line
+        print(f"accrual {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

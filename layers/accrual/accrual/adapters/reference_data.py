@@ -72,12 +72,22 @@ def find_click(sub_id: str | None) -> Click | None:
         return None
 
 
-def register_new_user_coupon(user_id: str, buyer_account: str, *, now: datetime) -> None:
-    ControlRecord(f"NEW_USER_COUPON#{user_id}", buyer_account, at=now.isoformat()).save()
+def register_new_user_coupon(user_id: str, buyer_account: str, order_key: str, *, now: datetime) -> bool:
+    """Record that a store account of this shopper used a new-user coupon on an order. True when it is new."""
+    try:
+        ControlRecord(f"NEW_USER_COUPON#{user_id}", f"{order_key}#{buyer_account}", body=buyer_account,
+                      at=now.isoformat()).save(condition=ControlRecord.pk.does_not_exist())
+    except PutError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
 
 
-def new_user_coupon_accounts(user_id: str) -> frozenset[str]:
-    return frozenset(record.sk for record in ControlRecord.query(f"NEW_USER_COUPON#{user_id}"))
+def new_user_coupon_uses(user_id: str) -> list[tuple[str, str]]:
+    """(order key, store account) of every order of this shopper on which a new-user coupon was used."""
+    return [(record.sk[: -len(record.body) - 1], record.body)
+            for record in ControlRecord.query(f"NEW_USER_COUPON#{user_id}", consistent_read=True)]
 
 
 def dumps(value) -> str:

@@ -123,10 +123,13 @@ class Ledger:
 
     # ---- one order ------------------------------------------------------------------------------------------
     def _settle_order(self, key: str, incoming: list[OrderLine], *, now: datetime, confirming: bool,
-                      counts: Counter[str]) -> None:
+                      counts: Counter[str], redecide: bool = False) -> None:
         try:
             for _attempt in range(MAX_ATTEMPTS):
-                if self._try_settle(key, incoming, now=now, confirming=confirming, counts=counts):
+                attempt: Counter[str] = Counter()
+                if self._try_settle(key, incoming, now=now, confirming=confirming, counts=attempt,
+                                    redecide=redecide):
+                    counts.update(attempt)
                     return
                 counts["retries"] += 1
             raise OrderContention(f"order {key} changed {MAX_ATTEMPTS} times while this run worked on it")
@@ -149,8 +152,10 @@ class Ledger:
         return OrderView(record, lines)
 
     def _try_settle(self, key: str, incoming: list[OrderLine], *, now: datetime, confirming: bool,
-                    counts: Counter[str]) -> bool:
-        """One optimistic attempt. True when done (applied or nothing to do), False to retry after a conflict."""
+                    counts: Counter[str], redecide: bool) -> bool:
+        """One optimistic attempt. True when done (applied or nothing to do), False to retry after a conflict.
+        Unchanged lines change nothing, except for an order still unattributed (its click may have arrived since)
+        or one another order asks to look at again (`redecide`)."""
         view = self.load(key)
         state_before = view.state
         merged, changed, stale = latest_lines(view.lines, incoming)
@@ -158,12 +163,17 @@ class Ledger:
         counts["lines_unchanged"] += len(incoming) - len(changed) - len(stale)
         if not merged:
             return True
-        if view.record is not None and not changed and not confirming:
+        if (view.record is not None and not changed and not confirming and not redecide
+                and view.state != OrderState.UNATTRIBUTED):
             return True
 
         config = self.config
         click = reference_data.find_click(_first(merged, "sub_id"))
-        review_accounts = self._review_accounts(click, merged, now)
+        review_accounts, also_affected = self._review_accounts(key, click, merged, now)
+        if not redecide:
+            # before this order's own write: a run stopped in between redoes both when rerun
+            for other in also_affected:
+                self._settle_order(other, [], now=now, confirming=False, counts=counts, redecide=True)
         decision = decide_order(list(merged.values()), click, config, now=now,
                                 other_new_user_coupon_accounts=review_accounts)
         fx_rate = view.record.fx_rate if view.record and not view.holding.is_zero else decision.fx_rate
@@ -200,16 +210,23 @@ class Ledger:
             counts["pending_later_than_promised"] += 1
         return True
 
-    def _review_accounts(self, click, lines: Mapping[str, OrderLine], now: datetime) -> frozenset[str]:
-        """Store accounts of this shopper that used a new-user coupon on other orders (the multi-account rule)."""
+    def _review_accounts(self, key: str, click, lines: Mapping[str, OrderLine],
+                         now: datetime) -> tuple[frozenset[str], list[str]]:
+        """The multi-account rule's input: every store account of this shopper that used a new-user coupon. When
+        there are several, the shopper's other coupon orders are decided again too (a no-op when they already
+        know), so all of them are held whatever order the reports arrived in."""
         if click is None:
-            return frozenset()
+            return frozenset(), []
         mine = {line.buyer_account for line in lines.values() if line.new_user_coupon and line.buyer_account}
         if not mine:
-            return frozenset()
-        for account in mine:
-            reference_data.register_new_user_coupon(click.user_id, account, now=now)
-        return reference_data.new_user_coupon_accounts(click.user_id)
+            return frozenset(), []
+        for account in sorted(mine):
+            reference_data.register_new_user_coupon(click.user_id, account, key, now=now)
+        uses = reference_data.new_user_coupon_uses(click.user_id)
+        accounts = frozenset(account for _, account in uses)
+        if len(accounts) > 1:
+            return accounts, sorted({order for order, _ in uses if order != key})
+        return accounts, []
 
     def _write(self, key: str, view: OrderView, merged: Mapping[str, OrderLine], changed: list[OrderLine], decision: OrderDecision, decision_json: str,
                step: Step, moved: Transition | None, event: EventType | None, fx_rate: Decimal,
