@@ -47,5 +47,9 @@ build: tools
 local: venv
 	$(BIN)/accrual stack up
 
+# Benchmarks: rules throughput and memory, ledger counts per order on the embedded moto, cost extrapolation.
+bench: venv
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) .aws-sam .tools

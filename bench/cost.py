@@ -1,0 +1,124 @@
+"""Extrapolation from the counts in bench/results.json (written by bench/ledger.py): AWS calls, write and read request
+units per order over its whole life, per million orders a day, and an on-demand DynamoDB cost estimate.
+
+The life of one order, as the design runs it:
+  A first report + C final report (one reconcile each), B one replay per report (the next pull re-reads its overlap),
+  D one confirmation, and each notification published once by the deployed stream relay (F, Powertools
+  Idempotency). The sweep (E) is the fallback for what the relay left behind; its cost is shown apart.
+
+    .venv/bin/python bench/cost.py
+"""
+from __future__ import annotations
+
+from _common import load_results, save_results, table
+
+# ASSUMED prices, not read from anywhere: DynamoDB on-demand (pay-per-request), us-east-1, standard table class, as
+# published after the November 2024 price reduction; SNS standard topic publish requests. Check current pricing.
+PRICES = {
+    "dynamodb_write_request_unit_usd_per_million": 0.625,
+    "dynamodb_read_request_unit_usd_per_million": 0.125,
+    "sns_publish_usd_per_million": 0.50,
+}
+ORDERS_PER_DAY = 1_000_000
+LIFE = {"A_first_report": 1, "B_replay": 2, "C_final_report": 1, "D_confirm": 1}
+
+
+def per_order(volume: dict) -> dict:
+    phases = volume["phases"]
+    notifications_per_order = volume["notifications"] / volume["orders"]
+    life = {"api_calls": 0.0, "wru": 0.0, "rru": 0.0, "transactions": 0.0, "sns_publish": 0.0}
+    by_operation: dict[str, float] = {}
+
+    def add(phase: dict, weight: float) -> None:
+        n = phase["orders"]
+        life["api_calls"] += weight * phase["api_calls"] / n
+        life["wru"] += weight * (phase["wru_base_tables"] + phase["wru_gsi"]) / n
+        life["rru"] += weight * phase["rru"] / n
+        life["transactions"] += weight * phase["transactions"] / n
+        for name, count in phase["calls_by_operation"].items():
+            by_operation[name] = by_operation.get(name, 0.0) + weight * count / n
+        life["sns_publish"] += weight * phase["calls_by_operation"].get("sns:Publish", 0) / n
+
+    for name, weight in LIFE.items():
+        add(phases[name], weight)
+    add(phases["F_stream_relay"], notifications_per_order)
+    sweep = phases["E_outbox_sweep"]
+    return {"per_order": {key: round(value, 3) for key, value in life.items()},
+            "per_order_by_operation": {key: round(value, 3) for key, value in sorted(by_operation.items())},
+            "notifications_per_order": round(notifications_per_order, 3),
+            "sweep_instead_of_relay_per_order": {
+                "api_calls": round(sweep["api_calls"] / sweep["orders"], 3),
+                "wru": round((sweep["wru_base_tables"] + sweep["wru_gsi"]) / sweep["orders"], 3),
+                "rru": round(sweep["rru"] / sweep["orders"], 3)}}
+
+
+def run() -> dict:
+    results = load_results()
+    volumes = (results.get("ledger") or {}).get("volumes") or []
+    if not volumes:
+        raise SystemExit("no ledger figures in bench/results.json: run bench/ledger.py first")
+    volume = max(volumes, key=lambda item: (item["orders"], item.get("emulator", "")))
+    figures = per_order(volume)
+    life = figures["per_order"]
+    day = {key: value * ORDERS_PER_DAY for key, value in life.items()}
+    cost_write = day["wru"] / 1e6 * PRICES["dynamodb_write_request_unit_usd_per_million"]
+    cost_read = day["rru"] / 1e6 * PRICES["dynamodb_read_request_unit_usd_per_million"]
+    cost_sns = day["sns_publish"] / 1e6 * PRICES["sns_publish_usd_per_million"]
+    out = {
+        "from_volume": {"orders": volume["orders"], "emulator": volume.get("emulator")},
+        "life_of_an_order": {"phases": dict(LIFE), "stream_relay_per_notification": figures["notifications_per_order"]},
+        **figures,
+        "per_million_orders_a_day": {
+            "api_calls": round(day["api_calls"]), "api_calls_per_second_average": round(day["api_calls"] / 86400, 1),
+            "transactions": round(day["transactions"]),
+            "write_request_units": round(day["wru"]), "read_request_units": round(day["rru"]),
+            "sns_publishes": round(day["sns_publish"]),
+            "dynamodb_usd_per_day": round(cost_write + cost_read, 2),
+            "dynamodb_write_usd_per_day": round(cost_write, 2), "dynamodb_read_usd_per_day": round(cost_read, 2),
+            "sns_usd_per_day": round(cost_sns, 2),
+            "dynamodb_usd_per_30_days": round((cost_write + cost_read) * 30, 2),
+            "usd_per_million_orders_total": round(cost_write + cost_read + cost_sns, 2),
+        },
+        "prices_assumed": {**PRICES, "note": "ASSUMPTION: us-east-1 on-demand list prices (standard table class), "
+                                             "not fetched; storage, streams, backups, Lambda and data transfer are "
+                                             "not included"},
+    }
+    return out
+
+
+def report(out: dict) -> str:
+    life, day = out["per_order"], out["per_million_orders_a_day"]
+    rows = [
+        ["figures taken from", f"N={out['from_volume']['orders']} ({out['from_volume']['emulator']})"],
+        ["life of an order", "A + 2×B (replays) + C + D + stream relay × "
+                             f"{out['notifications_per_order']} notifications"],
+        ["API calls / order", life["api_calls"]],
+        ["  by operation", ", ".join(f"{k.split(':')[1]} {v:g}" for k, v in out["per_order_by_operation"].items())],
+        ["TransactWriteItems / order", life["transactions"]],
+        ["write request units / order", life["wru"]],
+        ["read request units / order", life["rru"]],
+        ["API calls / day (1 M orders/day)", f"{day['api_calls']:,} (avg {day['api_calls_per_second_average']:,}/s)"],
+        ["WRU / day", f"{day['write_request_units']:,}"],
+        ["RRU / day", f"{day['read_request_units']:,}"],
+        ["DynamoDB on-demand $ / day", f"{day['dynamodb_usd_per_day']:,} (writes {day['dynamodb_write_usd_per_day']}, "
+                                       f"reads {day['dynamodb_read_usd_per_day']})"],
+        ["SNS publish $ / day", day["sns_usd_per_day"]],
+        ["$ per million orders (DynamoDB + SNS)", day["usd_per_million_orders_total"]],
+        ["sweep instead of relay, per order", ", ".join(f"{k} {v}" for k, v in
+                                                        out["sweep_instead_of_relay_per_order"].items())],
+        ["ASSUMED prices (us-east-1)", f"${out['prices_assumed']['dynamodb_write_request_unit_usd_per_million']}/M WRU, "
+                                       f"${out['prices_assumed']['dynamodb_read_request_unit_usd_per_million']}/M RRU, "
+                                       f"${out['prices_assumed']['sns_publish_usd_per_million']}/M SNS publishes"],
+    ]
+    return table(rows, ["extrapolation", "value"],
+                 title="\n== 4. Extrapolation from the counts (1,000,000 orders a day) ==")
+
+
+def main() -> None:
+    out = run()
+    save_results("cost", out)
+    print(report(out))
+
+
+if __name__ == "__main__":
+    main()
