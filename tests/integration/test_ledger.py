@@ -196,3 +196,14 @@ def test_an_unattributed_order_is_attributed_when_its_click_arrives_and_the_repo
     ledger.reconcile([line("Z", sub_id="late-click")], now=T0 + timedelta(hours=1))
     order = explain(stack, "Z")
     assert (order["state"], order["user_id"]) == ("pending", "bob") and balance_of("bob")[0] == D("5.00")
+
+
+def test_a_journal_id_taken_with_another_payload_is_reported_not_passed_off(stack, ledger):
+    ledger.reconcile([line("A", amount="100.00")], now=T0)
+    JournalEntryRecord("aliexpress#A", "ENTRY#000002#adjust", entry_id="aliexpress#A#000002#adjust",
+                       transition="adjust", user_id="alice", account_currency="EUR", fx_rate=D("0.90"),
+                       pending_usd=D("9.99"), confirmed_usd=D("0"), pending=D("0"), confirmed=D("0"),
+                       state_to="pending", digest="not-this-move", at="2026-03-01T00:00:00.000000Z").save()
+    counts = ledger.reconcile([line("A", amount="60.00", at=T0 + timedelta(hours=1))], now=T0 + timedelta(hours=1))
+    assert counts["journal_conflicts"] == 1 and counts.get("orders_changed", 0) == 0
+    assert balance_of("alice")[0] == D("5.00")

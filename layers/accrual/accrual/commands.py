@@ -14,6 +14,12 @@ from accrual.domain.models import AccrualConfig, Click
 from accrual.settings import Settings
 
 
+def _exit_code(counts: dict) -> int:
+    """1 when any order could not be settled (no fx rate, contention, a journal conflict): the counts say which."""
+    failed = sum(counts.get(name, 0) for name in ("orders_failed", "journal_conflicts"))
+    return 1 if failed else 0
+
+
 def _now(args) -> datetime:
     return args.now or datetime.now(timezone.utc)
 
@@ -77,7 +83,7 @@ def ingest(args) -> int:
 
     report = ingest_file(Path(args.file), args.partner, settings=_settings(), now=_now(args))
     _print_json(report)
-    return 0
+    return _exit_code(report["reconciled"])
 
 
 def pull(args) -> int:
@@ -90,8 +96,9 @@ def pull(args) -> int:
 def confirm(args) -> int:
     from accrual.service.ledger import Ledger
 
-    _print_json(Ledger(_settings()).confirm(now=_now(args)))
-    return 0
+    counts = Ledger(_settings()).confirm(now=_now(args))
+    _print_json(counts)
+    return _exit_code(counts)
 
 
 def run_cycle(args) -> int:

@@ -139,6 +139,10 @@ class Ledger:
         except OrderContention as error:
             counts["orders_failed"] += 1
             logger.error("order contention", extra={"order": key, "error": str(error)})
+        except JournalConflict as error:
+            # never passed off as a success: counted, logged with the ids, and the run exits non-zero
+            counts["journal_conflicts"] += 1
+            logger.error("journal conflict", extra={"order": key, "error": str(error)})
 
     def load(self, key: str) -> OrderView:
         try:
