@@ -60,7 +60,9 @@ def accrual(*arguments: str) -> tuple[int, str]:
     """Run one operator command; its logs (stderr) are shown only when it fails."""
     done = subprocess.run([*_accrual_command(), *arguments], capture_output=True, text=True, env=os.environ.copy(),
                           stdin=subprocess.DEVNULL, timeout=300)
-    if done.returncode not in (0, 1):
+    # 1 is an answer (audit differences, refused clicks, unsettled orders) when the command printed one; a crash
+    # also exits 1, but prints nothing on stdout.
+    if done.returncode not in (0, 1) or (done.returncode and not done.stdout.strip()):
         raise DemoFailed(f"accrual {' '.join(arguments)} exited {done.returncode}:\n{done.stderr[-3000:]}")
     return done.returncode, done.stdout
 
@@ -91,8 +93,10 @@ def _drain_queue(sqs, queue_url: str) -> Counter[str]:
 
 def _cycle(label: str, now: datetime, sqs, queue_url: str, failures: list[str]) -> dict[str, Any]:
     started = time.monotonic()
-    _, output = accrual("run", "--now", now.isoformat())
+    code, output = accrual("run", "--now", now.isoformat())
     result = json.loads(output)
+    if code:
+        failures.append(f"{label}: accrual run exited {code}")
     arrived = _drain_queue(sqs, queue_url)
     pulled = result["pull"]
     print(f"\n== {label}: accrual run --now {now.isoformat()} ({time.monotonic() - started:.1f} s)")
@@ -113,6 +117,11 @@ def _cycle(label: str, now: datetime, sqs, queue_url: str, failures: list[str]) 
     print(f"  notify:    {published} published ({', '.join(f'{k} {v}' for k, v in sorted(result['notify'].items()))})"
           f"; on the local queue: {sum(arrived.values())} "
           f"({', '.join(f'{kind} {count}' for kind, count in sorted(arrived.items()))})")
+    # An order the ledger could not settle (no fx rate, contention, a journal conflict) is a failed demo.
+    for stage in (result["confirm"], *(counts.get("reconciled", {}) for counts in pulled["partners"].values())):
+        for name in ("orders_failed", "journal_conflicts"):
+            if stage.get(name):
+                failures.append(f"{label}: {name} {stage[name]}")
     if not result["ok"]:
         failures.append(f"{label}: the cycle reported failed partners {pulled['failed']}")
     if sum(arrived.values()) != published:
