@@ -104,8 +104,9 @@ def confirm(args) -> int:
 def run_cycle(args) -> int:
     from accrual.service.cycle import run_cycle as cycle
 
-    _print_json(cycle(_settings(), now=_now(args)))
-    return 0
+    summary = cycle(_settings(), now=_now(args))
+    _print_json(summary)
+    return 0 if summary["ok"] else 1
 
 
 def balance(args) -> int:

@@ -19,8 +19,10 @@ from accrual.settings import Settings
 
 def pull_partners(settings: Settings, *, now: datetime, partner: str | None = None,
                   run_id: str | None = None) -> dict[str, Any]:
+    # a partner's first pull backfills this far (PULL_INITIAL_LOOKBACK_DAYS); later pulls re-read the overlap
+    initial = timedelta(days=int(os.environ.get("PULL_INITIAL_LOOKBACK_DAYS", "30")))
     return pull_all(now=now, settings=settings, reconcile=ledger_reconcile(settings, now),
-                    partners=[partner] if partner else None, run_id=run_id)
+                    partners=[partner] if partner else None, run_id=run_id, initial_lookback=initial)
 
 
 def run_cycle(settings: Settings, now: datetime) -> dict[str, Any]:
@@ -30,5 +32,8 @@ def run_cycle(settings: Settings, now: datetime) -> dict[str, Any]:
     # deployed, fresh events belong to the stream relay for a while (template.yaml sets the grace); locally, none
     grace = timedelta(seconds=int(os.environ.get("OUTBOX_SWEEP_GRACE_SECONDS", "0")))
     published = OutboxRelay(settings).publish_unpublished(now=now, grace=grace)
+    unsettled = sum(counts.get(name, 0) for counts in (confirmed, *(
+        partner.get("reconciled", {}) for partner in pulled.get("partners", {}).values()))
+        for name in ("orders_failed", "journal_conflicts"))
     return {"run_id": run_id, "now": now.isoformat(), "pull": pulled, "confirm": confirmed, "notify": published,
-            "ok": not pulled.get("failed")}
+            "orders_unsettled": unsettled, "ok": not pulled.get("failed") and not unsettled}

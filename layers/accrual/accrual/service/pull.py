@@ -56,18 +56,20 @@ def make_client(partner: str, settings: Settings, options: PartnerOptions, *, re
     raise ValueError(f"{partner!r} has no API client; API partners are {', '.join(API_PARTNERS)}")
 
 
-def plan_windows(cursor: Cursor, now: datetime, overlap: timedelta, window: timedelta
-                 ) -> list[tuple[datetime, datetime, PagePosition | None]]:
+def plan_windows(cursor: Cursor, now: datetime, overlap: timedelta, window: timedelta,
+                 initial_lookback: timedelta | None = None) -> list[tuple[datetime, datetime, PagePosition | None]]:
     """The windows of this run: first the interrupted window of a failed run (from its saved position), then
-    windows of at most `window` from where the cursor says, minus the overlap, up to `now`."""
+    windows of at most `window` from where the cursor says, minus the overlap, up to `now`. A partner without a
+    cursor yet is read back `initial_lookback` (at least the overlap): its first pull backfills."""
     planned: list[tuple[datetime, datetime, PagePosition | None]] = []
     if cursor.resume is not None and cursor.window_start is not None and cursor.window_end is not None:
         planned.append((cursor.window_start, cursor.window_end, cursor.resume))
         begin = cursor.window_end
     else:
         base = min(cursor.last_window_end or now, now)
+        back = overlap if cursor.last_window_end else max(overlap, initial_lookback or overlap)
         # Whole hours: reruns with a slightly different `now` read the same windows and archive keys.
-        begin = (base - overlap).replace(minute=0, second=0, microsecond=0)
+        begin = (base - back).replace(minute=0, second=0, microsecond=0)
     while begin < now:
         end = min(begin + window, now)
         planned.append((begin, end, None))
@@ -78,7 +80,7 @@ def plan_windows(cursor: Cursor, now: datetime, overlap: timedelta, window: time
 def pull_partner(partner: str, *, now: datetime, settings: Settings, reconcile: Reconcile,
                  overlap: timedelta = DEFAULT_OVERLAP, window: timedelta = DEFAULT_WINDOW,
                  client: PartnerClient | None = None, options: PartnerOptions | None = None,
-                 run_id: str | None = None) -> dict[str, Any]:
+                 run_id: str | None = None, initial_lookback: timedelta | None = None) -> dict[str, Any]:
     """Pull one partner up to `now`. Returns counts: read = accepted + quarantined over every page. A partner error
     (after retries) propagates; the cursor then stands after the last reconciled page."""
     if now.tzinfo is None:
@@ -90,7 +92,7 @@ def pull_partner(partner: str, *, now: datetime, settings: Settings, reconcile: 
     state = PartnerState(settings)
     archive = ReportArchive(settings)
     cursor = state.cursor(partner)
-    windows = plan_windows(cursor, now, overlap, window)
+    windows = plan_windows(cursor, now, overlap, window, initial_lookback)
     counts: dict[str, Any] = {"partner": partner, "run_id": run_id, "read": 0, "accepted": 0, "quarantined": 0,
                               "pages": 0, "windows": len(windows), "resumed": cursor.resume is not None,
                               "from": windows[0][0].isoformat() if windows else None, "to": now.isoformat(),
@@ -132,7 +134,7 @@ def configured_partners(settings: Settings) -> list[str]:
 
 def pull_all(*, now: datetime, settings: Settings, reconcile: Reconcile, overlap: timedelta = DEFAULT_OVERLAP,
              window: timedelta = DEFAULT_WINDOW, partners: Sequence[str] | None = None,
-             run_id: str | None = None) -> dict[str, Any]:
+             run_id: str | None = None, initial_lookback: timedelta | None = None) -> dict[str, Any]:
     """Pull every configured partner; one partner's failure is reported and does not stop the others."""
     run_id = run_id or uuid.uuid4().hex
     summary: dict[str, Any] = {"run_id": run_id, "read": 0, "accepted": 0, "quarantined": 0, "pages": 0,
@@ -140,7 +142,7 @@ def pull_all(*, now: datetime, settings: Settings, reconcile: Reconcile, overlap
     for partner in partners or configured_partners(settings):
         try:
             result = pull_partner(partner, now=now, settings=settings, reconcile=reconcile, overlap=overlap,
-                                  window=window, run_id=run_id)
+                                  window=window, run_id=run_id, initial_lookback=initial_lookback)
         except Exception as error:  # noqa: BLE001 - reported per partner; its cursor already stands where it stopped
             logger.exception("partner pull failed", extra={"partner": partner})
             summary["partners"][partner] = {"error": f"{type(error).__name__}: {error}"}
