@@ -89,8 +89,11 @@ def ingest(args) -> int:
 def pull(args) -> int:
     from accrual.service.cycle import pull_partners
 
-    _print_json(pull_partners(_settings(), now=_now(args), partner=args.partner))
-    return 0
+    summary = pull_partners(_settings(), now=_now(args), partner=args.partner)
+    _print_json(summary)
+    if summary["failed"]:
+        return 1
+    return max((_exit_code(result.get("reconciled", {})) for result in summary["partners"].values()), default=0)
 
 
 def confirm(args) -> int:
