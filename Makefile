@@ -34,7 +34,7 @@ $(TOOLS_STAMP): requirements-tools.txt
 
 # Every test, including the template checks (cfn-lint, sam validate --lint, sam build) in tests/integration.
 test: venv tools
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 lint: venv tools
 	$(BIN)/cfn-lint template.yaml
