@@ -262,7 +262,12 @@ class Meter:
         # (table, key) -> (item size, index keys) of an item just read or written, None when read as absent
         self.recent: OrderedDict[tuple[str, str], tuple[int, dict] | None] = OrderedDict()
         self.items: Counter = Counter()  # estimated items per table label
+        self.queried: OrderedDict[tuple[str, str], None] = OrderedDict()  # partitions just read whole (Query)
         self._original = None
+        # live-memory sampling (confirm bench): every `gc_every` calls, collect garbage and read tracemalloc
+        self.gc_every = 0
+        self.live_peak = 0
+        self._calls = 0
 
     # -- installation
     def install(self) -> None:
@@ -327,6 +332,13 @@ class Meter:
 
     def record(self, operation_model, request_dict, result, seconds: float) -> None:
         phase = self.phase
+        self._calls += 1
+        if self.gc_every and self._calls % self.gc_every == 0:
+            import gc
+            import tracemalloc
+
+            gc.collect()
+            self.live_peak = max(self.live_peak, tracemalloc.get_traced_memory()[0])
         service = operation_model.service_model.service_name
         operation = operation_model.name
         name = f"{service}:{operation}"
@@ -370,6 +382,17 @@ class Meter:
             self._remember(table, self._key(table, request.get("Key", {})), None)
 
     def _on_Query(self, phase, request, response, seconds):
+        table = request.get("TableName", "")
+        info = self.tables.get(table)
+        values = request.get("ExpressionAttributeValues") or {}
+        if info and not request.get("IndexName") and not response.get("LastEvaluatedKey") and len(values) >= 1:
+            # a base-table query of one partition, read to the end: a key of that partition it did not return
+            # (under its sort-key condition) does not exist
+            partition = json.dumps(next(iter(values.values())), sort_keys=True)
+            self.queried[(table, partition)] = None
+            self.queried.move_to_end((table, partition))
+            while len(self.queried) > 8:
+                self.queried.popitem(last=False)
         self._read(phase, request.get("TableName", ""), response.get("Items") or [],
                    bool(request.get("ConsistentRead")), request.get("IndexName"), False)
 
@@ -390,6 +413,9 @@ class Meter:
             old = self.recent[(table, key)]
         elif condition and "attribute_not_exists" in condition:
             old = None  # a conditional create: new unless the condition fails
+        elif self.tables.get(table) and (table, json.dumps(item.get(self.tables[table].keys[0]),
+                                                           sort_keys=True)) in self.queried:
+            old = None  # its partition was just queried and did not return it
         else:
             old = new  # not read just before: assume an overwrite of the same size and keys
             phase.unknown_old_images += 1

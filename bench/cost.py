@@ -57,7 +57,8 @@ def run() -> dict:
     volumes = (results.get("ledger") or {}).get("volumes") or []
     if not volumes:
         raise SystemExit("no ledger figures in bench/results.json: run bench/ledger.py first")
-    volume = max(volumes, key=lambda item: (item["orders"], item.get("emulator", "")))
+    full = [item for item in volumes if "F_stream_relay" in item["phases"]] or volumes
+    volume = max(full, key=lambda item: (item["orders"], item.get("emulator", "")))
     figures = per_order(volume)
     life = figures["per_order"]
     day = {key: value * ORDERS_PER_DAY for key, value in life.items()}

@@ -1,4 +1,4 @@
-"""Run every bench and print their tables: rules, ledger (moto), then the extrapolation. Figures go to
+"""Run every bench and print their tables: rules, moto's time growth, ledger (moto), then the extrapolation. Figures go to
 bench/results.json (not committed).
 
     .venv/bin/python bench/run.py            # or: make bench
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STEPS = (["rules.py"], ["ledger.py"], ["cost.py"])
+STEPS = (["rules.py"], ["moto_growth.py"], ["ledger.py"], ["cost.py"])
 
 
 def main() -> int:
