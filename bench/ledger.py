@@ -12,7 +12,10 @@ For each phase: AWS calls by operation, items per TransactWriteItems, estimated 
 (moto reports no real consumed capacity; see `_common.Meter`), and emulator seconds. The figures that describe the
 design are the counts; seconds are moto's.
 
-    .venv/bin/python bench/ledger.py [--orders 200,1000] [--budget-seconds 240]
+    .venv/bin/python bench/ledger.py [--fast-orders 200,1000] [--full-max 200] [--orders N  (stock moto: slow)]
+
+Volumes run on bench/_fast_moto.py (moto without its per-item copy of whole tables; same counts, see there);
+volumes above --full-max run A, C and D only. bench/moto_growth.py shows the stock emulator's time growth.
 """
 from __future__ import annotations
 
