@@ -7,7 +7,7 @@ from typing import Any
 
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import (
-    BalanceRecord, JournalEntryRecord, OrderRecord, OutboxRecord, bind_ledger_tables,
+    BalanceRecord, DecisionRecord, JournalEntryRecord, OrderRecord, OutboxRecord, bind_ledger_tables,
 )
 from accrual.domain.models import AccrualConfig, Click, OrderLine
 from accrual.settings import Settings
@@ -63,8 +63,9 @@ def balance_of(user: str) -> tuple[Decimal, Decimal, Decimal, Decimal]:
 
 def snapshot() -> dict[str, Any]:
     """Everything the ledger owns, in a comparable form (times of writing left out)."""
+    decisions = {item.pk: item.body for item in DecisionRecord.scan(DecisionRecord.sk == "ORDER#DECISION")}
     orders = {item.pk: (item.state, str(item.pending_usd), str(item.confirmed_usd), str(item.pending),
-                        str(item.confirmed), item.decision, item.due_at)
+                        str(item.confirmed), decisions.get(item.pk), item.due_at)
               for item in OrderRecord.scan(OrderRecord.sk == "ORDER")}
     journal = sorted((item.entry_id, item.digest) for item in JournalEntryRecord.scan(
         JournalEntryRecord.sk.startswith("ENTRY#")))

@@ -1,8 +1,10 @@
 """The ledger's DynamoDB items, as PynamoDB models. Key design (README, "Data model"):
 
 Orders table, one partition per order (`pk` = partner#order_id):
-  sk ORDER                      the order: state, decision, holding, version          (an order with its lines: Query pk)
   sk LINE#<line_id>             the latest version of one report line                (a line by partner line id: GSI by_line)
+  sk ORDER                      the order: state, holding, version
+  sk ORDER#DECISION             the decision with its trail, rewritten only when the decision changes
+                                (lines, order and decision: one Query, sk between LINE# and ORDER#DECISION)
   sk ENTRY#<seq>#<transition>   an immutable journal entry (a move of money)
   sk REFUSED#<line_id>#<at>     a transition that is not allowed, recorded and ignored
   GSI by_user (user_id, ordered_at)        a user's orders
@@ -23,6 +25,9 @@ from pynamodb.models import Model
 from accrual.adapters.pynamo import DecimalAttribute, bind_model
 from accrual.settings import Settings
 
+ORDER_SK = "ORDER"
+DECISION_SK = "ORDER#DECISION"
+LINE_PREFIX = "LINE#"
 DUE_SHARDS = 8  # spreads the due index over partitions; the cycle reads them all
 OUTBOX_SHARDS = 4
 
@@ -82,7 +87,6 @@ class OrderRecord(Model):
     sub_id = UnicodeAttribute(null=True)
     ordered_at = UnicodeAttribute()
     state = UnicodeAttribute()
-    decision = UnicodeAttribute()  # OrderDecision.to_dict() as JSON: the decision trail
     decided_at = UnicodeAttribute()  # the `now` the decision was made at (expiry depends on it)
     review_accounts = ListAttribute(of=UnicodeAttribute, null=True)  # the multi-account rule's input
     account_currency = UnicodeAttribute()
@@ -102,6 +106,18 @@ class OrderRecord(Model):
     by_order_id = ByOrderId()
     by_partner_order_id = ByPartnerOrderId()
     due = Due()
+
+
+class DecisionRecord(Model):
+    """The order's decision (OrderDecision.to_dict() as JSON): the trail, kept beside the order rather than in it,
+    so the frequent small changes of the order (its state, its due time) do not rewrite kilobytes of trail."""
+
+    class Meta:
+        table_name = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default=DECISION_SK)
+    body = UnicodeAttribute()
 
 
 class LineRecord(Model):
@@ -212,7 +228,29 @@ class ControlRecord(Model):
     at = UnicodeAttribute(null=True)
 
 
-ORDER_TABLE_MODELS = (OrderRecord, LineRecord, JournalEntryRecord, RefusedRecord)
+ORDER_TABLE_MODELS = (OrderRecord, DecisionRecord, LineRecord, JournalEntryRecord, RefusedRecord)
+
+
+def load_order_items(key: str) -> tuple[OrderRecord | None, DecisionRecord | None, list[LineRecord]]:
+    """The order, its decision and its lines in one strongly consistent Query (they sort next to each other;
+    the journal and refusals sort outside the range)."""
+    connection = OrderRecord._get_connection()
+    order, decision, lines = None, None, []
+    start = None
+    while True:
+        page = connection.query(key, range_key_condition=OrderRecord.sk.between(LINE_PREFIX, DECISION_SK),
+                                consistent_read=True, exclusive_start_key=start)
+        for item in page.get("Items", []):
+            sort_key = item["sk"]["S"]
+            if sort_key == ORDER_SK:
+                order = OrderRecord.from_raw_data(item)
+            elif sort_key == DECISION_SK:
+                decision = DecisionRecord.from_raw_data(item)
+            else:
+                lines.append(LineRecord.from_raw_data(item))
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return order, decision, lines
 
 
 def bind_ledger_tables(settings: Settings) -> None:

@@ -131,15 +131,19 @@ def _cycle(label: str, now: datetime, sqs, queue_url: str, failures: list[str]) 
 
 def _ledger_summary(settings, failures: list[str]) -> list[str]:
     """Orders by state and journal moves by kind, read straight from the tables; returns the orders to explain."""
-    from accrual.adapters.ledger_tables import BalanceRecord, JournalEntryRecord, OrderRecord, bind_ledger_tables
+    from accrual.adapters.ledger_tables import (
+        DECISION_SK, BalanceRecord, DecisionRecord, JournalEntryRecord, OrderRecord, bind_ledger_tables,
+    )
 
     bind_ledger_tables(settings)
     states: Counter[str] = Counter()
     by_reason: dict[str, list[str]] = {}
     for record in OrderRecord.scan(OrderRecord.sk == "ORDER"):
         states[f"{record.partner} {record.state}"] += 1
-        for reason in json.loads(record.decision).get("reasons", []):
-            by_reason.setdefault(reason, []).append(record.order_id)
+    for decision in DecisionRecord.scan(DecisionRecord.sk == DECISION_SK):
+        body = json.loads(decision.body)
+        for reason in body.get("reasons", []):
+            by_reason.setdefault(reason, []).append(body["order_id"])
     moves: Counter[str] = Counter(entry.transition for entry in
                                   JournalEntryRecord.scan(JournalEntryRecord.sk.startswith("ENTRY#")))
     print("\n== Ledger")

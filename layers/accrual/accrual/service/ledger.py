@@ -18,13 +18,13 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import (
-    DUE_SHARDS, OUTBOX_SHARDS, BalanceRecord, JournalEntryRecord, LineRecord, OrderRecord, OutboxRecord,
-    RefusedRecord, bind_ledger_tables,
+    DECISION_SK, DUE_SHARDS, OUTBOX_SHARDS, BalanceRecord, DecisionRecord, JournalEntryRecord, LineRecord,
+    OrderRecord, OutboxRecord, RefusedRecord, bind_ledger_tables, load_order_items,
 )
 from accrual.domain.decision import MissingFxRate, OrderDecision
 from accrual.domain.lifecycle import (
@@ -64,9 +64,10 @@ def canonical(value) -> str:
 
 @dataclass
 class OrderView:
-    """An order as stored: the record (None when new) and its latest lines."""
+    """An order as stored: the record (None when new), its decision as stored JSON, and its latest lines."""
 
     record: OrderRecord | None
+    decision_json: str | None
     lines: dict[str, OrderLine]
 
     @property
@@ -78,6 +79,15 @@ class OrderView:
         if self.record is None:
             return NOTHING
         return Holding(self.record.pending_usd, self.record.confirmed_usd, self.record.pending, self.record.confirmed)
+
+
+def load_order(key: str) -> OrderView:
+    record, decision, line_items = load_order_items(key)
+    lines = {}
+    for item in line_items:
+        line = OrderLine.model_validate_json(item.body)
+        lines[line.line_id] = line
+    return OrderView(record, decision.body if decision else None, lines)
 
 
 class Ledger:
@@ -144,23 +154,12 @@ class Ledger:
             counts["journal_conflicts"] += 1
             logger.error("journal conflict", extra={"order": key, "error": str(error)})
 
-    def load(self, key: str) -> OrderView:
-        try:
-            record = OrderRecord.get(key, "ORDER", consistent_read=True)
-        except DoesNotExist:
-            record = None
-        lines = {}
-        for item in LineRecord.query(key, LineRecord.sk.startswith("LINE#"), consistent_read=True):
-            line = OrderLine.model_validate_json(item.body)
-            lines[line.line_id] = line
-        return OrderView(record, lines)
-
     def _try_settle(self, key: str, incoming: list[OrderLine], *, now: datetime, confirming: bool,
                     counts: Counter[str], redecide: bool) -> bool:
         """One optimistic attempt. True when done (applied or nothing to do), False to retry after a conflict.
         Unchanged lines change nothing, except for an order still unattributed (its click may have arrived since)
         or one another order asks to look at again (`redecide`)."""
-        view = self.load(key)
+        view = load_order(key)
         state_before = view.state
         merged, changed, stale = latest_lines(view.lines, incoming)
         counts["lines_stale"] += len(stale)
@@ -191,7 +190,7 @@ class Ledger:
         decision_json = canonical(decision.to_dict())
         due_at = utc_text(step.due_at) if step.due_at else None
         if (view.record is not None and not changed and view.record.state == step.state
-                and view.holding == step.holding and view.record.decision == decision_json
+                and view.holding == step.holding and view.decision_json == decision_json
                 and view.record.due_at == due_at):
             return True
 
@@ -246,7 +245,6 @@ class Ledger:
         record.sub_id = _first(merged, "sub_id")
         record.ordered_at = utc_text(min(line.ordered_at for line in merged.values()))
         record.state = step.state.value
-        record.decision = decision_json
         record.decided_at = utc_text(now)
         record.review_accounts = sorted(review_accounts) or None
         record.account_currency = decision.account_currency
@@ -261,6 +259,8 @@ class Ledger:
 
         with TransactWrite(connection=self._connection) as transaction:
             transaction.save(record)  # VersionAttribute adds the condition: version unchanged (or new)
+            if decision_json != view.decision_json:
+                transaction.save(DecisionRecord(key, DECISION_SK, body=decision_json))
             for line in changed:
                 transaction.save(LineRecord(key, f"LINE#{line.line_id}", line_ref=f"{line.partner}#{line.line_id}",
                                             status=line.status.value, status_at=utc_text(line.status_at),

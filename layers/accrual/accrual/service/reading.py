@@ -11,7 +11,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import (
-    BalanceRecord, JournalEntryRecord, LineRecord, OrderRecord, RefusedRecord, bind_ledger_tables,
+    BalanceRecord, JournalEntryRecord, OrderRecord, RefusedRecord, bind_ledger_tables,
 )
 from accrual.domain.decision import OrderDecision
 from accrual.domain.lifecycle import Holding, OrderState, earning_holding
@@ -19,7 +19,7 @@ from accrual.domain.models import OrderLine
 from accrual.domain.money import ZERO, money_str
 from accrual.domain.rules import decide_order
 from accrual.domain.trail import render_trail
-from accrual.service.ledger import canonical, parse_utc
+from accrual.service.ledger import canonical, load_order, parse_utc
 from accrual.settings import Settings
 
 FIGURES = ("pending_usd", "confirmed_usd", "pending", "confirmed")
@@ -54,10 +54,10 @@ def explain(settings: Settings, order_number: str, *, lang: str = "en") -> dict[
     keys = find_orders(order_number)
     if not keys:
         return None
-    record = OrderRecord.get(keys[0], "ORDER", consistent_read=True)
-    decision = OrderDecision.from_dict(json.loads(record.decision))
-    lines = {item.sk.removeprefix("LINE#"): json.loads(item.body)
-             for item in LineRecord.query(record.pk, LineRecord.sk.startswith("LINE#"))}
+    view = load_order(keys[0])
+    record = view.record
+    decision = OrderDecision.from_dict(json.loads(view.decision_json))
+    lines = {line_id: line.model_dump(mode="json") for line_id, line in view.lines.items()}
     return {
         "order_id": record.order_id,
         "partner": record.partner,
@@ -138,11 +138,14 @@ def _audit_order(record: OrderRecord, journal: Holding, configs: dict[str, Any])
     held = Holding(record.pending_usd, record.confirmed_usd, record.pending, record.confirmed)
     if held != journal:
         yield {"kind": "order_holding", "order": record.pk, "held": _figures(held), "journal": _figures(journal)}
-    stored = OrderDecision.from_dict(json.loads(record.decision))
+    view = load_order(record.pk)
+    if view.decision_json is None:
+        yield {"kind": "decision_missing", "order": record.pk}
+        return
+    stored = OrderDecision.from_dict(json.loads(view.decision_json))
     if sum((line.cashback_usd for line in stored.lines), ZERO) != stored.cashback_usd:
         yield {"kind": "lines_do_not_add_up", "order": record.pk}
-    lines = {item.sk.removeprefix("LINE#"): OrderLine.model_validate_json(item.body)
-             for item in LineRecord.query(record.pk, LineRecord.sk.startswith("LINE#"))}
+    lines = view.lines
     version = stored.config_version
     if version not in configs:
         configs[version] = reference_data.config_version(version)
