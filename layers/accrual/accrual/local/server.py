@@ -30,7 +30,7 @@ def free_port(host: str = HOST) -> int:
 
 
 class MotoServer:
-    """`python -m moto.server` as a child process; `with MotoServer() as server:` starts it and stops it."""
+    """moto's server as a child process; `with MotoServer() as server:` starts it and stops it."""
 
     def __init__(self, host: str = HOST, port: int | None = None, startup_timeout: float = 30.0) -> None:
         self.host = host
@@ -82,7 +82,8 @@ class MotoServer:
         # moto logs every request: to a file, never to a pipe nobody drains (a full pipe would block the server).
         self._log = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(port)],
+            # moto's own server, one request at a time (moto_serial.py says why)
+            [sys.executable, "-m", "accrual.local.moto_serial", "-H", self.host, "-p", str(port)],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=environment,
             start_new_session=True)
         self._bound_port = port
