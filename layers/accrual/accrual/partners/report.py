@@ -110,19 +110,24 @@ def raw_text(raw: Any) -> str:
     return json.dumps(raw, default=str, ensure_ascii=False, sort_keys=True)
 
 
-def require(record: Mapping[str, Any], name: str) -> Any:
-    value = record.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise LineRejected(f"{name}: missing")
-    return value
-
-
-def identifier(record: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
-    """An id that may arrive as a JSON number or a string: kept as its text."""
+def present(record: Mapping[str, Any], name: str, *, required: bool) -> Any:
+    """The field's value, or None when it is absent or blank (refused as missing when it is required)."""
     value = record.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise LineRejected(f"{name}: missing")
+        return None
+    return value
+
+
+def require(record: Mapping[str, Any], name: str) -> Any:
+    return present(record, name, required=True)
+
+
+def identifier(record: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
+    """An id that may arrive as a JSON number or a string: kept as its text."""
+    value = present(record, name, required=required)
+    if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise LineRejected(f"{name}={value!r}: not an id (a string or an integer)")
@@ -160,10 +165,8 @@ def minor_units_amount(record: Mapping[str, Any], name: str, minor_units: int, *
 
 def decimal_amount(record: Mapping[str, Any], name: str, *, required: bool = True) -> Decimal | None:
     """A decimal amount given as a JSON number (read as Decimal) or a decimal string."""
-    value = record.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise LineRejected(f"{name}: missing")
+    value = present(record, name, required=required)
+    if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise LineRejected(f"{name}={value!r}: not a decimal amount")
