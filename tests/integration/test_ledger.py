@@ -207,3 +207,21 @@ def test_a_journal_id_taken_with_another_payload_is_reported_not_passed_off(stac
     counts = ledger.reconcile([line("A", amount="60.00", at=T0 + timedelta(hours=1))], now=T0 + timedelta(hours=1))
     assert counts["journal_conflicts"] == 1 and counts.get("orders_changed", 0) == 0
     assert balance_of("alice")[0] == D("5.00")
+
+
+@pytest.mark.parametrize("verdict, state, pending", [("released", "pending", D("5.00")), ("declined", "declined", 0)])
+def test_an_order_held_for_review_is_released_or_declined_by_a_verdict(stack, ledger, verdict, state, pending):
+    from accrual.domain.lifecycle import ReviewVerdict
+
+    ledger.reconcile([line("A", new_user_coupon=True, buyer_account="acc-1"),
+                      line("B", new_user_coupon=True, buyer_account="acc-2")], now=T0)
+    assert explain(stack, "B")["state"] == "on_review"
+    assert ledger.review("aliexpress#B", ReviewVerdict(verdict), now=T0 + timedelta(hours=1)).value == state
+    order = explain(stack, "B")
+    assert order["state"] == state and "MULTI_ACCOUNT_NEW_USER_COUPON" in order["reasons"]
+    assert balance_of("alice")[0] == pending and audit(stack)["ok"]
+    ledger.reconcile([line("B", new_user_coupon=True, buyer_account="acc-2", status="received",
+                           at=T0 + timedelta(days=1))], now=T0 + timedelta(days=1))
+    assert explain(stack, "B")["state"] == state  # the verdict stands when the order changes later
+    with pytest.raises(ValueError):
+        ledger.review("aliexpress#Z", ReviewVerdict.RELEASED, now=T0)

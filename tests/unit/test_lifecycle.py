@@ -8,7 +8,8 @@ import pytest
 
 from accrual.domain.decision import LineDecision, OrderDecision, Outcome
 from accrual.domain.lifecycle import (
-    NOTHING, EventType, Holding, OrderState, Transition, event_of, latest_lines, next_step, transition_of,
+    NOTHING, EventType, Holding, OrderState, ReviewVerdict, Transition, event_of, latest_lines, next_step,
+    transition_of,
 )
 from accrual.domain.models import OrderLine
 
@@ -171,3 +172,13 @@ def test_two_versions_with_the_same_time_end_the_same_whatever_arrives_first():
 def test_a_pending_order_with_a_sub_order_awaiting_payment_is_due_when_that_wait_expires():
     result = step(None, NOTHING, decision(("L1", "5.00"), ("L2", "3.00")), [line(), line("L2", "awaiting_payment")])
     assert result.due_at == T0 + timedelta(days=3, microseconds=1)
+
+
+def test_a_verdict_releases_or_declines_an_order_held_for_review():
+    held = decision(("L1", "5.00"), outcome=Outcome.ON_REVIEW)
+    released = next_step(OrderState.ON_REVIEW, NOTHING, held, {"L1": line()}, fx_rate=D("0.90"), hold_days=0,
+                         awaiting_payment_days=3, now=T0, confirming=False, review=ReviewVerdict.RELEASED)
+    assert (released.state, released.holding) == (OrderState.PENDING, pending("5.00"))
+    declined = next_step(OrderState.ON_REVIEW, NOTHING, held, {"L1": line()}, fx_rate=D("0.90"), hold_days=0,
+                         awaiting_payment_days=3, now=T0, confirming=False, review=ReviewVerdict.DECLINED)
+    assert (declined.state, declined.holding) == (OrderState.DECLINED, NOTHING)

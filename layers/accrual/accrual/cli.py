@@ -76,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--lang", choices=("en", "ru"), default="en", help="language of the plain-words answer")
     explain.set_defaults(handler="accrual.commands:explain")
 
+    review = commands.add_parser("review", help="release or decline an order held for review (multi-account)")
+    review.add_argument("order_id")
+    verdict = review.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--release", dest="verdict", action="store_const", const="released",
+                         help="the order earns as if it had not been held")
+    verdict.add_argument("--decline", dest="verdict", action="store_const", const="declined",
+                         help="the order earns nothing")
+    _now_option(review)
+    review.set_defaults(handler="accrual.commands:review")
+
     audit = commands.add_parser("audit", help="recompute balances from the journal; exit 1 on any difference")
     audit.add_argument("--json", action="store_true", help="print JSON")
     audit.set_defaults(handler="accrual.commands:audit")

@@ -141,6 +141,21 @@ def explain(args) -> int:
     return 0
 
 
+def review(args) -> int:
+    from accrual.domain.lifecycle import ReviewVerdict
+    from accrual.service.ledger import Ledger
+    from accrual.service.reading import find_orders
+
+    settings = _settings()
+    keys = find_orders(args.order_id)
+    if len(keys) != 1:
+        print(f"{args.order_id!r} names {len(keys)} orders; give the order as partner#order_id", file=sys.stderr)
+        return 2
+    state = Ledger(settings).review(keys[0], ReviewVerdict(args.verdict), now=_now(args))
+    print(f"order {keys[0]}: {args.verdict}, now {state.value}")
+    return 0
+
+
 def audit(args) -> int:
     from accrual.service.reading import audit as run_audit
 

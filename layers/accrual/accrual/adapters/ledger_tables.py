@@ -89,6 +89,7 @@ class OrderRecord(Model):
     state = UnicodeAttribute()
     decided_at = UnicodeAttribute()  # the `now` the decision was made at (expiry depends on it)
     review_accounts = ListAttribute(of=UnicodeAttribute, null=True)  # the multi-account rule's input
+    review = UnicodeAttribute(null=True)  # an operator's verdict on an order held for review
     account_currency = UnicodeAttribute()
     fx_rate = DecimalAttribute()  # fixed when the amount was first credited, used for every later move
     fx_day = UnicodeAttribute(null=True)

@@ -31,6 +31,13 @@ class OrderState(StrEnum):
     UNATTRIBUTED = "unattributed"
 
 
+class ReviewVerdict(StrEnum):
+    """An operator's decision on an order held for review (MULTI_ACCOUNT_NEW_USER_COUPON)."""
+
+    RELEASED = "released"  # the order earns as if it had not been held
+    DECLINED = "declined"  # the order earns nothing; the hold's reason stays its reason
+
+
 class Transition(StrEnum):
     """Kinds of journal entry, in TigerBeetle's words: a pending amount is posted or voided exactly once."""
 
@@ -130,9 +137,9 @@ def settle_time(decision: OrderDecision, lines: Mapping[str, OrderLine], hold_da
 
 def next_step(current: OrderState | None, held: Holding, decision: OrderDecision, lines: Mapping[str, OrderLine],
               *, fx_rate: Decimal, hold_days: int, awaiting_payment_days: int, now: datetime,
-              confirming: bool) -> Step:
+              confirming: bool, review: ReviewVerdict | None = None) -> Step:
     """The state and holding an order should have now. `confirming` is True in the scheduled confirmation cycle,
-    the only place where pending money is posted."""
+    the only place where pending money is posted; `review` is the verdict on an order held for review."""
     if current == OrderState.REVERSED:
         return Step(current, held, None, refused=None if held.is_zero and decision.cashback_usd == 0
                     else "reversed is final")
@@ -141,9 +148,10 @@ def next_step(current: OrderState | None, held: Holding, decision: OrderDecision
 
     if decision.outcome == Outcome.UNATTRIBUTED:
         return Step(OrderState.UNATTRIBUTED, NOTHING, None)
-    if decision.outcome == Outcome.ON_REVIEW:
-        return Step(OrderState.ON_REVIEW, NOTHING, None)
-    if decision.outcome == Outcome.NOTHING:
+    if decision.outcome == Outcome.ON_REVIEW and review != ReviewVerdict.RELEASED:
+        held_state = OrderState.DECLINED if review == ReviewVerdict.DECLINED else OrderState.ON_REVIEW
+        return Step(held_state, NOTHING, None)
+    if decision.outcome == Outcome.NOTHING or decision.cashback_usd == 0:
         return Step(OrderState.DECLINED, NOTHING, None)
 
     pending = earning_holding(decision, lines, fx_rate)

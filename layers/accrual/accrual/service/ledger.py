@@ -28,7 +28,8 @@ from accrual.adapters.ledger_tables import (
 )
 from accrual.domain.decision import MissingFxRate, OrderDecision
 from accrual.domain.lifecycle import (
-    NOTHING, EventType, Holding, OrderState, Step, Transition, event_of, latest_lines, next_step, transition_of,
+    NOTHING, EventType, Holding, OrderState, ReviewVerdict, Step, Transition, event_of, latest_lines, next_step,
+    transition_of,
 )
 from accrual.domain.models import AccrualConfig, OrderLine, order_key
 from accrual.domain.money import money_str
@@ -132,13 +133,25 @@ class Ledger:
                 yield item.pk
 
     # ---- one order ------------------------------------------------------------------------------------------
+    # ---- an operator's verdict on an order held for review ------------------------------------------------
+    def review(self, key: str, verdict: ReviewVerdict, *, now: datetime) -> OrderState:
+        """Release or decline an order held for review; the money moves in the same transaction as the verdict."""
+        view = load_order(key)
+        if view.record is None or (view.state != OrderState.ON_REVIEW and view.record.review is None):
+            raise ValueError(f"order {key} is not held for review (state {view.state})")
+        counts: Counter[str] = Counter()
+        self._settle_order(key, [], now=now, confirming=False, counts=counts, redecide=True, review=verdict)
+        if counts.get("orders_failed") or counts.get("journal_conflicts"):
+            raise RuntimeError(f"order {key} could not be settled: {dict(counts)}")
+        return load_order(key).state
+
     def _settle_order(self, key: str, incoming: list[OrderLine], *, now: datetime, confirming: bool,
-                      counts: Counter[str], redecide: bool = False) -> None:
+                      counts: Counter[str], redecide: bool = False, review: ReviewVerdict | None = None) -> None:
         try:
             for _attempt in range(MAX_ATTEMPTS):
                 attempt: Counter[str] = Counter()
                 if self._try_settle(key, incoming, now=now, confirming=confirming, counts=attempt,
-                                    redecide=redecide):
+                                    redecide=redecide, review=review):
                     counts.update(attempt)
                     return
                 counts["retries"] += 1
@@ -155,7 +168,7 @@ class Ledger:
             logger.error("journal conflict", extra={"order": key, "error": str(error)})
 
     def _try_settle(self, key: str, incoming: list[OrderLine], *, now: datetime, confirming: bool,
-                    counts: Counter[str], redecide: bool) -> bool:
+                    counts: Counter[str], redecide: bool, review: ReviewVerdict | None = None) -> bool:
         """One optimistic attempt. True when done (applied or nothing to do), False to retry after a conflict.
         Unchanged lines change nothing, except for an order still unattributed (its click may have arrived since)
         or one another order asks to look at again (`redecide`)."""
@@ -180,9 +193,11 @@ class Ledger:
         decision = decide_order(list(merged.values()), click, config, now=now,
                                 other_new_user_coupon_accounts=review_accounts)
         fx_rate = view.record.fx_rate if view.record and not view.holding.is_zero else decision.fx_rate
+        verdict = review or (ReviewVerdict(view.record.review) if view.record and view.record.review else None)
         step = next_step(view.state, view.holding, decision, merged, fx_rate=fx_rate,
                          hold_days=config.hold_days_for(decision.partner),
-                         awaiting_payment_days=config.awaiting_payment_days, now=now, confirming=confirming)
+                         awaiting_payment_days=config.awaiting_payment_days, now=now, confirming=confirming,
+                         review=verdict)
         if step.refused and changed:
             self._record_refused(key, changed, step, now)
             counts["transitions_refused"] += 1
@@ -191,14 +206,14 @@ class Ledger:
         due_at = utc_text(step.due_at) if step.due_at else None
         if (view.record is not None and not changed and view.record.state == step.state
                 and view.holding == step.holding and view.decision_json == decision_json
-                and view.record.due_at == due_at):
+                and view.record.due_at == due_at and view.record.review == (verdict.value if verdict else None)):
             return True
 
         moved = transition_of(view.holding, step.holding)
         event = event_of(view.state, step.state, moved)
         try:
             self._write(key, view, merged, changed, decision, decision_json, step, moved, event, fx_rate, review_accounts,
-                        now)
+                        verdict, now)
         except TransactWriteError as error:
             if self._conflict_is_concurrency(key, error):
                 return False
@@ -233,7 +248,7 @@ class Ledger:
 
     def _write(self, key: str, view: OrderView, merged: Mapping[str, OrderLine], changed: list[OrderLine], decision: OrderDecision, decision_json: str,
                step: Step, moved: Transition | None, event: EventType | None, fx_rate: Decimal,
-               review_accounts: frozenset[str], now: datetime) -> None:
+               review_accounts: frozenset[str], verdict: ReviewVerdict | None, now: datetime) -> None:
         before_state, delta = view.state, step.holding.minus(view.holding)  # read before the record changes
         record = view.record or OrderRecord(key, "ORDER", entries=0)
         if moved is not None:
@@ -247,6 +262,7 @@ class Ledger:
         record.state = step.state.value
         record.decided_at = utc_text(now)
         record.review_accounts = sorted(review_accounts) or None
+        record.review = verdict.value if verdict else None
         record.account_currency = decision.account_currency
         record.fx_rate = fx_rate
         record.fx_day = decision.fx_day.isoformat() if decision.fx_day else None
