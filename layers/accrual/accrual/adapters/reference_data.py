@@ -72,6 +72,15 @@ def find_click(sub_id: str | None) -> Click | None:
         return None
 
 
+def find_clicks(sub_ids: Iterable[str]) -> dict[str, Click | None]:
+    """Many clicks in BatchGetItem calls of up to 100 keys; a sub-id without a click maps to None."""
+    wanted = sorted({sub_id for sub_id in sub_ids if sub_id})
+    found: dict[str, Click | None] = dict.fromkeys(wanted)
+    for record in ClickRecord.batch_get(wanted):
+        found[record.sub_id] = Click.model_validate_json(record.body)
+    return found
+
+
 def register_new_user_coupon(user_id: str, buyer_account: str, order_key: str, *, now: datetime) -> bool:
     """Record that a store account of this shopper used a new-user coupon on an order. True when it is new."""
     try:

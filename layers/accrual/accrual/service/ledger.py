@@ -96,6 +96,7 @@ class Ledger:
         bind_ledger_tables(settings)
         self.settings = settings
         self._config = config
+        self._clicks: dict[str, object] = {}
         self._connection = Connection(region=settings.region, host=settings.endpoint_url, max_retry_attempts=8)
 
     @property
@@ -111,9 +112,19 @@ class Ledger:
         by_order: dict[str, list[OrderLine]] = defaultdict(list)
         for line in lines:
             by_order[line.order_key].append(line)
-        for key in sorted(by_order):
-            self._settle_order(key, by_order[key], now=now, confirming=False, counts=counts)
+        # the page's clicks in a few batch reads rather than one read per order (clicks never change once made)
+        self._clicks = reference_data.find_clicks(line.sub_id for line in lines if line.sub_id)
+        try:
+            for key in sorted(by_order):
+                self._settle_order(key, by_order[key], now=now, confirming=False, counts=counts)
+        finally:
+            self._clicks = {}
         return dict(counts)
+
+    def _click(self, sub_id: str | None):
+        if sub_id in self._clicks:
+            return self._clicks[sub_id]
+        return reference_data.find_click(sub_id)
 
     # ---- the scheduled confirmation cycle ------------------------------------------------------------------
     def confirm(self, *, now: datetime, page_size: int = 100) -> dict[str, int]:
@@ -184,7 +195,7 @@ class Ledger:
             return True
 
         config = self.config
-        click = reference_data.find_click(_first(merged, "sub_id"))
+        click = self._click(_first(merged, "sub_id"))
         review_accounts, also_affected = self._review_accounts(key, click, merged, now)
         if not redecide:
             # before this order's own write: a run stopped in between redoes both when rerun
