@@ -40,6 +40,11 @@ class Change:
     detail: str | None = None
 
 
+def changes_until(history: list[Change], now: datetime) -> list[Change]:
+    """The status changes a partner has published by `now` (its report shows the last one)."""
+    return [change for change in history if change.at <= now]
+
+
 @dataclass
 class AliOrder:
     """One AliExpress sub-order with its status history."""
@@ -50,7 +55,7 @@ class AliOrder:
     listed_twice: bool = False
 
     def as_of(self, now: datetime) -> dict[str, Any] | None:
-        seen = [change for change in self.history if change.at <= now]
+        seen = changes_until(self.history, now)
         if not seen:
             return None
         record = dict(self.fields)
@@ -84,7 +89,7 @@ class AdmitadAction:
     listed_twice: bool = False
 
     def as_of(self, now: datetime) -> dict[str, Any] | None:
-        seen = [change for change in self.history if change.at <= now]
+        seen = changes_until(self.history, now)
         if not seen:
             return None
         record = dict(self.fields)
