@@ -18,7 +18,9 @@ Clicks table: by sub_id. Control table: configuration versions, the new-user-cou
 """
 from __future__ import annotations
 
-from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
+import zlib
+
+from pynamodb.attributes import BinaryAttribute, ListAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -26,6 +28,14 @@ from accrual.adapters.pynamo import DecimalAttribute, bind_model
 from accrual.settings import Settings
 
 ORDER_SK = "ORDER"
+COMPRESS_ABOVE = 64 * 1024
+MAX_DECISION_BYTES = 350 * 1024  # DynamoDB's item limit is 400 KB
+
+
+class OrderTooLarge(ValueError):
+    """An order whose decision cannot be stored in one item even compressed: counted and left for an operator."""
+
+
 DECISION_SK = "ORDER#DECISION"
 LINE_PREFIX = "LINE#"
 DUE_SHARDS = 8  # spreads the due index over partitions; the cycle reads them all
@@ -90,6 +100,8 @@ class OrderRecord(Model):
     decided_at = UnicodeAttribute()  # the `now` the decision was made at (expiry depends on it)
     review_accounts = ListAttribute(of=UnicodeAttribute, null=True)  # the multi-account rule's input
     review = UnicodeAttribute(null=True)  # an operator's verdict on an order held for review
+    review_user = UnicodeAttribute(null=True)  # the shopper an operator gave an order in attribution conflict
+    lines_digest = UnicodeAttribute(null=True)  # of the line versions the order was decided from
     account_currency = UnicodeAttribute()
     fx_rate = DecimalAttribute()  # fixed when the amount was first credited, used for every later move
     fx_day = UnicodeAttribute(null=True)
@@ -118,7 +130,23 @@ class DecisionRecord(Model):
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default=DECISION_SK)
-    body = UnicodeAttribute()
+    body = UnicodeAttribute(null=True)
+    body_z = BinaryAttribute(null=True, legacy_encoding=False)  # zlib of a large body (orders of many lines)
+
+    @classmethod
+    def of(cls, key: str, text: str) -> "DecisionRecord":
+        """A decision item; a body above COMPRESS_ABOVE bytes is stored compressed so the item stays under
+        DynamoDB's 400 KB however many lines the order has."""
+        if len(text.encode()) <= COMPRESS_ABOVE:
+            return cls(key, DECISION_SK, body=text)
+        packed = zlib.compress(text.encode(), 9)
+        if len(packed) > MAX_DECISION_BYTES:
+            raise OrderTooLarge(f"order {key}: its decision is {len(packed)} bytes even compressed")
+        return cls(key, DECISION_SK, body_z=packed)
+
+    @property
+    def text(self) -> str:
+        return self.body if self.body is not None else zlib.decompress(self.body_z).decode()
 
 
 class LineRecord(Model):
@@ -128,6 +156,7 @@ class LineRecord(Model):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     line_ref = UnicodeAttribute()  # partner#line_id
+    moved_to = UnicodeAttribute(null=True)  # set when the line left this order for another: the order ignores it
     status = UnicodeAttribute()
     status_at = UnicodeAttribute()
     body = UnicodeAttribute()  # the normalised line as JSON

@@ -15,7 +15,7 @@ from typing import Any
 class Outcome(StrEnum):
     EARNS = "earns"  # at least one line earns cashback (possibly capped)
     NOTHING = "nothing"  # every line is excluded or below the minimum: cashback 0 with reason codes
-    ON_REVIEW = "on_review"  # held for a decision (MULTI_ACCOUNT_NEW_USER_COUPON)
+    ON_REVIEW = "on_review"  # held for a decision (MULTI_ACCOUNT_NEW_USER_COUPON, ATTRIBUTION_CONFLICT)
     UNATTRIBUTED = "unattributed"  # no click matches the sub_id: kept for a missing-cashback claim
 
 
@@ -33,6 +33,7 @@ class Code(StrEnum):
     MULTI_ACCOUNT_NEW_USER_COUPON = "MULTI_ACCOUNT_NEW_USER_COUPON"
     BELOW_MINIMUM = "BELOW_MINIMUM"
     UNATTRIBUTED = "UNATTRIBUTED"
+    ATTRIBUTION_CONFLICT = "ATTRIBUTION_CONFLICT"
     # exclusions this job adds: the partner itself invalidated the line; no rate card covers the click
     PARTNER_INVALID = "PARTNER_INVALID"
     NO_RATE_CARD = "NO_RATE_CARD"
@@ -58,6 +59,7 @@ EXCLUSIONS = frozenset(
         Code.PROMO_CODE_NOT_ALLOWED,
         Code.BELOW_MINIMUM,
         Code.UNATTRIBUTED,
+        Code.ATTRIBUTION_CONFLICT,
         Code.PARTNER_INVALID,
         Code.NO_RATE_CARD,
     }

@@ -29,6 +29,7 @@ class OrderState(StrEnum):
     DECLINED = "declined"
     REVERSED = "reversed"
     UNATTRIBUTED = "unattributed"
+    MOVED = "moved"  # every line of the order now belongs to another order (the partner renumbered it)
 
 
 class ReviewVerdict(StrEnum):
@@ -204,8 +205,11 @@ def transition_of(before: Holding, after: Holding) -> Transition | None:
 
 
 def event_of(before: OrderState | None, after: OrderState, moved: Transition | None) -> EventType | None:
-    """The notification a shopper gets for this change, if any."""
-    if after in (OrderState.UNATTRIBUTED, OrderState.AWAITING_PAYMENT) or (before == after and moved is None):
+    """The notification a shopper gets for this change, if any. Every move of money is announced, including one
+    that takes money away without a decision the shopper would call a decline (back to awaiting payment, held
+    for review, moved to another order)."""
+    if moved is None and (after in (OrderState.UNATTRIBUTED, OrderState.AWAITING_PAYMENT, OrderState.MOVED)
+                          or before == after):
         return None
     if after == OrderState.CONFIRMED and moved == Transition.POST:
         return EventType.CONFIRMED
@@ -217,3 +221,11 @@ def event_of(before: OrderState | None, after: OrderState, moved: Transition | N
                                                   OrderState.UNATTRIBUTED, OrderState.ON_REVIEW):
         return EventType.PENDING
     return EventType.UPDATED
+
+
+PROMISED_PENDING_LAG = timedelta(days=5)
+
+
+def later_than_promised(lines: Mapping[str, OrderLine], now: datetime) -> bool:
+    """The service promises pending within 5 days of the order; later ones are counted (a metric with an alarm)."""
+    return now - min(line.ordered_at for line in lines.values()) > PROMISED_PENDING_LAG

@@ -73,6 +73,13 @@ def _iso(moment: datetime | None) -> str:
     return moment.isoformat() if moment is not None else ""
 
 
+TRAIL_TEXT_LIMIT = 80
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= TRAIL_TEXT_LIMIT else text[: TRAIL_TEXT_LIMIT - 1] + "…"
+
+
 # --- base ------------------------------------------------------------------------------------------------------------
 
 
@@ -87,6 +94,8 @@ class Base:
     base: Decimal
     base_usd: Decimal
     codes: tuple[Code, ...]
+    usd_rate: Decimal | None = None  # units of the line currency per 1 USD (None for USD)
+    usd_rate_day: date | None = None  # the configuration's fx day, when the report gave no rate
 
 
 def line_base(line: OrderLine, config: AccrualConfig) -> Base:
@@ -107,15 +116,35 @@ def line_base(line: OrderLine, config: AccrualConfig) -> Base:
         codes.append(Code.VAT_EXCLUDED)
     if line.shipping > 0:
         codes.append(Code.SHIPPING_EXCLUDED)
+    usd_rate, usd_rate_day = line_usd_rate(line, config)
     return Base(
         amount=line.amount,
         tax=tax,
         vat_rate=vat_rate,
         shipping=line.shipping,
         base=base,
-        base_usd=usd_from(base, line.currency, line.usd_rate),
+        base_usd=usd_from(base, line.currency, usd_rate),
         codes=tuple(codes),
+        usd_rate=usd_rate,
+        usd_rate_day=usd_rate_day,
     )
+
+
+def line_day(line: OrderLine) -> date:
+    """The day a line's own amounts are converted at: the day it was ordered (UTC)."""
+    return line.ordered_at.astimezone(UTC).date()
+
+
+def line_usd_rate(line: OrderLine, config: AccrualConfig) -> tuple[Decimal | None, date | None]:
+    """Units of the line's currency per 1 USD: the report's own rate, else the configuration's rate of the line's
+    day (the fx day used is returned; None when the report gave the rate). A line that has neither cannot be valued
+    (the ingest quarantines it before it gets here)."""
+    if line.currency == "USD":
+        return None, None
+    if line.usd_rate is not None:
+        return line.usd_rate, None
+    rate, fx_day = fx_rate_on(config, line.currency, line_day(line))
+    return rate, fx_day
 
 
 # --- rate ------------------------------------------------------------------------------------------------------------
@@ -281,7 +310,8 @@ def exclusions_of(ctx: LineContext) -> tuple[Code, ...]:
 def _exclusion_numbers(code: Code, ctx: LineContext) -> dict[str, str]:
     line = ctx.line
     if code == Code.PARTNER_INVALID:
-        return {"status": line.status.value, "status_detail": line.status_detail or ""}
+        # the partner's free text is shortened: a trail stays small however many lines an order has
+        return {"status": line.status.value, "status_detail": _short(line.status_detail or "")}
     if code == Code.AWAITING_PAYMENT_EXPIRED:
         return {
             "ordered_at": _iso(line.ordered_at),
@@ -406,7 +436,9 @@ def _base_steps(line: OrderLine, base: Base) -> list[TrailStep]:
         "base_usd": str(base.base_usd),
     }
     if line.currency != "USD":
-        numbers["usd_rate"] = str(line.usd_rate)
+        numbers["usd_rate"] = str(base.usd_rate)
+        numbers["usd_rate_source"] = ("report" if base.usd_rate_day is None
+                                      else f"configuration fx_rates {base.usd_rate_day.isoformat()}")
     steps = [TrailStep("base", None, line.line_id, numbers, "item amount without VAT and shipping, in USD")]
     if Code.VAT_EXCLUDED in base.codes:
         vat = {"tax": str(base.tax), "amount": str(base.amount), "currency": line.currency}
@@ -522,37 +554,38 @@ def _line_decision(work: _LineWork) -> LineDecision:
     )
 
 
-def _unattributed(lines: list[OrderLine], config: AccrualConfig) -> OrderDecision:
-    """No click: nothing earns, the line bases still show what the order was worth."""
+def _without_shopper(lines: list[OrderLine], config: AccrualConfig, conflict: tuple[str, ...]) -> OrderDecision:
+    """No click names a shopper (unattributed), or the lines name several (a conflict held for review): nothing
+    earns, the line bases still show what the order was worth."""
     first = lines[0]
-    steps = [
-        TrailStep(
-            "inputs",
-            None,
-            None,
-            {"config_version": config.version, "sub_id": first.sub_id or ""},
-            "no click matches the tracking value",
-        ),
-        TrailStep(
-            "unattributed",
-            Code.UNATTRIBUTED.value,
-            None,
-            {"sub_id": first.sub_id or ""},
-            "kept for a missing-cashback claim",
-        ),
-    ]
+    sub_ids = ",".join(sorted({line.sub_id for line in lines if line.sub_id}))
+    if conflict:
+        code, outcome = Code.ATTRIBUTION_CONFLICT, Outcome.ON_REVIEW
+        steps = [
+            TrailStep("inputs", None, None, {"config_version": config.version, "sub_id": sub_ids},
+                      "the lines' clicks name different shoppers"),
+            TrailStep("attribution_conflict", code.value, None, {"user_ids": ",".join(conflict), "sub_id": sub_ids},
+                      "held for review: an operator decides which shopper the order belongs to"),
+        ]
+    else:
+        code, outcome = Code.UNATTRIBUTED, Outcome.UNATTRIBUTED
+        steps = [
+            TrailStep("inputs", None, None, {"config_version": config.version, "sub_id": sub_ids},
+                      "no click matches the tracking value"),
+            TrailStep("unattributed", code.value, None, {"sub_id": sub_ids}, "kept for a missing-cashback claim"),
+        ]
     decisions = []
     for line in lines:
         base = line_base(line, config)
         steps.extend(_base_steps(line, base))
-        work = _LineWork(line=line, base=base, exclusion=Code.UNATTRIBUTED, codes=(Code.UNATTRIBUTED,))
+        work = _LineWork(line=line, base=base, exclusion=code, codes=(code,))
         decisions.append(_line_decision(work))
     steps.append(
         TrailStep(
             "outcome",
             None,
             None,
-            {"outcome": Outcome.UNATTRIBUTED.value, "cashback_usd": "0.00", "cashback": "0.00", "currency": "USD"},
+            {"outcome": outcome.value, "cashback_usd": "0.00", "cashback": "0.00", "currency": "USD"},
         )
     )
     return OrderDecision(
@@ -560,13 +593,13 @@ def _unattributed(lines: list[OrderLine], config: AccrualConfig) -> OrderDecisio
         order_id=first.order_id,
         user_id=None,
         config_version=config.version,
-        outcome=Outcome.UNATTRIBUTED,
+        outcome=outcome,
         cashback_usd=NO_CASHBACK,
         account_currency="USD",
         fx_rate=ONE,
         fx_day=None,
         cashback=NO_CASHBACK,
-        reasons=(Code.UNATTRIBUTED.value,),
+        reasons=(code.value,),
         lines=tuple(decisions),
         trail=tuple(steps),
     )
@@ -580,14 +613,17 @@ def decide_order(
     now: datetime,
     credited_on: date | None = None,
     other_new_user_coupon_accounts: frozenset[str] = frozenset(),
+    conflict: tuple[str, ...] = (),
 ) -> OrderDecision:
-    """Decide what the shopper earns on one order (the latest version of each of its lines) and why."""
+    """Decide what the shopper earns on one order (the latest version of each of its lines) and why. Without a
+    click the order is unattributed, or held for review when `conflict` names the shoppers its lines disagree on
+    (`accrual.domain.attribution`)."""
     _check_one_order(lines)
     ordered = sorted(lines, key=lambda line: line.line_id)
     with localcontext() as context:
         context.prec = PRECISION
         if click is None:
-            return _unattributed(ordered, config)
+            return _without_shopper(ordered, config, conflict)
         return _decide_attributed(ordered, click, config, now, credited_on, other_new_user_coupon_accounts)
 
 

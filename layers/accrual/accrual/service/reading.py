@@ -11,10 +11,11 @@ from pynamodb.exceptions import DoesNotExist
 
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import (
-    BalanceRecord, JournalEntryRecord, OrderRecord, RefusedRecord, bind_ledger_tables,
+    LINE_PREFIX, BalanceRecord, JournalEntryRecord, LineRecord, OrderRecord, RefusedRecord, bind_ledger_tables,
 )
+from accrual.domain.attribution import attribute
 from accrual.domain.decision import OrderDecision
-from accrual.domain.lifecycle import Holding, OrderState, earning_holding
+from accrual.domain.lifecycle import Holding, OrderState, ReviewVerdict, earning_holding
 from accrual.domain.models import OrderLine
 from accrual.domain.money import ZERO, money_str
 from accrual.domain.rules import decide_order
@@ -95,17 +96,21 @@ def explain(settings: Settings, order_number: str, *, lang: str = "en") -> dict[
 
 
 def audit(settings: Settings) -> dict[str, Any]:
-    """Recompute every balance from the journal and every order's cashback from its lines and stored decision."""
+    """Recompute everything the ledger keeps and compare: each balance with its journal, each order's holding with
+    its journal and with what its lines decide today, and the identity rules (one partner line in one order, an
+    order's money with its one shopper, one currency per balance, no negative pending)."""
     bind_ledger_tables(settings)
     differences: list[dict[str, Any]] = []
     journal_by_user: dict[str, Holding] = defaultdict(Holding)
-    journal_by_order: dict[str, Holding] = defaultdict(Holding)
+    journal_by_order: dict[str, dict[str, Holding]] = defaultdict(lambda: defaultdict(Holding))
+    currencies: dict[str, set[str]] = defaultdict(set)
     entries = 0
     for entry in JournalEntryRecord.scan(JournalEntryRecord.sk.startswith("ENTRY#")):
         entries += 1
         delta = Holding(entry.pending_usd, entry.confirmed_usd, entry.pending, entry.confirmed)
         journal_by_user[entry.user_id] = journal_by_user[entry.user_id].plus(delta)
-        journal_by_order[entry.pk] = journal_by_order[entry.pk].plus(delta)
+        journal_by_order[entry.pk][entry.user_id] = journal_by_order[entry.pk][entry.user_id].plus(delta)
+        currencies[entry.user_id].add(entry.account_currency)
 
     balances = 0
     negative: list[str] = []
@@ -119,26 +124,52 @@ def audit(settings: Settings) -> dict[str, Any]:
                                 "journal": _figures(journal_by_user.get(record.user_id, Holding()))})
         if stored.confirmed_usd < 0:
             negative.append(record.user_id)
+        if stored.pending_usd < 0 or stored.pending < 0:
+            differences.append({"kind": "negative_pending", "user_id": record.user_id, "stored": _figures(stored)})
+        used = currencies.get(record.user_id, set()) | ({record.account_currency} if record.account_currency else set())
+        if len(used) > 1:
+            differences.append({"kind": "mixed_currencies", "user_id": record.user_id,
+                                "currencies": sorted(used)})
     for user_id in sorted(set(journal_by_user) - seen_users):
         differences.append({"kind": "balance_missing", "user_id": user_id,
                             "journal": _figures(journal_by_user[user_id])})
+
+    homes: dict[str, list[str]] = defaultdict(list)
+    for item in LineRecord.scan(LineRecord.sk.startswith(LINE_PREFIX) & LineRecord.moved_to.does_not_exist()):
+        homes[item.line_ref].append(item.pk)
+    for line_ref, keys in sorted(homes.items()):
+        if len(keys) > 1:
+            differences.append({"kind": "line_in_two_orders", "line": line_ref, "orders": sorted(keys)})
 
     orders = 0
     configs: dict[str, Any] = {}
     for record in OrderRecord.scan(OrderRecord.sk == "ORDER"):
         orders += 1
-        differences.extend(_audit_order(record, journal_by_order.pop(record.pk, Holding()), configs))
+        differences.extend(_audit_order(record, journal_by_order.pop(record.pk, {}), configs))
     for key in sorted(journal_by_order):
         differences.append({"kind": "journal_without_order", "order": key})
     return {"ok": not differences, "orders": orders, "balances": balances, "journal_entries": entries,
             "negative_confirmed_balances": negative, "differences": differences}
 
 
-def _audit_order(record: OrderRecord, journal: Holding, configs: dict[str, Any]) -> Iterable[dict[str, Any]]:
+def _audit_order(record: OrderRecord, journal: dict[str, Holding], configs: dict[str, Any]
+                 ) -> Iterable[dict[str, Any]]:
     held = Holding(record.pending_usd, record.confirmed_usd, record.pending, record.confirmed)
-    if held != journal:
-        yield {"kind": "order_holding", "order": record.pk, "held": _figures(held), "journal": _figures(journal)}
+    mine = journal.get(record.user_id, Holding()) if record.user_id else Holding()
+    if held != mine:
+        yield {"kind": "order_holding", "order": record.pk, "user_id": record.user_id, "held": _figures(held),
+               "journal": _figures(mine)}
+    for user_id, holding in sorted(journal.items()):
+        if user_id != record.user_id and not holding.is_zero:
+            yield {"kind": "money_with_other_shopper", "order": record.pk, "user_id": user_id,
+                   "order_user_id": record.user_id, "journal": _figures(holding)}
+    if min(held.pending_usd, held.confirmed_usd, held.pending, held.confirmed) < 0:
+        yield {"kind": "negative_holding", "order": record.pk, "held": _figures(held)}
     view = load_order(record.pk)
+    if record.state == OrderState.MOVED:
+        if view.lines or not held.is_zero:
+            yield {"kind": "moved_order_not_empty", "order": record.pk}
+        return
     if view.decision_json is None:
         yield {"kind": "decision_missing", "order": record.pk}
         return
@@ -149,12 +180,23 @@ def _audit_order(record: OrderRecord, journal: Holding, configs: dict[str, Any])
     version = stored.config_version
     if version not in configs:
         configs[version] = reference_data.config_version(version)
-    click = reference_data.find_click(record.sub_id)
-    recomputed = decide_order(list(lines.values()), click, configs[version], now=parse_utc(record.decided_at),
-                              other_new_user_coupon_accounts=frozenset(record.review_accounts or ()))
+    pinned = None
+    if record.state in (OrderState.CONFIRMED, OrderState.REVERSED):
+        pinned = record.user_id
+    elif record.review == ReviewVerdict.RELEASED and record.review_user:
+        pinned = record.review_user
+    clicks = reference_data.find_clicks(line.sub_id for line in lines.values() if line.sub_id)
+    attribution = attribute(lines, clicks, pinned_user=pinned)
+    recomputed = decide_order(list(lines.values()), attribution.click, configs[version],
+                              now=parse_utc(record.decided_at),
+                              other_new_user_coupon_accounts=frozenset(record.review_accounts or ()),
+                              conflict=attribution.conflict)
     if canonical(recomputed.to_dict()) != canonical(stored.to_dict()):
         yield {"kind": "decision", "order": record.pk, "stored_cashback_usd": str(stored.cashback_usd),
-               "recomputed_cashback_usd": str(recomputed.cashback_usd)}
+               "recomputed_cashback_usd": str(recomputed.cashback_usd),
+               "stored_user_id": stored.user_id, "recomputed_user_id": recomputed.user_id}
+    if record.user_id != stored.user_id:
+        yield {"kind": "order_user", "order": record.pk, "user_id": record.user_id, "decided": stored.user_id}
     expected = _expected_holding(OrderState(record.state), stored, lines, record.fx_rate, held)
     if expected is not None and expected != held:
         yield {"kind": "state_holding", "order": record.pk, "state": record.state, "held": _figures(held),
