@@ -9,9 +9,12 @@ STAMP := $(VENV)/.installed
 # The SAM CLI (with its cfn-lint) pins an older boto3 than the runtime: it gets its own virtual environment.
 TOOLS := .tools/venv
 TOOLS_STAMP := $(TOOLS)/.installed
+# checkov (the template's security checks) clashes with both: a third virtual environment.
+CHECKOV := .tools/checkov
+CHECKOV_STAMP := $(CHECKOV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv tools test run local bench lint build clean
+.PHONY: venv tools checkov test run local bench lint build clean
 
 venv: $(STAMP)
 
@@ -32,13 +35,24 @@ $(TOOLS_STAMP): requirements-tools.txt
 	$(TOOLS)/bin/pip install -q -r requirements-tools.txt
 	touch $(TOOLS_STAMP)
 
-# Every test, including the template checks (cfn-lint, sam validate --lint, sam build) in tests/integration.
-test: venv tools
+checkov: $(CHECKOV_STAMP)
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -n "$(PYTHON312)" || { echo "python3.12 not found (pyenv or PATH)"; exit 1; }
+	$(PYTHON312) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/pip install -q --upgrade pip
+	$(CHECKOV)/bin/pip install -q -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
+
+# Every test, including the template checks (cfn-lint, sam validate --lint, sam build, checkov) in tests/integration.
+test: venv tools checkov
 	$(BIN)/pytest -n 2
 
-lint: venv tools
+# checkov's skips are in template.yaml, each with its reason (Metadata: checkov: skip); none on the command line.
+lint: venv tools checkov
 	$(BIN)/cfn-lint template.yaml
 	$(TOOLS)/bin/sam validate --lint --region us-east-1
+	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 build: tools
 	$(TOOLS)/bin/sam build

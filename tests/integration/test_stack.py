@@ -60,6 +60,10 @@ def test_tables_have_the_declared_keys_indexes_stream_and_ttl(stack: Settings) -
                            "AttributeName": properties["TimeToLiveSpecification"]["AttributeName"]}, name
         else:
             assert ttl["TimeToLiveStatus"] == "DISABLED", name
+        recovery = dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+        wanted = properties.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled", False)
+        status = recovery["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"]
+        assert status == ("ENABLED" if wanted else "DISABLED"), name
 
 
 def test_settings_name_the_stacks_resources(stack: Settings) -> None:
@@ -164,6 +168,31 @@ def test_functions_exist_with_their_handler_and_every_resource_name(stack: Setti
         assert configuration["Handler"] == properties["Handler"] == "app.lambda_handler"
         assert variables <= set(configuration["Environment"]["Variables"]), logical_id
         assert (Path(default_template_path()).parent / properties["CodeUri"] / "app.py").is_file()
+
+
+def test_report_drop_failures_go_to_its_dead_letter_queue(stack: Settings) -> None:
+    resources = physical(stack)
+    (declared_config,) = [properties["EventInvokeConfig"]
+                          for properties in declared("AWS::Serverless::Function").values()
+                          if "EventInvokeConfig" in properties]
+    config = boto3.client("lambda").get_function_event_invoke_config(FunctionName=resources["ReportDropFunction"])
+    assert config["MaximumRetryAttempts"] == declared_config["MaximumRetryAttempts"]
+    queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=resources["ReportDropDeadLetterQueue"],
+                                                        AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == queue_arn
+
+
+def test_alarms_exist_and_go_to_the_alarm_topic(stack: Settings) -> None:
+    cloudwatch, resources = boto3.client("cloudwatch"), physical(stack)
+    alarms = {alarm["AlarmName"]: alarm for page in cloudwatch.get_paginator("describe_alarms").paginate()
+              for alarm in page["MetricAlarms"]}
+    topic = resources["AlarmTopic"]
+    for logical_id, properties in declared("AWS::CloudWatch::Alarm").items():
+        name = (sub_stack(properties["AlarmName"]["Fn::Sub"], stack) if "AlarmName" in properties
+                else f"{stack.stack}-{properties['MetricName']}")
+        assert alarms[name]["AlarmActions"] == [topic], logical_id
+        assert alarms[name]["MetricName"] == properties["MetricName"], logical_id
+    assert boto3.client("sns").get_topic_attributes(TopicArn=topic)["Attributes"]["KmsMasterKeyId"]
 
 
 def test_cycle_schedule_runs_the_cycle_function(stack: Settings) -> None:

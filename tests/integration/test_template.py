@@ -2,7 +2,9 @@
 puts the shared package where Lambda finds it, and the settings moto cannot emulate are what the template says."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +17,18 @@ from accrual.local.provision import HELD_BACK, default_template_path, load_templ
 
 ROOT = default_template_path().parent
 SAM = ROOT / ".tools" / "venv" / "bin" / "sam"
+CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
+FUNCTIONS = ("AccrualCycleFunction", "ReportDropFunction", "OutboxRelayFunction")
+# The tables that hold money, or the journal, notifications and configuration it depends on.
+MONEY_TABLES = ("OrdersTable", "BalancesTable", "OutboxTable", "ControlTable")
+# The tables the audit or the outbox reads: point-in-time recovery.
+RECOVERABLE_TABLES = ("OrdersTable", "BalancesTable", "OutboxTable", "ClicksTable", "ControlTable")
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 
 
 def run_tool(*command: str | Path, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     if not Path(command[0]).exists():
-        pytest.fail(f"{command[0]} is missing: `make tools` builds it (`make test` does so first)")
+        pytest.fail(f"{command[0]} is missing: `make tools` or `make checkov` builds it (`make test` does so first)")
     # sam build needs python3.12 on PATH: the one running these tests is it.
     environment = {**os.environ, "SAM_CLI_TELEMETRY": "0",
                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -38,6 +46,21 @@ def test_sam_validate_lint_passes() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason() -> None:
+    """Skips live in template.yaml (Metadata: checkov: skip), each with its reason; none on the command line."""
+    result = run_tool(CHECKOV, "-f", "template.yaml", "--framework", "cloudformation", "--output", "json",
+                      "--quiet", "--skip-download", timeout=300)
+    report = json.loads(result.stdout)
+    summary = report["summary"]
+    failed = [f"{check['check_id']} {check['resource']}" for check in report["results"]["failed_checks"]]
+    assert summary["failed"] == 0 and not failed, failed
+    assert summary["passed"] > 0
+    assert result.returncode == 0, result.stderr
+    for resource in load_template(default_template_path())["Resources"].values():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert skip["id"].startswith("CKV_") and len(skip.get("comment", "")) > 40, skip
+
+
 @pytest.mark.slow
 def test_sam_build_succeeds_without_docker(tmp_path: Path) -> None:
     build = tmp_path / "build"
@@ -46,7 +69,7 @@ def test_sam_build_succeeds_without_docker(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert (build / "AccrualLayer" / "python" / "accrual" / "settings.py").is_file()
     assert (build / "AccrualLayer" / "python" / "aws_lambda_powertools").is_dir()
-    for function in ("AccrualCycleFunction", "ReportDropFunction", "OutboxRelayFunction"):
+    for function in FUNCTIONS:
         assert (build / function / "app.py").is_file(), function
 
 
@@ -96,8 +119,163 @@ def test_report_drops_under_drops_prefix_invoke_the_report_drop_function(transfo
 
 def test_policies_are_scoped_to_the_resources_each_function_uses(transformed: dict[str, Any]) -> None:
     sam = load_template(default_template_path())["Resources"]
-    relay = [next(iter(policy)) for policy in sam["OutboxRelayFunction"]["Properties"]["Policies"]]
-    assert relay == ["DynamoDBCrudPolicy", "DynamoDBCrudPolicy", "SNSPublishMessagePolicy"]
-    for logical_id in ("AccrualCycleFunction", "ReportDropFunction", "OutboxRelayFunction"):
+    for logical_id in ("AccrualCycleFunction", "ReportDropFunction"):
         for policy in sam[logical_id]["Properties"]["Policies"]:
-            assert isinstance(policy, dict), f"{logical_id}: only SAM policy templates, scoped to one resource"
+            assert isinstance(policy, dict), f"{logical_id}: SAM policy templates or statements, each scoped"
+            assert "S3CrudPolicy" not in policy and "S3ReadPolicy" not in policy, logical_id
+    for logical_id, statement in role_statements(transformed):
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if any(action.startswith(("s3:", "dynamodb:", "sns:", "sqs:")) for action in actions):
+            assert "*" not in resources, (logical_id, statement)
+
+
+def role_statements(transformed: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every inline statement of every IAM role in the transformed template (SAM's and the template's own)."""
+    return [(logical_id, statement)
+            for logical_id, role in resources_of(transformed, "AWS::IAM::Role").items()
+            for policy in role.get("Policies", [])
+            for statement in policy["PolicyDocument"]["Statement"]]
+
+
+def function_roles(transformed: dict[str, Any]) -> dict[str, str]:
+    """Function logical id -> the logical id of its execution role."""
+    return {logical_id: properties["Role"]["Fn::GetAtt"][0]
+            for logical_id, properties in resources_of(transformed, "AWS::Lambda::Function").items()}
+
+
+def names(value: Any) -> set[str]:
+    """The logical ids a Ref, GetAtt or Sub (or a list of them) names."""
+    if isinstance(value, list):
+        return set().union(*(names(item) for item in value)) if value else set()
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return {value["Ref"]}
+        if "Fn::GetAtt" in value:
+            return {value["Fn::GetAtt"][0]}
+        if "Fn::Sub" in value:
+            text, variables = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+            named = {name.split(".")[0] for name in re.findall(r"\$\{([^}!]+)\}", text)}
+            return ({name for name in named if name not in variables and not name.startswith("AWS::")}
+                    | names(list(variables.values())))
+    return set()
+
+
+def test_money_tables_are_retained_and_protected_from_deletion() -> None:
+    resources = load_template(default_template_path())["Resources"]
+    for logical_id in MONEY_TABLES:
+        table = resources[logical_id]
+        assert table["DeletionPolicy"] == "Retain", logical_id
+        assert table["UpdateReplacePolicy"] == "Retain", logical_id
+        assert table["Properties"]["DeletionProtectionEnabled"] is True, logical_id
+    for logical_id, table in resources.items():
+        if table["Type"] == "AWS::DynamoDB::Table":
+            assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}, logical_id
+
+
+def test_tables_the_audit_and_the_outbox_need_have_point_in_time_recovery() -> None:
+    resources = load_template(default_template_path())["Resources"]
+    for logical_id in RECOVERABLE_TABLES:
+        assert resources[logical_id]["Properties"]["PointInTimeRecoverySpecification"] == {
+            "PointInTimeRecoveryEnabled": True}, logical_id
+
+
+def test_no_function_may_delete_from_the_orders_or_balances_table(transformed: dict[str, Any]) -> None:
+    """The journal is immutable by IAM too: no DeleteItem, no wildcard, on those tables, in any role."""
+    for logical_id, statement in role_statements(transformed):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if not names(statement["Resource"]) & {"OrdersTable", "BalancesTable"}:
+            # a wildcard action on every resource would reach those tables too
+            assert not ({"dynamodb:*", "*"} & set(actions) and statement["Resource"] == "*"), logical_id
+            continue
+        assert "dynamodb:DeleteItem" not in actions, (logical_id, statement)
+        assert not [action for action in actions if "*" in action], (logical_id, statement)
+        assert set(actions) <= {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
+                                "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
+                                "dynamodb:BatchWriteItem", "dynamodb:DescribeTable"}, (logical_id, statement)
+    # the ledger's functions can still write the journal and the balances
+    roles = function_roles(transformed)
+    for function in ("AccrualCycleFunction", "ReportDropFunction"):
+        granted = {(target, action) for logical_id, statement in role_statements(transformed)
+                   if logical_id == roles[function] for target in names(statement["Resource"])
+                   for action in (statement["Action"] if isinstance(statement["Action"], list)
+                                  else [statement["Action"]])}
+        assert {("OrdersTable", "dynamodb:PutItem"), ("OrdersTable", "dynamodb:Query"),
+                ("BalancesTable", "dynamodb:UpdateItem")} <= granted, function
+        assert not any(target == "IdempotencyTable" for target, _ in granted), function
+
+
+def test_the_relay_reads_only_the_outbox_stream(transformed: dict[str, Any]) -> None:
+    role = function_roles(transformed)["OutboxRelayFunction"]
+    properties = resources_of(transformed, "AWS::IAM::Role")[role]
+    managed = json.dumps(properties.get("ManagedPolicyArns", []))
+    assert "AWSLambdaDynamoDBExecutionRole" not in managed
+    stream_actions = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                      "dynamodb:ListStreams"}
+    granted: set[str] = set()
+    for logical_id, statement in role_statements(transformed):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if not stream_actions & set(actions):
+            continue
+        assert logical_id == role, logical_id
+        assert statement["Resource"] != "*" and names(statement["Resource"]) == {"OutboxTable"}, statement
+        granted |= set(actions)
+        if {"dynamodb:GetRecords", "dynamodb:GetShardIterator"} & set(actions):
+            assert statement["Resource"] == {"Fn::GetAtt": ["OutboxTable", "StreamArn"]}
+    assert granted == stream_actions
+
+
+def test_report_drop_failures_go_to_an_encrypted_dead_letter_queue(transformed: dict[str, Any]) -> None:
+    (config,) = resources_of(transformed, "AWS::Lambda::EventInvokeConfig").values()
+    assert "AWS::Lambda::EventInvokeConfig" not in HELD_BACK
+    assert config["FunctionName"] == {"Ref": "ReportDropFunction"}
+    assert 0 <= config["MaximumRetryAttempts"] <= 2
+    queue = config["DestinationConfig"]["OnFailure"]["Destination"]
+    assert queue == {"Fn::GetAtt": ["ReportDropDeadLetterQueue", "Arn"]}
+    assert resources_of(transformed, "AWS::SQS::Queue")["ReportDropDeadLetterQueue"]["SqsManagedSseEnabled"] is True
+    role = function_roles(transformed)["ReportDropFunction"]
+    assert any(logical_id == role and "sqs:SendMessage" in json.dumps(statement["Action"])
+               and names(statement["Resource"]) == {"ReportDropDeadLetterQueue"}
+               for logical_id, statement in role_statements(transformed))
+
+
+def dead_letter_queues(transformed: dict[str, Any]) -> set[str]:
+    """Every queue something fails into: redrive targets, function DLQs and on-failure destinations."""
+    text = json.dumps(transformed["Resources"])
+    queues = resources_of(transformed, "AWS::SQS::Queue")
+    targets = {properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+               for properties in queues.values() if "RedrivePolicy" in properties}
+    for function in resources_of(transformed, "AWS::Lambda::Function").values():
+        if "DeadLetterConfig" in function:
+            targets |= names(function["DeadLetterConfig"]["TargetArn"])
+    for kind in ("AWS::Lambda::EventInvokeConfig", "AWS::Lambda::EventSourceMapping"):
+        for properties in resources_of(transformed, kind).values():
+            targets |= names(properties.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"))
+    assert targets and all(f'"{queue}"' in text for queue in targets)
+    return targets
+
+
+def test_every_function_error_and_every_dead_letter_queue_alarms_on_the_encrypted_alarm_topic(
+        transformed: dict[str, Any]) -> None:
+    alarms = resources_of(transformed, "AWS::CloudWatch::Alarm").values()
+    errors = {dimension["Value"]["Ref"] for alarm in alarms
+              if alarm["Namespace"] == "AWS/Lambda" and alarm["MetricName"] == "Errors"
+              for dimension in alarm["Dimensions"] if dimension["Name"] == "FunctionName"}
+    assert errors == set(FUNCTIONS) == set(resources_of(transformed, "AWS::Lambda::Function"))
+    depths = {dimension["Value"]["Fn::GetAtt"][0] for alarm in alarms
+              if alarm["Namespace"] == "AWS/SQS" and alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+              for dimension in alarm["Dimensions"] if dimension["Name"] == "QueueName"}
+    assert depths == dead_letter_queues(transformed)
+    assert {"ReportDropDeadLetterQueue", "OutboxRelayDeadLetterQueue", "CycleDeadLetterQueue",
+            "NotificationsDeadLetterQueue"} <= depths
+    for alarm in alarms:
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], alarm
+        assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    topic = resources_of(transformed, "AWS::SNS::Topic")["AlarmTopic"]
+    # CloudWatch publishes to an encrypted topic only through a customer managed key that lets it
+    assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    key = resources_of(transformed, "AWS::KMS::Key")["AlarmTopicKey"]
+    assert key["EnableKeyRotation"] is True
+    assert any(statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+               for statement in key["KeyPolicy"]["Statement"])
+    assert transformed["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": "AlarmTopic"}

@@ -5,11 +5,12 @@ The SAM template is transformed in memory with aws-sam-translator, its code and 
 staging bucket on the emulator (the translator accepts only s3:// locations), and the result is created as a
 CloudFormation stack named ACCRUAL_STACK. moto's CloudFormation skips the tables' TimeToLiveSpecification and the
 bucket's public access block and versioning, so those are applied afterwards through their APIs, read from the same
-template.
+template, and so is the tables' point-in-time recovery.
 
-moto 5.2's CloudFormation also skips (with only a log line) secrets, SNS subscriptions, queue policies and EventBridge
-Scheduler schedules; those are created here through their own APIs from the transformed template's properties, with
-Ref/GetAtt/Sub resolved against the stack. One resource is held back on purpose: the DynamoDB stream event source
+moto 5.2's CloudFormation also skips (with only a log line) secrets, SNS subscriptions, queue policies, EventBridge
+Scheduler schedules, alarms and a function's asynchronous invocation settings (EventInvokeConfig: its retries and
+on-failure destination); those are created here through their own APIs from the transformed template's properties,
+with Ref/GetAtt/Sub resolved against the stack. One resource is held back on purpose: the DynamoDB stream event source
 mapping, because moto runs its function through Docker inside every PutItem on the table and then discards the
 stream's records, which would leave the outbox stream empty. Locally the outbox is published by the cycle's sweep or
 by reading the stream; the mapping's settings are checked in the transformed template instead (and so are the
@@ -37,7 +38,7 @@ from accrual.settings import BOTO_CONFIG, stack_outputs
 STAGING_BUCKET = "accrual-local-staging"
 # Created by provision() through their own APIs, in this order (moto's CloudFormation skips them).
 SUPPLEMENTED = ("AWS::SecretsManager::Secret", "AWS::SNS::Subscription", "AWS::SQS::QueuePolicy",
-                "AWS::Scheduler::Schedule", "AWS::CloudWatch::Alarm")
+                "AWS::Scheduler::Schedule", "AWS::CloudWatch::Alarm", "AWS::Lambda::EventInvokeConfig")
 # Not created on the emulator (see the module's docstring).
 HELD_BACK = ("AWS::Lambda::EventSourceMapping",)
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
@@ -181,6 +182,15 @@ def _apply_time_to_live(template: dict[str, Any], resources: dict[str, str], dyn
             continue
         dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={
             "AttributeName": specification["AttributeName"], "Enabled": bool(specification.get("Enabled"))})
+
+
+def _apply_point_in_time_recovery(template: dict[str, Any], resources: dict[str, str], dynamodb) -> None:
+    for logical_id, resource in template["Resources"].items():
+        specification = resource.get("Properties", {}).get("PointInTimeRecoverySpecification")
+        if resource.get("Type") != "AWS::DynamoDB::Table" or not specification:
+            continue
+        dynamodb.update_continuous_backups(TableName=resources[logical_id], PointInTimeRecoverySpecification={
+            "PointInTimeRecoveryEnabled": bool(specification.get("PointInTimeRecoveryEnabled"))})
 
 
 def _apply_bucket_settings(template: dict[str, Any], resources: dict[str, str], s3) -> None:
@@ -358,12 +368,27 @@ def _create_alarm(resolver: _Resolver, properties: dict[str, Any]) -> str:
     return name
 
 
+def _create_event_invoke_config(resolver: _Resolver, properties: dict[str, Any]) -> str:
+    lambda_client = resolver.client("lambda")
+    function, qualifier = properties["FunctionName"], properties.get("Qualifier", "$LATEST")
+    request = {key: properties[key] for key in (
+        "MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig") if key in properties}
+    try:  # one configuration per function and qualifier: provisioning again replaces it
+        lambda_client.delete_function_event_invoke_config(FunctionName=function, Qualifier=qualifier)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+    lambda_client.put_function_event_invoke_config(FunctionName=function, Qualifier=qualifier, **request)
+    return f"{function}:{qualifier}"
+
+
 _CREATORS = {
     "AWS::SecretsManager::Secret": _create_secret,
     "AWS::SNS::Subscription": _create_subscription,
     "AWS::SQS::QueuePolicy": _create_queue_policy,
     "AWS::Scheduler::Schedule": _create_schedule,
     "AWS::CloudWatch::Alarm": _create_alarm,
+    "AWS::Lambda::EventInvokeConfig": _create_event_invoke_config,
 }
 
 
@@ -427,6 +452,7 @@ def provision(stack: str | None = None, template_path: Path | None = None,
                  for r in page["StackResourceSummaries"]}
     _supplement(emulated, described, resources, session)
     _apply_time_to_live(emulated, resources, session.client("dynamodb", config=BOTO_CONFIG))
+    _apply_point_in_time_recovery(emulated, resources, session.client("dynamodb", config=BOTO_CONFIG))
     _apply_bucket_settings(emulated, resources, session.client("s3", config=BOTO_CONFIG))
     stack_outputs.cache_clear()
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
