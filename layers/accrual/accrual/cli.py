@@ -76,13 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--lang", choices=("en", "ru"), default="en", help="language of the plain-words answer")
     explain.set_defaults(handler="accrual.commands:explain")
 
-    review = commands.add_parser("review", help="release or decline an order held for review (multi-account)")
+    review = commands.add_parser("review", help="release or decline an order held for review (multi-account coupons, "
+                                                 "attribution conflict)")
     review.add_argument("order_id")
     verdict = review.add_mutually_exclusive_group(required=True)
     verdict.add_argument("--release", dest="verdict", action="store_const", const="released",
                          help="the order earns as if it had not been held")
     verdict.add_argument("--decline", dest="verdict", action="store_const", const="declined",
                          help="the order earns nothing")
+    review.add_argument("--user", help="with --release, for an order whose lines name several shoppers "
+                                       "(ATTRIBUTION_CONFLICT): the shopper it belongs to")
     _now_option(review)
     review.set_defaults(handler="accrual.commands:review")
 

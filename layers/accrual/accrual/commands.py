@@ -151,7 +151,12 @@ def review(args) -> int:
     if len(keys) != 1:
         print(f"{args.order_id!r} names {len(keys)} orders; give the order as partner#order_id", file=sys.stderr)
         return 2
-    state = Ledger(settings).review(keys[0], ReviewVerdict(args.verdict), now=_now(args))
+    try:
+        state = Ledger(settings).review(keys[0], ReviewVerdict(args.verdict), now=_now(args),
+                                        user_id=getattr(args, "user", None))
+    except ValueError as error:
+        print(str(error), file=sys.stderr)
+        return 2
     print(f"order {keys[0]}: {args.verdict}, now {state.value}")
     return 0
 

@@ -102,6 +102,8 @@ _SHORT = {
         Code.MULTI_ACCOUNT_NEW_USER_COUPON: "new-user coupons were used from several store accounts: the order is held"
         " for review",
         Code.UNATTRIBUTED: "no click on the cashback link matches this order; you can file a missing-cashback claim",
+        Code.ATTRIBUTION_CONFLICT: "the order's items were bought through links of different shoppers: the order is"
+        " held until support decides whose it is",
     },
     "ru": {
         Code.SHIPPING_EXCLUDED: "доставка не входит в базу для кэшбэка",
@@ -118,6 +120,8 @@ _SHORT = {
         " заказ на проверке",
         Code.UNATTRIBUTED: "ни один переход по кэшбэк-ссылке не совпадает с заказом; можно подать заявку на"
         " потерянный кэшбэк",
+        Code.ATTRIBUTION_CONFLICT: "позиции заказа куплены по ссылкам разных пользователей: заказ удержан, пока"
+        " поддержка не решит, чей он",
     },
 }
 
@@ -257,7 +261,11 @@ def _line_sentence(step: TrailStep, lang: str) -> str | None:
 def _order_sentence(step: TrailStep, lang: str) -> str | None:
     text = _TEXT[lang]
     n = step.numbers
+    if step.rule == "attribution_conflict":
+        return _SHORT[lang][Code.ATTRIBUTION_CONFLICT].capitalize() + "."
     if step.rule == "inputs":
+        if "user_ids" in n or "clicked_at" not in n and step.note.startswith("the lines' clicks"):
+            return None
         if "clicked_at" in n:
             return text["click"].format(clicked_at=n["clicked_at"])
         return text["no_click"].format(sub_id=n.get("sub_id", ""))

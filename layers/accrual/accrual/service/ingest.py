@@ -17,17 +17,42 @@ from accrual.adapters.partner_config import drop_options, partner_options
 from accrual.adapters.partner_state import PartnerState
 from accrual.adapters.report_archive import ReportArchive
 from accrual.domain.models import OrderLine
-from accrual.partners import API_PARTNERS, PartnerOptions, read_report
+from accrual.partners import API_PARTNERS, ParsedReport, PartnerOptions, read_report
 from accrual.settings import Settings
 
 Reconcile = Callable[[Sequence[OrderLine]], Mapping[str, int]]
 
 
-def ledger_reconcile(settings: Settings, now: datetime) -> Reconcile:
-    from accrual.service.ledger import Ledger
+class LedgerSink:
+    """The ledger as a report's lines reach it: first screened against the accrual configuration (a line it refuses
+    is quarantined like one that could not be read), then reconciled as of `now`."""
 
-    ledger = Ledger(settings)
-    return lambda lines: ledger.reconcile(lines, now=now)
+    def __init__(self, settings: Settings, now: datetime) -> None:
+        from accrual.service.ledger import Ledger
+
+        self.ledger = Ledger(settings)
+        self.now = now
+
+    def screen(self, lines: Sequence[OrderLine]) -> tuple[list[OrderLine], list[tuple[OrderLine, str]]]:
+        return self.ledger.screen(lines)
+
+    def __call__(self, lines: Sequence[OrderLine]) -> Mapping[str, int]:
+        return self.ledger.reconcile(lines, now=self.now)
+
+
+def ledger_reconcile(settings: Settings, now: datetime) -> LedgerSink:
+    return LedgerSink(settings, now)
+
+
+def screen_report(report: ParsedReport, reconcile: Reconcile) -> None:
+    """Quarantine the accepted lines the configuration refuses (a reconcile that is not the ledger's screens
+    nothing). `read == accepted + quarantined` still holds."""
+    screen = getattr(reconcile, "screen", None)
+    if screen is None or not report.lines:
+        return
+    _, refused = screen(report.lines)
+    if refused:
+        report.quarantine_accepted(refused)
 
 
 def options_for(report_format: str, partner: str, settings: Settings) -> PartnerOptions | None:
@@ -47,6 +72,7 @@ def ingest_report(data: bytes, report_format: str, *, partner: str, source: str,
     archive = archive or ReportArchive(settings)
     report = read_report(data, report_format, source=source,
                          options=options_for(report_format, partner, settings))
+    screen_report(report, reconcile)
     if report.quarantined:
         PartnerState(settings).quarantine(partner, source, report.quarantined, run_id=run_id, now=now)
         archive.put_quarantine(source, report.quarantined, run_id=run_id)

@@ -19,6 +19,7 @@ from accrual.domain.models import OrderLine
 from accrual.observability import logger
 from accrual.partners import API_PARTNERS, PartnerOptions, read_report
 from accrual.partners.http import FetchedPage, PagePosition, RetryPolicy
+from accrual.service.ingest import screen_report
 from accrual.settings import Settings
 
 DEFAULT_OVERLAP = timedelta(days=5)
@@ -101,6 +102,7 @@ def pull_partner(partner: str, *, now: datetime, settings: Settings, reconcile: 
         for page in client.pages(start, end, resume):
             key = archive.put_raw(partner, start, page.page_key, page.raw)
             report = read_report(page.raw, partner, source=key, options=options)
+            screen_report(report, reconcile)
             if report.quarantined:
                 state.quarantine(partner, key, report.quarantined, run_id=run_id, now=now)
                 archive.put_quarantine(key, report.quarantined, run_id=run_id, partner=partner)
