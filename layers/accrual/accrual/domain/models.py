@@ -284,8 +284,8 @@ class Promotion(_Strict):
 
 class AccrualConfig(_Strict):
     """The accrual configuration, one versioned document (DOMAIN.md). It is checked against the world on load: rate
-    cards, promotions and hold days name known `partners`, rates lie within 0..`max_rate` (at most 40%), days are
-    non-negative integers, fx rates are plausible positive numbers of an active ISO 4217 currency per 1 USD."""
+    cards, promotions and hold days name known `partners`, rates lie within 0..40% (a lower `max_rate` clamps them
+    when the rules apply it), days are non-negative integers, fx rates are plausible positive numbers of an active ISO 4217 currency per 1 USD."""
 
     version: str = Field(min_length=1)
     partners: list[Slug] = Field(default_factory=lambda: list(DEFAULT_PARTNERS), min_length=1)
@@ -316,7 +316,7 @@ class AccrualConfig(_Strict):
         problems: list[InitErrorDetails] = []
 
         def problem(loc: tuple, value, message: str) -> None:
-            problems.append(InitErrorDetails(type=PydanticCustomError("accrual_config", message), loc=loc,
+            problems.append(InitErrorDetails(type=PydanticCustomError("accrual_config", "{message}", {"message": message}), loc=loc,
                                              input=value))
 
         known = set(self.partners)
@@ -329,27 +329,9 @@ class AccrualConfig(_Strict):
             if partner not in known:
                 problem(loc, partner, f"partner {partner!r} is not one of the known partners "
                                       f"{sorted(known)} (add it to `partners` first)")
-        for index, card in enumerate(self.rate_cards):
-            rates = [("default_rate", card.default_rate), ("non_affiliate_rate", card.non_affiliate_rate),
-                     ("hot_product_rate", card.hot_product_rate)]
-            rates += [(("categories", category), rate) for category, rate in card.categories.items()]
-            for field, rate in rates:
-                if rate is not None and rate > self.max_rate:
-                    loc = ("rate_cards", index, *(field if isinstance(field, tuple) else (field,)))
-                    problem(loc, str(rate), f"rate {rate} is above max_rate {self.max_rate}")
-        for index, promo in enumerate(self.promotions):
-            if promo.rate > self.max_rate:
-                problem(("promotions", index, "rate"), str(promo.rate),
-                        f"rate {promo.rate} is above max_rate {self.max_rate}")
         if problems:
             raise ValidationError.from_exception_data(type(self).__name__, problems)
         return self
-
-    def own_promo_code(self, code: str | None) -> bool:
-        """Whether a promo code is one of the service's own (case-insensitive, surrounding spaces ignored)."""
-        if not code or not code.strip():
-            return False
-        return code.strip().casefold() in {own.strip().casefold() for own in self.own_promo_codes}
 
     def fx_rate_on(self, currency: str, day: date) -> tuple[Decimal, date] | None:
         """The rate of the latest day on or before `day` that has one for `currency` (else the earliest day's)."""
