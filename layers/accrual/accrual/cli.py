@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     config_load.add_argument("file")
     _force_fx_option(config_load)
     config_load.add_argument("--reason", default=None,
-                             help="why the forced fx rates are right (required with --force-fx; stored with the version)")
+                             help="why the forced fx rates are right (required with --force-fx; stored with the "
+                                  "version)")
     config_load.set_defaults(handler="accrual.commands:config_load")
     config_diff = config.add_parser(
         "diff", help="what a configuration file changes relative to the current version, without loading it",

@@ -285,7 +285,8 @@ class Promotion(_Strict):
 class AccrualConfig(_Strict):
     """The accrual configuration, one versioned document (DOMAIN.md). It is checked against the world on load: rate
     cards, promotions and hold days name known `partners`, rates lie within 0..40% (a lower `max_rate` clamps them
-    when the rules apply it), days are non-negative integers, fx rates are plausible positive numbers of an active ISO 4217 currency per 1 USD."""
+    when the rules apply it), days are non-negative integers, fx rates are plausible positive numbers of an active
+    ISO 4217 currency per 1 USD."""
 
     version: str = Field(min_length=1)
     partners: list[Slug] = Field(default_factory=lambda: list(DEFAULT_PARTNERS), min_length=1)
@@ -316,8 +317,8 @@ class AccrualConfig(_Strict):
         problems: list[InitErrorDetails] = []
 
         def problem(loc: tuple, value, message: str) -> None:
-            problems.append(InitErrorDetails(type=PydanticCustomError("accrual_config", "{message}", {"message": message}), loc=loc,
-                                             input=value))
+            error = PydanticCustomError("accrual_config", "{message}", {"message": message})
+            problems.append(InitErrorDetails(type=error, loc=loc, input=value))
 
         known = set(self.partners)
         if len(known) != len(self.partners):
