@@ -1,4 +1,4 @@
-"""Properties of the accrual rules over generated orders: the cap and the 40% ceiling hold, lines add up to the order,
+"""Properties of the accrual rules over generated orders: the cap and the max_rate ceiling hold, lines add up to the order,
 excluded lines earn exactly 0, the decision is deterministic and independent of the order of the lines, every earning
 line names its rate source, and a decision survives storage (to_dict / from_dict)."""
 from __future__ import annotations
@@ -15,7 +15,8 @@ from accrual.domain.money import to_cents
 from accrual.domain.rules import decide_order
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-MAX_RATE = Decimal("0.40")
+# A configuration may not hold a rate above 40%: a lower max_rate, below some cards' rates, exercises the clamp.
+MAX_RATE = Decimal("0.30")
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None)
 
 
@@ -25,9 +26,9 @@ def make_config(cap: str) -> AccrualConfig:
             "version": "property",
             "rate_cards": [
                 {"partner": "aliexpress", "valid_from": "2026-01-01T00:00:00Z", "valid_to": "2026-11-11T12:00:00Z",
-                 "default_rate": "0.03", "hot_product_rate": "0.55", "categories": {"100001": "0.055"}},
+                 "default_rate": "0.03", "hot_product_rate": "0.35", "categories": {"100001": "0.055"}},
                 {"partner": "aliexpress", "valid_from": "2026-11-11T12:00:00Z", "default_rate": "0.02",
-                 "hot_product_rate": "0.12", "categories": {"100001": "0.07", "200002": "0.45"}},
+                 "hot_product_rate": "0.12", "categories": {"100001": "0.07", "200002": "0.38"}},
             ],
             "promotions": [
                 {"partner": "aliexpress", "categories": ["100001", "200002"], "rate": "0.08",
@@ -40,6 +41,7 @@ def make_config(cap: str) -> AccrualConfig:
             "vat_rates": {"RU": "0.20", "DE": "0.19"},
             "fx_rates": {"2026-01-01": {"RUB": "92.50", "EUR": "0.93"}},
             "cap_usd": cap,
+            "max_rate": str(MAX_RATE),
         }
     )
 
@@ -110,7 +112,7 @@ def test_cashback_never_exceeds_the_cap_nor_40_percent_of_the_base(order) -> Non
     lines, click, config = order
     decision = decide_order(lines, click, config, now=NOW)
     assert decision.cashback_usd <= config.cap_usd
-    # 40% of each line's base, each rounded half up to cents as the line itself is (at most half a cent per line)
+    # max_rate of each line's base, each rounded half up to cents as the line itself is (at most half a cent per line)
     ceiling = sum((to_cents(line.base_usd * MAX_RATE) for line in decision.lines), Decimal("0"))
     assert decision.cashback_usd <= ceiling
     assert all(line.rate <= MAX_RATE for line in decision.lines)

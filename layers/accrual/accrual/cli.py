@@ -10,6 +10,7 @@ import sys
 from datetime import datetime, timezone
 
 PARTNERS = ("aliexpress", "admitad", "csv", "normalized")
+FX_BAND = 2  # accrual.domain.models.FX_BAND, repeated so that --help imports nothing heavy
 
 
 def parse_now(text: str) -> datetime:
@@ -21,6 +22,11 @@ def parse_now(text: str) -> datetime:
 def _now_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--now", type=parse_now, default=None,
                         help="run the scheduled logic as of this ISO-8601 time (default: the current time)")
+
+
+def _force_fx_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force-fx", action="store_true",
+                        help=f"accept fx rates more than a factor of {FX_BAND} away from the current version's")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,13 +42,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = commands.add_parser("config", help="the accrual configuration").add_subparsers(
         dest="config_command", required=True, metavar="CONFIG_COMMAND")
-    config_load = config.add_parser("load", help="validate a configuration JSON file and store it as a new version")
+    config_load = config.add_parser(
+        "load", help="validate a configuration JSON file and store it as a new version",
+        description="Validate a configuration document (known partners, rates 0..max_rate, days, plausible fx rates) "
+                    f"and store it as a new version that becomes current. An fx rate more than a factor of {FX_BAND} "
+                    "away from the current version's rate for that currency is refused unless --force-fx --reason "
+                    "TEXT. Exit 2 when the document is refused.")
     config_load.add_argument("file")
+    _force_fx_option(config_load)
+    config_load.add_argument("--reason", default=None,
+                             help="why the forced fx rates are right (required with --force-fx; stored with the "
+                                  "version)")
     config_load.set_defaults(handler="accrual.commands:config_load")
+    config_diff = config.add_parser(
+        "diff", help="what a configuration file changes relative to the current version, without loading it",
+        description="Validate a configuration document as `config load` does and print what it changes relative to "
+                    "the current stored version (rate cards, promotions, rates, exclusions, fx rates, days), without "
+                    "storing anything. Exit 0, or 2 when the document would be refused.")
+    config_diff.add_argument("file")
+    config_diff.add_argument("--json", action="store_true", help="print JSON")
+    _force_fx_option(config_diff)
+    config_diff.set_defaults(handler="accrual.commands:config_diff")
 
     clicks = commands.add_parser("clicks", help="clicks recorded by the site").add_subparsers(
         dest="clicks_command", required=True, metavar="CLICKS_COMMAND")
-    clicks_load = clicks.add_parser("load", help="load clicks from a JSON Lines file")
+    clicks_load = clicks.add_parser(
+        "load", help="load clicks from a JSON Lines file (clicks are facts: a changed click is refused)",
+        description="Load clicks, one JSON object a line. A click is a fact: a sub_id already stored with other "
+                    "content is refused (the same content again counts as unchanged); a sub_id twice in the file "
+                    "with different content is refused (the same content twice counts once); a click whose user "
+                    "already has another account currency (stored, or earlier in the file) is refused. The valid "
+                    "clicks of the file are stored even when others are refused. Prints JSON counts (stored, "
+                    "unchanged, repeated, refused, refusals with reasons). Exit 0 when nothing is refused, 2 when "
+                    "anything is (the valid clicks are stored all the same).")
     clicks_load.add_argument("file")
     clicks_load.set_defaults(handler="accrual.commands:clicks_load")
 

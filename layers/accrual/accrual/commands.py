@@ -45,37 +45,113 @@ def _settings() -> Settings:
     return settings
 
 
-def config_load(args) -> int:
+def _read_config(path: str) -> AccrualConfig | None:
+    """The document validated on its own, or None after printing one line per problem (field and value)."""
     try:
-        config = AccrualConfig.model_validate_json(Path(args.file).read_text())
+        return AccrualConfig.model_validate_json(Path(path).read_text())
     except ValidationError as error:
-        print(f"configuration {args.file} is invalid:\n{describe_validation_error(error)}", file=sys.stderr)
+        print(f"configuration {path} is invalid:\n{describe_validation_error(error)}", file=sys.stderr)
+        return None
+
+
+def _checked_against_current(args, config: AccrualConfig) -> tuple[AccrualConfig | None, list, bool]:
+    """The current stored configuration, the fx rates outside the band around it, and whether that refuses the
+    document (it does unless --force-fx; the refusal is printed)."""
+    from accrual.domain.config_diff import fx_out_of_band
+
+    version, current = reference_data.stored_current_config()
+    if version is not None and current is None:
+        print(f"note: the current version {version!r} no longer passes today's checks; there is nothing to compare "
+              "with", file=sys.stderr)
+    out_of_band = fx_out_of_band(current, config) if current is not None and current.version != config.version else []
+    if out_of_band and not args.force_fx:
+        print(f"configuration {args.file} is invalid:\n" + "\n".join(map(str, out_of_band))
+              + "\nif these rates are right, load with --force-fx --reason TEXT", file=sys.stderr)
+        return current, out_of_band, True
+    return current, out_of_band, False
+
+
+def config_load(args) -> int:
+    if args.force_fx and not (args.reason or "").strip():
+        print("accrual config load: --force-fx needs --reason TEXT (stored with the version)", file=sys.stderr)
+        return 2
+    config = _read_config(args.file)
+    if config is None:
         return 2
     _settings()
+    _current, forced, refused = _checked_against_current(args, config)
+    if refused:
+        return 2
+    reason = args.reason.strip() if args.force_fx else None
     try:
-        created = reference_data.save_config(config, now=datetime.now(timezone.utc))
+        created = reference_data.save_config(config, now=datetime.now(timezone.utc), reason=reason)
     except reference_data.ConfigVersionConflict as error:
         print(str(error), file=sys.stderr)
         return 2
     print(f"configuration {config.version} {'stored' if created else 'already stored'}; it is now current")
+    for problem in forced:
+        print(f"forced (--force-fx, reason: {reason}): {problem}")
+    return 0
+
+
+def config_diff(args) -> int:
+    from accrual.domain.config_diff import describe, diff
+
+    config = _read_config(args.file)
+    if config is None:
+        return 2
+    _settings()
+    current, out_of_band, refused = _checked_against_current(args, config)
+    if refused:
+        return 2
+    result = diff(current, config)
+    result["fx_forced"] = [problem.to_dict() for problem in out_of_band]
+    if args.json:
+        _print_json(result)
+    else:
+        print("\n".join(describe(result)))
+        for problem in out_of_band:
+            print(f"  ! would be forced (--force-fx): {problem}")
     return 0
 
 
 def clicks_load(args) -> int:
-    clicks, problems = [], []
+    """Clicks are facts: a sub_id stored with other content is refused, as is a click whose shopper already has
+    another account currency; the valid clicks of the file are stored all the same. Exit 2 when any is refused."""
+    from accrual.domain.click_batch import Refusal, screen
+
+    entries, refusals, read = [], [], 0
     for number, text in enumerate(Path(args.file).read_text().splitlines(), start=1):
         if not text.strip():
             continue
+        read += 1
         try:
-            clicks.append(Click.model_validate_json(text))
+            entries.append((number, Click.model_validate_json(text)))
         except ValidationError as error:
-            problems.append(f"line {number}: {describe_validation_error(error)}")
+            for problem in describe_validation_error(error).splitlines():
+                refusals.append(Refusal(number, _sub_id_of(text), problem))
+    screened = screen(entries)
+    refusals += screened.refusals
     _settings()
-    stored = reference_data.save_clicks(clicks)
-    print(f"{stored} clicks stored, {len(problems)} refused")
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    return 1 if problems else 0
+    result = reference_data.store_clicks([click for _, click in screened.accepted], now=datetime.now(timezone.utc))
+    lines = {click.sub_id: number for number, click in screened.accepted}
+    refusals += [Refusal(lines[sub_id], sub_id, reason) for sub_id, reason in result.refused.items()]
+    refusals.sort(key=lambda refusal: refusal.line or 0)
+    _print_json({"file": str(args.file), "read": read,
+                 "stored": len(result.stored), "unchanged": len(result.unchanged), "repeated": screened.repeated,
+                 "refused": len({refusal.line for refusal in refusals}),
+                 "refusals": [refusal.to_dict() for refusal in refusals]})
+    for refusal in refusals:
+        print(refusal, file=sys.stderr)
+    return 2 if refusals else 0
+
+
+def _sub_id_of(text: str) -> str | None:
+    try:
+        value = json.loads(text).get("sub_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def ingest(args) -> int:

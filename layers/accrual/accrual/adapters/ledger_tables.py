@@ -246,8 +246,9 @@ class ClickRecord(Model):
 
 
 class ControlRecord(Model):
-    """Configuration versions (pk CONFIG), the current one (pk CONFIG_CURRENT) and the new-user-coupon registry
-    (pk NEW_USER_COUPON#<user_id>, sk the store account)."""
+    """Configuration versions (pk CONFIG), the current one (pk CONFIG_CURRENT), the new-user-coupon registry
+    (pk NEW_USER_COUPON#<user_id>, sk the store account) and each shopper's one account currency (pk USER#<user_id>,
+    sk ACCOUNT_CURRENCY, body the ISO 4217 code, written once)."""
 
     class Meta:
         table_name = None
@@ -256,6 +257,7 @@ class ControlRecord(Model):
     sk = UnicodeAttribute(range_key=True)
     body = UnicodeAttribute(null=True)
     at = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)  # a configuration version loaded with --force-fx: the operator's reason
 
 
 ORDER_TABLE_MODELS = (OrderRecord, DecisionRecord, LineRecord, JournalEntryRecord, RefusedRecord)

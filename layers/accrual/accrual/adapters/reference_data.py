@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
 from accrual.adapters.ledger_tables import ClickRecord, ControlRecord
+from accrual.domain.click_batch import differences, screen
 from accrual.domain.models import AccrualConfig, Click
 
 CONFIG = "CONFIG"
@@ -22,13 +24,13 @@ def _canonical(config: AccrualConfig) -> str:
     return config.model_dump_json()
 
 
-def save_config(config: AccrualConfig, *, now: datetime) -> bool:
+def save_config(config: AccrualConfig, *, now: datetime, reason: str | None = None) -> bool:
     """Store a configuration version (older versions stay) and make it the current one. Returns False when the very
-    same version was already stored."""
+    same version was already stored. `reason` (why fx rates outside the band were forced) is stored with it."""
     body = _canonical(config)
     created = True
     try:
-        ControlRecord(CONFIG, config.version, body=body, at=now.isoformat()).save(
+        ControlRecord(CONFIG, config.version, body=body, at=now.isoformat(), reason=reason).save(
             condition=ControlRecord.pk.does_not_exist())
     except PutError as error:
         if error.cause_response_code != "ConditionalCheckFailedException":
@@ -54,13 +56,139 @@ def current_config() -> AccrualConfig:
     return config_version(version)
 
 
-def save_clicks(clicks: Iterable[Click]) -> int:
-    count = 0
-    with ClickRecord.batch_write() as batch:
-        for click in clicks:
-            batch.save(ClickRecord(click.sub_id, body=click.model_dump_json()))
-            count += 1
-    return count
+def stored_current_config() -> tuple[str | None, AccrualConfig | None]:
+    """The current version and its configuration, (None, None) when none is loaded. A version stored before today's
+    limits that no longer passes them comes back as (version, None): there is nothing to compare with."""
+    try:
+        version = ControlRecord.get(CONFIG_CURRENT, "current", consistent_read=True).body
+    except DoesNotExist:
+        return None, None
+    try:
+        return version, AccrualConfig.model_validate_json(ControlRecord.get(CONFIG, version, consistent_read=True).body)
+    except ValueError:
+        return version, None
+
+
+def config_reason(version: str) -> str | None:
+    return ControlRecord.get(CONFIG, version, consistent_read=True).reason
+
+
+USER_PREFIX = "USER#"
+ACCOUNT_CURRENCY = "ACCOUNT_CURRENCY"
+
+
+class ClicksRefused(ValueError):
+    """save_clicks was given clicks that contradict the stored facts (or each other)."""
+
+
+@dataclass
+class StoredClicks:
+    stored: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)  # sub_id: reason
+
+
+def _conditional_failed(error: PutError) -> bool:
+    return error.cause_response_code == "ConditionalCheckFailedException"
+
+
+def _stored_click(record: ClickRecord) -> Click | None:
+    try:
+        return Click.model_validate_json(record.body)
+    except ValueError:
+        return None  # stored before today's limits: compared by its text
+
+
+def _compare(record: ClickRecord, click: Click) -> str | None:
+    """None when the stored click is this one, else the reason to refuse the new one."""
+    if record.body == click.model_dump_json():
+        return None
+    stored = _stored_click(record)
+    if stored == click:
+        return None
+    detail = differences(stored, click) if stored is not None else f"stored as {record.body[:200]}"
+    return f"sub_id {click.sub_id!r} is already stored with other content ({detail}); a stored click never changes"
+
+
+def _currency_refusal(click: Click, currency: str) -> str:
+    return (f"sub_id {click.sub_id!r}: user {click.user_id!r} already has account currency {currency}, this click "
+            f"says {click.account_currency}; a shopper has one account currency")
+
+
+def account_currencies(user_ids: Iterable[str]) -> dict[str, str]:
+    """The stored account currency of each of these shoppers that has one (BatchGetItem, strongly consistent)."""
+    keys = [(f"{USER_PREFIX}{user_id}", ACCOUNT_CURRENCY) for user_id in sorted(set(user_ids))]
+    return {record.pk[len(USER_PREFIX):]: record.body
+            for record in ControlRecord.batch_get(keys, consistent_read=True)}
+
+
+def _claim_account_currency(user_id: str, currency: str, *, now: datetime) -> str:
+    """Record the shopper's account currency unless another one is recorded; returns the recorded one. The condition
+    makes two concurrent loads agree: the first currency written stays."""
+    try:
+        ControlRecord(f"{USER_PREFIX}{user_id}", ACCOUNT_CURRENCY, body=currency, at=now.isoformat()).save(
+            condition=ControlRecord.pk.does_not_exist() | (ControlRecord.body == currency))
+    except PutError as error:
+        if not _conditional_failed(error):
+            raise
+        return ControlRecord.get(f"{USER_PREFIX}{user_id}", ACCOUNT_CURRENCY, consistent_read=True).body
+    return currency
+
+
+def store_clicks(clicks: Sequence[Click], *, now: datetime) -> StoredClicks:
+    """Store clicks as facts. The clicks have distinct sub_ids and one currency per user (click_batch.screen).
+
+    One BatchGetItem finds the sub_ids already stored (same content: unchanged; other content: refused) and the
+    shoppers' recorded account currencies; only new clicks are written, each with a conditional put
+    (`sub_id` does not exist), after the shopper's currency is recorded (conditionally too), so two concurrent loads
+    never overwrite each other: the loser's click is re-read and counted as unchanged or refused.
+    """
+    result = StoredClicks()
+    existing = {record.sub_id: record
+                for record in ClickRecord.batch_get([click.sub_id for click in clicks], consistent_read=True)}
+    new: list[Click] = []
+    for click in clicks:
+        record = existing.get(click.sub_id)
+        if record is None:
+            new.append(click)
+        elif (reason := _compare(record, click)) is None:
+            result.unchanged.append(click.sub_id)
+        else:
+            result.refused[click.sub_id] = reason
+
+    recorded = account_currencies(click.user_id for click in new)
+    for click in new:
+        currency = recorded.get(click.user_id)
+        if currency is None:
+            currency = recorded[click.user_id] = _claim_account_currency(click.user_id, click.account_currency,
+                                                                         now=now)
+        if currency != click.account_currency:
+            result.refused[click.sub_id] = _currency_refusal(click, currency)
+            continue
+        try:
+            ClickRecord(click.sub_id, body=click.model_dump_json()).save(condition=ClickRecord.sub_id.does_not_exist())
+        except PutError as error:
+            if not _conditional_failed(error):
+                raise
+            reason = _compare(ClickRecord.get(click.sub_id, consistent_read=True), click)  # a concurrent load won
+            if reason is None:
+                result.unchanged.append(click.sub_id)
+            else:
+                result.refused[click.sub_id] = reason
+            continue
+        result.stored.append(click.sub_id)
+    return result
+
+
+def save_clicks(clicks: Iterable[Click], *, now: datetime | None = None) -> int:
+    """Store clicks (as `accrual clicks load` does) and return how many are stored or were already; raises
+    ClicksRefused, naming each refused sub-id, when any click contradicts a stored one or another of the batch."""
+    screened = screen([(None, click) for click in clicks])
+    result = store_clicks([click for _, click in screened.accepted], now=now or datetime.now(timezone.utc))
+    reasons = [str(refusal) for refusal in screened.refusals] + list(result.refused.values())
+    if reasons:
+        raise ClicksRefused("; ".join(reasons))
+    return len(result.stored) + len(result.unchanged)
 
 
 def find_click(sub_id: str | None) -> Click | None:

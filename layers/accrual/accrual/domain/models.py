@@ -5,13 +5,17 @@ A bad value is rejected with a pydantic ValidationError whose message names the 
 """
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.functional_validators import AfterValidator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from accrual.domain.currencies import ISO_4217
 
 # Amounts arrive as decimal strings; floats would lose cents, so a JSON number is read through its text.
 # An absurd amount (a unit mix-up in a partner feed) is refused rather than paid.
@@ -149,27 +153,107 @@ def order_key(partner: str, order_id: str) -> str:
     return f"{partner}#{order_id}"
 
 
+# --- limits of the click and the configuration (DOMAIN.md, "Identity and integrity") --------------------------------
+# sub_id and user_id are DynamoDB keys (a partition key may hold 2048 bytes): bounded well below, in UTF-8 bytes.
+MAX_KEY_BYTES = 256
+MAX_SLUG_LENGTH = 64
+SLUG_PATTERN = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
+EARLIEST_CLICK_YEAR, LATEST_CLICK_YEAR = 2000, 2100
+DEFAULT_PARTNERS = ("aliexpress", "admitad")
+MAX_CASHBACK_RATE = Decimal("0.40")  # the rules' maximum rate (DOMAIN.md: "never above 40%")
+MAX_DAYS = 3650  # a number of days (hold, awaiting payment): 0 .. ten years
+MIN_FX_RATE, MAX_FX_RATE = Decimal("1e-4"), Decimal("1e6")  # plausible units of a currency per 1 USD
+FX_BAND = Decimal("2")  # a new fx rate within a factor of 2 of the previous version's rate, unless forced
+
+
+def _key(value: str) -> str:
+    size = len(value.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        raise ValueError(f"{value[:40]!r}… is {size} bytes in UTF-8; at most {MAX_KEY_BYTES} are allowed")
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise ValueError(f"{value[:40]!r} contains a control character")
+    return value
+
+
+Key = Annotated[str, Field(min_length=1), AfterValidator(_key)]
+
+
+def _slug(value: str) -> str:
+    if len(value) <= MAX_SLUG_LENGTH and SLUG_PATTERN.fullmatch(value):
+        return value
+    hint = value.strip().lower().replace(" ", "-")
+    if hint != value and len(hint) <= MAX_SLUG_LENGTH and SLUG_PATTERN.fullmatch(hint):
+        raise ValueError(f"partner {value!r} is not a lowercase slug; did you mean {hint!r}?")
+    raise ValueError(f"partner {value!r} is not a lowercase slug (a-z, 0-9, '-' or '_', at most "
+                     f"{MAX_SLUG_LENGTH} characters, like 'aliexpress')")
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+
+
+def _iso_currency(value: str) -> str:
+    if value not in ISO_4217:
+        hint = f"; did you mean {value.upper()!r}?" if value.upper() in ISO_4217 else ""
+        raise ValueError(f"currency {value!r} is not an active ISO 4217 code{hint}")
+    return value
+
+
+IsoCurrency = Annotated[str, AfterValidator(_iso_currency)]
+
+
+def _click_time(value: datetime) -> datetime:
+    if not EARLIEST_CLICK_YEAR <= value.year <= LATEST_CLICK_YEAR:
+        raise ValueError(f"time {value.isoformat()} is outside the years {EARLIEST_CLICK_YEAR}..{LATEST_CLICK_YEAR}")
+    return value
+
+
+ClickTime = Annotated[AwareDatetime, AfterValidator(_click_time)]
+
+
+def _cashback_rate(value: Decimal) -> Decimal:
+    if not value.is_finite() or value < 0 or value > MAX_CASHBACK_RATE:
+        raise ValueError(f"rate {value} is outside 0..{MAX_CASHBACK_RATE} (fractions: \"0.055\" is 5.5%)")
+    return value
+
+
+CashbackRate = Annotated[Decimal, AfterValidator(_cashback_rate)]
+
+
+def _fx_rate(value: Decimal) -> Decimal:
+    if not value.is_finite() or value <= 0:
+        raise ValueError(f"fx rate {value} is not a positive finite number")
+    if not MIN_FX_RATE <= value <= MAX_FX_RATE:
+        raise ValueError(f"fx rate {value} is not plausible: units of the currency per 1 USD must be between "
+                         f"{MIN_FX_RATE} and {MAX_FX_RATE:f}")
+    return value
+
+
+FxRate = Annotated[Decimal, AfterValidator(_fx_rate)]
+Days = Annotated[int, Field(strict=True, ge=0, le=MAX_DAYS)]
+
+
 class Click(_Strict):
-    """A redirect recorded by the site; the partner echoes `sub_id` back in its report."""
+    """A redirect recorded by the site; the partner echoes `sub_id` back in its report. A stored click is a fact:
+    its `sub_id` never changes content, and a shopper (`user_id`) has one `account_currency`."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
 
-    sub_id: str = Field(min_length=1)
-    user_id: str = Field(min_length=1)
-    clicked_at: AwareDatetime
-    partner: str = Field(min_length=1)
-    account_currency: Currency = "USD"
+    sub_id: Key
+    user_id: Key
+    clicked_at: ClickTime
+    partner: Slug
+    account_currency: IsoCurrency = "USD"
     country: Country | None = None
 
 
 class RateCard(_Strict):
-    partner: str
+    partner: Slug
     valid_from: AwareDatetime
     valid_to: AwareDatetime | None = None
-    default_rate: Rate
-    non_affiliate_rate: Rate = Decimal("0.01")
-    hot_product_rate: Rate | None = None
-    categories: dict[str, Rate] = Field(default_factory=dict)
+    default_rate: CashbackRate
+    non_affiliate_rate: CashbackRate = Decimal("0.01")
+    hot_product_rate: CashbackRate | None = None
+    categories: dict[str, CashbackRate] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _window(self) -> "RateCard":
@@ -182,9 +266,9 @@ class RateCard(_Strict):
 
 
 class Promotion(_Strict):
-    partner: str
+    partner: Slug
     categories: list[str]
-    rate: Rate
+    rate: CashbackRate
     starts_at: AwareDatetime
     ends_at: AwareDatetime
 
@@ -199,29 +283,65 @@ class Promotion(_Strict):
 
 
 class AccrualConfig(_Strict):
-    """The accrual configuration, one versioned document (DOMAIN.md)."""
+    """The accrual configuration, one versioned document (DOMAIN.md). It is checked against the world on load: rate
+    cards, promotions and hold days name known `partners`, rates lie within 0..40% (a lower `max_rate` clamps them
+    when the rules apply it), days are non-negative integers, fx rates are plausible positive numbers of an active
+    ISO 4217 currency per 1 USD."""
 
     version: str = Field(min_length=1)
+    partners: list[Slug] = Field(default_factory=lambda: list(DEFAULT_PARTNERS), min_length=1)
     rate_cards: list[RateCard] = Field(min_length=1)
     promotions: list[Promotion] = Field(default_factory=list)
     excluded_shops: list[str] = Field(default_factory=list)
     virtual_categories: list[str] = Field(default_factory=list)
+    own_promo_codes: list[str] = Field(default_factory=list)
     vat_rates: dict[Country, Rate] = Field(default_factory=dict)
-    fx_rates: dict[date, dict[Currency, Decimal]] = Field(default_factory=dict)
+    fx_rates: dict[date, dict[IsoCurrency, FxRate]] = Field(default_factory=dict)
     cap_usd: Amount = Decimal("40.00")
     min_cashback_usd: Amount = Decimal("0.01")
-    max_rate: Rate = Decimal("0.40")
-    awaiting_payment_days: int = Field(default=3, ge=0)
-    hold_days: dict[str, int] = Field(default_factory=dict)
+    max_rate: CashbackRate = MAX_CASHBACK_RATE
+    awaiting_payment_days: Days = 3
+    hold_days: dict[Slug, Days] = Field(default_factory=dict)
 
-    @field_validator("fx_rates")
+    @field_validator("own_promo_codes")
     @classmethod
-    def _positive_fx(cls, value: dict[date, dict[str, Decimal]]):
-        for day, rates in value.items():
-            for currency, rate in rates.items():
-                if not rate.is_finite() or rate <= 0:
-                    raise ValueError(f"fx_rates[{day}][{currency}] = {rate} is not a positive rate")
+    def _codes(cls, value: list[str]) -> list[str]:
+        for index, code in enumerate(value):
+            if not code.strip():
+                raise ValueError(f"own_promo_codes[{index}] is empty")
         return value
+
+    @model_validator(mode="after")
+    def _known_to_the_world(self) -> "AccrualConfig":
+        """Every problem with its field path and value, in one ValidationError."""
+        problems: list[InitErrorDetails] = []
+
+        def problem(loc: tuple, value, message: str) -> None:
+            error = PydanticCustomError("accrual_config", "{message}", {"message": message})
+            problems.append(InitErrorDetails(type=error, loc=loc, input=value))
+
+        known = set(self.partners)
+        if len(known) != len(self.partners):
+            problem(("partners",), self.partners, "a partner is listed twice")
+        named = [(("rate_cards", index, "partner"), card.partner) for index, card in enumerate(self.rate_cards)]
+        named += [(("promotions", index, "partner"), promo.partner) for index, promo in enumerate(self.promotions)]
+        named += [(("hold_days", partner), partner) for partner in self.hold_days]
+        for loc, partner in named:
+            if partner not in known:
+                problem(loc, partner, f"partner {partner!r} is not one of the known partners "
+                                      f"{sorted(known)} (add it to `partners` first)")
+        if problems:
+            raise ValidationError.from_exception_data(type(self).__name__, problems)
+        return self
+
+    def fx_rate_on(self, currency: str, day: date) -> tuple[Decimal, date] | None:
+        """The rate of the latest day on or before `day` that has one for `currency` (else the earliest day's)."""
+        days = sorted(fx_day for fx_day, rates in self.fx_rates.items() if currency in rates)
+        if not days:
+            return None
+        before = [fx_day for fx_day in days if fx_day <= day]
+        chosen = before[-1] if before else days[0]
+        return self.fx_rates[chosen][currency], chosen
 
     def hold_days_for(self, partner: str) -> int:
         return self.hold_days.get(partner, 0)

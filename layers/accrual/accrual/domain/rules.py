@@ -277,8 +277,15 @@ def dispute_or_price_adjusted(ctx: LineContext) -> Code | None:
 
 
 def promo_code_not_allowed(ctx: LineContext) -> Code | None:
-    """Only the service's own codes and sellers' coupons keep cashback; an unknown kind counts as not allowed."""
-    if ctx.line.promo_code and ctx.line.promo_code_kind not in ALLOWED_PROMO_CODE_KINDS:
+    """Only the service's own codes and sellers' coupons keep cashback; an unknown kind counts as not allowed.
+    A code on the configuration's `own_promo_codes` (compared case-insensitively, surrounding spaces ignored) is the
+    service's own, whatever kind the partner reported (Admitad reports the code without a kind)."""
+    code = (ctx.line.promo_code or "").strip()
+    if not code:
+        return None
+    if code.casefold() in {own.strip().casefold() for own in ctx.config.own_promo_codes}:
+        return None
+    if ctx.line.promo_code_kind not in ALLOWED_PROMO_CODE_KINDS:
         return Code.PROMO_CODE_NOT_ALLOWED
     return None
 

@@ -60,9 +60,9 @@ def accrual(*arguments: str) -> tuple[int, str]:
     """Run one operator command; its logs (stderr) are shown only when it fails."""
     done = subprocess.run([*_accrual_command(), *arguments], capture_output=True, text=True, env=os.environ.copy(),
                           stdin=subprocess.DEVNULL, timeout=300)
-    # 1 is an answer (audit differences, refused clicks, unsettled orders) when the command printed one; a crash
-    # also exits 1, but prints nothing on stdout.
-    if done.returncode not in (0, 1) or (done.returncode and not done.stdout.strip()):
+    # 1 is an answer (audit differences, unsettled orders) when the command printed one, and so is 2 from `clicks
+    # load` (refused clicks); a crash also exits 1, but prints nothing on stdout.
+    if done.returncode not in (0, 1, 2) or (done.returncode and not done.stdout.strip()):
         raise DemoFailed(f"accrual {' '.join(arguments)} exited {done.returncode}:\n{done.stderr[-3000:]}")
     return done.returncode, done.stdout
 
@@ -192,7 +192,9 @@ def run_demo() -> int:
         clicks = folder / "clicks.jsonl"
         clicks.write_text(world.clicks_jsonl(), encoding="utf-8")
         code, output = accrual("clicks", "load", str(clicks))
-        print(f"$ accrual clicks load clicks.jsonl\n  {output.strip()}")
+        counts = json.loads(output)
+        print(f"$ accrual clicks load clicks.jsonl\n  {counts['stored']} stored, {counts['unchanged']} unchanged, "
+              f"{counts['refused']} refused")
         if code:
             failures.append("some clicks were refused")
 
