@@ -302,6 +302,8 @@ class AccrualConfig(_Strict):
     max_rate: CashbackRate = MAX_CASHBACK_RATE
     awaiting_payment_days: Days = 3
     hold_days: dict[Slug, Days] = Field(default_factory=dict)
+    # how far a reported usd_rate may be from the fx rate of its day before the line is quarantined
+    fx_tolerance: Rate = Decimal("0.20")
 
     @field_validator("own_promo_codes")
     @classmethod

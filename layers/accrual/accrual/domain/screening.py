@@ -6,30 +6,14 @@ exchange rate or an unknown partner never reaches a shopper's balance (DOMAIN.md
 """
 from __future__ import annotations
 
-from decimal import Decimal
-
 from accrual.domain.decision import MissingFxRate
 from accrual.domain.models import MAX_LINE_AMOUNT, AccrualConfig, OrderLine
 from accrual.domain.rules import fx_rate_on, line_day
 
-DEFAULT_FX_TOLERANCE = Decimal("0.20")
-
-
-def known_partners(config: AccrualConfig) -> frozenset[str]:
-    """The partners this configuration knows: its own list when it has one, else the partners of its rate cards."""
-    listed = getattr(config, "partners", None)
-    if listed:
-        return frozenset(listed)
-    return frozenset(card.partner for card in config.rate_cards)
-
-
-def fx_tolerance(config: AccrualConfig) -> Decimal:
-    return getattr(config, "fx_tolerance", None) or DEFAULT_FX_TOLERANCE
-
 
 def screen_line(line: OrderLine, config: AccrualConfig) -> str | None:
     """None when the line may be reconciled, else the reason it is quarantined (naming the field and the value)."""
-    partners = known_partners(config)
+    partners = config.partners
     if line.partner not in partners:
         return (f"partner={line.partner!r}: not a partner of configuration {config.version} "
                 f"(known: {', '.join(sorted(partners))})")
@@ -47,7 +31,7 @@ def screen_line(line: OrderLine, config: AccrualConfig) -> str | None:
                 f"{line.currency} on or before {day.isoformat()}")
     rate = line.usd_rate if line.usd_rate is not None else configured
     if line.usd_rate is not None:
-        tolerance = fx_tolerance(config)
+        tolerance = config.fx_tolerance
         deviation = abs(line.usd_rate / configured - 1)
         if deviation > tolerance:
             return (f"usd_rate={line.usd_rate}: {deviation:.0%} away from the configured {line.currency} rate "
