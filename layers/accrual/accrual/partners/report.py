@@ -163,6 +163,8 @@ def _json_int(text: str) -> int | Decimal:
 def cut_deep_values(text: str) -> str:
     """`text` with every value that opens below MAX_JSON_DEPTH levels replaced by the JSON string NESTED_TOO_DEEP.
     Linear: normal pages cost one C-speed pass that drops the strings and a count of the brackets left."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:  # a JSON Lines line, a small page
+        return text
     skeleton = _STRINGS.sub("", text)
     if skeleton.count("[") + skeleton.count("{") <= MAX_JSON_DEPTH:
         return text
