@@ -11,7 +11,7 @@ TOOLS := .tools/venv
 TOOLS_STAMP := $(TOOLS)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv tools test run local bench lint build clean
+.PHONY: venv tools test test-fuzz run local bench lint build clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ $(TOOLS_STAMP): requirements-tools.txt
 # Every test, including the template checks (cfn-lint, sam validate --lint, sam build) in tests/integration.
 test: venv tools
 	$(BIN)/pytest -n 2
+
+# The reader fuzzer's long profile: 2,600 hostile pages per reader (10,400 in all); `make test` runs its quick profile.
+test-fuzz: venv
+	ACCRUAL_FUZZ=long $(BIN)/pytest tests/property/test_reader_fuzz.py -q -p no:randomly
 
 lint: venv tools
 	$(BIN)/cfn-lint template.yaml
