@@ -138,7 +138,9 @@ def check_line(line: OrderLine) -> None:
         assert value is None or len(value.encode("utf-8")) <= MAX_ID_BYTES
     for name in TEXT_FIELDS:
         value = getattr(line, name)
-        assert value is None or (len(value) <= MAX_TEXT_CHARS and value.encode("utf-8"))
+        assert value is None or len(value) <= MAX_TEXT_CHARS
+        if value is not None:
+            value.encode("utf-8")  # raises for undecodable bytes
     for name in ("status_at", "ordered_at", "paid_at", "settled_at", "added_to_cart_at"):
         moment = getattr(line, name)
         assert moment is None or EARLIEST_YEAR <= moment.year <= LATEST_YEAR
@@ -267,12 +269,13 @@ def csv_good(draw, index: int) -> dict:
 
 @st.composite
 def csv_files(draw):
-    rows, good = [], []
+    # Good rows are known by id: a hostile cell may hold a line break, which splits its row in two.
+    rows, good = [], set()
     for index in range(draw(st.integers(min_value=1, max_value=6))):
         record = draw(csv_good(index))
         kind = draw(st.sampled_from(["good", "good", "mutated", "mutated", "duplicate", "cells"]))
         if kind == "good":
-            good.append(index + 1)
+            good.add(record["line_id"])
             row = [record[name] for name in CSV_COLUMNS]
         elif kind == "cells":  # a row with too few or too many cells
             row = [record[name] for name in CSV_COLUMNS][:draw(st.integers(min_value=1, max_value=5))]
@@ -284,7 +287,7 @@ def csv_files(draw):
             row = [record[name] for name in CSV_COLUMNS]
         rows.append(row)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     writer.writerows(rows)
     return to_bytes(buffer.getvalue()), good
@@ -294,8 +297,7 @@ def csv_files(draw):
 @given(csv_files())
 def test_csv_reader_is_total(file):
     data, good = file
-    check_report(read_report(data, "csv", source="fuzz", options=PartnerOptions(partner="shop")),
-                 good_positions=good)
+    check_report(read_report(data, "csv", source="fuzz", options=PartnerOptions(partner="shop")), good_ids=good)
 
 
 # --- Normalised JSON Lines ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from test_partner_mapping import admitad_action, admitad_page, ali_order, ali_page
 
-MAX_REASON_CHARS = 500  # accrual.domain.models.MAX_REASON_CHARS once it exists
+from accrual.domain.models import MAX_REASON_CHARS
 from accrual.partners import PartnerOptions, read_report
 
 BIG = "x" * 450_000
