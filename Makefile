@@ -14,7 +14,7 @@ CHECKOV := .tools/checkov
 CHECKOV_STAMP := $(CHECKOV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv tools checkov test run local bench lint build clean
+.PHONY: venv tools checkov test test-fuzz run local bench lint build clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,10 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 # Every test, including the template checks (cfn-lint, sam validate --lint, sam build, checkov) in tests/integration.
 test: venv tools checkov
 	$(BIN)/pytest -n 2
+
+# The reader fuzzer's long profile: 2,600 hostile pages per reader (10,400 in all); `make test` runs its quick profile.
+test-fuzz: venv
+	ACCRUAL_FUZZ=long $(BIN)/pytest tests/property/test_reader_fuzz.py -q -p no:randomly
 
 # checkov's skips are in template.yaml, each with its reason (Metadata: checkov: skip); none on the command line.
 lint: venv tools checkov

@@ -135,7 +135,7 @@ def test_aliexpress_flags():
     ({"paid_amount": 10 ** 12}, "paid_amount", "10000000000"),
     ({"order_status": "Shipped"}, "order_status", "'Shipped'"),
     ({"settled_currency": "US"}, "settled_currency", "'US'"),
-    ({"settled_currency": "RUB"}, "settled_currency", "'RUB'"),
+    ({"settled_currency": "XYZ"}, "settled_currency", "'XYZ'"),
     ({"created_time": "yesterday"}, "created_time", "'yesterday'"),
     ({"created_time": None, "paid_time": None}, "created_time", "missing"),
     ({"custom_parameters": "{sub_id: broken"}, "custom_parameters", "'{sub_id: broken'"),
@@ -158,6 +158,13 @@ def test_aliexpress_non_usd_line_takes_the_configured_rate():
     options = PartnerOptions(usd_rates={"RUB": Decimal("92.50")})
     line = one(read_report(ali_page(ali_order(settled_currency="RUB")), "aliexpress", source="p", options=options))
     assert (line.currency, line.usd_rate) == ("RUB", Decimal("92.50"))
+
+
+def test_a_non_usd_line_without_any_rate_is_accepted_for_the_ledger_to_convert():
+    # The ledger converts it at the configuration's fx rate of the line's day (DOMAIN.md, "Rates are checked").
+    ali = one(read_report(ali_page(ali_order(settled_currency="RUB")), "aliexpress", source="p"))
+    adm = one(read_report(admitad_page(admitad_action(currency="EUR")), "admitad", source="p"))
+    assert (ali.currency, ali.usd_rate, adm.currency, adm.usd_rate) == ("RUB", None, "EUR", None)
 
 
 def test_aliexpress_one_bad_line_does_not_stop_the_page_and_counts_hold():
@@ -217,7 +224,7 @@ def test_admitad_positions_become_lines_and_read_counts_positions():
     ({"status": "on_hold"}, "status='on_hold'"),
     ({"status": None}, "status: missing"),
     ({"currency": "rub"}, "currency='rub': currency 'rub' is not an ISO 4217 code"),
-    ({"currency": "EUR"}, "currency='EUR'"),
+    ({"currency": "EUR", "usd_rate": "NaN"}, "usd_rate='NaN'"),
     ({"action_date": "03/11/2026", "datetime": None}, "action_date='03/11/2026'"),
     ({"action_id": None, "id": None}, "id: missing"),
 ])

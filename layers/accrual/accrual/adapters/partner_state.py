@@ -5,10 +5,14 @@
   last reconciled page are kept, so a failed run resumes there. A `VersionAttribute` makes two concurrent runs of one
   partner fail instead of overwriting each other's progress.
 - Quarantine: pk `QUARANTINE#<partner>`, sk `<source>#<position>` (source = the archived page's key), with the
-  reason, the raw line, the run and the time. A rerun of the same page overwrites the same records.
+  reason, the run and the time, and the raw line bounded: its first RAW_PREFIX_CHARS characters, its length in bytes
+  and its sha256. The whole raw line is in the S3 quarantine object the record names (`raw_key`), so a 450 KB line
+  (over DynamoDB's 400 KB item limit) is quarantined like any other. A rerun of the same page overwrites the same
+  records.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Iterator
@@ -19,10 +23,15 @@ from pynamodb.models import Model
 
 from accrual.adapters.pynamo import bind_model
 from accrual.partners.http import PagePosition
+from accrual.domain.models import MAX_REASON_CHARS
 from accrual.partners.report import QuarantinedLine
 from accrual.settings import Settings
 
 CURSOR_PK = "CURSOR"
+# What a quarantine record keeps of the raw line: enough to read it in the console; the rest is in S3.
+RAW_PREFIX_CHARS = 2000
+# A source (an S3 key, up to 1,024 bytes) longer than this is named in the sort key by its hash (keys: 1,024 bytes).
+MAX_SOURCE_KEY_BYTES = 900
 
 
 def quarantine_pk(partner: str) -> str:
@@ -56,7 +65,10 @@ class QuarantineRecord(Model):
     source = UnicodeAttribute()
     position = NumberAttribute()
     reason = UnicodeAttribute()
-    raw = UnicodeAttribute()
+    raw = UnicodeAttribute()  # the first RAW_PREFIX_CHARS characters of the raw line
+    raw_bytes = NumberAttribute(null=True)  # the whole raw line's length in bytes
+    raw_sha256 = UnicodeAttribute(null=True)
+    raw_key = UnicodeAttribute(null=True)  # the S3 quarantine object holding the whole raw line
     run_id = UnicodeAttribute()
     at = UTCDateTimeAttribute()
 
@@ -113,15 +125,39 @@ class PartnerState:
         return self._records[partner]
 
     def quarantine(self, partner: str, source: str, lines: Iterable[QuarantinedLine], *, run_id: str,
-                   now: datetime) -> int:
+                   now: datetime, raw_key: str | None = None) -> int:
+        """One bounded record per quarantined line; `raw_key` names the S3 object with the whole raw lines."""
         written = 0
         with QuarantineRecord.batch_write() as batch:
             for line in lines:
+                raw = raw_bytes(line.raw)
                 batch.save(QuarantineRecord(
-                    quarantine_pk(partner), f"{source}#{line.position:06d}", partner=partner, source=source,
-                    position=line.position, reason=line.reason, raw=line.raw, run_id=run_id, at=now))
+                    quarantine_pk(partner), f"{source_ref(source)}#{line.position:06d}", partner=partner,
+                    source=source, position=line.position, reason=valid_text(line.reason)[:MAX_REASON_CHARS],
+                    raw=valid_text(line.raw[:RAW_PREFIX_CHARS]), raw_bytes=len(raw),
+                    raw_sha256=hashlib.sha256(raw).hexdigest(), raw_key=raw_key, run_id=run_id, at=now))
                 written += 1
         return written
 
     def quarantined(self, partner: str) -> Iterator[QuarantineRecord]:
         return QuarantineRecord.query(quarantine_pk(partner))
+
+
+def raw_bytes(raw: str) -> bytes:
+    """The raw line's bytes: undecodable bytes, read as lone surrogates, turn back into the bytes the partner sent."""
+    try:
+        return raw.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate written as a JSON escape: no bytes of its own to restore
+        return raw.encode("utf-8", "backslashreplace")
+
+
+def valid_text(text: str) -> str:
+    """Text DynamoDB accepts (valid UTF-8): a lone surrogate is written as its escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def source_ref(source: str) -> str:
+    """The source as the sort key names it: itself, or its hash when it would not fit a key with the position."""
+    if len(source.encode("utf-8", "backslashreplace")) <= MAX_SOURCE_KEY_BYTES:
+        return source
+    return "sha256:" + hashlib.sha256(source.encode("utf-8", "backslashreplace")).hexdigest()

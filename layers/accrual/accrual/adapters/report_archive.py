@@ -47,10 +47,13 @@ class ReportArchive:
 
     def put_quarantine(self, source_key: str, lines: Sequence[QuarantinedLine], *, run_id: str,
                        partner: str = "other") -> str:
+        """Every quarantined line of a source with its whole raw text (the quarantine records keep only a prefix and
+        name this object). Undecodable bytes, read as lone surrogates, are written as their JSON escapes."""
         key = quarantine_key(source_key, partner)
         body = json.dumps({"source": source_key, "run_id": run_id, "lines": [asdict(line) for line in lines]},
                           ensure_ascii=False, indent=1)
-        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json")
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode("utf-8", "backslashreplace"),
+                            ContentType="application/json")
         return key
 
     def get(self, key: str, bucket: str | None = None) -> bytes:

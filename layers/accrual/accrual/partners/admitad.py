@@ -63,16 +63,11 @@ def parse_page(data: bytes | str | Mapping[str, Any], *, source: str, options: P
         positions = action.get("positions") if isinstance(action, Mapping) else None
         if isinstance(positions, list) and positions:
             for index, position in enumerate(positions, start=1):
-                raw = {**action, "positions": [position]}
-                try:
-                    report.accept(map_position(action, position, index, options))
-                except LineRejected as rejected:
-                    report.reject(str(rejected), raw)
+                # The line's raw text is its action with this one position: what the line was built from.
+                report.take({**action, "positions": [position]},
+                            lambda: map_position(action, position, index, options))  # noqa: B023 - called at once
         else:
-            try:
-                report.accept(map_position(action, None, 0, options))
-            except LineRejected as rejected:
-                report.reject(str(rejected), action)
+            report.take(action, lambda: map_position(action, None, 0, options))  # noqa: B023 - called at once
     meta = payload.get("_meta") if isinstance(payload.get("_meta"), Mapping) else {}
     return report, meta
 
@@ -125,8 +120,7 @@ def map_position(action: Any, position: Any, index: int, options: PartnerOptions
         "amount": decimal_amount(source, amount_field),
         "shipping": "0",
         "currency": currency,
-        "usd_rate": currency_rate(currency, decimal_amount(action, "usd_rate", required=False), options,
-                                  "currency"),
+        "usd_rate": currency_rate(currency, decimal_amount(action, "usd_rate", required=False), options),
         "commission": decimal_amount(source, commission_field, required=False) or Decimal("0"),
         "category_id": identifier(source, "product_category_id", required=False),
         "product_id": identifier(source, "product_id", required=False),
@@ -218,8 +212,7 @@ class AdmitadClient:
                                 "limit": self.limit, "offset": offset})
             payload = decode(raw)
             count = len(payload["results"])
-            meta = payload.get("_meta") or {}
-            total = int(meta.get("count", offset + count))
+            total = _total(payload.get("_meta"), default=offset + count)
             # The next page starts a whole `limit` on: offsets count the partner's rows, not what this page held.
             next_offset = offset + self.limit
             done = count == 0 or next_offset >= total
@@ -228,6 +221,16 @@ class AdmitadClient:
             if done:
                 return
             offset, page_no = next_offset, page_no + 1
+
+
+def _total(meta: Any, default: int) -> int:
+    """`_meta.count`; one that is not a plain count (the partner's data too) reads as what this page shows."""
+    count = meta.get("count") if isinstance(meta, Mapping) else None
+    if isinstance(count, int) and not isinstance(count, bool):
+        return count
+    if isinstance(count, str) and count.strip().isascii() and count.strip().isdigit() and len(count.strip()) <= 18:
+        return int(count)
+    return default
 
 
 def _error_text(response: requests.Response) -> str:

@@ -21,6 +21,7 @@ import requests
 from accrual.domain.models import LineStatus, OrderLine
 from accrual.partners.http import FetchedPage, PagePosition, PartnerApiError, RetryPolicy, send, with_retries
 from accrual.partners.report import (
+    MAX_JSON_DEPTH,
     LineRejected,
     ParsedReport,
     PartnerOptions,
@@ -32,6 +33,7 @@ from accrual.partners.report import (
     loads,
     local_time,
     minor_units_amount,
+    nested_path,
     require,
     show,
 )
@@ -79,6 +81,7 @@ _SOURCE_NAMES = {
     "commission": "estimated_paid_commission", "currency": "settled_currency", "ordered_at": "created_time",
     "paid_at": "paid_time", "settled_at": "completed_settlement_time", "ship_to_country": "ship_to_country",
     "category_id": "category_id", "product_id": "product_id", "sub_id": "custom_parameters",
+    "status_detail": "effect_detail_status",
 }
 
 
@@ -132,7 +135,7 @@ def decode(data: bytes | str | Mapping[str, Any]) -> tuple[Mapping[str, Any], li
     if code == "405":
         return {}, []  # the programme's answer for "no orders in this window"
     if code != "200":
-        raise PartnerApiError(PARTNER, f"resp_code {code}: {resp_result.get('resp_msg')}",
+        raise PartnerApiError(PARTNER, f"resp_code {code[:40]}: {show(resp_result.get('resp_msg'))}",
                               transient=code.startswith("5"), code=code)
     result = resp_result.get("result") or {}
     if not isinstance(result, Mapping):
@@ -161,13 +164,20 @@ def gateway_error(error: Any) -> PartnerApiError:
 
 
 def page_info(result: Mapping[str, Any], orders: list[Any]) -> PageInfo:
+    # Paging numbers are the partner's too: one that is not a plain count reads as absent, never fails the page.
     def number(name: str) -> int | None:
         value = result.get(name)
-        return int(value) if value not in (None, "") else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        text = value.strip() if isinstance(value, str) else None
+        return int(text) if text and text.isascii() and text.isdigit() and len(text) <= 18 else None
 
     def text(name: str) -> str | None:
         value = result.get(name)
-        return str(value) if value not in (None, "") else None
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or (
+                isinstance(value, int) and value.bit_length() > 256):
+            return None
+        return str(value).strip()[:256] or None
 
     return PageInfo(order_count=len(orders), current_page_no=number("current_page_no"),
                     total_page_no=number("total_page_no"), total_record_count=number("total_record_count"),
@@ -180,10 +190,7 @@ def parse_page(data: bytes | str | Mapping[str, Any], *, source: str, options: P
     result, orders = decode(data)
     report = ParsedReport(partner=PARTNER, source=source)
     for order in orders:
-        try:
-            report.accept(map_order(order, options))
-        except LineRejected as rejected:
-            report.reject(str(rejected), order)
+        report.take(order, lambda: map_order(order, options))  # noqa: B023 - called at once, inside the loop
     return report, page_info(result, orders)
 
 
@@ -232,7 +239,7 @@ def map_order(order: Any, options: PartnerOptions) -> OrderLine:
         "amount": amount,
         "shipping": "0",  # the programme's paid_amount is the items' price; shipping earns no commission
         "currency": currency,
-        "usd_rate": currency_rate(currency, None, options, "settled_currency"),
+        "usd_rate": currency_rate(currency, None, options),
         "commission": commission if commission is not None else "0",
         "category_id": identifier(order, "category_id", required=False),
         "product_id": identifier(order, "product_id", required=False),
@@ -251,7 +258,10 @@ def sub_id(order: Mapping[str, Any]) -> str | None:
         try:
             custom = loads(custom)
         except ValueError:
-            raise LineRejected(f"custom_parameters={custom!r}: not valid JSON") from None
+            raise LineRejected(f"custom_parameters={show(custom)}: not valid JSON") from None
+        deep = nested_path(custom)
+        if deep is not None:
+            raise LineRejected(f"custom_parameters ({deep}): nested deeper than {MAX_JSON_DEPTH}")
     if custom not in (None, "") and not isinstance(custom, Mapping):
         raise LineRejected(f"custom_parameters={show(custom)}: not a JSON object")
     if custom and custom.get("sub_id") not in (None, ""):

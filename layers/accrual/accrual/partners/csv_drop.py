@@ -51,35 +51,83 @@ def column_map(options: PartnerOptions) -> dict[str, str]:
     return columns
 
 
+# The csv module refuses a cell over 128 KiB by raising in the middle of the file, which stopped every row after it.
+# The limit is raised above any file this job reads (the whole file is in memory anyway), so a huge cell is read and
+# its row quarantined by the order line's limits like any other bad value. (Process-wide: csv has no per-reader limit.)
+MAX_CSV_FIELD = 256 * 1024 * 1024
+csv.field_size_limit(max(csv.field_size_limit(), MAX_CSV_FIELD))
+
+
+class _PhysicalLines:
+    """The file's lines as the csv reader takes them, so that a row's raw text is exactly what the partner wrote,
+    also for a row the csv module cannot parse."""
+
+    def __init__(self, text: str):
+        self._lines = iter(io.StringIO(text, newline=""))  # splits at \n, \r\n and \r only, as csv does
+        self._taken: list[str] = []
+
+    def __iter__(self) -> "_PhysicalLines":
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self._taken.append(line)
+        return line
+
+    def row_text(self) -> str:
+        text, self._taken = "".join(self._taken).rstrip("\r\n"), []
+        return text
+
+
 def parse_csv(data: bytes | str, *, source: str, partner: str, options: PartnerOptions | None = None
               ) -> ParsedReport:
     options = options or PartnerOptions()
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data.lstrip("\ufeff")
+    # Undecodable bytes become lone surrogates, so they spoil only the row they are in.
+    text = data.decode("utf-8-sig", "surrogateescape") if isinstance(data, bytes) else data.lstrip("\ufeff")
     columns = column_map(options)
     statuses = {word.strip().lower(): status for word, status in
                 {**DEFAULT_STATUSES, **(options.statuses or {})}.items()}
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=options.delimiter)
-    header = next(reader, None)
+    lines = _PhysicalLines(text)
+    reader = csv.reader(lines, delimiter=options.delimiter)
+    try:
+        header = next(reader, None)
+    except csv.Error as error:
+        raise ReportFormatError(f"{source}: unreadable CSV header ({error})") from None
     if header is None:
         raise ReportFormatError(f"{source}: empty CSV, no header row")
+    lines.row_text()
     header = [name.strip() for name in header]
     absent = [f"{name} (column {columns[name]!r})" for name in REQUIRED if columns[name] not in header]
     if absent:
         raise ReportFormatError(f"{source}: CSV header lacks required columns: {', '.join(absent)}")
     report = ParsedReport(partner=partner, source=source)
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:  # one unparsable row is quarantined; the reader goes on at the next line
+            report.reject(f"line {reader.line_num}: unreadable CSV row ({error})", lines.row_text())
+            continue
+        raw = lines.row_text()
         if not any(cell.strip() for cell in row):
             continue
-        raw = _row_text(row, options.delimiter)
         if len(row) != len(header):
             report.reject(f"row has {len(row)} cells, the header has {len(header)}", raw)
             continue
-        record = dict(zip(header, row))
-        try:
-            report.accept(map_row(record, columns, statuses, partner, options))
-        except LineRejected as rejected:
-            report.reject(str(rejected), raw)
+        report.take(raw, lambda: map_row(_utf8_row(dict(zip(header, row)), reader.line_num),  # noqa: B023
+                                         columns, statuses, partner, options))
     return report
+
+
+def _utf8_row(record: dict[str, str], line_number: int) -> dict[str, str]:
+    for header, value in record.items():
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise LineRejected(f"{header}: not valid UTF-8 (undecodable bytes, line {line_number})") from None
+    return record
 
 
 def map_row(record: Mapping[str, str], columns: Mapping[str, str], statuses: Mapping[str, str], partner: str,
@@ -112,12 +160,6 @@ def map_row(record: Mapping[str, str], columns: Mapping[str, str], statuses: Map
     values["commission"] = values["commission"] if values["commission"] is not None else "0"
     currency = cell("currency") or "USD"
     values["currency"] = currency
-    values["usd_rate"] = currency_rate(currency, values["usd_rate"], options, columns["currency"])
+    values["usd_rate"] = currency_rate(currency, values["usd_rate"], options)
     return build_line({key: value for key, value in values.items() if value is not None},
                       {name: columns[name] for name in ALL_FIELDS if columns[name] != name})
-
-
-def _row_text(row: list[str], delimiter: str) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, delimiter=delimiter, lineterminator="").writerow(row)
-    return buffer.getvalue()

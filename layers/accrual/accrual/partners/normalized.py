@@ -1,28 +1,37 @@
 """JSON Lines of the normalised order line (DOMAIN.md, "The two formats"): one object per line, amounts as decimal
 strings, times ISO-8601 with a zone. Blank lines are skipped; every other line is read and either accepted or
-quarantined (bad JSON included)."""
+quarantined (bad JSON, bytes that are not UTF-8 and values nested too deep included): one line never stops the file."""
 from __future__ import annotations
 
 from typing import Mapping
 
-from accrual.partners.report import LineRejected, ParsedReport, build_line, loads
+from accrual.partners.report import MAX_JSON_DEPTH, LineRejected, ParsedReport, build_line, loads, nested_path
 
 
 def parse_jsonl(data: bytes | str, *, source: str, partner: str = "normalized") -> ParsedReport:
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    # Undecodable bytes become lone surrogates, so they spoil only the line they are in.
+    text = data.decode("utf-8-sig", "surrogateescape") if isinstance(data, bytes) else data
     report = ParsedReport(partner=partner, source=source)
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            record = loads(line)
-        except ValueError as error:
-            report.reject(f"line {number}: not valid JSON ({error})", line)
-            continue
-        try:
-            if not isinstance(record, Mapping):
-                raise LineRejected(f"line {number}: not a JSON object")
-            report.accept(build_line(record))
-        except LineRejected as rejected:
-            report.reject(str(rejected), line)
+        report.take(line, lambda: _map_line(number, line))  # noqa: B023 - called at once, inside the loop
     return report
+
+
+def _map_line(number: int, line: str):
+    if not line.isascii():
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise LineRejected(f"line {number}: not valid UTF-8 (bytes at {error.start}..{error.end})") from None
+    try:
+        record = loads(line)
+    except ValueError as error:
+        raise LineRejected(f"line {number}: not valid JSON ({str(error)[:200]})") from None
+    if not isinstance(record, Mapping):
+        raise LineRejected(f"line {number}: not a JSON object")
+    deep = nested_path(record)
+    if deep is not None:
+        raise LineRejected(f"{deep}: nested deeper than {MAX_JSON_DEPTH}")
+    return build_line(record)

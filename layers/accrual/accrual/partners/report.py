@@ -7,15 +7,16 @@ one go through exactly the same mapping.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from decimal import Decimal
+from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from accrual.domain.models import OrderLine
+from accrual.domain.models import EARLIEST_YEAR, LATEST_YEAR, MAX_ID_BYTES, MAX_REASON_CHARS, OrderLine, brief
 
 
 @dataclass
@@ -39,14 +40,47 @@ class ParsedReport:
     read: int = 0
     lines: list[OrderLine] = field(default_factory=list)
     quarantined: list[QuarantinedLine] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # the reading position of each accepted line
 
     def accept(self, line: OrderLine) -> None:
         self.read += 1
         self.lines.append(line)
+        self.positions.append(self.read)
+
+    def quarantine_accepted(self, refused: list[tuple[OrderLine, str]]) -> None:
+        """Move accepted lines that a later check refused (the configuration's screening) to the quarantine, at
+        their reading positions, with the normalised line as their raw text."""
+        reasons = {id(line): reason for line, reason in refused}
+        kept, kept_positions = [], []
+        for line, position in zip(self.lines, self.positions, strict=True):
+            if id(line) in reasons:
+                self.quarantined.append(QuarantinedLine(position=position, reason=bounded_reason(reasons[id(line)]),
+                                                        raw=line.model_dump_json()))
+            else:
+                kept.append(line)
+                kept_positions.append(position)
+        self.lines, self.positions = kept, kept_positions
+        self.quarantined.sort(key=lambda item: item.position)
 
     def reject(self, reason: str, raw: Any) -> None:
         self.read += 1
-        self.quarantined.append(QuarantinedLine(position=self.read, reason=reason, raw=raw_text(raw)))
+        self.quarantined.append(QuarantinedLine(position=self.read, reason=bounded_reason(reason), raw=raw_text(raw)))
+
+    def take(self, raw: Any, build: Callable[[], OrderLine]) -> None:
+        """Map one raw line with `build`: accept the line, or quarantine it with its reason. Total on purpose: whatever
+        goes wrong while mapping one line (a bug or a value nobody foresaw) quarantines that line only, and the
+        report goes on (DOMAIN.md: "Nothing a partner sends can stop a feed")."""
+        try:
+            deep = nested_path(raw)
+            if deep is not None:
+                raise LineRejected(f"{deep}: nested deeper than {MAX_JSON_DEPTH}")
+            line = build()
+        except LineRejected as rejected:
+            self.reject(str(rejected), raw)
+        except Exception as error:  # noqa: BLE001 - see the docstring
+            self.reject(unexpected(error), raw)
+        else:
+            self.accept(line)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -99,15 +133,130 @@ class ReportFormatError(ValueError):
     """The report as a whole is unreadable (not JSON, not the partner's shape): nothing in it can be trusted."""
 
 
+# JSON nested deeper than this is cut on reading: the parser recurses per level (a value nested 100,000 deep is a
+# RecursionError that would fail the whole page), and no partner's line is deeper than a handful of levels.
+MAX_JSON_DEPTH = 64
+NESTED_TOO_DEEP = f"<nested deeper than {MAX_JSON_DEPTH} levels: cut on reading>"
+# A JSON string token, also when it is never closed (to the end of the text), so that every match attempt succeeds
+# and a scan stays linear whatever the text.
+_JSON_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)'
+_STRINGS = re.compile(_JSON_STRING, re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
+_TOKENS = re.compile(_JSON_STRING + r"|[\[\]{}]", re.DOTALL)
+# Integers longer than this are kept as Decimal: int() refuses more than 4,300 digits, and no real value is this long.
+_MAX_INT_DIGITS = 100
+
+
 def loads(data: bytes | str) -> Any:
-    """JSON with every number kept exact (Decimal), never float."""
-    return json.loads(data, parse_float=Decimal)
+    """JSON with every number kept exact (Decimal, never float), that never fails on one bad value inside:
+    - a value nested deeper than MAX_JSON_DEPTH is replaced by the string NESTED_TOO_DEEP (see `nested_path`);
+    - NaN and Infinity become Decimal (refused where an amount is read), a number Decimal cannot hold becomes a text
+      naming it, and a very long integer a Decimal;
+    - bytes that are not UTF-8 become lone surrogates (refused where an id or a text is read).
+    A document that is not JSON at all still raises ValueError."""
+    if isinstance(data, (bytes, bytearray)):
+        encoding = json.detect_encoding(data)
+        text = data.decode(encoding, "surrogateescape" if encoding.startswith("utf-8") else "surrogatepass")
+    else:
+        text = data
+    try:
+        return json.loads(cut_deep_values(text), parse_float=_json_decimal, parse_int=_json_int,
+                          parse_constant=Decimal)
+    except RecursionError:  # a structure that defeated the cut (it should not): still not a crash
+        raise ValueError(f"JSON nested too deep to read (more than {MAX_JSON_DEPTH} levels)") from None
+
+
+def _json_decimal(text: str) -> Decimal | str:
+    try:
+        return Decimal(text)
+    except ArithmeticError:  # an exponent beyond Decimal's range
+        return f"<number out of range: {brief(text)}>"
+
+
+def _json_int(text: str) -> int | Decimal:
+    return int(text) if len(text) <= _MAX_INT_DIGITS else Decimal(text)
+
+
+def cut_deep_values(text: str) -> str:
+    """`text` with every value that opens below MAX_JSON_DEPTH levels replaced by the JSON string NESTED_TOO_DEEP.
+    Linear: normal pages cost one C-speed pass that drops the strings and a count of the brackets left."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:  # a JSON Lines line, a small page
+        return text
+    skeleton = _STRINGS.sub("", text)
+    if skeleton.count("[") + skeleton.count("{") <= MAX_JSON_DEPTH:
+        return text
+    depth = 0
+    for match in _BRACKETS.finditer(skeleton):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            break
+    else:
+        return text
+    pieces: list[str] = []
+    depth, kept_to, cut_from = 0, 0, None
+    replacement = json.dumps(NESTED_TOO_DEEP)
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth == MAX_JSON_DEPTH + 1:
+                cut_from = match.start()
+        elif token in ("]", "}"):
+            if depth == MAX_JSON_DEPTH + 1 and cut_from is not None:
+                pieces += [text[kept_to:cut_from], replacement]
+                kept_to, cut_from = match.end(), None
+            depth = max(depth - 1, 0)
+    if cut_from is not None:  # never closed: the document is broken anyway; cut to its end so parsing fails fast
+        pieces += [text[kept_to:cut_from], replacement]
+        kept_to = len(text)
+    return "".join(pieces) + text[kept_to:]
+
+
+def nested_path(value: Any, path: str = "") -> str | None:
+    """Where in a parsed line a value was cut for nesting too deep (the field's path), or None."""
+    if isinstance(value, str):
+        return (path or "line") if value == NESTED_TOO_DEEP else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = nested_path(item, f"{path}.{str(key)[:40]}" if path else str(key)[:40])
+            if found is not None:
+                return found[:120]
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = nested_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found[:120]
+    return None
+
+
+def bounded_reason(reason: str) -> str:
+    """A reason as stored: never empty, at most MAX_REASON_CHARS, valid UTF-8 (undecodable bytes escaped)."""
+    reason = (reason or "rejected").encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(reason) <= MAX_REASON_CHARS:
+        return reason
+    return reason[:MAX_REASON_CHARS - 3] + "..."
+
+
+def unexpected(error: BaseException) -> str:
+    try:
+        message = str(error)
+    except Exception:  # noqa: BLE001 - the reason must still be written
+        message = ""
+    return f"unexpected {type(error).__name__}: {brief(message)}"
 
 
 def raw_text(raw: Any) -> str:
+    """The line as the partner sent it: its text, or its JSON. Never raises: a value that cannot be written as JSON
+    is kept as its repr."""
     if isinstance(raw, str):
         return raw
-    return json.dumps(raw, default=str, ensure_ascii=False, sort_keys=True)
+    try:
+        return json.dumps(raw, default=str, ensure_ascii=False, sort_keys=True)
+    except Exception:  # noqa: BLE001 - mixed key types, a structure too deep
+        try:
+            return repr(raw)
+        except Exception:  # noqa: BLE001
+            return f"<a {type(raw).__name__} that cannot be shown>"
 
 
 def present(record: Mapping[str, Any], name: str, *, required: bool) -> Any:
@@ -130,12 +279,22 @@ def identifier(record: Mapping[str, Any], name: str, *, required: bool = True) -
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-        raise LineRejected(f"{name}={value!r}: not an id (a string or an integer)")
+        raise LineRejected(f"{name}={show(value)}: not an id (a string or an integer)")
     if isinstance(value, Decimal):
-        if value != value.to_integral_value():
-            raise LineRejected(f"{name}={value}: not an integer id")
+        if not value.is_finite() or value != value.to_integral_value():
+            raise LineRejected(f"{name}={show(value)}: not an integer id")
+        if value.adjusted() >= MAX_ID_BYTES:  # before int(): 1E+999999 is an integer of a million digits
+            raise LineRejected(f"{name}={show(value)}: an id of {value.adjusted() + 1} digits; at most {MAX_ID_BYTES}")
         value = int(value)
+    if isinstance(value, int) and value.bit_length() > 4 * MAX_ID_BYTES:  # str() of a huge int raises
+        raise LineRejected(f"{name}={show(value)}: an id longer than {MAX_ID_BYTES} digits")
     return str(value).strip()
+
+
+# Minor units are ASCII digits (str.isdigit also accepts "²", which int() then refuses), 18 at most: more than any
+# amount, and far below the 4,300 digits int() refuses.
+_MINOR_UNITS = re.compile(r"-?[0-9]{1,18}")
+_MAX_MINOR_UNITS = 10 ** 18
 
 
 def minor_units_amount(record: Mapping[str, Any], name: str, minor_units: int, *, required: bool = True
@@ -147,37 +306,49 @@ def minor_units_amount(record: Mapping[str, Any], name: str, minor_units: int, *
             raise LineRejected(f"{name}: missing")
         return None
     if isinstance(value, bool):
-        raise LineRejected(f"{name}={value!r}: not an integer amount in minor units")
+        raise LineRejected(f"{name}={show(value)}: not an integer amount in minor units")
     if isinstance(value, str):
         text = value.strip()
-        if not text.lstrip("-").isdigit():
-            raise LineRejected(f"{name}={value!r}: not an integer amount in minor units")
+        if not _MINOR_UNITS.fullmatch(text):
+            raise LineRejected(f"{name}={show(value)}: not an integer amount in minor units")
         value = int(text)
     if isinstance(value, Decimal):
         if not value.is_finite() or value != value.to_integral_value():
-            raise LineRejected(f"{name}={value}: not an integer amount in minor units")
+            raise LineRejected(f"{name}={show(value)}: not an integer amount in minor units")
     if not isinstance(value, (int, Decimal)):
-        raise LineRejected(f"{name}={value!r}: not an integer amount in minor units")
+        raise LineRejected(f"{name}={show(value)}: not an integer amount in minor units")
     if value < 0:
-        raise LineRejected(f"{name}={value}: negative amount")
+        raise LineRejected(f"{name}={show(value)}: negative amount")
+    if value > _MAX_MINOR_UNITS:
+        raise LineRejected(f"{name}={show(value)}: not a plausible amount in minor units")
     return Decimal(value) / Decimal(minor_units)
 
 
+# A decimal amount as text: ASCII digits, an optional fraction and exponent (Decimal() alone also takes "NaN",
+# "Infinity" and non-ASCII digits), and not longer than any real amount.
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,9})?")
+_MAX_DECIMAL_TEXT = 64
+
+
 def decimal_amount(record: Mapping[str, Any], name: str, *, required: bool = True) -> Decimal | None:
-    """A decimal amount given as a JSON number (read as Decimal) or a decimal string."""
+    """A decimal amount given as a JSON number (read as Decimal) or a decimal string. Bounds (places, magnitude)
+    are the order line's; this only refuses what is not a finite decimal number at all."""
     value = present(record, name, required=required)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-        raise LineRejected(f"{name}={value!r}: not a decimal amount")
-    try:
-        amount = Decimal(value.strip().replace(",", ".")) if isinstance(value, str) else Decimal(value)
-    except InvalidOperation:
-        raise LineRejected(f"{name}={value!r}: not a decimal amount") from None
+        raise LineRejected(f"{name}={show(value)}: not a decimal amount")
+    if isinstance(value, str):
+        text = value.strip().replace(",", ".")
+        if len(text) > _MAX_DECIMAL_TEXT or not _DECIMAL_TEXT.fullmatch(text):
+            raise LineRejected(f"{name}={show(value)}: not a decimal amount")
+        amount = Decimal(text)
+    else:
+        amount = Decimal(value)
     if not amount.is_finite():
-        raise LineRejected(f"{name}={value!r}: not a finite amount")
+        raise LineRejected(f"{name}={show(value)}: not a finite amount")
     if amount < 0:
-        raise LineRejected(f"{name}={value}: negative amount")
+        raise LineRejected(f"{name}={brief(value) if not isinstance(value, str) else value}: negative amount")
     return amount
 
 
@@ -196,19 +367,24 @@ def flag(record: Mapping[str, Any], name: str, default: bool) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise LineRejected(f"{name}={value!r}: not a yes/no flag")
+    raise LineRejected(f"{name}={show(value)}: not a yes/no flag")
+
+
+# No time a partner writes is longer (ISO-8601 with microseconds and an offset is 32 characters).
+_MAX_TIME_TEXT = 40
 
 
 def local_time(record: Mapping[str, Any], name: str, zone: str, *, required: bool = True,
                formats: tuple[str, ...] = ("%Y-%m-%d %H:%M:%S", "%d.%m.%Y %H:%M:%S")) -> datetime | None:
-    """A partner time: ISO-8601 with a zone is taken as is; a time without a zone is read in `zone`."""
+    """A partner time: ISO-8601 with a zone is taken as is; a time without a zone is read in `zone`. A year outside
+    EARLIEST_YEAR..LATEST_YEAR is refused before any conversion (year 1 at +14:00 overflows when made UTC)."""
     value = record.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise LineRejected(f"{name}: missing")
         return None
-    if not isinstance(value, str):
-        raise LineRejected(f"{name}={value!r}: not a time")
+    if not isinstance(value, str) or len(value.strip()) > _MAX_TIME_TEXT:
+        raise LineRejected(f"{name}={show(value)}: not a time")
     text = value.strip()
     parsed: datetime | None = None
     for pattern in formats:
@@ -221,23 +397,26 @@ def local_time(record: Mapping[str, Any], name: str, zone: str, *, required: boo
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            raise LineRejected(f"{name}={value!r}: not a time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=ZoneInfo(zone))
-    return parsed.astimezone(timezone.utc)
+            raise LineRejected(f"{name}={show(value)}: not a time") from None
+    if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+        raise LineRejected(f"{name}={show(value)}: year {parsed.year} is outside {EARLIEST_YEAR}..{LATEST_YEAR}")
+    try:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=ZoneInfo(zone))
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        raise LineRejected(f"{name}={show(value)}: not a time in range") from None
 
 
-def currency_rate(currency: str, reported: Decimal | None, options: PartnerOptions, field_name: str
-                  ) -> Decimal | None:
-    """The line's usd_rate: the report's own when it has one, else the configured rate for the currency."""
-    if currency == "USD" or not (len(currency) == 3 and currency.isalpha() and currency.isupper()):
-        return None  # a malformed code is refused by the line's own validation, naming the currency
+def currency_rate(currency: str, reported: Decimal | None, options: PartnerOptions) -> Decimal | None:
+    """The line's usd_rate: the report's own when it has one, else the partner options' rate for the currency, else
+    None: the ledger then converts at the configuration's fx rate of the line's day."""
+    if currency == "USD":
+        return None
     if reported is not None:
         return reported
     rate = options.usd_rates.get(currency)
-    if rate is None:
-        raise LineRejected(f"{field_name}={currency!r}: no usd_rate in the report or in the partner options")
-    return Decimal(str(rate))
+    return Decimal(str(rate)) if rate is not None else None
 
 
 def build_line(values: Mapping[str, Any], source_names: Mapping[str, str] | None = None) -> OrderLine:
@@ -252,7 +431,7 @@ def build_line(values: Mapping[str, Any], source_names: Mapping[str, str] | None
 def describe_validation_error(error: ValidationError, values: Mapping[str, Any],
                               source_names: Mapping[str, str]) -> str:
     reasons = []
-    for problem in error.errors():
+    for problem in error.errors(include_url=False, include_input=False):
         location = problem.get("loc") or ()
         message = str(problem.get("msg", "invalid")).removeprefix("Value error, ")
         if not location:
@@ -265,13 +444,10 @@ def describe_validation_error(error: ValidationError, values: Mapping[str, Any],
             reasons.append(f"{label}: missing")
         else:
             reasons.append(f"{label}={show(values.get(normalised))}: {message}")
-    return "; ".join(reasons)
+    return bounded_reason("; ".join(reasons))
 
 
 def show(value: Any) -> str:
-    """A value as a reason quotes it: decimals and datetimes as their text, strings quoted."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return repr(value)
+    """A value as a reason quotes it: decimals and datetimes as their text, strings quoted, a long value shortened
+    with its length stated (`accrual.domain.models.brief`)."""
+    return brief(value)

@@ -74,8 +74,10 @@ def ingest_report(data: bytes, report_format: str, *, partner: str, source: str,
                          options=options_for(report_format, partner, settings))
     screen_report(report, reconcile)
     if report.quarantined:
-        PartnerState(settings).quarantine(partner, source, report.quarantined, run_id=run_id, now=now)
-        archive.put_quarantine(source, report.quarantined, run_id=run_id)
+        # The whole raw lines go to S3 first: the quarantine records keep a bounded prefix and name that object.
+        raw_key = archive.put_quarantine(source, report.quarantined, run_id=run_id, partner=partner)
+        PartnerState(settings).quarantine(partner, source, report.quarantined, run_id=run_id, now=now,
+                                          raw_key=raw_key)
     reconciled = dict(reconcile(report.lines)) if report.lines else {}
     return {"partner": partner, "source": source, "format": report_format, "run_id": run_id, **report.counts,
             "quarantine_reasons": [f"{line.position}: {line.reason}" for line in report.quarantined],

@@ -104,8 +104,9 @@ def pull_partner(partner: str, *, now: datetime, settings: Settings, reconcile: 
             report = read_report(page.raw, partner, source=key, options=options)
             screen_report(report, reconcile)
             if report.quarantined:
-                state.quarantine(partner, key, report.quarantined, run_id=run_id, now=now)
-                archive.put_quarantine(key, report.quarantined, run_id=run_id, partner=partner)
+                # The whole raw lines go to S3 first: the quarantine records keep a bounded prefix and name it.
+                raw_key = archive.put_quarantine(key, report.quarantined, run_id=run_id, partner=partner)
+                state.quarantine(partner, key, report.quarantined, run_id=run_id, now=now, raw_key=raw_key)
             if report.lines:
                 _add(counts["reconciled"], reconcile(report.lines))
             state.page_done(partner, start, end, page.resume_after, now)
