@@ -243,6 +243,7 @@ def test_audit_finds_a_partner_line_held_by_two_orders(stack, ledger):
                status_at=item.status_at, body=item.body).save()
     result = audit(stack)
     assert not result["ok"] and ("line_in_two_orders", "aliexpress#shared-line") in _kinds(result)
+    assert ("order_unreadable", "aliexpress#B") in _kinds(result)  # B now holds a line of order A
 
 
 def test_audit_finds_an_orders_money_with_another_shopper(stack, ledger):

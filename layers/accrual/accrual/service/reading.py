@@ -145,7 +145,12 @@ def audit(settings: Settings) -> dict[str, Any]:
     configs: dict[str, Any] = {}
     for record in OrderRecord.scan(OrderRecord.sk == "ORDER"):
         orders += 1
-        differences.extend(_audit_order(record, journal_by_order.pop(record.pk, {}), configs))
+        journal = journal_by_order.pop(record.pk, {})
+        try:
+            differences.extend(_audit_order(record, journal, configs))
+        except Exception as error:  # noqa: BLE001 - an order the audit cannot even recompute is itself a finding
+            differences.append({"kind": "order_unreadable", "order": record.pk,
+                                "error": f"{type(error).__name__}: {error}"[:500]})
     for key in sorted(journal_by_order):
         differences.append({"kind": "journal_without_order", "order": key})
     return {"ok": not differences, "orders": orders, "balances": balances, "journal_entries": entries,
