@@ -56,3 +56,14 @@ def attribute(lines: Mapping[str, OrderLine], clicks: Mapping[str, Click | None]
     if conflict:
         return Attribution(None, conflict, tuple(sorted(unmatched)))
     return Attribution(matched[0], (), tuple(sorted(unmatched)))
+
+
+def pinned_shopper(state: str | None, user_id: str | None, review: str | None, review_user: str | None
+                   ) -> str | None:
+    """The shopper an order is fixed to, if any: the one its money was posted to (confirmed, reversed), else the one
+    an operator released it to."""
+    if state in ("confirmed", "reversed"):
+        return user_id
+    if review == "released" and review_user:
+        return review_user
+    return None

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.functional_validators import AfterValidator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from accrual.domain.currencies import ISO_4217, ISO_4217_ACTIVE
+from accrual.domain.currencies import ISO_4217
 
 
 # Amounts arrive as decimal strings; floats would lose cents, so a JSON number is read through its text.
@@ -33,12 +33,13 @@ AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 
 
 def _non_negative(value: Decimal) -> Decimal:
+    # the value is shortened in the message: a 5,000-digit amount is quoted, not echoed
     if not value.is_finite():
-        raise ValueError(f"amount {value} is not a finite number")
+        raise ValueError(f"amount {brief(value)} is not a finite number")
     if value < 0:
-        raise ValueError(f"amount {value} is negative")
+        raise ValueError(f"amount {brief(value)} is negative")
     if value > MAX_LINE_AMOUNT:
-        raise ValueError(f"amount {value} is above the plausible maximum {MAX_LINE_AMOUNT}")
+        raise ValueError(f"amount {brief(value)} is above the plausible maximum {MAX_LINE_AMOUNT}")
     return value
 
 
@@ -61,6 +62,13 @@ def _currency(value: str) -> str:
 
 
 Currency = Annotated[str, AfterValidator(_currency)]
+
+
+def _iso_currency(value: str) -> str:
+    if value not in ISO_4217:
+        hint = f"; did you mean {value.upper()!r}?" if value.upper() in ISO_4217 else ""
+        raise ValueError(f"currency {value!r} is not an active ISO 4217 code{hint}")
+    return value
 
 
 def _country(value: str) -> str:
@@ -185,13 +193,7 @@ def _bounded_exponent(value: Decimal, what: str) -> None:
 
 
 def _line_amount(value: Decimal) -> Decimal:
-    # Like `_non_negative`, with the value shortened: a 5,000-digit amount is quoted, not echoed.
-    if not value.is_finite():
-        raise ValueError(f"amount {brief(value)} is not a finite number")
-    if value < 0:
-        raise ValueError(f"amount {brief(value)} is negative")
-    if value > MAX_LINE_AMOUNT:
-        raise ValueError(f"amount {brief(value)} is above the plausible maximum {MAX_LINE_AMOUNT}")
+    _non_negative(value)
     _bounded_exponent(value, "amount")
     return value
 
@@ -204,18 +206,12 @@ def _usd_rate(value: Decimal) -> Decimal:
     return value
 
 
-def _active_currency(value: str) -> str:
-    if value not in ISO_4217_ACTIVE:
-        raise ValueError(f"currency {value!r} is not an active ISO 4217 code")
-    return value
-
-
 LineId = Annotated[str, AfterValidator(_line_id)]
 FreeText = Annotated[str, AfterValidator(_free_text)]
 LineTime = Annotated[datetime, AfterValidator(_aware), AfterValidator(_line_time)]
 LineAmount = Annotated[Decimal, AfterValidator(_line_amount)]
 UsdRate = Annotated[Decimal, AfterValidator(_usd_rate)]
-LineCurrency = Annotated[str, AfterValidator(_currency), AfterValidator(_active_currency)]
+LineCurrency = Annotated[str, AfterValidator(_currency), AfterValidator(_iso_currency)]
 
 
 class OrderLine(_Strict):
@@ -284,7 +280,6 @@ def order_key(partner: str, order_id: str) -> str:
 MAX_KEY_BYTES = 256
 MAX_SLUG_LENGTH = 64
 SLUG_PATTERN = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
-EARLIEST_CLICK_YEAR, LATEST_CLICK_YEAR = 2000, 2100
 DEFAULT_PARTNERS = ("aliexpress", "admitad")
 MAX_CASHBACK_RATE = Decimal("0.40")  # the rules' maximum rate (DOMAIN.md: "never above 40%")
 MAX_DAYS = 3650  # a number of days (hold, awaiting payment): 0 .. ten years
@@ -317,19 +312,12 @@ def _slug(value: str) -> str:
 Slug = Annotated[str, AfterValidator(_slug)]
 
 
-def _iso_currency(value: str) -> str:
-    if value not in ISO_4217:
-        hint = f"; did you mean {value.upper()!r}?" if value.upper() in ISO_4217 else ""
-        raise ValueError(f"currency {value!r} is not an active ISO 4217 code{hint}")
-    return value
-
-
 IsoCurrency = Annotated[str, AfterValidator(_iso_currency)]
 
 
 def _click_time(value: datetime) -> datetime:
-    if not EARLIEST_CLICK_YEAR <= value.year <= LATEST_CLICK_YEAR:
-        raise ValueError(f"time {value.isoformat()} is outside the years {EARLIEST_CLICK_YEAR}..{LATEST_CLICK_YEAR}")
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"time {value.isoformat()} is outside the years {EARLIEST_YEAR}..{LATEST_YEAR}")
     return value
 
 

@@ -41,7 +41,7 @@ from accrual.adapters.ledger_tables import (
     DECISION_SK, DUE_SHARDS, LINE_PREFIX, OUTBOX_SHARDS, BalanceRecord, DecisionRecord, JournalEntryRecord,
     LineRecord, OrderRecord, OrderTooLarge, OutboxRecord, RefusedRecord, bind_ledger_tables, load_order_items,
 )
-from accrual.domain.attribution import Attribution, attribute
+from accrual.domain.attribution import Attribution, attribute, pinned_shopper
 from accrual.domain.decision import MissingFxRate, OrderDecision
 from accrual.domain.lifecycle import (
     NOTHING, EventType, Holding, OrderState, ReviewVerdict, Step, Transition, event_of, later_than_promised,
@@ -401,11 +401,7 @@ class Ledger:
         config = self.config
         verdict = review[0] if review else (ReviewVerdict(record.review) if record and record.review else None)
         review_user = review[1] if review else (record.review_user if record else None)
-        pinned = None
-        if view.state in (OrderState.CONFIRMED, OrderState.REVERSED) and record is not None:
-            pinned = record.user_id  # posted money stays with the shopper it was posted to
-        elif verdict == ReviewVerdict.RELEASED and review_user:
-            pinned = review_user
+        pinned = pinned_shopper(view.state, record.user_id if record else None, verdict, review_user)
         attribution = attribute(merged, self._clicks_for(merged), pinned_user=pinned)
         review_accounts, also_affected = self._review_accounts(key, attribution, merged, now)
         if not redecide:

@@ -13,9 +13,9 @@ from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import (
     LINE_PREFIX, BalanceRecord, JournalEntryRecord, LineRecord, OrderRecord, RefusedRecord, bind_ledger_tables,
 )
-from accrual.domain.attribution import attribute
+from accrual.domain.attribution import attribute, pinned_shopper
 from accrual.domain.decision import OrderDecision
-from accrual.domain.lifecycle import Holding, OrderState, ReviewVerdict, earning_holding
+from accrual.domain.lifecycle import Holding, OrderState, earning_holding
 from accrual.domain.models import OrderLine
 from accrual.domain.money import ZERO, money_str
 from accrual.domain.rules import decide_order
@@ -185,11 +185,7 @@ def _audit_order(record: OrderRecord, journal: dict[str, Holding], configs: dict
     version = stored.config_version
     if version not in configs:
         configs[version] = reference_data.config_version(version)
-    pinned = None
-    if record.state in (OrderState.CONFIRMED, OrderState.REVERSED):
-        pinned = record.user_id
-    elif record.review == ReviewVerdict.RELEASED and record.review_user:
-        pinned = record.review_user
+    pinned = pinned_shopper(record.state, record.user_id, record.review, record.review_user)
     clicks = reference_data.find_clicks(line.sub_id for line in lines.values() if line.sub_id)
     attribution = attribute(lines, clicks, pinned_user=pinned)
     recomputed = decide_order(list(lines.values()), attribution.click, configs[version],
