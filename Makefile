@@ -64,7 +64,7 @@ build: tools
 # The main job end to end on the embedded local stack (moto and the partner simulator), then a summary of what
 # happened; exits non-zero when the audit or a count check fails.
 run: venv
-	$(BIN)/python -m accrual.local.demo
+	$(BIN)/python -m accrual_dev.local.demo
 
 # The embedded local stack: a moto server provisioned from template.yaml, until Ctrl-C.
 local: venv

@@ -1,7 +1,7 @@
 """Shared pieces of the benchmarks: realistic orders from the seeded partner simulator, the accrual configuration
 they are decided under, the local moto stack, an AWS call meter and the results file.
 
-Orders come from `accrual.simulator.generate` (AliExpress sub-orders and Admitad actions with their status
+Orders come from `accrual_dev.simulator.generate` (AliExpress sub-orders and Admitad actions with their status
 histories), mapped to `OrderLine`s by the partners' own mappers (`aliexpress.map_order`, `admitad.map_position`),
 so the bench sees what a pull sees. A small seeded share of lines is then decorated with what the simulator does
 not produce (VAT countries, promotions, new-user coupons, promo codes, disputes, 4-5 line carts), so that every rule
@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "layers" / "accrual"))  # when run without the edi
 from accrual.domain.models import AccrualConfig, Click, OrderLine  # noqa: E402
 from accrual.partners import admitad, aliexpress  # noqa: E402
 from accrual.partners.report import PartnerOptions  # noqa: E402
-from accrual.simulator import DEFAULT_START  # noqa: E402
-from accrual.simulator.generator import World, generate  # noqa: E402
+from accrual_dev.simulator import DEFAULT_START  # noqa: E402
+from accrual_dev.simulator.generator import World, generate  # noqa: E402
 
 SEED = 7
 KB = 1024
@@ -496,11 +496,11 @@ class Meter:
 
 # ---- the local stack ----------------------------------------------------------------------------------------------
 def _fast_server():
-    """accrual.local.server.MotoServer, launching bench/_fast_moto.py (no per-item table copy) instead."""
+    """accrual_dev.local.server.MotoServer, launching bench/_fast_moto.py (no per-item table copy) instead."""
     import subprocess
     import tempfile
 
-    from accrual.local.server import LOCAL_ENVIRONMENT, MotoServer
+    from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
 
     class FastMotoServer(MotoServer):
         def _launch(self, port: int) -> bool:
@@ -522,7 +522,7 @@ class LocalStack:
     measured volume."""
 
     def __init__(self, fast: bool = False) -> None:
-        from accrual.local.server import LOCAL_ENVIRONMENT, MotoServer
+        from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
 
         self.fast = fast
         self.server = _fast_server() if fast else MotoServer()
@@ -545,7 +545,7 @@ class LocalStack:
         import boto3
 
         from accrual import settings as settings_module
-        from accrual.local.provision import provision
+        from accrual_dev.local.provision import provision
         from accrual.settings import Settings
 
         os.environ["ACCRUAL_STACK"] = name

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from accrual import settings as settings_module
-from accrual.local.provision import provision
-from accrual.local.server import LOCAL_ENVIRONMENT, MotoServer
+from accrual_dev.local.provision import provision
+from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
 from accrual.settings import Settings
 
 # Names Settings.from_env reads before the stack's outputs: a developer's shell must not redirect a test's stack.

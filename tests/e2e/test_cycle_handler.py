@@ -13,16 +13,15 @@ from pathlib import Path
 import boto3
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
-from test_handlers import EVENTS, ROOT, FakeContext, event, function_environment  # noqa: E402
+from test_handlers import EVENTS, ROOT, FakeContext, event, function_environment
 
-from accrual.adapters import reference_data  # noqa: E402
-from accrual.adapters.ledger_tables import BalanceRecord, bind_ledger_tables  # noqa: E402
-from accrual.domain.models import AccrualConfig, Click  # noqa: E402
-from accrual.service.reading import audit  # noqa: E402
-from accrual.settings import Settings  # noqa: E402
-from accrual.simulator import running_simulator  # noqa: E402
-from accrual.simulator.local import configure_local_partners  # noqa: E402
+from accrual.adapters import reference_data
+from accrual.adapters.ledger_tables import BalanceRecord, bind_ledger_tables
+from accrual.domain.models import AccrualConfig, Click
+from accrual.service.reading import audit
+from accrual.settings import Settings
+from accrual_dev.simulator import running_simulator
+from accrual_dev.simulator.local import configure_local_partners
 
 START = datetime.fromisoformat("2026-10-01T00:00:00+00:00")
 DAYS = 2

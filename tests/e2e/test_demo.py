@@ -11,7 +11,7 @@ import pytest
 
 @pytest.mark.slow
 def test_make_run_demo_exits_0_with_a_clean_audit() -> None:
-    done = subprocess.run([sys.executable, "-m", "accrual.local.demo"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "accrual_dev.local.demo"], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=240)
     output = done.stdout
 

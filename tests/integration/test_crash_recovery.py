@@ -18,7 +18,7 @@ import pytest
 from accrual.service.ledger import Ledger
 from accrual.service.outbox import OutboxRelay
 from accrual.service.reading import audit
-from ledger_helpers import T0, line, load_reference_data, snapshot, wipe_ledger
+from support.ledger import T0, line, load_reference_data, snapshot, wipe_ledger
 
 
 class Crash(BaseException):

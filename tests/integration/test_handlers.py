@@ -14,7 +14,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel, S3Model
 
-from accrual.local.provision import default_template_path, provision
+from accrual_dev.local.provision import default_template_path, provision
 from accrual.settings import Settings
 
 ROOT = default_template_path().parent

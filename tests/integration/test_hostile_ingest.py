@@ -7,7 +7,7 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
-from ledger_helpers import T0, balance_of, load_reference_data
+from support.ledger import T0, balance_of, load_reference_data
 
 from accrual.adapters.partner_state import RAW_PREFIX_CHARS, PartnerState
 from accrual.partners import PartnerOptions

@@ -11,7 +11,7 @@ import pytest
 from accrual.adapters.ledger_tables import JournalEntryRecord, OrderRecord, OutboxRecord, RefusedRecord
 from accrual.service.ledger import Ledger
 from accrual.service.reading import audit, balance, explain
-from ledger_helpers import T0, balance_of, line, load_reference_data, snapshot
+from support.ledger import T0, balance_of, line, load_reference_data, snapshot
 
 D = Decimal
 

@@ -16,7 +16,7 @@ from accrual.adapters.ledger_tables import (
 from accrual.domain.lifecycle import ReviewVerdict
 from accrual.service.ledger import Ledger, load_order
 from accrual.service.reading import audit, balance, explain
-from ledger_helpers import T0, balance_of, line, load_reference_data
+from support.ledger import T0, balance_of, line, load_reference_data
 
 D = Decimal
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from ledger_helpers import snapshot
+from support.ledger import snapshot
 
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import bind_ledger_tables
@@ -18,8 +18,8 @@ from accrual.partners.http import PartnerApiError, RetryPolicy
 from accrual.service.drop import ingest_drop
 from accrual.service.ledger import Ledger
 from accrual.service.pull import make_client, pull_all, pull_partner
-from accrual.simulator import Faults, running_simulator
-from accrual.simulator.local import configure_local_partners
+from accrual_dev.simulator import Faults, running_simulator
+from accrual_dev.simulator.local import configure_local_partners
 
 NOW = datetime(2026, 10, 20, tzinfo=UTC)
 OVERLAP = timedelta(days=5)

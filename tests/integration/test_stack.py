@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from accrual.local.provision import HELD_BACK, default_template_path, load_template, provision
-from accrual.local.server import LOCAL_ENVIRONMENT, MotoServer
+from accrual_dev.local.provision import HELD_BACK, default_template_path, load_template, provision
+from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
 from accrual.settings import Settings
 
 TEMPLATE = load_template(default_template_path())
@@ -79,7 +79,7 @@ def test_settings_name_the_stacks_resources(stack: Settings) -> None:
 
 
 def test_every_declared_resource_exists_except_the_ones_moto_cannot_emulate(stack: Settings) -> None:
-    from accrual.local.provision import transform_template
+    from accrual_dev.local.provision import transform_template
 
     transformed = transform_template(default_template_path(), boto3.client("s3"))
     resources = provision(stack.stack).resources  # the stack's own and those created beside it

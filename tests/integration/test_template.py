@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from accrual.local.provision import HELD_BACK, default_template_path, load_template, transform_template
+from accrual_dev.local.provision import HELD_BACK, default_template_path, load_template, transform_template
 
 ROOT = default_template_path().parent
 SAM = ROOT / ".tools" / "venv" / "bin" / "sam"
@@ -84,7 +84,7 @@ def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any
 
 
 def test_outbox_relay_reads_the_outbox_stream_with_partial_batch_failures(transformed: dict[str, Any]) -> None:
-    """The mapping is held back from moto (see accrual.local.provision): its settings are checked here."""
+    """The mapping is held back from moto (see accrual_dev.local.provision): its settings are checked here."""
     (mapping,) = resources_of(transformed, "AWS::Lambda::EventSourceMapping").values()
     assert "AWS::Lambda::EventSourceMapping" in HELD_BACK
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["OutboxTable", "StreamArn"]}

@@ -12,16 +12,15 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
 
-from ledger_helpers import load_reference_data  # noqa: E402
-from test_reader_fuzz import LONG, jsonl_files  # noqa: E402
+from support.ledger import load_reference_data
+from test_reader_fuzz import LONG, jsonl_files
 
-from accrual.adapters import reference_data  # noqa: E402
-from accrual.adapters.ledger_tables import bind_ledger_tables  # noqa: E402
-from accrual.domain.models import Click  # noqa: E402
-from accrual.service.ingest import ingest_report  # noqa: E402
-from accrual.service.reading import audit  # noqa: E402
+from accrual.adapters import reference_data
+from accrual.adapters.ledger_tables import bind_ledger_tables
+from accrual.domain.models import Click
+from accrual.service.ingest import ingest_report
+from accrual.service.reading import audit
 
 NOW = datetime(2026, 11, 10, tzinfo=UTC)
 

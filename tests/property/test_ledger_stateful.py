@@ -13,18 +13,17 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
-from ledger_helpers import T0, balance_of, line, load_reference_data, wipe_ledger  # noqa: E402
+from support.ledger import T0, balance_of, line, load_reference_data, wipe_ledger
 
-from accrual.domain.models import OrderLine  # noqa: E402
-from accrual.service.ledger import Ledger  # noqa: E402
-from accrual.service.reading import audit  # noqa: E402
+from accrual.domain.models import OrderLine
+from accrual.service.ledger import Ledger
+from accrual.service.reading import audit
 
 D = Decimal
 USERS = {"alice": "EUR", "bob": "USD"}
 EUR_PER_USD = D("0.90")
 ORDERS = {"O1": "alice", "O2": "alice", "O3": "bob"}
-HOLD = timedelta(days=1)  # hold_days of ledger_helpers.CONFIG
+HOLD = timedelta(days=1)  # hold_days of support.ledger.CONFIG
 EARNING = {"paid", "received", "settled"}
 
 

@@ -9,15 +9,15 @@ from decimal import Decimal as D
 import pytest
 from pydantic import ValidationError
 
-from accrual import cli
-from accrual.commands import describe_validation_error
+from accrual_dev import cli
+from accrual_dev.commands import describe_validation_error
 from accrual.domain import models
 from accrual.domain.click_batch import screen
 from accrual.domain.config_diff import describe, diff, fx_out_of_band
 from accrual.domain.currencies import ISO_4217
 from accrual.domain.decision import Code
 from accrual.domain.rules import decide_order
-from accrual_builders import NOW, click, config, line
+from support.builders import NOW, click, config, line
 
 
 def problems(build, *args, **kwargs) -> str:

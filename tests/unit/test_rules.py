@@ -10,7 +10,7 @@ from decimal import Decimal as D
 from typing import Any
 
 import pytest
-from accrual_builders import NOW, click, config, line
+from support.builders import NOW, click, config, line
 
 from accrual.domain.decision import Code, MissingFxRate, OrderDecision, Outcome
 from accrual.domain.models import OrderLine

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from accrual_builders import NOW, click, config, line
+from support.builders import NOW, click, config, line
 
 from accrual.domain.decision import OrderDecision
 from accrual.domain.rules import decide_order

@@ -226,6 +226,3 @@ def new_user_coupon_uses(user_id: str) -> list[tuple[str, str]]:
     return [(record.sk[: -len(record.body) - 1], record.body)
             for record in ControlRecord.query(f"NEW_USER_COUPON#{user_id}", consistent_read=True)]
 
-
-def dumps(value) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -88,7 +88,7 @@ def ingest_file(path: Path, report_format: str, *, settings: Settings, now: date
     """`accrual ingest FILE --partner P`: the file is archived first under a key made of its content, so ingesting
     the same file twice writes the same object (and, through the idempotent ledger, changes nothing)."""
     data = path.read_bytes()
-    partner = report_format if report_format != "normalized" else "normalized"
+    partner = report_format
     archive = ReportArchive(settings)
     digest = hashlib.sha256(data).hexdigest()[:16]
     source = archive.put_raw(partner, now.replace(hour=0, minute=0, second=0, microsecond=0),

@@ -1,4 +1,4 @@
-"""`python -m accrual.simulator --port 0 --seed N`: serve the partner simulator until interrupted.
+"""`python -m accrual_dev.simulator --port 0 --seed N`: serve the partner simulator until interrupted.
 
 Prints its URL on the first line of stdout (a script reads it), then the clicks file when `--clicks FILE` is given.
 With `--configure`, writes the simulator's credentials and endpoints into the stack named by ACCRUAL_STACK.
@@ -11,7 +11,7 @@ import sys
 import threading
 from datetime import datetime, timezone
 
-from accrual.simulator import DEFAULT_START, Faults, launch
+from accrual_dev.simulator import DEFAULT_START, Faults, launch
 
 
 def _time(text: str) -> datetime:
@@ -20,7 +20,7 @@ def _time(text: str) -> datetime:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m accrual.simulator", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m accrual_dev.simulator", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", type=_time, default=DEFAULT_START, help="first day of orders (ISO-8601)")
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             handle.write(simulator.world.clicks_jsonl())
     if args.configure:
         from accrual.settings import Settings
-        from accrual.simulator.local import configure_local_partners
+        from accrual_dev.simulator.local import configure_local_partners
 
         configure_local_partners(Settings.from_env(), simulator.url, simulator.credentials,
                                  usd_rates=simulator.world.usd_rates)

@@ -22,8 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from accrual.local.provision import default_template_path, provision
-from accrual.local.server import LOCAL_ENVIRONMENT, MotoServer
+from accrual_dev.local.provision import default_template_path, provision
+from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
 
 STACK = "demo"
 SEED = 3
@@ -53,7 +53,7 @@ class DemoFailed(Exception):
 def _accrual_command() -> list[str]:
     """The console script beside this interpreter (what `make` installs), else the module."""
     script = Path(sys.executable).parent / "accrual"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "accrual.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "accrual_dev.cli"]
 
 
 def accrual(*arguments: str) -> tuple[int, str]:
@@ -174,8 +174,8 @@ def run_demo() -> int:
               f"in {provisioned.seconds:.1f} s")
 
         from accrual.settings import Settings
-        from accrual.simulator import running_simulator
-        from accrual.simulator.local import configure_local_partners
+        from accrual_dev.simulator import running_simulator
+        from accrual_dev.simulator.local import configure_local_partners
 
         settings = Settings.from_env()
         simulator = resources.enter_context(running_simulator(seed=SEED, start=START, days=DAYS,

@@ -5,9 +5,11 @@ Each command is a thin call into the package: parse arguments, call the service,
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from datetime import datetime, timezone
+
+from accrual_dev import commands as operator_commands
+from accrual_dev.local import commands as stack_commands
 
 PARTNERS = ("aliexpress", "admitad", "csv", "normalized")
 FX_BAND = 2  # accrual.domain.models.FX_BAND, repeated so that --help imports nothing heavy
@@ -36,9 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     stack = commands.add_parser("stack", help="the embedded local AWS stack").add_subparsers(
         dest="stack_command", required=True, metavar="STACK_COMMAND")
     up = stack.add_parser("up", help="start a local moto server, provision template.yaml on it, wait for Ctrl-C")
-    up.set_defaults(handler="accrual.local.commands:stack_up")
+    up.set_defaults(handler=stack_commands.stack_up)
     provision = stack.add_parser("provision", help="provision template.yaml's resources at AWS_ENDPOINT_URL")
-    provision.set_defaults(handler="accrual.local.commands:stack_provision")
+    provision.set_defaults(handler=stack_commands.stack_provision)
 
     config = commands.add_parser("config", help="the accrual configuration").add_subparsers(
         dest="config_command", required=True, metavar="CONFIG_COMMAND")
@@ -53,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_load.add_argument("--reason", default=None,
                              help="why the forced fx rates are right (required with --force-fx; stored with the "
                                   "version)")
-    config_load.set_defaults(handler="accrual.commands:config_load")
+    config_load.set_defaults(handler=operator_commands.config_load)
     config_diff = config.add_parser(
         "diff", help="what a configuration file changes relative to the current version, without loading it",
         description="Validate a configuration document as `config load` does and print what it changes relative to "
@@ -62,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_diff.add_argument("file")
     config_diff.add_argument("--json", action="store_true", help="print JSON")
     _force_fx_option(config_diff)
-    config_diff.set_defaults(handler="accrual.commands:config_diff")
+    config_diff.set_defaults(handler=operator_commands.config_diff)
 
     clicks = commands.add_parser("clicks", help="clicks recorded by the site").add_subparsers(
         dest="clicks_command", required=True, metavar="CLICKS_COMMAND")
@@ -76,37 +78,37 @@ def build_parser() -> argparse.ArgumentParser:
                     "unchanged, repeated, refused, refusals with reasons). Exit 0 when nothing is refused, 2 when "
                     "anything is (the valid clicks are stored all the same).")
     clicks_load.add_argument("file")
-    clicks_load.set_defaults(handler="accrual.commands:clicks_load")
+    clicks_load.set_defaults(handler=operator_commands.clicks_load)
 
     ingest = commands.add_parser("ingest", help="ingest a saved partner report (API page, CSV or normalised lines)")
     ingest.add_argument("file")
     ingest.add_argument("--partner", required=True, choices=PARTNERS)
     _now_option(ingest)
-    ingest.set_defaults(handler="accrual.commands:ingest")
+    ingest.set_defaults(handler=operator_commands.ingest)
 
     pull = commands.add_parser("pull", help="pull new and changed lines from the partners' APIs since their cursors")
     pull.add_argument("--partner", choices=("aliexpress", "admitad"), default=None)
     _now_option(pull)
-    pull.set_defaults(handler="accrual.commands:pull")
+    pull.set_defaults(handler=operator_commands.pull)
 
     confirm = commands.add_parser("confirm", help="settle, expire and reverse orders as of --now")
     _now_option(confirm)
-    confirm.set_defaults(handler="accrual.commands:confirm")
+    confirm.set_defaults(handler=operator_commands.confirm)
 
     run = commands.add_parser("run", help="one whole scheduled cycle: pull, reconcile, confirm, notify")
     _now_option(run)
-    run.set_defaults(handler="accrual.commands:run_cycle")
+    run.set_defaults(handler=operator_commands.run_cycle)
 
     balance = commands.add_parser("balance", help="a shopper's pending and confirmed balances")
     balance.add_argument("user_id")
     balance.add_argument("--json", action="store_true", help="print JSON")
-    balance.set_defaults(handler="accrual.commands:balance")
+    balance.set_defaults(handler=operator_commands.balance)
 
     explain = commands.add_parser("explain", help="why an order earns what it earns (store or partner order number)")
     explain.add_argument("order_id")
     explain.add_argument("--json", action="store_true", help="print JSON")
     explain.add_argument("--lang", choices=("en", "ru"), default="en", help="language of the plain-words answer")
-    explain.set_defaults(handler="accrual.commands:explain")
+    explain.set_defaults(handler=operator_commands.explain)
 
     review = commands.add_parser("review", help="release or decline an order held for review (multi-account coupons, "
                                                  "attribution conflict)")
@@ -119,20 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--user", help="with --release, for an order whose lines name several shoppers "
                                        "(ATTRIBUTION_CONFLICT): the shopper it belongs to")
     _now_option(review)
-    review.set_defaults(handler="accrual.commands:review")
+    review.set_defaults(handler=operator_commands.review)
 
     audit = commands.add_parser("audit", help="recompute balances from the journal; exit 1 on any difference")
     audit.add_argument("--json", action="store_true", help="print JSON")
-    audit.set_defaults(handler="accrual.commands:audit")
+    audit.set_defaults(handler=operator_commands.audit)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    module_name, function_name = args.handler.split(":")
-    handler = getattr(importlib.import_module(module_name), function_name)
     try:
-        return int(handler(args) or 0)
+        return int(args.handler(args) or 0)
     except (LookupError, ValueError, OSError) as error:
         # what an operator can fix (no configuration loaded, an unreadable report, a missing file): one clear line
         print(f"accrual {args.command}: {error}", file=sys.stderr)

@@ -8,7 +8,7 @@ from typing import Mapping
 
 from accrual.adapters.partner_config import parameter_name, secret_name
 from accrual.settings import Settings
-from accrual.simulator.server import Credentials
+from accrual_dev.simulator.server import Credentials
 
 
 def configure_local_partners(settings: Settings, simulator_url: str, credentials: Credentials | None = None, *,

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from werkzeug.wrappers import Request, Response
 
-from accrual.simulator.generator import World
+from accrual_dev.simulator.generator import World
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 MAX_WINDOW = timedelta(days=31)  # the gateway refuses longer windows, as the real one refuses months

@@ -6,7 +6,7 @@ whole-table copies taken when it started: a transaction another client committed
 transaction atomic; serving requests one at a time gives moto the same property while clients stay concurrent, so
 the race tests exercise the ledger's conditions rather than the emulator's rollback.
 
-    python -m accrual.local.moto_serial -H 127.0.0.1 -p PORT
+    python -m accrual_dev.local.moto_serial -H 127.0.0.1 -p PORT
 """
 from __future__ import annotations
 

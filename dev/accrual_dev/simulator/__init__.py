@@ -6,8 +6,8 @@
         simulator.app.now = ...  # the simulator's clock: statuses are served as of it
         simulator.app.faults.rate_limit = 2
 
-`start_simulator(seed=..., faults=...)` returns `(url, stop)` for callers that manage the lifetime themselves;
-`python -m accrual.simulator --port 0 --seed N` serves until interrupted and prints its URL.
+`launch(seed=..., faults=...)` returns a `Simulator` (with `.stop()`) for callers that manage the lifetime themselves;
+`python -m accrual_dev.simulator --port 0 --seed N` serves until interrupted and prints its URL.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from typing import Callable, Iterator
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from accrual.simulator.generator import World, generate
-from accrual.simulator.server import Credentials, Faults, SimulatorApp
+from accrual_dev.simulator.generator import World, generate
+from accrual_dev.simulator.server import Credentials, Faults, SimulatorApp
 
 DEFAULT_START = datetime(2026, 10, 1, tzinfo=timezone.utc)
 
@@ -63,11 +63,6 @@ def launch(*, seed: int = 1, faults: Faults | None = None, start: datetime = DEF
     return Simulator(url=f"http://{host}:{server.server_port}", app=app, stop=stop)
 
 
-def start_simulator(*, seed: int = 1, faults: Faults | None = None, **options) -> tuple[str, Callable[[], None]]:
-    simulator = launch(seed=seed, faults=faults, **options)
-    return simulator.url, simulator.stop
-
-
 @contextmanager
 def running_simulator(**options) -> Iterator[Simulator]:
     simulator = launch(**options)
@@ -77,5 +72,4 @@ def running_simulator(**options) -> Iterator[Simulator]:
         simulator.stop()
 
 
-__all__ = ["Credentials", "Faults", "Simulator", "World", "generate", "launch", "running_simulator",
-           "start_simulator"]
+__all__ = ["Credentials", "Faults", "Simulator", "World", "generate", "launch", "running_simulator"]

@@ -83,7 +83,7 @@ class MotoServer:
         self._log = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
             # moto's own server, one request at a time (moto_serial.py says why)
-            [sys.executable, "-m", "accrual.local.moto_serial", "-H", self.host, "-p", str(port)],
+            [sys.executable, "-m", "accrual_dev.local.moto_serial", "-H", self.host, "-p", str(port)],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=environment,
             start_new_session=True)
         self._bound_port = port

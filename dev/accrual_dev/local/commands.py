@@ -7,8 +7,8 @@ import signal
 import sys
 import threading
 
-from accrual.local.provision import Provisioned, provision
-from accrual.local.server import LOCAL_ENVIRONMENT, MotoServer
+from accrual_dev.local.provision import Provisioned, provision
+from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
 
 
 def _print_resources(provisioned: Provisioned, prefix: str = "") -> None:

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites (builders of domain values, ledger scenarios on the local stack)."""
