@@ -14,7 +14,7 @@ CHECKOV := .tools/checkov
 CHECKOV_STAMP := $(CHECKOV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv tools checkov test test-fuzz run local bench lint build clean
+.PHONY: venv tools checkov test test-fuzz run local bench lint build clean sam-local test-sam-local
 
 venv: $(STAMP)
 
@@ -60,6 +60,17 @@ lint: venv tools checkov
 
 build: tools
 	$(TOOLS)/bin/sam build
+
+# `sam local invoke` on this machine: a Docker daemon (dockerd started, or docker.io installed, as root), the python3.12
+# Lambda base image (the official one, or a stand-in built from Debian packages once per machine) and the functions
+# built for this machine's architecture into .aws-sam/local/build (`make build` stays arm64). docs/sam-local.md.
+sam-local: venv tools
+	$(BIN)/python -m accrual_dev.samlocal setup
+
+# Every function with an event in events/ through `sam local invoke` against a fresh local stack and the partner
+# simulator, each checked in the stack; stops a dockerd it started.
+test-sam-local: venv tools
+	$(BIN)/python -m accrual_dev.samlocal test
 
 # The main job end to end on the embedded local stack (moto and the partner simulator), then a summary of what
 # happened; exits non-zero when the audit or a count check fails.
