@@ -64,8 +64,8 @@ def test(args: argparse.Namespace) -> int:
         if daemon is not None and getattr(daemon, "started_here", False) and not args.keep_docker:
             stop_started_daemon(getattr(daemon, "started_pid"))
             print("sam-local: stopped the dockerd this run started", flush=True)
-    print(f"sam-local: {len(outcomes)} functions invoked in {time.monotonic() - started:.0f} s")
-    print(f"sam local invoke: {summary_line(outcomes)}")
+    print(f"sam-local: {len(outcomes)} functions invoked by sam local invoke in {time.monotonic() - started:.0f} s")
+    print(f"sam-local: {summary_line(outcomes)}")
     return 0 if outcomes and all(outcome.ok for outcome in outcomes) else 1
 
 

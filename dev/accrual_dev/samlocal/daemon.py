@@ -58,7 +58,7 @@ def apt_install(*packages: str) -> None:
     environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
     print(f"sam-local: installing {' '.join(packages)} (Debian packages)", flush=True)
-    if subprocess.run(command, env=environment, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL).returncode:
+    if subprocess.run(command, env=environment, stdin=subprocess.DEVNULL, capture_output=True).returncode:
         subprocess.run(["apt-get", "update", "-q"], env=environment, stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, check=False)
         done = subprocess.run(command, env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True)

@@ -29,6 +29,8 @@ from accrual_dev.samlocal.build import ENDPOINT_VARIABLE, functions, sam_cli, sa
 
 # Functions whose event file does not follow the CodeUri folder's name: logical id -> file name under events/.
 EVENT_FILES: dict[str, str] = {}
+# Files in events/ that are not a function's event.
+NOT_EVENTS = {"demo-config.json"}
 START_LINE = re.compile(r"START RequestId: (\S+)")
 END_LINE = re.compile(r"END RequestId: (\S+)")
 # Docker 20.10 (Debian's docker.io) can drop the first line a container prints when the SAM CLI attaches to it at
