@@ -37,6 +37,9 @@ DAYS = 5
 ORDERS_PER_DAY = 3
 CYCLE_AT = START + timedelta(days=DAYS)
 DROP_ORDER = "SAMLOCAL-DROP-1"
+DROP_KEY = "drops/aliexpress/samlocal-drop.jsonl"
+# Confirmation runs three weeks after the pull: the partners' hold periods have passed.
+CONFIRM_AT = CYCLE_AT + timedelta(days=21)
 
 
 @dataclass
@@ -47,6 +50,8 @@ class Context:
     simulator: Any
     workdir: Path
     relay_ids: list[str] = field(default_factory=list)  # outbox events the relay scenario expects published
+    before: dict[str, int] = field(default_factory=dict)  # counts read before an invocation
+    receipts: list[str] = field(default_factory=list)  # work-queue messages handed to the reconcile worker
 
     def client(self, service: str):
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint)
@@ -119,7 +124,7 @@ def _drop_lines(context: Context) -> list[dict[str, Any]]:
 
 def prepare_drop(context: Context, event: dict[str, Any]) -> dict[str, Any]:
     bucket = context.variable("REPORTS_BUCKET")
-    key = "drops/aliexpress/samlocal-drop.jsonl"
+    key = DROP_KEY
     body = "".join(json.dumps(line) + "\n" for line in _drop_lines(context)).encode()
     context.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
     event = json.loads(json.dumps(event))
@@ -131,12 +136,101 @@ def prepare_drop(context: Context, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def verify_drop(context: Context, outcome: Outcome) -> None:
-    response = outcome.response or {}
-    ingested = response.get("ingested", []) if isinstance(response, dict) else []
+    response = outcome.response if isinstance(outcome.response, dict) else {}
+    if "handed_on" in response:  # split into page units for the reconcile workers
+        units = sum(item.get("units", 0) for item in response["handed_on"])
+        _expect(outcome, units >= 1, f"the handler read the dropped file and handed on {units} page unit(s)")
+        queued = _peek_units(context)
+        from_drop = [unit for unit in queued if unit.get("key") == DROP_KEY]
+        _expect(outcome, len(from_drop) == units, f"{len(from_drop)} unit(s) of the drop wait on the work queue")
+        return
+    ingested = response.get("ingested", [])
     read = sum(result.get("read", 0) for result in ingested)
     _expect(outcome, read == 2, f"the handler read {read} of the 2 lines of the dropped file")
     orders = [item for item in _scan(context, context.variable("ORDERS_TABLE")) if DROP_ORDER in json.dumps(item)]
     _expect(outcome, len(orders) > 0, f"{len(orders)} items of order {DROP_ORDER} (from the drop) in the orders table")
+
+
+# -- the fan-out: scheduled pull per partner, reconcile workers on the work queue, scheduled confirm ---------------
+
+def _orders(context: Context) -> list[dict[str, Any]]:
+    return [item for item in _scan(context, context.variable("ORDERS_TABLE")) if item["sk"]["S"] == "ORDER"]
+
+
+def _peek_units(context: Context) -> list[dict[str, Any]]:
+    """The units waiting on the work queue, left visible (received with a zero visibility timeout)."""
+    sqs, queue = context.client("sqs"), context.variable("WORK_QUEUE_URL")
+    seen: dict[str, dict[str, Any]] = {}
+    for _ in range(20):
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                       AttributeNames=["All"]).get("Messages", [])
+        fresh = [message for message in messages if message["MessageId"] not in seen]
+        if not fresh:
+            break
+        seen.update((message["MessageId"], json.loads(message["Body"])) for message in fresh)
+    return list(seen.values())
+
+
+def prepare_pull(context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    event = {**event, "scheduled_time": CYCLE_AT.isoformat().replace("+00:00", "Z")}
+    context.before["pages"] = len(_keys(context, context.variable("REPORTS_BUCKET"), "raw/"))
+    return event
+
+
+def verify_pull(context: Context, outcome: Outcome) -> None:
+    response = outcome.response if isinstance(outcome.response, dict) else {}
+    partner, result = next(iter(response.get("partners", {}).items()), ("?", {}))
+    pages = len(_keys(context, context.variable("REPORTS_BUCKET"), "raw/")) - context.before["pages"]
+    _expect(outcome, pages > 0, f"{pages} raw {partner} pages archived under raw/ from the simulator")
+    units = [unit for unit in _peek_units(context) if unit.get("kind") == "page" and unit.get("partner") == partner]
+    _expect(outcome, len(units) > 0 and not response.get("failed"),
+            f"{len(units)} archived pages handed on to the work queue ({result.get('handed_on')} by the answer)")
+
+
+def prepare_reconcile(context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    """A real SQS batch: the units the pull and the drop left on the work queue, in the event file's shape."""
+    sqs, queue = context.client("sqs"), context.variable("WORK_QUEUE_URL")
+    template = event["Records"][0]
+    records: list[dict[str, Any]] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=900,
+                                       AttributeNames=["All"]).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            records.append({**template, "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
+                            "body": message["Body"], "md5OfBody": message["MD5OfBody"],
+                            "attributes": {**template.get("attributes", {}), **message.get("Attributes", {})}})
+    context.before["orders"] = len(_orders(context))
+    context.before["batch"] = len(records)
+    context.receipts = [record["receiptHandle"] for record in records]
+    return {**event, "Records": records} if records else event
+
+
+def verify_reconcile(context: Context, outcome: Outcome) -> None:
+    response = outcome.response if isinstance(outcome.response, dict) else {}
+    failures = response.get("batchItemFailures")
+    _expect(outcome, failures == [], f"the batch of {context.before['batch']} units settled without failures "
+                                     f"({failures})")
+    orders = len(_orders(context))
+    _expect(outcome, orders > context.before["orders"],
+            f"{orders - context.before['orders']} orders reconciled from the archived pages ({orders} in all)")
+    # The event source mapping deletes what succeeded; here that is done after the invocation.
+    sqs, queue = context.client("sqs"), context.variable("WORK_QUEUE_URL")
+    for receipt in context.receipts:
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=receipt)
+
+
+def prepare_confirm(context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    return {**event, "scheduled_time": CONFIRM_AT.isoformat().replace("+00:00", "Z")}
+
+
+def verify_confirm(context: Context, outcome: Outcome) -> None:
+    response = outcome.response if isinstance(outcome.response, dict) else {}
+    shards = response.get("shards_handed_on", 0)
+    units = [unit for unit in _peek_units(context) if unit.get("kind") == "confirm"]
+    _expect(outcome, shards > 0 and len(units) == shards,
+            f"{shards} due shards handed on as confirm units ({len(units)} on the work queue)")
 
 
 # -- the outbox relay: stream records of the outbox table, published to SNS ------------------------------------------
@@ -186,12 +280,19 @@ def verify_relay(context: Context, outcome: Outcome) -> None:
             f"via SNS")
 
 
-# Scenarios by event file name (without .json).
+# Scenarios by event file name (without .json), run in this order (a pull and a drop leave the units the reconcile
+# worker then settles); events without a scenario run last.
 SCENARIOS: dict[str, tuple[Prepare, Verify]] = {
     "cycle": (prepare_cycle, verify_cycle),
+    "pull": (prepare_pull, verify_pull),
     "report_drop": (prepare_drop, verify_drop),
+    "drop": (prepare_drop, verify_drop),
+    "reconcile": (prepare_reconcile, verify_reconcile),
+    "confirm": (prepare_confirm, verify_confirm),
     "outbox_relay": (prepare_relay, verify_relay),
+    "relay": (prepare_relay, verify_relay),
 }
+ORDER = list(SCENARIOS)
 
 
 def _accrual(*arguments: str) -> str:
@@ -249,6 +350,7 @@ def run_checks(template_path: Path, *, keep_env: Path | None = None) -> list[Out
                           workdir=workdir)
         from accrual_dev.samlocal.build import local_template
 
+        invocations.sort(key=lambda item: ORDER.index(item.event.stem) if item.event.stem in ORDER else len(ORDER))
         for invocation in invocations:
             outcomes.append(_invoke_and_check(context, invocation, local_template(), env_vars))
     for function in without_event:
