@@ -1,8 +1,10 @@
-"""python -m accrual_dev.samlocal setup | test | env-vars | stop-docker
+"""python -m accrual_dev.samlocal setup | test | up | env-vars | stop-docker
 
 setup        a Docker daemon, the python3.12 Lambda base image, the functions built for this machine (make sam-local)
 test         setup, then every function with an event through `sam local invoke` against a fresh local stack and
              the partner simulator, checked in the stack (make test-sam-local); stops a dockerd it started
+up           a local stack and the partner simulator that Lambda containers reach, .aws-sam/local/env.json for
+             them, until Ctrl-C (then type the `sam local invoke` commands it prints)
 env-vars     write .aws-sam/local/env.json for the stack at AWS_ENDPOINT_URL named ACCRUAL_STACK
 stop-docker  stop the dockerd that `setup` started
 """
@@ -69,6 +71,39 @@ def test(args: argparse.Namespace) -> int:
     return 0 if outcomes and all(outcome.ok for outcome in outcomes) else 1
 
 
+def up(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from accrual_dev.local.provision import load_template
+    from accrual_dev.samlocal.build import local_template
+    from accrual_dev.samlocal.check import local_stack
+    from accrual_dev.samlocal.invoke import default_env_vars_path, discover
+    from accrual_dev.samlocal import repository_root
+
+    if not local_template().is_file():
+        print("no local build: run `make sam-local` first", file=sys.stderr)
+        return 2
+    template = load_template(local_template())
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with local_stack(template, default_env_vars_path()) as (context, path):
+        root = repository_root()
+        print(f"# --env-vars file: {path.relative_to(root)}; in another shell, for example:")
+        for invocation in discover(template, root / "events")[0]:
+            print(f".tools/venv/bin/sam local invoke {invocation.function} -t {local_template().relative_to(root)} "
+                  f"-e events/{invocation.event.name} --env-vars {path.relative_to(root)} --skip-pull-image")
+        print(f"export AWS_ENDPOINT_URL={context.endpoint} ACCRUAL_STACK={os.environ['ACCRUAL_STACK']}  "
+              "# the operator CLI on the same stack", flush=True)
+        print("# Ctrl-C stops the stack and the simulator", flush=True)
+        try:
+            while not stopped.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def env_vars(args: argparse.Namespace) -> int:
     from accrual_dev.local.provision import load_template
     from accrual_dev.samlocal.build import local_template
@@ -102,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     checked = commands.add_parser("test", help="invoke every function with its event and check the stack")
     checked.add_argument("--keep-docker", action="store_true", help="leave a dockerd this run started running")
     checked.set_defaults(run=test)
+    commands.add_parser("up", help="a local stack the Lambda containers reach, until Ctrl-C").set_defaults(run=up)
     written = commands.add_parser("env-vars", help="the --env-vars file for the stack at AWS_ENDPOINT_URL")
     written.add_argument("--output", help="where to write it (default .aws-sam/local/env.json)")
     written.set_defaults(run=env_vars)

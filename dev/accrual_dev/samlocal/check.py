@@ -14,11 +14,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import boto3
 
@@ -305,19 +305,16 @@ def _accrual(*arguments: str) -> str:
     return done.stdout
 
 
-def run_checks(template_path: Path, *, keep_env: Path | None = None) -> list[Outcome]:
-    """Start the local stack and the simulator on the bridge address, invoke every function, check each."""
-    from accrual_dev.local.provision import load_template, provision
+@contextmanager
+def local_stack(template: dict[str, Any], env_vars: Path | None = None) -> Iterator[tuple[Context, Path]]:
+    """The local stack (moto, provisioned from template.yaml) and the partner simulator, both on Docker's bridge
+    address, with the configuration and the simulator's clicks loaded, and the `--env-vars` file written."""
+    from accrual_dev.local.provision import provision
     from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
     from accrual_dev.simulator import running_simulator
     from accrual_dev.simulator.local import configure_local_partners
 
-    template = load_template(template_path)
-    invocations, without_event = discover(template, repository_root() / "events")
-    if not invocations:
-        raise SetupError("no function has an event in events/")
     host = bridge_gateway()
-    outcomes: list[Outcome] = []
     with ExitStack() as resources:
         workdir = Path(resources.enter_context(tempfile.TemporaryDirectory(prefix="sam-local-")))
         server = resources.enter_context(MotoServer(host=host))
@@ -343,14 +340,24 @@ def run_checks(template_path: Path, *, keep_env: Path | None = None) -> list[Out
         print(f"partner simulator at {simulator.url}: {len(simulator.world.aliexpress)} AliExpress sub-orders, "
               f"{len(simulator.world.admitad)} Admitad actions, {len(simulator.world.clicks)} clicks loaded",
               flush=True)
-
         environments = function_environments(template, provisioned.resources, server.url, REGION)
-        env_vars = write_env_vars(keep_env or workdir / "env.json", environments)
-        context = Context(endpoint=server.url, env=environments, outputs=provisioned.outputs, simulator=simulator,
-                          workdir=workdir)
-        from accrual_dev.samlocal.build import local_template
+        path = write_env_vars(env_vars or workdir / "env.json", environments)
+        yield Context(endpoint=server.url, env=environments, outputs=provisioned.outputs, simulator=simulator,
+                      workdir=workdir), path
 
-        invocations.sort(key=lambda item: ORDER.index(item.event.stem) if item.event.stem in ORDER else len(ORDER))
+
+def run_checks(template_path: Path) -> list[Outcome]:
+    """Start the local stack and the simulator, invoke every function with its event, check each in the stack."""
+    from accrual_dev.local.provision import load_template
+    from accrual_dev.samlocal.build import local_template
+
+    template = load_template(template_path)
+    invocations, without_event = discover(template, repository_root() / "events")
+    if not invocations:
+        raise SetupError("no function has an event in events/")
+    invocations.sort(key=lambda item: ORDER.index(item.event.stem) if item.event.stem in ORDER else len(ORDER))
+    outcomes: list[Outcome] = []
+    with local_stack(template) as (context, env_vars):
         for invocation in invocations:
             outcomes.append(_invoke_and_check(context, invocation, local_template(), env_vars))
     for function in without_event:
