@@ -125,6 +125,7 @@ def _drop_lines(context: Context) -> list[dict[str, Any]]:
 def prepare_drop(context: Context, event: dict[str, Any]) -> dict[str, Any]:
     bucket = context.variable("REPORTS_BUCKET")
     key = DROP_KEY
+    context.before["queued"] = _queued(context)
     body = "".join(json.dumps(line) + "\n" for line in _drop_lines(context)).encode()
     context.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
     event = json.loads(json.dumps(event))
@@ -140,9 +141,8 @@ def verify_drop(context: Context, outcome: Outcome) -> None:
     if "handed_on" in response:  # split into page units for the reconcile workers
         units = sum(item.get("units", 0) for item in response["handed_on"])
         _expect(outcome, units >= 1, f"the handler read the dropped file and handed on {units} page unit(s)")
-        queued = _peek_units(context)
-        from_drop = [unit for unit in queued if unit.get("key") == DROP_KEY]
-        _expect(outcome, len(from_drop) == units, f"{len(from_drop)} unit(s) of the drop wait on the work queue")
+        queued = _queued(context) - context.before["queued"]
+        _expect(outcome, queued == units, f"{queued} unit(s) of the drop wait on the work queue")
         return
     ingested = response.get("ingested", [])
     read = sum(result.get("read", 0) for result in ingested)
@@ -157,23 +157,21 @@ def _orders(context: Context) -> list[dict[str, Any]]:
     return [item for item in _scan(context, context.variable("ORDERS_TABLE")) if item["sk"]["S"] == "ORDER"]
 
 
-def _peek_units(context: Context) -> list[dict[str, Any]]:
-    """The units waiting on the work queue, left visible (received with a zero visibility timeout)."""
-    sqs, queue = context.client("sqs"), context.variable("WORK_QUEUE_URL")
-    seen: dict[str, dict[str, Any]] = {}
-    for _ in range(20):
-        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0,
-                                       AttributeNames=["All"]).get("Messages", [])
-        fresh = [message for message in messages if message["MessageId"] not in seen]
-        if not fresh:
-            break
-        seen.update((message["MessageId"], json.loads(message["Body"])) for message in fresh)
-    return list(seen.values())
+def _queued(context: Context) -> int:
+    """Messages waiting on the work queue (visible and in flight), 0 when the stack has no work queue."""
+    try:
+        queue = context.variable("WORK_QUEUE_URL")
+    except KeyError:
+        return 0
+    attributes = context.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
 def prepare_pull(context: Context, event: dict[str, Any]) -> dict[str, Any]:
     event = {**event, "scheduled_time": CYCLE_AT.isoformat().replace("+00:00", "Z")}
     context.before["pages"] = len(_keys(context, context.variable("REPORTS_BUCKET"), "raw/"))
+    context.before["queued"] = _queued(context)
     return event
 
 
@@ -182,9 +180,9 @@ def verify_pull(context: Context, outcome: Outcome) -> None:
     partner, result = next(iter(response.get("partners", {}).items()), ("?", {}))
     pages = len(_keys(context, context.variable("REPORTS_BUCKET"), "raw/")) - context.before["pages"]
     _expect(outcome, pages > 0, f"{pages} raw {partner} pages archived under raw/ from the simulator")
-    units = [unit for unit in _peek_units(context) if unit.get("kind") == "page" and unit.get("partner") == partner]
-    _expect(outcome, len(units) > 0 and not response.get("failed"),
-            f"{len(units)} archived pages handed on to the work queue ({result.get('handed_on')} by the answer)")
+    queued = _queued(context) - context.before["queued"]
+    _expect(outcome, queued > 0 and queued == result.get("handed_on") and not response.get("failed"),
+            f"{queued} archived pages handed on to the work queue ({result.get('handed_on')} by the answer)")
 
 
 def prepare_reconcile(context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -222,15 +220,16 @@ def verify_reconcile(context: Context, outcome: Outcome) -> None:
 
 
 def prepare_confirm(context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    context.before["queued"] = _queued(context)
     return {**event, "scheduled_time": CONFIRM_AT.isoformat().replace("+00:00", "Z")}
 
 
 def verify_confirm(context: Context, outcome: Outcome) -> None:
     response = outcome.response if isinstance(outcome.response, dict) else {}
     shards = response.get("shards_handed_on", 0)
-    units = [unit for unit in _peek_units(context) if unit.get("kind") == "confirm"]
-    _expect(outcome, shards > 0 and len(units) == shards,
-            f"{shards} due shards handed on as confirm units ({len(units)} on the work queue)")
+    queued = _queued(context) - context.before["queued"]
+    _expect(outcome, shards > 0 and queued == shards,
+            f"{shards} due shards handed on as confirm units ({queued} more on the work queue)")
 
 
 # -- the outbox relay: stream records of the outbox table, published to SNS ------------------------------------------
@@ -389,8 +388,8 @@ def _invoke_and_check(context: Context, invocation: Invocation, template: Path, 
 
 def _print_outcome(outcome: Outcome) -> None:
     status = "ok" if outcome.ok else "FAILED"
-    retried = f", {outcome.attempts} attempts" if outcome.attempts > 1 else ""
-    print(f"  {status}: START RequestId {outcome.request_id or '-'} ({outcome.seconds:.1f} s{retried})")
+    print(f"  {status}: START RequestId {outcome.request_id or '-'} ({outcome.seconds:.1f} s)"
+          + (f", read from {outcome.start_source}" if outcome.start_source != "SAM's output" else ""))
     for line in outcome.checked:
         print(f"    + {line}")
     for line in outcome.problems:

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +33,10 @@ EVENT_FILES: dict[str, str] = {}
 # Files in events/ that are not a function's event.
 NOT_EVENTS = {"demo-config.json"}
 START_LINE = re.compile(r"START RequestId: (\S+)")
-END_LINE = re.compile(r"END RequestId: (\S+)")
-# Docker 20.10 (Debian's docker.io) can drop the first line a container prints when the SAM CLI attaches to it at
-# that very moment (its attach replays the log file, then follows the live stream, and a line in between is lost);
-# that line is the emulator's START. An invocation whose START was lost although it ran (END printed) is run again,
-# a few times at most: every function here is safe to repeat (that is what the scheduled retries rely on).
-ATTEMPTS = 4
+# Docker 20.10 (Debian's docker.io) can lose the first line a container prints when the SAM CLI attaches to it at that
+# very moment (the daemon replays the log file, then follows the live output; a line written in between is lost), and
+# that line is the emulator's START. The container's own log (`docker logs --follow`, read while SAM runs it) keeps
+# every line, so a START missing from SAM's stream is looked up there, and the output says so.
 
 
 @dataclass
@@ -51,7 +50,7 @@ class Outcome:
     function: str
     event: str
     seconds: float = 0.0
-    attempts: int = 0
+    start_source: str = "SAM's output"
     request_id: str | None = None
     response: Any = None
     stdout: str = ""
@@ -131,6 +130,56 @@ def write_env_vars(path: Path, environments: dict[str, dict[str, str]]) -> Path:
     return path
 
 
+class ContainerLogs:
+    """Follows the log of every container started while it is open (`docker events`, then `docker logs -f`)."""
+
+    def __init__(self) -> None:
+        self._since = str(int(time.time()) - 1)
+        self._events: subprocess.Popen[str] | None = None
+        self._threads: list[threading.Thread] = []
+        self._followers: list[subprocess.Popen[str]] = []
+        self.logs: dict[str, str] = {}
+
+    def __enter__(self) -> "ContainerLogs":
+        self._events = subprocess.Popen(
+            ["docker", "events", "--since", self._since, "--filter", "type=container", "--filter", "event=start",
+             "--format", "{{.ID}}"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            text=True)
+        watcher = threading.Thread(target=self._watch, daemon=True)
+        watcher.start()
+        self._threads.append(watcher)
+        return self
+
+    def _watch(self) -> None:
+        assert self._events is not None and self._events.stdout is not None
+        for line in self._events.stdout:
+            container = line.strip()
+            if container and container not in self.logs:
+                self.logs[container] = ""
+                follower = threading.Thread(target=self._follow, args=(container,), daemon=True)
+                follower.start()
+                self._threads.append(follower)
+
+    def _follow(self, container: str) -> None:
+        follower = subprocess.Popen(["docker", "logs", "--follow", container], stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace")
+        self._followers.append(follower)
+        assert follower.stdout is not None
+        for line in follower.stdout:
+            self.logs[container] += line
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.5)  # the last lines of a container that has just stopped
+        for process in [self._events, *self._followers]:
+            if process is not None and process.poll() is None:
+                process.terminate()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def text(self) -> str:
+        return "".join(self.logs.values())
+
+
 def sam_local_invoke(function: str, template: Path, event: Path, env_vars: Path, region: str,
                      timeout: float = 960.0) -> Outcome:
     """Run `sam local invoke` as a user would; the response is SAM's stdout, the container's output its stderr."""
@@ -139,21 +188,21 @@ def sam_local_invoke(function: str, template: Path, event: Path, env_vars: Path,
                "--env-vars", str(env_vars), "--skip-pull-image", "--region", region]
     environment = {**sam_environment(), "AWS_DEFAULT_REGION": region}
     started = time.monotonic()
-    for attempt in range(1, ATTEMPTS + 1):
-        outcome.attempts = attempt
+    with ContainerLogs() as containers:
         done = subprocess.run(command, cwd=repository_root(), capture_output=True, text=True, env=environment,
                               stdin=subprocess.DEVNULL, timeout=timeout)
-        outcome.stdout, outcome.stderr = done.stdout, done.stderr
-        started_line = START_LINE.search(done.stderr) or START_LINE.search(done.stdout)
-        ended = END_LINE.search(done.stderr) or END_LINE.search(done.stdout)
-        if started_line or not ended or done.returncode:
-            break
     outcome.seconds = time.monotonic() - started
+    outcome.stdout, outcome.stderr = done.stdout, done.stderr
+    started_line = START_LINE.search(done.stderr) or START_LINE.search(done.stdout)
+    if not started_line:
+        started_line = START_LINE.search(containers.text())
+        if started_line:
+            outcome.start_source = "the container's log (Docker lost it from SAM's attached stream)"
     outcome.request_id = started_line.group(1) if started_line else None
     if done.returncode:
         outcome.problems.append(f"sam local invoke exited {done.returncode}: {_tail(done.stderr)}")
     if not started_line:
-        outcome.problems.append(f"no 'START RequestId' in SAM's output after {outcome.attempts} attempts")
+        outcome.problems.append("no 'START RequestId': no Lambda container ran the function")
     if "errorType" in done.stdout or "errorType" in done.stderr:
         outcome.problems.append(f"the invocation reported an errorType: {_tail(done.stdout or done.stderr)}")
     try:
