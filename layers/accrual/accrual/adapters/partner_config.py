@@ -23,10 +23,8 @@ MAX_AGE = 300  # seconds a credential or endpoint is reused before it is read ag
 
 
 def providers(settings: Settings) -> tuple[SecretsProvider, SSMProvider]:
-    # Providers of this stack's clients rather than Powertools' process-wide defaults: a cached value of one stack
-    # (or one local endpoint) is never served to another. A pull reads each value once per run.
-    return (SecretsProvider(boto3_client=settings.client("secretsmanager")),
-            SSMProvider(boto3_client=settings.client("ssm")))
+    """The providers made once with these Settings (see accrual.settings): their max_age cache outlives a call."""
+    return settings.secrets_provider, settings.ssm_provider
 
 
 def secret_name(settings: Settings, partner: str) -> str:
