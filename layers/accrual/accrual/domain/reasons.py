@@ -111,8 +111,8 @@ REASONS: dict[Code, Reason] = {
     ),
     Code.VAT_EXCLUDED: Reason(
         note="VAT reported by the partner is taken out",  # the VAT step says which VAT when it was computed
-        short=Words(en="VAT included in the price is not part of the cashback base",
-                    ru="НДС, включённый в цену, не входит в базу для кэшбэка"),
+        short=Words(en="VAT included in the price is taken out before the rate applies",
+                    ru="НДС, включённый в цену, вычитается до применения ставки"),
     ),
     Code.NON_AFFILIATE_RATE: Reason(
         note="flat non-affiliate rate",

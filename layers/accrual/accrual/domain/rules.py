@@ -469,7 +469,7 @@ def _decide_line(ctx: LineContext, base: Base, steps: list[TrailStep]) -> _LineW
 
 
 def _line_decision(work: _LineWork) -> LineDecision:
-    return LineDecision.model_construct(
+    return LineDecision(
         line_id=work.line.line_id,
         status=work.line.status.value,
         base_usd=work.base.base_usd,

@@ -32,9 +32,8 @@ def _short(text: str) -> str:
 
 def step(rule: str, code: Code | None, line_id: str | None, numbers: Mapping[str, str], note_text: str = ""
          ) -> TrailStep:
-    # model_construct: every value here is already of its field's type, and this runs for every step of every order
-    return TrailStep.model_construct(rule=rule, code=code.value if code is not None else None, line_id=line_id,
-                                     numbers=dict(numbers), note=note_text)
+    return TrailStep(rule=rule, code=code.value if code is not None else None, line_id=line_id,
+                     numbers=dict(numbers), note=note_text)
 
 
 # --- the order's inputs ----------------------------------------------------------------------------------------------
