@@ -16,7 +16,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
-from accrual.partners.report import PartnerOptions, options_from_json
+from accrual.partners.options import PartnerOptions, options_from_json
 from accrual.settings import Settings
 
 MAX_AGE = 300  # seconds a credential or endpoint is reused before it is read again (rotation takes effect)
@@ -58,11 +58,12 @@ def partner_endpoint(settings: Settings, partner: str, *, max_age: int = MAX_AGE
 
 def _optional_options(settings: Settings, partner: str, leaf: str, max_age: int) -> PartnerOptions:
     _, ssm = providers(settings)
+    name = parameter_name(settings, partner, leaf)
     try:
-        document = ssm.get(parameter_name(settings, partner, leaf), max_age=max_age)
+        document = ssm.get(name, max_age=max_age)
     except GetParameterError:
         return PartnerOptions()
-    return options_from_json(document)
+    return options_from_json(document, source=f"SSM parameter {name}")
 
 
 def partner_options(settings: Settings, partner: str, *, max_age: int = MAX_AGE) -> PartnerOptions:

@@ -7,13 +7,8 @@ rest of the report goes on, and `read == len(lines) + len(quarantined)` always h
 """
 from __future__ import annotations
 
-from accrual.partners.report import (
-    ParsedReport,
-    PartnerOptions,
-    QuarantinedLine,
-    ReportFormatError,
-    options_from_json,
-)
+from accrual.partners.options import PartnerOptions, PartnerOptionsError, options_from_json
+from accrual.partners.report import ParsedReport, QuarantinedLine, ReportFormatError
 
 PARTNERS = ("aliexpress", "admitad", "csv", "normalized")
 API_PARTNERS = ("aliexpress", "admitad")
@@ -45,5 +40,5 @@ def read_report(data: bytes | str, partner: str, *, source: str, options: Partne
     raise ValueError(f"unknown partner format {partner!r}; expected one of {', '.join(PARTNERS)}")
 
 
-__all__ = ["API_PARTNERS", "PARTNERS", "ParsedReport", "PartnerOptions", "QuarantinedLine", "ReportFormatError",
-           "options_from_json", "read_report"]
+__all__ = ["API_PARTNERS", "PARTNERS", "ParsedReport", "PartnerOptions", "PartnerOptionsError", "QuarantinedLine",
+           "ReportFormatError", "options_from_json", "read_report"]
