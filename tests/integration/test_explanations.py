@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from support.ledger import T0, line, load_reference_data
 
 from accrual.service.ledger import Ledger
 from accrual.service.reading import explain
+from support.ledger import T0, line, load_reference_data
 
 
 @pytest.fixture
@@ -21,8 +21,10 @@ def test_a_reversed_order_is_explained_as_confirmed_then_clawed_back(stack, ledg
     settled_at = T0 + timedelta(days=10)
     ledger.reconcile([line("A", amount="220.00", status="settled", at=settled_at)], now=settled_at)
     ledger.confirm(now=settled_at + timedelta(days=1))
-    ledger.reconcile([line("A", amount="220.00", status="invalid", status_detail="FullRefund",
-                           at=settled_at + timedelta(days=5))], now=settled_at + timedelta(days=5))
+    ledger.reconcile(
+        [line("A", amount="220.00", status="invalid", status_detail="FullRefund", at=settled_at + timedelta(days=5))],
+        now=settled_at + timedelta(days=5),
+    )
 
     english = explain(stack, "A")["explanation"]
     assert "11.00 USD was confirmed and then clawed back" in english.splitlines()[0]

@@ -11,12 +11,12 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import reference_rules as reference
-from support.builders import NOW, click, config, line
 
 from accrual.domain.decision import MissingFxRate, OrderDecision
 from accrual.domain.models import Click, OrderLine
 from accrual.domain.rules import decide_order
+from support import reference_rules as reference
+from support.builders import NOW, click, config, line
 
 
 def canonical(value: object) -> str:
@@ -30,8 +30,7 @@ def stored(decision) -> str:
 
 CONFIGS = [
     config(),
-    config(cap_usd="5.00", max_rate="0.10", min_cashback_usd="0.50", awaiting_payment_days=1,
-           own_promo_codes=["OURS"]),
+    config(cap_usd="5.00", max_rate="0.10", min_cashback_usd="0.50", awaiting_payment_days=1, own_promo_codes=["OURS"]),
     config(cap_usd="0.05", vat_rates={"RU": "0.20", "DE": "0.19"}),
 ]
 TIMES = ["2025-06-01T00:00:00Z", "2026-11-10T12:00:00Z", "2026-11-11T10:00:00Z", "2026-11-13T08:30:00Z"]
@@ -41,34 +40,52 @@ TIMES = ["2025-06-01T00:00:00Z", "2026-11-10T12:00:00Z", "2026-11-11T10:00:00Z",
 def order_lines(draw: st.DrawFn, line_id: str) -> OrderLine:
     amount = draw(st.decimals(min_value=0, max_value=2000, places=draw(st.sampled_from([0, 2, 4]))))
     currency, usd_rate = draw(st.sampled_from([("USD", None), ("EUR", "0.9"), ("RUB", "92.7"), ("RUB", None)]))
-    return OrderLine.model_validate({
-        "partner": "aliexpress", "line_id": line_id, "order_id": "O-1", "sub_id": "sub-1",
-        "status": draw(st.sampled_from(["paid", "settled", "received", "awaiting_payment", "invalid"])),
-        "status_detail": draw(st.sampled_from([None, "FullRefund", "x" * 120])),
-        "status_at": "2026-11-13T09:00:00Z", "ordered_at": draw(st.sampled_from(TIMES[1:])),
-        "paid_at": draw(st.sampled_from([None, "2026-11-13T09:00:00Z", "2026-11-19T00:00:00Z"])),
-        "amount": amount, "shipping": draw(st.sampled_from(["0", "3.50"])),
-        "tax": draw(st.sampled_from([None, "0", str((amount / 6).quantize(Decimal("0.01")))])), "currency": currency, "usd_rate": usd_rate,
-        "category_id": draw(st.sampled_from(["100001", "200002", "300003", "software", None])),
-        "shop_id": draw(st.sampled_from(["shop-1", "plaza", None])),
-        "is_affiliate": draw(st.booleans()), "is_hot": draw(st.booleans()),
-        "promo_section": draw(st.sampled_from([None, "3_for_5_99"])),
-        "promo_code": draw(st.sampled_from([None, "CODE", " ours "])),
-        "promo_code_kind": draw(st.sampled_from([None, "service", "seller_coupon", "other"])),
-        "added_to_cart_at": draw(st.sampled_from([None, "2026-11-01T00:00:00Z"])),
-        "dispute": draw(st.booleans()), "price_adjusted": draw(st.booleans()),
-        "ship_to_country": draw(st.sampled_from([None, "RU", "DE"])),
-        "new_user_coupon": draw(st.booleans()), "buyer_account": draw(st.sampled_from([None, "acc-1", "acc-2"])),
-    })
+    return OrderLine.model_validate(
+        {
+            "partner": "aliexpress",
+            "line_id": line_id,
+            "order_id": "O-1",
+            "sub_id": "sub-1",
+            "status": draw(st.sampled_from(["paid", "settled", "received", "awaiting_payment", "invalid"])),
+            "status_detail": draw(st.sampled_from([None, "FullRefund", "x" * 120])),
+            "status_at": "2026-11-13T09:00:00Z",
+            "ordered_at": draw(st.sampled_from(TIMES[1:])),
+            "paid_at": draw(st.sampled_from([None, "2026-11-13T09:00:00Z", "2026-11-19T00:00:00Z"])),
+            "amount": amount,
+            "shipping": draw(st.sampled_from(["0", "3.50"])),
+            "tax": draw(st.sampled_from([None, "0", str((amount / 6).quantize(Decimal("0.01")))])),
+            "currency": currency,
+            "usd_rate": usd_rate,
+            "category_id": draw(st.sampled_from(["100001", "200002", "300003", "software", None])),
+            "shop_id": draw(st.sampled_from(["shop-1", "plaza", None])),
+            "is_affiliate": draw(st.booleans()),
+            "is_hot": draw(st.booleans()),
+            "promo_section": draw(st.sampled_from([None, "3_for_5_99"])),
+            "promo_code": draw(st.sampled_from([None, "CODE", " ours "])),
+            "promo_code_kind": draw(st.sampled_from([None, "service", "seller_coupon", "other"])),
+            "added_to_cart_at": draw(st.sampled_from([None, "2026-11-01T00:00:00Z"])),
+            "dispute": draw(st.booleans()),
+            "price_adjusted": draw(st.booleans()),
+            "ship_to_country": draw(st.sampled_from([None, "RU", "DE"])),
+            "new_user_coupon": draw(st.booleans()),
+            "buyer_account": draw(st.sampled_from([None, "acc-1", "acc-2"])),
+        }
+    )
 
 
 @st.composite
 def orders(draw: st.DrawFn) -> dict:
     ids = draw(st.lists(st.sampled_from("abcdef"), min_size=1, max_size=5, unique=True))
-    chosen_click = draw(st.none() | st.builds(
-        lambda at, currency: Click(sub_id="sub-1", user_id="user-1", clicked_at=at, partner="aliexpress",
-                                   account_currency=currency),
-        st.sampled_from(TIMES), st.sampled_from(["USD", "RUB", "EUR", "GBP"])))
+    chosen_click = draw(
+        st.none()
+        | st.builds(
+            lambda at, currency: Click(
+                sub_id="sub-1", user_id="user-1", clicked_at=at, partner="aliexpress", account_currency=currency
+            ),
+            st.sampled_from(TIMES),
+            st.sampled_from(["USD", "RUB", "EUR", "GBP"]),
+        )
+    )
     return {
         "lines": [draw(order_lines(line_id)) for line_id in ids],
         "click": chosen_click,
@@ -104,18 +121,34 @@ def test_the_refactored_rules_store_exactly_what_the_reference_stored(order: dic
 
 SCENARIOS = {
     "plain": ([line()], click()),
-    "shipping and reported VAT": ([line(amount="126.00", tax="21.00", shipping="9.00", category_id="100001")],
-                                  click(clicked_at="2026-11-01T00:00:00Z")),
-    "cap across lines in RUB": ([line("a", amount="600.00", category_id="100001"),
-                                 line("b", amount="300.00", category_id="100001")], click(account_currency="RUB")),
-    "every exclusion": ([line("a", status="invalid", status_detail="FullRefund", shop_id="plaza", dispute=True),
-                         line("b", status="awaiting_payment", paid_at=None), line("c", promo_section="3_for_5_99"),
-                         line("d", added_to_cart_at="2026-11-10T00:00:00Z"), line("e", category_id="software"),
-                         line("f", promo_code="SALE", promo_code_kind="other"), line("g", amount="0.10")], click()),
+    "shipping and reported VAT": (
+        [line(amount="126.00", tax="21.00", shipping="9.00", category_id="100001")],
+        click(clicked_at="2026-11-01T00:00:00Z"),
+    ),
+    "cap across lines in RUB": (
+        [line("a", amount="600.00", category_id="100001"), line("b", amount="300.00", category_id="100001")],
+        click(account_currency="RUB"),
+    ),
+    "every exclusion": (
+        [
+            line("a", status="invalid", status_detail="FullRefund", shop_id="plaza", dispute=True),
+            line("b", status="awaiting_payment", paid_at=None),
+            line("c", promo_section="3_for_5_99"),
+            line("d", added_to_cart_at="2026-11-10T00:00:00Z"),
+            line("e", category_id="software"),
+            line("f", promo_code="SALE", promo_code_kind="other"),
+            line("g", amount="0.10"),
+        ],
+        click(),
+    ),
     "no rate card": ([line()], click(clicked_at="2025-06-01T00:00:00Z")),
-    "non-affiliate, hot, country VAT, EUR": ([line("a", is_affiliate=False, category_id="100001"),
-                                             line("b", amount="120.00", ship_to_country="RU", is_hot=True)],
-                                            click(account_currency="EUR")),
+    "non-affiliate, hot, country VAT, EUR": (
+        [
+            line("a", is_affiliate=False, category_id="100001"),
+            line("b", amount="120.00", ship_to_country="RU", is_hot=True),
+        ],
+        click(account_currency="EUR"),
+    ),
     "unattributed": ([line()], None),
 }
 
@@ -138,4 +171,3 @@ def test_a_held_order_and_a_conflict_are_stored_as_before() -> None:
         chosen_click = click() if "other_new_user_coupon_accounts" in arguments else None
         expected = reference.decide_order(held, chosen_click, config(), now=NOW, **arguments)
         assert stored(decide_order(held, chosen_click, config(), now=NOW, **arguments)) == stored(expected)
-

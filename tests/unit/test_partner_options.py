@@ -13,15 +13,34 @@ from accrual.partners import PartnerOptions, PartnerOptionsError, options_from_j
 
 DOCUMENTS = [
     # the local stack's options parameter (rates written as strings)
-    ('{"usd_rates": {"RUB": "92.50", "EUR": "0.93"}}', {"usd_rates": {"RUB": Decimal("92.50"), "EUR": Decimal("0.93")}}),
+    (
+        '{"usd_rates": {"RUB": "92.50", "EUR": "0.93"}}',
+        {"usd_rates": {"RUB": Decimal("92.50"), "EUR": Decimal("0.93")}},
+    ),
     # rates as JSON numbers are read exactly, never through a float
-    ('{"usd_rates": {"RUB": 92.50, "KZT": 471.1234567890123456}, "minor_units": 1}',
-     {"usd_rates": {"RUB": Decimal("92.50"), "KZT": Decimal("471.1234567890123456")}, "minor_units": 1}),
+    (
+        '{"usd_rates": {"RUB": 92.50, "KZT": 471.1234567890123456}, "minor_units": 1}',
+        {"usd_rates": {"RUB": Decimal("92.50"), "KZT": Decimal("471.1234567890123456")}, "minor_units": 1},
+    ),
     # a CSV drop's columns parameter
-    (json.dumps({"columns": {"line_id": "Transaction ID", "amount": "Sale Amount"}, "statuses": {"Approved": "settled"},
-                 "delimiter": ";", "timezone": "Europe/Moscow", "partner": "awin"}),
-     {"columns": {"line_id": "Transaction ID", "amount": "Sale Amount"}, "statuses": {"Approved": "settled"},
-      "delimiter": ";", "timezone": "Europe/Moscow", "partner": "awin"}),
+    (
+        json.dumps(
+            {
+                "columns": {"line_id": "Transaction ID", "amount": "Sale Amount"},
+                "statuses": {"Approved": "settled"},
+                "delimiter": ";",
+                "timezone": "Europe/Moscow",
+                "partner": "awin",
+            }
+        ),
+        {
+            "columns": {"line_id": "Transaction ID", "amount": "Sale Amount"},
+            "statuses": {"Approved": "settled"},
+            "delimiter": ";",
+            "timezone": "Europe/Moscow",
+            "partner": "awin",
+        },
+    ),
     ("{}", {}),
 ]
 
@@ -41,19 +60,22 @@ def test_no_document_gives_the_defaults() -> None:
     assert (options.minor_units, dict(options.usd_rates), options.timezone, options.delimiter) == (100, {}, "UTC", ",")
 
 
-@pytest.mark.parametrize("document, named", [
-    ('{"usd_rate": {"RUB": "92.5"}}', "usd_rate: unknown option (known: minor_units, usd_rates"),
-    ('{"minor_units": 0}', "minor_units=0: "),
-    ('{"minor_units": "100"}', 'minor_units="100": '),
-    ('{"minor_units": 1.5}', "minor_units=1.5: "),
-    ('{"usd_rates": {"RUB": "abc"}}', 'usd_rates.RUB="abc": '),
-    ('{"usd_rates": {"RUB": -92}}', "usd_rates.RUB=-92: "),
-    ('{"usd_rates": {"RUB": "Infinity"}}', 'usd_rates.RUB="Infinity": '),
-    ('{"timezone": "Moscow"}', 'timezone="Moscow": not a time zone name'),
-    ('{"delimiter": ";;"}', 'delimiter=";;": '),
-    ('[1, 2]', "expected a JSON object of options, got [1, 2]"),
-    ('{"usd_rates": ', "not JSON"),
-])
+@pytest.mark.parametrize(
+    "document, named",
+    [
+        ('{"usd_rate": {"RUB": "92.5"}}', "usd_rate: unknown option (known: minor_units, usd_rates"),
+        ('{"minor_units": 0}', "minor_units=0: "),
+        ('{"minor_units": "100"}', 'minor_units="100": '),
+        ('{"minor_units": 1.5}', "minor_units=1.5: "),
+        ('{"usd_rates": {"RUB": "abc"}}', 'usd_rates.RUB="abc": '),
+        ('{"usd_rates": {"RUB": -92}}', "usd_rates.RUB=-92: "),
+        ('{"usd_rates": {"RUB": "Infinity"}}', 'usd_rates.RUB="Infinity": '),
+        ('{"timezone": "Moscow"}', 'timezone="Moscow": not a time zone name'),
+        ('{"delimiter": ";;"}', 'delimiter=";;": '),
+        ("[1, 2]", "expected a JSON object of options, got [1, 2]"),
+        ('{"usd_rates": ', "not JSON"),
+    ],
+)
 def test_a_bad_document_is_refused_naming_the_field_and_the_value(document: str, named: str) -> None:
     with pytest.raises(PartnerOptionsError) as refused:
         options_from_json(document, source="SSM parameter /accrual/partners/aliexpress/options")

@@ -9,16 +9,40 @@ from accrual import settings as settings_module
 from accrual.adapters.partner_config import providers
 from accrual.settings import BotoRetries, ObservabilitySettings, Settings, load_settings
 
-VARIABLES = ("ACCRUAL_STACK", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ENDPOINT_URL", "ORDERS_TABLE", "BALANCES_TABLE",
-             "OUTBOX_TABLE", "CLICKS_TABLE", "CONTROL_TABLE", "IDEMPOTENCY_TABLE", "NOTIFICATIONS_TOPIC_ARN",
-             "REPORTS_BUCKET", "LOCAL_NOTIFICATIONS_QUEUE_URL", "PARTNER_SECRETS_PREFIX", "PARTNER_PARAMETERS_PREFIX",
-             "PULL_INITIAL_LOOKBACK_DAYS", "OUTBOX_SWEEP_GRACE_SECONDS", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS")
+VARIABLES = (
+    "ACCRUAL_STACK",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "ORDERS_TABLE",
+    "BALANCES_TABLE",
+    "OUTBOX_TABLE",
+    "CLICKS_TABLE",
+    "CONTROL_TABLE",
+    "IDEMPOTENCY_TABLE",
+    "NOTIFICATIONS_TOPIC_ARN",
+    "REPORTS_BUCKET",
+    "LOCAL_NOTIFICATIONS_QUEUE_URL",
+    "PARTNER_SECRETS_PREFIX",
+    "PARTNER_PARAMETERS_PREFIX",
+    "PULL_INITIAL_LOOKBACK_DAYS",
+    "OUTBOX_SWEEP_GRACE_SECONDS",
+    "AWS_RETRY_MODE",
+    "AWS_MAX_ATTEMPTS",
+)
 # What template.yaml gives a deployed function: every output name, so the stack is never described.
-DEPLOYED = {"ACCRUAL_STACK": "prod", "AWS_REGION": "eu-west-1", "ORDERS_TABLE": "prod-orders-x1",
-            "NOTIFICATIONS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:prod-notifications",
-            "REPORTS_BUCKET": "prod-reports", "LOCAL_NOTIFICATIONS_QUEUE_URL": "https://queue",
-            "PARTNER_SECRETS_PREFIX": "prod/partners/", "PARTNER_PARAMETERS_PREFIX": "/prod/partners/",
-            "PULL_INITIAL_LOOKBACK_DAYS": "7", "OUTBOX_SWEEP_GRACE_SECONDS": "600"}
+DEPLOYED = {
+    "ACCRUAL_STACK": "prod",
+    "AWS_REGION": "eu-west-1",
+    "ORDERS_TABLE": "prod-orders-x1",
+    "NOTIFICATIONS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:prod-notifications",
+    "REPORTS_BUCKET": "prod-reports",
+    "LOCAL_NOTIFICATIONS_QUEUE_URL": "https://queue",
+    "PARTNER_SECRETS_PREFIX": "prod/partners/",
+    "PARTNER_PARAMETERS_PREFIX": "/prod/partners/",
+    "PULL_INITIAL_LOOKBACK_DAYS": "7",
+    "OUTBOX_SWEEP_GRACE_SECONDS": "600",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -49,9 +73,16 @@ def test_a_deployed_function_reads_every_name_from_its_environment(monkeypatch: 
     settings = Settings.from_env()
     assert calls == []
     assert (settings.stack, settings.region, settings.orders_table, settings.balances_table) == (
-        "prod", "eu-west-1", "prod-orders-x1", "prod-balances")
+        "prod",
+        "eu-west-1",
+        "prod-orders-x1",
+        "prod-balances",
+    )
     assert settings.notifications_topic_arn == DEPLOYED["NOTIFICATIONS_TOPIC_ARN"]
-    assert (settings.partner_secrets_prefix, settings.partner_parameters_prefix) == ("prod/partners/", "/prod/partners/")
+    assert (settings.partner_secrets_prefix, settings.partner_parameters_prefix) == (
+        "prod/partners/",
+        "/prod/partners/",
+    )
     assert (settings.pull_initial_lookback_days, settings.outbox_sweep_grace_seconds) == (7, 600)
 
 
@@ -62,8 +93,10 @@ def test_the_operator_names_only_the_stack_and_the_rest_comes_from_its_outputs(m
     assert calls == [("local", "us-east-1")]
     assert (settings.notifications_topic_arn, settings.reports_bucket) == ("arn:topic", "bucket")
     assert settings.local_notifications_queue_url is None
-    assert (settings.partner_secrets_prefix, settings.partner_parameters_prefix) == ("local/partners/",
-                                                                                      "/local/partners/")
+    assert (settings.partner_secrets_prefix, settings.partner_parameters_prefix) == (
+        "local/partners/",
+        "/local/partners/",
+    )
     assert (settings.orders_table, settings.idempotency_table) == ("local-orders", "local-idempotency")
     assert (settings.pull_initial_lookback_days, settings.outbox_sweep_grace_seconds) == (30, 0)
 

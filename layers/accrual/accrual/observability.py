@@ -3,6 +3,7 @@
 Names come from POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE (set in template.yaml's Globals); outside
 Lambda the defaults below apply, the tracer is disabled and metrics are flushed only by a decorated handler.
 """
+
 from __future__ import annotations
 
 import logging

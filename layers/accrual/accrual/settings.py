@@ -22,8 +22,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Environment variable names are the contract with template.yaml and the local stack: they are spelled out on each
 # field (validation_alias) rather than derived from the field names.
-_ENVIRONMENT = SettingsConfigDict(frozen=True, case_sensitive=True, env_ignore_empty=True, extra="ignore",
-                                  populate_by_name=True)
+_ENVIRONMENT = SettingsConfigDict(
+    frozen=True, case_sensitive=True, env_ignore_empty=True, extra="ignore", populate_by_name=True
+)
 
 
 class BotoRetries(BaseSettings):

@@ -9,6 +9,7 @@ Names (agreed with template.yaml; both prefixes come from Settings):
 - optional SSM parameter `<partner_parameters_prefix><partner>/columns`: JSON of `PartnerOptions` for CSV drops (the
   column map, status words, delimiter, timezone).
 """
+
 from __future__ import annotations
 
 from typing import Any

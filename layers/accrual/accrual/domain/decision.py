@@ -3,6 +3,7 @@
 Frozen pydantic models: the ledger stores `to_dict()` (pydantic's JSON form) with the order and rebuilds it with
 `from_dict()`, so an order can always be explained with the inputs and configuration version it was decided by.
 """
+
 from __future__ import annotations
 
 from datetime import date

@@ -3,6 +3,7 @@ accrual configuration, as validated pydantic models (the models Powertools Parse
 
 A bad value is rejected with a pydantic ValidationError whose message names the field and the value.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,7 +17,6 @@ from pydantic.functional_validators import AfterValidator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from accrual.domain.currencies import ISO_4217
-
 
 # Amounts arrive as decimal strings; floats would lose cents, so a JSON number is read through its text.
 # An absurd amount (a unit mix-up in a partner feed) is refused rather than paid.
@@ -48,7 +48,7 @@ Amount = Annotated[Decimal, AfterValidator(_non_negative)]
 
 def _fraction(value: Decimal) -> Decimal:
     if not value.is_finite() or value < 0 or value > 1:
-        raise ValueError(f"rate {value} is not a fraction between 0 and 1 (\"0.055\" is 5.5%)")
+        raise ValueError(f'rate {value} is not a fraction between 0 and 1 ("0.055" is 5.5%)')
     return value
 
 
@@ -108,8 +108,17 @@ class _Strict(BaseModel):
 # `partner#line_id` (at most 1,024 bytes), and the GSIs on order_id, partner_order_id and user_id. 256 bytes stays far
 # below every one of them with its prefix, and far above any real id.
 MAX_ID_BYTES = 256
-ID_FIELDS = ("line_id", "order_id", "partner_order_id", "sub_id", "product_id", "category_id", "shop_id",
-             "buyer_account", "promo_code")
+ID_FIELDS = (
+    "line_id",
+    "order_id",
+    "partner_order_id",
+    "sub_id",
+    "product_id",
+    "category_id",
+    "shop_id",
+    "buyer_account",
+    "promo_code",
+)
 # The partner starts every key of its lines and names S3 prefixes and SSM parameters: a short lowercase slug.
 PARTNER_SLUG = re.compile(r"[a-z0-9_-]{1,32}")
 # Free texts are shown to support and carried in notifications; a real sub-reason or section name is a few words.
@@ -141,8 +150,13 @@ def brief(value: object) -> str:
             return f"{value[:MAX_SHOWN_CHARS]!r}... ({len(value)} chars)"
         if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
             return f"<an integer of {value.bit_length()} bits>"  # str() of a huge int raises
-        text = str(value) if isinstance(value, Decimal) else value.isoformat() if isinstance(value, datetime) \
+        text = (
+            str(value)
+            if isinstance(value, Decimal)
+            else value.isoformat()
+            if isinstance(value, datetime)
             else repr(value)
+        )
     except Exception:  # noqa: BLE001 - a reason must be written even for a value that cannot be shown
         return f"<a {type(value).__name__} that cannot be shown>"
     if len(text) <= MAX_SHOWN_CHARS:
@@ -200,8 +214,9 @@ def _line_amount(value: Decimal) -> Decimal:
 
 def _usd_rate(value: Decimal) -> Decimal:
     if not value.is_finite() or not MIN_USD_RATE <= value <= MAX_USD_RATE:
-        raise ValueError(f"usd_rate {brief(value)} is not a plausible rate ({MIN_USD_RATE} to {MAX_USD_RATE} units "
-                         f"per USD)")
+        raise ValueError(
+            f"usd_rate {brief(value)} is not a plausible rate ({MIN_USD_RATE} to {MAX_USD_RATE} units per USD)"
+        )
     _bounded_exponent(value, "usd_rate")
     return value
 
@@ -260,7 +275,7 @@ class OrderLine(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "OrderLine":
+    def _consistent(self) -> OrderLine:
         if self.tax is not None and self.tax > self.amount:
             raise ValueError(f"tax {self.tax} is larger than amount {self.amount}")
         return self
@@ -305,8 +320,10 @@ def _slug(value: str) -> str:
     hint = value.strip().lower().replace(" ", "-")
     if hint != value and len(hint) <= MAX_SLUG_LENGTH and SLUG_PATTERN.fullmatch(hint):
         raise ValueError(f"partner {value!r} is not a lowercase slug; did you mean {hint!r}?")
-    raise ValueError(f"partner {value!r} is not a lowercase slug (a-z, 0-9, '-' or '_', at most "
-                     f"{MAX_SLUG_LENGTH} characters, like 'aliexpress')")
+    raise ValueError(
+        f"partner {value!r} is not a lowercase slug (a-z, 0-9, '-' or '_', at most "
+        f"{MAX_SLUG_LENGTH} characters, like 'aliexpress')"
+    )
 
 
 Slug = Annotated[str, AfterValidator(_slug)]
@@ -326,7 +343,7 @@ ClickTime = Annotated[AwareDatetime, AfterValidator(_click_time)]
 
 def _cashback_rate(value: Decimal) -> Decimal:
     if not value.is_finite() or value < 0 or value > MAX_CASHBACK_RATE:
-        raise ValueError(f"rate {value} is outside 0..{MAX_CASHBACK_RATE} (fractions: \"0.055\" is 5.5%)")
+        raise ValueError(f'rate {value} is outside 0..{MAX_CASHBACK_RATE} (fractions: "0.055" is 5.5%)')
     return value
 
 
@@ -337,8 +354,10 @@ def _fx_rate(value: Decimal) -> Decimal:
     if not value.is_finite() or value <= 0:
         raise ValueError(f"fx rate {value} is not a positive finite number")
     if not MIN_FX_RATE <= value <= MAX_FX_RATE:
-        raise ValueError(f"fx rate {value} is not plausible: units of the currency per 1 USD must be between "
-                         f"{MIN_FX_RATE} and {MAX_FX_RATE:f}")
+        raise ValueError(
+            f"fx rate {value} is not plausible: units of the currency per 1 USD must be between "
+            f"{MIN_FX_RATE} and {MAX_FX_RATE:f}"
+        )
     return value
 
 
@@ -370,7 +389,7 @@ class RateCard(_Strict):
     categories: dict[str, CashbackRate] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _window(self) -> "RateCard":
+    def _window(self) -> RateCard:
         if self.valid_to is not None and self.valid_to <= self.valid_from:
             raise ValueError(f"valid_to {self.valid_to.isoformat()} is not after valid_from")
         return self
@@ -387,7 +406,7 @@ class Promotion(_Strict):
     ends_at: AwareDatetime
 
     @model_validator(mode="after")
-    def _window(self) -> "Promotion":
+    def _window(self) -> Promotion:
         if self.ends_at <= self.starts_at:
             raise ValueError(f"ends_at {self.ends_at.isoformat()} is not after starts_at")
         return self
@@ -428,7 +447,7 @@ class AccrualConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _known_to_the_world(self) -> "AccrualConfig":
+    def _known_to_the_world(self) -> AccrualConfig:
         """Every problem with its field path and value, in one ValidationError."""
         problems: list[InitErrorDetails] = []
 
@@ -444,8 +463,12 @@ class AccrualConfig(_Strict):
         named += [(("hold_days", partner), partner) for partner in self.hold_days]
         for loc, partner in named:
             if partner not in known:
-                problem(loc, partner, f"partner {partner!r} is not one of the known partners "
-                                      f"{sorted(known)} (add it to `partners` first)")
+                problem(
+                    loc,
+                    partner,
+                    f"partner {partner!r} is not one of the known partners "
+                    f"{sorted(known)} (add it to `partners` first)",
+                )
         if problems:
             raise ValidationError.from_exception_data(type(self).__name__, problems)
         return self

@@ -34,6 +34,7 @@ Pure Python and Decimal only. The fixed choices these rules make, so that a deci
   coupon with (the amount is still computed so it can be released); else `EARNS` when the cashback is above 0; else
   `NOTHING`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -306,9 +307,14 @@ def exclusions_of(ctx: LineContext) -> tuple[Code, ...]:
 
 def exclusion_figures(code: Code, ctx: LineContext) -> dict[str, str]:
     """The figures the trail explains an exclusion with."""
-    return trail.exclusion_numbers(code, ctx.line, ctx.click, now=ctx.now,
-                                   deadline=payment_deadline(ctx.line, ctx.config),
-                                   awaiting_payment_days=ctx.config.awaiting_payment_days)
+    return trail.exclusion_numbers(
+        code,
+        ctx.line,
+        ctx.click,
+        now=ctx.now,
+        deadline=payment_deadline(ctx.line, ctx.config),
+        awaiting_payment_days=ctx.config.awaiting_payment_days,
+    )
 
 
 # --- minimum, cap, currency ------------------------------------------------------------------------------------------
@@ -482,9 +488,18 @@ def _line_decision(work: _LineWork) -> LineDecision:
     )
 
 
-def _order_decision(first: OrderLine, user_id: str | None, config: AccrualConfig, outcome: Outcome,
-                    cashback_usd: Decimal, currency: str, conversion: Conversion, order_codes: set[Code],
-                    lines: tuple[LineDecision, ...], steps: list[TrailStep]) -> OrderDecision:
+def _order_decision(
+    first: OrderLine,
+    user_id: str | None,
+    config: AccrualConfig,
+    outcome: Outcome,
+    cashback_usd: Decimal,
+    currency: str,
+    conversion: Conversion,
+    order_codes: set[Code],
+    lines: tuple[LineDecision, ...],
+    steps: list[TrailStep],
+) -> OrderDecision:
     reasons = {code.value for code in order_codes}
     for decided in lines:
         reasons.update(decided.reasons)
@@ -508,8 +523,9 @@ def _order_decision(first: OrderLine, user_id: str | None, config: AccrualConfig
 def _without_shopper(lines: list[OrderLine], config: AccrualConfig, conflict: tuple[str, ...]) -> OrderDecision:
     """No click names a shopper (unattributed), or the lines name several (a conflict held for review): nothing
     earns, the line bases still show what the order was worth."""
-    code, outcome = ((Code.ATTRIBUTION_CONFLICT, Outcome.ON_REVIEW) if conflict
-                     else (Code.UNATTRIBUTED, Outcome.UNATTRIBUTED))
+    code, outcome = (
+        (Code.ATTRIBUTION_CONFLICT, Outcome.ON_REVIEW) if conflict else (Code.UNATTRIBUTED, Outcome.UNATTRIBUTED)
+    )
     sub_ids = ",".join(sorted({line.sub_id for line in lines if line.sub_id}))
     steps = trail.without_shopper(config, sub_ids, conflict)
     decisions = []
@@ -518,8 +534,18 @@ def _without_shopper(lines: list[OrderLine], config: AccrualConfig, conflict: tu
         steps.extend(trail.base(line, base))
         decisions.append(_line_decision(_LineWork(line=line, base=base, exclusion=code, codes=(code,))))
     steps.append(trail.outcome(outcome, NO_CASHBACK, NO_CASHBACK, "USD"))
-    return _order_decision(lines[0], None, config, outcome, NO_CASHBACK, "USD", Conversion(ONE, None, NO_CASHBACK),
-                           {code}, tuple(decisions), steps)
+    return _order_decision(
+        lines[0],
+        None,
+        config,
+        outcome,
+        NO_CASHBACK,
+        "USD",
+        Conversion(ONE, None, NO_CASHBACK),
+        {code},
+        tuple(decisions),
+        steps,
+    )
 
 
 def decide_order(
@@ -544,8 +570,14 @@ def decide_order(
         return _decide_attributed(ordered, click, config, now, credited_on, other_new_user_coupon_accounts)
 
 
-def _decide_attributed(lines: list[OrderLine], click: Click, config: AccrualConfig, now: datetime,
-                       credited_on: date | None, other_accounts: frozenset[str]) -> OrderDecision:
+def _decide_attributed(
+    lines: list[OrderLine],
+    click: Click,
+    config: AccrualConfig,
+    now: datetime,
+    credited_on: date | None,
+    other_accounts: frozenset[str],
+) -> OrderDecision:
     """The click and its rate card, the multi-account hold, each line, the cap, the currency, the outcome."""
     steps = [trail.inputs(click, config)]
     order_codes: set[Code] = set()
@@ -557,22 +589,36 @@ def _decide_attributed(lines: list[OrderLine], click: Click, config: AccrualConf
         order_codes.add(Code.MULTI_ACCOUNT_NEW_USER_COUPON)
         steps.append(trail.multi_account(conflicting, other_accounts))
 
-    works = [_decide_line(LineContext(line=line, click=click, config=config, now=now, card=card),
-                          line_base(line, config), steps)
-             for line in lines]
+    works = [
+        _decide_line(
+            LineContext(line=line, click=click, config=config, now=now, card=card), line_base(line, config), steps
+        )
+        for line in lines
+    ]
     cashback_usd = _apply_cap(works, config.cap_usd, steps, order_codes)
 
     day = credited_on if credited_on is not None else credit_day(lines)
     conversion = convert(cashback_usd, click.account_currency, config, day)
     if click.account_currency != "USD":
         order_codes.add(Code.FX_CONVERTED)
-        steps.append(trail.fx(cashback_usd, conversion.rate, conversion.day, day, click.account_currency,
-                              conversion.cashback))
+        steps.append(
+            trail.fx(cashback_usd, conversion.rate, conversion.day, day, click.account_currency, conversion.cashback)
+        )
 
     outcome = order_outcome(bool(conflicting), cashback_usd)
     steps.append(trail.outcome(outcome, cashback_usd, conversion.cashback, click.account_currency))
-    return _order_decision(lines[0], click.user_id, config, outcome, cashback_usd, click.account_currency,
-                           conversion, order_codes, tuple(_line_decision(work) for work in works), steps)
+    return _order_decision(
+        lines[0],
+        click.user_id,
+        config,
+        outcome,
+        cashback_usd,
+        click.account_currency,
+        conversion,
+        order_codes,
+        tuple(_line_decision(work) for work in works),
+        steps,
+    )
 
 
 def _apply_cap(works: list[_LineWork], cap_usd: Decimal, steps: list[TrailStep], order_codes: set[Code]) -> Decimal:

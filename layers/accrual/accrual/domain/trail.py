@@ -3,6 +3,7 @@
 `render_trail` reads only the stored `OrderDecision` (its trail steps and totals), so support can answer "why 1% and not
 5.5%?" or "why is my cashback smaller than 5% of the order?" for any order, with the figures it was decided by.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -143,8 +144,7 @@ _TEXT = {
         "post": "{at}: {amount} USD подтверждено",
         "void": "{at}: ожидавшиеся {amount} USD сняты ({state})",
         "reverse": "{at}: {amount} USD подтверждённого кэшбэка списано обратно",
-        "refused": "{at}: отчёт магазина о том, что позиция {line_id} {status} (на {status_at}), не применён:"
-        " {reason}",
+        "refused": "{at}: отчёт магазина о том, что позиция {line_id} {status} (на {status_at}), не применён: {reason}",
     },
 }
 
@@ -175,27 +175,55 @@ class _Default(dict):
 
 
 _LINE_STATUS = {
-    "en": {"awaiting_payment": "awaiting payment", "paid": "paid", "received": "received by the buyer",
-           "settled": "settled", "invalid": "invalid"},
-    "ru": {"awaiting_payment": "ожидает оплаты", "paid": "оплачена", "received": "получена покупателем",
-           "settled": "завершена", "invalid": "недействительна"},
+    "en": {
+        "awaiting_payment": "awaiting payment",
+        "paid": "paid",
+        "received": "received by the buyer",
+        "settled": "settled",
+        "invalid": "invalid",
+    },
+    "ru": {
+        "awaiting_payment": "ожидает оплаты",
+        "paid": "оплачена",
+        "received": "получена покупателем",
+        "settled": "завершена",
+        "invalid": "недействительна",
+    },
 }
 _STATE = {
-    "en": {"declined": "declined", "on_review": "held for review", "unattributed": "no longer attributed",
-           "awaiting_payment": "back to awaiting payment", "moved": "moved to another order", "pending": "pending",
-           "confirmed": "confirmed", "reversed": "reversed"},
-    "ru": {"declined": "отклонён", "on_review": "на проверке", "unattributed": "больше не связан с переходом",
-           "awaiting_payment": "снова ожидает оплаты", "moved": "перенесён в другой заказ", "pending": "в ожидании",
-           "confirmed": "подтверждён", "reversed": "списан"},
+    "en": {
+        "declined": "declined",
+        "on_review": "held for review",
+        "unattributed": "no longer attributed",
+        "awaiting_payment": "back to awaiting payment",
+        "moved": "moved to another order",
+        "pending": "pending",
+        "confirmed": "confirmed",
+        "reversed": "reversed",
+    },
+    "ru": {
+        "declined": "отклонён",
+        "on_review": "на проверке",
+        "unattributed": "больше не связан с переходом",
+        "awaiting_payment": "снова ожидает оплаты",
+        "moved": "перенесён в другой заказ",
+        "pending": "в ожидании",
+        "confirmed": "подтверждён",
+        "reversed": "списан",
+    },
 }
 # The lifecycle's refusals (accrual.domain.lifecycle), in words; another reason is shown as it is recorded.
 _REFUSAL = {
-    "en": {"reversed is final": "cashback that was clawed back is not given again",
-           "confirmed amount does not grow": "confirmed cashback does not grow",
-           "confirmed does not go back to pending": "confirmed cashback does not go back to pending"},
-    "ru": {"reversed is final": "списанный обратно кэшбэк повторно не начисляется",
-           "confirmed amount does not grow": "подтверждённый кэшбэк не увеличивается",
-           "confirmed does not go back to pending": "подтверждённый кэшбэк не возвращается в ожидание"},
+    "en": {
+        "reversed is final": "cashback that was clawed back is not given again",
+        "confirmed amount does not grow": "confirmed cashback does not grow",
+        "confirmed does not go back to pending": "confirmed cashback does not go back to pending",
+    },
+    "ru": {
+        "reversed is final": "списанный обратно кэшбэк повторно не начисляется",
+        "confirmed amount does not grow": "подтверждённый кэшбэк не увеличивается",
+        "confirmed does not go back to pending": "подтверждённый кэшбэк не возвращается в ожидание",
+    },
 }
 
 
@@ -203,11 +231,21 @@ def _payment_words(decision: OrderDecision) -> dict[str, str]:
     """How each item's amount is introduced: "paid", or "ordered ... and not paid" for an item still awaiting payment
     or past its payment deadline with no payment, or just "ordered" for one the store invalidated (the stored
     decision does not say whether it had been paid)."""
-    words = {line.line_id: "base_unpaid" if line.status == "awaiting_payment"
-             else "base_invalid" if line.status == "invalid" else "base" for line in decision.lines}
+    words = {
+        line.line_id: "base_unpaid"
+        if line.status == "awaiting_payment"
+        else "base_invalid"
+        if line.status == "invalid"
+        else "base"
+        for line in decision.lines
+    }
     for step in decision.trail:
-        if (step.rule == "exclusion" and step.code == Code.AWAITING_PAYMENT_EXPIRED.value and step.line_id
-                and not step.numbers.get("paid_at")):
+        if (
+            step.rule == "exclusion"
+            and step.code == Code.AWAITING_PAYMENT_EXPIRED.value
+            and step.line_id
+            and not step.numbers.get("paid_at")
+        ):
             words[step.line_id] = "base_unpaid"
     return words
 
@@ -225,7 +263,9 @@ def _line_sentence(step: TrailStep, lang: str, paid_words: str = "base") -> str 
     if step.rule == "vat":
         if "vat_rate" in n:
             return text["vat_country"].format(
-                country=n.get("country", ""), vat_rate=percent(n["vat_rate"]), tax=money(n["tax"]),
+                country=n.get("country", ""),
+                vat_rate=percent(n["vat_rate"]),
+                tax=money(n["tax"]),
                 currency=n["currency"],
             )
         return text["vat_reported"].format(tax=money(n["tax"]), currency=n["currency"])
@@ -249,7 +289,9 @@ def _line_sentence(step: TrailStep, lang: str, paid_words: str = "base") -> str 
         return text["rate_limit"].format(rate_before=percent(n["rate_before"]), max_rate=percent(n["max_rate"]))
     if step.rule == "cashback":
         return text["cashback"].format(
-            base_usd=money(n["base_usd"]), rate=percent(n["rate"]), raw=_raw(n["raw"]),
+            base_usd=money(n["base_usd"]),
+            rate=percent(n["rate"]),
+            raw=_raw(n["raw"]),
             cashback_usd=money(n["cashback_usd"]),
         )
     if step.rule == "minimum":
@@ -284,8 +326,11 @@ def _order_sentence(step: TrailStep, lang: str) -> str | None:
         return text["cap_share"].format(line_id=step.line_id, before=money(n["before"]), after=money(n["after"]))
     if step.rule == "fx":
         return text["fx"].format(
-            cashback_usd=money(n["cashback_usd"]), cashback=money(n["cashback"]), currency=n["currency"],
-            rate=_fx_rate(n["rate"]), day=n.get("day", ""),
+            cashback_usd=money(n["cashback_usd"]),
+            cashback=money(n["cashback"]),
+            currency=n["currency"],
+            rate=_fx_rate(n["rate"]),
+            day=n.get("day", ""),
         )
     return None
 
@@ -299,10 +344,13 @@ def _decimal(value: Any) -> Decimal:
 
 def _clawed_back(journal: Sequence[Mapping[str, Any]], lang: str) -> str | None:
     """'11.00 USD was confirmed and then clawed back' when confirmed money was taken back."""
-    confirmed = sum((_decimal(entry.get("confirmed_usd")) for entry in journal if entry.get("transition") == "post"),
-                    Decimal("0"))
-    clawed = -sum((_decimal(entry.get("confirmed_usd")) for entry in journal
-                   if entry.get("transition") == "reverse"), Decimal("0"))
+    confirmed = sum(
+        (_decimal(entry.get("confirmed_usd")) for entry in journal if entry.get("transition") == "post"), Decimal("0")
+    )
+    clawed = -sum(
+        (_decimal(entry.get("confirmed_usd")) for entry in journal if entry.get("transition") == "reverse"),
+        Decimal("0"),
+    )
     if clawed <= 0:
         return None
     if clawed == confirmed:
@@ -338,14 +386,23 @@ def _history(journal: Sequence[Mapping[str, Any]], refused: Sequence[Mapping[str
         reason = str(item.get("reason", ""))
         status = str(item.get("status", ""))
         sentence = text["refused"].format(
-            at=item.get("at", ""), line_id=item.get("line_id", ""), status=_LINE_STATUS[lang].get(status, status),
-            status_at=item.get("status_at", ""), reason=_REFUSAL[lang].get(reason, reason))
+            at=item.get("at", ""),
+            line_id=item.get("line_id", ""),
+            status=_LINE_STATUS[lang].get(status, status),
+            status_at=item.get("status_at", ""),
+            reason=_REFUSAL[lang].get(reason, reason),
+        )
         events.append((str(item.get("at", "")), position, sentence))
     return [sentence for _, _, sentence in sorted(events)]
 
 
-def render_trail(decision: OrderDecision, lang: str = "en", *, journal: Sequence[Mapping[str, Any]] = (),
-                 refused: Sequence[Mapping[str, Any]] = ()) -> str:
+def render_trail(
+    decision: OrderDecision,
+    lang: str = "en",
+    *,
+    journal: Sequence[Mapping[str, Any]] = (),
+    refused: Sequence[Mapping[str, Any]] = (),
+) -> str:
     """The decision explained in plain words: the order's result, each item's base, rate and exclusions, the cap, the
     currency conversion, and a closing "in short" sentence naming every reason the amount is what it is.
 
@@ -388,8 +445,9 @@ def render_trail(decision: OrderDecision, lang: str = "en", *, journal: Sequence
         out.append(text["history"])
         out.extend(f"  - {sentence}" for sentence in history)
     short = [words for words in (reasons.short(Code(code), lang) for code in decision.reasons) if words]
-    exclusions = sorted({line.exclusion for line in decision.lines
-                         if line.exclusion and reasons.why(Code(line.exclusion), lang)})
+    exclusions = sorted(
+        {line.exclusion for line in decision.lines if line.exclusion and reasons.why(Code(line.exclusion), lang)}
+    )
     if exclusions:
         every = all(line.exclusion for line in decision.lines)
         short.append(text["all_excluded" if every else "excluded_items"].format(codes=", ".join(exclusions)))

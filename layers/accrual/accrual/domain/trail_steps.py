@@ -30,18 +30,25 @@ def _short(text: str) -> str:
     return text if len(text) <= TRAIL_TEXT_LIMIT else text[: TRAIL_TEXT_LIMIT - 1] + "…"
 
 
-def step(rule: str, code: Code | None, line_id: str | None, numbers: Mapping[str, str], note_text: str = ""
-         ) -> TrailStep:
-    return TrailStep(rule=rule, code=code.value if code is not None else None, line_id=line_id,
-                     numbers=dict(numbers), note=note_text)
+def step(
+    rule: str, code: Code | None, line_id: str | None, numbers: Mapping[str, str], note_text: str = ""
+) -> TrailStep:
+    return TrailStep(
+        rule=rule, code=code.value if code is not None else None, line_id=line_id, numbers=dict(numbers), note=note_text
+    )
 
 
 # --- the order's inputs ----------------------------------------------------------------------------------------------
 
 
 def inputs(click: Click, config: AccrualConfig) -> TrailStep:
-    numbers = {"config_version": config.version, "sub_id": click.sub_id, "user_id": click.user_id,
-               "clicked_at": _iso(click.clicked_at), "account_currency": click.account_currency}
+    numbers = {
+        "config_version": config.version,
+        "sub_id": click.sub_id,
+        "user_id": click.user_id,
+        "clicked_at": _iso(click.clicked_at),
+        "account_currency": click.account_currency,
+    }
     return step("inputs", None, None, numbers, "the click and the configuration the order is decided by")
 
 
@@ -61,24 +68,34 @@ def without_shopper(config: AccrualConfig, sub_ids: str, conflict: tuple[str, ..
     given = {"config_version": config.version, "sub_id": sub_ids}
     if conflict:
         code = Code.ATTRIBUTION_CONFLICT
-        return [step("inputs", None, None, given, "the lines' clicks name different shoppers"),
-                step("attribution_conflict", code, None, {"user_ids": ",".join(conflict), "sub_id": sub_ids},
-                     note(code))]
+        return [
+            step("inputs", None, None, given, "the lines' clicks name different shoppers"),
+            step("attribution_conflict", code, None, {"user_ids": ",".join(conflict), "sub_id": sub_ids}, note(code)),
+        ]
     code = Code.UNATTRIBUTED
-    return [step("inputs", None, None, given, "no click matches the tracking value"),
-            step("unattributed", code, None, {"sub_id": sub_ids}, note(code))]
+    return [
+        step("inputs", None, None, given, "no click matches the tracking value"),
+        step("unattributed", code, None, {"sub_id": sub_ids}, note(code)),
+    ]
 
 
 # --- one line --------------------------------------------------------------------------------------------------------
 
 
 def base(line: OrderLine, found: Base) -> list[TrailStep]:
-    numbers = {"amount": str(found.amount), "currency": line.currency, "tax": str(found.tax),
-               "shipping": str(found.shipping), "base": str(found.base), "base_usd": str(found.base_usd)}
+    numbers = {
+        "amount": str(found.amount),
+        "currency": line.currency,
+        "tax": str(found.tax),
+        "shipping": str(found.shipping),
+        "base": str(found.base),
+        "base_usd": str(found.base_usd),
+    }
     if line.currency != "USD":
         numbers["usd_rate"] = str(found.usd_rate)
-        numbers["usd_rate_source"] = ("report" if found.usd_rate_day is None
-                                      else f"configuration fx_rates {found.usd_rate_day.isoformat()}")
+        numbers["usd_rate_source"] = (
+            "report" if found.usd_rate_day is None else f"configuration fx_rates {found.usd_rate_day.isoformat()}"
+        )
     steps = [step("base", None, line.line_id, numbers, "item amount without VAT and shipping, in USD")]
     if Code.VAT_EXCLUDED in found.codes:
         vat = {"tax": str(found.tax), "amount": str(found.amount), "currency": line.currency}
@@ -89,20 +106,33 @@ def base(line: OrderLine, found: Base) -> list[TrailStep]:
             vat_note = note(Code.VAT_EXCLUDED)
         steps.append(step("vat", Code.VAT_EXCLUDED, line.line_id, vat, vat_note))
     if Code.SHIPPING_EXCLUDED in found.codes:
-        steps.append(step("shipping", Code.SHIPPING_EXCLUDED, line.line_id,
-                          {"shipping": str(found.shipping), "currency": line.currency}, note(Code.SHIPPING_EXCLUDED)))
+        steps.append(
+            step(
+                "shipping",
+                Code.SHIPPING_EXCLUDED,
+                line.line_id,
+                {"shipping": str(found.shipping), "currency": line.currency},
+                note(Code.SHIPPING_EXCLUDED),
+            )
+        )
     return steps
 
 
-def exclusion_numbers(code: Code, line: OrderLine, click: Click, *, now: datetime, deadline: datetime,
-                      awaiting_payment_days: int) -> dict[str, str]:
+def exclusion_numbers(
+    code: Code, line: OrderLine, click: Click, *, now: datetime, deadline: datetime, awaiting_payment_days: int
+) -> dict[str, str]:
     """The figures an exclusion is explained with."""
     if code == Code.PARTNER_INVALID:
         # the partner's free text is shortened: a trail stays small however many lines an order has
         return {"status": line.status.value, "status_detail": _short(line.status_detail or "")}
     if code == Code.AWAITING_PAYMENT_EXPIRED:
-        return {"ordered_at": _iso(line.ordered_at), "deadline": _iso(deadline), "paid_at": _iso(line.paid_at),
-                "now": _iso(now), "awaiting_payment_days": str(awaiting_payment_days)}
+        return {
+            "ordered_at": _iso(line.ordered_at),
+            "deadline": _iso(deadline),
+            "paid_at": _iso(line.paid_at),
+            "now": _iso(now),
+            "awaiting_payment_days": str(awaiting_payment_days),
+        }
     if code == Code.PROMO_SECTION_3_FOR_5_99:
         return {"promo_section": line.promo_section or ""}
     if code == Code.SHOP_EXCLUDED:
@@ -119,12 +149,12 @@ def exclusion_numbers(code: Code, line: OrderLine, click: Click, *, now: datetim
     return {"partner": line.partner, "clicked_at": _iso(click.clicked_at)}
 
 
-def exclusions(line_id: str, fired: tuple[Code, ...], numbers_of: Mapping[Code, Mapping[str, str]]
-               ) -> list[TrailStep]:
+def exclusions(line_id: str, fired: tuple[Code, ...], numbers_of: Mapping[Code, Mapping[str, str]]) -> list[TrailStep]:
     """Every exclusion that fired, in precedence order; the first is decisive."""
-    return [step("exclusion", code, line_id, {"decisive": "yes" if position == 0 else "no", **numbers_of[code]},
-                 note(code))
-            for position, code in enumerate(fired)]
+    return [
+        step("exclusion", code, line_id, {"decisive": "yes" if position == 0 else "no", **numbers_of[code]}, note(code))
+        for position, code in enumerate(fired)
+    ]
 
 
 def rate(line_id: str, choice: RateChoice) -> list[TrailStep]:
@@ -134,9 +164,15 @@ def rate(line_id: str, choice: RateChoice) -> list[TrailStep]:
     rate_note = note(Code.NON_AFFILIATE_RATE) if choice.source == "non_affiliate" else "highest candidate at the click"
     steps = [step("rate", main_code, line_id, numbers, rate_note)]
     if Code.RATE_LIMITED_TO_MAX in choice.codes:
-        steps.append(step("rate_limit", Code.RATE_LIMITED_TO_MAX, line_id,
-                          {"rate_before": str(choice.winning_rate), "max_rate": str(choice.rate)},
-                          note(Code.RATE_LIMITED_TO_MAX)))
+        steps.append(
+            step(
+                "rate_limit",
+                Code.RATE_LIMITED_TO_MAX,
+                line_id,
+                {"rate_before": str(choice.winning_rate), "max_rate": str(choice.rate)},
+                note(Code.RATE_LIMITED_TO_MAX),
+            )
+        )
     return steps
 
 
@@ -163,18 +199,34 @@ def cap(before: Decimal, cap_usd: Decimal, after: Decimal) -> TrailStep:
 
 
 def cap_share(line_id: str, before: Decimal, after: Decimal) -> TrailStep:
-    return step("cap_share", Code.CAP_APPLIED, line_id, {"before": str(before), "after": str(after)},
-                "the line's share of the cap, in proportion to what it earned (largest remainder)")
+    return step(
+        "cap_share",
+        Code.CAP_APPLIED,
+        line_id,
+        {"before": str(before), "after": str(after)},
+        "the line's share of the cap, in proportion to what it earned (largest remainder)",
+    )
 
 
-def fx(cashback_usd: Decimal, fx_rate: Decimal, fx_day: date | None, credited_on: date, currency: str,
-       converted: Decimal) -> TrailStep:
-    numbers = {"cashback_usd": str(cashback_usd), "rate": str(fx_rate), "day": fx_day.isoformat() if fx_day else "",
-               "credited_on": credited_on.isoformat(), "currency": currency, "cashback": str(converted)}
+def fx(
+    cashback_usd: Decimal, fx_rate: Decimal, fx_day: date | None, credited_on: date, currency: str, converted: Decimal
+) -> TrailStep:
+    numbers = {
+        "cashback_usd": str(cashback_usd),
+        "rate": str(fx_rate),
+        "day": fx_day.isoformat() if fx_day else "",
+        "credited_on": credited_on.isoformat(),
+        "currency": currency,
+        "cashback": str(converted),
+    }
     return step("fx", Code.FX_CONVERTED, None, numbers, note(Code.FX_CONVERTED))
 
 
 def outcome(result: Outcome, cashback_usd: Decimal | str, converted: Decimal | str, currency: str) -> TrailStep:
-    numbers = {"outcome": result.value, "cashback_usd": str(cashback_usd), "cashback": str(converted),
-               "currency": currency}
+    numbers = {
+        "outcome": result.value,
+        "cashback_usd": str(cashback_usd),
+        "cashback": str(converted),
+        "currency": currency,
+    }
     return step("outcome", None, None, numbers)

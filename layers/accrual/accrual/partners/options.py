@@ -55,8 +55,9 @@ class PartnerOptionsError(ValueError):
 _OPTIONS = TypeAdapter(PartnerOptions)
 
 
-def options_from_json(document: str | bytes | Mapping[str, Any] | None, *, source: str = "partner options"
-                      ) -> PartnerOptions:
+def options_from_json(
+    document: str | bytes | Mapping[str, Any] | None, *, source: str = "partner options"
+) -> PartnerOptions:
     """Options from their JSON document; `source` (the parameter's name, a file) starts the error message.
     Numbers are read exactly (a rate of 92.50 is Decimal("92.50"), never a float)."""
     if document is None:
@@ -70,8 +71,7 @@ def options_from_json(document: str | bytes | Mapping[str, Any] | None, *, sourc
     try:
         return _OPTIONS.validate_python(values)
     except ValidationError as error:
-        raise PartnerOptionsError(f"{source}: " + "; ".join(_problem(problem) for problem in error.errors())
-                                  ) from None
+        raise PartnerOptionsError(f"{source}: " + "; ".join(_problem(problem) for problem in error.errors())) from None
 
 
 _KNOWN = ", ".join(PartnerOptions.__dataclass_fields__)
