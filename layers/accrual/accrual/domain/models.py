@@ -202,7 +202,8 @@ def _line_time(value: datetime) -> datetime:
 
 def _bounded_exponent(value: Decimal, what: str) -> None:
     # Also bounds a zero such as 0E+999999, which passes every comparison but no DynamoDB number (1E-130..1E+125).
-    if not -MAX_AMOUNT_PLACES <= value.as_tuple().exponent <= 7:
+    exponent = value.as_tuple().exponent  # a letter for NaN and infinity
+    if not isinstance(exponent, int) or not -MAX_AMOUNT_PLACES <= exponent <= 7:
         raise ValueError(f"{what} {brief(value)} is not a plain decimal (at most {MAX_AMOUNT_PLACES} decimal places)")
 
 
@@ -458,7 +459,9 @@ class AccrualConfig(_Strict):
         known = set(self.partners)
         if len(known) != len(self.partners):
             problem(("partners",), self.partners, "a partner is listed twice")
-        named = [(("rate_cards", index, "partner"), card.partner) for index, card in enumerate(self.rate_cards)]
+        named: list[tuple[tuple[str | int, ...], str]] = [
+            (("rate_cards", index, "partner"), card.partner) for index, card in enumerate(self.rate_cards)
+        ]
         named += [(("promotions", index, "partner"), promo.partner) for index, promo in enumerate(self.promotions)]
         named += [(("hold_days", partner), partner) for partner in self.hold_days]
         for loc, partner in named:

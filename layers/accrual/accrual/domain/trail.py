@@ -164,7 +164,7 @@ def _exclusion_sentence(step: TrailStep, lang: str) -> str:
     numbers["days"] = numbers.get("awaiting_payment_days", "")
     paid_at = numbers.get("paid_at", "")
     numbers["paid"] = _TEXT[lang]["paid_late"].format(paid_at=paid_at) if paid_at else ""
-    return (reasons.why(Code(step.code), lang) or str(step.code)).format_map(_Default(numbers))
+    return (reasons.why(Code(str(step.code)), lang) or str(step.code)).format_map(_Default(numbers))
 
 
 class _Default(dict):
