@@ -1,4 +1,4 @@
-"""The formats every part agrees on (DOMAIN.md, "The two formats"): the normalised order line, the click and the
+"""The formats every part agrees on (docs/rules.md, "The two formats"): the normalised order line, the click and the
 accrual configuration, as validated pydantic models (the models Powertools Parser consumes). Money is Decimal.
 
 A bad value is rejected with a pydantic ValidationError whose message names the field and the value.
@@ -102,7 +102,7 @@ class _Strict(BaseModel):
 
 # --- The limits of one normalised order line ------------------------------------------------------------------------
 # Checked when a line is built, so that no value a partner sends can fail a DynamoDB write or key, or date and
-# decimal arithmetic further on (DOMAIN.md: "Nothing a partner sends can stop a feed"): such a line is quarantined.
+# decimal arithmetic further on (docs/rules.md: "Nothing a partner sends can stop a feed"): such a line is quarantined.
 
 # Ids end up in DynamoDB keys: pk `partner#order_id` (at most 2,048 bytes), sk `LINE#<line_id>` and the GSI key
 # `partner#line_id` (at most 1,024 bytes), and the GSIs on order_id, partner_order_id and user_id. 256 bytes stays far
@@ -291,13 +291,13 @@ def order_key(partner: str, order_id: str) -> str:
     return f"{partner}#{order_id}"
 
 
-# --- limits of the click and the configuration (DOMAIN.md, "Identity and integrity") --------------------------------
+# --- limits of the click and the configuration (docs/rules.md, "Identity and integrity") --------------------------------
 # sub_id and user_id are DynamoDB keys (a partition key may hold 2048 bytes): bounded well below, in UTF-8 bytes.
 MAX_KEY_BYTES = 256
 MAX_SLUG_LENGTH = 64
 SLUG_PATTERN = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 DEFAULT_PARTNERS = ("aliexpress", "admitad")
-MAX_CASHBACK_RATE = Decimal("0.40")  # the rules' maximum rate (DOMAIN.md: "never above 40%")
+MAX_CASHBACK_RATE = Decimal("0.40")  # the rules' maximum rate (docs/rules.md: "never above 40%")
 MAX_DAYS = 3650  # a number of days (hold, awaiting payment): 0 .. ten years
 MIN_FX_RATE, MAX_FX_RATE = Decimal("1e-4"), Decimal("1e6")  # plausible units of a currency per 1 USD
 FX_BAND = Decimal("2")  # a new fx rate within a factor of 2 of the previous version's rate, unless forced
@@ -417,7 +417,7 @@ class Promotion(_Strict):
 
 
 class AccrualConfig(_Strict):
-    """The accrual configuration, one versioned document (DOMAIN.md). It is checked against the world on load: rate
+    """The accrual configuration, one versioned document (docs/rules.md). It is checked against the world on load: rate
     cards, promotions and hold days name known `partners`, rates lie within 0..40% (a lower `max_rate` clamps them
     when the rules apply it), days are non-negative integers, fx rates are plausible positive numbers of an active
     ISO 4217 currency per 1 USD."""

@@ -1,5 +1,7 @@
-"""The accrual rules (DOMAIN.md, "How the amount is computed" and "Exclusions"), each a small named function, composed
-by `decide_order` into one `OrderDecision` with a decision trail that explains every number.
+"""The accrual rules (docs/rules.md, "How the amount is computed" and "Exclusions"), each a small named function, composed
+by `decide_order` into one `OrderDecision` with a decision trail that explains every number. The rules return values;
+the trail's steps are recorded from those values by `accrual.domain.trail_steps`, and their words are in
+`accrual.domain.reasons` and `accrual.domain.trail`.
 
 Pure Python and Decimal only. The fixed choices these rules make, so that a decision can be reproduced and explained:
 
