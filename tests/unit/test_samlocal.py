@@ -1,5 +1,6 @@
 """The parts of `make sam-local` / `make test-sam-local` that need no Docker: which event each function gets, the
 local build's template, the Debian mirror the stand-in image is built from, the Lambda architecture names."""
+
 from __future__ import annotations
 
 import json
@@ -24,18 +25,25 @@ def _function(code_uri: str) -> dict:
 def test_a_function_gets_the_event_named_after_its_code_folder_and_one_without_is_listed(tmp_path: Path) -> None:
     (tmp_path / "pull.json").write_text("{}")
     (tmp_path / "relay.json").write_text("{}")
-    template = {"Resources": {"PullFunction": _function("functions/pull/"),
-                              "RelayFunction": _function("functions/relay"),
-                              "ConfirmFunction": _function("functions/confirm/"),
-                              "Queue": {"Type": "AWS::SQS::Queue"}}}
+    template = {
+        "Resources": {
+            "PullFunction": _function("functions/pull/"),
+            "RelayFunction": _function("functions/relay"),
+            "ConfirmFunction": _function("functions/confirm/"),
+            "Queue": {"Type": "AWS::SQS::Queue"},
+        }
+    }
     found, missing = discover(template, tmp_path)
     assert [(invocation.function, invocation.event.name) for invocation in found] == [
-        ("PullFunction", "pull.json"), ("RelayFunction", "relay.json")]
+        ("PullFunction", "pull.json"),
+        ("RelayFunction", "relay.json"),
+    ]
     assert missing == ["ConfirmFunction"]
 
 
-def test_the_exceptions_table_names_an_event_that_does_not_follow_the_folder(tmp_path: Path,
-                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_exceptions_table_names_an_event_that_does_not_follow_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "scheduled_pull.json").write_text("{}")
     monkeypatch.setitem(EVENT_FILES, "PullFunction", "scheduled_pull.json")
     found, missing = discover({"Resources": {"PullFunction": _function("functions/pull/")}}, tmp_path)
@@ -64,11 +72,20 @@ def test_the_template_deploys_arm64_unless_told_otherwise() -> None:
 
 def test_the_local_build_defaults_to_this_machine_and_lets_env_vars_set_the_endpoint(tmp_path: Path) -> None:
     built = tmp_path / "template.yaml"
-    built.write_text(yaml.safe_dump({
-        "Parameters": {"Architecture": {"Type": "String", "Default": "arm64"}},
-        "Globals": {"Function": {"Architectures": [{"Ref": "Architecture"}],
-                                 "Environment": {"Variables": {"ORDERS_TABLE": {"Ref": "OrdersTable"}}}}},
-        "Resources": {"F": _function("F")}}))
+    built.write_text(
+        yaml.safe_dump(
+            {
+                "Parameters": {"Architecture": {"Type": "String", "Default": "arm64"}},
+                "Globals": {
+                    "Function": {
+                        "Architectures": [{"Ref": "Architecture"}],
+                        "Environment": {"Variables": {"ORDERS_TABLE": {"Ref": "OrdersTable"}}},
+                    }
+                },
+                "Resources": {"F": _function("F")},
+            }
+        )
+    )
     prepare_local_template(built, "x86_64")
     prepared = prepare_local_template(built, "x86_64")  # twice: the same result
     assert prepared["Parameters"]["Architecture"]["Default"] == "x86_64"
@@ -85,9 +102,11 @@ def test_a_template_without_the_architecture_parameter_is_refused(tmp_path: Path
 
 def test_the_stand_in_is_built_from_this_machines_debian_mirror(tmp_path: Path) -> None:
     deb822 = tmp_path / "debian.sources"
-    deb822.write_text("Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n\n"
-                      "Types: deb\nURIs: http://mirror.example/off\nSuites: bookworm\nEnabled: no\n\n"
-                      "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n")
+    deb822.write_text(
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n\n"
+        "Types: deb\nURIs: http://mirror.example/off\nSuites: bookworm\nEnabled: no\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n"
+    )
     assert debian_mirror((deb822,)) == "http://mirror.example/debian"
     one_line = tmp_path / "sources.list"
     one_line.write_text("# deb http://old.example/debian bookworm main\ndeb http://line.example/debian bookworm main\n")
@@ -97,8 +116,9 @@ def test_the_stand_in_is_built_from_this_machines_debian_mirror(tmp_path: Path) 
     assert debian_mirror((other, tmp_path / "absent.list")) is None
 
 
-@pytest.mark.parametrize(("machine", "architecture"), [("x86_64", "x86_64"), ("AMD64", "x86_64"),
-                                                       ("aarch64", "arm64"), ("arm64", "arm64")])
+@pytest.mark.parametrize(
+    ("machine", "architecture"), [("x86_64", "x86_64"), ("AMD64", "x86_64"), ("aarch64", "arm64"), ("arm64", "arm64")]
+)
 def test_lambda_names_the_machines_architecture(machine: str, architecture: str) -> None:
     assert lambda_architecture(machine) == architecture
 

@@ -3,6 +3,7 @@ machine's architecture (the official one, or a stand-in built from Debian packag
 functions built for that architecture in a build of their own, and an `--env-vars` file that points them at the local
 stack. `python -m accrual_dev.samlocal --help` lists the commands (`make sam-local`, `make test-sam-local`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -8,6 +8,7 @@ up           a local stack and the partner simulator that Lambda containers reac
 env-vars     write .aws-sam/local/env.json for the stack at AWS_ENDPOINT_URL named ACCRUAL_STACK
 stop-docker  stop the dockerd that `setup` started
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,9 +18,10 @@ import time
 from pathlib import Path
 
 from accrual_dev.samlocal import SetupError
+from accrual_dev.samlocal.daemon import Daemon
 
 
-def _setup() -> tuple[object, float]:
+def _setup() -> tuple[Daemon, float]:
     from accrual_dev.samlocal.build import build_functions
     from accrual_dev.samlocal.daemon import ensure_daemon
     from accrual_dev.samlocal.image import ensure_base_image, lambda_architecture
@@ -27,32 +29,38 @@ def _setup() -> tuple[object, float]:
     started = time.monotonic()
     architecture = lambda_architecture()
     daemon = ensure_daemon()
-    print(f"sam-local: Docker {daemon.version} "
-          f"({'dockerd started, pid ' + str(daemon.started_pid) if daemon.started_here else 'already running'})",
-          flush=True)
+    print(
+        f"sam-local: Docker {daemon.version} "
+        f"({'dockerd started, pid ' + str(daemon.started_pid) if daemon.started_here else 'already running'})",
+        flush=True,
+    )
     image = ensure_base_image(architecture)
-    print(f"sam-local: base image {image.name}: {image.kind}, {image.action}"
-          f"{f' in {image.seconds:.0f} s' if image.seconds else ''}", flush=True)
+    print(
+        f"sam-local: base image {image.name}: {image.kind}, {image.action}"
+        f"{f' in {image.seconds:.0f} s' if image.seconds else ''}",
+        flush=True,
+    )
     build = build_functions(architecture)
-    print(f"sam-local: functions built for {build.architecture} in {build.seconds:.0f} s: {build.template}",
-          flush=True)
+    print(f"sam-local: functions built for {build.architecture} in {build.seconds:.0f} s: {build.template}", flush=True)
     return daemon, time.monotonic() - started
 
 
 def setup(args: argparse.Namespace) -> int:
     daemon, seconds = _setup()
     print(f"sam-local: ready in {seconds:.0f} s", flush=True)
-    if getattr(daemon, "started_here", False):
-        print("sam-local: dockerd keeps running for your `sam local invoke`s; "
-              "`python -m accrual_dev.samlocal stop-docker` stops it")
+    if daemon.started_here:
+        print(
+            "sam-local: dockerd keeps running for your `sam local invoke`s; "
+            "`python -m accrual_dev.samlocal stop-docker` stops it"
+        )
     return 0
 
 
 def test(args: argparse.Namespace) -> int:
+    from accrual_dev.local.provision import default_template_path
     from accrual_dev.samlocal.build import local_template
     from accrual_dev.samlocal.check import install_signal_handlers, run_checks, summary_line
     from accrual_dev.samlocal.daemon import stop_started_daemon
-    from accrual_dev.local.provision import default_template_path
 
     install_signal_handlers()
     started = time.monotonic()
@@ -63,8 +71,8 @@ def test(args: argparse.Namespace) -> int:
         assert local_template().is_file()
         outcomes = run_checks(default_template_path())
     finally:
-        if daemon is not None and getattr(daemon, "started_here", False) and not args.keep_docker:
-            stop_started_daemon(getattr(daemon, "started_pid"))
+        if daemon is not None and daemon.started_here and not args.keep_docker:
+            stop_started_daemon(daemon.started_pid)
             print("sam-local: stopped the dockerd this run started", flush=True)
     print(f"sam-local: {len(outcomes)} functions invoked by sam local invoke in {time.monotonic() - started:.0f} s")
     print(f"sam-local: {summary_line(outcomes)}")
@@ -76,10 +84,10 @@ def up(args: argparse.Namespace) -> int:
     import threading
 
     from accrual_dev.local.provision import load_template
+    from accrual_dev.samlocal import repository_root
     from accrual_dev.samlocal.build import local_template
     from accrual_dev.samlocal.check import local_stack
     from accrual_dev.samlocal.invoke import default_env_vars_path, discover
-    from accrual_dev.samlocal import repository_root
 
     if not local_template().is_file():
         print("no local build: run `make sam-local` first", file=sys.stderr)
@@ -91,10 +99,15 @@ def up(args: argparse.Namespace) -> int:
         root = repository_root()
         print(f"# --env-vars file: {path.relative_to(root)}; in another shell, for example:")
         for invocation in discover(template, root / "events")[0]:
-            print(f".tools/venv/bin/sam local invoke {invocation.function} -t {local_template().relative_to(root)} "
-                  f"-e events/{invocation.event.name} --env-vars {path.relative_to(root)} --skip-pull-image")
-        print(f"export AWS_ENDPOINT_URL={context.endpoint} ACCRUAL_STACK={os.environ['ACCRUAL_STACK']}  "
-              "# the operator CLI on the same stack", flush=True)
+            print(
+                f".tools/venv/bin/sam local invoke {invocation.function} -t {local_template().relative_to(root)} "
+                f"-e events/{invocation.event.name} --env-vars {path.relative_to(root)} --skip-pull-image"
+            )
+        print(
+            f"export AWS_ENDPOINT_URL={context.endpoint} ACCRUAL_STACK={os.environ['ACCRUAL_STACK']}  "
+            "# the operator CLI on the same stack",
+            flush=True,
+        )
         print("# Ctrl-C stops the stack and the simulator", flush=True)
         try:
             while not stopped.wait(1.0):
@@ -108,7 +121,11 @@ def env_vars(args: argparse.Namespace) -> int:
     from accrual_dev.local.provision import load_template
     from accrual_dev.samlocal.build import local_template
     from accrual_dev.samlocal.invoke import (
-        default_env_vars_path, function_environments, region_of_environment, stack_resources, write_env_vars,
+        default_env_vars_path,
+        function_environments,
+        region_of_environment,
+        stack_resources,
+        write_env_vars,
     )
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
@@ -117,8 +134,10 @@ def env_vars(args: argparse.Namespace) -> int:
         return 2
     stack, region = os.environ.get("ACCRUAL_STACK", "accrual"), region_of_environment()
     resources = stack_resources(stack, region, endpoint)
-    path = write_env_vars(Path(args.output) if args.output else default_env_vars_path(),
-                          function_environments(load_template(local_template()), resources, endpoint, region))
+    path = write_env_vars(
+        Path(args.output) if args.output else default_env_vars_path(),
+        function_environments(load_template(local_template()), resources, endpoint, region),
+    )
     print(path)
     return 0
 

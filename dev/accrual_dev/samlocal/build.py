@@ -10,6 +10,7 @@ are then set in that local build's template only, never in template.yaml:
 - every function declares `AWS_ENDPOINT_URL` (empty: AWS itself), because `sam local invoke --env-vars` sets only the
   variables a function declares, and the local stack is reached through that variable.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,13 +60,27 @@ def build_functions(architecture: str) -> LocalBuild:
     """`sam build` for `architecture` into the local build folder (cached: unchanged code is not built again)."""
     started = time.monotonic()
     root = repository_root()
-    command = [str(sam_cli()), "build", "--template-file", str(root / "template.yaml"),
-               "--parameter-overrides", f"Architecture={architecture}", "--build-dir", str(build_dir()),
-               "--cache-dir", str(local_dir() / "cache"), "--cached"]
-    print(f"sam-local: sam build --parameter-overrides Architecture={architecture} "
-          f"--build-dir {build_dir().relative_to(root)}", flush=True)
-    done = subprocess.run(command, cwd=root, capture_output=True, text=True, env=sam_environment(),
-                          stdin=subprocess.DEVNULL)
+    command = [
+        str(sam_cli()),
+        "build",
+        "--template-file",
+        str(root / "template.yaml"),
+        "--parameter-overrides",
+        f"Architecture={architecture}",
+        "--build-dir",
+        str(build_dir()),
+        "--cache-dir",
+        str(local_dir() / "cache"),
+        "--cached",
+    ]
+    print(
+        f"sam-local: sam build --parameter-overrides Architecture={architecture} "
+        f"--build-dir {build_dir().relative_to(root)}",
+        flush=True,
+    )
+    done = subprocess.run(
+        command, cwd=root, capture_output=True, text=True, env=sam_environment(), stdin=subprocess.DEVNULL
+    )
     if done.returncode:
         lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
         raise SetupError(f"sam build for {architecture} failed: {' / '.join(lines[-3:])}")
@@ -95,6 +110,8 @@ def prepare_local_template(path: Path, architecture: str) -> dict[str, Any]:
 
 def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The template's functions (logical id -> properties), in template order."""
-    return {logical_id: resource.get("Properties", {})
-            for logical_id, resource in template.get("Resources", {}).items()
-            if resource.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function")}
+    return {
+        logical_id: resource.get("Properties", {})
+        for logical_id, resource in template.get("Resources", {}).items()
+        if resource.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function")
+    }

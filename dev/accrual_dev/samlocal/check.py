@@ -5,6 +5,7 @@ Per event (by its file name) a scenario prepares the stack, adapts the event to 
 simulator's clock) and checks the outcome in the stack; a function whose event has no scenario yet is still invoked
 and must start (the SAM CLI's `START RequestId`) and end without an `errorType`.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,17 +15,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import boto3
 
 from accrual_dev.samlocal import SetupError, repository_root
 from accrual_dev.samlocal.invoke import (
-    Invocation, Outcome, bridge_gateway, discover, function_environments, sam_local_invoke, write_env_vars,
+    Invocation,
+    Outcome,
+    bridge_gateway,
+    discover,
+    function_environments,
+    sam_local_invoke,
+    write_env_vars,
 )
 
 STACK = "samlocal"
@@ -77,8 +85,11 @@ def _scan(context: Context, table: str) -> list[dict[str, Any]]:
 
 def _keys(context: Context, bucket: str, prefix: str) -> list[str]:
     s3 = context.client("s3")
-    return [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for item in page.get("Contents", [])]
+    return [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for item in page.get("Contents", [])
+    ]
 
 
 def _expect(outcome: Outcome, condition: bool, what: str) -> None:
@@ -86,6 +97,7 @@ def _expect(outcome: Outcome, condition: bool, what: str) -> None:
 
 
 # -- the scheduled cycle: pull (archive pages), reconcile, confirm, notify ------------------------------------------
+
 
 def prepare_cycle(context: Context, event: dict[str, Any]) -> dict[str, Any]:
     # The schedule's time is the cycle's "now": the simulator's, so the pull finds its orders.
@@ -99,27 +111,47 @@ def verify_cycle(context: Context, outcome: Outcome) -> None:
     orders = [item for item in _scan(context, context.variable("ORDERS_TABLE")) if item["sk"]["S"] == "ORDER"]
     partners = sorted({item["pk"]["S"].split("#", 1)[0] for item in orders})
     world = context.simulator.world
-    _expect(outcome, len(orders) > 0 and partners == ["admitad", "aliexpress"],
-            f"{len(orders)} orders reconciled in the orders table from {', '.join(partners) or 'no partner'} "
-            f"(the simulator serves {len(world.aliexpress)} AliExpress sub-orders, {len(world.admitad)} Admitad "
-            "actions)")
+    _expect(
+        outcome,
+        len(orders) > 0 and partners == ["admitad", "aliexpress"],
+        f"{len(orders)} orders reconciled in the orders table from {', '.join(partners) or 'no partner'} "
+        f"(the simulator serves {len(world.aliexpress)} AliExpress sub-orders, {len(world.admitad)} Admitad "
+        "actions)",
+    )
     response = outcome.response or {}
     pulled = response.get("pull", {}) if isinstance(response, dict) else {}
-    _expect(outcome, pulled.get("read", 0) > 0 and not pulled.get("failed"),
-            f"the cycle's answer: {pulled.get('read')} lines read, failed partners {pulled.get('failed')}")
+    _expect(
+        outcome,
+        pulled.get("read", 0) > 0 and not pulled.get("failed"),
+        f"the cycle's answer: {pulled.get('read')} lines read, failed partners {pulled.get('failed')}",
+    )
 
 
 # -- a report file dropped under drops/ --------------------------------------------------------------------------
 
+
 def _drop_lines(context: Context) -> list[dict[str, Any]]:
     click = next(click for click in context.simulator.world.clicks if click["partner"] == "aliexpress")
     ordered = datetime.fromisoformat(click["clicked_at"].replace("Z", "+00:00")) + timedelta(minutes=30)
-    common = {"partner": "aliexpress", "order_id": DROP_ORDER, "sub_id": click["sub_id"], "status": "paid",
-              "status_at": ordered.isoformat(), "ordered_at": ordered.isoformat(), "paid_at": ordered.isoformat(),
-              "shipping": "0", "currency": "USD", "category_id": "300003", "shop_id": "samlocal-shop",
-              "is_affiliate": True, "is_hot": False}
-    return [{**common, "line_id": f"{DROP_ORDER}-1", "amount": "40.00"},
-            {**common, "line_id": f"{DROP_ORDER}-2", "amount": "15.50"}]
+    common = {
+        "partner": "aliexpress",
+        "order_id": DROP_ORDER,
+        "sub_id": click["sub_id"],
+        "status": "paid",
+        "status_at": ordered.isoformat(),
+        "ordered_at": ordered.isoformat(),
+        "paid_at": ordered.isoformat(),
+        "shipping": "0",
+        "currency": "USD",
+        "category_id": "300003",
+        "shop_id": "samlocal-shop",
+        "is_affiliate": True,
+        "is_hot": False,
+    }
+    return [
+        {**common, "line_id": f"{DROP_ORDER}-1", "amount": "40.00"},
+        {**common, "line_id": f"{DROP_ORDER}-2", "amount": "15.50"},
+    ]
 
 
 def prepare_drop(context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +185,7 @@ def verify_drop(context: Context, outcome: Outcome) -> None:
 
 # -- the fan-out: scheduled pull per partner, reconcile workers on the work queue, scheduled confirm ---------------
 
+
 def _orders(context: Context) -> list[dict[str, Any]]:
     return [item for item in _scan(context, context.variable("ORDERS_TABLE")) if item["sk"]["S"] == "ORDER"]
 
@@ -163,8 +196,9 @@ def _queued(context: Context) -> int:
         queue = context.variable("WORK_QUEUE_URL")
     except KeyError:
         return 0
-    attributes = context.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    attributes = context.client("sqs").get_queue_attributes(
+        QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
@@ -177,12 +211,16 @@ def prepare_pull(context: Context, event: dict[str, Any]) -> dict[str, Any]:
 
 def verify_pull(context: Context, outcome: Outcome) -> None:
     response = outcome.response if isinstance(outcome.response, dict) else {}
-    partner, result = next(iter(response.get("partners", {}).items()), ("?", {}))
+    partners: dict[str, dict[str, Any]] = response.get("partners", {})
+    partner, result = next(iter(partners.items()), ("?", {}))
     pages = len(_keys(context, context.variable("REPORTS_BUCKET"), "raw/")) - context.before["pages"]
     _expect(outcome, pages > 0, f"{pages} raw {partner} pages archived under raw/ from the simulator")
     queued = _queued(context) - context.before["queued"]
-    _expect(outcome, queued > 0 and queued == result.get("handed_on") and not response.get("failed"),
-            f"{queued} archived pages handed on to the work queue ({result.get('handed_on')} by the answer)")
+    _expect(
+        outcome,
+        queued > 0 and queued == result.get("handed_on") and not response.get("failed"),
+        f"{queued} archived pages handed on to the work queue ({result.get('handed_on')} by the answer)",
+    )
 
 
 def prepare_reconcile(context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -191,14 +229,22 @@ def prepare_reconcile(context: Context, event: dict[str, Any]) -> dict[str, Any]
     template = event["Records"][0]
     records: list[dict[str, Any]] = []
     while True:
-        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=900,
-                                       AttributeNames=["All"]).get("Messages", [])
+        messages = sqs.receive_message(
+            QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=900, AttributeNames=["All"]
+        ).get("Messages", [])
         if not messages:
             break
         for message in messages:
-            records.append({**template, "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
-                            "body": message["Body"], "md5OfBody": message["MD5OfBody"],
-                            "attributes": {**template.get("attributes", {}), **message.get("Attributes", {})}})
+            records.append(
+                {
+                    **template,
+                    "messageId": message["MessageId"],
+                    "receiptHandle": message["ReceiptHandle"],
+                    "body": message["Body"],
+                    "md5OfBody": message["MD5OfBody"],
+                    "attributes": {**template.get("attributes", {}), **message.get("Attributes", {})},
+                }
+            )
     context.before["orders"] = len(_orders(context))
     context.before["batch"] = len(records)
     context.receipts = [record["receiptHandle"] for record in records]
@@ -208,11 +254,15 @@ def prepare_reconcile(context: Context, event: dict[str, Any]) -> dict[str, Any]
 def verify_reconcile(context: Context, outcome: Outcome) -> None:
     response = outcome.response if isinstance(outcome.response, dict) else {}
     failures = response.get("batchItemFailures")
-    _expect(outcome, failures == [], f"the batch of {context.before['batch']} units settled without failures "
-                                     f"({failures})")
+    _expect(
+        outcome, failures == [], f"the batch of {context.before['batch']} units settled without failures ({failures})"
+    )
     orders = len(_orders(context))
-    _expect(outcome, orders > context.before["orders"],
-            f"{orders - context.before['orders']} orders reconciled from the archived pages ({orders} in all)")
+    _expect(
+        outcome,
+        orders > context.before["orders"],
+        f"{orders - context.before['orders']} orders reconciled from the archived pages ({orders} in all)",
+    )
     # The event source mapping deletes what succeeded; here that is done after the invocation.
     sqs, queue = context.client("sqs"), context.variable("WORK_QUEUE_URL")
     for receipt in context.receipts:
@@ -228,11 +278,15 @@ def verify_confirm(context: Context, outcome: Outcome) -> None:
     response = outcome.response if isinstance(outcome.response, dict) else {}
     shards = response.get("shards_handed_on", 0)
     queued = _queued(context) - context.before["queued"]
-    _expect(outcome, shards > 0 and queued == shards,
-            f"{shards} due shards handed on as confirm units ({queued} more on the work queue)")
+    _expect(
+        outcome,
+        shards > 0 and queued == shards,
+        f"{shards} due shards handed on as confirm units ({queued} more on the work queue)",
+    )
 
 
 # -- the outbox relay: stream records of the outbox table, published to SNS ------------------------------------------
+
 
 def prepare_relay(context: Context, event: dict[str, Any]) -> dict[str, Any]:
     event = json.loads(json.dumps(event))
@@ -260,23 +314,34 @@ def verify_relay(context: Context, outcome: Outcome) -> None:
     table = context.variable("OUTBOX_TABLE")
     dynamodb = context.client("dynamodb")
     expected = set(context.relay_ids)
-    marked = {event_id for event_id in expected
-              if "published_at" in dynamodb.get_item(TableName=table, Key={"event_id": {"S": event_id}},
-                                                     ConsistentRead=True).get("Item", {})}
-    _expect(outcome, expected and marked == expected, f"{len(marked)} of {len(expected)} new outbox records marked "
-                                                      "published")
+    marked = {
+        event_id
+        for event_id in expected
+        if "published_at"
+        in dynamodb.get_item(TableName=table, Key={"event_id": {"S": event_id}}, ConsistentRead=True).get("Item", {})
+    }
+    _expect(
+        outcome,
+        bool(expected) and marked == expected,
+        f"{len(marked)} of {len(expected)} new outbox records marked published",
+    )
     queue = context.outputs["LocalNotificationsQueueUrl"]
     sqs = context.client("sqs")
     arrived: set[str] = set()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not expected <= arrived:
-        for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                           ).get("Messages", []):
+        for message in sqs.receive_message(
+            QueueUrl=queue,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,
+        ).get("Messages", []):
             envelope = json.loads(message["Body"])
             arrived.add(json.loads(envelope.get("Message", "{}")).get("event_id", ""))
-    _expect(outcome, bool(expected) and expected <= arrived,
-            f"the subscriber queue received {len(expected & arrived)} of {len(expected)} published notifications "
-            f"via SNS")
+    _expect(
+        outcome,
+        bool(expected) and expected <= arrived,
+        f"the subscriber queue received {len(expected & arrived)} of {len(expected)} published notifications via SNS",
+    )
 
 
 # Scenarios by event file name (without .json), run in this order (a pull and a drop leave the units the reconcile
@@ -297,8 +362,7 @@ ORDER = list(SCENARIOS)
 def _accrual(*arguments: str) -> str:
     script = Path(sys.executable).parent / "accrual"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "accrual_dev.cli"]
-    done = subprocess.run([*command, *arguments], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          timeout=300)
+    done = subprocess.run([*command, *arguments], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
     if done.returncode:
         raise SetupError(f"accrual {' '.join(arguments)} exited {done.returncode}: {done.stderr.strip()[-300:]}")
     return done.stdout
@@ -319,30 +383,42 @@ def local_stack(template: dict[str, Any], env_vars: Path | None = None) -> Itera
         server = resources.enter_context(MotoServer(host=host))
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             os.environ.pop(name, None)
-        os.environ.update({**LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL": server.url, "ACCRUAL_STACK": STACK,
-                           "POWERTOOLS_LOG_LEVEL": "WARNING"})
+        os.environ.update(
+            {
+                **LOCAL_ENVIRONMENT,
+                "AWS_ENDPOINT_URL": server.url,
+                "ACCRUAL_STACK": STACK,
+                "POWERTOOLS_LOG_LEVEL": "WARNING",
+            }
+        )
         # Provisioned from template.yaml itself: the local build's template is the same one, built.
         provisioned = provision(STACK)
-        print(f"local stack {STACK} at {server.url} ({provisioned.action} in {provisioned.seconds:.1f} s)",
-              flush=True)
+        print(f"local stack {STACK} at {server.url} ({provisioned.action} in {provisioned.seconds:.1f} s)", flush=True)
         from accrual.settings import Settings
 
-        simulator = resources.enter_context(running_simulator(seed=SEED, start=START, days=DAYS,
-                                                              orders_per_day=ORDERS_PER_DAY, now=CYCLE_AT,
-                                                              host=host))
-        configure_local_partners(Settings.from_env(), simulator.url, simulator.credentials,
-                                 usd_rates=simulator.world.usd_rates)
+        simulator = resources.enter_context(
+            running_simulator(seed=SEED, start=START, days=DAYS, orders_per_day=ORDERS_PER_DAY, now=CYCLE_AT, host=host)
+        )
+        configure_local_partners(
+            Settings.from_env(), simulator.url, simulator.credentials, usd_rates=simulator.world.usd_rates
+        )
         _accrual("config", "load", str(repository_root() / "events" / "demo-config.json"))
         clicks = workdir / "clicks.jsonl"
         clicks.write_text(simulator.world.clicks_jsonl(), encoding="utf-8")
         _accrual("clicks", "load", str(clicks))
-        print(f"partner simulator at {simulator.url}: {len(simulator.world.aliexpress)} AliExpress sub-orders, "
-              f"{len(simulator.world.admitad)} Admitad actions, {len(simulator.world.clicks)} clicks loaded",
-              flush=True)
+        print(
+            f"partner simulator at {simulator.url}: {len(simulator.world.aliexpress)} AliExpress sub-orders, "
+            f"{len(simulator.world.admitad)} Admitad actions, {len(simulator.world.clicks)} clicks loaded",
+            flush=True,
+        )
         environments = function_environments(template, provisioned.resources, server.url, REGION)
         path = write_env_vars(env_vars or workdir / "env.json", environments)
-        yield Context(endpoint=server.url, env=environments, outputs=provisioned.outputs, simulator=simulator,
-                      workdir=workdir), path
+        yield (
+            Context(
+                endpoint=server.url, env=environments, outputs=provisioned.outputs, simulator=simulator, workdir=workdir
+            ),
+            path,
+        )
 
 
 def run_checks(template_path: Path) -> list[Outcome]:
@@ -388,8 +464,10 @@ def _invoke_and_check(context: Context, invocation: Invocation, template: Path, 
 
 def _print_outcome(outcome: Outcome) -> None:
     status = "ok" if outcome.ok else "FAILED"
-    print(f"  {status}: START RequestId {outcome.request_id or '-'} ({outcome.seconds:.1f} s)"
-          + (f", read from {outcome.start_source}" if outcome.start_source != "SAM's output" else ""))
+    print(
+        f"  {status}: START RequestId {outcome.request_id or '-'} ({outcome.seconds:.1f} s)"
+        + (f", read from {outcome.start_source}" if outcome.start_source != "SAM's output" else "")
+    )
     for line in outcome.checked:
         print(f"    + {line}")
     for line in outcome.problems:

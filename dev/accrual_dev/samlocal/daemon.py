@@ -1,6 +1,7 @@
 """A Docker daemon for `sam local invoke`: the one already running, or `dockerd` started here (as root), installed
 from Debian's `docker.io` package when the machine has none. Anything that cannot be done here is one line saying
 why (SetupError)."""
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,13 @@ def server_version(timeout: float = 15.0) -> str | None:
     if not shutil.which("docker"):
         return None
     try:
-        answer = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
-                                text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        answer = subprocess.run(
+            ["docker", "version", "--format", "{{.Server.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         return None
     return answer.stdout.strip() or None if answer.returncode == 0 else None
@@ -59,8 +65,13 @@ def apt_install(*packages: str) -> None:
     command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
     print(f"sam-local: installing {' '.join(packages)} (Debian packages)", flush=True)
     if subprocess.run(command, env=environment, stdin=subprocess.DEVNULL, capture_output=True).returncode:
-        subprocess.run(["apt-get", "update", "-q"], env=environment, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, check=False)
+        subprocess.run(
+            ["apt-get", "update", "-q"],
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
         done = subprocess.run(command, env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if done.returncode:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -91,12 +102,16 @@ def ensure_daemon() -> Daemon:
         return Daemon(version=version)
     if not shutil.which("dockerd"):
         if not _is_root():
-            raise SetupError("no Docker daemon answers and dockerd is not installed: install Docker "
-                             "(as root, `apt-get install docker.io` on Debian) and run again")
+            raise SetupError(
+                "no Docker daemon answers and dockerd is not installed: install Docker "
+                "(as root, `apt-get install docker.io` on Debian) and run again"
+            )
         apt_install("docker.io")
     if not _is_root():
-        raise SetupError("no Docker daemon answers and starting dockerd needs root: start it (`sudo dockerd &` or "
-                         "`sudo systemctl start docker`), or add yourself to the docker group, and run again")
+        raise SetupError(
+            "no Docker daemon answers and starting dockerd needs root: start it (`sudo dockerd &` or "
+            "`sudo systemctl start docker`), or add yourself to the docker group, and run again"
+        )
     return _start_dockerd()
 
 
@@ -107,16 +122,18 @@ def _start_dockerd() -> Daemon:
         except ValueError:
             stale = 0
         if stale and _alive(stale) and _is_dockerd(stale):
-            raise SetupError(f"dockerd (pid {stale}) is running but does not answer on its socket: stop it and run "
-                             "again")
+            raise SetupError(
+                f"dockerd (pid {stale}) is running but does not answer on its socket: stop it and run again"
+            )
         DOCKERD_PIDFILE.unlink(missing_ok=True)
     log_path = local_dir() / "dockerd.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"sam-local: starting dockerd (log {log_path})", flush=True)
     with open(log_path, "ab") as log:
         # A session of its own: the daemon outlives this command (make sam-local leaves it for the user's invokes).
-        process = subprocess.Popen(["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            ["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:

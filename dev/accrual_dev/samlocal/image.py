@@ -15,6 +15,7 @@ registries), a stand-in is built once from Debian packages and tagged with the o
 The image carries the label `accrual.sam-local.stand-in` (a fingerprint of the recipe and the Python version): a
 stand-in built from another recipe is rebuilt, an official image is never replaced.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,9 +43,23 @@ REQUIREMENTS = Path(__file__).with_name("standin-requirements.txt")
 SUITE = "bookworm"
 # The shared libraries the standard library's extension modules link against (ldd of lib-dynload), as Debian
 # packages; ca-certificates for TLS to AWS.
-DEBIAN_PACKAGES = ("ca-certificates", "libssl3", "libffi8", "libsqlite3-0", "zlib1g", "libbz2-1.0", "liblzma5",
-                   "libexpat1", "libncursesw6", "libreadline8", "libuuid1", "libnsl2", "libtirpc3", "libcrypt1",
-                   "libgdbm6")
+DEBIAN_PACKAGES = (
+    "ca-certificates",
+    "libssl3",
+    "libffi8",
+    "libsqlite3-0",
+    "zlib1g",
+    "libbz2-1.0",
+    "liblzma5",
+    "libexpat1",
+    "libncursesw6",
+    "libreadline8",
+    "libuuid1",
+    "libnsl2",
+    "libtirpc3",
+    "libcrypt1",
+    "libgdbm6",
+)
 # Left out of the copied standard library: what a Lambda function never imports, and the build machine's own
 # site-packages (the image's packages are the pinned ones in /var/runtime).
 STDLIB_SKIPPED = {"site-packages", "dist-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip"}
@@ -91,16 +106,29 @@ def official_name(architecture: str) -> str:
 
 def standin_fingerprint() -> str:
     """Changes when the recipe, the pins or the copied Python change: the stand-in is then rebuilt."""
-    recipe = repr((RECIPE_VERSION, SUITE, DEBIAN_PACKAGES, sorted(STDLIB_SKIPPED), IMAGE_ENVIRONMENT, BOOTSTRAP,
-                   REQUIREMENTS.read_text(), sys.version))
+    recipe = repr(
+        (
+            RECIPE_VERSION,
+            SUITE,
+            DEBIAN_PACKAGES,
+            sorted(STDLIB_SKIPPED),
+            IMAGE_ENVIRONMENT,
+            BOOTSTRAP,
+            REQUIREMENTS.read_text(),
+            sys.version,
+        )
+    )
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
 def _image_label(name: str) -> str | None:
     """None when the image is absent; '' for an image without the stand-in label (the official one)."""
-    answer = subprocess.run(["docker", "image", "inspect", "--format",
-                             f'{{{{ index .Config.Labels "{STANDIN_LABEL}" }}}}', name],
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    answer = subprocess.run(
+        ["docker", "image", "inspect", "--format", f'{{{{ index .Config.Labels "{STANDIN_LABEL}" }}}}', name],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     if answer.returncode:
         return None
     label = answer.stdout.strip()
@@ -118,8 +146,9 @@ def ensure_base_image(architecture: str, *, pull: bool = True) -> BaseImage:
     started = time.monotonic()
     if label is None and pull and os.environ.get("SAM_LOCAL_BASE_IMAGE", "auto") != "stand-in":
         print(f"sam-local: pulling {name}", flush=True)
-        pulled = subprocess.run(["docker", "pull", "--quiet", name], capture_output=True, text=True,
-                                stdin=subprocess.DEVNULL, timeout=900)
+        pulled = subprocess.run(
+            ["docker", "pull", "--quiet", name], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900
+        )
         if pulled.returncode == 0:
             return BaseImage(name, "official", "pulled", time.monotonic() - started)
         reason = (pulled.stderr.strip().splitlines() or ["no output"])[-1]
@@ -130,8 +159,9 @@ def ensure_base_image(architecture: str, *, pull: bool = True) -> BaseImage:
     return BaseImage(name, "stand-in", "built", time.monotonic() - started)
 
 
-def debian_mirror(sources: tuple[Path, ...] = (Path("/etc/apt/sources.list"),
-                                                Path("/etc/apt/sources.list.d"))) -> str | None:
+def debian_mirror(
+    sources: tuple[Path, ...] = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d")),
+) -> str | None:
     """This machine's Debian mirror for the suite (from its apt sources), or None for debootstrap's default."""
     texts: list[str] = []
     for source in sources:
@@ -157,8 +187,9 @@ def _python_files() -> tuple[Path, Path, list[Path]]:
     executable = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     if sys.version_info[:2] != (3, 12) or not (stdlib / "os.py").is_file():
-        raise SetupError(f"the stand-in needs this machine's Python 3.12; this is {sys.version.split()[0]} "
-                         f"at {executable}")
+        raise SetupError(
+            f"the stand-in needs this machine's Python 3.12; this is {sys.version.split()[0]} at {executable}"
+        )
     libraries: list[Path] = []
     if sysconfig.get_config_var("Py_ENABLE_SHARED"):
         library_dir = Path(sysconfig.get_config_var("LIBDIR") or "")
@@ -192,13 +223,35 @@ def _install_runtime(rootfs: Path, architecture: str) -> None:
     runtime = rootfs / "var" / "runtime"
     machine = {"x86_64": "x86_64", "arm64": "aarch64"}[architecture]
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-         "--only-binary=:all:", "--platform", f"manylinux2014_{machine}", "--python-version", "3.12",
-         "--implementation", "cp", "--target", str(runtime), "-r", str(REQUIREMENTS)],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--platform",
+            f"manylinux2014_{machine}",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            "--target",
+            str(runtime),
+            "-r",
+            str(REQUIREMENTS),
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     if done.returncode:
-        raise SetupError(f"pip could not install the stand-in's runtime packages: "
-                         f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}")
+        raise SetupError(
+            f"pip could not install the stand-in's runtime packages: "
+            f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}"
+        )
     bootstrap = runtime / "bootstrap"
     bootstrap.write_text(BOOTSTRAP)
     bootstrap.chmod(0o755)
@@ -212,8 +265,9 @@ def _debootstrap(rootfs: Path) -> None:
     mirror = debian_mirror()
     command = ["debootstrap", "--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}", SUITE, str(rootfs)]
     print(f"sam-local: debootstrap --variant=minbase {SUITE} (about a minute)", flush=True)
-    done = subprocess.run(command + ([mirror] if mirror else []), capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        command + ([mirror] if mirror else []), capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
     if done.returncode:
         tail = (done.stdout + done.stderr).strip().splitlines()[-1:] or ["no output"]
         raise SetupError(f"debootstrap failed: {tail[0][-300:]}")
@@ -226,13 +280,18 @@ def _debootstrap(rootfs: Path) -> None:
 
 def _import(rootfs: Path, name: str) -> None:
     changes = [f"ENV {key}={value}" for key, value in IMAGE_ENVIRONMENT.items()]
-    changes += ["WORKDIR /var/task", 'ENTRYPOINT ["/var/runtime/bootstrap"]',
-                f"LABEL {STANDIN_LABEL}={standin_fingerprint()}"]
+    changes += [
+        "WORKDIR /var/task",
+        'ENTRYPOINT ["/var/runtime/bootstrap"]',
+        f"LABEL {STANDIN_LABEL}={standin_fingerprint()}",
+    ]
     arguments = [argument for change in changes for argument in ("--change", change)]
-    tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", "-", "."], stdout=subprocess.PIPE,
-                           stdin=subprocess.DEVNULL)
-    imported = subprocess.run(["docker", "import", *arguments, "-", name], stdin=tar.stdout, capture_output=True,
-                              text=True)
+    tar = subprocess.Popen(
+        ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", "-", "."], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    imported = subprocess.run(
+        ["docker", "import", *arguments, "-", name], stdin=tar.stdout, capture_output=True, text=True
+    )
     assert tar.stdout is not None
     tar.stdout.close()
     if tar.wait() or imported.returncode:
@@ -240,20 +299,39 @@ def _import(rootfs: Path, name: str) -> None:
 
 
 def _smoke_test(name: str) -> None:
-    done = subprocess.run(["docker", "run", "--rm", "--entrypoint", "/var/lang/bin/python3.12", "-e",
-                           "PYTHONPATH=/var/runtime", name, "-c", f"import {SMOKE_IMPORTS}"],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    done = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/var/lang/bin/python3.12",
+            "-e",
+            "PYTHONPATH=/var/runtime",
+            name,
+            "-c",
+            f"import {SMOKE_IMPORTS}",
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
     if done.returncode:
         subprocess.run(["docker", "image", "rm", "--force", name], capture_output=True, stdin=subprocess.DEVNULL)
-        raise SetupError(f"the stand-in image cannot import what Lambda functions need: "
-                         f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}")
+        raise SetupError(
+            f"the stand-in image cannot import what Lambda functions need: "
+            f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}"
+        )
 
 
 def build_standin(name: str, architecture: str) -> None:
     """Build the stand-in base image from Debian packages and this machine's Python, tagged `name`."""
     if os.geteuid() != 0:
-        raise SetupError(f"{name} cannot be pulled here and building the stand-in needs root (debootstrap): run "
-                         "`make sam-local` as root once")
+        raise SetupError(
+            f"{name} cannot be pulled here and building the stand-in needs root (debootstrap): run "
+            "`make sam-local` as root once"
+        )
     if lambda_architecture() != architecture:
         raise SetupError(f"the stand-in is built for this machine's architecture only, not {architecture}")
     local_dir().mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ reach the host's loopback. The local stack (moto) and the partner simulator ther
 address, an address of this machine that both the host and the containers reach, and the `--env-vars` file points
 every function there (`AWS_ENDPOINT_URL`).
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -86,8 +87,12 @@ def discover(template: dict[str, Any], events_dir: Path) -> tuple[list[Invocatio
 
 def bridge_gateway() -> str:
     """The address of this machine on Docker's default bridge (what a container reaches the host at)."""
-    answer = subprocess.run(["docker", "network", "inspect", "bridge", "--format", "{{json .IPAM.Config}}"],
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    answer = subprocess.run(
+        ["docker", "network", "inspect", "bridge", "--format", "{{json .IPAM.Config}}"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     if answer.returncode:
         raise SetupError(f"docker network inspect bridge failed: {answer.stderr.strip()[-200:]}")
     for config in json.loads(answer.stdout or "[]") or []:
@@ -100,8 +105,9 @@ def bridge_gateway() -> str:
     raise SetupError("Docker's bridge network has no IPv4 gateway: the functions could not reach the local stack")
 
 
-def function_environments(template: dict[str, Any], resources: dict[str, str], endpoint: str,
-                          region: str) -> dict[str, dict[str, str]]:
+def function_environments(
+    template: dict[str, Any], resources: dict[str, str], endpoint: str, region: str
+) -> dict[str, dict[str, str]]:
     """The `--env-vars` document: each function's environment as the local stack resolved it (the same variables
     template.yaml gives it in AWS, with this stack's names), plus AWS_ENDPOINT_URL pointing at the stack."""
     lambda_client = boto3.client("lambda", region_name=region, endpoint_url=endpoint)
@@ -119,9 +125,11 @@ def function_environments(template: dict[str, Any], resources: dict[str, str], e
 
 def stack_resources(stack: str, region: str, endpoint: str) -> dict[str, str]:
     cloudformation = boto3.client("cloudformation", region_name=region, endpoint_url=endpoint)
-    return {summary["LogicalResourceId"]: summary["PhysicalResourceId"]
-            for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack)
-            for summary in page["StackResourceSummaries"]}
+    return {
+        summary["LogicalResourceId"]: summary["PhysicalResourceId"]
+        for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack)
+        for summary in page["StackResourceSummaries"]
+    }
 
 
 def write_env_vars(path: Path, environments: dict[str, dict[str, str]]) -> Path:
@@ -140,11 +148,25 @@ class ContainerLogs:
         self._followers: list[subprocess.Popen[str]] = []
         self.logs: dict[str, str] = {}
 
-    def __enter__(self) -> "ContainerLogs":
+    def __enter__(self) -> ContainerLogs:
         self._events = subprocess.Popen(
-            ["docker", "events", "--since", self._since, "--filter", "type=container", "--filter", "event=start",
-             "--format", "{{.ID}}"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-            text=True)
+            [
+                "docker",
+                "events",
+                "--since",
+                self._since,
+                "--filter",
+                "type=container",
+                "--filter",
+                "event=start",
+                "--format",
+                "{{.ID}}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
         watcher = threading.Thread(target=self._watch, daemon=True)
         watcher.start()
         self._threads.append(watcher)
@@ -161,8 +183,14 @@ class ContainerLogs:
                 self._threads.append(follower)
 
     def _follow(self, container: str) -> None:
-        follower = subprocess.Popen(["docker", "logs", "--follow", container], stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace")
+        follower = subprocess.Popen(
+            ["docker", "logs", "--follow", container],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+        )
         self._followers.append(follower)
         assert follower.stdout is not None
         for line in follower.stdout:
@@ -180,17 +208,38 @@ class ContainerLogs:
         return "".join(self.logs.values())
 
 
-def sam_local_invoke(function: str, template: Path, event: Path, env_vars: Path, region: str,
-                     timeout: float = 960.0) -> Outcome:
+def sam_local_invoke(
+    function: str, template: Path, event: Path, env_vars: Path, region: str, timeout: float = 960.0
+) -> Outcome:
     """Run `sam local invoke` as a user would; the response is SAM's stdout, the container's output its stderr."""
     outcome = Outcome(function=function, event=event.name)
-    command = [str(sam_cli()), "local", "invoke", function, "--template", str(template), "--event", str(event),
-               "--env-vars", str(env_vars), "--skip-pull-image", "--region", region]
+    command = [
+        str(sam_cli()),
+        "local",
+        "invoke",
+        function,
+        "--template",
+        str(template),
+        "--event",
+        str(event),
+        "--env-vars",
+        str(env_vars),
+        "--skip-pull-image",
+        "--region",
+        region,
+    ]
     environment = {**sam_environment(), "AWS_DEFAULT_REGION": region}
     started = time.monotonic()
     with ContainerLogs() as containers:
-        done = subprocess.run(command, cwd=repository_root(), capture_output=True, text=True, env=environment,
-                              stdin=subprocess.DEVNULL, timeout=timeout)
+        done = subprocess.run(
+            command,
+            cwd=repository_root(),
+            capture_output=True,
+            text=True,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+        )
     outcome.seconds = time.monotonic() - started
     outcome.stdout, outcome.stderr = done.stdout, done.stderr
     started_line = START_LINE.search(done.stderr) or START_LINE.search(done.stdout)
