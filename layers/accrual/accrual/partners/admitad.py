@@ -93,7 +93,10 @@ def map_position(action: Any, position: Any, index: int, options: PartnerOptions
         raise LineRejected(f"status={show(status_text)}: unknown status (known: {', '.join(STATUSES)})")
     action_id = identifier(action, "action_id", required=False) or identifier(action, "id")
     zone = options.timezone
-    ordered_at = local_time(action, "action_date", zone, required=False) or local_time(action, "datetime", zone)
+    ordered_at = local_time(action, "action_date", zone, required=False) or local_time(
+        action, "datetime", zone, required=False)
+    if ordered_at is None:  # `datetime` is only an older name of the same field: the reason names the current one
+        raise LineRejected("action_date: missing")
     status_at = local_time(action, "status_updated", zone, required=False) or ordered_at
 
     source = position if position is not None else action
@@ -126,7 +129,18 @@ def map_position(action: Any, position: Any, index: int, options: PartnerOptions
         "product_id": identifier(source, "product_id", required=False),
         "promo_code": _text(action.get("promocode")),
     }
-    return build_line(values, _SOURCE_NAMES)
+    return build_line(values, source_names(position is not None, index))
+
+
+def source_names(has_position: bool, index: int) -> dict[str, str]:
+    """The Admitad field each normalised field came from: the position's (`positions[i].amount`) or, for an action
+    without positions, the action's own (`cart`, `payment`)."""
+    if not has_position:
+        return {**_SOURCE_NAMES, "amount": "cart", "commission": "payment", "category_id": "product_category_id",
+                "product_id": "product_id"}
+    position = f"positions[{index - 1}]"
+    return {**_SOURCE_NAMES, "amount": f"{position}.amount", "commission": f"{position}.payment",
+            "category_id": f"{position}.product_category_id", "product_id": f"{position}.product_id"}
 
 
 def _text(value: Any) -> str | None:

@@ -220,6 +220,9 @@ def map_order(order: Any, options: PartnerOptions) -> OrderLine:
     finished_commission = minor_units_amount(order, "estimated_finished_commission", units, required=False)
     finished = status in (LineStatus.RECEIVED, LineStatus.SETTLED)
     # Once the order is finished, the finished figures are the partner's final word (a partial refund lowers them).
+    amount_field = "finished_amount" if finished and finished_amount else "paid_amount"
+    commission_field = ("estimated_finished_commission" if finished and finished_commission
+                        else "estimated_paid_commission")
     amount = finished_amount if finished and finished_amount else paid_amount
     commission = finished_commission if finished and finished_commission else paid_commission
 
@@ -248,7 +251,9 @@ def map_order(order: Any, options: PartnerOptions) -> OrderLine:
         "ship_to_country": (str(order["ship_to_country"]).strip().upper() or None)
         if order.get("ship_to_country") else None,
     }
-    return build_line(values, _SOURCE_NAMES)
+    # a reason names the field the amount came from and quotes it in the partner's minor units, as given
+    return build_line(values, {**_SOURCE_NAMES, "amount": amount_field, "commission": commission_field},
+                      given={"amount": order.get(amount_field), "commission": order.get(commission_field)})
 
 
 def sub_id(order: Mapping[str, Any]) -> str | None:

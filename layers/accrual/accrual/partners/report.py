@@ -16,7 +16,15 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from accrual.domain.models import EARLIEST_YEAR, LATEST_YEAR, MAX_ID_BYTES, MAX_REASON_CHARS, OrderLine, brief
+from accrual.domain.models import (
+    EARLIEST_YEAR,
+    LATEST_YEAR,
+    MAX_ID_BYTES,
+    MAX_REASON_CHARS,
+    MAX_SHOWN_CHARS,
+    OrderLine,
+    brief,
+)
 
 
 @dataclass
@@ -166,9 +174,21 @@ def loads(data: bytes | str) -> Any:
         raise ValueError(f"JSON nested too deep to read (more than {MAX_JSON_DEPTH} levels)") from None
 
 
+class GivenNumber(Decimal):
+    """A JSON number read exactly, that remembers its text as the partner wrote it: a reason quotes `1e400`, not
+    Decimal's `1E+400` (or a value computed from it). Arithmetic on it gives plain Decimals."""
+
+    given: str
+
+    def __new__(cls, text: str) -> "GivenNumber":
+        number = super().__new__(cls, text)
+        number.given = text
+        return number
+
+
 def _json_decimal(text: str) -> Decimal | str:
     try:
-        return Decimal(text)
+        return GivenNumber(text)
     except ArithmeticError:  # an exponent beyond Decimal's range
         return f"<number out of range: {brief(text)}>"
 
@@ -419,17 +439,19 @@ def currency_rate(currency: str, reported: Decimal | None, options: PartnerOptio
     return Decimal(str(rate)) if rate is not None else None
 
 
-def build_line(values: Mapping[str, Any], source_names: Mapping[str, str] | None = None) -> OrderLine:
+def build_line(values: Mapping[str, Any], source_names: Mapping[str, str] | None = None,
+               given: Mapping[str, Any] | None = None) -> OrderLine:
     """Validate the normalised values. A failure becomes a reason naming the partner's field (`source_names` maps a
-    normalised field to the partner's name for it) and the offending value."""
+    normalised field to the partner's name for it) and the offending value as the partner gave it (`given` maps a
+    normalised field to the partner's raw value where the two differ, e.g. an amount in minor units)."""
     try:
         return OrderLine.model_validate(dict(values))
     except ValidationError as error:
-        raise LineRejected(describe_validation_error(error, values, source_names or {})) from None
+        raise LineRejected(describe_validation_error(error, values, source_names or {}, given or {})) from None
 
 
 def describe_validation_error(error: ValidationError, values: Mapping[str, Any],
-                              source_names: Mapping[str, str]) -> str:
+                              source_names: Mapping[str, str], given: Mapping[str, Any] | None = None) -> str:
     reasons = []
     for problem in error.errors(include_url=False, include_input=False):
         location = problem.get("loc") or ()
@@ -443,11 +465,17 @@ def describe_validation_error(error: ValidationError, values: Mapping[str, Any],
         if problem.get("type") == "missing":
             reasons.append(f"{label}: missing")
         else:
-            reasons.append(f"{label}={show(values.get(normalised))}: {message}")
+            shown = (given or {}).get(normalised, values.get(normalised))
+            if isinstance(shown, GivenNumber) and shown.is_finite():
+                message = message.replace(str(Decimal(shown)), shown.given)  # the model quotes its own reading
+            reasons.append(f"{label}={show(shown)}: {message}")
     return bounded_reason("; ".join(reasons))
 
 
 def show(value: Any) -> str:
     """A value as a reason quotes it: decimals and datetimes as their text, strings quoted, a long value shortened
-    with its length stated (`accrual.domain.models.brief`)."""
+    with its length stated (`accrual.domain.models.brief`); a JSON number as the partner wrote it."""
+    if isinstance(value, GivenNumber):
+        text = value.given
+        return text if len(text) <= MAX_SHOWN_CHARS else f"{text[:MAX_SHOWN_CHARS]}... ({len(text)} chars)"
     return brief(value)
