@@ -66,7 +66,8 @@ build: tools
 run: venv
 	$(BIN)/python -m accrual_dev.local.demo
 
-# The embedded local stack: a moto server provisioned from template.yaml, until Ctrl-C.
+# The embedded local stack until Ctrl-C: a moto server provisioned from template.yaml and the partner simulator,
+# with the partners' endpoints and secrets pointing at it (prints the exports for `accrual run` in another shell).
 local: venv
 	$(BIN)/accrual stack up
 

@@ -234,15 +234,20 @@ def _sub_id_of(text: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _lines_partner(args, settings: Settings) -> str:
-    """The partner the file's lines belong to: the API partner itself, `--as NAME` for a CSV file (checked against
-    the configuration's partners), and `normalized` for JSON Lines, whose lines name their own partner."""
+def _check_partner_arguments(args) -> None:
+    """`--as NAME` goes with `--partner csv`, and only there (checked before anything is read from AWS)."""
     named = getattr(args, "as_partner", None)
     if args.partner == "csv" and not named:
         raise OperatorError("--partner csv needs --as NAME: the partner whose report the CSV file is (its column map "
                             "is the SSM parameter /<stack>/partners/NAME/columns)")
     if named and args.partner != "csv":
         raise OperatorError(f"--as is for --partner csv only: {args.partner} lines name their partner themselves")
+
+
+def _lines_partner(args) -> str:
+    """The partner the file's lines belong to: the API partner itself, `--as NAME` for a CSV file (checked against
+    the configuration's partners), and `normalized` for JSON Lines, whose lines name their own partner."""
+    named = getattr(args, "as_partner", None)
     if not named:
         return args.partner
     config = reference_data.current_config()
@@ -261,6 +266,7 @@ def ingest(args) -> int:
     from accrual.service.ingest import ingest_report
     from accrual_dev.progress import ProgressSink
 
+    _check_partner_arguments(args)
     data = read_bytes(args.file)
     if not data.strip():
         raise OperatorError(f"{args.file}: empty file")
@@ -268,7 +274,7 @@ def ingest(args) -> int:
         raise OperatorError(f"{args.file}: a binary file (a NUL byte at offset {data.index(b'\x00')}), not "
                             f"{'JSON' if args.partner in ('aliexpress', 'admitad') else args.partner} text")
     settings = _settings()
-    partner = _lines_partner(args, settings)
+    partner = _lines_partner(args)
     now = _now(args)
     archive = ReportArchive(settings)
     # the same file ingested twice is archived under the same key (and, through the idempotent ledger, changes nothing)

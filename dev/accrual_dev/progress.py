@@ -71,7 +71,7 @@ class ProgressSink(LedgerSink):
             bar.set_postfix(lines=self.lines, failed=self.reconciled.get("orders_failed", 0), refresh=False)
 
     def _stop_between_slices(self) -> "_StopBetweenSlices":
-        return _StopBetweenSlices(self.enabled)
+        return _StopBetweenSlices()
 
     def _progress(self, orders: int) -> Any:
         if not self.enabled:
@@ -108,8 +108,7 @@ class _StopBetweenSlices:
     """While a report is reconciled, the first Ctrl-C asks to stop at the next slice boundary; a second one stops
     at once. Outside the main thread (no signal handlers there) Ctrl-C keeps its usual meaning."""
 
-    def __init__(self, verbose: bool) -> None:
-        self.verbose = verbose
+    def __init__(self) -> None:
         self.requested = threading.Event()
         self._previous: Any = None
 
