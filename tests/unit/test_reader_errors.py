@@ -46,6 +46,12 @@ def test_an_admitad_position_names_its_index():
     assert report.quarantined[0].reason.startswith("positions[1].amount (amount)=9000000")
 
 
+def test_an_unreadable_position_amount_names_the_position():
+    positions = [{"id": 1, "amount": "1.00", "payment": "0.1"}, {"id": 2, "amount": "12,5,0", "payment": "0.1"}]
+    report = read_report(admitad_page(admitad_action(positions=positions)), "admitad", source="page.json")
+    assert report.quarantined[0].reason == "positions[1].amount='12,5,0': not a decimal amount"
+
+
 def test_an_admitad_action_without_a_date_names_action_date():
     assert reason(admitad_page(admitad_action(positions=[], action_date=None)), "admitad") == "action_date: missing"
 

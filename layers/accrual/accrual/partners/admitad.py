@@ -120,13 +120,14 @@ def map_position(action: Any, position: Any, index: int, options: PartnerOptions
         # `closing_date` is the advertiser's deadline to process the action, not when it was approved; an approved
         # action was settled when its status last changed.
         "settled_at": status_at if status is LineStatus.SETTLED else None,
-        "amount": decimal_amount(source, amount_field),
+        "amount": _in_position(index, lambda: decimal_amount(source, amount_field)),
         "shipping": "0",
         "currency": currency,
         "usd_rate": currency_rate(currency, decimal_amount(action, "usd_rate", required=False), options),
-        "commission": decimal_amount(source, commission_field, required=False) or Decimal("0"),
-        "category_id": identifier(source, "product_category_id", required=False),
-        "product_id": identifier(source, "product_id", required=False),
+        "commission": _in_position(index, lambda: decimal_amount(source, commission_field, required=False))
+        or Decimal("0"),
+        "category_id": _in_position(index, lambda: identifier(source, "product_category_id", required=False)),
+        "product_id": _in_position(index, lambda: identifier(source, "product_id", required=False)),
         "promo_code": _text(action.get("promocode")),
     }
     return build_line(values, source_names(position is not None, index))
@@ -141,6 +142,16 @@ def source_names(has_position: bool, index: int) -> dict[str, str]:
     position = f"positions[{index - 1}]"
     return {**_SOURCE_NAMES, "amount": f"{position}.amount", "commission": f"{position}.payment",
             "category_id": f"{position}.product_category_id", "product_id": f"{position}.product_id"}
+
+
+def _in_position(index: int, read: Callable[[], Any]) -> Any:
+    """A position's field read by `read`; a reason names it as `positions[i].field` (index 0: the action's own)."""
+    try:
+        return read()
+    except LineRejected as rejected:
+        if index:
+            raise LineRejected(f"positions[{index - 1}].{rejected}") from None
+        raise
 
 
 def _text(value: Any) -> str | None:
