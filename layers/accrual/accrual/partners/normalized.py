@@ -1,4 +1,4 @@
-"""JSON Lines of the normalised order line (DOMAIN.md, "The two formats"): one object per line, amounts as decimal
+"""JSON Lines of the normalised order line (README.md, "The formats"): one object per line, amounts as decimal
 strings, times ISO-8601 with a zone. Blank lines are skipped; every other line is read and either accepted or
 quarantined (bad JSON, bytes that are not UTF-8 and values nested too deep included): one line never stops the file."""
 from __future__ import annotations

@@ -77,7 +77,7 @@ class ParsedReport:
     def take(self, raw: Any, build: Callable[[], OrderLine]) -> None:
         """Map one raw line with `build`: accept the line, or quarantine it with its reason. Total on purpose: whatever
         goes wrong while mapping one line (a bug or a value nobody foresaw) quarantines that line only, and the
-        report goes on (DOMAIN.md: "Nothing a partner sends can stop a feed")."""
+        report goes on (docs/rules.md: "Nothing a partner sends can stop a feed")."""
         try:
             deep = nested_path(raw)
             if deep is not None:
