@@ -10,6 +10,7 @@ the items the tables hold. `--stock-transactions` runs moto's own whole-table co
 
     .venv/bin/python bench/embedded_volume.py [--orders 100000] [--stock-transactions]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,11 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-START = datetime(2026, 10, 1, tzinfo=timezone.utc)
+START = datetime(2026, 10, 1, tzinfo=UTC)
 USERS = 2000
 
 
@@ -42,10 +43,19 @@ def write_inputs(folder: Path, orders: int, seed: int = 11) -> tuple[Path, Path]
     clicks = folder / "clicks.jsonl"
     with clicks.open("w") as handle:
         for user in range(USERS):
-            handle.write(json.dumps({"sub_id": f"s-{user}", "user_id": f"u-{user}", "partner": "admitad",
-                                     "clicked_at": (START - timedelta(days=1)).isoformat(),
-                                     "account_currency": "RUB" if user % 3 == 0 else "USD",
-                                     "country": "RU" if user % 3 == 0 else "DE"}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "sub_id": f"s-{user}",
+                        "user_id": f"u-{user}",
+                        "partner": "admitad",
+                        "clicked_at": (START - timedelta(days=1)).isoformat(),
+                        "account_currency": "RUB" if user % 3 == 0 else "USD",
+                        "country": "RU" if user % 3 == 0 else "DE",
+                    }
+                )
+                + "\n"
+            )
     report = folder / "month.csv"
     with report.open("w") as handle:
         handle.write("line_id,order_id,sub_id,status,ordered_at,paid_at,amount,currency,commission,category_id\n")
@@ -53,8 +63,10 @@ def write_inputs(folder: Path, orders: int, seed: int = 11) -> tuple[Path, Path]
             at = (START + timedelta(seconds=rng.randrange(30 * 86400))).isoformat()
             currency = "RUB" if number % 5 == 0 else "USD"
             amount = rng.choice((9.99, 25.0, 80.5, 240.0, 1800.0)) * (92 if currency == "RUB" else 1)
-            handle.write(f"L{number},O{number},s-{rng.randrange(USERS)},paid,{at},{at},{amount:.2f},{currency},"
-                         f"0,{rng.choice(('100001', '44', '66', '3'))}\n")
+            handle.write(
+                f"L{number},O{number},s-{rng.randrange(USERS)},paid,{at},{at},{amount:.2f},{currency},"
+                f"0,{rng.choice(('100001', '44', '66', '3'))}\n"
+            )
     return clicks, report
 
 
@@ -71,13 +83,27 @@ def main() -> int:
         original = local_server.MotoServer._launch
 
         def launch_stock(self, port):
-            command = [sys.executable, "-m", "accrual_dev.local.moto_serial", "-H", self.host, "-p", str(port),
-                       "--stock-transactions"]
+            command = [
+                sys.executable,
+                "-m",
+                "accrual_dev.local.moto_serial",
+                "-H",
+                self.host,
+                "-p",
+                str(port),
+                "--stock-transactions",
+            ]
             environment = {**os.environ, **local_server.LOCAL_ENVIRONMENT}
             environment.pop("AWS_ENDPOINT_URL", None)
             self._log = tempfile.TemporaryFile()
-            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log,
-                                             stderr=subprocess.STDOUT, env=environment, start_new_session=True)
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                start_new_session=True,
+            )
             self._bound_port = port
             return self._wait_ready()
 
@@ -86,16 +112,36 @@ def main() -> int:
 
     cli = [str(Path(sys.executable).parent / "accrual")]
     with tempfile.TemporaryDirectory() as folder, local_server.MotoServer() as server:
-        os.environ.update({**local_server.LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL": server.url,
-                           "ACCRUAL_STACK": "volume", "POWERTOOLS_LOG_LEVEL": "WARNING"})
+        os.environ.update(
+            {
+                **local_server.LOCAL_ENVIRONMENT,
+                "AWS_ENDPOINT_URL": server.url,
+                "ACCRUAL_STACK": "volume",
+                "POWERTOOLS_LOG_LEVEL": "WARNING",
+            }
+        )
         provision("volume")
         clicks, report = write_inputs(Path(folder), args.orders)
         for command in (["config", "load", str(ROOT / "events" / "demo-config.json")], ["clicks", "load", str(clicks)]):
             subprocess.run([*cli, *command], check=True, capture_output=True)
         started = time.monotonic()
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        done = subprocess.run([*cli, "ingest", str(report), "--partner", "csv", "--as", "admitad",
-                               "--now", "2026-11-02T00:00:00Z", "--no-progress"], capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                *cli,
+                "ingest",
+                str(report),
+                "--partner",
+                "csv",
+                "--as",
+                "admitad",
+                "--now",
+                "2026-11-02T00:00:00Z",
+                "--no-progress",
+            ],
+            capture_output=True,
+            text=True,
+        )
         seconds = time.monotonic() - started
         cli_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         moto_peak = peak_rss_mib(server._process.pid)  # noqa: SLF001 - the bench measures the server process
@@ -105,15 +151,21 @@ def main() -> int:
         result = json.loads(done.stdout)
         import boto3
 
-        items = sum(boto3.client("dynamodb").describe_table(TableName=f"volume-{name}")["Table"]["ItemCount"]
-                    for name in ("orders", "balances", "outbox"))
+        items = sum(
+            boto3.client("dynamodb").describe_table(TableName=f"volume-{name}")["Table"]["ItemCount"]
+            for name in ("orders", "balances", "outbox")
+        )
     figures = {
-        "orders": args.orders, "emulator": "moto " + ("stock transactions" if args.stock_transactions
-                                                      else "item-level rollback"),
-        "seconds": round(seconds, 1), "orders_per_second": round(args.orders / seconds, 1),
+        "orders": args.orders,
+        "emulator": "moto " + ("stock transactions" if args.stock_transactions else "item-level rollback"),
+        "seconds": round(seconds, 1),
+        "orders_per_second": round(args.orders / seconds, 1),
         "cli_peak_rss_mib": round(cli_peak / 1024, 1) if before < cli_peak else "(as earlier child)",
-        "moto_peak_rss_mib": round(moto_peak, 1), "items_in_tables": items,
-        "read": result["read"], "accepted": result["accepted"], "quarantined": result["quarantined"],
+        "moto_peak_rss_mib": round(moto_peak, 1),
+        "items_in_tables": items,
+        "read": result["read"],
+        "accepted": result["accepted"],
+        "quarantined": result["quarantined"],
         "reconciled": result["reconciled"],
     }
     print(json.dumps(figures, indent=2))

@@ -6,6 +6,7 @@ layer never imports this module) shows lines, orders, the rate and the time left
 of the slice being reconciled (a second one at once); what was reconciled is counted and stays reconciled (the ledger
 is idempotent, so the same file or pull run again finishes the job).
 """
+
 from __future__ import annotations
 
 import signal
@@ -39,8 +40,12 @@ class ProgressSink(LedgerSink):
     def screen(self, lines: Sequence[OrderLine]) -> tuple[list[OrderLine], list[tuple[OrderLine, str]]]:
         accepted, refused = super().screen(lines)
         if self.enabled and self.pages == 0 and len(lines) > ORDERS_PER_SLICE:
-            print(f"{self.label}: {len(lines)} lines read; {len(refused)} refused by the configuration, "
-                  f"{len(accepted)} to reconcile", file=sys.stderr, flush=True)
+            print(
+                f"{self.label}: {len(lines)} lines read; {len(refused)} refused by the configuration, "
+                f"{len(accepted)} to reconcile",
+                file=sys.stderr,
+                flush=True,
+            )
         return accepted, refused
 
     def __call__(self, lines: Sequence[OrderLine]) -> Mapping[str, int]:
@@ -55,11 +60,12 @@ class ProgressSink(LedgerSink):
             for start in range(0, len(keys), ORDERS_PER_SLICE):
                 if stop.is_set():
                     raise KeyboardInterrupt
-                self._reconcile_slice(keys[start:start + ORDERS_PER_SLICE], by_order, result, bar)
+                self._reconcile_slice(keys[start : start + ORDERS_PER_SLICE], by_order, result, bar)
         return dict(result)
 
-    def _reconcile_slice(self, chosen: list[str], by_order: Mapping[str, list[OrderLine]], result: Counter[str],
-                         bar: Any) -> None:
+    def _reconcile_slice(
+        self, chosen: list[str], by_order: Mapping[str, list[OrderLine]], result: Counter[str], bar: Any
+    ) -> None:
         slice_lines = [line for key in chosen for line in by_order[key]]
         done = self.ledger.reconcile(slice_lines, now=self.now)
         result.update(done)
@@ -70,7 +76,7 @@ class ProgressSink(LedgerSink):
             bar.update(len(chosen))
             bar.set_postfix(lines=self.lines, failed=self.reconciled.get("orders_failed", 0), refresh=False)
 
-    def _stop_between_slices(self) -> "_StopBetweenSlices":
+    def _stop_between_slices(self) -> _StopBetweenSlices:
         return _StopBetweenSlices()
 
     def _progress(self, orders: int) -> Any:
@@ -82,21 +88,27 @@ class ProgressSink(LedgerSink):
             except ImportError:  # progress is a convenience of the development install, never a requirement
                 self.enabled = False
                 return None
-            self._bar = tqdm(total=orders, unit="order", desc=self.label, file=sys.stderr, dynamic_ncols=True,
-                             smoothing=0.1)
+            self._bar = tqdm(
+                total=orders, unit="order", desc=self.label, file=sys.stderr, dynamic_ncols=True, smoothing=0.1
+            )
         elif self.pages > 1:  # a pull: the total grows page by page
             self._bar.total = (self._bar.total or 0) + orders
             self._bar.refresh()
         return self._bar
 
     def counts(self) -> dict[str, Any]:
-        return {"lines_reconciled": self.lines, "orders_reconciled": self.orders, "pages": self.pages,
-                "reconciled": dict(self.reconciled)}
+        return {
+            "lines_reconciled": self.lines,
+            "orders_reconciled": self.orders,
+            "pages": self.pages,
+            "reconciled": dict(self.reconciled),
+        }
 
     def summary(self) -> str:
         failed = self.reconciled.get("orders_failed", 0)
-        return (f"{self.lines} lines of {self.orders} orders reconciled in {self.pages} page(s)"
-                + (f", {failed} orders failed" if failed else ""))
+        return f"{self.lines} lines of {self.orders} orders reconciled in {self.pages} page(s)" + (
+            f", {failed} orders failed" if failed else ""
+        )
 
     def close(self) -> None:
         if self._bar is not None:
@@ -126,5 +138,6 @@ class _StopBetweenSlices:
         if self.requested.is_set():
             raise KeyboardInterrupt
         self.requested.set()
-        print("\nstopping after the orders being reconciled (Ctrl-C again to stop at once)", file=sys.stderr,
-              flush=True)
+        print(
+            "\nstopping after the orders being reconciled (Ctrl-C again to stop at once)", file=sys.stderr, flush=True
+        )

@@ -1,24 +1,56 @@
 """The operator's day through the CLI: a CSV of a named partner, quarantined partners and currencies, one-line errors
 that name the file, line, field and value, progress, and the counts of an interrupted ingest."""
+
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 import time
+from datetime import UTC
 
 import pytest
-from test_cli import CONFIG, accrual, aliexpress_order, aliexpress_page  # noqa: F401 - `accrual` is a fixture
+from test_cli import CLI, CLICKS, CONFIG, aliexpress_order, aliexpress_page
 
 from accrual.service.drop import ingest_drop
 from accrual_dev import cli
+
+
+@pytest.fixture
+def accrual(stack, tmp_path):
+    """The console script against this test's stack, with test_cli's configuration and clicks loaded."""
+    env = {**os.environ, "ACCRUAL_STACK": stack.stack}
+
+    def run(*args, expect: int = 0):
+        result = subprocess.run([str(CLI), *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == expect, (args, result.stdout[-2000:], result.stderr[-2000:])
+        return result
+
+    (tmp_path / "config.json").write_text(json.dumps(CONFIG))
+    (tmp_path / "clicks.jsonl").write_text("".join(json.dumps(click) + "\n" for click in CLICKS))
+    run("config", "load", tmp_path / "config.json")
+    run("clicks", "load", tmp_path / "clicks.jsonl")
+    return run
+
 
 CSV_HEADER = "line_id,order_id,sub_id,status,ordered_at,paid_at,amount,currency,commission\n"
 
 
 def normalized(**overrides):
-    line = {"partner": "admitad", "line_id": "n-1", "order_id": "N-1", "sub_id": "click-2", "status": "paid",
-            "status_at": "2026-11-03T18:00:00Z", "ordered_at": "2026-11-03T18:00:00Z",
-            "paid_at": "2026-11-03T18:00:00Z", "amount": "100.00", "currency": "USD", "commission": "4.00"}
+    line = {
+        "partner": "admitad",
+        "line_id": "n-1",
+        "order_id": "N-1",
+        "sub_id": "click-2",
+        "status": "paid",
+        "status_at": "2026-11-03T18:00:00Z",
+        "ordered_at": "2026-11-03T18:00:00Z",
+        "paid_at": "2026-11-03T18:00:00Z",
+        "amount": "100.00",
+        "currency": "USD",
+        "commission": "4.00",
+    }
     line.update(overrides)
     return json.dumps(line)
 
@@ -31,9 +63,11 @@ def one_line(stderr: str) -> str:
 
 # ---- CSV and normalised input with a partner -------------------------------------------------------------------
 
+
 def test_a_csv_named_as_a_partner_is_credited_to_that_partner(accrual, tmp_path):
     (tmp_path / "admitad.csv").write_text(
-        CSV_HEADER + "c-1,C-100,click-2,paid,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,100.00,USD,4.00\n")
+        CSV_HEADER + "c-1,C-100,click-2,paid,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,100.00,USD,4.00\n"
+    )
     result = json.loads(accrual("ingest", tmp_path / "admitad.csv", "--partner", "csv", "--as", "admitad").stdout)
     assert (result["partner"], result["read"], result["accepted"], result["quarantined"]) == ("admitad", 1, 1, 0)
     explained = json.loads(accrual("explain", "C-100", "--json").stdout)
@@ -45,19 +79,24 @@ def test_a_csv_named_as_a_partner_is_credited_to_that_partner(accrual, tmp_path)
 def test_a_csv_without_a_named_partner_or_with_an_unknown_one_is_refused_in_one_line(accrual, tmp_path):
     (tmp_path / "r.csv").write_text(CSV_HEADER + "c-1,C-1,click-2,paid,2026-11-03T18:00:00Z,,1.00,USD,0\n")
     assert "--as NAME" in one_line(accrual("ingest", tmp_path / "r.csv", "--partner", "csv", expect=2).stderr)
-    refused = one_line(accrual("ingest", tmp_path / "r.csv", "--partner", "csv", "--as", "AliExpress",
-                               expect=2).stderr)
+    refused = one_line(accrual("ingest", tmp_path / "r.csv", "--partner", "csv", "--as", "AliExpress", expect=2).stderr)
     assert "'AliExpress'" in refused and "did you mean 'aliexpress'" in refused
-    assert "'ebay'" in one_line(accrual("ingest", tmp_path / "r.csv", "--partner", "csv", "--as", "ebay",
-                                        expect=2).stderr)
+    assert "'ebay'" in one_line(
+        accrual("ingest", tmp_path / "r.csv", "--partner", "csv", "--as", "ebay", expect=2).stderr
+    )
 
 
 def test_normalised_lines_of_unknown_partners_and_currencies_are_quarantined_with_their_reason(accrual, tmp_path):
-    (tmp_path / "lines.jsonl").write_text("\n".join([
-        normalized(),
-        normalized(partner="ebay", line_id="n-2", order_id="N-2"),
-        normalized(currency="XYZ", line_id="n-3", order_id="N-3"),
-    ]) + "\n")
+    (tmp_path / "lines.jsonl").write_text(
+        "\n".join(
+            [
+                normalized(),
+                normalized(partner="ebay", line_id="n-2", order_id="N-2"),
+                normalized(currency="XYZ", line_id="n-3", order_id="N-3"),
+            ]
+        )
+        + "\n"
+    )
     result = json.loads(accrual("ingest", tmp_path / "lines.jsonl", "--partner", "normalized").stdout)
     assert (result["read"], result["accepted"], result["quarantined"]) == (3, 1, 2)
     reasons = result["quarantine_reasons"]
@@ -71,26 +110,36 @@ def test_a_drop_under_an_unknown_partner_folder_is_quarantined_by_the_ledger(sta
     body = CSV_HEADER + "d-1,D-1,click-2,paid,2026-11-03T18:00:00Z,,10.00,USD,0.40\n"
     key = "drops/ebay/2026-11-03.csv"
     stack.client("s3").put_object(Bucket=stack.reports_bucket, Key=key, Body=body.encode())
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    result = ingest_drop(stack.reports_bucket, key, settings=stack, now=datetime(2026, 11, 4, tzinfo=timezone.utc))
+    result = ingest_drop(stack.reports_bucket, key, settings=stack, now=datetime(2026, 11, 4, tzinfo=UTC))
     assert (result["partner"], result["accepted"], result["quarantined"]) == ("ebay", 0, 1)
     assert "partner='ebay'" in result["quarantine_reasons"][0]
 
 
 # ---- errors in one line ------------------------------------------------------------------------------------------
 
+
 def test_an_aliexpress_amount_is_quoted_as_written(accrual, tmp_path):
-    page = json.dumps(aliexpress_page(aliexpress_order(8000123456791))).replace('"paid_amount": 12000',
-                                                                               '"paid_amount": 1e400')
+    page = json.dumps(aliexpress_page(aliexpress_order(8000123456791))).replace(
+        '"paid_amount": 12000', '"paid_amount": 1e400'
+    )
     (tmp_path / "page.json").write_text(page)
     result = json.loads(accrual("ingest", tmp_path / "page.json", "--partner", "aliexpress").stdout)
     assert result["quarantine_reasons"] == ["1: paid_amount=1e400: not a plausible amount in minor units"]
 
 
-@pytest.mark.parametrize("command", [("config", "load"), ("config", "diff"), ("clicks", "load"),
-                                     ("ingest", "--partner", "aliexpress"), ("ingest", "--partner", "csv"),
-                                     ("ingest", "--partner", "normalized")])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("config", "load"),
+        ("config", "diff"),
+        ("clicks", "load"),
+        ("ingest", "--partner", "aliexpress"),
+        ("ingest", "--partner", "csv"),
+        ("ingest", "--partner", "normalized"),
+    ],
+)
 def test_a_binary_file_is_named(tmp_path, capsys, command):
     (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01" + bytes(range(256)))
     words, options = (command[:1], list(command[1:])) if command[0] == "ingest" else (command, [])
@@ -105,12 +154,17 @@ def test_a_missing_file_is_named(tmp_path, capsys):
 
 
 def test_a_configuration_error_shows_the_value_not_an_ellipsis(accrual, tmp_path):
-    bad = {**CONFIG, "version": "cli-bad", "rate_cards": [{**CONFIG["rate_cards"][0], "unexpected": {"a": 1}}],
-           "fx_rates": {"2026-10-01": "abc"}, "hold_days": {"aliexpress": -1}}
+    bad = {
+        **CONFIG,
+        "version": "cli-bad",
+        "rate_cards": [{**CONFIG["rate_cards"][0], "unexpected": {"a": 1}}],
+        "fx_rates": {"2026-10-01": "abc"},
+        "hold_days": {"aliexpress": -1},
+    }
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     stderr = accrual("config", "load", tmp_path / "bad.json", expect=2).stderr
     assert "{…}" not in stderr
-    assert 'fx_rates.2026-10-01' in stderr and '"abc"' in stderr
+    assert "fx_rates.2026-10-01" in stderr and '"abc"' in stderr
     assert "hold_days.aliexpress" in stderr and "(value: -1)" in stderr
 
 
@@ -168,9 +222,12 @@ def test_every_command_describes_its_arguments_and_the_environment():
 
 # ---- progress and interruption -----------------------------------------------------------------------------------
 
+
 def _many_orders(path, count):
-    rows = [f"p-{n},P-{n},click-2,paid,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,{n % 90 + 10}.00,USD,0.40"
-            for n in range(count)]
+    rows = [
+        f"p-{n},P-{n},click-2,paid,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,{n % 90 + 10}.00,USD,0.40"
+        for n in range(count)
+    ]
     path.write_text(CSV_HEADER + "\n".join(rows) + "\n")
 
 

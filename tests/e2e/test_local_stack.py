@@ -1,5 +1,6 @@
 """`accrual stack up` (what `make local` runs) as an operator uses it: start it, paste its exports into another shell,
 load the configuration and the simulator's clicks, and `accrual run` pulls the partner simulator, not the real APIs."""
+
 from __future__ import annotations
 
 import json
@@ -17,11 +18,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_stack_up_points_the_partners_at_the_simulator_and_run_works(tmp_path):
     clicks = tmp_path / "clicks.jsonl"
-    environment = {name: value for name, value in os.environ.items()
-                   if not name.startswith(("AWS_", "ACCRUAL_")) and not name.endswith(("_TABLE", "_PREFIX"))}
-    stack = subprocess.Popen([str(CLI), "stack", "up", "--days", "3", "--orders-per-day", "4", "--clicks",
-                              str(clicks)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env={**environment, "ACCRUAL_STACK": "upstack"}, start_new_session=True)
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AWS_", "ACCRUAL_")) and not name.endswith(("_TABLE", "_PREFIX"))
+    }
+    stack = subprocess.Popen(
+        [str(CLI), "stack", "up", "--days", "3", "--orders-per-day", "4", "--clicks", str(clicks)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**environment, "ACCRUAL_STACK": "upstack"},
+        start_new_session=True,
+    )
     try:
         printed = []
         deadline = time.monotonic() + 180
@@ -38,8 +47,7 @@ def test_stack_up_points_the_partners_at_the_simulator_and_run_works(tmp_path):
         shell = {**environment, **exports}
 
         def accrual(*args):
-            done = subprocess.run([str(CLI), *map(str, args)], env=shell, capture_output=True, text=True,
-                                  timeout=600)
+            done = subprocess.run([str(CLI), *map(str, args)], env=shell, capture_output=True, text=True, timeout=600)
             assert done.returncode == 0, (args, done.stdout[-2000:], done.stderr[-2000:])
             return done.stdout
 

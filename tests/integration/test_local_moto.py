@@ -1,5 +1,6 @@
 """The embedded moto server's transactions: without moto's whole-table copy, a cancelled transaction still leaves
 every item (and the table's stream) exactly as it was, and a committed one applies every item."""
+
 from __future__ import annotations
 
 import uuid
@@ -14,11 +15,15 @@ def table(moto_endpoint):
     client = boto3.client("dynamodb", endpoint_url=moto_endpoint)
     name = f"undo-{uuid.uuid4().hex[:8]}"
     client.create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
     client.put_item(TableName=name, Item={"pk": {"S": "order"}, "sk": {"S": "ORDER"}, "held": {"N": "5"}})
     client.put_item(TableName=name, Item={"pk": {"S": "user"}, "sk": {"S": "BALANCE"}, "pending": {"N": "5"}})
     return client, name
@@ -39,14 +44,30 @@ def _stream_records(name, endpoint):
 
 def _transaction(name, *, condition_holds: bool):
     return [
-        {"Put": {"TableName": name, "Item": {"pk": {"S": "order"}, "sk": {"S": "ENTRY#1"}, "amount": {"N": "3"}},
-                 "ConditionExpression": "attribute_not_exists(pk)"}},
-        {"Update": {"TableName": name, "Key": {"pk": {"S": "user"}, "sk": {"S": "BALANCE"}},
-                    "UpdateExpression": "ADD pending :delta", "ExpressionAttributeValues": {":delta": {"N": "3"}}}},
-        {"Update": {"TableName": name, "Key": {"pk": {"S": "order"}, "sk": {"S": "ORDER"}},
-                    "UpdateExpression": "SET held = :new", "ConditionExpression": "held = :old",
-                    "ExpressionAttributeValues": {":new": {"N": "8"},
-                                                  ":old": {"N": "5" if condition_holds else "7"}}}},
+        {
+            "Put": {
+                "TableName": name,
+                "Item": {"pk": {"S": "order"}, "sk": {"S": "ENTRY#1"}, "amount": {"N": "3"}},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        },
+        {
+            "Update": {
+                "TableName": name,
+                "Key": {"pk": {"S": "user"}, "sk": {"S": "BALANCE"}},
+                "UpdateExpression": "ADD pending :delta",
+                "ExpressionAttributeValues": {":delta": {"N": "3"}},
+            }
+        },
+        {
+            "Update": {
+                "TableName": name,
+                "Key": {"pk": {"S": "order"}, "sk": {"S": "ORDER"}},
+                "UpdateExpression": "SET held = :new",
+                "ConditionExpression": "held = :old",
+                "ExpressionAttributeValues": {":new": {"N": "8"}, ":old": {"N": "5" if condition_holds else "7"}},
+            }
+        },
     ]
 
 
@@ -56,8 +77,11 @@ def test_a_cancelled_transaction_leaves_items_and_stream_as_they_were(table, mot
     with pytest.raises(ClientError) as raised:
         client.transact_write_items(TransactItems=_transaction(name, condition_holds=False))
     assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
-    assert [reason["Code"] for reason in raised.value.response["CancellationReasons"]] == \
-        ["None", "None", "ConditionalCheckFailed"]
+    assert [reason["Code"] for reason in raised.value.response["CancellationReasons"]] == [
+        "None",
+        "None",
+        "ConditionalCheckFailed",
+    ]
     assert _everything(client, name) == before
     assert _stream_records(name, moto_endpoint) == records
 
@@ -80,12 +104,15 @@ from hypothesis import strategies as st  # noqa: E402
 
 KEYS = st.tuples(st.sampled_from("abc"), st.sampled_from("xy"))
 GROUPS = st.sampled_from(["g1", "g2", None])
-OPERATIONS = st.lists(st.one_of(
-    st.tuples(st.just("put"), KEYS, GROUPS),
-    st.tuples(st.just("update"), KEYS, GROUPS),
-    st.tuples(st.just("delete"), KEYS, st.none()),
-    st.tuples(st.just("cancelled"), KEYS, GROUPS),
-), max_size=12)
+OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), KEYS, GROUPS),
+        st.tuples(st.just("update"), KEYS, GROUPS),
+        st.tuples(st.just("delete"), KEYS, st.none()),
+        st.tuples(st.just("cancelled"), KEYS, GROUPS),
+    ),
+    max_size=12,
+)
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +120,18 @@ def indexed(moto_endpoint):
     client = boto3.client("dynamodb", endpoint_url=moto_endpoint)
     name = f"gsi-{uuid.uuid4().hex[:8]}"
     client.create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": name_, "AttributeType": "S"} for name_ in ("pk", "sk", "grp")],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[{"IndexName": "by_group", "KeySchema": [{"AttributeName": "grp", "KeyType": "HASH"}],
-                                 "Projection": {"ProjectionType": "ALL"}}])
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_group",
+                "KeySchema": [{"AttributeName": "grp", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
     return client, name
 
 
@@ -110,18 +144,30 @@ def _apply(client, name, operation, key, group):
         client.put_item(TableName=name, Item={**_key(key), **({"grp": {"S": group}} if group else {})})
     elif operation == "update":
         if group:
-            client.update_item(TableName=name, Key=_key(key), UpdateExpression="SET grp = :g",
-                               ExpressionAttributeValues={":g": {"S": group}})
+            client.update_item(
+                TableName=name,
+                Key=_key(key),
+                UpdateExpression="SET grp = :g",
+                ExpressionAttributeValues={":g": {"S": group}},
+            )
         else:
             client.update_item(TableName=name, Key=_key(key), UpdateExpression="REMOVE grp")
     elif operation == "delete":
         client.delete_item(TableName=name, Key=_key(key))
     else:  # a transaction that writes the item, then fails on a condition: nothing of it may stay
         with pytest.raises(ClientError):
-            client.transact_write_items(TransactItems=[
-                {"Put": {"TableName": name, "Item": {**_key(key), "grp": {"S": group or "g3"}}}},
-                {"ConditionCheck": {"TableName": name, "Key": _key(("zz", "zz")),
-                                    "ConditionExpression": "attribute_exists(pk)"}}])
+            client.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": name, "Item": {**_key(key), "grp": {"S": group or "g3"}}}},
+                    {
+                        "ConditionCheck": {
+                            "TableName": name,
+                            "Key": _key(("zz", "zz")),
+                            "ConditionExpression": "attribute_exists(pk)",
+                        }
+                    },
+                ]
+            )
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -134,12 +180,22 @@ def test_queries_answer_what_a_scan_finds(indexed, operations):
         _apply(client, name, operation, key, group)
     everything = client.scan(TableName=name)["Items"]
     for group in ("g1", "g2", "g3"):
-        queried = client.query(TableName=name, IndexName="by_group", KeyConditionExpression="grp = :g",
-                               ExpressionAttributeValues={":g": {"S": group}})["Items"]
-        assert sorted(map(repr, queried)) == sorted(repr(item) for item in everything
-                                                    if item.get("grp") == {"S": group})
+        queried = client.query(
+            TableName=name,
+            IndexName="by_group",
+            KeyConditionExpression="grp = :g",
+            ExpressionAttributeValues={":g": {"S": group}},
+        )["Items"]
+        assert sorted(map(repr, queried)) == sorted(
+            repr(item) for item in everything if item.get("grp") == {"S": group}
+        )
     for pk in "abc":
-        queried = client.query(TableName=name, KeyConditionExpression="pk = :p",
-                               ExpressionAttributeValues={":p": {"S": pk}}, ConsistentRead=True)["Items"]
-        assert [item["sk"]["S"] for item in queried] == sorted(item["sk"]["S"] for item in everything
-                                                               if item["pk"] == {"S": pk})
+        queried = client.query(
+            TableName=name,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": pk}},
+            ConsistentRead=True,
+        )["Items"]
+        assert [item["sk"]["S"] for item in queried] == sorted(
+            item["sk"]["S"] for item in everything if item["pk"] == {"S": pk}
+        )

@@ -1,4 +1,5 @@
 """A quarantine reason names the partner's own field and quotes the value as the partner wrote it."""
+
 from __future__ import annotations
 
 from hypothesis import given
@@ -27,8 +28,11 @@ def test_an_aliexpress_amount_above_the_line_limit_is_quoted_in_minor_units():
 
 
 def test_a_finished_aliexpress_order_names_the_finished_amount():
-    text = ali_page(ali_order(order_status="Buyer Confirmed Receipt", finished_amount=200000000000,
-                              finished_time="2026-11-10 10:00:00"))
+    text = ali_page(
+        ali_order(
+            order_status="Buyer Confirmed Receipt", finished_amount=200000000000, finished_time="2026-11-10 10:00:00"
+        )
+    )
     assert "finished_amount (amount)=200000000000" in reason(text, "aliexpress")
 
 
@@ -56,8 +60,10 @@ def test_an_admitad_action_without_a_date_names_action_date():
     assert reason(admitad_page(admitad_action(positions=[], action_date=None)), "admitad") == "action_date: missing"
 
 
-@given(st.decimals(allow_nan=False, allow_infinity=False, min_value=10 ** 7, max_value=10 ** 30, places=2))
+@given(st.decimals(allow_nan=False, allow_infinity=False, min_value=10**7, max_value=10**30, places=2))
 def test_a_normalised_amount_is_quoted_exactly_as_its_json_text(amount):
-    text = (f'{{"partner": "aliexpress", "line_id": "1", "order_id": "1", "status": "paid", "currency": "USD", '
-            f'"status_at": "2026-11-01T00:00:00Z", "ordered_at": "2026-11-01T00:00:00Z", "amount": {amount}}}')
+    text = (
+        f'{{"partner": "aliexpress", "line_id": "1", "order_id": "1", "status": "paid", "currency": "USD", '
+        f'"status_at": "2026-11-01T00:00:00Z", "ordered_at": "2026-11-01T00:00:00Z", "amount": {amount}}}'
+    )
     assert reason(text, "normalized").startswith(f"amount={amount}:")

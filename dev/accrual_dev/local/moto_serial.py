@@ -24,6 +24,7 @@ figures are in the README ("Local AWS").
 
     python -m accrual_dev.local.moto_serial -H 127.0.0.1 -p PORT
 """
+
 from __future__ import annotations
 
 import argparse
@@ -121,8 +122,9 @@ class _GsiIndex:
     """For one table: each GSI hash attribute's values -> the items holding that value (by their table key)."""
 
     def __init__(self, table: Table) -> None:
-        self.attributes = sorted({key["AttributeName"] for index in table.global_indexes for key in index.schema
-                                  if key["KeyType"] == "HASH"})
+        self.attributes = sorted(
+            {key["AttributeName"] for index in table.global_indexes for key in index.schema if key["KeyType"] == "HASH"}
+        )
         self.by_value: dict[str, dict[Any, dict[Any, Any]]] = {name: {} for name in self.attributes}
         self.indexed: dict[Any, list[tuple[str, Any]]] = {}
         for item in _every_item(table):
@@ -220,10 +222,9 @@ def update_item(self: DynamoDBBackend, table_name: str, key: dict[str, Any], *ar
     try:
         return _stock_update_item(self, table_name, key, *args, **kwargs)
     finally:  # an update changes the item in place (or fails part way): index what is stored now
-        table = self.tables.get(table_name)
-        entry = _key_of(self, {"Update": {"TableName": table_name, "Key": key}}) if table is not None else None
+        entry = _key_of(self, {"Update": {"TableName": table_name, "Key": key}})
         if entry is not None:
-            _reindex(table, (entry[1], entry[2]))
+            _reindex(entry[0], (entry[1], entry[2]))
 
 
 _stock_transact_write_items = DynamoDBBackend.transact_write_items
@@ -253,9 +254,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
-    parser.add_argument("--stock-transactions", action="store_true",
-                        help="moto as it is: a whole-table copy per transaction item, every query over every item "
-                             "(to compare)")
+    parser.add_argument(
+        "--stock-transactions",
+        action="store_true",
+        help="moto as it is: a whole-table copy per transaction item, every query over every item (to compare)",
+    )
     args = parser.parse_args()
     if not args.stock_transactions:
         without_table_copies()

@@ -1,9 +1,10 @@
 """JSON Lines of the normalised order line (README.md, "The formats"): one object per line, amounts as decimal
 strings, times ISO-8601 with a zone. Blank lines are skipped; every other line is read and either accepted or
 quarantined (bad JSON, bytes that are not UTF-8 and values nested too deep included): one line never stops the file."""
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from accrual.partners.report import MAX_JSON_DEPTH, LineRejected, ParsedReport, build_line, loads, nested_path
 
