@@ -136,7 +136,7 @@ def test_an_aliexpress_amount_is_quoted_as_written(accrual, tmp_path):
         ("config", "diff"),
         ("clicks", "load"),
         ("ingest", "--partner", "aliexpress"),
-        ("ingest", "--partner", "csv"),
+        ("ingest", "--partner", "csv", "--as", "admitad"),
         ("ingest", "--partner", "normalized"),
     ],
 )
