@@ -12,9 +12,12 @@ TOOLS_STAMP := $(TOOLS)/.installed
 # checkov (the template's security checks) clashes with both: a third virtual environment.
 CHECKOV := .tools/checkov
 CHECKOV_STAMP := $(CHECKOV)/.installed
+# ministack, the second emulator, pins its own botocore: a fourth virtual environment (started by the tests' fixtures).
+MINISTACK := .tools/ministack
+MINISTACK_STAMP := $(MINISTACK)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv tools checkov test test-fuzz run local bench lint build clean
+.PHONY: venv tools checkov ministack test-conformance test test-fuzz run local bench lint build clean
 
 venv: $(STAMP)
 
@@ -43,6 +46,15 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	$(CHECKOV)/bin/pip install -q --upgrade pip
 	$(CHECKOV)/bin/pip install -q -r requirements-checkov.txt
 	touch $(CHECKOV_STAMP)
+
+ministack: $(MINISTACK_STAMP)
+
+$(MINISTACK_STAMP): requirements-ministack.txt
+	@test -n "$(PYTHON312)" || { echo "python3.12 not found (pyenv or PATH)"; exit 1; }
+	$(PYTHON312) -m venv $(MINISTACK)
+	$(MINISTACK)/bin/pip install -q --upgrade pip
+	$(MINISTACK)/bin/pip install -q -r requirements-ministack.txt
+	touch $(MINISTACK_STAMP)
 
 # Every test, including the template checks (cfn-lint, sam validate --lint, sam build, checkov) in tests/integration.
 test: venv tools checkov
