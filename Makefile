@@ -102,7 +102,8 @@ test-ministack: venv ministack
 # CI's share (after `make test`, which runs everything on moto): the stack from the template, the ledger and the
 # ingest paths on ministack; the whole conformance run takes too long on 2 cores to run on every change.
 CONFORMANCE_QUICK := tests/integration/test_stack.py tests/integration/test_ledger.py \
-	tests/integration/test_hostile_ingest.py tests/integration/test_ingest_stream.py -m "not slow"
+	tests/integration/test_hostile_ingest.py tests/integration/test_ingest_stream.py \
+	tests/integration/test_ministack_server.py -m "not slow"
 test-conformance-quick: venv ministack
 	ACCRUAL_EMULATOR=ministack $(BIN)/pytest -n 2 -q $(CONFORMANCE_QUICK)
 
