@@ -1,6 +1,6 @@
 """Run the benchmarks, print their tables and a summary; every figure goes to bench/results.json (not committed).
 
-    .venv/bin/python bench/run.py                 # or: make bench (about 15 minutes on 2 cores)
+    .venv/bin/python bench/run.py                 # or: make bench (about 40 minutes on a shared 2-core machine)
     .venv/bin/python bench/run.py --full-memory   # ingest memory at 100,000 and 1,000,000 lines: hours
     .venv/bin/python bench/run.py --all           # also moto's time growth and the ledger bench at 1,000 orders
 
@@ -43,7 +43,8 @@ def summary() -> str:
     results = load_results()
     rows = []
     steps = (results.get("steps") or {}).get("steps") or {}
-    for step, figures in steps.items():
+    order = ("first_report", "replay", "settlement", "confirmation", "reversal")
+    for step, figures in sorted(steps.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99):
         project, reference, bound = figures["project"], figures["reference"], figures["lower_bound"]
         rows.append([step, f"{project['dynamodb_calls']} / {reference['dynamodb_calls']} / {bound['dynamodb_calls']}",
                      f"{project['rru']} / {reference['rru']} / {bound['rru']}",
