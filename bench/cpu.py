@@ -11,6 +11,7 @@ CPU is `time.process_time` of this process, the best of --repeat passes (garbage
 
     .venv/bin/python bench/cpu.py [--lines 20000] [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,6 @@ import time
 from datetime import timedelta
 
 from _common import accrual_config, build_orders, save_results, table
-
 from accrual.domain.decision import MissingFxRate
 from accrual.domain.rules import decide_order
 from accrual.partners import PartnerOptions, admitad, aliexpress
@@ -46,10 +46,12 @@ def workload(wanted: int):
     far = orders.last_event + timedelta(seconds=1)
     groups = [lines for report in (orders.first, orders.final) for lines in report.values()]
     normalised = [line.model_dump_json() for lines in groups for line in lines]
-    partner = [("ali", json.dumps(order.as_of(far), default=_number)) for order in orders.world.aliexpress
-               if order.as_of(far)]
-    partner += [("adm", json.dumps(action.as_of(far), default=_number)) for action in orders.world.admitad
-                if action.as_of(far)]
+    partner = [
+        ("ali", json.dumps(order.as_of(far), default=_number)) for order in orders.world.aliexpress if order.as_of(far)
+    ]
+    partner += [
+        ("adm", json.dumps(action.as_of(far), default=_number)) for action in orders.world.admitad if action.as_of(far)
+    ]
     copies = max(1, -(-wanted // len(normalised)))
     return orders, options, groups * copies, normalised * copies, partner * max(1, -(-wanted // len(partner)))
 
@@ -93,25 +95,35 @@ def run(wanted: int, repeat: int) -> dict:
     figures = {"lines": n_lines, "orders": len(groups), "partner_records": n_partner, "repeat": repeat}
     base = best_cpu(loads_normalised, repeat)
     base_partner = best_cpu(loads_partner, repeat)
-    measured = {"json_loads": base, "normalised_lines": best_cpu(parse_normalised, repeat),
-                "rules": best_cpu(rules, repeat)}
+    measured = {
+        "json_loads": base,
+        "normalised_lines": best_cpu(parse_normalised, repeat),
+        "rules": best_cpu(rules, repeat),
+    }
     figures["us_per_line"] = {name: round(value / n_lines * 1e6, 2) for name, value in measured.items()}
     figures["ratio_to_json_loads"] = {name: round(value / base, 1) for name, value in measured.items()}
     partner_cpu = best_cpu(map_partner, repeat)
-    figures["partner_records"] = {"records": n_partner,
-                                  "us_per_record_json_loads": round(base_partner / n_partner * 1e6, 2),
-                                  "us_per_record_mapped": round(partner_cpu / n_partner * 1e6, 2),
-                                  "ratio_to_json_loads": round(partner_cpu / base_partner, 1)}
+    figures["partner_records"] = {
+        "records": n_partner,
+        "us_per_record_json_loads": round(base_partner / n_partner * 1e6, 2),
+        "us_per_record_mapped": round(partner_cpu / n_partner * 1e6, 2),
+        "ratio_to_json_loads": round(partner_cpu / base_partner, 1),
+    }
     return figures
 
 
 def report(result: dict) -> str:
-    rows = [[name, result["us_per_line"][name], result["ratio_to_json_loads"][name]]
-            for name in ("json_loads", "normalised_lines", "rules")]
+    rows = [
+        [name, result["us_per_line"][name], result["ratio_to_json_loads"][name]]
+        for name in ("json_loads", "normalised_lines", "rules")
+    ]
     partner = result["partner_records"]
     rows.append(["partner API records (loads + map)", partner["us_per_record_mapped"], partner["ratio_to_json_loads"]])
-    return table(rows, ["per line (CPU, best of %d)" % result["repeat"], "µs", "× json.loads"],
-                 title=f"\n== CPU per line, {result['lines']:,} normalised lines ({result['orders']:,} orders) ==")
+    return table(
+        rows,
+        [f"per line (CPU, best of {result['repeat']})", "µs", "× json.loads"],
+        title=f"\n== CPU per line, {result['lines']:,} normalised lines ({result['orders']:,} orders) ==",
+    )
 
 
 def main() -> None:

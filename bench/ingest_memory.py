@@ -10,6 +10,7 @@ has the lines asked for (the clicks are the simulator's, so every order is attri
 
 The emulator's speed sets the time (every order is one transaction); the memory is the command's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,24 +54,46 @@ def write_report(path: Path, orders, wanted: int) -> int:
 
 def run_one(environment: dict, path: Path, now) -> dict:
     """The command under a tiny parent that reports its peak RSS (ru_maxrss of the waited child, KiB on Linux)."""
-    probe = ("import os, subprocess, sys, json, time; t = time.perf_counter(); "
-             "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL); "
-             "out = p.stdout.read(); _, status, usage = os.wait4(p.pid, 0); "
-             "print(json.dumps({'maxrss_kib': usage.ru_maxrss, 'status': os.waitstatus_to_exitcode(status), "
-             "'seconds': time.perf_counter() - t, 'out': out.decode()}))")
-    done = subprocess.run([sys.executable, "-c", probe, str(CLI), "ingest", str(path), "--partner", "normalized",
-                           "--now", now.isoformat()], capture_output=True, text=True, env=environment,
-                          stdin=subprocess.DEVNULL)
+    probe = (
+        "import os, subprocess, sys, json, time; t = time.perf_counter(); "
+        "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL); "
+        "out = p.stdout.read(); _, status, usage = os.wait4(p.pid, 0); "
+        "print(json.dumps({'maxrss_kib': usage.ru_maxrss, 'status': os.waitstatus_to_exitcode(status), "
+        "'seconds': time.perf_counter() - t, 'out': out.decode()}))"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            probe,
+            str(CLI),
+            "ingest",
+            str(path),
+            "--partner",
+            "normalized",
+            "--now",
+            now.isoformat(),
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+    )
     if done.returncode:
         raise SystemExit(f"the probe failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout)
     if result["status"] not in (0, 1):
         raise SystemExit(f"accrual ingest failed ({result['status']}):\n{done.stderr[-3000:]}")
     summary = json.loads(result["out"])
-    return {"peak_rss_mib": round(result["maxrss_kib"] / 1024, 1), "seconds": round(result["seconds"], 1),
-            "read": summary["read"], "accepted": summary["accepted"], "quarantined": summary["quarantined"],
-            "orders_changed": summary["reconciled"].get("orders_changed"),
-            "orders_failed": summary["reconciled"].get("orders_failed", 0)}
+    return {
+        "peak_rss_mib": round(result["maxrss_kib"] / 1024, 1),
+        "seconds": round(result["seconds"], 1),
+        "read": summary["read"],
+        "accepted": summary["accepted"],
+        "quarantined": summary["quarantined"],
+        "orders_changed": summary["reconciled"].get("orders_changed"),
+        "orders_failed": summary["reconciled"].get("orders_failed", 0),
+    }
 
 
 def run(volumes: list[int], emulator: str) -> dict:
@@ -94,8 +117,15 @@ def run(volumes: list[int], emulator: str) -> dict:
             os.environ.pop(name, None)
         for wanted in volumes:
             stack = f"mem{uuid.uuid4().hex[:6]}"  # a fresh stack per volume: each run starts from an empty ledger
-            os.environ.update({**LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL": server.url, "ACCRUAL_STACK": stack,
-                               "POWERTOOLS_LOG_LEVEL": "ERROR", "LOG_LEVEL": "ERROR"})
+            os.environ.update(
+                {
+                    **LOCAL_ENVIRONMENT,
+                    "AWS_ENDPOINT_URL": server.url,
+                    "ACCRUAL_STACK": stack,
+                    "POWERTOOLS_LOG_LEVEL": "ERROR",
+                    "LOG_LEVEL": "ERROR",
+                }
+            )
             provision(stack, template_path=ROOT / "template.yaml")
             config, clicks = folder / "config.json", folder / "clicks.jsonl"
             config.write_text(accrual_config().model_dump_json())
@@ -106,24 +136,44 @@ def run(volumes: list[int], emulator: str) -> dict:
             lines = write_report(path, orders, wanted)
             started = time.perf_counter()
             figures = run_one(dict(os.environ), path, now)
-            figures.update(lines=lines, file_mib=round(path.stat().st_size / 2**20, 1),
-                           lines_per_second=round(lines / (time.perf_counter() - started), 1))
+            figures.update(
+                lines=lines,
+                file_mib=round(path.stat().st_size / 2**20, 1),
+                lines_per_second=round(lines / (time.perf_counter() - started), 1),
+            )
             results[str(wanted)] = figures
             path.unlink()
             print(f"{lines:,} lines: peak RSS {figures['peak_rss_mib']} MiB in {figures['seconds']} s", flush=True)
     smallest, largest = results[str(min(volumes))], results[str(max(volumes))]
     ratio = round(largest["peak_rss_mib"] / smallest["peak_rss_mib"], 2)
-    return {"emulator": emulator, "volumes": results, "largest_over_smallest": ratio, "limit": LIMIT,
-            "streamed": ratio < LIMIT}
+    return {
+        "emulator": emulator,
+        "volumes": results,
+        "largest_over_smallest": ratio,
+        "limit": LIMIT,
+        "streamed": ratio < LIMIT,
+    }
 
 
 def report(result: dict) -> str:
-    rows = [[f"{figures['lines']:,}", figures["file_mib"], figures["peak_rss_mib"], figures["seconds"],
-             figures["lines_per_second"], figures["orders_changed"], figures["orders_failed"]]
-            for figures in result["volumes"].values()]
-    return table(rows, ["lines", "file MiB", "peak RSS MiB", "seconds", "lines/s", "orders changed", "failed"],
-                 title=f"\n== Peak memory of `accrual ingest` (normalised lines, rules and ledger on {result['emulator']}): "
-                       f"largest / smallest = {result['largest_over_smallest']} (limit {result['limit']}) ==")
+    rows = [
+        [
+            f"{figures['lines']:,}",
+            figures["file_mib"],
+            figures["peak_rss_mib"],
+            figures["seconds"],
+            figures["lines_per_second"],
+            figures["orders_changed"],
+            figures["orders_failed"],
+        ]
+        for figures in result["volumes"].values()
+    ]
+    return table(
+        rows,
+        ["lines", "file MiB", "peak RSS MiB", "seconds", "lines/s", "orders changed", "failed"],
+        title=f"\n== Peak memory of `accrual ingest` (normalised lines, rules and ledger on {result['emulator']}): "
+        f"largest / smallest = {result['largest_over_smallest']} (limit {result['limit']}) ==",
+    )
 
 
 def main() -> int:

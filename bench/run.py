@@ -9,6 +9,7 @@ Default steps: calls and units per order for each step on ministack beside the r
 (ingest_memory.py), rules throughput (rules.py), the ledger bench's stream relay at 200 orders on moto (ledger.py),
 then the cost extrapolation (cost.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,12 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
-            "system": f"{platform.system()} {platform.release()}"}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+    }
 
 
 def summary() -> str:
@@ -46,28 +51,48 @@ def summary() -> str:
     order = ("first_report", "replay", "settlement", "confirmation", "reversal")
     for step, figures in sorted(steps.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99):
         project, reference, bound = figures["project"], figures["reference"], figures["lower_bound"]
-        rows.append([step, f"{project['dynamodb_calls']} / {reference['dynamodb_calls']} / {bound['dynamodb_calls']}",
-                     f"{project['rru']} / {reference['rru']} / {bound['rru']}",
-                     f"{project['wru']} / {reference['wru']} / {bound['wru']}"])
+        rows.append(
+            [
+                step,
+                f"{project['dynamodb_calls']} / {reference['dynamodb_calls']} / {bound['dynamodb_calls']}",
+                f"{project['rru']} / {reference['rru']} / {bound['rru']}",
+                f"{project['wru']} / {reference['wru']} / {bound['wru']}",
+            ]
+        )
     blocks = []
     if rows:
-        blocks.append(table(rows, ["per order", "DynamoDB calls (project / reference / bound)", "RRU", "WRU"],
-                            title=f"\n== Summary ({results['steps']['orders']} orders on {results['steps']['emulator']})"
-                                  " =="))
+        blocks.append(
+            table(
+                rows,
+                ["per order", "DynamoDB calls (project / reference / bound)", "RRU", "WRU"],
+                title=f"\n== Summary ({results['steps']['orders']} orders on {results['steps']['emulator']}) ==",
+            )
+        )
     rows = []
     cpu = results.get("cpu")
     if cpu:
-        rows += [["CPU per line: normalisation / rules (× json.loads)",
-                  f"{cpu['ratio_to_json_loads']['normalised_lines']} / {cpu['ratio_to_json_loads']['rules']}"]]
+        rows += [
+            [
+                "CPU per line: normalisation / rules (× json.loads)",
+                f"{cpu['ratio_to_json_loads']['normalised_lines']} / {cpu['ratio_to_json_loads']['rules']}",
+            ]
+        ]
     memory = results.get("ingest_memory")
     if memory:
-        rows += [[f"accrual ingest peak RSS at {int(lines):,} lines", f"{figures['peak_rss_mib']} MiB "
-                  f"({figures['seconds']} s)"] for lines, figures in memory["volumes"].items()]
+        rows += [
+            [
+                f"accrual ingest peak RSS at {int(lines):,} lines",
+                f"{figures['peak_rss_mib']} MiB ({figures['seconds']} s)",
+            ]
+            for lines, figures in memory["volumes"].items()
+        ]
         rows.append(["largest / smallest", f"{memory['largest_over_smallest']} (limit {memory['limit']})"])
     cold = results.get("coldstart")
     if cold:
-        rows += [[f"import of functions/{name}", f"{figures['import_ms_median']} ms"]
-                 for name, figures in cold["functions"].items()]
+        rows += [
+            [f"import of functions/{name}", f"{figures['import_ms_median']} ms"]
+            for name, figures in cold["functions"].items()
+        ]
     cost = results.get("cost_from_steps")
     if cost:
         rows.append(["$ per million orders (DynamoDB + SNS, assumed prices)", cost["usd_per_million_orders"]["total"]])
@@ -83,10 +108,14 @@ def main() -> int:
     parser.add_argument("--all", action="store_true", help="also moto_growth.py and ledger.py at 1,000 orders")
     parser.add_argument("--orders", type=int, default=200, help="orders of the steps bench")
     args = parser.parse_args()
-    plan = [["steps.py", "--orders", str(args.orders)], ["cpu.py"], ["coldstart.py"],
-            ["ingest_memory.py", *(["--lines", "100000,1000000"] if args.full_memory else [])],
-            ["rules.py", "--seconds", "3"],
-            ["ledger.py", "--fast-orders", "200,1000" if args.all else "200"]]
+    plan = [
+        ["steps.py", "--orders", str(args.orders)],
+        ["cpu.py"],
+        ["coldstart.py"],
+        ["ingest_memory.py", *(["--lines", "100000,1000000"] if args.full_memory else [])],
+        ["rules.py", "--seconds", "3"],
+        ["ledger.py", "--fast-orders", "200,1000" if args.all else "200"],
+    ]
     if args.all:
         plan.append(["moto_growth.py"])
     plan.append(["cost.py"])

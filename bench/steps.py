@@ -26,6 +26,7 @@ index Query (keys only: well under 0.01 call per order).
 
     .venv/bin/python bench/steps.py [--orders 200] [--emulator ministack|moto]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,15 +73,26 @@ def pick(n: int):
 
 
 def reversal_lines(orders, keys, at):
-    return {key: [line.model_copy(update={"status": type(line.status)("invalid"), "status_at": at,
-                                          "status_detail": "refunded"}) for line in orders.final[key]]
-            for key in keys}
+    return {
+        key: [
+            line.model_copy(
+                update={"status": type(line.status)("invalid"), "status_at": at, "status_detail": "refunded"}
+            )
+            for line in orders.final[key]
+        ]
+        for key in keys
+    }
 
 
 def write_files(folder: Path, orders, keys, times) -> dict[str, Path]:
     config = accrual_config()
-    files = {"config": folder / "config.json", "clicks": folder / "clicks.jsonl", "first": folder / "first.jsonl",
-             "final": folder / "final.jsonl", "reversal": folder / "reversal.jsonl"}
+    files = {
+        "config": folder / "config.json",
+        "clicks": folder / "clicks.jsonl",
+        "first": folder / "first.jsonl",
+        "final": folder / "final.jsonl",
+        "reversal": folder / "reversal.jsonl",
+    }
     files["config"].write_text(config.model_dump_json())
     sub_ids = sorted({orders.final[key][0].sub_id for key in keys})
     files["clicks"].write_text("".join(orders.clicks[sub_id].model_dump_json() + "\n" for sub_id in sub_ids))
@@ -95,8 +107,13 @@ def step_times(orders) -> dict:
     first = orders.last_event + timedelta(hours=1)
     final = first + timedelta(hours=2)
     confirm = final + timedelta(days=max(config.hold_days.values()) + 1)
-    return {"first_report": first, "replay": first + timedelta(hours=1), "settlement": final,
-            "confirmation": confirm, "reversal": confirm + timedelta(days=2)}
+    return {
+        "first_report": first,
+        "replay": first + timedelta(hours=1),
+        "settlement": final,
+        "confirmation": confirm,
+        "reversal": confirm + timedelta(days=2),
+    }
 
 
 # ---- the project, through its CLI -----------------------------------------------------------------------------------
@@ -104,8 +121,9 @@ def cli(env: dict, *args: str, meter: Path | None = None) -> tuple[dict, dict | 
     environment = {**env, "PYTHONPATH": str(HOOK)}
     if meter is not None:
         environment["ACCRUAL_CALL_METER"] = str(meter)
-    done = subprocess.run([str(CLI), *args], capture_output=True, text=True, env=environment, stdin=subprocess.DEVNULL,
-                          timeout=3600)
+    done = subprocess.run(
+        [str(CLI), *args], capture_output=True, text=True, env=environment, stdin=subprocess.DEVNULL, timeout=3600
+    )
     if done.returncode not in (0, 1):
         raise SystemExit(f"accrual {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     try:
@@ -118,17 +136,22 @@ def cli(env: dict, *args: str, meter: Path | None = None) -> tuple[dict, dict | 
 def run_project(env: dict, files: dict, times: dict, folder: Path) -> dict:
     cli(env, "config", "load", str(files["config"]))
     cli(env, "clicks", "load", str(files["clicks"]))
-    commands = {"first_report": ["ingest", str(files["first"]), "--partner", "normalized"],
-                "replay": ["ingest", str(files["first"]), "--partner", "normalized"],
-                "settlement": ["ingest", str(files["final"]), "--partner", "normalized"],
-                "confirmation": ["confirm"],
-                "reversal": ["ingest", str(files["reversal"]), "--partner", "normalized"]}
+    commands = {
+        "first_report": ["ingest", str(files["first"]), "--partner", "normalized"],
+        "replay": ["ingest", str(files["first"]), "--partner", "normalized"],
+        "settlement": ["ingest", str(files["final"]), "--partner", "normalized"],
+        "confirmation": ["confirm"],
+        "reversal": ["ingest", str(files["reversal"]), "--partner", "normalized"],
+    }
     out = {}
     for step in STEPS:
         started = time.perf_counter()
         printed, counted = cli(env, *commands[step], "--now", times[step].isoformat(), meter=folder / f"{step}.json")
-        out[step] = {"counted": counted, "printed": printed.get("reconciled", printed),
-                     "seconds": round(time.perf_counter() - started, 2)}
+        out[step] = {
+            "counted": counted,
+            "printed": printed.get("reconciled", printed),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
     return out
 
 
@@ -142,18 +165,32 @@ class Reference:
         self.db = boto3.client("dynamodb", region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
         self.orders, self.balances, self.journal = f"{prefix}-orders", f"{prefix}-balances", f"{prefix}-journal"
         self.db.create_table(
-            TableName=self.orders, BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "due_shard", "AttributeType": "S"},
-                                  {"AttributeName": "due_at", "AttributeType": "S"}],
+            TableName=self.orders,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "due_shard", "AttributeType": "S"},
+                {"AttributeName": "due_at", "AttributeType": "S"},
+            ],
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[{"IndexName": "due", "Projection": {"ProjectionType": "KEYS_ONLY"},
-                                     "KeySchema": [{"AttributeName": "due_shard", "KeyType": "HASH"},
-                                                   {"AttributeName": "due_at", "KeyType": "RANGE"}]}])
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "due",
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                    "KeySchema": [
+                        {"AttributeName": "due_shard", "KeyType": "HASH"},
+                        {"AttributeName": "due_at", "KeyType": "RANGE"},
+                    ],
+                }
+            ],
+        )
         for name, key in ((self.balances, "user_id"), (self.journal, "entry_id")):
-            self.db.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                                 AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                                 KeySchema=[{"AttributeName": key, "KeyType": "HASH"}])
+            self.db.create_table(
+                TableName=name,
+                BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+            )
         self.changed = self.moved = 0
 
     def settle(self, key: str, lines, click, config, now, *, confirming: bool = False) -> None:
@@ -182,13 +219,22 @@ class Reference:
             due = due or (now + timedelta(days=config.hold_days_for(decision.partner))).isoformat()
         else:
             state, new_pending, new_confirmed = "pending", decision.cashback_usd, Decimal(0)
-        if stored and stored["state"]["S"] == state and stored["lines"]["S"] == lines_json \
-                and Decimal(stored["pending"]["N"]) == new_pending:
+        if (
+            stored
+            and stored["state"]["S"] == state
+            and stored["lines"]["S"] == lines_json
+            and Decimal(stored["pending"]["N"]) == new_pending
+        ):
             return
-        item = {"pk": {"S": key}, "state": {"S": state}, "lines": {"S": lines_json},
-                "decision": {"S": json.dumps(decision.to_dict(), sort_keys=True, default=str)},
-                "user_id": {"S": decision.user_id or "-"},
-                "pending": {"N": str(new_pending)}, "confirmed": {"N": str(new_confirmed)}}
+        item = {
+            "pk": {"S": key},
+            "state": {"S": state},
+            "lines": {"S": lines_json},
+            "decision": {"S": json.dumps(decision.to_dict(), sort_keys=True, default=str)},
+            "user_id": {"S": decision.user_id or "-"},
+            "pending": {"N": str(new_pending)},
+            "confirmed": {"N": str(new_confirmed)},
+        }
         if due:
             item.update(due_at={"S": due}, due_shard={"S": "0"})
         self.db.put_item(TableName=self.orders, Item=item)
@@ -196,22 +242,35 @@ class Reference:
         delta_pending, delta_confirmed = new_pending - pending, new_confirmed - confirmed
         if delta_pending or delta_confirmed:
             self.moved += 1
-            self.db.update_item(TableName=self.balances, Key={"user_id": {"S": decision.user_id or "-"}},
-                                UpdateExpression="ADD pending :p, confirmed :c",
-                                ExpressionAttributeValues={":p": {"N": str(delta_pending)},
-                                                           ":c": {"N": str(delta_confirmed)}})
-            self.db.put_item(TableName=self.journal, Item={
-                "entry_id": {"S": f"{key}#{uuid.uuid4().hex}"}, "order": {"S": key}, "state": {"S": state},
-                "pending": {"N": str(delta_pending)}, "confirmed": {"N": str(delta_confirmed)},
-                "at": {"S": now.isoformat()}})
+            self.db.update_item(
+                TableName=self.balances,
+                Key={"user_id": {"S": decision.user_id or "-"}},
+                UpdateExpression="ADD pending :p, confirmed :c",
+                ExpressionAttributeValues={":p": {"N": str(delta_pending)}, ":c": {"N": str(delta_confirmed)}},
+            )
+            self.db.put_item(
+                TableName=self.journal,
+                Item={
+                    "entry_id": {"S": f"{key}#{uuid.uuid4().hex}"},
+                    "order": {"S": key},
+                    "state": {"S": state},
+                    "pending": {"N": str(delta_pending)},
+                    "confirmed": {"N": str(delta_confirmed)},
+                    "at": {"S": now.isoformat()},
+                },
+            )
 
     def due(self, now) -> list[str]:
         keys, start = [], None
         while True:
-            page = self.db.query(TableName=self.orders, IndexName="due", Limit=100,
-                                 KeyConditionExpression="due_shard = :s AND due_at <= :t",
-                                 ExpressionAttributeValues={":s": {"S": "0"}, ":t": {"S": now.isoformat()}},
-                                 **({"ExclusiveStartKey": start} if start else {}))
+            page = self.db.query(
+                TableName=self.orders,
+                IndexName="due",
+                Limit=100,
+                KeyConditionExpression="due_shard = :s AND due_at <= :t",
+                ExpressionAttributeValues={":s": {"S": "0"}, ":t": {"S": now.isoformat()}},
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
             keys += [item["pk"]["S"] for item in page.get("Items", [])]
             start = page.get("LastEvaluatedKey")
             if not start:
@@ -221,8 +280,12 @@ class Reference:
 def run_reference(orders, keys, times) -> dict:
     config = accrual_config()
     reference = Reference(f"ref{uuid.uuid4().hex[:6]}")
-    reports = {"first_report": orders.first, "replay": orders.first, "settlement": orders.final,
-               "reversal": reversal_lines(orders, keys, times["reversal"] - timedelta(hours=1))}
+    reports = {
+        "first_report": orders.first,
+        "replay": orders.first,
+        "settlement": orders.final,
+        "reversal": reversal_lines(orders, keys, times["reversal"] - timedelta(hours=1)),
+    }
     out = {}
     for step in STEPS:
         reference.changed = reference.moved = 0
@@ -245,13 +308,16 @@ def per_order(counted: dict, n: int) -> dict:
     dynamodb = {name.split(":", 1)[1]: count for name, count in calls.items() if name.startswith("dynamodb:")}
     other = {name: count for name, count in calls.items() if not name.startswith("dynamodb:")}
     units = counted["units"]
-    return {"dynamodb_calls": round(sum(dynamodb.values()) / n, 3),
-            "dynamodb_calls_by_operation": {name: round(count / n, 3) for name, count in sorted(dynamodb.items())},
-            "rru": round(units.get("rru", 0) / n, 3), "wru": round(units.get("wru", 0) / n, 3),
-            "other_calls": round(sum(other.values()) / n, 3),
-            "other_calls_by_operation": {name: count for name, count in sorted(other.items())},
-            "errors": counted.get("errors", {}),
-            "calls_by_table": counted.get("by_table", {})}
+    return {
+        "dynamodb_calls": round(sum(dynamodb.values()) / n, 3),
+        "dynamodb_calls_by_operation": {name: round(count / n, 3) for name, count in sorted(dynamodb.items())},
+        "rru": round(units.get("rru", 0) / n, 3),
+        "wru": round(units.get("wru", 0) / n, 3),
+        "other_calls": round(sum(other.values()) / n, 3),
+        "other_calls_by_operation": {name: count for name, count in sorted(other.items())},
+        "errors": counted.get("errors", {}),
+        "calls_by_table": counted.get("by_table", {}),
+    }
 
 
 def lower_bound(changed: float, moved: float, notifications: float, confirmation: bool) -> dict:
@@ -259,10 +325,14 @@ def lower_bound(changed: float, moved: float, notifications: float, confirmation
     notifications are written (all per order)."""
     calls = 0.01 + changed + (0.01 if confirmation else 0)
     wru = 2 * changed + 2 * 2 * moved + 2 * notifications
-    return {"dynamodb_calls": round(calls, 3), "rru": 1.0, "wru": round(wru, 3),
-            "assumes": "BatchGetItem pages of 100 (consistent, items <= 4 KB); one TransactWriteItems per changed "
-                       "order: order 2 WRU + journal 2 + balance 2 when money moves + outbox 2 per notification "
-                       "(items <= 1 KB)"}
+    return {
+        "dynamodb_calls": round(calls, 3),
+        "rru": 1.0,
+        "wru": round(wru, 3),
+        "assumes": "BatchGetItem pages of 100 (consistent, items <= 4 KB); one TransactWriteItems per changed "
+        "order: order 2 WRU + journal 2 + balance 2 when money moves + outbox 2 per notification "
+        "(items <= 1 KB)",
+    }
 
 
 def run(n: int, emulator: str) -> dict:
@@ -276,8 +346,15 @@ def run(n: int, emulator: str) -> dict:
 
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             os.environ.pop(name, None)
-        os.environ.update({**LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL": server.url, "ACCRUAL_STACK": stack,
-                           "POWERTOOLS_LOG_LEVEL": "ERROR", "LOG_LEVEL": "ERROR"})
+        os.environ.update(
+            {
+                **LOCAL_ENVIRONMENT,
+                "AWS_ENDPOINT_URL": server.url,
+                "ACCRUAL_STACK": stack,
+                "POWERTOOLS_LOG_LEVEL": "ERROR",
+                "LOG_LEVEL": "ERROR",
+            }
+        )
         from accrual_dev.local.provision import provision
 
         provision(stack, template_path=ROOT / "template.yaml")
@@ -290,15 +367,27 @@ def run(n: int, emulator: str) -> dict:
         mine, theirs = project[step], reference[step]
         notifications = (mine["printed"] or {}).get("notifications", 0) / n
         steps[step] = {
-            "project": {**per_order(mine["counted"], n), "ledger_counts": mine["printed"],
-                        "cli_seconds": mine["seconds"]},
-            "reference": {**per_order(theirs["counted"], n), "orders_changed": theirs["changed"],
-                          "orders_moving_money": theirs["moved"]},
-            "lower_bound": lower_bound(theirs["changed"] / n, theirs["moved"] / n, notifications,
-                                       step == "confirmation"),
+            "project": {
+                **per_order(mine["counted"], n),
+                "ledger_counts": mine["printed"],
+                "cli_seconds": mine["seconds"],
+            },
+            "reference": {
+                **per_order(theirs["counted"], n),
+                "orders_changed": theirs["changed"],
+                "orders_moving_money": theirs["moved"],
+            },
+            "lower_bound": lower_bound(
+                theirs["changed"] / n, theirs["moved"] / n, notifications, step == "confirmation"
+            ),
         }
-    return {"orders": n, "emulator": emulator, "lines_first": sum(len(orders.first[k]) for k in keys),
-            "lines_final": sum(len(orders.final[k]) for k in keys), "steps": steps}
+    return {
+        "orders": n,
+        "emulator": emulator,
+        "lines_first": sum(len(orders.first[k]) for k in keys),
+        "lines_final": sum(len(orders.final[k]) for k in keys),
+        "steps": steps,
+    }
 
 
 def report(result: dict) -> str:
@@ -306,18 +395,36 @@ def report(result: dict) -> str:
     for step, figures in result["steps"].items():
         for side in ("project", "reference", "lower_bound"):
             values = figures[side]
-            rows.append([step if side == "project" else "", side.replace("_", " "), values["dynamodb_calls"],
-                         values["rru"], values["wru"], values.get("other_calls", "")])
-    lines = [table(rows, ["step", "implementation", "DynamoDB calls", "RRU", "WRU", "other AWS calls"],
-                   title=f"\n== Calls and capacity units per order, {result['orders']} orders on {result['emulator']} "
-                         "(counted by botocore hooks, units as the emulator charged them) ==")]
-    rows = [[step, ", ".join(f"{name} {value:g}" for name, value in figures["project"]
-                             ["dynamodb_calls_by_operation"].items())]
-            for step, figures in result["steps"].items()]
+            rows.append(
+                [
+                    step if side == "project" else "",
+                    side.replace("_", " "),
+                    values["dynamodb_calls"],
+                    values["rru"],
+                    values["wru"],
+                    values.get("other_calls", ""),
+                ]
+            )
+    lines = [
+        table(
+            rows,
+            ["step", "implementation", "DynamoDB calls", "RRU", "WRU", "other AWS calls"],
+            title=f"\n== Calls and capacity units per order, {result['orders']} orders on {result['emulator']} "
+            "(counted by botocore hooks, units as the emulator charged them) ==",
+        )
+    ]
+    rows = [
+        [
+            step,
+            ", ".join(f"{name} {value:g}" for name, value in figures["project"]["dynamodb_calls_by_operation"].items()),
+        ]
+        for step, figures in result["steps"].items()
+    ]
     lines.append(table(rows, ["step", "project: DynamoDB calls per order by operation"]))
     confirm = result["steps"]["confirmation"]["project"]["calls_by_table"]
-    lines.append("confirmation, calls by table: " + ", ".join(f"{name}: {count}" for name, count in
-                                                               sorted(confirm.items())))
+    lines.append(
+        "confirmation, calls by table: " + ", ".join(f"{name}: {count}" for name, count in sorted(confirm.items()))
+    )
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ The emulator is chosen by one setting, ACCRUAL_EMULATOR: `moto` (the default, mo
 emulator gets wrong is marked `only_on("moto", reason=...)` (or "ministack"): it is skipped on the other with the
 reason, and the README lists them.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,15 +19,25 @@ from collections.abc import Iterator
 import pytest
 
 from accrual import settings as settings_module
-from accrual_dev.local.provision import provision
-from accrual_dev.local.ministack import MinistackServer
-from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
 from accrual.settings import Settings
+from accrual_dev.local.ministack import MinistackServer
+from accrual_dev.local.provision import provision
+from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
 
 # Names Settings.from_env reads before the stack's outputs: a developer's shell must not redirect a test's stack.
-_RESOURCE_VARIABLES = ("ORDERS_TABLE", "BALANCES_TABLE", "OUTBOX_TABLE", "CLICKS_TABLE", "CONTROL_TABLE",
-                       "IDEMPOTENCY_TABLE", "NOTIFICATIONS_TOPIC_ARN", "REPORTS_BUCKET",
-                       "LOCAL_NOTIFICATIONS_QUEUE_URL", "PARTNER_SECRETS_PREFIX", "PARTNER_PARAMETERS_PREFIX")
+_RESOURCE_VARIABLES = (
+    "ORDERS_TABLE",
+    "BALANCES_TABLE",
+    "OUTBOX_TABLE",
+    "CLICKS_TABLE",
+    "CONTROL_TABLE",
+    "IDEMPOTENCY_TABLE",
+    "NOTIFICATIONS_TOPIC_ARN",
+    "REPORTS_BUCKET",
+    "LOCAL_NOTIFICATIONS_QUEUE_URL",
+    "PARTNER_SECRETS_PREFIX",
+    "PARTNER_PARAMETERS_PREFIX",
+)
 EMULATORS = {"moto": MotoServer, "ministack": MinistackServer}
 
 
@@ -39,8 +50,11 @@ def emulator_name() -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "only_on(emulator, reason): the emulator this test is right on; skipped on "
-                                       "the other one with the reason (the emulator is wrong there, not the ledger)")
+    config.addinivalue_line(
+        "markers",
+        "only_on(emulator, reason): the emulator this test is right on; skipped on "
+        "the other one with the reason (the emulator is wrong there, not the ledger)",
+    )
     emulator_name()
 
 

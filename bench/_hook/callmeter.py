@@ -10,6 +10,7 @@ In the bench's own process: `install()` before any client is made, `snapshot()` 
 child process (the `accrual` CLI as the operator runs it): put bench/_hook on PYTHONPATH and set ACCRUAL_CALL_METER
 to a file; the bundled sitecustomize.py installs the counter and writes its totals there at exit.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -35,7 +36,9 @@ def _ask_capacity(params, model, **_) -> None:
         params["ReturnConsumedCapacity"] = "INDEXES"
     if "TableName" in params:  # which table each single-table call goes to
         with _lock:
-            by_table[f"{model.name} {params['TableName']}{' ' + params['IndexName'] if 'IndexName' in params else ''}"] += 1
+            by_table[
+                f"{model.name} {params['TableName']}{' ' + params['IndexName'] if 'IndexName' in params else ''}"
+            ] += 1
 
 
 def _count(http_response=None, parsed=None, model=None, **_) -> None:

@@ -1,5 +1,6 @@
 """The ministack launcher: started on a free loopback port, answers its health check and boto3, empties on reset,
 and is gone once the `with` block ends (the benches and the conformance fixtures rely on all four)."""
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ then `.tools/ministack/bin/ministack` of this checkout, then PATH.
     with MinistackServer() as server:
         os.environ["AWS_ENDPOINT_URL"] = server.url
 """
+
 from __future__ import annotations
 
 import json
@@ -32,13 +33,17 @@ _CHECKOUT = Path(__file__).resolve().parents[3]
 
 def ministack_executable() -> str:
     """MINISTACK_BIN, else the checkout's .tools/ministack, else `ministack` on PATH; a clear error otherwise."""
-    candidates = [os.environ.get("MINISTACK_BIN"), str(_CHECKOUT / ".tools" / "ministack" / "bin" / "ministack"),
-                  shutil.which("ministack")]
+    candidates = [
+        os.environ.get("MINISTACK_BIN"),
+        str(_CHECKOUT / ".tools" / "ministack" / "bin" / "ministack"),
+        shutil.which("ministack"),
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
-    raise FileNotFoundError("ministack is not installed: run `make ministack` (it builds .tools/ministack) or set "
-                            "MINISTACK_BIN")
+    raise FileNotFoundError(
+        "ministack is not installed: run `make ministack` (it builds .tools/ministack) or set MINISTACK_BIN"
+    )
 
 
 def available() -> bool:
@@ -54,8 +59,13 @@ class MinistackServer:
 
     name = "ministack"
 
-    def __init__(self, host: str = HOST, port: int | None = None, startup_timeout: float = 30.0,
-                 environment: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        host: str = HOST,
+        port: int | None = None,
+        startup_timeout: float = 30.0,
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.startup_timeout = startup_timeout
@@ -101,25 +111,39 @@ class MinistackServer:
         with urllib.request.urlopen(f"{self.url}{HEALTH_PATH}", timeout=5) as answer:
             return json.loads(answer.read() or b"{}")
 
-    def __enter__(self) -> "MinistackServer":
+    def __enter__(self) -> MinistackServer:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.stop()
 
     def _launch(self, executable: str, port: int) -> bool:
-        environment = {**os.environ, **LOCAL_ENVIRONMENT, "GATEWAY_PORT": str(port), "BIND_HOST": self.host,
-                       # nothing kept between runs, no Docker: every start is an empty emulator
-                       "PERSIST_STATE": "0", "LOG_LEVEL": "WARNING", **self.environment}
+        environment = {
+            **os.environ,
+            **LOCAL_ENVIRONMENT,
+            "GATEWAY_PORT": str(port),
+            "BIND_HOST": self.host,
+            # nothing kept between runs, no Docker: every start is an empty emulator
+            "PERSIST_STATE": "0",
+            "LOG_LEVEL": "WARNING",
+            **self.environment,
+        }
         for name in ("AWS_ENDPOINT_URL", "VIRTUAL_ENV", "PYTHONPATH"):
             environment.pop(name, None)
         # its log goes to a file, never to a pipe nobody drains (a full pipe would block the server)
         self._log = tempfile.TemporaryFile()
-        self._process = subprocess.Popen([executable], stdin=subprocess.DEVNULL, stdout=self._log,
-                                         stderr=subprocess.STDOUT, env=environment, start_new_session=True,
-                                         cwd=tempfile.gettempdir())
+        self._process = subprocess.Popen(
+            [executable],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            start_new_session=True,
+            cwd=tempfile.gettempdir(),
+        )
         self._bound_port = port
         return self._wait_ready()
 
@@ -129,8 +153,7 @@ class MinistackServer:
             if self._process is None or self._process.poll() is not None:
                 return False
             try:
-                with urllib.request.urlopen(f"http://{self.host}:{self._bound_port}{HEALTH_PATH}",
-                                            timeout=2) as answer:
+                with urllib.request.urlopen(f"http://{self.host}:{self._bound_port}{HEALTH_PATH}", timeout=2) as answer:
                     if answer.status == 200:
                         return True
             except (urllib.error.URLError, ConnectionError, TimeoutError):

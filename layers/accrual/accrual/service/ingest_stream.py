@@ -9,16 +9,18 @@ across the parts, and line numbers count from the start of the file. Quarantined
 written once (to S3 and the quarantine records), like a file read whole: they are the exception, and a file made
 only of them is bounded by the readers' own limits.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from accrual.adapters.partner_state import PartnerState
 from accrual.adapters.report_archive import ReportArchive, raw_key
@@ -67,15 +69,17 @@ def parts(path: Path, part_lines: int = PART_LINES) -> Iterator[bytes]:
         yield b"".join(part)
 
 
-def ingest_jsonl_file(path: Path, *, settings: Settings, now: datetime, reconcile=None,
-                      part_lines: int = PART_LINES) -> dict[str, Any]:
+def ingest_jsonl_file(
+    path: Path, *, settings: Settings, now: datetime, reconcile=None, part_lines: int = PART_LINES
+) -> dict[str, Any]:
     from accrual.service.ingest import ledger_reconcile, screen_report
 
     run_id = uuid.uuid4().hex
     partner = report_format = "normalized"
     archive = ReportArchive(settings)
-    source = raw_key(partner, now.replace(hour=0, minute=0, second=0, microsecond=0),
-                     f"{path.stem}-{_file_digest(path)}")
+    source = raw_key(
+        partner, now.replace(hour=0, minute=0, second=0, microsecond=0), f"{path.stem}-{_file_digest(path)}"
+    )
     settings.client("s3").upload_file(str(path), archive.bucket, source, ExtraArgs={"ContentType": "application/json"})
     reconcile = reconcile or ledger_reconcile(settings, now)
 
@@ -96,7 +100,14 @@ def ingest_jsonl_file(path: Path, *, settings: Settings, now: datetime, reconcil
     if quarantined:
         key = archive.put_quarantine(source, quarantined, run_id=run_id, partner=partner)
         PartnerState(settings).quarantine(partner, source, quarantined, run_id=run_id, now=now, raw_key=key)
-    return {"partner": partner, "source": source, "format": report_format, "run_id": run_id,
-            "read": counts["read"], "accepted": counts["accepted"], "quarantined": counts["quarantined"],
-            "quarantine_reasons": [f"{line.position}: {line.reason}" for line in quarantined],
-            "reconciled": dict(reconciled)}
+    return {
+        "partner": partner,
+        "source": source,
+        "format": report_format,
+        "run_id": run_id,
+        "read": counts["read"],
+        "accepted": counts["accepted"],
+        "quarantined": counts["quarantined"],
+        "quarantine_reasons": [f"{line.position}: {line.reason}" for line in quarantined],
+        "reconciled": dict(reconciled),
+    }
