@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from accrual.partners.report import MAX_JSON_DEPTH, LineRejected, ParsedReport, build_line, loads, nested_path
 
 
-def parse_jsonl(data: bytes | str, *, source: str, partner: str = "normalized") -> ParsedReport:
+def parse_jsonl(data: bytes | str, *, source: str, partner: str = "normalized", first_line: int = 1) -> ParsedReport:
+    """`first_line` numbers the lines of a part of a longer file (a streamed ingest reads it part by part)."""
     # Undecodable bytes become lone surrogates, so they spoil only the line they are in.
     text = data.decode("utf-8-sig", "surrogateescape") if isinstance(data, bytes) else data
     report = ParsedReport(partner=partner, source=source)
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=first_line):
         if not line.strip():
             continue
         report.take(line, lambda: _map_line(number, line))  # noqa: B023 - called at once, inside the loop
