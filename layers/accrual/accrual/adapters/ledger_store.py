@@ -273,6 +273,8 @@ class LedgerStore(Protocol):
 def _order_record(item: OrderItem) -> OrderRecord:
     values = {name: getattr(item, name) for name in ORDER_FIELDS}
     values["due_shard"] = due_shard(item.key) if item.due_at else None
+    if values["version"] is None:
+        del values["version"]  # not stored yet: the put is conditional on no item (VersionAttribute)
     return OrderRecord(item.key, ORDER_SK, **values)
 
 
