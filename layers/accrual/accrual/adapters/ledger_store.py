@@ -249,6 +249,8 @@ class LedgerStore(Protocol):
     def record_refusal(self, key: str, line: OrderLine, reason: str, state: str, at: str) -> None: ...
     def find_orders(self, order_number: str) -> list[str]: ...
     def orders_of_user(self, user_id: str) -> list[str]: ...
+    def orders_between(self, since: str | None, until: str | None) -> list[str]:
+        """Orders whose `ordered_at` (their first line's order time, UTC text) is in [since, until)."""
     def journal(self, key: str) -> list[JournalEntry]: ...
     def refusals(self, key: str) -> list[StoredRefusal]: ...
     def balance(self, user_id: str) -> StoredBalance | None: ...
@@ -417,6 +419,14 @@ class DynamoLedgerStore:
 
     def orders_of_user(self, user_id: str) -> list[str]:
         return sorted({item.pk for item in OrderRecord.by_user.query(user_id)})
+
+    def orders_between(self, since: str | None, until: str | None) -> list[str]:
+        condition = OrderRecord.sk == ORDER_SK
+        if since is not None:
+            condition &= OrderRecord.ordered_at >= since
+        if until is not None:
+            condition &= OrderRecord.ordered_at < until
+        return sorted(item.pk for item in OrderRecord.scan(condition, attributes_to_get=["pk"]))
 
     def journal(self, key: str) -> list[JournalEntry]:
         return [_entry_of(record)

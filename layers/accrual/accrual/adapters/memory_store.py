@@ -142,6 +142,10 @@ class InMemoryLedgerStore:
     def orders_of_user(self, user_id: str) -> list[str]:
         return sorted(key for key, order in self.orders.items() if order.user_id == user_id)
 
+    def orders_between(self, since: str | None, until: str | None) -> list[str]:
+        return sorted(key for key, order in self.orders.items()
+                      if (since is None or order.ordered_at >= since) and (until is None or order.ordered_at < until))
+
     def journal(self, key: str) -> list[JournalEntry]:
         return sorted((entry for entry in self.entries.values() if entry.key == key),
                       key=lambda entry: (entry.sequence, entry.transition))
