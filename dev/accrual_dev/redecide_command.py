@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from accrual.adapters.ledger_store import DynamoLedgerStore, LedgerStore, utc_text
 from accrual.service.ledger import Ledger, Redecided
@@ -61,7 +61,7 @@ def redecide(args) -> int:
     store = DynamoLedgerStore(settings)
     keys = select_orders(store, orders=args.orders, user=args.user, since=args.since, until=args.until)
     ledger = Ledger(settings, store=store)
-    results, counts = ledger.redecide(keys, now=args.now or datetime.now(timezone.utc), dry_run=args.dry_run)
+    results, counts = ledger.redecide(keys, now=args.now or datetime.now(UTC), dry_run=args.dry_run)
     if args.json:
         print(json.dumps({"dry_run": args.dry_run, "config_version": ledger.config.version, "selected": len(keys),
                           "counts": counts.as_dict(), "orders": [item.to_dict() for item in results]}, indent=2))

@@ -10,11 +10,16 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from pynamodb.connection import Connection
 
+from accrual.adapters.ledger_store import DynamoLedgerStore
 from accrual.adapters.ledger_tables import (
-    BalanceRecord, DecisionRecord, JournalEntryRecord, LineRecord, OrderRecord, OutboxRecord,
+    BalanceRecord,
+    DecisionRecord,
+    JournalEntryRecord,
+    LineRecord,
+    OrderRecord,
+    OutboxRecord,
 )
 from accrual.domain.lifecycle import ReviewVerdict
-from accrual.adapters.ledger_store import DynamoLedgerStore
 from accrual.service.ledger import Ledger
 from accrual.service.reading import audit, balance, explain
 from support.ledger import T0, balance_of, line, load_reference_data

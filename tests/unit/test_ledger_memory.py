@@ -64,7 +64,8 @@ def test_a_refused_transition_is_recorded_and_ignored():
     counts = ledger.reconcile([line("A", status="paid", at=settled_at + timedelta(days=2))],
                               now=settled_at + timedelta(days=2))
     assert counts["transitions_refused"] == 1
-    assert [item["reason"] for item in explain(ledger.store, "A")["refused"]] == ["confirmed does not go back to pending"]
+    refused = [item["reason"] for item in explain(ledger.store, "A")["refused"]]
+    assert refused == ["confirmed does not go back to pending"]
 
 
 @pytest.mark.parametrize(("verdict", "state", "pending"), [("released", "pending", "10.00"),
@@ -167,7 +168,7 @@ def test_the_audit_finds_a_balance_that_is_not_its_journal():
     assert not result["ok"] and [item["kind"] for item in result["differences"]] == ["balance"]
 
 
-# ---- the run summary --------------------------------------------------------------------------------------------------
+# ---- the run summary -------------------------------------------------------------------------------------------------
 
 def test_run_counts_add_up_and_keep_only_what_a_run_touched():
     first, second = RunCounts(lines_received=2), RunCounts()
@@ -182,7 +183,8 @@ def test_run_counts_add_up_and_keep_only_what_a_run_touched():
 
 STATUSES = ["awaiting_payment", "paid", "received", "settled", "invalid"]
 report = st.tuples(st.sampled_from(["A", "B"]), st.sampled_from(["1", "2"]), st.sampled_from(STATUSES),
-                   st.integers(0, 20), st.sampled_from(["20.00", "100.00", "900.00"]), st.sampled_from(["alice", "bob"]))
+                   st.integers(0, 20), st.sampled_from(["20.00", "100.00", "900.00"]),
+                   st.sampled_from(["alice", "bob"]))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

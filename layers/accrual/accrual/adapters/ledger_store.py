@@ -21,7 +21,7 @@ import dataclasses
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
 
@@ -31,8 +31,20 @@ from pynamodb.transactions import TransactWrite
 
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import (
-    DECISION_SK, DUE_SHARDS, LINE_PREFIX, ORDER_SK, OUTBOX_SHARDS, BalanceRecord, DecisionRecord, JournalEntryRecord,
-    LineRecord, OrderRecord, OrderTooLarge, OutboxRecord, RefusedRecord, bind_ledger_tables, load_order_items,
+    DUE_SHARDS,
+    LINE_PREFIX,
+    ORDER_SK,
+    OUTBOX_SHARDS,
+    BalanceRecord,
+    DecisionRecord,
+    JournalEntryRecord,
+    LineRecord,
+    OrderRecord,
+    OrderTooLarge,
+    OutboxRecord,
+    RefusedRecord,
+    bind_ledger_tables,
+    load_order_items,
 )
 from accrual.domain.lifecycle import NOTHING, Holding
 from accrual.domain.models import AccrualConfig, Click, OrderLine
@@ -45,11 +57,11 @@ REFUSED_PREFIX = "REFUSED#"
 
 def utc_text(moment: datetime) -> str:
     """Times as sortable UTC text, the form every key and index uses."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_utc(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def due_shard(key: str) -> str:
@@ -233,7 +245,7 @@ def refusal_ref(line: OrderLine) -> str:
     return f"{REFUSED_PREFIX}{line.line_id}#{utc_text(line.status_at)}#{line.status.value}"
 
 
-# ---- the protocol -----------------------------------------------------------------------------------------------------
+# ---- the protocol ----------------------------------------------------------------------------------------------------
 
 class LedgerStore(Protocol):
     """What the ledger, the readers and the relay need of storage."""
@@ -270,7 +282,7 @@ class LedgerStore(Protocol):
     def new_user_coupon_uses(self, user_id: str) -> list[tuple[str, str]]: ...
 
 
-# ---- DynamoDB ---------------------------------------------------------------------------------------------------------
+# ---- DynamoDB --------------------------------------------------------------------------------------------------------
 
 def _order_record(item: OrderItem) -> OrderRecord:
     values = {name: getattr(item, name) for name in ORDER_FIELDS}
@@ -317,7 +329,7 @@ def _outbox_record(message: OutboxMessage) -> OutboxRecord:
 
 def _outbox_message(record: OutboxRecord) -> OutboxMessage:
     return OutboxMessage(record.event_id, record.event_type, record.user_id, record.body, record.attributes,
-                         record.created_at, record.expires_at)
+                         record.created_at, int(record.expires_at or 0))
 
 
 def _balance_of(record: BalanceRecord) -> StoredBalance:
@@ -513,7 +525,8 @@ def _raise_for(changes: Sequence[OrderChange], kinds: list[str], error: Transact
     """Tell a lost race (an order changed, a transaction conflict: retry) from a journal or notification id taken
     with another payload while the orders did not change (a JournalConflict, never passed off)."""
     codes = [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
-    failed = {kinds[index] for index, code in enumerate(codes) if code == "ConditionalCheckFailed" and index < len(kinds)}
+    failed = {kinds[index] for index, code in enumerate(codes)
+              if code == "ConditionalCheckFailed" and index < len(kinds)}
     if "order" in failed or "TransactionConflict" in codes:
         raise LostRace() from error
     if failed & {"entry", "outbox"}:

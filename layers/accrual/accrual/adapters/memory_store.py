@@ -10,9 +10,24 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from accrual.adapters.ledger_store import (
-    MAX_TRANSACTION_ITEMS, JournalConflict, JournalEntry, LineWrite, LoadedOrder, LostRace, OrderChange, OrderItem,
-    OutboxMessage, StoredBalance, StoredLine, StoredRefusal, entry_taken, line_ref, merged_balances, refusal_ref,
-    transaction_size, utc_text,
+    MAX_TRANSACTION_ITEMS,
+    JournalConflict,
+    JournalEntry,
+    LineWrite,
+    LoadedOrder,
+    LostRace,
+    OrderChange,
+    OrderItem,
+    OutboxMessage,
+    StoredBalance,
+    StoredLine,
+    StoredRefusal,
+    entry_taken,
+    line_ref,
+    merged_balances,
+    refusal_ref,
+    transaction_size,
+    utc_text,
 )
 from accrual.adapters.ledger_tables import DecisionRecord
 from accrual.domain.lifecycle import Holding
@@ -124,7 +139,8 @@ class InMemoryLedgerStore:
         return {key for key, lines in self.lines.items() if any(item.ref == ref for item in lines.values())}
 
     def due_orders(self, until: str, page_size: int) -> Iterator[str]:
-        due = sorted((order.due_at, key) for key, order in self.orders.items() if order.due_at and order.due_at <= until)
+        due = sorted((order.due_at, key) for key, order in self.orders.items()
+                     if order.due_at and order.due_at <= until)
         for _, key in due:
             yield key
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -85,7 +85,7 @@ def notification(*, order_key: str, order_version: int, user_id: str, event: Eve
     return NotificationMessage(
         event_id=notification_id(order_key, order_version, event, user_id),
         event_type=event,
-        occurred_at=now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        occurred_at=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         user_id=user_id,
         partner=decision.partner,
         order_id=decision.order_id,

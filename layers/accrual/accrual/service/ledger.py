@@ -33,15 +33,38 @@ from datetime import datetime
 from decimal import Decimal
 
 from accrual.adapters.ledger_store import (
-    BalanceDelta, DynamoLedgerStore, JournalConflict, JournalEntry, LedgerStore, LineWrite, LoadedOrder, LostRace,
-    OrderChange, OrderItem, OutboxMessage, StoredLine, journal_entry_id, parse_utc, utc_text,
+    BalanceDelta,
+    DynamoLedgerStore,
+    JournalConflict,
+    JournalEntry,
+    LedgerStore,
+    LineWrite,
+    LoadedOrder,
+    LostRace,
+    OrderChange,
+    OrderItem,
+    OutboxMessage,
+    StoredLine,
+    journal_entry_id,
+    parse_utc,
+    utc_text,
 )
 from accrual.adapters.ledger_tables import OrderTooLarge
 from accrual.domain.attribution import Attribution, attribute, pinned_shopper
 from accrual.domain.decision import MissingFxRate, OrderDecision
 from accrual.domain.lifecycle import (
-    NOTHING, EventType, Holding, OrderState, ReviewVerdict, Step, Transition, event_of, later_than_promised,
-    latest_lines, next_step, transition_of,
+    NOTHING,
+    EventType,
+    Holding,
+    OrderState,
+    ReviewVerdict,
+    Step,
+    Transition,
+    event_of,
+    later_than_promised,
+    latest_lines,
+    next_step,
+    transition_of,
 )
 from accrual.domain.models import AccrualConfig, Click, OrderLine, order_key
 from accrual.domain.notification import notification
@@ -485,13 +508,13 @@ class Ledger:
             # the first shopper's money is voided as its own entry, the second's appears from nothing
             assert record is not None and holder is not None
             entries.append(_Entry(holder, record.account_currency, record.fx_rate, view.holding, NOTHING,
-                                  transition_of(view.holding, NOTHING), view.state, None))
+                                  _moved(view.holding, NOTHING), view.state, None))
             start = NOTHING
         if step.holding != start:
             if decision.user_id is None:
                 raise JournalConflict(f"order {key} would move money without a shopper")
             entries.append(_Entry(decision.user_id, decision.account_currency, fx_rate, start, step.holding,
-                                  transition_of(start, step.holding), view.state if same_shopper else None, None))
+                                  _moved(start, step.holding), view.state if same_shopper else None, None))
         for entry in entries:
             after_state = step.state if entry.user_id == decision.user_id else _lost_state(step.state)
             entry.event = event_of(entry.state_from, after_state, entry.transition)
@@ -517,8 +540,8 @@ class Ledger:
         entries = []
         if view.holder is not None:
             entries.append(_Entry(view.holder, record.account_currency, record.fx_rate, view.holding, NOTHING,
-                                  transition_of(view.holding, NOTHING), view.state,
-                                  event_of(view.state, OrderState.MOVED, transition_of(view.holding, NOTHING))))
+                                  _moved(view.holding, NOTHING), view.state,
+                                  event_of(view.state, OrderState.MOVED, _moved(view.holding, NOTHING))))
         record.entries = (record.entries or 0) + len(entries)
         record.state = OrderState.MOVED.value
         record.pending_usd = record.confirmed_usd = record.pending = record.confirmed = Decimal("0")
@@ -674,6 +697,13 @@ def _compare_decisions(key: str, before: OrderView, after: OrderView) -> Redecid
         cashback_usd_from=old.get("cashback_usd"), cashback_usd_to=new.get("cashback_usd"),
         reasons_added=tuple(reason for reason in new_reasons if reason not in old_reasons),
         reasons_removed=tuple(reason for reason in old_reasons if reason not in new_reasons))
+
+
+def _moved(before: Holding, after: Holding) -> Transition:
+    """The journal transition of a move of money (an entry is only made when the holding changes)."""
+    transition = transition_of(before, after)
+    assert transition is not None, "no money moves"
+    return transition
 
 
 def _newer_or_same(stored: OrderLine, candidate: OrderLine) -> bool:

@@ -19,7 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function,
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 

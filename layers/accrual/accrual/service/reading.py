@@ -49,6 +49,7 @@ def explain(source: Settings | LedgerStore, order_number: str, *, lang: str = "e
         return None
     view = load_order(keys[0], store)
     record = view.record
+    assert record is not None and view.decision_json is not None  # found by its key: the order exists
     decision = OrderDecision.from_dict(json.loads(view.decision_json))
     lines = {line_id: line.model_dump(mode="json") for line_id, line in view.lines.items()}
     return {
@@ -106,20 +107,20 @@ def audit(source: Settings | LedgerStore) -> dict[str, Any]:
     balances = 0
     negative: list[str] = []
     seen_users = set()
-    for record in store.scan_balances():
+    for stored_balance in store.scan_balances():
         balances += 1
-        seen_users.add(record.user_id)
-        stored = record.holding
-        if stored != journal_by_user.get(record.user_id, Holding()):
-            differences.append({"kind": "balance", "user_id": record.user_id, "stored": _figures(stored),
-                                "journal": _figures(journal_by_user.get(record.user_id, Holding()))})
+        seen_users.add(stored_balance.user_id)
+        stored = stored_balance.holding
+        if stored != journal_by_user.get(stored_balance.user_id, Holding()):
+            differences.append({"kind": "balance", "user_id": stored_balance.user_id, "stored": _figures(stored),
+                                "journal": _figures(journal_by_user.get(stored_balance.user_id, Holding()))})
         if stored.confirmed_usd < 0:
-            negative.append(record.user_id)
+            negative.append(stored_balance.user_id)
         if stored.pending_usd < 0 or stored.pending < 0:
-            differences.append({"kind": "negative_pending", "user_id": record.user_id, "stored": _figures(stored)})
-        used = currencies.get(record.user_id, set()) | ({record.account_currency} if record.account_currency else set())
+            differences.append({"kind": "negative_pending", "user_id": stored_balance.user_id, "stored": _figures(stored)})
+        used = currencies.get(stored_balance.user_id, set()) | ({stored_balance.account_currency} if stored_balance.account_currency else set())
         if len(used) > 1:
-            differences.append({"kind": "mixed_currencies", "user_id": record.user_id,
+            differences.append({"kind": "mixed_currencies", "user_id": stored_balance.user_id,
                                 "currencies": sorted(used)})
     for user_id in sorted(set(journal_by_user) - seen_users):
         differences.append({"kind": "balance_missing", "user_id": user_id,
