@@ -2,6 +2,7 @@
 The same conditions hold as on DynamoDB (tests/integration/test_store_agreement.py runs one scenario on both)."""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from decimal import Decimal
 
@@ -203,3 +204,24 @@ def test_any_sequence_of_reports_and_confirmations_keeps_the_books_balanced(step
         assert counts.get("journal_conflicts", 0) == 0 and counts.get("orders_failed", 0) == 0
     result = audit(ledger.store)
     assert result["ok"], result["differences"]
+
+
+# ---- the notification contract -------------------------------------------------------------------------------------
+
+def test_a_change_puts_one_notification_in_the_outbox_in_the_contract_s_shape():
+    ledger = memory_ledger()
+    ledger.reconcile([line("A")], now=T0)
+    [message] = list(ledger.store.unpublished("9999", 100))
+    body = json.loads(message.body)
+    assert message.body == json.dumps(body, sort_keys=True, separators=(",", ":"))  # canonical JSON
+    assert sorted(body) == ["account_currency", "cashback", "cashback_usd", "change", "event_id", "event_type",
+                            "occurred_at", "order_id", "partner", "previous_state", "reasons", "schema", "state",
+                            "trail_summary", "user_id"]
+    assert (body["schema"], body["event_type"], body["state"], body["previous_state"]) == (
+        "cashback.notification/1", "cashback.pending", "pending", None)
+    assert body["change"] == {"pending_usd": "5.00", "confirmed_usd": "0.00", "pending": "4.50", "confirmed": "0.00"}
+    assert json.loads(message.attributes) == {"event_type": "cashback.pending", "partner": "aliexpress",
+                                              "state": "pending", "account_currency": "EUR"}
+    assert message.event_id == body["event_id"]
+    ledger.store.mark_published(message.event_id, T0.isoformat(), "m-1")
+    assert list(ledger.store.unpublished("9999", 100)) == []
