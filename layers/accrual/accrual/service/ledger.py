@@ -1,8 +1,8 @@
 """The ledger: reconciles report lines into orders and moves money between pending and confirmed, exactly once.
 
-Every change of an order is one DynamoDB transaction: the order (guarded by its version), its decision, the journal
-entries (new items under deterministic ids), the ADD to each shopper's balance and the outbox record of each
-notification. A replay or a concurrent run fails the version or the journal condition and changes nothing; the loser
+Every change of an order is one `OrderChange` the ledger store applies in one transaction (adapters/ledger_store.py,
+which owns every key and DynamoDB call): the order (guarded by its version), its decision, the journal entries (new
+items under deterministic ids), the ADD to each shopper's balance and the outbox record of each notification. A replay or a concurrent run fails the version or the journal condition and changes nothing; the loser
 re-reads the order and finds nothing left to do. A run that stops anywhere leaves either the whole change or none of
 it, so rerunning it ends where a clean run ends.
 
