@@ -221,6 +221,7 @@ class StoredRefusal:
     reason: str
     state: str
     at: str
+    body: str | None = None  # the refused line version as JSON
 
 
 def merged_balances(changes: Sequence[OrderChange]) -> list[BalanceDelta]:
@@ -445,7 +446,7 @@ class DynamoLedgerStore:
                 for record in JournalEntryRecord.query(key, JournalEntryRecord.sk.startswith(ENTRY_PREFIX))]
 
     def refusals(self, key: str) -> list[StoredRefusal]:
-        return [StoredRefusal(item.sk, item.reason, item.state, item.at)
+        return [StoredRefusal(item.sk, item.reason, item.state, item.at, item.body)
                 for item in RefusedRecord.query(key, RefusedRecord.sk.startswith(REFUSED_PREFIX))]
 
     def balance(self, user_id: str) -> StoredBalance | None:

@@ -146,7 +146,7 @@ class InMemoryLedgerStore:
 
     def record_refusal(self, key: str, line: OrderLine, reason: str, state: str, at: str) -> None:
         ref = refusal_ref(line)
-        self.refused[(key, ref)] = StoredRefusal(ref, reason, state, at)
+        self.refused[(key, ref)] = StoredRefusal(ref, reason, state, at, line.model_dump_json())
 
     def find_orders(self, order_number: str) -> list[str]:
         keys = {key for key, order in self.orders.items()
