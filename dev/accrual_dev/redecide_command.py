@@ -1,5 +1,6 @@
 """`accrual redecide`: decide orders again under the current configuration (after a fixed configuration, for
 instance), through the ledger's normal path. Orders holding confirmed money, reversed or moved are never touched."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,9 @@ from accrual.service.ledger import Ledger, Redecided
 from accrual.settings import Settings
 
 
-def select_orders(store: LedgerStore, *, orders: list[str], user: str | None, since: datetime | None,
-                  until: datetime | None) -> list[str]:
+def select_orders(
+    store: LedgerStore, *, orders: list[str], user: str | None, since: datetime | None, until: datetime | None
+) -> list[str]:
     """The orders named (`partner#order_id`, or a store or partner order number), else those of the shopper and/or
     those ordered in [since, until) (the order's `ordered_at`: the earliest order time of its lines)."""
     if orders:
@@ -20,8 +22,9 @@ def select_orders(store: LedgerStore, *, orders: list[str], user: str | None, si
         for number in orders:
             found = store.find_orders(number)
             if not found:
-                raise LookupError(f"no order {number!r} (give it as partner#order_id, or a store or partner order "
-                                  "number)")
+                raise LookupError(
+                    f"no order {number!r} (give it as partner#order_id, or a store or partner order number)"
+                )
             keys.update(found)
         return sorted(keys)
     in_range: set[str] | None = None
@@ -48,14 +51,18 @@ def _describe(item: Redecided, dry_run: bool) -> str:
         why.append("no longer " + ", ".join(item.reasons_removed))
     if item.reasons_added:
         why.append("now " + ", ".join(item.reasons_added))
-    return (f"{item.order}: {verb} {item.state_from} → {item.state_to}, {item.cashback_usd_from} → "
-            f"{item.cashback_usd_to} USD; {'; '.join(why)}")
+    return (
+        f"{item.order}: {verb} {item.state_from} → {item.state_to}, {item.cashback_usd_from} → "
+        f"{item.cashback_usd_to} USD; {'; '.join(why)}"
+    )
 
 
 def redecide(args) -> int:
     if not (args.orders or args.user or args.since or args.until):
-        print("accrual redecide: name the orders (partner#order_id), or give --user and/or --since/--until",
-              file=sys.stderr)
+        print(
+            "accrual redecide: name the orders (partner#order_id), or give --user and/or --since/--until",
+            file=sys.stderr,
+        )
         return 2
     settings = Settings.from_env()
     store = DynamoLedgerStore(settings)
@@ -63,12 +70,24 @@ def redecide(args) -> int:
     ledger = Ledger(settings, store=store)
     results, counts = ledger.redecide(keys, now=args.now or datetime.now(UTC), dry_run=args.dry_run)
     if args.json:
-        print(json.dumps({"dry_run": args.dry_run, "config_version": ledger.config.version, "selected": len(keys),
-                          "counts": counts.as_dict(), "orders": [item.to_dict() for item in results]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "dry_run": args.dry_run,
+                    "config_version": ledger.config.version,
+                    "selected": len(keys),
+                    "counts": counts.as_dict(),
+                    "orders": [item.to_dict() for item in results],
+                },
+                indent=2,
+            )
+        )
     else:
         for item in results:
             print(_describe(item, args.dry_run))
         changed = sum(1 for item in results if item.outcome == "changed")
-        print(f"{len(keys)} orders selected, {changed} {'would change' if args.dry_run else 'changed'} under "
-              f"configuration {ledger.config.version}")
+        print(
+            f"{len(keys)} orders selected, {changed} {'would change' if args.dry_run else 'changed'} under "
+            f"configuration {ledger.config.version}"
+        )
     return 1 if counts.unsettled else 0

@@ -1,6 +1,7 @@
 """The in-memory store behaves as the DynamoDB store: one scenario (new orders, an adjustment, a line that moves to
 another order, a refused transition, a confirmation, a review, a re-decision) run on both leaves the same snapshot,
 read through the store protocol."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -19,15 +20,26 @@ USERS = {"alice": "EUR", "bob": "USD"}
 def scenario(ledger: Ledger) -> list:
     settled_at = T0 + timedelta(days=10)
     counts = [
-        ledger.reconcile([line("A"), line("B", amount="40.00", user="bob"), line("C", "X-1"),
-                          line("R", new_user_coupon=True, buyer_account="acc-1"),
-                          line("S", new_user_coupon=True, buyer_account="acc-2")], now=T0),
-        ledger.reconcile([line("A", amount="60.00", at=T0 + timedelta(hours=1)),
-                          line("D", "X-1", at=T0 + timedelta(hours=1))], now=T0 + timedelta(hours=1)),
+        ledger.reconcile(
+            [
+                line("A"),
+                line("B", amount="40.00", user="bob"),
+                line("C", "X-1"),
+                line("R", new_user_coupon=True, buyer_account="acc-1"),
+                line("S", new_user_coupon=True, buyer_account="acc-2"),
+            ],
+            now=T0,
+        ),
+        ledger.reconcile(
+            [line("A", amount="60.00", at=T0 + timedelta(hours=1)), line("D", "X-1", at=T0 + timedelta(hours=1))],
+            now=T0 + timedelta(hours=1),
+        ),
         ledger.reconcile([line("B", amount="40.00", user="bob", status="settled", at=settled_at)], now=settled_at),
         ledger.confirm(now=settled_at + timedelta(days=1)),
-        ledger.reconcile([line("B", amount="40.00", user="bob", status="paid", at=settled_at + timedelta(days=2))],
-                         now=settled_at + timedelta(days=2)),
+        ledger.reconcile(
+            [line("B", amount="40.00", user="bob", status="paid", at=settled_at + timedelta(days=2))],
+            now=settled_at + timedelta(days=2),
+        ),
     ]
     ledger.review("aliexpress#S", ReviewVerdict.RELEASED, now=settled_at + timedelta(days=2))
     results, _ = ledger.redecide(["aliexpress#A", "aliexpress#B"], now=settled_at + timedelta(days=3))

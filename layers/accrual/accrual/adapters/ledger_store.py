@@ -15,6 +15,7 @@ them into items (`ledger_tables` holds the PynamoDB models) and back. Key format
 `InMemoryLedgerStore` (adapters/memory_store.py) implements the same protocol with the same conditions, for unit
 tests of the services.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -85,6 +86,7 @@ class JournalConflict(RuntimeError):
 
 
 # ---- values ---------------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class OrderItem:
@@ -248,6 +250,7 @@ def refusal_ref(line: OrderLine) -> str:
 
 # ---- the protocol ----------------------------------------------------------------------------------------------------
 
+
 class LedgerStore(Protocol):
     """What the ledger, the readers and the relay need of storage."""
 
@@ -256,14 +259,17 @@ class LedgerStore(Protocol):
     def apply(self, changes: Sequence[OrderChange]) -> None:
         """Write the changes all or nothing. Raises LostRace when an order is not at the version it was read at (or
         a line fact lost to a newer version), JournalConflict when a journal entry or notification id is taken."""
+
     def line_homes(self, partner: str, line_id: str) -> set[str]:
         """Every order holding an item of this partner line (live or a tombstone)."""
+
     def due_orders(self, until: str, page_size: int) -> Iterator[str]: ...
     def record_refusal(self, key: str, line: OrderLine, reason: str, state: str, at: str) -> None: ...
     def find_orders(self, order_number: str) -> list[str]: ...
     def orders_of_user(self, user_id: str) -> list[str]: ...
     def orders_between(self, since: str | None, until: str | None) -> list[str]:
         """Orders whose `ordered_at` (their first line's order time, UTC text) is in [since, until)."""
+
     def journal(self, key: str) -> list[JournalEntry]: ...
     def refusals(self, key: str) -> list[StoredRefusal]: ...
     def balance(self, user_id: str) -> StoredBalance | None: ...
@@ -285,6 +291,7 @@ class LedgerStore(Protocol):
 
 # ---- DynamoDB --------------------------------------------------------------------------------------------------------
 
+
 def _order_record(item: OrderItem) -> OrderRecord:
     values = {name: getattr(item, name) for name in ORDER_FIELDS}
     values["due_shard"] = due_shard(item.key) if item.due_at else None
@@ -299,45 +306,89 @@ def _order_item(record: OrderRecord) -> OrderItem:
 
 def _line_record(key: str, write: LineWrite) -> LineRecord:
     line = write.line
-    return LineRecord(key, f"{LINE_PREFIX}{line.line_id}", line_ref=line_ref(line.partner, line.line_id),
-                      status=line.status.value, status_at=utc_text(line.status_at), body=line.model_dump_json(),
-                      moved_to=write.moved_to)
+    return LineRecord(
+        key,
+        f"{LINE_PREFIX}{line.line_id}",
+        line_ref=line_ref(line.partner, line.line_id),
+        status=line.status.value,
+        status_at=utc_text(line.status_at),
+        body=line.model_dump_json(),
+        moved_to=write.moved_to,
+    )
 
 
 def _entry_record(entry: JournalEntry) -> JournalEntryRecord:
     delta = entry.delta
     return JournalEntryRecord(
-        entry.key, f"{ENTRY_PREFIX}{entry.sequence:06d}#{entry.transition}", entry_id=entry.entry_id,
-        transition=entry.transition, user_id=entry.user_id, account_currency=entry.account_currency,
-        fx_rate=entry.fx_rate, pending_usd=delta.pending_usd, confirmed_usd=delta.confirmed_usd, pending=delta.pending,
-        confirmed=delta.confirmed, state_from=entry.state_from, state_to=entry.state_to, digest=entry.digest,
-        at=entry.at)
+        entry.key,
+        f"{ENTRY_PREFIX}{entry.sequence:06d}#{entry.transition}",
+        entry_id=entry.entry_id,
+        transition=entry.transition,
+        user_id=entry.user_id,
+        account_currency=entry.account_currency,
+        fx_rate=entry.fx_rate,
+        pending_usd=delta.pending_usd,
+        confirmed_usd=delta.confirmed_usd,
+        pending=delta.pending,
+        confirmed=delta.confirmed,
+        state_from=entry.state_from,
+        state_to=entry.state_to,
+        digest=entry.digest,
+        at=entry.at,
+    )
 
 
 def _entry_of(record: JournalEntryRecord) -> JournalEntry:
     _, number, _ = record.sk.split("#", 2)
-    return JournalEntry(record.pk, int(number), record.transition, record.user_id, record.account_currency,
-                        record.fx_rate, Holding(record.pending_usd, record.confirmed_usd, record.pending,
-                                                record.confirmed),
-                        record.state_from, record.state_to, record.digest, record.at)
+    return JournalEntry(
+        record.pk,
+        int(number),
+        record.transition,
+        record.user_id,
+        record.account_currency,
+        record.fx_rate,
+        Holding(record.pending_usd, record.confirmed_usd, record.pending, record.confirmed),
+        record.state_from,
+        record.state_to,
+        record.digest,
+        record.at,
+    )
 
 
 def _outbox_record(message: OutboxMessage) -> OutboxRecord:
-    return OutboxRecord(message.event_id, event_type=message.event_type, user_id=message.user_id, body=message.body,
-                        attributes=message.attributes, created_at=message.created_at,
-                        unpublished_shard=unpublished_shard(message.event_id), expires_at=message.expires_at)
+    return OutboxRecord(
+        message.event_id,
+        event_type=message.event_type,
+        user_id=message.user_id,
+        body=message.body,
+        attributes=message.attributes,
+        created_at=message.created_at,
+        unpublished_shard=unpublished_shard(message.event_id),
+        expires_at=message.expires_at,
+    )
 
 
 def _outbox_message(record: OutboxRecord) -> OutboxMessage:
-    return OutboxMessage(record.event_id, record.event_type, record.user_id, record.body, record.attributes,
-                         record.created_at, int(record.expires_at or 0))
+    return OutboxMessage(
+        record.event_id,
+        record.event_type,
+        record.user_id,
+        record.body,
+        record.attributes,
+        record.created_at,
+        int(record.expires_at or 0),
+    )
 
 
 def _balance_of(record: BalanceRecord) -> StoredBalance:
     zero = Decimal("0")
-    return StoredBalance(record.user_id, record.account_currency,
-                         Holding(record.pending_usd or zero, record.confirmed_usd or zero, record.pending or zero,
-                                 record.confirmed or zero))
+    return StoredBalance(
+        record.user_id,
+        record.account_currency,
+        Holding(
+            record.pending_usd or zero, record.confirmed_usd or zero, record.pending or zero, record.confirmed or zero
+        ),
+    )
 
 
 class DynamoLedgerStore:
@@ -347,14 +398,18 @@ class DynamoLedgerStore:
         bind_ledger_tables(settings)
         self.settings = settings
         # the transactions' own connection (the models keep theirs): its retries are the ledger's throttling policy
-        self.connection = connection or Connection(region=settings.region, host=settings.endpoint_url,
-                                                   max_retry_attempts=8)
+        self.connection = connection or Connection(
+            region=settings.region, host=settings.endpoint_url, max_retry_attempts=8
+        )
 
     # ---- orders ---------------------------------------------------------------------------------------------------
     def load_order(self, key: str) -> LoadedOrder:
         record, decision, lines = load_order_items(key)
-        return LoadedOrder(_order_item(record) if record else None, decision.text if decision else None,
-                           tuple(StoredLine(item.body, item.moved_to) for item in lines))
+        return LoadedOrder(
+            _order_item(record) if record else None,
+            decision.text if decision else None,
+            tuple(StoredLine(item.body, item.moved_to) for item in lines),
+        )
 
     def apply(self, changes: Sequence[OrderChange]) -> None:
         """One transaction; when the line items would not fit in it (100 items) they are written first as facts,
@@ -385,13 +440,16 @@ class DynamoLedgerStore:
                         kinds.append("outbox")
                 for balance in merged_balances(changes):
                     delta = balance.delta
-                    transaction.update(BalanceRecord(balance.user_id), actions=[
-                        BalanceRecord.pending_usd.add(delta.pending_usd),
-                        BalanceRecord.confirmed_usd.add(delta.confirmed_usd),
-                        BalanceRecord.pending.add(delta.pending),
-                        BalanceRecord.confirmed.add(delta.confirmed),
-                        BalanceRecord.account_currency.set(balance.account_currency),
-                    ])
+                    transaction.update(
+                        BalanceRecord(balance.user_id),
+                        actions=[
+                            BalanceRecord.pending_usd.add(delta.pending_usd),
+                            BalanceRecord.confirmed_usd.add(delta.confirmed_usd),
+                            BalanceRecord.pending.add(delta.pending),
+                            BalanceRecord.confirmed.add(delta.confirmed),
+                            BalanceRecord.account_currency.set(balance.account_currency),
+                        ],
+                    )
                     kinds.append("balance")
         except TransactWriteError as error:
             _raise_for(changes, kinds, error)
@@ -403,9 +461,12 @@ class DynamoLedgerStore:
         if write.moved_to is not None:
             condition = LineRecord.moved_to.does_not_exist() & (LineRecord.body == item.body)
         else:
-            condition = (LineRecord.sk.does_not_exist() | LineRecord.moved_to.exists()
-                         | (LineRecord.status_at < item.status_at)
-                         | ((LineRecord.status_at == item.status_at) & (LineRecord.body < item.body)))
+            condition = (
+                LineRecord.sk.does_not_exist()
+                | LineRecord.moved_to.exists()
+                | (LineRecord.status_at < item.status_at)
+                | ((LineRecord.status_at == item.status_at) & (LineRecord.body < item.body))
+            )
         try:
             item.save(condition=condition)
         except PutError as error:
@@ -442,12 +503,16 @@ class DynamoLedgerStore:
         return sorted(item.pk for item in OrderRecord.scan(condition, attributes_to_get=["pk"]))
 
     def journal(self, key: str) -> list[JournalEntry]:
-        return [_entry_of(record)
-                for record in JournalEntryRecord.query(key, JournalEntryRecord.sk.startswith(ENTRY_PREFIX))]
+        return [
+            _entry_of(record)
+            for record in JournalEntryRecord.query(key, JournalEntryRecord.sk.startswith(ENTRY_PREFIX))
+        ]
 
     def refusals(self, key: str) -> list[StoredRefusal]:
-        return [StoredRefusal(item.sk, item.reason, item.state, item.at, item.body)
-                for item in RefusedRecord.query(key, RefusedRecord.sk.startswith(REFUSED_PREFIX))]
+        return [
+            StoredRefusal(item.sk, item.reason, item.state, item.at, item.body)
+            for item in RefusedRecord.query(key, RefusedRecord.sk.startswith(REFUSED_PREFIX))
+        ]
 
     def balance(self, user_id: str) -> StoredBalance | None:
         try:
@@ -477,8 +542,9 @@ class DynamoLedgerStore:
         """The sparse `unpublished` index, oldest first per shard; each event re-read (strongly consistent) and
         skipped when it was published meanwhile."""
         for shard in range(OUTBOX_SHARDS):
-            for key in OutboxRecord.unpublished.query(str(shard), OutboxRecord.created_at <= until,
-                                                      page_size=page_size):
+            for key in OutboxRecord.unpublished.query(
+                str(shard), OutboxRecord.created_at <= until, page_size=page_size
+            ):
                 item = OutboxRecord.get(key.event_id, consistent_read=True)
                 if not item.published_at:
                     yield _outbox_message(item)
@@ -486,9 +552,13 @@ class DynamoLedgerStore:
     def mark_published(self, event_id: str, at: str, message_id: str) -> None:
         try:
             OutboxRecord(event_id).update(
-                actions=[OutboxRecord.published_at.set(at), OutboxRecord.message_id.set(message_id),
-                         OutboxRecord.unpublished_shard.remove()],
-                condition=OutboxRecord.event_id.exists())
+                actions=[
+                    OutboxRecord.published_at.set(at),
+                    OutboxRecord.message_id.set(message_id),
+                    OutboxRecord.unpublished_shard.remove(),
+                ],
+                condition=OutboxRecord.event_id.exists(),
+            )
         except UpdateError as error:
             if error.cause_response_code != "ConditionalCheckFailedException":
                 raise
@@ -526,8 +596,9 @@ def _raise_for(changes: Sequence[OrderChange], kinds: list[str], error: Transact
     """Tell a lost race (an order changed, a transaction conflict: retry) from a journal or notification id taken
     with another payload while the orders did not change (a JournalConflict, never passed off)."""
     codes = [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
-    failed = {kinds[index] for index, code in enumerate(codes)
-              if code == "ConditionalCheckFailed" and index < len(kinds)}
+    failed = {
+        kinds[index] for index, code in enumerate(codes) if code == "ConditionalCheckFailed" and index < len(kinds)
+    }
     if "order" in failed or "TransactionConflict" in codes:
         raise LostRace() from error
     if failed & {"entry", "outbox"}:
@@ -537,10 +608,28 @@ def _raise_for(changes: Sequence[OrderChange], kinds: list[str], error: Transact
 
 def entry_taken(changes: Sequence[OrderChange], codes: object) -> str:
     keys = ", ".join(change.key for change in changes)
-    return (f"order {keys}: a journal entry or notification with this id already exists with another payload while "
-            f"the order itself did not change ({codes})")
+    return (
+        f"order {keys}: a journal entry or notification with this id already exists with another payload while "
+        f"the order itself did not change ({codes})"
+    )
 
 
-__all__ = ["BalanceDelta", "DynamoLedgerStore", "JournalConflict", "JournalEntry", "LedgerStore", "LineWrite",
-           "LoadedOrder", "LostRace", "OrderChange", "OrderItem", "OrderTooLarge", "OutboxMessage", "StoredBalance",
-           "StoredLine", "StoredRefusal", "parse_utc", "utc_text"]
+__all__ = [
+    "BalanceDelta",
+    "DynamoLedgerStore",
+    "JournalConflict",
+    "JournalEntry",
+    "LedgerStore",
+    "LineWrite",
+    "LoadedOrder",
+    "LostRace",
+    "OrderChange",
+    "OrderItem",
+    "OrderTooLarge",
+    "OutboxMessage",
+    "StoredBalance",
+    "StoredLine",
+    "StoredRefusal",
+    "parse_utc",
+    "utc_text",
+]

@@ -2,6 +2,7 @@
 conditions (an order written only over the version it was read at, journal entries and notifications written once,
 line facts only over older versions, a change applied all or nothing), so the ledger's logic runs in milliseconds.
 DynamoDB itself stays proven by the moto suites (and by a test that runs one scenario on both stores)."""
+
 from __future__ import annotations
 
 import copy
@@ -114,8 +115,10 @@ class InMemoryLedgerStore:
     def _put_line(self, key: str, write: LineWrite) -> None:
         line = write.line
         self.lines.setdefault(key, {})[line.line_id] = _Line(
-            line_ref(line.partner, line.line_id), utc_text(line.status_at),
-            StoredLine(line.model_dump_json(), write.moved_to))
+            line_ref(line.partner, line.line_id),
+            utc_text(line.status_at),
+            StoredLine(line.model_dump_json(), write.moved_to),
+        )
 
     def put_line_fact(self, key: str, write: LineWrite) -> None:
         """The conditions of DynamoLedgerStore.put_line_fact: only over an older version (or a tombstone); a
@@ -125,8 +128,12 @@ class InMemoryLedgerStore:
         if write.moved_to is not None:
             allowed = existing is not None and existing.stored.moved_to is None and existing.stored.body == body
         else:
-            allowed = (existing is None or existing.stored.moved_to is not None or existing.status_at < at
-                       or (existing.status_at == at and existing.stored.body < body))
+            allowed = (
+                existing is None
+                or existing.stored.moved_to is not None
+                or existing.status_at < at
+                or (existing.status_at == at and existing.stored.body < body)
+            )
         if allowed:
             self._put_line(key, write)
             return
@@ -139,8 +146,9 @@ class InMemoryLedgerStore:
         return {key for key, lines in self.lines.items() if any(item.ref == ref for item in lines.values())}
 
     def due_orders(self, until: str, page_size: int) -> Iterator[str]:
-        due = sorted((order.due_at, key) for key, order in self.orders.items()
-                     if order.due_at and order.due_at <= until)
+        due = sorted(
+            (order.due_at, key) for key, order in self.orders.items() if order.due_at and order.due_at <= until
+        )
         for _, key in due:
             yield key
 
@@ -149,8 +157,7 @@ class InMemoryLedgerStore:
         self.refused[(key, ref)] = StoredRefusal(ref, reason, state, at, line.model_dump_json())
 
     def find_orders(self, order_number: str) -> list[str]:
-        keys = {key for key, order in self.orders.items()
-                if order_number in (order.order_id, order.partner_order_id)}
+        keys = {key for key, order in self.orders.items() if order_number in (order.order_id, order.partner_order_id)}
         if not keys and order_number in self.orders:
             keys.add(order_number)
         return sorted(keys)
@@ -159,12 +166,17 @@ class InMemoryLedgerStore:
         return sorted(key for key, order in self.orders.items() if order.user_id == user_id)
 
     def orders_between(self, since: str | None, until: str | None) -> list[str]:
-        return sorted(key for key, order in self.orders.items()
-                      if (since is None or order.ordered_at >= since) and (until is None or order.ordered_at < until))
+        return sorted(
+            key
+            for key, order in self.orders.items()
+            if (since is None or order.ordered_at >= since) and (until is None or order.ordered_at < until)
+        )
 
     def journal(self, key: str) -> list[JournalEntry]:
-        return sorted((entry for entry in self.entries.values() if entry.key == key),
-                      key=lambda entry: (entry.sequence, entry.transition))
+        return sorted(
+            (entry for entry in self.entries.values() if entry.key == key),
+            key=lambda entry: (entry.sequence, entry.transition),
+        )
 
     def refusals(self, key: str) -> list[StoredRefusal]:
         return [refusal for (order, _), refusal in sorted(self.refused.items()) if order == key]
@@ -191,8 +203,11 @@ class InMemoryLedgerStore:
 
     # ---- the outbox -------------------------------------------------------------------------------------------------
     def unpublished(self, until: str, page_size: int) -> Iterator[OutboxMessage]:
-        waiting = sorted((item.message.created_at, event_id) for event_id, item in self.outbox.items()
-                         if item.published_at is None and item.message.created_at <= until)
+        waiting = sorted(
+            (item.message.created_at, event_id)
+            for event_id, item in self.outbox.items()
+            if item.published_at is None and item.message.created_at <= until
+        )
         for _, event_id in waiting:
             if self.outbox[event_id].published_at is None:
                 yield self.outbox[event_id].message

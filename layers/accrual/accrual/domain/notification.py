@@ -7,6 +7,7 @@ The body is canonical JSON (keys sorted, no spaces) of `NotificationMessage`; th
 decimal strings with two decimals. The trail summary lists the rules that produced a code, at most
 TRAIL_SUMMARY_LIMIT of them, so a message stays well under SNS's 256 KB whatever the order's size.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -68,8 +69,12 @@ class NotificationMessage(BaseModel):
 
     def attributes(self) -> str:
         """The SNS message attributes, as canonical JSON {name: value}."""
-        values = {"event_type": self.event_type.value, "partner": self.partner, "state": self.state.value,
-                  "account_currency": self.account_currency}
+        values = {
+            "event_type": self.event_type.value,
+            "partner": self.partner,
+            "state": self.state.value,
+            "account_currency": self.account_currency,
+        }
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
 
@@ -77,9 +82,20 @@ def notification_id(order_key: str, order_version: int, event: EventType, user_i
     return hashlib.sha256(f"{order_key}#v{order_version}#{event.value}#{user_id}".encode()).hexdigest()[:32]
 
 
-def notification(*, order_key: str, order_version: int, user_id: str, event: EventType, decision: OrderDecision,
-                 state: OrderState, previous_state: OrderState | None, holding: Holding, change: Holding,
-                 account_currency: str, now: datetime) -> NotificationMessage:
+def notification(
+    *,
+    order_key: str,
+    order_version: int,
+    user_id: str,
+    event: EventType,
+    decision: OrderDecision,
+    state: OrderState,
+    previous_state: OrderState | None,
+    holding: Holding,
+    change: Holding,
+    account_currency: str,
+    now: datetime,
+) -> NotificationMessage:
     """The message for one shopper: `holding` is what the order holds for them after the change, `change` what
     moved. (Every field of the message is built here, and only here.)"""
     return NotificationMessage(
@@ -94,9 +110,14 @@ def notification(*, order_key: str, order_version: int, user_id: str, event: Eve
         cashback_usd=money_str(holding.confirmed_usd + holding.pending_usd),
         account_currency=account_currency,
         cashback=money_str(holding.confirmed + holding.pending),
-        change=MoneyChange(pending_usd=money_str(change.pending_usd), confirmed_usd=money_str(change.confirmed_usd),
-                           pending=money_str(change.pending), confirmed=money_str(change.confirmed)),
+        change=MoneyChange(
+            pending_usd=money_str(change.pending_usd),
+            confirmed_usd=money_str(change.confirmed_usd),
+            pending=money_str(change.pending),
+            confirmed=money_str(change.confirmed),
+        ),
         reasons=list(decision.reasons),
-        trail_summary=[TrailSummaryItem(rule=item.rule, code=item.code, note=item.note)
-                       for item in decision.trail if item.code][:TRAIL_SUMMARY_LIMIT],
+        trail_summary=[
+            TrailSummaryItem(rule=item.rule, code=item.code, note=item.note) for item in decision.trail if item.code
+        ][:TRAIL_SUMMARY_LIMIT],
     )

@@ -3,6 +3,7 @@
 A counter appears in the printed JSON once the run touched it (zero included), as it always has; two summaries add
 up field by field (`+`), defined here once for every place that sums runs.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
