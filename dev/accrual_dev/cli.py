@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime
 
 from accrual_dev import commands as operator_commands
+from accrual_dev import redecide_command
 from accrual_dev.local import commands as stack_commands
 
 PARTNERS = ("aliexpress", "admitad", "csv", "normalized")
@@ -322,6 +323,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _now_option(review)
     review.set_defaults(handler=operator_commands.review)
+
+    # ---- redecide (accrual_dev/redecide_command.py) ----
+    redecide = commands.add_parser(
+        "redecide", help="decide orders not yet confirmed again under the current configuration",
+        description="Decide orders again under the current configuration version, through the ledger's normal "
+                    "path (journal, balances and notifications in one transaction; the trail names the version "
+                    "that decided). Orders holding confirmed money, reversed or moved are never touched. Select "
+                    "orders by ORDER (partner#order_id, or a store or partner order number), by --user, or by the "
+                    "time the order was placed (--since/--until, on its ordered_at). Exit 1 when an order could "
+                    "not be decided, 2 on a usage error.")
+    redecide.add_argument("orders", nargs="*", metavar="ORDER")
+    redecide.add_argument("--user", default=None, help="every order of this shopper")
+    redecide.add_argument("--since", type=parse_now, default=None, help="orders placed at or after this ISO-8601 time")
+    redecide.add_argument("--until", type=parse_now, default=None, help="orders placed before this ISO-8601 time")
+    redecide.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
+    redecide.add_argument("--json", action="store_true", help="print JSON")
+    _now_option(redecide)
+    redecide.set_defaults(handler=redecide_command.redecide)
 
     audit = commands.add_parser(
         "audit",

@@ -10,11 +10,17 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from pynamodb.connection import Connection
 
+from accrual.adapters.ledger_store import DynamoLedgerStore
 from accrual.adapters.ledger_tables import (
-    BalanceRecord, DecisionRecord, JournalEntryRecord, LineRecord, OrderRecord, OutboxRecord,
+    BalanceRecord,
+    DecisionRecord,
+    JournalEntryRecord,
+    LineRecord,
+    OrderRecord,
+    OutboxRecord,
 )
 from accrual.domain.lifecycle import ReviewVerdict
-from accrual.service.ledger import Ledger, load_order
+from accrual.service.ledger import Ledger
 from accrual.service.reading import audit, balance, explain
 from support.ledger import T0, balance_of, line, load_reference_data
 
@@ -53,17 +59,17 @@ def test_an_order_of_many_lines_is_settled_capped_and_confirmed(stack, ledger, c
 
 def test_a_run_stopped_between_the_line_facts_and_the_money_is_finished_by_the_rerun(stack, ledger, monkeypatch):
     lines = [line("BIG", f"BIG-{index:03d}", amount="1.00") for index in range(120)]
-    original = Ledger._commit
+    original = DynamoLedgerStore.apply
 
-    def stop_after_facts(self, changes, now):
+    def stop_after_facts(self, changes):
         for change in changes:
-            for order_line in change.lines:
-                self._put_line_fact(change.key, order_line)
+            for write in change.lines:
+                self.put_line_fact(change.key, write)
         raise RuntimeError("the run stopped here")
 
-    monkeypatch.setattr(Ledger, "_commit", stop_after_facts)
+    monkeypatch.setattr(DynamoLedgerStore, "apply", stop_after_facts)
     assert ledger.reconcile(lines, now=T0)["orders_failed"] == 1
-    monkeypatch.setattr(Ledger, "_commit", original)
+    monkeypatch.setattr(DynamoLedgerStore, "apply", original)
     assert ledger.reconcile(lines, now=T0)["orders_changed"] == 1
     assert explain(stack, "BIG")["cashback_usd"] == "6.00" and balance_of("alice")[0] == D("6.00")
     assert audit(stack)["ok"]
@@ -194,13 +200,13 @@ def _throttle_orders(connection: Connection, order: str, times: int | None) -> l
 
 
 def test_throttling_is_retried_and_an_order_that_still_fails_is_left_for_the_next_run(stack, ledger):
-    calls = _throttle_orders(ledger._connection, "aliexpress#A", times=2)
+    calls = _throttle_orders(ledger.store.connection, "aliexpress#A", times=2)
     assert ledger.reconcile([line("A")], now=T0).get("orders_failed", 0) == 0
     assert calls[0] == 2 and balance_of("alice")[0] == D("5.00")
 
-    stubborn = Ledger(stack)
-    stubborn._connection = Connection(region=stack.region, host=stack.endpoint_url, max_retry_attempts=1)
-    _throttle_orders(stubborn._connection, "aliexpress#B", times=None)
+    connection = Connection(region=stack.region, host=stack.endpoint_url, max_retry_attempts=1)
+    stubborn = Ledger(stack, store=DynamoLedgerStore(stack, connection=connection))
+    _throttle_orders(connection, "aliexpress#B", times=None)
     counts = stubborn.reconcile([line("B"), line("C")], now=T0)
     assert counts["orders_failed"] == 1 and counts["orders_changed"] == 1
     assert explain(stack, "C")["state"] == "pending" and explain(stack, "B") is None
@@ -275,5 +281,5 @@ def test_audit_finds_an_order_whose_holding_is_not_its_shoppers_journal(stack, l
     record.update(actions=[OrderRecord.user_id.set("bob")])
     kinds = _kinds(audit(stack))
     assert ("order_holding", "aliexpress#A") in kinds and ("money_with_other_shopper", "aliexpress#A") in kinds
-    assert load_order("aliexpress#A").record.user_id == "bob"
+    assert ledger.load_order("aliexpress#A").record.user_id == "bob"
     assert balance(stack, "alice")["pending_usd"] == "5.00"

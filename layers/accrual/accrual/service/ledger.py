@@ -1,8 +1,8 @@
 """The ledger: reconciles report lines into orders and moves money between pending and confirmed, exactly once.
 
-Every change of an order is one DynamoDB transaction: the order (guarded by its version), its decision, the journal
-entries (new items under deterministic ids), the ADD to each shopper's balance and the outbox record of each
-notification. A replay or a concurrent run fails the version or the journal condition and changes nothing; the loser
+Every change of an order is one `OrderChange` the ledger store applies in one transaction (adapters/ledger_store.py,
+which owns every key and DynamoDB call): the order (guarded by its version), its decision, the journal entries (new
+items under deterministic ids), the ADD to each shopper's balance and the outbox record of each notification. A replay or a concurrent run fails the version or the journal condition and changes nothing; the loser
 re-reads the order and finds nothing left to do. A run that stops anywhere leaves either the whole change or none of
 it, so rerunning it ends where a clean run ends.
 
@@ -21,67 +21,69 @@ Identity rules the ledger keeps (DOMAIN.md, "Identity and integrity"):
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
 import time
-import zlib
-from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 
-from pynamodb.connection import Connection
-from pynamodb.exceptions import PutError, TransactWriteError
-from pynamodb.transactions import TransactWrite
-
-from accrual.adapters import reference_data
-from accrual.adapters.ledger_tables import (
-    DECISION_SK, DUE_SHARDS, LINE_PREFIX, OUTBOX_SHARDS, BalanceRecord, DecisionRecord, JournalEntryRecord,
-    LineRecord, OrderRecord, OrderTooLarge, OutboxRecord, RefusedRecord, bind_ledger_tables, load_order_items,
+from accrual.adapters.ledger_store import (
+    BalanceDelta,
+    DynamoLedgerStore,
+    JournalConflict,
+    JournalEntry,
+    LedgerStore,
+    LineWrite,
+    LoadedOrder,
+    LostRace,
+    OrderChange,
+    OrderItem,
+    OutboxMessage,
+    StoredLine,
+    journal_entry_id,
+    parse_utc,
+    utc_text,
 )
+from accrual.adapters.ledger_tables import OrderTooLarge
 from accrual.domain.attribution import Attribution, attribute, pinned_shopper
 from accrual.domain.decision import MissingFxRate, OrderDecision
 from accrual.domain.lifecycle import (
-    NOTHING, EventType, Holding, OrderState, ReviewVerdict, Step, Transition, event_of, later_than_promised,
-    latest_lines, next_step, transition_of,
+    NOTHING,
+    EventType,
+    Holding,
+    OrderState,
+    ReviewVerdict,
+    Step,
+    Transition,
+    event_of,
+    later_than_promised,
+    latest_lines,
+    next_step,
+    transition_of,
 )
 from accrual.domain.models import AccrualConfig, Click, OrderLine, order_key
-from accrual.domain.money import money_str
+from accrual.domain.notification import notification
 from accrual.domain.rules import decide_order
 from accrual.domain.screening import screen_line
 from accrual.observability import logger
+from accrual.service.counts import RunCounts
 from accrual.settings import Settings
 
 MAX_ATTEMPTS = 8  # optimistic-concurrency retries of one order before the run reports it as failed
 BACKOFF_BASE_SECONDS = 0.02  # doubled per attempt, with jitter, up to BACKOFF_CAP_SECONDS
 BACKOFF_CAP_SECONDS = 1.0
-MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
-NOTIFICATION_SCHEMA = "cashback.notification/1"
 OUTBOX_RETENTION_DAYS = 30
-TRAIL_SUMMARY_LIMIT = 20  # a notification stays well under SNS's 256 KB whatever the order's size
-
-
-class JournalConflict(RuntimeError):
-    """A journal entry id exists with a different payload: the ledger refuses to guess and reports it."""
+# money already confirmed is never re-decided: an order in these states keeps its decision (redecide skips it)
+SETTLED_STATES = frozenset({OrderState.CONFIRMED, OrderState.REVERSED, OrderState.MOVED})
 
 
 class OrderContention(RuntimeError):
     """The order kept changing under this run (another run is working on it); the next run picks it up."""
-
-
-class _Retry(Exception):
-    """This attempt lost a race (a newer line or order version was written meanwhile): read again and retry."""
-
-
-def utc_text(moment: datetime) -> str:
-    """Times as sortable UTC text, the form every key and index uses."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_utc(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
 
 
 def canonical(value) -> str:
@@ -96,9 +98,9 @@ def lines_digest(lines: Mapping[str, OrderLine]) -> str:
 
 @dataclass
 class OrderView:
-    """An order as stored: the record (None when new), its decision as stored JSON, and its latest live lines."""
+    """An order as stored: the order item (None when new), its decision as stored JSON, and its latest live lines."""
 
-    record: OrderRecord | None
+    record: OrderItem | None
     decision_json: str | None
     lines: dict[str, OrderLine]
 
@@ -110,7 +112,7 @@ class OrderView:
     def holding(self) -> Holding:
         if self.record is None:
             return NOTHING
-        return Holding(self.record.pending_usd, self.record.confirmed_usd, self.record.pending, self.record.confirmed)
+        return self.record.holding
 
     @property
     def holder(self) -> str | None:
@@ -126,21 +128,29 @@ class OrderView:
             return False
         return self.record.lines_digest != lines_digest(self.lines)
 
+    @property
+    def settled(self) -> bool:
+        """Confirmed money (or a final state): never re-decided."""
+        return self.state in SETTLED_STATES or self.holding.confirmed_usd != 0 or self.holding.confirmed != 0
+
     def decided_line_ids(self) -> set[str]:
         if self.decision_json is None:
             return set()
         return {line["line_id"] for line in json.loads(self.decision_json)["lines"]}
 
 
-def load_order(key: str) -> OrderView:
-    record, decision, line_items = load_order_items(key)
+def view_of(loaded: LoadedOrder) -> OrderView:
     lines = {}
-    for item in line_items:
+    for item in loaded.lines:
         if item.moved_to:
             continue
         line = OrderLine.model_validate_json(item.body)
         lines[line.line_id] = line
-    return OrderView(record, decision.text if decision else None, lines)
+    return OrderView(loaded.order, loaded.decision, lines)
+
+
+def load_order(key: str, store: LedgerStore) -> OrderView:
+    return view_of(store.load_order(key))
 
 
 @dataclass
@@ -162,12 +172,13 @@ class _Entry:
 
 
 @dataclass
-class OrderChange:
-    """Everything one order's change writes. `lines` and `tombstones` are line items; the rest is the money."""
+class OrderPlan:
+    """What one order's change is to write, as the ledger plans it. `lines` and `tombstones` are line items; the
+    rest is the money. `change()` turns it into the store's OrderChange."""
 
     key: str
     view: OrderView
-    record: OrderRecord
+    record: OrderItem
     decision: OrderDecision
     decision_json: str
     step: Step
@@ -183,19 +194,46 @@ class OrderChange:
         return self.decision_json != self.view.decision_json
 
 
+@dataclass(frozen=True)
+class Redecided:
+    """What re-deciding one order did (or, in a dry run, would do)."""
+
+    order: str
+    outcome: str  # changed | unchanged | skipped_confirmed | not_found | failed
+    state_from: str | None = None
+    state_to: str | None = None
+    config_version_from: str | None = None
+    config_version_to: str | None = None
+    cashback_usd_from: str | None = None
+    cashback_usd_to: str | None = None
+    reasons_added: tuple[str, ...] = ()
+    reasons_removed: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "reasons_added": list(self.reasons_added),
+                "reasons_removed": list(self.reasons_removed)}
+
+
 class Ledger:
-    def __init__(self, settings: Settings, *, config: AccrualConfig | None = None) -> None:
-        bind_ledger_tables(settings)
+    def __init__(self, settings: Settings | None = None, *, store: LedgerStore | None = None,
+                 config: AccrualConfig | None = None) -> None:
+        if store is None:
+            if settings is None:
+                raise ValueError("a Ledger needs its settings or a store")
+            store = DynamoLedgerStore(settings)
         self.settings = settings
+        self.store = store
         self._config = config
         self._clicks: dict[str, Click | None] = {}
-        self._connection = Connection(region=settings.region, host=settings.endpoint_url, max_retry_attempts=8)
 
     @property
     def config(self) -> AccrualConfig:
         if self._config is None:
-            self._config = reference_data.current_config()
+            self._config = self.store.current_config()
         return self._config
+
+    def load_order(self, key: str) -> OrderView:
+        return load_order(key, self.store)
 
     # ---- screening ------------------------------------------------------------------------------------------
     def screen(self, lines: Sequence[OrderLine]) -> tuple[list[OrderLine], list[tuple[OrderLine, str]]]:
@@ -212,24 +250,24 @@ class Ledger:
     # ---- reconcile ------------------------------------------------------------------------------------------
     def reconcile(self, lines: Sequence[OrderLine], *, now: datetime) -> dict[str, int]:
         """Upsert report lines and re-decide their orders. Counts say what happened to each line and order."""
-        counts: Counter[str] = Counter(lines_received=len(lines))
+        counts = RunCounts(lines_received=len(lines))
         by_order: dict[str, list[OrderLine]] = defaultdict(list)
         for line in lines:
             by_order[line.order_key].append(line)
         # the page's clicks in a few batch reads rather than one read per order (clicks never change once made)
-        self._clicks = reference_data.find_clicks(line.sub_id for line in lines if line.sub_id)
+        self._clicks = self.store.find_clicks(line.sub_id for line in lines if line.sub_id)
         try:
             for key in sorted(by_order):
                 self._settle_order(key, by_order[key], now=now, confirming=False, counts=counts)
         finally:
             self._clicks = {}
-        return dict(counts)
+        return counts.as_dict()
 
     def _clicks_for(self, lines: Mapping[str, OrderLine]) -> dict[str, Click | None]:
         wanted = {line.sub_id for line in lines.values() if line.sub_id}
         missing = wanted - set(self._clicks)
         if missing:
-            self._clicks.update(reference_data.find_clicks(missing))
+            self._clicks.update(self.store.find_clicks(missing))
         return {sub_id: self._clicks.get(sub_id) for sub_id in wanted}
 
     # ---- the scheduled confirmation cycle ------------------------------------------------------------------
@@ -237,23 +275,17 @@ class Ledger:
         """Confirm settled orders whose hold has passed, decline orders unpaid for too long: every order the due
         index lists as due at or before `now`, page by page (bounded memory), each in its own transaction, so the
         cycle can stop anywhere and be rerun."""
-        counts: Counter[str] = Counter()
-        for key in self._due_orders(now, page_size):
-            counts["orders_due"] += 1
+        counts = RunCounts()
+        for key in self.store.due_orders(utc_text(now), page_size):
+            counts.add("orders_due")
             self._settle_order(key, [], now=now, confirming=True, counts=counts)
-        return dict(counts)
-
-    def _due_orders(self, now: datetime, page_size: int) -> Iterator[str]:
-        until = utc_text(now)
-        for shard in range(DUE_SHARDS):
-            for item in OrderRecord.due.query(str(shard), OrderRecord.due_at <= until, page_size=page_size):
-                yield item.pk
+        return counts.as_dict()
 
     # ---- an operator's verdict on an order held for review ------------------------------------------------
     def review(self, key: str, verdict: ReviewVerdict, *, now: datetime, user_id: str | None = None) -> OrderState:
         """Release or decline an order held for review; the money moves in the same transaction as the verdict.
         An order held because its lines name different shoppers is released to the shopper named by `user_id`."""
-        view = load_order(key)
+        view = self.load_order(key)
         if view.record is None or (view.state != OrderState.ON_REVIEW and view.record.review is None):
             raise ValueError(f"order {key} is not held for review (state {view.state})")
         conflict = attribute(view.lines, self._clicks_for(view.lines)).conflict
@@ -263,51 +295,91 @@ class Ledger:
                                  "of them with --user")
         elif user_id is not None:
             raise ValueError(f"order {key} is not in attribution conflict: --user does not apply")
-        counts: Counter[str] = Counter()
+        counts = RunCounts()
         self._settle_order(key, [], now=now, confirming=False, counts=counts, redecide=True,
                            review=(verdict, user_id))
-        if counts.get("orders_failed") or counts.get("journal_conflicts"):
-            raise RuntimeError(f"order {key} could not be settled: {dict(counts)}")
-        return load_order(key).state
+        if counts.unsettled:
+            raise RuntimeError(f"order {key} could not be settled: {counts.as_dict()}")
+        state = self.load_order(key).state
+        assert state is not None
+        return state
+
+    # ---- deciding again under the current configuration ----------------------------------------------------
+    def redecide(self, keys: Iterable[str], *, now: datetime, dry_run: bool = False
+                 ) -> tuple[list[Redecided], RunCounts]:
+        """Decide these orders again under the current configuration, through the same path as a report (the
+        trail names the configuration version that decided). Orders with confirmed money, reversed or moved are
+        never touched. A dry run plans every change and writes nothing."""
+        ledger = self if not dry_run else Ledger(self.settings, store=DryRunStore(self.store), config=self.config)
+        counts = RunCounts()
+        results = []
+        for key in keys:
+            before = self.load_order(key)
+            if before.record is None:
+                results.append(Redecided(key, "not_found"))
+                continue
+            if before.settled:
+                counts.add("orders_skipped_confirmed")
+                results.append(Redecided(key, "skipped_confirmed", state_from=before.record.state))
+                continue
+            tally = RunCounts()
+            ledger._settle_order(key, [], now=now, confirming=False, counts=tally, redecide=True,
+                                 unsettled_only=True)
+            counts.merge(tally)
+            if tally.unsettled:
+                results.append(Redecided(key, "failed", state_from=before.record.state))
+                continue
+            if tally.orders_skipped_confirmed:
+                results.append(Redecided(key, "skipped_confirmed", state_from=before.record.state))
+                continue
+            after = ledger.load_order(key)
+            result = _compare_decisions(key, before, after)
+            if result.outcome == "changed":
+                counts.add("orders_redecided")
+            results.append(result)
+        return results, counts
 
     # ---- one order ------------------------------------------------------------------------------------------
     def _settle_order(self, key: str, incoming: list[OrderLine], *, now: datetime, confirming: bool,
-                      counts: Counter[str], redecide: bool = False,
-                      review: tuple[ReviewVerdict, str | None] | None = None) -> None:
+                      counts: RunCounts, redecide: bool = False,
+                      review: tuple[ReviewVerdict, str | None] | None = None, unsettled_only: bool = False) -> None:
         """Settle one order, retrying lost races with backoff. Whatever still fails is counted and logged, and the
         run goes on: the order is left as it was for the next run (nothing half-written)."""
         try:
             for attempt in range(MAX_ATTEMPTS):
-                tally: Counter[str] = Counter()
+                tally = RunCounts()
                 try:
                     self._try_settle(key, incoming, now=now, confirming=confirming, counts=tally,
-                                     redecide=redecide, review=review)
-                except _Retry:
-                    counts["retries"] += 1
+                                     redecide=redecide, review=review, unsettled_only=unsettled_only)
+                except LostRace:
+                    counts.add("retries")
                     time.sleep(min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** attempt) * random.random())
                     continue
-                counts.update(tally)
+                counts.merge(tally)
                 return
             raise OrderContention(f"order {key} changed {MAX_ATTEMPTS} times while this run worked on it")
         except JournalConflict as error:
             # never passed off as a success: counted, logged with the ids, and the run exits non-zero
-            counts["journal_conflicts"] += 1
+            counts.add("journal_conflicts")
             logger.error("journal conflict", extra={"order": key, "error": str(error)})
         except (MissingFxRate, OrderContention, OrderTooLarge) as error:
-            counts["orders_failed"] += 1
+            counts.add("orders_failed")
             logger.error("order not settled", extra={"order": key, "error": str(error)})
         except Exception as error:  # noqa: BLE001 - throttling past the retries, an outage: the next run retries
-            counts["orders_failed"] += 1
+            counts.add("orders_failed")
             logger.exception("order not settled", extra={"order": key, "error_type": type(error).__name__})
 
     def _try_settle(self, key: str, incoming: list[OrderLine], *, now: datetime, confirming: bool,
-                    counts: Counter[str], redecide: bool,
-                    review: tuple[ReviewVerdict, str | None] | None) -> None:
+                    counts: RunCounts, redecide: bool,
+                    review: tuple[ReviewVerdict, str | None] | None, unsettled_only: bool = False) -> None:
         """One optimistic attempt: plan the change of this order (and of the orders lines move from), write it.
-        Raises _Retry when it lost a race."""
-        view = load_order(key)
+        Raises LostRace when it lost a race."""
+        view = self.load_order(key)
+        if unsettled_only and view.settled:
+            counts.add("orders_skipped_confirmed")  # confirmed meanwhile (a concurrent cycle): left as it is
+            return
         merged, changed, stale = latest_lines(view.lines, incoming)
-        counts["lines_stale"] += len(stale)
+        counts.add("lines_stale", len(stale))
         unchanged = len(incoming) - len(changed) - len(stale)
 
         # One partner line, one order: lines new to this order (and, after an interrupted run, lines stored without
@@ -322,7 +394,7 @@ class Ledger:
         giving_up: list[tuple[str, OrderLine]] = []  # lines stored here of which another order has a newer version
         for line in to_locate:
             for other_key in self._homes(line, key):
-                other = others.get(other_key) or load_order(other_key)
+                other = others.get(other_key) or self.load_order(other_key)
                 others[other_key] = other
                 there = other.lines.get(line.line_id)
                 if there is None:
@@ -336,9 +408,9 @@ class Ledger:
                     # the version elsewhere is the newer one: this one is stale and is not stored here
                     changed.remove(line)
                     stale.append(line)
-                    counts["lines_stale"] += 1
+                    counts.add("lines_stale")
                     merged.pop(line.line_id, None)
-        counts["lines_unchanged"] += unchanged
+        counts.add("lines_unchanged", unchanged)
 
         if not merged and not view.lines:
             return
@@ -346,54 +418,55 @@ class Ledger:
                 and not redecide and view.state not in (OrderState.UNATTRIBUTED, OrderState.ON_REVIEW)):
             return
 
-        changes = []
+        plans = []
         for other_key, lines_out in sorted(leaving.items()):
             other = others[other_key]
             remaining = {line_id: line for line_id, line in other.lines.items()
                          if line_id not in {line.line_id for line in lines_out}}
-            change = self._plan(other_key, other, remaining, [], now=now, confirming=False, redecide=True,
-                                review=None, counts=counts)
-            if change is None:
+            plan = self._plan(other_key, other, remaining, [], now=now, confirming=False, redecide=True,
+                              review=None, counts=counts)
+            if plan is None:
                 continue
-            change.tombstones = [(key, line) for line in lines_out]
-            changes.append(change)
+            plan.tombstones = [(key, line) for line in lines_out]
+            plans.append(plan)
         for other_key, other in others.items():
             if other_key not in leaving and other.dirty:
-                change = self._plan(other_key, other, other.lines, [], now=now, confirming=False, redecide=True,
-                                    review=None, counts=counts)
-                if change is not None:
-                    changes.append(change)
+                plan = self._plan(other_key, other, other.lines, [], now=now, confirming=False, redecide=True,
+                                  review=None, counts=counts)
+                if plan is not None:
+                    plans.append(plan)
         if merged or view.record is not None:
             own = self._plan(key, view, merged, changed, now=now, confirming=confirming,
                              redecide=redecide or dirty or bool(leaving), review=review, counts=counts)
             if own is not None:
                 own.tombstones = giving_up
-                changes.append(own)
-        if not changes:
+                plans.append(own)
+        if not plans:
             return
-        self._commit(changes, now)
-        for change in changes:
-            counts["orders_changed"] += 1
-            counts["lines_applied"] += len(change.lines)
-            counts["lines_moved"] += len(change.tombstones)
-            for entry in change.entries:
-                counts[f"moves_{entry.transition.value}"] += 1
-            counts["notifications"] += sum(1 for entry in change.entries if entry.event) + (1 if change.notice else 0)
-            if (change.view.state != OrderState.PENDING and change.step.state == OrderState.PENDING
-                    and later_than_promised(change.all_lines, now)):
-                counts["pending_later_than_promised"] += 1
-            if change.step.refused and change.lines:
-                self._record_refused(change.key, change.lines, change.step, now)
-                counts["transitions_refused"] += 1
+        self._commit(plans, now)
+        for plan in plans:
+            counts.add("orders_changed")
+            counts.add("lines_applied", len(plan.lines))
+            counts.add("lines_moved", len(plan.tombstones))
+            for entry in plan.entries:
+                counts.move(entry.transition)
+            counts.add("notifications", sum(1 for entry in plan.entries if entry.event) + (1 if plan.notice else 0))
+            if (plan.view.state != OrderState.PENDING and plan.step.state == OrderState.PENDING
+                    and later_than_promised(plan.all_lines, now)):
+                counts.add("pending_later_than_promised")
+            if plan.step.refused and plan.lines:
+                for line in plan.lines:
+                    self.store.record_refusal(plan.key, line, plan.step.refused, plan.step.state.value,
+                                              utc_text(now))
+                counts.add("transitions_refused")
 
     def _homes(self, line: OrderLine, key: str) -> list[str]:
         """The other orders holding an item of this partner line (live or a tombstone)."""
-        return sorted({item.pk for item in LineRecord.by_line.query(f"{line.partner}#{line.line_id}")
-                       if item.pk != key})
+        return sorted(home for home in self.store.line_homes(line.partner, line.line_id) if home != key)
 
     def _plan(self, key: str, view: OrderView, merged: Mapping[str, OrderLine], changed: list[OrderLine], *,
               now: datetime, confirming: bool, redecide: bool,
-              review: tuple[ReviewVerdict, str | None] | None, counts: Counter[str]) -> OrderChange | None:
+              review: tuple[ReviewVerdict, str | None] | None, counts: RunCounts) -> OrderPlan | None:
         """What this order should become with these lines; None when nothing would change."""
         record = view.record
         if not merged:
@@ -433,14 +506,15 @@ class Ledger:
         start = view.holding
         if not same_shopper:
             # the first shopper's money is voided as its own entry, the second's appears from nothing
+            assert record is not None and holder is not None
             entries.append(_Entry(holder, record.account_currency, record.fx_rate, view.holding, NOTHING,
-                                  transition_of(view.holding, NOTHING), view.state, None))
+                                  _moved(view.holding, NOTHING), view.state, None))
             start = NOTHING
         if step.holding != start:
             if decision.user_id is None:
                 raise JournalConflict(f"order {key} would move money without a shopper")
             entries.append(_Entry(decision.user_id, decision.account_currency, fx_rate, start, step.holding,
-                                  transition_of(start, step.holding), view.state if same_shopper else None, None))
+                                  _moved(start, step.holding), view.state if same_shopper else None, None))
         for entry in entries:
             after_state = step.state if entry.user_id == decision.user_id else _lost_state(step.state)
             entry.event = event_of(entry.state_from, after_state, entry.transition)
@@ -451,35 +525,37 @@ class Ledger:
         version = (record.version or 0) + 1 if record else 1
         new_record = self._order_record(key, view, merged, decision, step, fx_rate, review_accounts,
                                         verdict, review_user, digest, len(entries), now)
-        return OrderChange(key=key, view=view, record=new_record, decision=decision, decision_json=decision_json,
-                           step=step, version=version, all_lines=merged, lines=list(changed), entries=entries,
-                           notice=notice)
+        return OrderPlan(key=key, view=view, record=new_record, decision=decision, decision_json=decision_json,
+                         step=step, version=version, all_lines=merged, lines=list(changed), entries=entries,
+                         notice=notice)
 
-    def _plan_empty(self, key: str, view: OrderView, now: datetime) -> OrderChange | None:
+    def _plan_empty(self, key: str, view: OrderView, now: datetime) -> OrderPlan | None:
         """Every line of the order moved to another order: it holds nothing any more and keeps its history."""
         record = view.record
         if record is None or (record.state == OrderState.MOVED and view.holding.is_zero):
             return None
+        assert view.decision_json is not None
         decision = OrderDecision.from_dict(json.loads(view.decision_json))
         step = Step(OrderState.MOVED, NOTHING, None)
         entries = []
         if view.holder is not None:
             entries.append(_Entry(view.holder, record.account_currency, record.fx_rate, view.holding, NOTHING,
-                                  transition_of(view.holding, NOTHING), view.state,
-                                  event_of(view.state, OrderState.MOVED, transition_of(view.holding, NOTHING))))
+                                  _moved(view.holding, NOTHING), view.state,
+                                  event_of(view.state, OrderState.MOVED, _moved(view.holding, NOTHING))))
         record.entries = (record.entries or 0) + len(entries)
         record.state = OrderState.MOVED.value
         record.pending_usd = record.confirmed_usd = record.pending = record.confirmed = Decimal("0")
-        record.due_at = record.due_shard = None
+        record.due_at = None
         record.lines_digest = lines_digest({})
         record.decided_at = record.updated_at = utc_text(now)
-        return OrderChange(key=key, view=view, record=record, decision=decision, decision_json=view.decision_json,
-                           step=step, version=(record.version or 0) + 1, entries=entries)
+        return OrderPlan(key=key, view=view, record=record, decision=decision, decision_json=view.decision_json,
+                         step=step, version=(record.version or 0) + 1, entries=entries)
 
     def _order_record(self, key: str, view: OrderView, merged: Mapping[str, OrderLine], decision: OrderDecision,
                       step: Step, fx_rate: Decimal, review_accounts: frozenset[str], verdict: ReviewVerdict | None,
-                      review_user: str | None, digest: str, entries: int, now: datetime) -> OrderRecord:
-        record = view.record or OrderRecord(key, "ORDER", entries=0)
+                      review_user: str | None, digest: str, entries: int, now: datetime) -> OrderItem:
+        # the view's own item is updated in place (as it always was): the plan reads the order after the change
+        record = view.record or OrderItem(key, entries=0)
         record.entries = (record.entries or 0) + entries
         record.partner = decision.partner
         record.order_id = decision.order_id
@@ -498,7 +574,6 @@ class Ledger:
         record.pending_usd, record.confirmed_usd = step.holding.pending_usd, step.holding.confirmed_usd
         record.pending, record.confirmed = step.holding.pending, step.holding.confirmed
         record.due_at = utc_text(step.due_at) if step.due_at else None
-        record.due_shard = str(zlib.crc32(key.encode()) % DUE_SHARDS) if step.due_at else None
         record.lines_digest = digest
         record.updated_at = utc_text(now)
         return record
@@ -514,173 +589,121 @@ class Ledger:
         if not mine:
             return frozenset(), []
         for account in sorted(mine):
-            reference_data.register_new_user_coupon(attribution.user_id, account, key, now=now)
-        uses = reference_data.new_user_coupon_uses(attribution.user_id)
+            self.store.register_new_user_coupon(attribution.user_id, account, key, now=now)
+        uses = self.store.new_user_coupon_uses(attribution.user_id)
         accounts = frozenset(account for _, account in uses)
         if len(accounts) > 1:
             return accounts, sorted({order for order, _ in uses if order != key})
         return accounts, []
 
     # ---- writing ---------------------------------------------------------------------------------------------
-    def _commit(self, changes: list[OrderChange], now: datetime) -> None:
-        """Write the changes of one or more orders. The money (orders, decisions, journal, balances, outbox) is
-        one transaction; line items join it when they fit, else they are written first as facts."""
-        core = sum(1 + change.decision_changed + 2 * len(change.entries) + (change.notice is not None)
-                   for change in changes)
-        core += len({entry.user_id for change in changes for entry in change.entries})  # one balance update each
-        line_items = sum(len(change.lines) + len(change.tombstones) for change in changes)
-        facts_first = core + line_items > MAX_TRANSACTION_ITEMS
-        if facts_first:
-            for change in changes:
-                for line in change.lines:
-                    self._put_line_fact(change.key, line)
-                for moved_to, line in change.tombstones:
-                    self._put_line_fact(change.key, line, moved_to=moved_to)
+    def _commit(self, plans: list[OrderPlan], now: datetime) -> None:
+        """Write the plans of one or more orders as one change of the store (one transaction; the store writes the
+        line items first as facts when they do not fit in it)."""
+        self.store.apply([self._change(plan, now) for plan in plans])
 
-        kinds: list[str] = []  # what each put of the transaction is, to read its cancellation reasons
-        balances: dict[str, tuple[Holding, str]] = {}
-        try:
-            with TransactWrite(connection=self._connection) as transaction:
-                for change in changes:
-                    transaction.save(change.record)  # VersionAttribute adds the condition: version unchanged (new)
-                    kinds.append("order")
-                    if change.decision_changed:
-                        transaction.save(DecisionRecord.of(change.key, change.decision_json))
-                        kinds.append("decision")
-                    if not facts_first:
-                        for line in change.lines:
-                            transaction.save(_line_item(change.key, line))
-                            kinds.append("line")
-                        for moved_to, line in change.tombstones:
-                            transaction.save(_line_item(change.key, line, moved_to=moved_to))
-                            kinds.append("line")
-                    sequence = (change.record.entries or 0) - len(change.entries)
-                    for entry in change.entries:
-                        sequence += 1
-                        transaction.save(self._journal_entry(change, entry, sequence, now),
-                                         condition=JournalEntryRecord.pk.does_not_exist())
-                        kinds.append("entry")
-                        held, _ = balances.get(entry.user_id, (NOTHING, entry.account_currency))
-                        balances[entry.user_id] = (held.plus(entry.delta), entry.account_currency)
-                        if entry.event is not None:
-                            transaction.save(self._outbox_event(change, entry.user_id, entry.event, entry, now),
-                                             condition=OutboxRecord.event_id.does_not_exist())
-                            kinds.append("outbox")
-                    if change.notice is not None:
-                        transaction.save(self._outbox_event(change, change.decision.user_id, change.notice, None,
-                                                            now), condition=OutboxRecord.event_id.does_not_exist())
-                        kinds.append("outbox")
-                for user_id, (delta, currency) in sorted(balances.items()):
-                    transaction.update(BalanceRecord(user_id), actions=[
-                        BalanceRecord.pending_usd.add(delta.pending_usd),
-                        BalanceRecord.confirmed_usd.add(delta.confirmed_usd),
-                        BalanceRecord.pending.add(delta.pending),
-                        BalanceRecord.confirmed.add(delta.confirmed),
-                        BalanceRecord.account_currency.set(currency),
-                    ])
-                    kinds.append("balance")
-        except TransactWriteError as error:
-            self._raise_for(changes, kinds, error)
+    def _change(self, plan: OrderPlan, now: datetime) -> OrderChange:
+        """The plan as the store's value: the order over the version it was read at, the decision when it changed,
+        the lines and tombstones, the journal entries with their balance deltas and notifications."""
+        order = dataclasses.replace(plan.record, version=plan.view.record.version if plan.view.record else None)
+        lines = [LineWrite(line) for line in plan.lines] + [LineWrite(line, moved_to) for moved_to, line
+                                                            in plan.tombstones]
+        entries, balances, outbox = [], [], []
+        sequence = (plan.record.entries or 0) - len(plan.entries)
+        for entry in plan.entries:
+            sequence += 1
+            entries.append(self._journal_entry(plan, entry, sequence, now))
+            balances.append(BalanceDelta(entry.user_id, entry.delta, entry.account_currency))
+            if entry.event is not None:
+                outbox.append(self._outbox_message(plan, entry.user_id, entry.event, entry, now))
+        if plan.notice is not None:
+            assert plan.decision.user_id is not None
+            outbox.append(self._outbox_message(plan, plan.decision.user_id, plan.notice, None, now))
+        return OrderChange(order=order, decision=plan.decision_json if plan.decision_changed else None,
+                           lines=tuple(lines), entries=tuple(entries), balances=tuple(balances),
+                           outbox=tuple(outbox))
 
-    def _raise_for(self, changes: list[OrderChange], kinds: list[str], error: TransactWriteError) -> None:
-        """Tell a lost race (an order changed, a transaction conflict: retry) from a journal or notification id
-        taken with another payload while the orders did not change (a JournalConflict, never passed off)."""
-        codes = [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
-        failed = {kinds[index] for index, code in enumerate(codes)
-                  if code == "ConditionalCheckFailed" and index < len(kinds)}
-        if "order" in failed or "TransactionConflict" in codes:
-            raise _Retry() from error
-        if failed & {"entry", "outbox"}:
-            keys = ", ".join(change.key for change in changes)
-            raise JournalConflict(f"order {keys}: a journal entry or notification with this id already exists "
-                                  f"with another payload while the order itself did not change ({codes})") from error
-        raise error
-
-    def _put_line_fact(self, key: str, line: OrderLine, *, moved_to: str | None = None) -> None:
-        """A line item written on its own, only over an older version of itself (a concurrent run may have stored
-        a newer one: then this attempt lost the race). A tombstone replaces the live item it retires."""
-        item = _line_item(key, line, moved_to=moved_to)
-        if moved_to is not None:
-            condition = LineRecord.moved_to.does_not_exist() & (LineRecord.body == item.body)
-        else:
-            condition = (LineRecord.sk.does_not_exist() | LineRecord.moved_to.exists()
-                         | (LineRecord.status_at < item.status_at)
-                         | ((LineRecord.status_at == item.status_at) & (LineRecord.body < item.body)))
-        try:
-            item.save(condition=condition)
-        except PutError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
-                existing = LineRecord.get(key, item.sk, consistent_read=True)
-                if existing.body == item.body and (existing.moved_to or None) == moved_to:
-                    return  # already written by an earlier attempt
-                raise _Retry() from error
-            raise
-
-    def _journal_entry(self, change: OrderChange, entry: _Entry, sequence: int, now: datetime) -> JournalEntryRecord:
-        key, delta = change.key, entry.delta
-        number = f"{sequence:06d}"
-        entry_id = f"{key}#{number}#{entry.transition.value}"
+    def _journal_entry(self, plan: OrderPlan, entry: _Entry, sequence: int, now: datetime) -> JournalEntry:
+        delta = entry.delta
+        entry_id = journal_entry_id(plan.key, sequence, entry.transition.value)
         state_from = entry.state_from.value if entry.state_from else None
-        state_to = change.step.state if entry.user_id == change.decision.user_id else _lost_state(change.step.state)
+        state_to = plan.step.state if entry.user_id == plan.decision.user_id else _lost_state(plan.step.state)
         payload = {"entry_id": entry_id, "transition": entry.transition.value, "user_id": entry.user_id,
                    "pending_usd": str(delta.pending_usd), "confirmed_usd": str(delta.confirmed_usd),
                    "pending": str(delta.pending), "confirmed": str(delta.confirmed),
                    "state_from": state_from, "state_to": state_to.value}
-        return JournalEntryRecord(
-            key, f"ENTRY#{number}#{entry.transition.value}", entry_id=entry_id, transition=entry.transition.value,
-            user_id=entry.user_id, account_currency=entry.account_currency, fx_rate=entry.fx_rate,
-            pending_usd=delta.pending_usd, confirmed_usd=delta.confirmed_usd, pending=delta.pending,
-            confirmed=delta.confirmed, state_from=state_from, state_to=state_to.value,
-            digest=hashlib.sha256(canonical(payload).encode()).hexdigest(), at=utc_text(now))
+        return JournalEntry(plan.key, sequence, entry.transition.value, entry.user_id, entry.account_currency,
+                            entry.fx_rate, delta, state_from, state_to.value,
+                            hashlib.sha256(canonical(payload).encode()).hexdigest(), utc_text(now))
 
-    def _outbox_event(self, change: OrderChange, user_id: str, event: EventType, entry: _Entry | None,
-                      now: datetime) -> OutboxRecord:
-        """The notification, fixed at the moment of the change (deterministic id: order + version + shopper)."""
-        decision, step = change.decision, change.step
-        event_id = hashlib.sha256(f"{change.key}#v{change.version}#{event.value}#{user_id}".encode()).hexdigest()[:32]
+    def _outbox_message(self, plan: OrderPlan, user_id: str, event: EventType, entry: _Entry | None,
+                        now: datetime) -> OutboxMessage:
+        """The notification (domain/notification.py), fixed at the moment of the change, kept in the outbox."""
+        decision, step = plan.decision, plan.step
         mine = user_id == decision.user_id
-        holding = step.holding if mine else NOTHING
-        delta = entry.delta if entry is not None else NOTHING
-        currency = entry.account_currency if entry is not None else decision.account_currency
-        state = step.state if mine else _lost_state(step.state)
-        before = entry.state_from if entry is not None else change.view.state
-        body = {
-            "schema": NOTIFICATION_SCHEMA,
-            "event_id": event_id,
-            "event_type": event.value,
-            "occurred_at": utc_text(now),
-            "user_id": user_id,
-            "partner": decision.partner,
-            "order_id": decision.order_id,
-            "state": state.value,
-            "previous_state": before.value if before else None,
-            "cashback_usd": money_str(holding.confirmed_usd + holding.pending_usd),
-            "account_currency": currency,
-            "cashback": money_str(holding.confirmed + holding.pending),
-            "change": {"pending_usd": money_str(delta.pending_usd), "confirmed_usd": money_str(delta.confirmed_usd),
-                       "pending": money_str(delta.pending), "confirmed": money_str(delta.confirmed)},
-            "reasons": list(decision.reasons),
-            "trail_summary": [{"rule": item.rule, "code": item.code, "note": item.note}
-                              for item in decision.trail if item.code][:TRAIL_SUMMARY_LIMIT],
-        }
-        attributes = {"event_type": event.value, "partner": decision.partner, "state": state.value,
-                      "account_currency": currency}
-        return OutboxRecord(event_id, event_type=event.value, user_id=user_id, body=canonical(body),
-                            attributes=canonical(attributes), created_at=utc_text(now),
-                            unpublished_shard=str(int(event_id, 16) % OUTBOX_SHARDS),
-                            expires_at=int(now.timestamp()) + OUTBOX_RETENTION_DAYS * 86400)
-
-    def _record_refused(self, key: str, changed: list[OrderLine], step: Step, now: datetime) -> None:
-        for line in changed:
-            RefusedRecord(key, f"REFUSED#{line.line_id}#{utc_text(line.status_at)}#{line.status.value}",
-                          reason=step.refused, state=step.state.value, body=line.model_dump_json(),
-                          at=utc_text(now)).save()
+        message = notification(
+            order_key=plan.key, order_version=plan.version, user_id=user_id, event=event, decision=decision,
+            state=step.state if mine else _lost_state(step.state),
+            previous_state=entry.state_from if entry is not None else plan.view.state,
+            holding=step.holding if mine else NOTHING, change=entry.delta if entry is not None else NOTHING,
+            account_currency=entry.account_currency if entry is not None else decision.account_currency, now=now)
+        return OutboxMessage(message.event_id, event.value, user_id, message.body(), message.attributes(),
+                             utc_text(now), int(now.timestamp()) + OUTBOX_RETENTION_DAYS * 86400)
 
 
-def _line_item(key: str, line: OrderLine, *, moved_to: str | None = None) -> LineRecord:
-    return LineRecord(key, f"{LINE_PREFIX}{line.line_id}", line_ref=f"{line.partner}#{line.line_id}",
-                      status=line.status.value, status_at=utc_text(line.status_at), body=line.model_dump_json(),
-                      moved_to=moved_to)
+class DryRunStore:
+    """A store that reads through to another and keeps every write to itself: a dry run plans exactly what a real
+    run would write, and the planned changes are read back from here (nothing reaches the real store)."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+        self.changes: dict[str, OrderChange] = {}
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def load_order(self, key: str) -> LoadedOrder:
+        loaded = self._store.load_order(key)
+        change = self.changes.get(key)
+        if change is None:
+            return loaded
+        lines = {OrderLine.model_validate_json(item.body).line_id: item for item in loaded.lines}
+        for write in change.lines:
+            lines[write.line.line_id] = StoredLine(write.line.model_dump_json(), write.moved_to)
+        return LoadedOrder(change.order, change.decision or loaded.decision, tuple(lines.values()))
+
+    def apply(self, changes: Sequence[OrderChange]) -> None:
+        for change in changes:
+            self.changes[change.key] = change
+
+    def record_refusal(self, key: str, line: OrderLine, reason: str, state: str, at: str) -> None:
+        return None
+
+    def register_new_user_coupon(self, user_id: str, buyer_account: str, order_key: str, *, now: datetime) -> bool:
+        return False
+
+
+def _compare_decisions(key: str, before: OrderView, after: OrderView) -> Redecided:
+    old = json.loads(before.decision_json) if before.decision_json else {}
+    new = json.loads(after.decision_json) if after.decision_json else {}
+    changed = (old != new or (before.record and after.record and (
+        before.record.state != after.record.state or before.holding != after.holding)))
+    old_reasons, new_reasons = old.get("reasons", []), new.get("reasons", [])
+    return Redecided(
+        key, "changed" if changed else "unchanged",
+        state_from=before.record.state if before.record else None,
+        state_to=after.record.state if after.record else None,
+        config_version_from=old.get("config_version"), config_version_to=new.get("config_version"),
+        cashback_usd_from=old.get("cashback_usd"), cashback_usd_to=new.get("cashback_usd"),
+        reasons_added=tuple(reason for reason in new_reasons if reason not in old_reasons),
+        reasons_removed=tuple(reason for reason in old_reasons if reason not in new_reasons))
+
+
+def _moved(before: Holding, after: Holding) -> Transition:
+    """The journal transition of a move of money (an entry is only made when the holding changes)."""
+    transition = transition_of(before, after)
+    assert transition is not None, "no money moves"
+    return transition
 
 
 def _newer_or_same(stored: OrderLine, candidate: OrderLine) -> bool:
@@ -711,5 +734,5 @@ def _sub_id_of(lines: Mapping[str, OrderLine], decision: OrderDecision) -> str |
     return _first(lines, "sub_id")
 
 
-__all__ = ["Ledger", "JournalConflict", "OrderContention", "OrderChange", "load_order", "order_key", "utc_text",
-           "parse_utc", "lines_digest"]
+__all__ = ["Ledger", "JournalConflict", "OrderContention", "OrderChange", "OrderPlan", "OrderView", "Redecided",
+           "RunCounts", "load_order", "order_key", "utc_text", "parse_utc", "lines_digest", "canonical"]

@@ -15,27 +15,27 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function,
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
-from pynamodb.exceptions import UpdateError
-
-from accrual.adapters.ledger_tables import OUTBOX_SHARDS, OutboxRecord, bind_ledger_tables
+from accrual.adapters.ledger_store import DynamoLedgerStore, LedgerStore, utc_text
 from accrual.settings import BOTO_CONFIG, Settings
 
 IDEMPOTENCY_DAYS = 7
 
 
 class OutboxRelay:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, store: LedgerStore | None = None) -> None:
         if not settings.notifications_topic_arn:
             raise LookupError(f"stack {settings.stack!r} has no notifications topic (NotificationsTopicArn)")
-        bind_ledger_tables(settings)
+        self.store = store or DynamoLedgerStore(settings)
         self.settings = settings
         self._sns = settings.client("sns")
         self._idempotency = IdempotencyConfig(event_key_jmespath="event_id",
@@ -63,29 +63,16 @@ class OutboxRelay:
                 return "in_progress"
         else:
             result = self._publish(message)
-        try:
-            OutboxRecord(event["event_id"]).update(
-                actions=[OutboxRecord.published_at.set(now.isoformat()),
-                         OutboxRecord.message_id.set(result["message_id"]),
-                         OutboxRecord.unpublished_shard.remove()],
-                condition=OutboxRecord.event_id.exists())
-        except UpdateError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
-                raise
+        self.store.mark_published(event["event_id"], now.isoformat(), result["message_id"])
         return "published"
 
     def publish_unpublished(self, *, now: datetime, grace: timedelta = timedelta(0),
                             page_size: int = 100) -> dict[str, int]:
         """Sweep the sparse `unpublished` index, oldest first per shard, leaving events younger than `grace`."""
         counts: Counter[str] = Counter()
-        until = (now - grace).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        for shard in range(OUTBOX_SHARDS):
-            for key in OutboxRecord.unpublished.query(str(shard), OutboxRecord.created_at <= until,
-                                                      page_size=page_size):
-                item = OutboxRecord.get(key.event_id, consistent_read=True)
-                if item.published_at:
-                    continue
-                counts[self.publish(item.attribute_values, now=now)] += 1
+        for message in self.store.unpublished(utc_text(now - grace), page_size):
+            event = {"event_id": message.event_id, "body": message.body, "attributes": message.attributes}
+            counts[self.publish(event, now=now)] += 1
         return dict(counts)
 
 

@@ -7,12 +7,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
-
-from accrual.adapters import reference_data
-from accrual.adapters.ledger_tables import (
-    LINE_PREFIX, BalanceRecord, JournalEntryRecord, LineRecord, OrderRecord, RefusedRecord, bind_ledger_tables,
-)
+from accrual.adapters.ledger_store import DynamoLedgerStore, LedgerStore, OrderItem, find_order_keys
 from accrual.domain.attribution import attribute, pinned_shopper
 from accrual.domain.decision import OrderDecision
 from accrual.domain.lifecycle import Holding, OrderState, earning_holding
@@ -26,47 +21,45 @@ from accrual.settings import Settings
 FIGURES = ("pending_usd", "confirmed_usd", "pending", "confirmed")
 
 
-def balance(settings: Settings, user_id: str) -> dict[str, Any]:
-    bind_ledger_tables(settings)
-    try:
-        record = BalanceRecord.get(user_id, consistent_read=True)
-    except DoesNotExist:
-        record = BalanceRecord(user_id)
-    result = {"user_id": user_id, "account_currency": record.account_currency or "USD"}
+def _store(source: Settings | LedgerStore) -> LedgerStore:
+    """The readers take the stack's settings (the DynamoDB store) or a store itself (unit tests)."""
+    return DynamoLedgerStore(source) if isinstance(source, Settings) else source
+
+
+def balance(source: Settings | LedgerStore, user_id: str) -> dict[str, Any]:
+    stored = _store(source).balance(user_id)
+    result: dict[str, Any] = {"user_id": user_id,
+                              "account_currency": (stored.account_currency if stored else None) or "USD"}
+    holding = stored.holding if stored else Holding()
     for figure in FIGURES:
-        result[figure] = money_str(getattr(record, figure) or ZERO)
+        result[figure] = money_str(getattr(holding, figure))
     return result
 
 
-def find_orders(order_number: str) -> list[str]:
-    """Order keys for a store order number, a partner order number, or a key `partner#order_id` itself."""
-    keys = {item.pk for item in OrderRecord.by_order_id.query(order_number)}
-    keys |= {item.pk for item in OrderRecord.by_partner_order_id.query(order_number)}
-    if not keys and "#" in order_number:
-        try:
-            keys.add(OrderRecord.get(order_number, "ORDER").pk)
-        except DoesNotExist:
-            pass
-    return sorted(keys)
+def find_orders(order_number: str, source: Settings | LedgerStore | None = None) -> list[str]:
+    """Order keys for a store order number, a partner order number, or a key `partner#order_id` itself. (Without
+    a source: the tables the last store bound.)"""
+    return _store(source).find_orders(order_number) if source is not None else find_order_keys(order_number)
 
 
-def explain(settings: Settings, order_number: str, *, lang: str = "en") -> dict[str, Any] | None:
-    bind_ledger_tables(settings)
-    keys = find_orders(order_number)
+def explain(source: Settings | LedgerStore, order_number: str, *, lang: str = "en") -> dict[str, Any] | None:
+    store = _store(source)
+    keys = store.find_orders(order_number)
     if not keys:
         return None
-    view = load_order(keys[0])
+    view = load_order(keys[0], store)
     record = view.record
+    assert record is not None and view.decision_json is not None  # found by its key: the order exists
     decision = OrderDecision.from_dict(json.loads(view.decision_json))
     lines = {line_id: line.model_dump(mode="json") for line_id, line in view.lines.items()}
     journal = [
         {"entry_id": entry.entry_id, "transition": entry.transition, "at": entry.at,
          "state_from": entry.state_from, "state_to": entry.state_to,
-         **{figure: str(getattr(entry, figure)) for figure in FIGURES}}
-        for entry in JournalEntryRecord.query(record.pk, JournalEntryRecord.sk.startswith("ENTRY#"))
+         **{figure: str(getattr(entry.delta, figure)) for figure in FIGURES}}
+        for entry in store.journal(record.key)
     ]
-    refused = [{"line": item.sk, "reason": item.reason, "at": item.at, **_refused_report(item.body)}
-               for item in RefusedRecord.query(record.pk, RefusedRecord.sk.startswith("REFUSED#"))]
+    refused = [{"line": item.ref, "reason": item.reason, "at": item.at, **_refused_report(item.body)}
+               for item in store.refusals(record.key)]
     return {
         "order_id": record.order_id,
         "partner": record.partner,
@@ -103,61 +96,61 @@ def _refused_report(body: str | None) -> dict[str, Any]:
     return {"line_id": line.get("line_id"), "status": line.get("status"), "status_at": line.get("status_at")}
 
 
-def audit(settings: Settings) -> dict[str, Any]:
+def audit(source: Settings | LedgerStore) -> dict[str, Any]:
     """Recompute everything the ledger keeps and compare: each balance with its journal, each order's holding with
     its journal and with what its lines decide today, and the identity rules (one partner line in one order, an
     order's money with its one shopper, one currency per balance, no negative pending)."""
-    bind_ledger_tables(settings)
+    store = _store(source)
     differences: list[dict[str, Any]] = []
     journal_by_user: dict[str, Holding] = defaultdict(Holding)
     journal_by_order: dict[str, dict[str, Holding]] = defaultdict(lambda: defaultdict(Holding))
     currencies: dict[str, set[str]] = defaultdict(set)
     entries = 0
-    for entry in JournalEntryRecord.scan(JournalEntryRecord.sk.startswith("ENTRY#")):
+    for entry in store.scan_journal():
         entries += 1
-        delta = Holding(entry.pending_usd, entry.confirmed_usd, entry.pending, entry.confirmed)
+        delta = entry.delta
         journal_by_user[entry.user_id] = journal_by_user[entry.user_id].plus(delta)
-        journal_by_order[entry.pk][entry.user_id] = journal_by_order[entry.pk][entry.user_id].plus(delta)
+        journal_by_order[entry.key][entry.user_id] = journal_by_order[entry.key][entry.user_id].plus(delta)
         currencies[entry.user_id].add(entry.account_currency)
 
     balances = 0
     negative: list[str] = []
     seen_users = set()
-    for record in BalanceRecord.scan():
+    for stored_balance in store.scan_balances():
         balances += 1
-        seen_users.add(record.user_id)
-        stored = Holding(*(getattr(record, figure) or ZERO for figure in FIGURES))
-        if stored != journal_by_user.get(record.user_id, Holding()):
-            differences.append({"kind": "balance", "user_id": record.user_id, "stored": _figures(stored),
-                                "journal": _figures(journal_by_user.get(record.user_id, Holding()))})
+        seen_users.add(stored_balance.user_id)
+        stored = stored_balance.holding
+        if stored != journal_by_user.get(stored_balance.user_id, Holding()):
+            differences.append({"kind": "balance", "user_id": stored_balance.user_id, "stored": _figures(stored),
+                                "journal": _figures(journal_by_user.get(stored_balance.user_id, Holding()))})
         if stored.confirmed_usd < 0:
-            negative.append(record.user_id)
+            negative.append(stored_balance.user_id)
         if stored.pending_usd < 0 or stored.pending < 0:
-            differences.append({"kind": "negative_pending", "user_id": record.user_id, "stored": _figures(stored)})
-        used = currencies.get(record.user_id, set()) | ({record.account_currency} if record.account_currency else set())
+            differences.append({"kind": "negative_pending", "user_id": stored_balance.user_id, "stored": _figures(stored)})
+        used = currencies.get(stored_balance.user_id, set()) | ({stored_balance.account_currency} if stored_balance.account_currency else set())
         if len(used) > 1:
-            differences.append({"kind": "mixed_currencies", "user_id": record.user_id,
+            differences.append({"kind": "mixed_currencies", "user_id": stored_balance.user_id,
                                 "currencies": sorted(used)})
     for user_id in sorted(set(journal_by_user) - seen_users):
         differences.append({"kind": "balance_missing", "user_id": user_id,
                             "journal": _figures(journal_by_user[user_id])})
 
     homes: dict[str, list[str]] = defaultdict(list)
-    for item in LineRecord.scan(LineRecord.sk.startswith(LINE_PREFIX) & LineRecord.moved_to.does_not_exist()):
-        homes[item.line_ref].append(item.pk)
+    for line_ref, key in store.scan_live_lines():
+        homes[line_ref].append(key)
     for line_ref, keys in sorted(homes.items()):
         if len(keys) > 1:
             differences.append({"kind": "line_in_two_orders", "line": line_ref, "orders": sorted(keys)})
 
     orders = 0
     configs: dict[str, Any] = {}
-    for record in OrderRecord.scan(OrderRecord.sk == "ORDER"):
+    for record in store.scan_orders():
         orders += 1
-        journal = journal_by_order.pop(record.pk, {})
+        journal = journal_by_order.pop(record.key, {})
         try:
-            differences.extend(_audit_order(record, journal, configs))
+            differences.extend(_audit_order(store, record, journal, configs))
         except Exception as error:  # noqa: BLE001 - an order the audit cannot even recompute is itself a finding
-            differences.append({"kind": "order_unreadable", "order": record.pk,
+            differences.append({"kind": "order_unreadable", "order": record.key,
                                 "error": f"{type(error).__name__}: {error}"[:500]})
     for key in sorted(journal_by_order):
         differences.append({"kind": "journal_without_order", "order": key})
@@ -165,50 +158,50 @@ def audit(settings: Settings) -> dict[str, Any]:
             "negative_confirmed_balances": negative, "differences": differences}
 
 
-def _audit_order(record: OrderRecord, journal: dict[str, Holding], configs: dict[str, Any]
+def _audit_order(store: LedgerStore, record: OrderItem, journal: dict[str, Holding], configs: dict[str, Any]
                  ) -> Iterable[dict[str, Any]]:
     held = Holding(record.pending_usd, record.confirmed_usd, record.pending, record.confirmed)
     mine = journal.get(record.user_id, Holding()) if record.user_id else Holding()
     if held != mine:
-        yield {"kind": "order_holding", "order": record.pk, "user_id": record.user_id, "held": _figures(held),
+        yield {"kind": "order_holding", "order": record.key, "user_id": record.user_id, "held": _figures(held),
                "journal": _figures(mine)}
     for user_id, holding in sorted(journal.items()):
         if user_id != record.user_id and not holding.is_zero:
-            yield {"kind": "money_with_other_shopper", "order": record.pk, "user_id": user_id,
+            yield {"kind": "money_with_other_shopper", "order": record.key, "user_id": user_id,
                    "order_user_id": record.user_id, "journal": _figures(holding)}
     if min(held.pending_usd, held.confirmed_usd, held.pending, held.confirmed) < 0:
-        yield {"kind": "negative_holding", "order": record.pk, "held": _figures(held)}
-    view = load_order(record.pk)
+        yield {"kind": "negative_holding", "order": record.key, "held": _figures(held)}
+    view = load_order(record.key, store)
     if record.state == OrderState.MOVED:
         if view.lines or not held.is_zero:
-            yield {"kind": "moved_order_not_empty", "order": record.pk}
+            yield {"kind": "moved_order_not_empty", "order": record.key}
         return
     if view.decision_json is None:
-        yield {"kind": "decision_missing", "order": record.pk}
+        yield {"kind": "decision_missing", "order": record.key}
         return
     stored = OrderDecision.from_dict(json.loads(view.decision_json))
     if sum((line.cashback_usd for line in stored.lines), ZERO) != stored.cashback_usd:
-        yield {"kind": "lines_do_not_add_up", "order": record.pk}
+        yield {"kind": "lines_do_not_add_up", "order": record.key}
     lines = view.lines
     version = stored.config_version
     if version not in configs:
-        configs[version] = reference_data.config_version(version)
+        configs[version] = store.config_version(version)
     pinned = pinned_shopper(record.state, record.user_id, record.review, record.review_user)
-    clicks = reference_data.find_clicks(line.sub_id for line in lines.values() if line.sub_id)
+    clicks = store.find_clicks(line.sub_id for line in lines.values() if line.sub_id)
     attribution = attribute(lines, clicks, pinned_user=pinned)
     recomputed = decide_order(list(lines.values()), attribution.click, configs[version],
                               now=parse_utc(record.decided_at),
                               other_new_user_coupon_accounts=frozenset(record.review_accounts or ()),
                               conflict=attribution.conflict)
     if canonical(recomputed.to_dict()) != canonical(stored.to_dict()):
-        yield {"kind": "decision", "order": record.pk, "stored_cashback_usd": str(stored.cashback_usd),
+        yield {"kind": "decision", "order": record.key, "stored_cashback_usd": str(stored.cashback_usd),
                "recomputed_cashback_usd": str(recomputed.cashback_usd),
                "stored_user_id": stored.user_id, "recomputed_user_id": recomputed.user_id}
     if record.user_id != stored.user_id:
-        yield {"kind": "order_user", "order": record.pk, "user_id": record.user_id, "decided": stored.user_id}
+        yield {"kind": "order_user", "order": record.key, "user_id": record.user_id, "decided": stored.user_id}
     expected = _expected_holding(OrderState(record.state), stored, lines, record.fx_rate, held)
     if expected is not None and expected != held:
-        yield {"kind": "state_holding", "order": record.pk, "state": record.state, "held": _figures(held),
+        yield {"kind": "state_holding", "order": record.key, "state": record.state, "held": _figures(held),
                "expected": _figures(expected)}
 
 

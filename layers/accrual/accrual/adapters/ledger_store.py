@@ -1,0 +1,635 @@
+"""The ledger store: every key format of the ledger's items and every DynamoDB call the ledger, the readers and the
+outbox relay make, behind one protocol (`LedgerStore`).
+
+The services speak in values (`OrderItem`, `OrderChange`, `JournalEntry`, `OutboxMessage`, ...); this module turns
+them into items (`ledger_tables` holds the PynamoDB models) and back. Key formats, all here:
+
+  orders table   pk <partner>#<order_id>
+                 sk ORDER | ORDER#DECISION | LINE#<line_id> | ENTRY#<seq:06d>#<transition>
+                    | REFUSED#<line_id>#<status_at>#<status>
+                 line_ref <partner>#<line_id> (GSI by_line), due_shard crc32(pk) % 8 (GSI due, sparse)
+  journal        entry_id <pk>#<seq:06d>#<transition>
+  balances       user_id
+  outbox         event_id, unpublished_shard int(event_id, 16) % 4 (GSI unpublished, sparse)
+
+`InMemoryLedgerStore` (adapters/memory_store.py) implements the same protocol with the same conditions, for unit
+tests of the services.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Protocol
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from accrual.adapters import reference_data
+from accrual.adapters.ledger_tables import (
+    DUE_SHARDS,
+    LINE_PREFIX,
+    ORDER_SK,
+    OUTBOX_SHARDS,
+    BalanceRecord,
+    DecisionRecord,
+    JournalEntryRecord,
+    LineRecord,
+    OrderRecord,
+    OrderTooLarge,
+    OutboxRecord,
+    RefusedRecord,
+    bind_ledger_tables,
+    load_order_items,
+)
+from accrual.domain.lifecycle import NOTHING, Holding
+from accrual.domain.models import AccrualConfig, Click, OrderLine
+from accrual.settings import Settings
+
+MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
+ENTRY_PREFIX = "ENTRY#"
+REFUSED_PREFIX = "REFUSED#"
+
+
+def utc_text(moment: datetime) -> str:
+    """Times as sortable UTC text, the form every key and index uses."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_utc(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def due_shard(key: str) -> str:
+    return str(zlib.crc32(key.encode()) % DUE_SHARDS)
+
+
+def unpublished_shard(event_id: str) -> str:
+    return str(int(event_id, 16) % OUTBOX_SHARDS)
+
+
+def line_ref(partner: str, line_id: str) -> str:
+    return f"{partner}#{line_id}"
+
+
+class LostRace(Exception):
+    """A condition failed because another run changed the order (or a line) meanwhile: read again and retry."""
+
+
+class JournalConflict(RuntimeError):
+    """A journal entry id exists with a different payload: the ledger refuses to guess and reports it."""
+
+
+# ---- values ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class OrderItem:
+    """The order item (sk ORDER): state, holding, version. `version` is None for an order not stored yet; the store
+    writes an order only over the version it was read at (optimistic concurrency)."""
+
+    key: str
+    partner: str = ""
+    order_id: str = ""
+    partner_order_id: str | None = None
+    user_id: str | None = None
+    sub_id: str | None = None
+    ordered_at: str = ""
+    state: str = ""
+    decided_at: str = ""  # the `now` the decision was made at (expiry depends on it)
+    review_accounts: list[str] | None = None  # the multi-account rule's input
+    review: str | None = None  # an operator's verdict on an order held for review
+    review_user: str | None = None  # the shopper an operator gave an order in attribution conflict
+    lines_digest: str | None = None  # of the line versions the order was decided from
+    account_currency: str = ""
+    fx_rate: Decimal = Decimal("0")  # fixed when the amount was first credited, used for every later move
+    fx_day: str | None = None
+    pending_usd: Decimal = Decimal("0")
+    confirmed_usd: Decimal = Decimal("0")
+    pending: Decimal = Decimal("0")
+    confirmed: Decimal = Decimal("0")
+    entries: int = 0  # journal entries written so far: the next entry's sequence number
+    due_at: str | None = None  # set while the confirmation cycle must look at the order (the `due` index)
+    updated_at: str = ""
+    version: int | None = None
+
+    @property
+    def holding(self) -> Holding:
+        return Holding(self.pending_usd, self.confirmed_usd, self.pending, self.confirmed)
+
+
+ORDER_FIELDS = tuple(f.name for f in dataclasses.fields(OrderItem) if f.name != "key")
+
+
+@dataclass(frozen=True)
+class StoredLine:
+    body: str  # the normalised line as JSON
+    moved_to: str | None = None  # set when the line left this order for another: the order ignores it
+
+
+@dataclass(frozen=True)
+class LoadedOrder:
+    order: OrderItem | None
+    decision: str | None  # the decision's JSON
+    lines: tuple[StoredLine, ...]
+
+
+@dataclass(frozen=True)
+class LineWrite:
+    """A line version to store under an order; with `moved_to`, the tombstone of a line that left for that order."""
+
+    line: OrderLine
+    moved_to: str | None = None
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """A move of money: immutable, written once under a deterministic id (order, sequence, transition)."""
+
+    key: str
+    sequence: int
+    transition: str
+    user_id: str
+    account_currency: str
+    fx_rate: Decimal
+    delta: Holding
+    state_from: str | None
+    state_to: str
+    digest: str  # of the payload without times: same id + different digest is a conflict
+    at: str
+
+    @property
+    def entry_id(self) -> str:
+        return journal_entry_id(self.key, self.sequence, self.transition)
+
+
+def journal_entry_id(key: str, sequence: int, transition: str) -> str:
+    return f"{key}#{sequence:06d}#{transition}"
+
+
+@dataclass(frozen=True)
+class BalanceDelta:
+    user_id: str
+    delta: Holding
+    account_currency: str
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A notification as the outbox keeps it until published: the message body and its SNS attributes as JSON."""
+
+    event_id: str
+    event_type: str
+    user_id: str
+    body: str
+    attributes: str
+    created_at: str
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class OrderChange:
+    """Everything one order's change writes: the order (written over the version it was read at), its decision
+    when it changed, its changed lines (and tombstones), the journal entries, the balance deltas and the
+    notifications. `apply` writes one or more of them all or nothing."""
+
+    order: OrderItem
+    decision: str | None = None
+    lines: tuple[LineWrite, ...] = ()
+    entries: tuple[JournalEntry, ...] = ()
+    balances: tuple[BalanceDelta, ...] = ()
+    outbox: tuple[OutboxMessage, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.order.key
+
+
+@dataclass(frozen=True)
+class StoredBalance:
+    user_id: str
+    account_currency: str | None
+    holding: Holding = field(default_factory=Holding)
+
+
+@dataclass(frozen=True)
+class StoredRefusal:
+    ref: str  # the refusal's sort key: REFUSED#<line_id>#<status_at>#<status>
+    reason: str
+    state: str
+    at: str
+    body: str | None = None  # the refused line version as JSON
+
+
+def merged_balances(changes: Sequence[OrderChange]) -> list[BalanceDelta]:
+    """One delta per shopper over all the changes (a transaction may touch an item once), sorted by shopper."""
+    merged: dict[str, tuple[Holding, str]] = {}
+    for change in changes:
+        for balance in change.balances:
+            held, _ = merged.get(balance.user_id, (NOTHING, balance.account_currency))
+            merged[balance.user_id] = (held.plus(balance.delta), balance.account_currency)
+    return [BalanceDelta(user, delta, currency) for user, (delta, currency) in sorted(merged.items())]
+
+
+def transaction_size(changes: Sequence[OrderChange], *, with_lines: bool) -> int:
+    size = sum(1 + (change.decision is not None) + len(change.entries) + len(change.outbox) for change in changes)
+    size += len(merged_balances(changes))
+    if with_lines:
+        size += sum(len(change.lines) for change in changes)
+    return size
+
+
+def refusal_ref(line: OrderLine) -> str:
+    return f"{REFUSED_PREFIX}{line.line_id}#{utc_text(line.status_at)}#{line.status.value}"
+
+
+# ---- the protocol ----------------------------------------------------------------------------------------------------
+
+
+class LedgerStore(Protocol):
+    """What the ledger, the readers and the relay need of storage."""
+
+    # orders
+    def load_order(self, key: str) -> LoadedOrder: ...
+    def apply(self, changes: Sequence[OrderChange]) -> None:
+        """Write the changes all or nothing. Raises LostRace when an order is not at the version it was read at (or
+        a line fact lost to a newer version), JournalConflict when a journal entry or notification id is taken."""
+
+    def line_homes(self, partner: str, line_id: str) -> set[str]:
+        """Every order holding an item of this partner line (live or a tombstone)."""
+
+    def due_orders(self, until: str, page_size: int) -> Iterator[str]: ...
+    def record_refusal(self, key: str, line: OrderLine, reason: str, state: str, at: str) -> None: ...
+    def find_orders(self, order_number: str) -> list[str]: ...
+    def orders_of_user(self, user_id: str) -> list[str]: ...
+    def orders_between(self, since: str | None, until: str | None) -> list[str]:
+        """Orders whose `ordered_at` (their first line's order time, UTC text) is in [since, until)."""
+
+    def journal(self, key: str) -> list[JournalEntry]: ...
+    def refusals(self, key: str) -> list[StoredRefusal]: ...
+    def balance(self, user_id: str) -> StoredBalance | None: ...
+    # the audit's scans
+    def scan_journal(self) -> Iterator[JournalEntry]: ...
+    def scan_balances(self) -> Iterator[StoredBalance]: ...
+    def scan_live_lines(self) -> Iterator[tuple[str, str]]: ...  # (line_ref, order key)
+    def scan_orders(self) -> Iterator[OrderItem]: ...
+    # the outbox
+    def unpublished(self, until: str, page_size: int) -> Iterator[OutboxMessage]: ...
+    def mark_published(self, event_id: str, at: str, message_id: str) -> None: ...
+    # reference data the ledger reads (configuration versions, clicks, the new-user-coupon registry)
+    def current_config(self) -> AccrualConfig: ...
+    def config_version(self, version: str) -> AccrualConfig: ...
+    def find_clicks(self, sub_ids: Iterable[str]) -> dict[str, Click | None]: ...
+    def register_new_user_coupon(self, user_id: str, buyer_account: str, order_key: str, *, now: datetime) -> bool: ...
+    def new_user_coupon_uses(self, user_id: str) -> list[tuple[str, str]]: ...
+
+
+# ---- DynamoDB --------------------------------------------------------------------------------------------------------
+
+
+def _order_record(item: OrderItem) -> OrderRecord:
+    values = {name: getattr(item, name) for name in ORDER_FIELDS}
+    values["due_shard"] = due_shard(item.key) if item.due_at else None
+    if values["version"] is None:
+        del values["version"]  # not stored yet: the put is conditional on no item (VersionAttribute)
+    return OrderRecord(item.key, ORDER_SK, **values)
+
+
+def _order_item(record: OrderRecord) -> OrderItem:
+    return OrderItem(record.pk, **{name: getattr(record, name) for name in ORDER_FIELDS})
+
+
+def _line_record(key: str, write: LineWrite) -> LineRecord:
+    line = write.line
+    return LineRecord(
+        key,
+        f"{LINE_PREFIX}{line.line_id}",
+        line_ref=line_ref(line.partner, line.line_id),
+        status=line.status.value,
+        status_at=utc_text(line.status_at),
+        body=line.model_dump_json(),
+        moved_to=write.moved_to,
+    )
+
+
+def _entry_record(entry: JournalEntry) -> JournalEntryRecord:
+    delta = entry.delta
+    return JournalEntryRecord(
+        entry.key,
+        f"{ENTRY_PREFIX}{entry.sequence:06d}#{entry.transition}",
+        entry_id=entry.entry_id,
+        transition=entry.transition,
+        user_id=entry.user_id,
+        account_currency=entry.account_currency,
+        fx_rate=entry.fx_rate,
+        pending_usd=delta.pending_usd,
+        confirmed_usd=delta.confirmed_usd,
+        pending=delta.pending,
+        confirmed=delta.confirmed,
+        state_from=entry.state_from,
+        state_to=entry.state_to,
+        digest=entry.digest,
+        at=entry.at,
+    )
+
+
+def _entry_of(record: JournalEntryRecord) -> JournalEntry:
+    _, number, _ = record.sk.split("#", 2)
+    return JournalEntry(
+        record.pk,
+        int(number),
+        record.transition,
+        record.user_id,
+        record.account_currency,
+        record.fx_rate,
+        Holding(record.pending_usd, record.confirmed_usd, record.pending, record.confirmed),
+        record.state_from,
+        record.state_to,
+        record.digest,
+        record.at,
+    )
+
+
+def _outbox_record(message: OutboxMessage) -> OutboxRecord:
+    return OutboxRecord(
+        message.event_id,
+        event_type=message.event_type,
+        user_id=message.user_id,
+        body=message.body,
+        attributes=message.attributes,
+        created_at=message.created_at,
+        unpublished_shard=unpublished_shard(message.event_id),
+        expires_at=message.expires_at,
+    )
+
+
+def _outbox_message(record: OutboxRecord) -> OutboxMessage:
+    return OutboxMessage(
+        record.event_id,
+        record.event_type,
+        record.user_id,
+        record.body,
+        record.attributes,
+        record.created_at,
+        int(record.expires_at or 0),
+    )
+
+
+def _balance_of(record: BalanceRecord) -> StoredBalance:
+    zero = Decimal("0")
+    return StoredBalance(
+        record.user_id,
+        record.account_currency,
+        Holding(
+            record.pending_usd or zero, record.confirmed_usd or zero, record.pending or zero, record.confirmed or zero
+        ),
+    )
+
+
+class DynamoLedgerStore:
+    """The ledger store on DynamoDB (PynamoDB models bound to the stack's tables)."""
+
+    def __init__(self, settings: Settings, *, connection: Connection | None = None) -> None:
+        bind_ledger_tables(settings)
+        self.settings = settings
+        # the transactions' own connection (the models keep theirs): its retries are the ledger's throttling policy
+        self.connection = connection or Connection(
+            region=settings.region, host=settings.endpoint_url, max_retry_attempts=8
+        )
+
+    # ---- orders ---------------------------------------------------------------------------------------------------
+    def load_order(self, key: str) -> LoadedOrder:
+        record, decision, lines = load_order_items(key)
+        return LoadedOrder(
+            _order_item(record) if record else None,
+            decision.text if decision else None,
+            tuple(StoredLine(item.body, item.moved_to) for item in lines),
+        )
+
+    def apply(self, changes: Sequence[OrderChange]) -> None:
+        """One transaction; when the line items would not fit in it (100 items) they are written first as facts,
+        each conditional on being newer than what is stored."""
+        facts_first = transaction_size(changes, with_lines=True) > MAX_TRANSACTION_ITEMS
+        if facts_first:
+            for change in changes:
+                for write in change.lines:
+                    self.put_line_fact(change.key, write)
+        kinds: list[str] = []  # what each item of the transaction is, to read its cancellation reasons
+        try:
+            with TransactWrite(connection=self.connection) as transaction:
+                for change in changes:
+                    transaction.save(_order_record(change.order))  # VersionAttribute: version unchanged (or new)
+                    kinds.append("order")
+                    if change.decision is not None:
+                        transaction.save(DecisionRecord.of(change.key, change.decision))
+                        kinds.append("decision")
+                    if not facts_first:
+                        for write in change.lines:
+                            transaction.save(_line_record(change.key, write))
+                            kinds.append("line")
+                    for entry in change.entries:
+                        transaction.save(_entry_record(entry), condition=JournalEntryRecord.pk.does_not_exist())
+                        kinds.append("entry")
+                    for message in change.outbox:
+                        transaction.save(_outbox_record(message), condition=OutboxRecord.event_id.does_not_exist())
+                        kinds.append("outbox")
+                for balance in merged_balances(changes):
+                    delta = balance.delta
+                    transaction.update(
+                        BalanceRecord(balance.user_id),
+                        actions=[
+                            BalanceRecord.pending_usd.add(delta.pending_usd),
+                            BalanceRecord.confirmed_usd.add(delta.confirmed_usd),
+                            BalanceRecord.pending.add(delta.pending),
+                            BalanceRecord.confirmed.add(delta.confirmed),
+                            BalanceRecord.account_currency.set(balance.account_currency),
+                        ],
+                    )
+                    kinds.append("balance")
+        except TransactWriteError as error:
+            _raise_for(changes, kinds, error)
+
+    def put_line_fact(self, key: str, write: LineWrite) -> None:
+        """A line item written on its own, only over an older version of itself (a concurrent run may have stored
+        a newer one: then this attempt lost the race). A tombstone replaces the live item it retires."""
+        item = _line_record(key, write)
+        if write.moved_to is not None:
+            condition = LineRecord.moved_to.does_not_exist() & (LineRecord.body == item.body)
+        else:
+            condition = (
+                LineRecord.sk.does_not_exist()
+                | LineRecord.moved_to.exists()
+                | (LineRecord.status_at < item.status_at)
+                | ((LineRecord.status_at == item.status_at) & (LineRecord.body < item.body))
+            )
+        try:
+            item.save(condition=condition)
+        except PutError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                existing = LineRecord.get(key, item.sk, consistent_read=True)
+                if existing.body == item.body and (existing.moved_to or None) == write.moved_to:
+                    return  # already written by an earlier attempt
+                raise LostRace() from error
+            raise
+
+    def line_homes(self, partner: str, line_id: str) -> set[str]:
+        return {item.pk for item in LineRecord.by_line.query(line_ref(partner, line_id))}
+
+    def due_orders(self, until: str, page_size: int) -> Iterator[str]:
+        for shard in range(DUE_SHARDS):
+            for item in OrderRecord.due.query(str(shard), OrderRecord.due_at <= until, page_size=page_size):
+                yield item.pk
+
+    def record_refusal(self, key: str, line: OrderLine, reason: str, state: str, at: str) -> None:
+        RefusedRecord(key, refusal_ref(line), reason=reason, state=state, body=line.model_dump_json(), at=at).save()
+
+    def find_orders(self, order_number: str) -> list[str]:
+        return find_order_keys(order_number)
+
+    def orders_of_user(self, user_id: str) -> list[str]:
+        return sorted({item.pk for item in OrderRecord.by_user.query(user_id)})
+
+    def orders_between(self, since: str | None, until: str | None) -> list[str]:
+        condition = OrderRecord.sk == ORDER_SK
+        if since is not None:
+            condition &= OrderRecord.ordered_at >= since
+        if until is not None:
+            condition &= OrderRecord.ordered_at < until
+        return sorted(item.pk for item in OrderRecord.scan(condition, attributes_to_get=["pk"]))
+
+    def journal(self, key: str) -> list[JournalEntry]:
+        return [
+            _entry_of(record)
+            for record in JournalEntryRecord.query(key, JournalEntryRecord.sk.startswith(ENTRY_PREFIX))
+        ]
+
+    def refusals(self, key: str) -> list[StoredRefusal]:
+        return [
+            StoredRefusal(item.sk, item.reason, item.state, item.at, item.body)
+            for item in RefusedRecord.query(key, RefusedRecord.sk.startswith(REFUSED_PREFIX))
+        ]
+
+    def balance(self, user_id: str) -> StoredBalance | None:
+        try:
+            return _balance_of(BalanceRecord.get(user_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    # ---- the audit's scans ----------------------------------------------------------------------------------------
+    def scan_journal(self) -> Iterator[JournalEntry]:
+        for record in JournalEntryRecord.scan(JournalEntryRecord.sk.startswith(ENTRY_PREFIX)):
+            yield _entry_of(record)
+
+    def scan_balances(self) -> Iterator[StoredBalance]:
+        for record in BalanceRecord.scan():
+            yield _balance_of(record)
+
+    def scan_live_lines(self) -> Iterator[tuple[str, str]]:
+        for item in LineRecord.scan(LineRecord.sk.startswith(LINE_PREFIX) & LineRecord.moved_to.does_not_exist()):
+            yield item.line_ref, item.pk
+
+    def scan_orders(self) -> Iterator[OrderItem]:
+        for record in OrderRecord.scan(OrderRecord.sk == ORDER_SK):
+            yield _order_item(record)
+
+    # ---- the outbox -----------------------------------------------------------------------------------------------
+    def unpublished(self, until: str, page_size: int) -> Iterator[OutboxMessage]:
+        """The sparse `unpublished` index, oldest first per shard; each event re-read (strongly consistent) and
+        skipped when it was published meanwhile."""
+        for shard in range(OUTBOX_SHARDS):
+            for key in OutboxRecord.unpublished.query(
+                str(shard), OutboxRecord.created_at <= until, page_size=page_size
+            ):
+                item = OutboxRecord.get(key.event_id, consistent_read=True)
+                if not item.published_at:
+                    yield _outbox_message(item)
+
+    def mark_published(self, event_id: str, at: str, message_id: str) -> None:
+        try:
+            OutboxRecord(event_id).update(
+                actions=[
+                    OutboxRecord.published_at.set(at),
+                    OutboxRecord.message_id.set(message_id),
+                    OutboxRecord.unpublished_shard.remove(),
+                ],
+                condition=OutboxRecord.event_id.exists(),
+            )
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+
+    # ---- reference data -------------------------------------------------------------------------------------------
+    def current_config(self) -> AccrualConfig:
+        return reference_data.current_config()
+
+    def config_version(self, version: str) -> AccrualConfig:
+        return reference_data.config_version(version)
+
+    def find_clicks(self, sub_ids: Iterable[str]) -> dict[str, Click | None]:
+        return reference_data.find_clicks(sub_ids)
+
+    def register_new_user_coupon(self, user_id: str, buyer_account: str, order_key: str, *, now: datetime) -> bool:
+        return reference_data.register_new_user_coupon(user_id, buyer_account, order_key, now=now)
+
+    def new_user_coupon_uses(self, user_id: str) -> list[tuple[str, str]]:
+        return reference_data.new_user_coupon_uses(user_id)
+
+
+def find_order_keys(order_number: str) -> list[str]:
+    """Order keys for a store order number, a partner order number, or a key `partner#order_id` itself."""
+    keys = {item.pk for item in OrderRecord.by_order_id.query(order_number)}
+    keys |= {item.pk for item in OrderRecord.by_partner_order_id.query(order_number)}
+    if not keys and "#" in order_number:
+        try:
+            keys.add(OrderRecord.get(order_number, ORDER_SK).pk)
+        except DoesNotExist:
+            pass
+    return sorted(keys)
+
+
+def _raise_for(changes: Sequence[OrderChange], kinds: list[str], error: TransactWriteError) -> None:
+    """Tell a lost race (an order changed, a transaction conflict: retry) from a journal or notification id taken
+    with another payload while the orders did not change (a JournalConflict, never passed off)."""
+    codes = [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
+    failed = {
+        kinds[index] for index, code in enumerate(codes) if code == "ConditionalCheckFailed" and index < len(kinds)
+    }
+    if "order" in failed or "TransactionConflict" in codes:
+        raise LostRace() from error
+    if failed & {"entry", "outbox"}:
+        raise JournalConflict(entry_taken(changes, codes)) from error
+    raise error
+
+
+def entry_taken(changes: Sequence[OrderChange], codes: object) -> str:
+    keys = ", ".join(change.key for change in changes)
+    return (
+        f"order {keys}: a journal entry or notification with this id already exists with another payload while "
+        f"the order itself did not change ({codes})"
+    )
+
+
+__all__ = [
+    "BalanceDelta",
+    "DynamoLedgerStore",
+    "JournalConflict",
+    "JournalEntry",
+    "LedgerStore",
+    "LineWrite",
+    "LoadedOrder",
+    "LostRace",
+    "OrderChange",
+    "OrderItem",
+    "OrderTooLarge",
+    "OutboxMessage",
+    "StoredBalance",
+    "StoredLine",
+    "StoredRefusal",
+    "parse_utc",
+    "utc_text",
+]

@@ -1,0 +1,239 @@
+"""The ledger store in memory, for unit tests of the services: the same protocol as `DynamoLedgerStore` and the same
+conditions (an order written only over the version it was read at, journal entries and notifications written once,
+line facts only over older versions, a change applied all or nothing), so the ledger's logic runs in milliseconds.
+DynamoDB itself stays proven by the moto suites (and by a test that runs one scenario on both stores)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from accrual.adapters.ledger_store import (
+    MAX_TRANSACTION_ITEMS,
+    JournalConflict,
+    JournalEntry,
+    LineWrite,
+    LoadedOrder,
+    LostRace,
+    OrderChange,
+    OrderItem,
+    OutboxMessage,
+    StoredBalance,
+    StoredLine,
+    StoredRefusal,
+    entry_taken,
+    line_ref,
+    merged_balances,
+    refusal_ref,
+    transaction_size,
+    utc_text,
+)
+from accrual.adapters.ledger_tables import DecisionRecord
+from accrual.domain.lifecycle import Holding
+from accrual.domain.models import AccrualConfig, Click, OrderLine
+
+
+@dataclass(frozen=True)
+class _Line:
+    ref: str
+    status_at: str
+    stored: StoredLine
+
+
+@dataclass
+class _Outbox:
+    message: OutboxMessage
+    published_at: str | None = None
+    message_id: str | None = None
+
+
+class InMemoryLedgerStore:
+    def __init__(self) -> None:
+        self.orders: dict[str, OrderItem] = {}
+        self.decisions: dict[str, str] = {}
+        self.lines: dict[str, dict[str, _Line]] = {}  # order key -> line id -> line
+        self.entries: dict[str, JournalEntry] = {}  # by entry id
+        self.balances: dict[str, StoredBalance] = {}
+        self.outbox: dict[str, _Outbox] = {}
+        self.refused: dict[tuple[str, str], StoredRefusal] = {}
+        self.configs: dict[str, AccrualConfig] = {}
+        self.current: str | None = None
+        self.clicks: dict[str, Click] = {}
+        self.coupons: dict[str, dict[tuple[str, str], str]] = {}  # user -> (order key, account) -> account
+
+    # ---- set-up (what `config load` and `clicks load` store) -------------------------------------------------------
+    def save_config(self, config: AccrualConfig) -> None:
+        self.configs[config.version] = config
+        self.current = config.version
+
+    def save_clicks(self, clicks: Iterable[Click]) -> None:
+        for click in clicks:
+            self.clicks.setdefault(click.sub_id, click)
+
+    # ---- orders -----------------------------------------------------------------------------------------------------
+    def load_order(self, key: str) -> LoadedOrder:
+        order = self.orders.get(key)
+        lines = tuple(item.stored for _, item in sorted(self.lines.get(key, {}).items()))
+        return LoadedOrder(copy.deepcopy(order), self.decisions.get(key), lines)
+
+    def apply(self, changes: Sequence[OrderChange]) -> None:
+        facts_first = transaction_size(changes, with_lines=True) > MAX_TRANSACTION_ITEMS
+        if facts_first:
+            for change in changes:
+                for write in change.lines:
+                    self.put_line_fact(change.key, write)
+        for change in changes:
+            if change.decision is not None:
+                DecisionRecord.of(change.key, change.decision)  # the same size limit as the stored item
+        # every condition first, then every write: all or nothing
+        for change in changes:
+            stored = self.orders.get(change.key)
+            if (stored.version if stored else None) != change.order.version:
+                raise LostRace()
+        taken = any(entry.entry_id in self.entries for change in changes for entry in change.entries)
+        taken |= any(message.event_id in self.outbox for change in changes for message in change.outbox)
+        if taken:
+            raise JournalConflict(entry_taken(changes, "ConditionalCheckFailed"))
+        for change in changes:
+            self.orders[change.key] = replace(copy.deepcopy(change.order), version=(change.order.version or 0) + 1)
+            if change.decision is not None:
+                self.decisions[change.key] = change.decision
+            if not facts_first:
+                for write in change.lines:
+                    self._put_line(change.key, write)
+            for entry in change.entries:
+                self.entries[entry.entry_id] = entry
+            for message in change.outbox:
+                self.outbox[message.event_id] = _Outbox(message)
+        for balance in merged_balances(changes):
+            held = self.balances.get(balance.user_id)
+            total = (held.holding if held else Holding()).plus(balance.delta)
+            self.balances[balance.user_id] = StoredBalance(balance.user_id, balance.account_currency, total)
+
+    def _put_line(self, key: str, write: LineWrite) -> None:
+        line = write.line
+        self.lines.setdefault(key, {})[line.line_id] = _Line(
+            line_ref(line.partner, line.line_id),
+            utc_text(line.status_at),
+            StoredLine(line.model_dump_json(), write.moved_to),
+        )
+
+    def put_line_fact(self, key: str, write: LineWrite) -> None:
+        """The conditions of DynamoLedgerStore.put_line_fact: only over an older version (or a tombstone); a
+        tombstone only over the live item it retires."""
+        body, at = write.line.model_dump_json(), utc_text(write.line.status_at)
+        existing = self.lines.get(key, {}).get(write.line.line_id)
+        if write.moved_to is not None:
+            allowed = existing is not None and existing.stored.moved_to is None and existing.stored.body == body
+        else:
+            allowed = (
+                existing is None
+                or existing.stored.moved_to is not None
+                or existing.status_at < at
+                or (existing.status_at == at and existing.stored.body < body)
+            )
+        if allowed:
+            self._put_line(key, write)
+            return
+        if existing is not None and existing.stored.body == body and existing.stored.moved_to == write.moved_to:
+            return  # already written by an earlier attempt
+        raise LostRace()
+
+    def line_homes(self, partner: str, line_id: str) -> set[str]:
+        ref = line_ref(partner, line_id)
+        return {key for key, lines in self.lines.items() if any(item.ref == ref for item in lines.values())}
+
+    def due_orders(self, until: str, page_size: int) -> Iterator[str]:
+        due = sorted(
+            (order.due_at, key) for key, order in self.orders.items() if order.due_at and order.due_at <= until
+        )
+        for _, key in due:
+            yield key
+
+    def record_refusal(self, key: str, line: OrderLine, reason: str, state: str, at: str) -> None:
+        ref = refusal_ref(line)
+        self.refused[(key, ref)] = StoredRefusal(ref, reason, state, at, line.model_dump_json())
+
+    def find_orders(self, order_number: str) -> list[str]:
+        keys = {key for key, order in self.orders.items() if order_number in (order.order_id, order.partner_order_id)}
+        if not keys and order_number in self.orders:
+            keys.add(order_number)
+        return sorted(keys)
+
+    def orders_of_user(self, user_id: str) -> list[str]:
+        return sorted(key for key, order in self.orders.items() if order.user_id == user_id)
+
+    def orders_between(self, since: str | None, until: str | None) -> list[str]:
+        return sorted(
+            key
+            for key, order in self.orders.items()
+            if (since is None or order.ordered_at >= since) and (until is None or order.ordered_at < until)
+        )
+
+    def journal(self, key: str) -> list[JournalEntry]:
+        return sorted(
+            (entry for entry in self.entries.values() if entry.key == key),
+            key=lambda entry: (entry.sequence, entry.transition),
+        )
+
+    def refusals(self, key: str) -> list[StoredRefusal]:
+        return [refusal for (order, _), refusal in sorted(self.refused.items()) if order == key]
+
+    def balance(self, user_id: str) -> StoredBalance | None:
+        return self.balances.get(user_id)
+
+    # ---- the audit's scans ----------------------------------------------------------------------------------------
+    def scan_journal(self) -> Iterator[JournalEntry]:
+        yield from self.entries.values()
+
+    def scan_balances(self) -> Iterator[StoredBalance]:
+        yield from self.balances.values()
+
+    def scan_live_lines(self) -> Iterator[tuple[str, str]]:
+        for key, lines in self.lines.items():
+            for item in lines.values():
+                if item.stored.moved_to is None:
+                    yield item.ref, key
+
+    def scan_orders(self) -> Iterator[OrderItem]:
+        for order in list(self.orders.values()):
+            yield copy.deepcopy(order)
+
+    # ---- the outbox -------------------------------------------------------------------------------------------------
+    def unpublished(self, until: str, page_size: int) -> Iterator[OutboxMessage]:
+        waiting = sorted(
+            (item.message.created_at, event_id)
+            for event_id, item in self.outbox.items()
+            if item.published_at is None and item.message.created_at <= until
+        )
+        for _, event_id in waiting:
+            if self.outbox[event_id].published_at is None:
+                yield self.outbox[event_id].message
+
+    def mark_published(self, event_id: str, at: str, message_id: str) -> None:
+        if event_id in self.outbox:
+            self.outbox[event_id].published_at, self.outbox[event_id].message_id = at, message_id
+
+    # ---- reference data ---------------------------------------------------------------------------------------------
+    def current_config(self) -> AccrualConfig:
+        if self.current is None:
+            raise LookupError("no accrual configuration is loaded: run `accrual config load FILE` first")
+        return self.configs[self.current]
+
+    def config_version(self, version: str) -> AccrualConfig:
+        return self.configs[version]
+
+    def find_clicks(self, sub_ids: Iterable[str]) -> dict[str, Click | None]:
+        return {sub_id: self.clicks.get(sub_id) for sub_id in sorted({sub_id for sub_id in sub_ids if sub_id})}
+
+    def register_new_user_coupon(self, user_id: str, buyer_account: str, order_key: str, *, now: datetime) -> bool:
+        uses = self.coupons.setdefault(user_id, {})
+        if (order_key, buyer_account) in uses:
+            return False
+        uses[(order_key, buyer_account)] = buyer_account
+        return True
+
+    def new_user_coupon_uses(self, user_id: str) -> list[tuple[str, str]]:
+        return sorted(self.coupons.get(user_id, {}))

@@ -1,0 +1,123 @@
+"""The notification contract: what a shopper's subscribers receive when the cashback of an order changes.
+
+One message per change and shopper, fixed at the moment of the change (the outbox keeps its JSON until it is
+published). Its id is deterministic (order, order version, event type, shopper) so subscribers deduplicate on it.
+The body is canonical JSON (keys sorted, no spaces) of `NotificationMessage`; the SNS message attributes
+(`event_type`, `partner`, `state`, `account_currency`) let subscribers filter without parsing it. Amounts are
+decimal strings with two decimals. The trail summary lists the rules that produced a code, at most
+TRAIL_SUMMARY_LIMIT of them, so a message stays well under SNS's 256 KB whatever the order's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from accrual.domain.decision import OrderDecision
+from accrual.domain.lifecycle import EventType, Holding, OrderState
+from accrual.domain.money import money_str
+
+NOTIFICATION_SCHEMA = "cashback.notification/1"
+TRAIL_SUMMARY_LIMIT = 20
+
+
+class MoneyChange(BaseModel):
+    """What this change moved for the shopper (negative when money went away)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pending_usd: str
+    confirmed_usd: str
+    pending: str
+    confirmed: str
+
+
+class TrailSummaryItem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rule: str
+    code: str | None
+    note: str
+
+
+class NotificationMessage(BaseModel):
+    """The message body, version `cashback.notification/1`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    schema_id: str = Field(NOTIFICATION_SCHEMA, alias="schema")
+    event_id: str
+    event_type: EventType
+    occurred_at: str  # UTC, "%Y-%m-%dT%H:%M:%S.%fZ"
+    user_id: str
+    partner: str
+    order_id: str
+    state: OrderState  # the order as this shopper sees it after the change
+    previous_state: OrderState | None
+    cashback_usd: str  # what the order holds for the shopper after the change, pending + confirmed
+    account_currency: str
+    cashback: str
+    change: MoneyChange
+    reasons: list[str]
+    trail_summary: list[TrailSummaryItem]
+
+    def body(self) -> str:
+        return json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+
+    def attributes(self) -> str:
+        """The SNS message attributes, as canonical JSON {name: value}."""
+        values = {
+            "event_type": self.event_type.value,
+            "partner": self.partner,
+            "state": self.state.value,
+            "account_currency": self.account_currency,
+        }
+        return json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
+def notification_id(order_key: str, order_version: int, event: EventType, user_id: str) -> str:
+    return hashlib.sha256(f"{order_key}#v{order_version}#{event.value}#{user_id}".encode()).hexdigest()[:32]
+
+
+def notification(
+    *,
+    order_key: str,
+    order_version: int,
+    user_id: str,
+    event: EventType,
+    decision: OrderDecision,
+    state: OrderState,
+    previous_state: OrderState | None,
+    holding: Holding,
+    change: Holding,
+    account_currency: str,
+    now: datetime,
+) -> NotificationMessage:
+    """The message for one shopper: `holding` is what the order holds for them after the change, `change` what
+    moved. (Every field of the message is built here, and only here.)"""
+    return NotificationMessage(
+        event_id=notification_id(order_key, order_version, event, user_id),
+        event_type=event,
+        occurred_at=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        user_id=user_id,
+        partner=decision.partner,
+        order_id=decision.order_id,
+        state=state,
+        previous_state=previous_state,
+        cashback_usd=money_str(holding.confirmed_usd + holding.pending_usd),
+        account_currency=account_currency,
+        cashback=money_str(holding.confirmed + holding.pending),
+        change=MoneyChange(
+            pending_usd=money_str(change.pending_usd),
+            confirmed_usd=money_str(change.confirmed_usd),
+            pending=money_str(change.pending),
+            confirmed=money_str(change.confirmed),
+        ),
+        reasons=list(decision.reasons),
+        trail_summary=[
+            TrailSummaryItem(rule=item.rule, code=item.code, note=item.note) for item in decision.trail if item.code
+        ][:TRAIL_SUMMARY_LIMIT],
+    )

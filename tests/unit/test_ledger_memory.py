@@ -1,0 +1,282 @@
+"""The ledger's reconcile, confirm, review, redecide and audit on the in-memory store: no DynamoDB, milliseconds.
+The same conditions hold as on DynamoDB (tests/integration/test_store_agreement.py runs one scenario on both)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from accrual.adapters.ledger_store import JournalConflict, LostRace, OrderChange
+from accrual.domain.lifecycle import ReviewVerdict
+from accrual.service.counts import RunCounts
+from accrual.service.ledger import Ledger
+from accrual.service.reading import audit, balance, explain
+from support.ledger import T0, line
+from support.memory import config, memory_ledger, store_snapshot
+
+D = Decimal
+
+
+def test_three_orders_earn_pending_by_the_rules_in_both_currencies():
+    ledger = memory_ledger()
+    counts = ledger.reconcile(
+        [line("A"), line("B", is_affiliate=False), line("C", amount="2000.00")], now=T0 + timedelta(hours=1)
+    )
+    assert counts["orders_changed"] == 3 and counts["moves_pending"] == 3
+    assert balance(ledger.store, "alice") == {
+        "user_id": "alice",
+        "account_currency": "EUR",
+        "pending_usd": "46.00",
+        "confirmed_usd": "0.00",
+        "pending": "41.40",
+        "confirmed": "0.00",
+    }
+    capped = explain(ledger.store, "C")
+    assert capped["state"] == "pending" and "CAP_APPLIED" in capped["reasons"]
+    assert audit(ledger.store)["ok"]
+
+
+def test_a_repeated_report_changes_nothing():
+    ledger = memory_ledger()
+    lines = [line("A"), line("B", amount="30.00")]
+    ledger.reconcile(lines, now=T0)
+    before = store_snapshot(ledger.store)
+    counts = ledger.reconcile(lines, now=T0 + timedelta(hours=2))
+    assert counts.get("orders_changed", 0) == 0 and counts["lines_unchanged"] == 2
+    assert store_snapshot(ledger.store) == before
+
+
+def test_confirm_posts_after_the_hold_once_and_a_later_refund_reverses():
+    ledger = memory_ledger()
+    settled_at = T0 + timedelta(days=10)
+    ledger.reconcile([line("A"), line("B", amount="40.00", status="settled", at=settled_at)], now=settled_at)
+    assert ledger.confirm(now=settled_at + timedelta(hours=23)).get("orders_changed", 0) == 0  # the hold is a day
+    assert ledger.confirm(now=settled_at + timedelta(days=1))["moves_post"] == 1
+    assert ledger.confirm(now=settled_at + timedelta(days=2)).get("orders_changed", 0) == 0
+    assert balance(ledger.store, "alice")["confirmed_usd"] == "2.00"
+    ledger.reconcile(
+        [line("B", amount="40.00", status="invalid", status_detail="FullRefund", at=settled_at + timedelta(days=5))],
+        now=settled_at + timedelta(days=5),
+    )
+    assert [entry["transition"] for entry in explain(ledger.store, "B")["journal"]] == ["pending", "post", "reverse"]
+    assert balance(ledger.store, "alice")["confirmed_usd"] == "0.00" and audit(ledger.store)["ok"]
+
+
+def test_a_refused_transition_is_recorded_and_ignored():
+    ledger = memory_ledger()
+    settled_at = T0 + timedelta(days=10)
+    ledger.reconcile([line("A", status="settled", at=settled_at)], now=settled_at)
+    ledger.confirm(now=settled_at + timedelta(days=1))
+    counts = ledger.reconcile(
+        [line("A", status="paid", at=settled_at + timedelta(days=2))], now=settled_at + timedelta(days=2)
+    )
+    assert counts["transitions_refused"] == 1
+    refused = [item["reason"] for item in explain(ledger.store, "A")["refused"]]
+    assert refused == ["confirmed does not go back to pending"]
+
+
+@pytest.mark.parametrize(
+    ("verdict", "state", "pending"), [("released", "pending", "10.00"), ("declined", "declined", "5.00")]
+)
+def test_an_order_held_for_review_is_released_or_declined(verdict, state, pending):
+    ledger = memory_ledger()
+    ledger.reconcile(
+        [
+            line("A", new_user_coupon=True, buyer_account="acc-1"),
+            line("B", new_user_coupon=True, buyer_account="acc-2"),
+        ],
+        now=T0,
+    )
+    assert {explain(ledger.store, key)["state"] for key in ("A", "B")} == {"on_review"}
+    assert ledger.review("aliexpress#B", ReviewVerdict(verdict), now=T0 + timedelta(hours=1)).value == state
+    ledger.review("aliexpress#A", ReviewVerdict.RELEASED, now=T0 + timedelta(hours=1))
+    assert balance(ledger.store, "alice")["pending_usd"] == pending and audit(ledger.store)["ok"]
+    ledger.reconcile([line("C")], now=T0)
+    with pytest.raises(ValueError, match="not held for review"):
+        ledger.review("aliexpress#C", ReviewVerdict.RELEASED, now=T0 + timedelta(hours=2))
+
+
+def test_a_line_that_moves_to_another_order_takes_its_money_along():
+    ledger = memory_ledger()
+    ledger.reconcile([line("A", "X-1")], now=T0)
+    counts = ledger.reconcile([line("B", "X-1", at=T0 + timedelta(hours=1))], now=T0 + timedelta(hours=1))
+    assert counts["lines_moved"] == 1
+    assert explain(ledger.store, "A")["state"] == "moved" and explain(ledger.store, "B")["state"] == "pending"
+    assert balance(ledger.store, "alice")["pending_usd"] == "5.00" and audit(ledger.store)["ok"]
+
+
+# ---- redecide -----------------------------------------------------------------------------------------------------
+
+
+def test_redecide_applies_a_fixed_configuration_and_a_dry_run_writes_nothing():
+    ledger = memory_ledger(excluded_shops=["s1"])  # a typo excluded the shop every order was bought in
+    ledger.reconcile([line("A"), line("B", amount="40.00")], now=T0)
+    assert explain(ledger.store, "A")["state"] == "declined"
+    ledger.store.save_config(config(version="ledger-2"))
+    fixed = Ledger(store=ledger.store)
+    keys = ["aliexpress#A", "aliexpress#B", "aliexpress#NOPE"]
+
+    before = store_snapshot(ledger.store)
+    planned, counts = fixed.redecide(keys, now=T0 + timedelta(hours=1), dry_run=True)
+    assert store_snapshot(ledger.store) == before
+    assert [(item.order, item.outcome) for item in planned] == [
+        ("aliexpress#A", "changed"),
+        ("aliexpress#B", "changed"),
+        ("aliexpress#NOPE", "not_found"),
+    ]
+    assert planned[0].config_version_from == "ledger-1" and planned[0].config_version_to == "ledger-2"
+    assert (planned[0].state_from, planned[0].state_to) == ("declined", "pending")
+    assert planned[0].reasons_removed and counts.orders_redecided == 2
+
+    done, _ = fixed.redecide(keys, now=T0 + timedelta(hours=1))
+    assert [item.to_dict() for item in done] == [item.to_dict() for item in planned]
+    order = explain(ledger.store, "A")
+    assert order["state"] == "pending" and order["config_version"] == "ledger-2"
+    assert balance(ledger.store, "alice")["pending_usd"] == "7.00" and audit(ledger.store)["ok"]
+    again, _ = fixed.redecide(keys[:2], now=T0 + timedelta(hours=2))
+    assert {item.outcome for item in again} == {"unchanged"}
+
+
+def test_redecide_never_touches_confirmed_money():
+    ledger = memory_ledger()
+    settled_at = T0 + timedelta(days=10)
+    ledger.reconcile([line("A", status="settled", at=settled_at), line("B")], now=settled_at)
+    ledger.confirm(now=settled_at + timedelta(days=1))
+    ledger.store.save_config(config(version="ledger-2", excluded_shops=["s1"]))
+    before = explain(ledger.store, "A")
+    results, counts = Ledger(store=ledger.store).redecide(
+        ["aliexpress#A", "aliexpress#B"], now=settled_at + timedelta(days=2)
+    )
+    assert [(item.order, item.outcome) for item in results] == [
+        ("aliexpress#A", "skipped_confirmed"),
+        ("aliexpress#B", "changed"),
+    ]
+    assert counts.orders_skipped_confirmed == 1
+    assert explain(ledger.store, "A") == before and explain(ledger.store, "B")["state"] == "declined"
+    assert audit(ledger.store)["ok"]
+
+
+# ---- the store's conditions -----------------------------------------------------------------------------------------
+
+
+def test_an_order_written_over_another_version_loses_the_race_and_nothing_is_written():
+    ledger = memory_ledger()
+    ledger.reconcile([line("A")], now=T0)
+    stale = ledger.store.load_order("aliexpress#A").order
+    ledger.reconcile([line("A", amount="60.00", at=T0 + timedelta(hours=1))], now=T0 + timedelta(hours=1))
+    before = store_snapshot(ledger.store)
+    with pytest.raises(LostRace):
+        ledger.store.apply([OrderChange(order=stale, decision="{}")])
+    assert store_snapshot(ledger.store) == before
+
+
+def test_a_journal_entry_id_taken_with_another_payload_is_a_conflict_never_passed_off():
+    ledger = memory_ledger()
+    ledger.reconcile([line("A")], now=T0)
+    entry = ledger.store.journal("aliexpress#A")[0]
+    order = ledger.store.load_order("aliexpress#A").order
+    with pytest.raises(JournalConflict):
+        ledger.store.apply([OrderChange(order=order, entries=(entry,))])
+    assert ledger.store.load_order("aliexpress#A").order == order  # all or nothing
+
+
+def test_the_audit_finds_a_balance_that_is_not_its_journal():
+    ledger = memory_ledger()
+    ledger.reconcile([line("A")], now=T0)
+    stored = ledger.store.balances["alice"]
+    ledger.store.balances["alice"] = type(stored)("alice", "EUR", stored.holding.plus(stored.holding))
+    result = audit(ledger.store)
+    assert not result["ok"] and [item["kind"] for item in result["differences"]] == ["balance"]
+
+
+# ---- the run summary -------------------------------------------------------------------------------------------------
+
+
+def test_run_counts_add_up_and_keep_only_what_a_run_touched():
+    first, second = RunCounts(lines_received=2), RunCounts()
+    first.add("lines_stale", 0)
+    second.add("orders_failed")
+    total = first + second
+    assert total.as_dict() == {"lines_received": 2, "lines_stale": 0, "orders_failed": 1}
+    assert total.unsettled == 1 and RunCounts.of(total.as_dict()) == total
+
+
+# ---- a property: any sequence of reports and cycles leaves a clean audit -------------------------------------------
+
+STATUSES = ["awaiting_payment", "paid", "received", "settled", "invalid"]
+report = st.tuples(
+    st.sampled_from(["A", "B"]),
+    st.sampled_from(["1", "2"]),
+    st.sampled_from(STATUSES),
+    st.integers(0, 20),
+    st.sampled_from(["20.00", "100.00", "900.00"]),
+    st.sampled_from(["alice", "bob"]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(report, st.integers(0, 30)), max_size=12))
+def test_any_sequence_of_reports_and_confirmations_keeps_the_books_balanced(steps):
+    ledger = memory_ledger()
+    for step in steps:
+        if isinstance(step, int):
+            ledger.confirm(now=T0 + timedelta(days=step))
+            continue
+        order, number, status, day, amount, user = step
+        at = T0 + timedelta(days=day)
+        extra = {"paid_at": None} if status == "awaiting_payment" else {}
+        counts = ledger.reconcile(
+            [line(order, f"{order}-{number}", status=status, at=at, amount=amount, user=user, **extra)], now=at
+        )
+        assert counts.get("journal_conflicts", 0) == 0 and counts.get("orders_failed", 0) == 0
+    result = audit(ledger.store)
+    assert result["ok"], result["differences"]
+
+
+# ---- the notification contract -------------------------------------------------------------------------------------
+
+
+def test_a_change_puts_one_notification_in_the_outbox_in_the_contract_s_shape():
+    ledger = memory_ledger()
+    ledger.reconcile([line("A")], now=T0)
+    [message] = list(ledger.store.unpublished("9999", 100))
+    body = json.loads(message.body)
+    assert message.body == json.dumps(body, sort_keys=True, separators=(",", ":"))  # canonical JSON
+    assert sorted(body) == [
+        "account_currency",
+        "cashback",
+        "cashback_usd",
+        "change",
+        "event_id",
+        "event_type",
+        "occurred_at",
+        "order_id",
+        "partner",
+        "previous_state",
+        "reasons",
+        "schema",
+        "state",
+        "trail_summary",
+        "user_id",
+    ]
+    assert (body["schema"], body["event_type"], body["state"], body["previous_state"]) == (
+        "cashback.notification/1",
+        "cashback.pending",
+        "pending",
+        None,
+    )
+    assert body["change"] == {"pending_usd": "5.00", "confirmed_usd": "0.00", "pending": "4.50", "confirmed": "0.00"}
+    assert json.loads(message.attributes) == {
+        "event_type": "cashback.pending",
+        "partner": "aliexpress",
+        "state": "pending",
+        "account_currency": "EUR",
+    }
+    assert message.event_id == body["event_id"]
+    ledger.store.mark_published(message.event_id, T0.isoformat(), "m-1")
+    assert list(ledger.store.unpublished("9999", 100)) == []
