@@ -26,6 +26,11 @@ def _now_option(parser: argparse.ArgumentParser) -> None:
                         help="run the scheduled logic as of this ISO-8601 time (default: the current time)")
 
 
+def _workers_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="reconcile and confirm independent orders with N concurrent workers (default 1: serial)")
+
+
 def _force_fx_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force-fx", action="store_true",
                         help=f"accept fx rates more than a factor of {FX_BAND} away from the current version's")
@@ -84,19 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("file")
     ingest.add_argument("--partner", required=True, choices=PARTNERS)
     _now_option(ingest)
+    _workers_option(ingest)
     ingest.set_defaults(handler=operator_commands.ingest)
 
     pull = commands.add_parser("pull", help="pull new and changed lines from the partners' APIs since their cursors")
     pull.add_argument("--partner", choices=("aliexpress", "admitad"), default=None)
     _now_option(pull)
+    _workers_option(pull)
     pull.set_defaults(handler=operator_commands.pull)
 
     confirm = commands.add_parser("confirm", help="settle, expire and reverse orders as of --now")
     _now_option(confirm)
+    _workers_option(confirm)
     confirm.set_defaults(handler=operator_commands.confirm)
 
     run = commands.add_parser("run", help="one whole scheduled cycle: pull, reconcile, confirm, notify")
     _now_option(run)
+    _workers_option(run)
     run.set_defaults(handler=operator_commands.run_cycle)
 
     balance = commands.add_parser("balance", help="a shopper's pending and confirmed balances")

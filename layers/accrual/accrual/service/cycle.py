@@ -11,24 +11,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from accrual.service.ingest import ledger_reconcile
-from accrual.service.ledger import Ledger
+from accrual.service.fanout import ConcurrentLedger
 from accrual.service.outbox import OutboxRelay
 from accrual.service.pull import pull_all
 from accrual.settings import Settings
 
 
 def pull_partners(settings: Settings, *, now: datetime, partner: str | None = None,
-                  run_id: str | None = None) -> dict[str, Any]:
+                  run_id: str | None = None, workers: int = 1) -> dict[str, Any]:
     # a partner's first pull backfills this far (PULL_INITIAL_LOOKBACK_DAYS); later pulls re-read the overlap
     initial = timedelta(days=int(os.environ.get("PULL_INITIAL_LOOKBACK_DAYS", "30")))
-    return pull_all(now=now, settings=settings, reconcile=ledger_reconcile(settings, now),
+    return pull_all(now=now, settings=settings, reconcile=ledger_reconcile(settings, now, workers),
                     partners=[partner] if partner else None, run_id=run_id, initial_lookback=initial)
 
 
-def run_cycle(settings: Settings, now: datetime) -> dict[str, Any]:
+def run_cycle(settings: Settings, now: datetime, *, workers: int = 1) -> dict[str, Any]:
     run_id = uuid.uuid4().hex
-    pulled = pull_partners(settings, now=now, run_id=run_id)
-    confirmed = Ledger(settings).confirm(now=now)
+    pulled = pull_partners(settings, now=now, run_id=run_id, workers=workers)
+    confirmed = ConcurrentLedger(settings, workers=workers).confirm(now=now)
     # deployed, fresh events belong to the stream relay for a while (template.yaml sets the grace); locally, none
     grace = timedelta(seconds=int(os.environ.get("OUTBOX_SWEEP_GRACE_SECONDS", "0")))
     published = OutboxRelay(settings).publish_unpublished(now=now, grace=grace)

@@ -27,7 +27,7 @@ import random
 import time
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -244,10 +244,24 @@ class Ledger:
         return dict(counts)
 
     def _due_orders(self, now: datetime, page_size: int) -> Iterator[str]:
+        return self.due_orders(now=now, page_size=page_size)
+
+    def due_orders(self, *, now: datetime, shards: Iterable[int] | None = None,
+                   page_size: int = 100) -> Iterator[str]:
+        """The orders the due index lists as due at or before `now`, in the given shards (all by default): the
+        units a parallel confirmation hands out."""
         until = utc_text(now)
-        for shard in range(DUE_SHARDS):
+        for shard in (range(DUE_SHARDS) if shards is None else shards):
             for item in OrderRecord.due.query(str(shard), OrderRecord.due_at <= until, page_size=page_size):
                 yield item.pk
+
+    def confirm_orders(self, keys: Iterable[str], *, now: datetime) -> dict[str, int]:
+        """Confirm the given due orders (from `due_orders`), each in its own transaction, as `confirm` does."""
+        counts: Counter[str] = Counter()
+        for key in keys:
+            counts["orders_due"] += 1
+            self._settle_order(key, [], now=now, confirming=True, counts=counts)
+        return dict(counts)
 
     # ---- an operator's verdict on an order held for review ------------------------------------------------
     def review(self, key: str, verdict: ReviewVerdict, *, now: datetime, user_id: str | None = None) -> OrderState:
