@@ -248,9 +248,18 @@ class _Resolver:
             if key == "Fn::Split":
                 separator, text = self.resolve(argument)
                 return text.split(separator)
+            if key == "Fn::If":  # a condition of the template (Conditions), on the stack's parameters
+                condition, if_true, if_false = argument
+                return self.resolve(if_true if self.condition(condition) else if_false)
+            if key == "Fn::Equals":
+                left, right = self.resolve(argument)
+                return str(left) == str(right)
             if key.startswith("Fn::"):
                 raise ValueError(f"{key} is not resolved by the local provisioner")
         return {key: self.resolve(item) for key, item in value.items()}
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.template.get("Conditions", {})[name]))
 
     def ref(self, name: str) -> str:
         if name in self.pseudo:

@@ -13,16 +13,17 @@ from typing import Any
 from accrual.service.ingest import ledger_reconcile
 from accrual.service.fanout import ConcurrentLedger
 from accrual.service.outbox import OutboxRelay
-from accrual.service.pull import pull_all
+from accrual.service.pull import HandOn, pull_all
 from accrual.settings import Settings
 
 
 def pull_partners(settings: Settings, *, now: datetime, partner: str | None = None,
-                  run_id: str | None = None, workers: int = 1) -> dict[str, Any]:
+                  run_id: str | None = None, workers: int = 1, hand_on: HandOn | None = None) -> dict[str, Any]:
     # a partner's first pull backfills this far (PULL_INITIAL_LOOKBACK_DAYS); later pulls re-read the overlap
     initial = timedelta(days=int(os.environ.get("PULL_INITIAL_LOOKBACK_DAYS", "30")))
     return pull_all(now=now, settings=settings, reconcile=ledger_reconcile(settings, now, workers),
-                    partners=[partner] if partner else None, run_id=run_id, initial_lookback=initial)
+                    partners=[partner] if partner else None, run_id=run_id, initial_lookback=initial,
+                    hand_on=hand_on)
 
 
 def run_cycle(settings: Settings, now: datetime, *, workers: int = 1) -> dict[str, Any]:
