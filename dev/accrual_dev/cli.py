@@ -9,6 +9,7 @@ import sys
 from datetime import datetime, timezone
 
 from accrual_dev import commands as operator_commands
+from accrual_dev import fanout_commands
 from accrual_dev.local import commands as stack_commands
 
 PARTNERS = ("aliexpress", "admitad", "csv", "normalized")
@@ -28,7 +29,8 @@ def _now_option(parser: argparse.ArgumentParser) -> None:
 
 def _workers_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="reconcile and confirm independent orders with N concurrent workers (default 1: serial)")
+                        help="reconcile and confirm with N concurrent workers: the units (pages, due shards) go through the work "
+             "queue to the reconcile handler, which settles independent orders on N threads (default 1: serial)")
 
 
 def _force_fx_option(parser: argparse.ArgumentParser) -> None:
@@ -90,23 +92,23 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--partner", required=True, choices=PARTNERS)
     _now_option(ingest)
     _workers_option(ingest)
-    ingest.set_defaults(handler=operator_commands.ingest)
+    ingest.set_defaults(handler=fanout_commands.ingest)
 
     pull = commands.add_parser("pull", help="pull new and changed lines from the partners' APIs since their cursors")
     pull.add_argument("--partner", choices=("aliexpress", "admitad"), default=None)
     _now_option(pull)
     _workers_option(pull)
-    pull.set_defaults(handler=operator_commands.pull)
+    pull.set_defaults(handler=fanout_commands.pull)
 
     confirm = commands.add_parser("confirm", help="settle, expire and reverse orders as of --now")
     _now_option(confirm)
     _workers_option(confirm)
-    confirm.set_defaults(handler=operator_commands.confirm)
+    confirm.set_defaults(handler=fanout_commands.confirm)
 
     run = commands.add_parser("run", help="one whole scheduled cycle: pull, reconcile, confirm, notify")
     _now_option(run)
     _workers_option(run)
-    run.set_defaults(handler=operator_commands.run_cycle)
+    run.set_defaults(handler=fanout_commands.run)
 
     balance = commands.add_parser("balance", help="a shopper's pending and confirmed balances")
     balance.add_argument("user_id")
@@ -131,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(ATTRIBUTION_CONFLICT): the shopper it belongs to")
     _now_option(review)
     review.set_defaults(handler=operator_commands.review)
+
+    dlq = commands.add_parser("dlq", help="units of work (pages, due shards) that failed every attempt").add_subparsers(
+        dest="dlq_command", required=True, metavar="DLQ_COMMAND")
+    dlq_list = dlq.add_parser("list", help="the work dead-letter queue's units with the reason each failed")
+    dlq_list.add_argument("--json", action="store_true", help="print JSON")
+    dlq_list.set_defaults(handler=fanout_commands.dlq_list)
+    dlq_redrive = dlq.add_parser("redrive", help="move them back to the work queue (after fixing the cause)")
+    dlq_redrive.add_argument("--workers", type=int, default=0, metavar="N",
+                             help="then run them with N workers (default: only move them)")
+    dlq_redrive.set_defaults(handler=fanout_commands.dlq_redrive)
 
     audit = commands.add_parser("audit", help="recompute balances from the journal; exit 1 on any difference")
     audit.add_argument("--json", action="store_true", help="print JSON")

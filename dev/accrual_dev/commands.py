@@ -157,8 +157,7 @@ def _sub_id_of(text: str) -> str | None:
 def ingest(args) -> int:
     from accrual.service.ingest import ingest_file
 
-    report = ingest_file(Path(args.file), args.partner, settings=_settings(), now=_now(args),
-                         workers=args.workers)
+    report = ingest_file(Path(args.file), args.partner, settings=_settings(), now=_now(args))
     _print_json(report)
     return _exit_code(report["reconciled"])
 
@@ -166,7 +165,7 @@ def ingest(args) -> int:
 def pull(args) -> int:
     from accrual.service.cycle import pull_partners
 
-    summary = pull_partners(_settings(), now=_now(args), partner=args.partner, workers=args.workers)
+    summary = pull_partners(_settings(), now=_now(args), partner=args.partner)
     _print_json(summary)
     if summary["failed"]:
         return 1
@@ -174,9 +173,9 @@ def pull(args) -> int:
 
 
 def confirm(args) -> int:
-    from accrual.service.fanout import ConcurrentLedger
+    from accrual.service.ledger import Ledger
 
-    counts = ConcurrentLedger(_settings(), workers=args.workers).confirm(now=_now(args))
+    counts = Ledger(_settings()).confirm(now=_now(args))
     _print_json(counts)
     return _exit_code(counts)
 
@@ -184,7 +183,7 @@ def confirm(args) -> int:
 def run_cycle(args) -> int:
     from accrual.service.cycle import run_cycle as cycle
 
-    summary = cycle(_settings(), now=_now(args), workers=args.workers)
+    summary = cycle(_settings(), now=_now(args))
     _print_json(summary)
     return 0 if summary["ok"] else 1
 

@@ -22,7 +22,9 @@ class WorkRecord(SqsRecordModel):
 
 
 processor = BatchProcessor(event_type=EventType.SQS, model=WorkRecord)
-WORKERS = int(os.environ.get("RECONCILE_WORKERS", "16"))
+# The results of the last batch's completed units, for the local poller (accrual_dev.poller) to report; Lambda
+# itself only reads the partial batch answer.
+last_results: list[dict[str, Any]] = []
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -30,13 +32,15 @@ WORKERS = int(os.environ.get("RECONCILE_WORKERS", "16"))
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = Settings.from_env()
+    workers = int(os.environ.get("RECONCILE_WORKERS", "16"))
+    last_results.clear()
 
     def work(record: WorkRecord) -> dict[str, Any]:
         unit = record.body
         logger.set_correlation_id(unit.run_id)  # the pull or schedule run that handed the unit on
         receives = int(record.attributes.ApproximateReceiveCount)
         try:
-            result = run_unit(unit, settings, workers=WORKERS)
+            result = run_unit(unit, settings, workers=workers)
         except Exception as error:
             logger.exception("unit failed", extra={"unit": unit.label(), "receive": receives})
             record_failure(settings, record.messageId, unit.model_dump_json(), f"{type(error).__name__}: {error}",
@@ -52,6 +56,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             for name, metric in (("read", "LinesRead"), ("accepted", "LinesAccepted"),
                                  ("quarantined", "LinesQuarantined")):
                 metrics.add_metric(name=metric, unit=MetricUnit.Count, value=result.get(name, 0))
+        last_results.append(result)
         return {key: value for key, value in result.items() if key != "quarantine_reasons"}
 
     return process_partial_response(event=event, record_handler=work, processor=processor, context=context)

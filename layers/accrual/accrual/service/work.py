@@ -106,15 +106,21 @@ def drop_units(bucket: str, key: str, *, settings: Settings, now: datetime, run_
     report_format = drop_format(partner, key)
     archive = ReportArchive(settings)
     data = archive.get(key, bucket=bucket)
+    return file_units(data, report_format, partner=partner, key=key, archive=archive, now=now, run_id=run_id,
+                      parts_prefix=f"raw/{partner}/drops/{key.split('/', 2)[2]}", lines_per_part=lines_per_part)
+
+
+def file_units(data: bytes, report_format: str, *, partner: str, key: str, archive: ReportArchive, now: datetime,
+               run_id: str, parts_prefix: str, lines_per_part: int = DROP_PAGE_LINES) -> list[WorkUnit]:
+    """A report already archived under `key`: one unit when it is an API page or small, else one per part, each
+    part archived under `parts_prefix`/part-NNNNN."""
     if report_format in API_PARTNERS or data.count(b"\n") <= lines_per_part + 1:
         return [page_unit(partner, key, report_format, now=now, run_id=run_id)]
     parts = split_records(data, header=report_format == "csv", lines_per_part=lines_per_part)
-    name = key.split("/", 2)[2]
+    suffix = "jsonl" if report_format == "normalized" else "csv"
     units = []
     for number, (first_line, part) in enumerate(parts, start=1):
-        suffix = "jsonl" if report_format == "normalized" else "csv"
-        part_key = f"raw/{partner}/drops/{name}/part-{number:05d}.{suffix}"
-        archive.put_object(part_key, part)
+        part_key = archive.put_object(f"{parts_prefix}/part-{number:05d}.{suffix}", part)
         units.append(page_unit(partner, part_key, report_format, now=now, run_id=run_id, first_line=first_line))
     return units
 
