@@ -96,7 +96,10 @@ class LocalPoller:
         context = LocalContext(aws_request_id=str(uuid.uuid4()), deadline=time.monotonic() + 300)
         # the handler's metrics (EMF) go to stdout in Lambda; on the terminal stdout carries the command's JSON
         with contextlib.redirect_stdout(sys.stderr):
-            answer = self.handler.lambda_handler(event, context)
+            try:
+                answer = self.handler.lambda_handler(event, context)
+            except Exception:  # noqa: BLE001 - an invocation error fails the whole batch, as on Lambda
+                answer = {"batchItemFailures": [{"itemIdentifier": message["MessageId"]} for message in messages]}
         failed = {item["itemIdentifier"] for item in answer.get("batchItemFailures", [])}
         return list(self.handler.last_results), failed
 

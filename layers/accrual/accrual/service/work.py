@@ -94,7 +94,7 @@ def split_records(data: bytes, *, header: bool, lines_per_part: int) -> list[tup
     parts = []
     for first in range(0, len(records), lines_per_part):
         chunk = records[first:first + lines_per_part]
-        parts.append((chunk[0][0], head + b"".join(chunk)))
+        parts.append((chunk[0][0], head + b"".join(record for _, record in chunk)))
     return parts or [(1, head)]
 
 
