@@ -14,7 +14,7 @@ CHECKOV := .tools/checkov
 CHECKOV_STAMP := $(CHECKOV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv tools checkov test test-fuzz run local bench lint build clean
+.PHONY: venv tools checkov test test-fuzz run local bench lint build clean invoke ministack-venv
 
 venv: $(STAMP)
 
@@ -70,9 +70,26 @@ run: venv
 local: venv
 	$(BIN)/accrual stack up
 
+# One function's real handler with an event and the function's environment from template.yaml, against the local
+# stack (AWS_ENDPOINT_URL, else an embedded one): make invoke FN=ReconcileFunction EVENT=events/reconcile.json
+invoke: venv
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=events/<file>.json"; exit 2; }
+	$(BIN)/python -m accrual_dev.invoke $(FN) $(EVENT)
+
+# ministack, the emulator that answers concurrently (the throughput bench): its own venv, it pins its own botocore.
+MINISTACK := .tools/ministack
+ministack-venv: $(MINISTACK)/.installed
+
+$(MINISTACK)/.installed:
+	@test -n "$(PYTHON312)" || { echo "python3.12 not found (pyenv or PATH)"; exit 1; }
+	$(PYTHON312) -m venv $(MINISTACK)
+	$(MINISTACK)/bin/pip install -q ministack==1.5.33
+	touch $@
+
 # Benchmarks: rules throughput and memory, ledger counts per order on the embedded moto, cost extrapolation.
-bench: venv
+bench: venv ministack-venv
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) .aws-sam .tools
