@@ -121,6 +121,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logical_id, folder = function_folder(arguments[0])
     event = json.loads(Path(arguments[1]).read_text())
+    saved = dict(os.environ)  # the function's environment is set for the call only
+    try:
+        return _invoke(logical_id, folder, event)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _invoke(logical_id: str, folder: str, event: dict[str, Any]) -> int:
     with ExitStack() as resources:
         if not os.environ.get("AWS_ENDPOINT_URL"):
             embedded_stack(resources)
