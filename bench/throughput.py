@@ -79,13 +79,31 @@ class Ministack:
 
 
 class CallCounter:
-    """Counts DynamoDB requests (every attempt) through the same botocore hook the latency uses."""
+    """Counts DynamoDB requests (every attempt) through the same botocore hook the latency uses, and the capacity
+    units the emulator reports consumed (ReturnConsumedCapacity, which PynamoDB asks for on every call)."""
 
     def __init__(self) -> None:
         self.calls = 0
+        self.read_units = 0.0
+        self.write_units = 0.0
 
     def __call__(self, **_: object) -> None:
         self.calls += 1
+
+    def after_call(self, parsed: dict | None = None, model=None, **_: object) -> None:
+        consumed = (parsed or {}).get("ConsumedCapacity") or []
+        for item in consumed if isinstance(consumed, list) else [consumed]:
+            units = float(item.get("CapacityUnits", 0) or 0)
+            write = float(item.get("WriteCapacityUnits", 0) or 0)
+            read = float(item.get("ReadCapacityUnits", 0) or 0)
+            if write or read:
+                self.write_units += write
+                self.read_units += read
+            elif model is not None and model.name in ("TransactWriteItems", "PutItem", "UpdateItem",
+                                                      "BatchWriteItem", "DeleteItem"):
+                self.write_units += units
+            else:
+                self.read_units += units
 
 
 def snapshot():
@@ -120,12 +138,12 @@ def run(emulator, orders, keys, workers: int, latency_ms: float, counter: CallCo
     ledger.screen(lines[:1])
     now = orders.last_event + timedelta(hours=1)
     latency.install(latency_ms)
-    counter.calls = 0
+    counter.calls, counter.read_units, counter.write_units = 0, 0.0, 0.0
     started, cpu, server_cpu = time.perf_counter(), time.process_time(), emulator.cpu_seconds()
     counts = ledger.reconcile(lines, now=now)
     reconcile_seconds = time.perf_counter() - started
     cpu, server_cpu = time.process_time() - cpu, emulator.cpu_seconds() - server_cpu
-    calls = counter.calls
+    calls, read_units, write_units = counter.calls, counter.read_units, counter.write_units
     started = time.perf_counter()
     confirmed = ledger.confirm(now=now + timedelta(days=max(config.hold_days.values()) + 1))
     confirm_seconds = time.perf_counter() - started
@@ -133,6 +151,7 @@ def run(emulator, orders, keys, workers: int, latency_ms: float, counter: CallCo
     return {"workers": workers, "lines": len(lines), "orders": len(keys), "seconds": reconcile_seconds,
             "lines_per_second": len(lines) / reconcile_seconds, "client_cpu_ms_per_line": 1000 * cpu / len(lines),
             "emulator_cpu_ms_per_line": 1000 * server_cpu / len(lines), "calls_per_line": calls / len(lines),
+            "wcu_per_order": write_units / len(keys), "rcu_per_order": read_units / len(keys),
             "confirm_orders": confirmed.get("orders_due", 0), "confirm_seconds": confirm_seconds,
             "failed": counts.get("orders_failed", 0) + confirmed.get("orders_failed", 0),
             "retries": counts.get("retries", 0) + confirmed.get("retries", 0),
@@ -162,6 +181,7 @@ def main() -> int:
     def counting_init(self, *a, **k):
         original_init(self, *a, **k)
         self.register("before-send.dynamodb", counter, unique_id="bench-dynamodb-calls")
+        self.register("after-call.dynamodb", counter.after_call, unique_id="bench-dynamodb-capacity")
 
     botocore_session.Session.__init__ = counting_init
 
@@ -175,12 +195,13 @@ def main() -> int:
         result["identical_to_serial"] = same
         rows.append([result["workers"], result["lines"], f"{result['seconds']:.1f}",
                      f"{result['lines_per_second']:.0f}", f"{result['lines_per_second'] / serial['lines_per_second']:.1f}x",
-                     f"{result['calls_per_line']:.2f}", f"{result['client_cpu_ms_per_line']:.1f}",
+                     f"{result['calls_per_line']:.2f}", f"{result['wcu_per_order']:.1f}",
+                     f"{result['rcu_per_order']:.1f}", f"{result['client_cpu_ms_per_line']:.1f}",
                      f"{result['emulator_cpu_ms_per_line']:.1f}", f"{result['confirm_orders']}",
                      f"{result['confirm_seconds']:.1f}", result["retries"], result["failed"],
                      "yes" if same else "NO"])
     print(table(rows, ["workers", "lines", "seconds", "lines/s", "speed-up", "DynamoDB calls/line",
-                       "client CPU ms/line", "emulator CPU ms/line", "confirmed", "confirm s", "retries", "failed", "same ledger"],
+                       "WCU/order", "RCU/order", "client CPU ms/line", "emulator CPU ms/line", "confirmed", "confirm s", "retries", "failed", "same ledger"],
                 title=f"Reconcile throughput on ministack, {args.latency_ms:g} ms added per DynamoDB call, "
                       f"{os.cpu_count()} cores"))
     save_results("throughput", {"latency_ms": args.latency_ms, "emulator": "ministack 1.5.33",

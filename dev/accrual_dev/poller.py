@@ -35,7 +35,7 @@ class LocalContext:
     """What a handler reads from Lambda's context."""
 
     function_name: str = "ReconcileFunction"
-    memory_limit_in_mb: int = 1024
+    memory_limit_in_mb: int = 1769
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:ReconcileFunction"
     aws_request_id: str = ""
     deadline: float = 0.0
