@@ -412,9 +412,12 @@ def _supplement(template: dict[str, Any], described: dict[str, Any], resources: 
 
 
 def _emulated(resource: dict[str, Any]) -> dict[str, Any]:
-    """The resource as moto is given it. moto attaches no layer to a function created through CloudFormation, and
+    """The resource as the emulator is given it. moto attaches no layer to a function created through CloudFormation, and
     its stack update fails on a function that names one (it passes the layer object where an ARN belongs), so the
     functions' Layers are left out: the layer version itself is still created."""
+    # Metadata (checkov's skips and their reasons) means nothing to an emulator and would push the template body
+    # past CloudFormation's 51,200-byte limit, which ministack enforces.
+    resource = {key: value for key, value in resource.items() if key != "Metadata"}
     if resource["Type"] != "AWS::Lambda::Function" or "Layers" not in resource.get("Properties", {}):
         return resource
     return {**resource, "Properties": {key: value for key, value in resource["Properties"].items() if key != "Layers"}}
