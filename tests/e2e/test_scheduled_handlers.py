@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import boto3
 import pytest
 
-from test_handlers import EVENTS, FakeContext, event, function_environment, load_handler
+from support.handlers import EVENTS, FakeContext, event, function_environment, load_handler
 
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import BalanceRecord, DUE_SHARDS, bind_ledger_tables

@@ -50,7 +50,7 @@ def default_template_path() -> Path:
     """ACCRUAL_TEMPLATE, else the template.yaml of the checkout this package is installed from, else ./template.yaml."""
     if os.environ.get("ACCRUAL_TEMPLATE"):
         return Path(os.environ["ACCRUAL_TEMPLATE"])
-    beside_package = Path(__file__).resolve().parents[4] / "template.yaml"
+    beside_package = Path(__file__).resolve().parents[3] / "template.yaml"
     return beside_package if beside_package.is_file() else Path.cwd() / "template.yaml"
 
 
@@ -412,7 +412,7 @@ def _supplement(template: dict[str, Any], described: dict[str, Any], resources: 
 
 
 def _emulated(resource: dict[str, Any]) -> dict[str, Any]:
-    """The resource as the emulator is given it. moto attaches no layer to a function created through CloudFormation, and
+    """The resource as moto is given it. moto attaches no layer to a function created through CloudFormation, and
     its stack update fails on a function that names one (it passes the layer object where an ARN belongs), so the
     functions' Layers are left out: the layer version itself is still created."""
     # Metadata (checkov's skips and their reasons) means nothing to an emulator and would push the template body
