@@ -12,9 +12,12 @@ TOOLS_STAMP := $(TOOLS)/.installed
 # checkov (the template's security checks) clashes with both: a third virtual environment.
 CHECKOV := .tools/checkov
 CHECKOV_STAMP := $(CHECKOV)/.installed
+# ministack, the second emulator, pins its own botocore: a fourth virtual environment (started by the tests' fixtures).
+MINISTACK := .tools/ministack
+MINISTACK_STAMP := $(MINISTACK)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv tools checkov test test-fuzz run local bench lint build clean invoke ministack-venv
+.PHONY: venv tools checkov ministack test-conformance test-ministack test-conformance-quick test test-fuzz run local bench lint check format build clean invoke
 
 venv: $(STAMP)
 
@@ -44,16 +47,38 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	$(CHECKOV)/bin/pip install -q -r requirements-checkov.txt
 	touch $(CHECKOV_STAMP)
 
-# Every test, including the template checks (cfn-lint, sam validate --lint, sam build, checkov) in tests/integration.
-test: venv tools checkov
+ministack: $(MINISTACK_STAMP)
+
+$(MINISTACK_STAMP): requirements-ministack.txt
+	@test -n "$(PYTHON312)" || { echo "python3.12 not found (pyenv or PATH)"; exit 1; }
+	$(PYTHON312) -m venv $(MINISTACK)
+	$(MINISTACK)/bin/pip install -q --upgrade pip
+	$(MINISTACK)/bin/pip install -q -r requirements-ministack.txt
+	touch $(MINISTACK_STAMP)
+
+# Every test, including the template checks (cfn-lint, sam validate --lint, sam build, checkov) in tests/integration,
+# after the code checks (ruff and mypy: a lint failure stops before the slow suite).
+test: venv tools checkov check
 	$(BIN)/pytest -n 2
 
 # The reader fuzzer's long profile: 2,600 hostile pages per reader (10,400 in all); `make test` runs its quick profile.
 test-fuzz: venv
 	ACCRUAL_FUZZ=long $(BIN)/pytest tests/property/test_reader_fuzz.py -q -p no:randomly
 
+# The code checks: ruff's lint rules, ruff's formatting (checked, not applied) and mypy, as configured in
+# pyproject.toml.
+check: venv
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+	$(BIN)/mypy
+
+# Apply ruff's safe fixes and its formatting (then review the diff).
+format: venv
+	$(BIN)/ruff check --fix
+	$(BIN)/ruff format
+
 # checkov's skips are in template.yaml, each with its reason (Metadata: checkov: skip); none on the command line.
-lint: venv tools checkov
+lint: venv tools checkov check
 	$(BIN)/cfn-lint template.yaml
 	$(TOOLS)/bin/sam validate --lint --region us-east-1
 	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
@@ -66,7 +91,8 @@ build: tools
 run: venv
 	$(BIN)/python -m accrual_dev.local.demo
 
-# The embedded local stack: a moto server provisioned from template.yaml, until Ctrl-C.
+# The embedded local stack until Ctrl-C: a moto server provisioned from template.yaml and the partner simulator,
+# with the partners' endpoints and secrets pointing at it (prints the exports for `accrual run` in another shell).
 local: venv
 	$(BIN)/accrual stack up
 
@@ -76,20 +102,31 @@ invoke: venv
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=events/<file>.json"; exit 2; }
 	$(BIN)/python -m accrual_dev.invoke $(FN) $(EVENT)
 
-# ministack, the emulator that answers concurrently (the throughput bench): its own venv, it pins its own botocore.
-MINISTACK := .tools/ministack
-ministack-venv: $(MINISTACK)/.installed
-
-$(MINISTACK)/.installed:
-	@test -n "$(PYTHON312)" || { echo "python3.12 not found (pyenv or PATH)"; exit 1; }
-	$(PYTHON312) -m venv $(MINISTACK)
-	$(MINISTACK)/bin/pip install -q ministack==1.5.33
-	touch $@
-
-# Benchmarks: rules throughput and memory, ledger counts per order on the embedded moto, cost extrapolation.
-bench: venv ministack-venv
-	$(BIN)/python bench/run.py
+# Benchmarks (docs/performance.md): calls and capacity units per order for each step on ministack beside a reference
+# and the lower bound, CPU per line, ingest memory, handler import time, cost per million orders. Prints tables and
+# writes bench/results.json. `make bench BENCH_ARGS=--full-memory` adds 100,000 and 1,000,000 lines (hours).
+bench: venv ministack
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/throughput.py
+
+# The integration and end-to-end suites on both emulators, moto then ministack (the fixtures choose by
+# ACCRUAL_EMULATOR); a test one emulator gets wrong is marked only_on(...) with the reason (README, "Performance").
+CONFORMANCE := tests/integration tests/e2e --ignore=tests/integration/test_template.py
+test-conformance: venv ministack
+	ACCRUAL_EMULATOR=moto $(BIN)/pytest -n 2 -q $(CONFORMANCE)
+	ACCRUAL_EMULATOR=ministack $(BIN)/pytest -n 2 -q $(CONFORMANCE)
+
+# The same suites on ministack only.
+test-ministack: venv ministack
+	ACCRUAL_EMULATOR=ministack $(BIN)/pytest -n 2 -q $(CONFORMANCE)
+
+# CI's share (after `make test`, which runs everything on moto): the stack from the template, the ledger and the
+# ingest paths on ministack; the whole conformance run takes too long on 2 cores to run on every change.
+CONFORMANCE_QUICK := tests/integration/test_stack.py tests/integration/test_ledger.py \
+	tests/integration/test_hostile_ingest.py tests/integration/test_ingest_stream.py \
+	tests/integration/test_ministack_server.py -m "not slow"
+test-conformance-quick: venv ministack
+	ACCRUAL_EMULATOR=ministack $(BIN)/pytest -n 2 -q $(CONFORMANCE_QUICK)
 
 clean:
 	rm -rf $(VENV) .aws-sam .tools

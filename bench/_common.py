@@ -7,6 +7,7 @@ so the bench sees what a pull sees. A small seeded share of lines is then decora
 not produce (VAT countries, promotions, new-user coupons, promo codes, disputes, 4-5 line carts), so that every rule
 is exercised.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ import time
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -41,22 +42,39 @@ KB = 1024
 def accrual_config(start: datetime = DEFAULT_START) -> AccrualConfig:
     """A configuration for both simulated partners: category rates, hot and non-affiliate rates, a promotion window,
     VAT countries, fx rates for every account currency, the 40 USD cap, hold days."""
-    return AccrualConfig.model_validate({
-        "version": "bench-1",
-        "rate_cards": [{"partner": partner, "valid_from": "2026-01-01T00:00:00Z", "default_rate": "0.03",
-                        "non_affiliate_rate": "0.01", "hot_product_rate": "0.12",
-                        "categories": {"100001": "0.05", "66": "0.06", "3": "0.06", "44": "0.02"}}
-                       for partner in ("aliexpress", "admitad")],
-        "promotions": [{"partner": "aliexpress", "categories": ["44", "7"], "rate": "0.08",
-                        "starts_at": (start + timedelta(days=3)).isoformat(),
-                        "ends_at": (start + timedelta(days=20)).isoformat()}],
-        "excluded_shops": ["shop-excluded"],
-        "virtual_categories": ["200001"],
-        "vat_rates": {"DE": "0.19", "UA": "0.20", "KZ": "0.12"},
-        "fx_rates": {"2026-01-01": {"RUB": "92.50", "UAH": "41.20", "KZT": "480.00", "EUR": "0.93"}},
-        "cap_usd": "40.00", "min_cashback_usd": "0.01", "awaiting_payment_days": 3,
-        "hold_days": {"aliexpress": 14, "admitad": 14},
-    })
+    return AccrualConfig.model_validate(
+        {
+            "version": "bench-1",
+            "rate_cards": [
+                {
+                    "partner": partner,
+                    "valid_from": "2026-01-01T00:00:00Z",
+                    "default_rate": "0.03",
+                    "non_affiliate_rate": "0.01",
+                    "hot_product_rate": "0.12",
+                    "categories": {"100001": "0.05", "66": "0.06", "3": "0.06", "44": "0.02"},
+                }
+                for partner in ("aliexpress", "admitad")
+            ],
+            "promotions": [
+                {
+                    "partner": "aliexpress",
+                    "categories": ["44", "7"],
+                    "rate": "0.08",
+                    "starts_at": (start + timedelta(days=3)).isoformat(),
+                    "ends_at": (start + timedelta(days=20)).isoformat(),
+                }
+            ],
+            "excluded_shops": ["shop-excluded"],
+            "virtual_categories": ["200001"],
+            "vat_rates": {"DE": "0.19", "UA": "0.20", "KZ": "0.12"},
+            "fx_rates": {"2026-01-01": {"RUB": "92.50", "UAH": "41.20", "KZT": "480.00", "EUR": "0.93"}},
+            "cap_usd": "40.00",
+            "min_cashback_usd": "0.01",
+            "awaiting_payment_days": 3,
+            "hold_days": {"aliexpress": 14, "admitad": 14},
+        }
+    )
 
 
 @dataclass
@@ -72,8 +90,11 @@ class Orders:
 
     def settled(self) -> list[str]:
         """Attributed orders whose every line ends settled (the happy path: paid -> settled -> confirmed)."""
-        return [key for key, lines in self.final.items()
-                if all(line.status.value == "settled" for line in lines) and lines[0].sub_id in self.clicks]
+        return [
+            key
+            for key, lines in self.final.items()
+            if all(line.status.value == "settled" for line in lines) and lines[0].sub_id in self.clicks
+        ]
 
 
 def _updated(line: OrderLine, update: dict[str, Any]) -> OrderLine:
@@ -89,9 +110,17 @@ def _decorate(rng: random.Random, lines: list[OrderLine], counts: Counter) -> li
         extra = []
         for number in range(max(0, min(rng.choice((2, 3)), 5 - len(out)))):
             base = out[number % len(out)]
-            extra.append(_updated(base, {
-                "line_id": f"{base.line_id}x{number}", "category_id": rng.choice(("3", "66", "44", "100001")),
-                "product_id": f"{base.product_id}{number}", "amount": base.amount + Decimal(rng.randrange(1, 3000)) / 100}))
+            extra.append(
+                _updated(
+                    base,
+                    {
+                        "line_id": f"{base.line_id}x{number}",
+                        "category_id": rng.choice(("3", "66", "44", "100001")),
+                        "product_id": f"{base.product_id}{number}",
+                        "amount": base.amount + Decimal(rng.randrange(1, 3000)) / 100,
+                    },
+                )
+            )
         out += extra
         counts["carts_4_5_lines"] += 1
     account = f"acct-{rng.randrange(10**6)}"
@@ -120,15 +149,16 @@ def _decorate(rng: random.Random, lines: list[OrderLine], counts: Counter) -> li
 
 def _map(records: Iterable[tuple[str, Any, Any]], options: PartnerOptions) -> list[OrderLine]:
     lines = []
-    for kind, record, extra in records:
+    for kind, record, _extra in records:
         if record is None:
             continue
         if kind == "ali":
             lines.append(aliexpress.map_order(record, options))
         else:
             positions = record.get("positions") or [None]
-            lines += [admitad.map_position(record, position, index, options)
-                      for index, position in enumerate(positions, 1)]
+            lines += [
+                admitad.map_position(record, position, index, options) for index, position in enumerate(positions, 1)
+            ]
     return lines
 
 
@@ -168,7 +198,7 @@ def _number_size(text: str) -> int:
 def value_size(value: dict[str, Any]) -> int:
     """Size of one attribute value in DynamoDB's wire form, by the documented rules (strings and binaries by their
     UTF-8 length, numbers ~1 byte per two significant digits + 1, lists and maps 3 bytes + 1 per element)."""
-    (kind, inner), = value.items()
+    ((kind, inner),) = value.items()
     if kind == "S":
         return len(inner.encode())
     if kind == "N":
@@ -231,19 +261,24 @@ class Phase:
         api_calls = sum(self.calls.values())
         return {
             "orders": orders,
-            "api_calls": api_calls, "api_calls_per_order": per(api_calls),
+            "api_calls": api_calls,
+            "api_calls_per_order": per(api_calls),
             "calls_by_operation": dict(sorted(self.calls.items())),
             "calls_per_order_by_operation": {name: per(count) for name, count in sorted(self.calls.items())},
             "emulator_seconds_by_operation": {name: round(value, 3) for name, value in sorted(self.seconds.items())},
-            "sdk_retries": self.retries, "errors": dict(self.errors),
+            "sdk_retries": self.retries,
+            "errors": dict(self.errors),
             "transactions": sum(self.txn_items.values()),
             "items_per_transaction": {str(size): count for size, count in sorted(self.txn_items.items())},
             "transaction_items_by_kind": dict(sorted(self.txn_ops.items())),
-            "wru_base_tables": round(self.wru_table, 1), "wru_gsi": round(self.wru_gsi, 1),
-            "wru_per_order": per(self.wru_table + self.wru_gsi), "rru": round(self.rru, 1),
+            "wru_base_tables": round(self.wru_table, 1),
+            "wru_gsi": round(self.wru_gsi, 1),
+            "wru_per_order": per(self.wru_table + self.wru_gsi),
+            "rru": round(self.rru, 1),
             "rru_per_order": per(self.rru),
             "moto_reported_capacity": round(self.moto_capacity, 1),
-            "unknown_old_images": self.unknown_old_images, "largest_item_bytes": self.largest_item,
+            "unknown_old_images": self.unknown_old_images,
+            "largest_item_bytes": self.largest_item,
         }
 
 
@@ -363,8 +398,9 @@ class Meter:
         if handler is not None:
             handler(phase, request, response, seconds)
 
-    def _read(self, phase: Phase, table: str, items: list[dict], consistent: bool, index: str | None,
-              one_each: bool) -> None:
+    def _read(
+        self, phase: Phase, table: str, items: list[dict], consistent: bool, index: str | None, one_each: bool
+    ) -> None:
         unit = 1.0 if consistent else 0.5
         if one_each:
             phase.rru += sum(unit * read_units(item_size(item)) for item in items) if items else unit
@@ -393,12 +429,24 @@ class Meter:
             self.queried.move_to_end((table, partition))
             while len(self.queried) > 8:
                 self.queried.popitem(last=False)
-        self._read(phase, request.get("TableName", ""), response.get("Items") or [],
-                   bool(request.get("ConsistentRead")), request.get("IndexName"), False)
+        self._read(
+            phase,
+            request.get("TableName", ""),
+            response.get("Items") or [],
+            bool(request.get("ConsistentRead")),
+            request.get("IndexName"),
+            False,
+        )
 
     def _on_Scan(self, phase, request, response, seconds):
-        self._read(phase, request.get("TableName", ""), response.get("Items") or [],
-                   bool(request.get("ConsistentRead")), request.get("IndexName"), False)
+        self._read(
+            phase,
+            request.get("TableName", ""),
+            response.get("Items") or [],
+            bool(request.get("ConsistentRead")),
+            request.get("IndexName"),
+            False,
+        )
 
     def _on_BatchGetItem(self, phase, request, response, seconds):
         for table, items in (response.get("Responses") or {}).items():
@@ -413,8 +461,10 @@ class Meter:
             old = self.recent[(table, key)]
         elif condition and "attribute_not_exists" in condition:
             old = None  # a conditional create: new unless the condition fails
-        elif self.tables.get(table) and (table, json.dumps(item.get(self.tables[table].keys[0]),
-                                                           sort_keys=True)) in self.queried:
+        elif (
+            self.tables.get(table)
+            and (table, json.dumps(item.get(self.tables[table].keys[0]), sort_keys=True)) in self.queried
+        ):
             old = None  # its partition was just queried and did not return it
         else:
             old = new  # not read just before: assume an overwrite of the same size and keys
@@ -436,8 +486,11 @@ class Meter:
         phase.wru_table += unit * write_units(size)
         expression = update.get("UpdateExpression") or ""
         names = update.get("ExpressionAttributeNames") or {}
-        removed = {names.get(token.strip(" ,"), token.strip(" ,"))
-                   for token in expression.split("REMOVE", 1)[1].split()} if "REMOVE" in expression else set()
+        removed = (
+            {names.get(token.strip(" ,"), token.strip(" ,")) for token in expression.split("REMOVE", 1)[1].split()}
+            if "REMOVE" in expression
+            else set()
+        )
         info = self.tables.get(table)
         if info and old is not None:
             for index, attrs in info.gsis.items():
@@ -476,7 +529,7 @@ class Meter:
         slot[1] += 1
         slot[2] += len(items)
         for entry in items:
-            (kind, op), = entry.items()
+            ((kind, op),) = entry.items()
             table = op.get("TableName", "")
             label = self.label_of.get(table, table)
             if kind == "Put":
@@ -509,8 +562,12 @@ def _fast_server():
             self._log = tempfile.TemporaryFile()
             self._process = subprocess.Popen(
                 [sys.executable, str(ROOT / "bench" / "_fast_moto.py"), "-H", self.host, "-p", str(port)],
-                stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=environment,
-                start_new_session=True)
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                start_new_session=True,
+            )
             self._bound_port = port
             return self._wait_ready()
 
@@ -528,13 +585,23 @@ class LocalStack:
         self.server = _fast_server() if fast else MotoServer()
         self._environment = LOCAL_ENVIRONMENT
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         url = self.server.start()
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "ORDERS_TABLE", "BALANCES_TABLE", "OUTBOX_TABLE",
-                     "CLICKS_TABLE", "CONTROL_TABLE", "IDEMPOTENCY_TABLE", "NOTIFICATIONS_TOPIC_ARN"):
+        for name in (
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "ORDERS_TABLE",
+            "BALANCES_TABLE",
+            "OUTBOX_TABLE",
+            "CLICKS_TABLE",
+            "CONTROL_TABLE",
+            "IDEMPOTENCY_TABLE",
+            "NOTIFICATIONS_TOPIC_ARN",
+        ):
             os.environ.pop(name, None)
-        os.environ.update({**self._environment, "AWS_ENDPOINT_URL": url, "POWERTOOLS_LOG_LEVEL": "ERROR",
-                           "LOG_LEVEL": "ERROR"})
+        os.environ.update(
+            {**self._environment, "AWS_ENDPOINT_URL": url, "POWERTOOLS_LOG_LEVEL": "ERROR", "LOG_LEVEL": "ERROR"}
+        )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -545,8 +612,8 @@ class LocalStack:
         import boto3
 
         from accrual import settings as settings_module
-        from accrual_dev.local.provision import provision
         from accrual.settings import Settings
+        from accrual_dev.local.provision import provision
 
         os.environ["ACCRUAL_STACK"] = name
         started = time.monotonic()
@@ -556,16 +623,24 @@ class LocalStack:
                 value.cache_clear()
         settings = Settings.from_env()
         dynamodb = boto3.client("dynamodb", region_name=settings.region)
-        labels = {settings.orders_table: "orders", settings.balances_table: "balances",
-                  settings.outbox_table: "outbox", settings.clicks_table: "clicks",
-                  settings.control_table: "control", settings.idempotency_table: "idempotency"}
+        labels = {
+            settings.orders_table: "orders",
+            settings.balances_table: "balances",
+            settings.outbox_table: "outbox",
+            settings.clicks_table: "clicks",
+            settings.control_table: "control",
+            settings.idempotency_table: "idempotency",
+        }
         tables = {}
         for table in labels:
             described = dynamodb.describe_table(TableName=table)["Table"]
             tables[table] = TableInfo(
                 keys=tuple(key["AttributeName"] for key in described["KeySchema"]),
-                gsis={index["IndexName"]: tuple(key["AttributeName"] for key in index["KeySchema"])
-                      for index in described.get("GlobalSecondaryIndexes", [])})
+                gsis={
+                    index["IndexName"]: tuple(key["AttributeName"] for key in index["KeySchema"])
+                    for index in described.get("GlobalSecondaryIndexes", [])
+                },
+            )
         return settings, tables, labels, time.monotonic() - started
 
 
@@ -574,7 +649,7 @@ def save_results(section: str, values: dict[str, Any]) -> None:
     """Merge one section into bench/results.json (not committed: .gitignore)."""
     current = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     current[section] = values
-    current.setdefault("_about", {})["updated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    current.setdefault("_about", {})["updated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     RESULTS.write_text(json.dumps(current, indent=2, sort_keys=True, default=str) + "\n")
 
 

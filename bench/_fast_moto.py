@@ -9,6 +9,7 @@ the same as on stock moto. Stock moto is used for the smaller volume, to show th
 
     python bench/_fast_moto.py -H 127.0.0.1 -p PORT
 """
+
 from __future__ import annotations
 
 import copy

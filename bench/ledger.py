@@ -17,6 +17,7 @@ design are the counts; seconds are moto's.
 Volumes run on bench/_fast_moto.py (moto without its per-item copy of whole tables; same counts, see there);
 volumes above --full-max run A, C and D only. bench/moto_growth.py shows the stock emulator's time growth.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,6 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 from _common import LocalStack, Meter, accrual_config, build_orders, save_results, table
-
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import OutboxRecord, bind_ledger_tables
 from accrual.service.ledger import Ledger
@@ -43,7 +43,7 @@ PHASES = ("A_first_report", "B_replay", "C_final_report", "D_confirm", "E_outbox
 
 def _chunks(report: dict, keys: list[str]):
     for start in range(0, len(keys), CHUNK_ORDERS):
-        yield [line for key in keys[start:start + CHUNK_ORDERS] for line in report[key]]
+        yield [line for key in keys[start : start + CHUNK_ORDERS] for line in report[key]]
 
 
 class _Done(Exception):
@@ -51,9 +51,13 @@ class _Done(Exception):
 
 
 def lambda_context() -> SimpleNamespace:
-    return SimpleNamespace(function_name="bench-relay", memory_limit_in_mb=256, aws_request_id=uuid.uuid4().hex,
-                           invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:bench-relay",
-                           get_remaining_time_in_millis=lambda: 60_000)
+    return SimpleNamespace(
+        function_name="bench-relay",
+        memory_limit_in_mb=256,
+        aws_request_id=uuid.uuid4().hex,
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:bench-relay",
+        get_remaining_time_in_millis=lambda: 60_000,
+    )
 
 
 def run_volume(local: LocalStack, orders, n: int, full: bool = True) -> dict:
@@ -77,9 +81,11 @@ def run_volume(local: LocalStack, orders, n: int, full: bool = True) -> dict:
     t_confirm = t_final + timedelta(days=max(config.hold_days.values()) + 1)
     results, seconds, counts, sample = {}, {}, {}, []
     try:
-        reconciles = [("A_first_report", orders.first, t_first),
-                      ("B_replay", orders.first, t_first + timedelta(hours=1)),
-                      ("C_final_report", orders.final, t_final)]
+        reconciles = [
+            ("A_first_report", orders.first, t_first),
+            ("B_replay", orders.first, t_first + timedelta(hours=1)),
+            ("C_final_report", orders.final, t_final),
+        ]
         for phase_name, report, now in reconciles if full else [reconciles[0], reconciles[2]]:
             meter.start(phase_name)
             started, total = time.perf_counter(), {}
@@ -105,12 +111,15 @@ def run_volume(local: LocalStack, orders, n: int, full: bool = True) -> dict:
         gc.collect()
         after_gc, _ = tracemalloc.get_traced_memory()
         if os.environ.get("BENCH_TRACE_TOP"):
-            for stat in tracemalloc.take_snapshot().statistics("traceback")[:int(os.environ["BENCH_TRACE_TOP"])]:
+            for stat in tracemalloc.take_snapshot().statistics("traceback")[: int(os.environ["BENCH_TRACE_TOP"])]:
                 print(stat, *stat.traceback.format(most_recent_first=True)[:24], sep="\n  ")
         tracemalloc.stop()
         results["D_confirm"] = meter.stop()
-        confirm_memory = {"peak_kib": round((peak - base) / 1024, 1), "retained_kib": round((current - base) / 1024, 1),
-                          "retained_after_gc_kib": round((after_gc - base) / 1024, 1)}
+        confirm_memory = {
+            "peak_kib": round((peak - base) / 1024, 1),
+            "retained_kib": round((current - base) / 1024, 1),
+            "retained_after_gc_kib": round((after_gc - base) / 1024, 1),
+        }
         confirm_memory["live_peak_kib"] = round((meter.live_peak - base) / 1024, 1)
         confirm_memory["gc_every_calls"] = meter.gc_every
         meter.gc_every = 0
@@ -124,7 +133,7 @@ def run_volume(local: LocalStack, orders, n: int, full: bool = True) -> dict:
         seconds["E_outbox_sweep"] = time.perf_counter() - started
         results["E_outbox_sweep"] = meter.stop()
 
-        sample = [record.attribute_values for _, record in zip(range(100), OutboxRecord.scan())]
+        sample = [record.attribute_values for _, record in zip(range(100), OutboxRecord.scan(), strict=False)]
         meter.start("F_stream_relay")
         started = time.perf_counter()
         outcome: dict[str, int] = {}
@@ -140,12 +149,20 @@ def run_volume(local: LocalStack, orders, n: int, full: bool = True) -> dict:
         meter.uninstall()
     sample = sample if full else []
 
-    notifications = sum(counts[phase].get("notifications", 0) for phase in ("A_first_report", "C_final_report",
-                                                                             "D_confirm"))
-    out = {"orders": n, "lines_first": sum(len(orders.first[k]) for k in keys),
-           "lines_final": sum(len(orders.final[k]) for k in keys), "notifications": notifications,
-           "stack": name, "provision_seconds": round(provision_seconds, 1),
-           "orders_table_items_estimated": meter.items["orders"], "confirm_memory": confirm_memory, "phases": {}}
+    notifications = sum(
+        counts[phase].get("notifications", 0) for phase in ("A_first_report", "C_final_report", "D_confirm")
+    )
+    out = {
+        "orders": n,
+        "lines_first": sum(len(orders.first[k]) for k in keys),
+        "lines_final": sum(len(orders.final[k]) for k in keys),
+        "notifications": notifications,
+        "stack": name,
+        "provision_seconds": round(provision_seconds, 1),
+        "orders_table_items_estimated": meter.items["orders"],
+        "confirm_memory": confirm_memory,
+        "phases": {},
+    }
     growth = {}
     for phase_name, phase in results.items():
         per = n if phase_name != "F_stream_relay" else max(1, len(sample))
@@ -161,9 +178,13 @@ def run_volume(local: LocalStack, orders, n: int, full: bool = True) -> dict:
             slot[1] += transactions
             slot[2] += items
     out["transaction_time_by_orders_table_items"] = {
-        str(bucket): {"transactions": transactions, "ms_per_transaction": round(spent / transactions * 1000, 1),
-                      "ms_per_transaction_item": round(spent / items * 1000, 2)}
-        for bucket, (spent, transactions, items) in sorted(growth.items())}
+        str(bucket): {
+            "transactions": transactions,
+            "ms_per_transaction": round(spent / transactions * 1000, 1),
+            "ms_per_transaction_item": round(spent / items * 1000, 2),
+        }
+        for bucket, (spent, transactions, items) in sorted(growth.items())
+    }
     return out
 
 
@@ -175,58 +196,105 @@ def report(volumes: list[dict]) -> str:
     blocks = []
     rows = []
     for volume in volumes:
-        n = volume["orders"]
         for phase_name, figures in volume["phases"].items():
             txn = figures["transactions"]
             items = sum(int(size) * count for size, count in figures["items_per_transaction"].items())
-            rows.append([f"{_label(volume)} {phase_name}", figures["per"], figures["api_calls_per_order"],
-                         round(txn / figures["orders"], 2) if figures["orders"] else "",
-                         round(items / txn, 2) if txn else "-",
-                         figures["wru_per_order"], figures["rru_per_order"],
-                         figures["emulator_orders_per_second"]])
-    blocks.append(table(rows, ["phase", "per", "API calls", "txns", "items/txn", "WRU", "RRU",
-                               "emulator per/s"],
-                        title="\n== 2. Ledger write path on moto: counts per order (or per notification) =="))
+            rows.append(
+                [
+                    f"{_label(volume)} {phase_name}",
+                    figures["per"],
+                    figures["api_calls_per_order"],
+                    round(txn / figures["orders"], 2) if figures["orders"] else "",
+                    round(items / txn, 2) if txn else "-",
+                    figures["wru_per_order"],
+                    figures["rru_per_order"],
+                    figures["emulator_orders_per_second"],
+                ]
+            )
+    blocks.append(
+        table(
+            rows,
+            ["phase", "per", "API calls", "txns", "items/txn", "WRU", "RRU", "emulator per/s"],
+            title="\n== 2. Ledger write path on moto: counts per order (or per notification) ==",
+        )
+    )
     rows = []
     for volume in volumes:
         for phase_name, figures in volume["phases"].items():
-            calls = ", ".join(f"{name.split(':')[1]} {value:g}" for name, value in
-                              figures["calls_per_order_by_operation"].items())
+            calls = ", ".join(
+                f"{name.split(':')[1]} {value:g}" for name, value in figures["calls_per_order_by_operation"].items()
+            )
             rows.append([f"{_label(volume)} {phase_name}", calls])
     blocks.append(table(rows, ["phase", "API calls per order by operation"]))
     rows = []
     for volume in volumes:
         for phase_name, figures in volume["phases"].items():
             if figures["transaction_items_by_kind"]:
-                kinds = ", ".join(f"{k} {v / figures['orders']:.2f}" for k, v in
-                                  figures["transaction_items_by_kind"].items())
-                rows.append([f"{_label(volume)} {phase_name}", kinds,
-                             ", ".join(f"{s}:{c}" for s, c in figures["items_per_transaction"].items())])
+                kinds = ", ".join(
+                    f"{k} {v / figures['orders']:.2f}" for k, v in figures["transaction_items_by_kind"].items()
+                )
+                rows.append(
+                    [
+                        f"{_label(volume)} {phase_name}",
+                        kinds,
+                        ", ".join(f"{s}:{c}" for s, c in figures["items_per_transaction"].items()),
+                    ]
+                )
     blocks.append(table(rows, ["phase", "transaction items per order", "items/txn histogram"]))
     rows = []
     for volume in volumes:
         for bucket, figures in volume["transaction_time_by_orders_table_items"].items():
-            rows.append([_label(volume), bucket, figures["transactions"], figures["ms_per_transaction"],
-                         figures["ms_per_transaction_item"]])
-    blocks.append(table(rows, ["N", "orders-table items at start", "transactions", "ms / txn (emulator)",
-                               "ms / txn item"],
-                        title="\n-- moto TransactWriteItems time vs table size (deep copy per item; emulator only) --"))
-    rows = [[_label(volume), volume["phases"]["D_confirm"]["ledger_counts"].get("orders_due"),
-             volume["confirm_memory"]["peak_kib"], volume["confirm_memory"]["live_peak_kib"],
-             volume["confirm_memory"]["retained_after_gc_kib"]] for volume in volumes]
-    blocks.append(table(rows, ["N", "orders due", "peak KiB", "live max KiB (after gc)", "retained after gc KiB"],
-                        title=f"\n== 3. Ledger.confirm memory (tracemalloc; page_size=100; gc.collect every "
-                              f"{GC_EVERY} AWS calls) =="))
+            rows.append(
+                [
+                    _label(volume),
+                    bucket,
+                    figures["transactions"],
+                    figures["ms_per_transaction"],
+                    figures["ms_per_transaction_item"],
+                ]
+            )
+    blocks.append(
+        table(
+            rows,
+            ["N", "orders-table items at start", "transactions", "ms / txn (emulator)", "ms / txn item"],
+            title="\n-- moto TransactWriteItems time vs table size (deep copy per item; emulator only) --",
+        )
+    )
+    rows = [
+        [
+            _label(volume),
+            volume["phases"]["D_confirm"]["ledger_counts"].get("orders_due"),
+            volume["confirm_memory"]["peak_kib"],
+            volume["confirm_memory"]["live_peak_kib"],
+            volume["confirm_memory"]["retained_after_gc_kib"],
+        ]
+        for volume in volumes
+    ]
+    blocks.append(
+        table(
+            rows,
+            ["N", "orders due", "peak KiB", "live max KiB (after gc)", "retained after gc KiB"],
+            title=f"\n== 3. Ledger.confirm memory (tracemalloc; page_size=100; gc.collect every "
+            f"{GC_EVERY} AWS calls) ==",
+        )
+    )
     return "\n".join(blocks)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", default="", help="volumes on stock moto (comma-separated; slow, see moto_growth)")
-    parser.add_argument("--fast-orders", default="200,1000",
-                        help="volumes on moto without the per-item table copy (bench/_fast_moto.py)")
-    parser.add_argument("--full-max", type=int, default=200,
-                        help="volumes above this run only A, C and D (B, E, F are per-order counts already shown)")
+    parser.add_argument(
+        "--fast-orders",
+        default="200,1000",
+        help="volumes on moto without the per-item table copy (bench/_fast_moto.py)",
+    )
+    parser.add_argument(
+        "--full-max",
+        type=int,
+        default=200,
+        help="volumes above this run only A, C and D (B, E, F are per-order counts already shown)",
+    )
     args = parser.parse_args()
     plan = [(False, int(value)) for value in args.orders.split(",") if value.strip()]
     plan += [(True, int(value)) for value in args.fast_orders.split(",") if value.strip()]

@@ -9,6 +9,7 @@ cost per transaction does not depend on the table's size.
 
     .venv/bin/python bench/moto_growth.py [--sizes 0,1000,2000,4000] [--transactions 8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,27 +25,60 @@ BODY = "x" * 600  # about the size of a stored order line / decision
 
 def fill(dynamodb, table_name: str, start: int, stop: int) -> None:
     for first in range(start, stop, 25):
-        items = [{"PutRequest": {"Item": {"pk": {"S": f"filler#{number // 3}"}, "sk": {"S": f"LINE#{number}"},
-                                          "line_ref": {"S": f"filler#{number}"}, "body": {"S": BODY}}}}
-                 for number in range(first, min(first + 25, stop))]
+        items = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "pk": {"S": f"filler#{number // 3}"},
+                        "sk": {"S": f"LINE#{number}"},
+                        "line_ref": {"S": f"filler#{number}"},
+                        "body": {"S": BODY},
+                    }
+                }
+            }
+            for number in range(first, min(first + 25, stop))
+        ]
         dynamodb.batch_write_item(RequestItems={table_name: items})
 
 
 def transaction(dynamodb, settings, number: int) -> None:
     key = f"probe#{number}#{uuid.uuid4().hex[:6]}"
     orders = settings.orders_table
-    dynamodb.transact_write_items(TransactItems=[
-        {"Put": {"TableName": orders, "Item": {"pk": {"S": key}, "sk": {"S": "ORDER"}, "body": {"S": BODY}},
-                 "ConditionExpression": "attribute_not_exists(pk)"}},
-        {"Put": {"TableName": orders, "Item": {"pk": {"S": key}, "sk": {"S": "LINE#1"}, "body": {"S": BODY}}}},
-        {"Put": {"TableName": orders, "Item": {"pk": {"S": key}, "sk": {"S": "LINE#2"}, "body": {"S": BODY}}}},
-        {"Put": {"TableName": orders, "Item": {"pk": {"S": key}, "sk": {"S": "ENTRY#000001#credit"}},
-                 "ConditionExpression": "attribute_not_exists(pk)"}},
-        {"Update": {"TableName": settings.balances_table, "Key": {"user_id": {"S": f"u{number % 50}"}},
-                    "UpdateExpression": "ADD pending_usd :v", "ExpressionAttributeValues": {":v": {"N": "1.25"}}}},
-        {"Put": {"TableName": settings.outbox_table, "Item": {"event_id": {"S": key}, "body": {"S": BODY}},
-                 "ConditionExpression": "attribute_not_exists(event_id)"}},
-    ])
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {
+                "Put": {
+                    "TableName": orders,
+                    "Item": {"pk": {"S": key}, "sk": {"S": "ORDER"}, "body": {"S": BODY}},
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {"Put": {"TableName": orders, "Item": {"pk": {"S": key}, "sk": {"S": "LINE#1"}, "body": {"S": BODY}}}},
+            {"Put": {"TableName": orders, "Item": {"pk": {"S": key}, "sk": {"S": "LINE#2"}, "body": {"S": BODY}}}},
+            {
+                "Put": {
+                    "TableName": orders,
+                    "Item": {"pk": {"S": key}, "sk": {"S": "ENTRY#000001#credit"}},
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": settings.balances_table,
+                    "Key": {"user_id": {"S": f"u{number % 50}"}},
+                    "UpdateExpression": "ADD pending_usd :v",
+                    "ExpressionAttributeValues": {":v": {"N": "1.25"}},
+                }
+            },
+            {
+                "Put": {
+                    "TableName": settings.outbox_table,
+                    "Item": {"event_id": {"S": key}, "body": {"S": BODY}},
+                    "ConditionExpression": "attribute_not_exists(event_id)",
+                }
+            },
+        ]
+    )
 
 
 def run(sizes: list[int], transactions: int) -> dict:
@@ -62,26 +96,40 @@ def run(sizes: list[int], transactions: int) -> dict:
             per_txn = (time.perf_counter() - started) / transactions
             started = time.perf_counter()
             for number in range(10):
-                dynamodb.query(TableName=settings.orders_table, ConsistentRead=True,
-                               KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": f"filler#{number}"}})
+                dynamodb.query(
+                    TableName=settings.orders_table,
+                    ConsistentRead=True,
+                    KeyConditionExpression="pk = :pk",
+                    ExpressionAttributeValues={":pk": {"S": f"filler#{number}"}},
+                )
             per_query = (time.perf_counter() - started) / 10
             started = time.perf_counter()
             for number in range(10):
-                dynamodb.get_item(TableName=settings.orders_table, ConsistentRead=True,
-                                  Key={"pk": {"S": f"filler#{number}"}, "sk": {"S": f"LINE#{number * 3}"}})
+                dynamodb.get_item(
+                    TableName=settings.orders_table,
+                    ConsistentRead=True,
+                    Key={"pk": {"S": f"filler#{number}"}, "sk": {"S": f"LINE#{number * 3}"}},
+                )
             per_get = (time.perf_counter() - started) / 10
-            out["sizes"][str(size)] = {"ms_per_transaction": round(per_txn * 1000, 1),
-                                       "ms_per_query": round(per_query * 1000, 1),
-                                       "ms_per_get_item": round(per_get * 1000, 1)}
+            out["sizes"][str(size)] = {
+                "ms_per_transaction": round(per_txn * 1000, 1),
+                "ms_per_query": round(per_query * 1000, 1),
+                "ms_per_get_item": round(per_get * 1000, 1),
+            }
             print(f"  {size:>6} items: {per_txn * 1000:.0f} ms / transaction", flush=True)
     return out
 
 
 def report(out: dict) -> str:
-    rows = [[size, values["ms_per_transaction"], values["ms_per_query"], values["ms_per_get_item"]]
-            for size, values in out["sizes"].items()]
-    return table(rows, ["orders-table items", "ms / 6-item TransactWriteItems", "ms / Query", "ms / GetItem"],
-                 title="\n-- Emulator only: stock moto time per call vs table size (not a property of the design) --")
+    rows = [
+        [size, values["ms_per_transaction"], values["ms_per_query"], values["ms_per_get_item"]]
+        for size, values in out["sizes"].items()
+    ]
+    return table(
+        rows,
+        ["orders-table items", "ms / 6-item TransactWriteItems", "ms / Query", "ms / GetItem"],
+        title="\n-- Emulator only: stock moto time per call vs table size (not a property of the design) --",
+    )
 
 
 def main() -> None:

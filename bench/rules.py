@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/rules.py [--decisions 50000] [--seconds 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,6 @@ from collections import Counter
 from datetime import timedelta
 
 from _common import accrual_config, build_orders, save_results, table
-
 from accrual.domain.decision import MissingFxRate
 from accrual.domain.rules import decide_order
 
@@ -25,18 +25,21 @@ def workload():
     now = orders.last_event + timedelta(hours=1)
     pool, mix = [], Counter()
     for report in (orders.first, orders.final):
-        for key, lines in report.items():
+        for lines in report.values():
             click = orders.clicks.get(lines[0].sub_id or "")
-            review = frozenset({"acct-other"}) if any(line.new_user_coupon for line in lines) and len(pool) % 2 else \
-                frozenset()
+            review = (
+                frozenset({"acct-other"})
+                if any(line.new_user_coupon for line in lines) and len(pool) % 2
+                else frozenset()
+            )
             pool.append((lines, click, review))
-    for lines, click, review in pool:
+    for lines, _click, _review in pool:
         mix[f"lines={len(lines)}"] += 1
         for line in lines:
             mix["hot"] += line.is_hot
             mix["non_affiliate"] += not line.is_affiliate
             mix["non_usd_line"] += line.currency != "USD"
-            mix["vat_country"] += (line.ship_to_country in config.vat_rates and line.tax is None)
+            mix["vat_country"] += line.ship_to_country in config.vat_rates and line.tax is None
             mix[f"status={line.status.value}"] += 1
             mix[f"category={line.category_id}"] += 1
     return pool, config, now, mix, orders.decorated
@@ -77,7 +80,10 @@ def run(decisions: int, seconds: float) -> dict:
         decide_order(lines, click, config, now=now, other_new_user_coupon_accounts=review)
         if number in checkpoints:
             current, peak = tracemalloc.get_traced_memory()
-            curve[number] = {"current_kib": round((current - base) / 1024, 1), "peak_kib": round((peak - base) / 1024, 1)}
+            curve[number] = {
+                "current_kib": round((current - base) / 1024, 1),
+                "peak_kib": round((peak - base) / 1024, 1),
+            }
     traced_seconds = time.perf_counter() - traced_started
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -89,8 +95,11 @@ def run(decisions: int, seconds: float) -> dict:
         "decorations": dict(decorated),
         "outcomes": dict(outcomes),
         "top_reasons": dict(codes.most_common(12)),
-        "decisions": done, "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
-        "decisions_per_second": round(done / wall), "lines_per_second": round(lines_done / wall),
+        "decisions": done,
+        "wall_seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 2),
+        "decisions_per_second": round(done / wall),
+        "lines_per_second": round(lines_done / wall),
         "us_per_decision": round(wall / done * 1e6, 1),
         "memory_decisions": decisions,
         "memory_peak_kib": round((peak - base) / 1024, 1),
@@ -111,8 +120,10 @@ def report(result: dict) -> str:
         ["µs / decision", result["us_per_decision"]],
         [f"peak memory, {result['memory_decisions']:,} decisions streamed", f"{result['memory_peak_kib']:,} KiB"],
         ["retained after the stream", f"{result['memory_retained_kib']:,} KiB"],
-        ["peak after n decisions", ", ".join(f"{int(n):,}: {v['peak_kib']:,} KiB"
-                                             for n, v in result["memory_curve"].items())],
+        [
+            "peak after n decisions",
+            ", ".join(f"{int(n):,}: {v['peak_kib']:,} KiB" for n, v in result["memory_curve"].items()),
+        ],
     ]
     return table(rows, ["rules: decide_order", "value"], title="\n== 1. Rules (pure Python, no I/O) ==")
 

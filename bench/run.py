@@ -1,26 +1,133 @@
-"""Run every bench and print their tables: rules, moto's time growth, ledger (moto), then the extrapolation. Figures go to
-bench/results.json (not committed).
+"""Run the benchmarks, print their tables and a summary; every figure goes to bench/results.json (not committed).
 
-    .venv/bin/python bench/run.py            # or: make bench
+    .venv/bin/python bench/run.py                 # or: make bench (about 40 minutes on a shared 2-core machine)
+    .venv/bin/python bench/run.py --full-memory   # ingest memory at 100,000 and 1,000,000 lines: hours
+    .venv/bin/python bench/run.py --all           # also moto's time growth and the ledger bench at 1,000 orders
+
+Default steps: calls and units per order for each step on ministack beside the reference and the lower bound
+(steps.py), CPU per line (cpu.py), handler import time (coldstart.py), ingest peak memory at 1,000 and 10,000 lines
+(ingest_memory.py), rules throughput (rules.py), the ledger bench's stream relay at 200 orders on moto (ledger.py),
+then the cost extrapolation (cost.py).
 """
+
 from __future__ import annotations
 
+import argparse
+import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STEPS = (["rules.py"], ["moto_growth.py"], ["ledger.py"], ["cost.py"])
+sys.path.insert(0, str(HERE))
+
+
+def machine() -> dict:
+    import os
+
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+    }
+
+
+def summary() -> str:
+    from _common import load_results, save_results, table
+
+    results = load_results()
+    rows = []
+    steps = (results.get("steps") or {}).get("steps") or {}
+    order = ("first_report", "replay", "settlement", "confirmation", "reversal")
+    for step, figures in sorted(steps.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99):
+        project, reference, bound = figures["project"], figures["reference"], figures["lower_bound"]
+        rows.append(
+            [
+                step,
+                f"{project['dynamodb_calls']} / {reference['dynamodb_calls']} / {bound['dynamodb_calls']}",
+                f"{project['rru']} / {reference['rru']} / {bound['rru']}",
+                f"{project['wru']} / {reference['wru']} / {bound['wru']}",
+            ]
+        )
+    blocks = []
+    if rows:
+        blocks.append(
+            table(
+                rows,
+                ["per order", "DynamoDB calls (project / reference / bound)", "RRU", "WRU"],
+                title=f"\n== Summary ({results['steps']['orders']} orders on {results['steps']['emulator']}) ==",
+            )
+        )
+    rows = []
+    cpu = results.get("cpu")
+    if cpu:
+        rows += [
+            [
+                "CPU per line: normalisation / rules (× json.loads)",
+                f"{cpu['ratio_to_json_loads']['normalised_lines']} / {cpu['ratio_to_json_loads']['rules']}",
+            ]
+        ]
+    memory = results.get("ingest_memory")
+    if memory:
+        rows += [
+            [
+                f"accrual ingest peak RSS at {int(lines):,} lines",
+                f"{figures['peak_rss_mib']} MiB ({figures['seconds']} s)",
+            ]
+            for lines, figures in memory["volumes"].items()
+        ]
+        rows.append(["largest / smallest", f"{memory['largest_over_smallest']} (limit {memory['limit']})"])
+    cold = results.get("coldstart")
+    if cold:
+        rows += [
+            [f"import of functions/{name}", f"{figures['import_ms_median']} ms"]
+            for name, figures in cold["functions"].items()
+        ]
+    cost = results.get("cost_from_steps")
+    if cost:
+        rows.append(["$ per million orders (DynamoDB + SNS, assumed prices)", cost["usd_per_million_orders"]["total"]])
+    if rows:
+        blocks.append(table(rows, ["figure", "value"]))
+    save_results("_machine", machine())
+    return "\n".join(blocks)
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full-memory", action="store_true", help="ingest memory at 100,000 and 1,000,000 lines")
+    parser.add_argument("--all", action="store_true", help="also moto_growth.py and ledger.py at 1,000 orders")
+    parser.add_argument("--orders", type=int, default=200, help="orders of the steps bench")
+    args = parser.parse_args()
+    plan = [
+        ["steps.py", "--orders", str(args.orders)],
+        ["cpu.py"],
+        ["coldstart.py"],
+        ["ingest_memory.py", *(["--lines", "100000,1000000"] if args.full_memory else [])],
+        ["rules.py", "--seconds", "3"],
+        ["ledger.py", "--fast-orders", "200,1000" if args.all else "200"],
+    ]
+    if args.all:
+        plan.append(["moto_growth.py"])
+    plan.append(["cost.py"])
     started = time.monotonic()
-    for step in STEPS:
+    for step in plan:
+        step_started = time.monotonic()
         answer = subprocess.run([sys.executable, str(HERE / step[0]), *step[1:]], cwd=HERE.parent)
         if answer.returncode:
             print(f"bench/{step[0]} failed ({answer.returncode})", file=sys.stderr)
             return answer.returncode
+        print(f"(bench/{step[0]}: {time.monotonic() - step_started:.0f} s)", flush=True)
+    print(summary())
     print(f"\nall benches: {time.monotonic() - started:.0f} s; figures in {HERE / 'results.json'}")
     return 0
 

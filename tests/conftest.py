@@ -1,9 +1,15 @@
 """Fixtures shared by every test suite.
 
-`moto_endpoint` (session) starts one moto server process on a free loopback port and points boto3 at it;
+`aws_endpoint` (session) starts one local AWS emulator process on a free loopback port and points boto3 at it;
 `stack` (per test) provisions a fresh stack from template.yaml on that server under a unique name and yields its
 Settings. Both are lazy: a unit test that asks for neither never starts the server.
+
+The emulator is chosen by one setting, ACCRUAL_EMULATOR: `moto` (the default, moto's server) or `ministack` (built by
+`make ministack`); `make test-conformance` runs the integration and end-to-end suites on both. A test that one
+emulator gets wrong is marked `only_on("moto", reason=...)` (or "ministack"): it is skipped on the other with the
+reason, and the README lists them.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,20 +19,71 @@ from collections.abc import Iterator
 import pytest
 
 from accrual import settings as settings_module
+from accrual.settings import Settings
+from accrual_dev.local.ministack import MinistackServer
 from accrual_dev.local.provision import provision
 from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
-from accrual.settings import Settings
 
 # Names Settings.from_env reads before the stack's outputs: a developer's shell must not redirect a test's stack.
-_RESOURCE_VARIABLES = ("ORDERS_TABLE", "BALANCES_TABLE", "OUTBOX_TABLE", "CLICKS_TABLE", "CONTROL_TABLE",
-                       "IDEMPOTENCY_TABLE", "NOTIFICATIONS_TOPIC_ARN", "REPORTS_BUCKET",
-                       "LOCAL_NOTIFICATIONS_QUEUE_URL", "PARTNER_SECRETS_PREFIX", "PARTNER_PARAMETERS_PREFIX")
+_RESOURCE_VARIABLES = (
+    "ORDERS_TABLE",
+    "BALANCES_TABLE",
+    "OUTBOX_TABLE",
+    "CLICKS_TABLE",
+    "CONTROL_TABLE",
+    "IDEMPOTENCY_TABLE",
+    "NOTIFICATIONS_TOPIC_ARN",
+    "REPORTS_BUCKET",
+    "LOCAL_NOTIFICATIONS_QUEUE_URL",
+    "PARTNER_SECRETS_PREFIX",
+    "PARTNER_PARAMETERS_PREFIX",
+)
+EMULATORS = {"moto": MotoServer, "ministack": MinistackServer}
+
+
+def emulator_name() -> str:
+    """ACCRUAL_EMULATOR (moto unless set); an unknown name stops the run rather than testing the wrong thing."""
+    name = os.environ.get("ACCRUAL_EMULATOR", "moto").strip().lower() or "moto"
+    if name not in EMULATORS:
+        raise pytest.UsageError(f"ACCRUAL_EMULATOR={name!r}: expected one of {', '.join(EMULATORS)}")
+    return name
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "only_on(emulator, reason): the emulator this test is right on; skipped on "
+        "the other one with the reason (the emulator is wrong there, not the ledger)",
+    )
+    emulator_name()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"local AWS emulator: {emulator_name()} (ACCRUAL_EMULATOR)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    current = emulator_name()
+    for item in items:
+        for marker in item.iter_markers("only_on"):
+            wanted = marker.args[0] if marker.args else marker.kwargs.get("emulator")
+            if wanted not in EMULATORS:
+                raise pytest.UsageError(f"{item.nodeid}: only_on({wanted!r}) names no known emulator")
+            if wanted != current:
+                reason = marker.kwargs.get("reason") or (marker.args[1] if len(marker.args) > 1 else "")
+                item.add_marker(pytest.mark.skip(reason=f"{wanted} only: {reason}"))
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """The URL of this session's moto server; AWS_ENDPOINT_URL, region and dummy credentials point boto3 at it."""
-    with MotoServer() as server:
+def emulator() -> str:
+    """The name of the local AWS emulator this run uses (moto or ministack)."""
+    return emulator_name()
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint(emulator: str) -> Iterator[str]:
+    """The URL of this session's emulator; AWS_ENDPOINT_URL, region and dummy credentials point boto3 at it."""
+    with EMULATORS[emulator]() as server:
         overrides = {**LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL": server.url}
         saved = {name: os.environ.get(name) for name in (*overrides, "AWS_PROFILE", "AWS_SESSION_TOKEN")}
         os.environ.pop("AWS_PROFILE", None)
@@ -42,6 +99,12 @@ def moto_endpoint() -> Iterator[str]:
                     os.environ[name] = value
 
 
+@pytest.fixture(scope="session")
+def moto_endpoint(aws_endpoint: str) -> str:
+    """The older name of `aws_endpoint` (whichever emulator ACCRUAL_EMULATOR chose, not necessarily moto)."""
+    return aws_endpoint
+
+
 def _clear_settings_caches() -> None:
     for value in vars(settings_module).values():
         if callable(getattr(value, "cache_clear", None)):
@@ -49,7 +112,7 @@ def _clear_settings_caches() -> None:
 
 
 @pytest.fixture
-def stack(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+def stack(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """A fresh stack provisioned from template.yaml under a unique name; yields its Settings."""
     name = f"t{uuid.uuid4().hex[:10]}"
     for variable in _RESOURCE_VARIABLES:

@@ -179,7 +179,10 @@ def test_report_drop_failures_go_to_its_dead_letter_queue(stack: Settings) -> No
     (declared_config,) = [properties["EventInvokeConfig"]
                           for properties in declared("AWS::Serverless::Function").values()
                           if "EventInvokeConfig" in properties]
-    config = boto3.client("lambda").get_function_event_invoke_config(FunctionName=resources["ReportDropFunction"])
+    # the qualifier the template declares ($LATEST): ministack files the configuration under it and answers
+    # ResourceNotFound to a request without one (AWS and moto read both as the same)
+    config = boto3.client("lambda").get_function_event_invoke_config(FunctionName=resources["ReportDropFunction"],
+                                                                     Qualifier="$LATEST")
     assert config["MaximumRetryAttempts"] == declared_config["MaximumRetryAttempts"]
     queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=resources["ReportDropDeadLetterQueue"],
                                                         AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

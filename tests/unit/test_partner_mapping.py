@@ -216,7 +216,7 @@ def test_admitad_positions_become_lines_and_read_counts_positions():
     assert all(line.order_id in ("A-1001",) and line.partner_order_id in ("555001", "555002")
                for line in report.lines)
     assert report.lines[2].amount == Decimal("11.13")  # no positions: the action's cart
-    assert report.quarantined[0].reason.startswith("amount=")
+    assert report.quarantined[0].reason.startswith("positions[2].amount=-1")
     assert json.loads(report.quarantined[0].raw)["positions"] == [positions[2]]
 
 

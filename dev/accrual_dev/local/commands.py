@@ -1,14 +1,40 @@
-"""`accrual stack up` and `accrual stack provision`: the embedded local stack for operators and developers."""
+"""`accrual stack up` and `accrual stack provision`: the embedded local stack for operators and developers.
+
+`stack up` (and `make local`) start everything `accrual run` needs: moto provisioned from template.yaml, and the
+partner simulator with the stack's partner endpoints and secrets pointing at it.
+"""
+
 from __future__ import annotations
 
 import argparse
 import os
 import signal
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from accrual_dev.local.provision import Provisioned, provision
+from accrual_dev.local.provision import Provisioned, default_template_path, provision
 from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
+
+# Names Settings.from_env prefers to the stack's outputs.
+RESOURCE_VARIABLES = (
+    "ORDERS_TABLE",
+    "BALANCES_TABLE",
+    "OUTBOX_TABLE",
+    "CLICKS_TABLE",
+    "CONTROL_TABLE",
+    "IDEMPOTENCY_TABLE",
+    "NOTIFICATIONS_TOPIC_ARN",
+    "REPORTS_BUCKET",
+    "LOCAL_NOTIFICATIONS_QUEUE_URL",
+    "PARTNER_SECRETS_PREFIX",
+    "PARTNER_PARAMETERS_PREFIX",
+)
+DEMO_CONFIG = default_template_path().parent / "events" / "demo-config.json"
 
 
 def _print_resources(provisioned: Provisioned, prefix: str = "") -> None:
@@ -22,25 +48,38 @@ def _print_resources(provisioned: Provisioned, prefix: str = "") -> None:
 def stack_provision(args: argparse.Namespace) -> int:
     """Provision template.yaml's resources at AWS_ENDPOINT_URL under ACCRUAL_STACK; print the resource names."""
     if not os.environ.get("AWS_ENDPOINT_URL"):
-        print("AWS_ENDPOINT_URL is not set: `stack provision` targets a local emulator "
-              "(deploy to AWS with `sam build && sam deploy`)", file=sys.stderr)
+        print(
+            "AWS_ENDPOINT_URL is not set: `stack provision` targets a local emulator "
+            "(deploy to AWS with `sam build && sam deploy`)",
+            file=sys.stderr,
+        )
         return 2
     _print_resources(provision())
     return 0
 
 
 def stack_up(args: argparse.Namespace) -> int:
-    """Start a moto server, provision the stack on it, print the exports, and keep running until Ctrl-C."""
+    """Start a moto server, provision the stack on it, start the partner simulator beside it and point the partners'
+    endpoints and secrets at it, print the exports, and keep running until Ctrl-C."""
     stack = os.environ.get("ACCRUAL_STACK", "accrual")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    with MotoServer() as server:
+    with MotoServer() as server, ExitStack() as simulator_lifetime:
+        for name in RESOURCE_VARIABLES:  # a shell of another stack must not redirect this one
+            os.environ.pop(name, None)
         os.environ.update({**LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL": server.url, "ACCRUAL_STACK": stack})
         provisioned = provision(stack)
         print(f"# local AWS (moto) at {server.url}: paste these into another shell")
-        for name, value in {"AWS_ENDPOINT_URL": server.url, "ACCRUAL_STACK": stack, **LOCAL_ENVIRONMENT}.items():
+        for name, value in {
+            "AWS_ENDPOINT_URL": server.url,
+            "ACCRUAL_STACK": stack,
+            **LOCAL_ENVIRONMENT,
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }.items():
             print(f"export {name}={value}")
         _print_resources(provisioned, prefix="# ")
+        if getattr(args, "simulator", True):
+            simulator_lifetime.enter_context(_simulated_partners(args, stack))
         print("# Ctrl-C stops the server (and forgets everything in it)", flush=True)
         try:
             while not stopped.wait(1.0):
@@ -49,3 +88,47 @@ def stack_up(args: argparse.Namespace) -> int:
             pass
     print("# stopped", flush=True)
     return 0
+
+
+@contextmanager
+def _simulated_partners(args: argparse.Namespace, stack: str) -> Iterator[None]:
+    """The partner simulator on a free port, serving orders of the last `days` days as of now, with the stack's
+    partner endpoints (SSM), credentials (Secrets Manager) and currency rates (partner options) pointing at it."""
+    from accrual.settings import Settings
+    from accrual_dev.simulator import launch
+    from accrual_dev.simulator.local import configure_local_partners
+
+    now = datetime.now(UTC)
+    days = max(1, int(getattr(args, "days", 30)))
+    start = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    simulator = launch(
+        seed=getattr(args, "seed", 1),
+        start=start,
+        days=days,
+        orders_per_day=getattr(args, "orders_per_day", 8),
+        now=now,
+    )
+    try:
+        settings = Settings.from_env()
+        endpoints = configure_local_partners(
+            settings, simulator.url, simulator.credentials, usd_rates=simulator.world.usd_rates
+        )
+        clicks = Path(getattr(args, "clicks", None) or Path(tempfile.gettempdir()) / f"accrual-{stack}-clicks.jsonl")
+        clicks.write_text(simulator.world.clicks_jsonl(), encoding="utf-8")
+        print(
+            f"# partner simulator at {simulator.url}: {len(simulator.world.clicks)} clicks, orders from "
+            f"{start.date().isoformat()} to now (seed {getattr(args, 'seed', 1)})"
+        )
+        for partner, endpoint in sorted(endpoints.items()):
+            print(
+                f"#   {partner}: endpoint {endpoint} (SSM {settings.partner_parameters_prefix}{partner}/endpoint), "
+                f"credentials in the secret {settings.partner_secrets_prefix}{partner}"
+            )
+        print("# then, in that shell:")
+        print(f"#   accrual config load {DEMO_CONFIG}")
+        print(f"#   accrual clicks load {clicks}")
+        print("#   accrual run          # pulls the simulator, reconciles, confirms, notifies")
+        print("#   accrual audit", flush=True)
+        yield
+    finally:
+        simulator.stop()

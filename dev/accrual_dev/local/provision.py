@@ -423,6 +423,21 @@ def _emulated(resource: dict[str, Any]) -> dict[str, Any]:
     return {**resource, "Properties": {key: value for key, value in resource["Properties"].items() if key != "Layers"}}
 
 
+def _apply_topic_encryption(template: dict[str, Any], described: dict[str, Any], resources: dict[str, str],
+                            session: boto3.session.Session) -> None:
+    """ministack's CloudFormation creates a topic without its KmsMasterKeyId (its SNS API keeps it): set it through
+    SNS when the created topic lacks it, read from the same template (nothing to do on moto)."""
+    resolver = _Resolver(template, described, resources, session)
+    sns = resolver.client("sns")
+    for logical_id, resource in template["Resources"].items():
+        key = resource.get("Properties", {}).get("KmsMasterKeyId")
+        if resource["Type"] != "AWS::SNS::Topic" or key is None or logical_id not in resources:
+            continue
+        if "KmsMasterKeyId" not in sns.get_topic_attributes(TopicArn=resources[logical_id])["Attributes"]:
+            sns.set_topic_attributes(TopicArn=resources[logical_id], AttributeName="KmsMasterKeyId",
+                                     AttributeValue=str(resolver.resolve(key)))
+
+
 def provision(stack: str | None = None, template_path: Path | None = None,
               region: str | None = None) -> Provisioned:
     """Create the stack, or update it when the template changed; an unchanged stack is left as it is."""
@@ -464,6 +479,7 @@ def provision(stack: str | None = None, template_path: Path | None = None,
                  for r in page["StackResourceSummaries"]}
     _supplement(emulated, described, resources, session)
     _apply_time_to_live(emulated, resources, session.client("dynamodb", config=BOTO_CONFIG))
+    _apply_topic_encryption(emulated, described, resources, session)
     _apply_point_in_time_recovery(emulated, resources, session.client("dynamodb", config=BOTO_CONFIG))
     _apply_bucket_settings(emulated, resources, session.client("s3", config=BOTO_CONFIG))
     stack_outputs.cache_clear()

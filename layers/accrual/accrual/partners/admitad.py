@@ -5,13 +5,15 @@ One action becomes one line per entry of `positions[]` (line_id `<action_id>#<po
 positions is one line with the action's own id and amounts). `read` therefore counts positions. Times are written
 without a zone; they are read in `PartnerOptions.timezone` (UTC by default).
 """
+
 from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import requests
@@ -46,15 +48,25 @@ STATUSES = {
 }
 
 _SOURCE_NAMES = {
-    "line_id": "action_id", "order_id": "order_id", "partner_order_id": "action_id", "status": "status",
-    "amount": "positions[].amount", "commission": "positions[].payment", "currency": "currency",
-    "ordered_at": "action_date", "status_at": "status_updated", "settled_at": "status_updated", "sub_id": "subid",
-    "category_id": "positions[].product_category_id", "product_id": "positions[].product_id",
+    "line_id": "action_id",
+    "order_id": "order_id",
+    "partner_order_id": "action_id",
+    "status": "status",
+    "amount": "positions[].amount",
+    "commission": "positions[].payment",
+    "currency": "currency",
+    "ordered_at": "action_date",
+    "status_at": "status_updated",
+    "settled_at": "status_updated",
+    "sub_id": "subid",
+    "category_id": "positions[].product_category_id",
+    "product_id": "positions[].product_id",
 }
 
 
-def parse_page(data: bytes | str | Mapping[str, Any], *, source: str, options: PartnerOptions | None = None
-               ) -> tuple[ParsedReport, Mapping[str, Any]]:
+def parse_page(
+    data: bytes | str | Mapping[str, Any], *, source: str, options: PartnerOptions | None = None
+) -> tuple[ParsedReport, Mapping[str, Any]]:
     """The lines of one `statistics/actions` response and its `_meta` (count, limit, offset)."""
     options = options or PartnerOptions()
     payload = decode(data)
@@ -64,8 +76,7 @@ def parse_page(data: bytes | str | Mapping[str, Any], *, source: str, options: P
         if isinstance(positions, list) and positions:
             for index, position in enumerate(positions, start=1):
                 # The line's raw text is its action with this one position: what the line was built from.
-                report.take({**action, "positions": [position]},
-                            lambda: map_position(action, position, index, options))  # noqa: B023 - called at once
+                report.take({**action, "positions": [position]}, lambda: map_position(action, position, index, options))  # noqa: B023 - called at once
         else:
             report.take(action, lambda: map_position(action, None, 0, options))  # noqa: B023 - called at once
     meta = payload.get("_meta") if isinstance(payload.get("_meta"), Mapping) else {}
@@ -78,7 +89,7 @@ def decode(data: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     except ValueError as error:
         raise ReportFormatError(f"admitad page is not JSON: {error}") from None
     if not isinstance(payload, Mapping) or not isinstance(payload.get("results"), list):
-        raise ReportFormatError("admitad page has no results list (expected {\"results\": [...], \"_meta\": {...}})")
+        raise ReportFormatError('admitad page has no results list (expected {"results": [...], "_meta": {...}})')
     return payload
 
 
@@ -93,7 +104,11 @@ def map_position(action: Any, position: Any, index: int, options: PartnerOptions
         raise LineRejected(f"status={show(status_text)}: unknown status (known: {', '.join(STATUSES)})")
     action_id = identifier(action, "action_id", required=False) or identifier(action, "id")
     zone = options.timezone
-    ordered_at = local_time(action, "action_date", zone, required=False) or local_time(action, "datetime", zone)
+    ordered_at = local_time(action, "action_date", zone, required=False) or local_time(
+        action, "datetime", zone, required=False
+    )
+    if ordered_at is None:  # `datetime` is only an older name of the same field: the reason names the current one
+        raise LineRejected("action_date: missing")
     status_at = local_time(action, "status_updated", zone, required=False) or ordered_at
 
     source = position if position is not None else action
@@ -117,16 +132,48 @@ def map_position(action: Any, position: Any, index: int, options: PartnerOptions
         # `closing_date` is the advertiser's deadline to process the action, not when it was approved; an approved
         # action was settled when its status last changed.
         "settled_at": status_at if status is LineStatus.SETTLED else None,
-        "amount": decimal_amount(source, amount_field),
+        "amount": _in_position(index, lambda: decimal_amount(source, amount_field)),
         "shipping": "0",
         "currency": currency,
         "usd_rate": currency_rate(currency, decimal_amount(action, "usd_rate", required=False), options),
-        "commission": decimal_amount(source, commission_field, required=False) or Decimal("0"),
-        "category_id": identifier(source, "product_category_id", required=False),
-        "product_id": identifier(source, "product_id", required=False),
+        "commission": _in_position(index, lambda: decimal_amount(source, commission_field, required=False))
+        or Decimal("0"),
+        "category_id": _in_position(index, lambda: identifier(source, "product_category_id", required=False)),
+        "product_id": _in_position(index, lambda: identifier(source, "product_id", required=False)),
         "promo_code": _text(action.get("promocode")),
     }
-    return build_line(values, _SOURCE_NAMES)
+    return build_line(values, source_names(position is not None, index))
+
+
+def source_names(has_position: bool, index: int) -> dict[str, str]:
+    """The Admitad field each normalised field came from: the position's (`positions[i].amount`) or, for an action
+    without positions, the action's own (`cart`, `payment`)."""
+    if not has_position:
+        return {
+            **_SOURCE_NAMES,
+            "amount": "cart",
+            "commission": "payment",
+            "category_id": "product_category_id",
+            "product_id": "product_id",
+        }
+    position = f"positions[{index - 1}]"
+    return {
+        **_SOURCE_NAMES,
+        "amount": f"{position}.amount",
+        "commission": f"{position}.payment",
+        "category_id": f"{position}.product_category_id",
+        "product_id": f"{position}.product_id",
+    }
+
+
+def _in_position(index: int, read: Callable[[], Any]) -> Any:
+    """A position's field read by `read`; a reason names it as `positions[i].field` (index 0: the action's own)."""
+    try:
+        return read()
+    except LineRejected as rejected:
+        if index:
+            raise LineRejected(f"positions[{index - 1}].{rejected}") from None
+        raise
 
 
 def _text(value: Any) -> str | None:
@@ -142,10 +189,20 @@ class AdmitadClient:
 
     partner = PARTNER
 
-    def __init__(self, *, endpoint: str, client_id: str, client_secret: str, scope: str = "statistics",
-                 limit: int = 100, timezone: str = "UTC", retry: RetryPolicy | None = None,
-                 session: requests.Session | None = None, timeout: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        client_id: str,
+        client_secret: str,
+        scope: str = "statistics",
+        limit: int = 100,
+        timezone: str = "UTC",
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.endpoint = endpoint.rstrip("/")
         self._client_id = client_id
         self._client_secret = client_secret
@@ -172,13 +229,22 @@ class AdmitadClient:
         return self._token
 
     def _fetch_token(self) -> tuple[str, float]:
-        basic = base64.b64encode(f"{self._client_id}:{self._client_secret}".encode("utf-8")).decode("ascii")
-        response = send(PARTNER, self.session, "POST", f"{self.endpoint}/token/", timeout=self.timeout,
-                        data={"grant_type": "client_credentials", "client_id": self._client_id, "scope": self.scope},
-                        headers={"Authorization": f"Basic {basic}"})
+        basic = base64.b64encode(f"{self._client_id}:{self._client_secret}".encode()).decode("ascii")
+        response = send(
+            PARTNER,
+            self.session,
+            "POST",
+            f"{self.endpoint}/token/",
+            timeout=self.timeout,
+            data={"grant_type": "client_credentials", "client_id": self._client_id, "scope": self.scope},
+            headers={"Authorization": f"Basic {basic}"},
+        )
         if response.status_code != 200:
-            raise PartnerApiError(PARTNER, f"token refused (HTTP {response.status_code}): "
-                                           f"{_error_text(response)}", code=str(response.status_code))
+            raise PartnerApiError(
+                PARTNER,
+                f"token refused (HTTP {response.status_code}): {_error_text(response)}",
+                code=str(response.status_code),
+            )
         body = response.json()
         if not body.get("access_token"):
             raise PartnerApiError(PARTNER, "token response without access_token")
@@ -190,15 +256,24 @@ class AdmitadClient:
 
     def _actions_once(self, params: Mapping[str, Any]) -> bytes:
         for renewed in (False, True):
-            response = send(PARTNER, self.session, "GET", f"{self.endpoint}/statistics/actions/",
-                            timeout=self.timeout, params=dict(params),
-                            headers={"Authorization": f"Bearer {self.token()}"})
+            response = send(
+                PARTNER,
+                self.session,
+                "GET",
+                f"{self.endpoint}/statistics/actions/",
+                timeout=self.timeout,
+                params=dict(params),
+                headers={"Authorization": f"Bearer {self.token()}"},
+            )
             if response.status_code == 401 and not renewed:
                 self._token = None
                 continue
             if response.status_code != 200:
-                raise PartnerApiError(PARTNER, f"statistics/actions HTTP {response.status_code}: "
-                                               f"{_error_text(response)}", code=str(response.status_code))
+                raise PartnerApiError(
+                    PARTNER,
+                    f"statistics/actions HTTP {response.status_code}: {_error_text(response)}",
+                    code=str(response.status_code),
+                )
             decode(response.content)
             return response.content
         raise PartnerApiError(PARTNER, "statistics/actions refused a fresh token")
@@ -207,9 +282,14 @@ class AdmitadClient:
         offset = int(resume.position or 0) if resume and resume.stage == STAGE else 0
         page_no = resume.page_no if resume and resume.stage == STAGE else 1
         while True:
-            raw = self.actions({"status_updated_start": filter_time(start, self.timezone),
-                                "status_updated_end": filter_time(end, self.timezone),
-                                "limit": self.limit, "offset": offset})
+            raw = self.actions(
+                {
+                    "status_updated_start": filter_time(start, self.timezone),
+                    "status_updated_end": filter_time(end, self.timezone),
+                    "limit": self.limit,
+                    "offset": offset,
+                }
+            )
             payload = decode(raw)
             count = len(payload["results"])
             total = _total(payload.get("_meta"), default=offset + count)

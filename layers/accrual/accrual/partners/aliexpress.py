@@ -5,15 +5,17 @@ A saved response page (`accrual ingest FILE --partner aliexpress`) and a live on
 Money fields are integers in minor units (`PartnerOptions.minor_units`, 100 by default: `"paid_amount": 1113` is
 11.13); ids are kept as strings; times without a zone are Pacific time, as the API writes them.
 """
+
 from __future__ import annotations
 
 import hashlib
 import hmac
 import re
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterator, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import requests
@@ -63,13 +65,37 @@ STATUS_TIME = {
     LineStatus.SETTLED: "completed_settlement_time",
 }
 
-FIELDS = ",".join((
-    "order_id", "sub_order_id", "order_status", "effect_detail_status", "paid_amount", "finished_amount",
-    "estimated_paid_commission", "estimated_finished_commission", "commission_rate", "incentive_commission_rate",
-    "new_buyer_bonus_commission", "settled_currency", "is_hot_product", "is_new_buyer", "is_affiliate_product",
-    "category_id", "product_id", "product_count", "product_title", "tracking_id", "custom_parameters",
-    "ship_to_country", "order_type", "created_time", "paid_time", "finished_time", "completed_settlement_time",
-))
+FIELDS = ",".join(
+    (
+        "order_id",
+        "sub_order_id",
+        "order_status",
+        "effect_detail_status",
+        "paid_amount",
+        "finished_amount",
+        "estimated_paid_commission",
+        "estimated_finished_commission",
+        "commission_rate",
+        "incentive_commission_rate",
+        "new_buyer_bonus_commission",
+        "settled_currency",
+        "is_hot_product",
+        "is_new_buyer",
+        "is_affiliate_product",
+        "category_id",
+        "product_id",
+        "product_count",
+        "product_title",
+        "tracking_id",
+        "custom_parameters",
+        "ship_to_country",
+        "order_type",
+        "created_time",
+        "paid_time",
+        "finished_time",
+        "completed_settlement_time",
+    )
+)
 
 # Error codes of the gateway that pass with time: call limits (the ban lasts seconds) and a busy service.
 _TRANSIENT_CODE = re.compile(r"limit|busy|unavailable|timeout|isp\.|system", re.IGNORECASE)
@@ -77,10 +103,19 @@ _BAN_SECONDS = re.compile(r"(\d+)\s*(?:more\s*)?seconds?", re.IGNORECASE)
 
 # Normalised field -> the AliExpress field it comes from, so a quarantine reason names what the partner sent.
 _SOURCE_NAMES = {
-    "line_id": "sub_order_id", "order_id": "order_id", "status": "order_status", "amount": "paid_amount",
-    "commission": "estimated_paid_commission", "currency": "settled_currency", "ordered_at": "created_time",
-    "paid_at": "paid_time", "settled_at": "completed_settlement_time", "ship_to_country": "ship_to_country",
-    "category_id": "category_id", "product_id": "product_id", "sub_id": "custom_parameters",
+    "line_id": "sub_order_id",
+    "order_id": "order_id",
+    "status": "order_status",
+    "amount": "paid_amount",
+    "commission": "estimated_paid_commission",
+    "currency": "settled_currency",
+    "ordered_at": "created_time",
+    "paid_at": "paid_time",
+    "settled_at": "completed_settlement_time",
+    "ship_to_country": "ship_to_country",
+    "category_id": "category_id",
+    "product_id": "product_id",
+    "sub_id": "custom_parameters",
     "status_detail": "effect_detail_status",
 }
 
@@ -92,7 +127,7 @@ def sign(params: Mapping[str, Any], secret: str, sign_method: str) -> str:
     if sign_method == "sha256":
         return hmac.new(secret.encode("utf-8"), text.encode("utf-8"), hashlib.sha256).hexdigest().upper()
     if sign_method == "md5":
-        return hashlib.md5(f"{secret}{text}{secret}".encode("utf-8")).hexdigest().upper()
+        return hashlib.md5(f"{secret}{text}{secret}".encode()).hexdigest().upper()
     raise ValueError(f"sign_method {sign_method!r} is not sha256 or md5")
 
 
@@ -135,8 +170,12 @@ def decode(data: bytes | str | Mapping[str, Any]) -> tuple[Mapping[str, Any], li
     if code == "405":
         return {}, []  # the programme's answer for "no orders in this window"
     if code != "200":
-        raise PartnerApiError(PARTNER, f"resp_code {code[:40]}: {show(resp_result.get('resp_msg'))}",
-                              transient=code.startswith("5"), code=code)
+        raise PartnerApiError(
+            PARTNER,
+            f"resp_code {code[:40]}: {show(resp_result.get('resp_msg'))}",
+            transient=code.startswith("5"),
+            code=code,
+        )
     result = resp_result.get("result") or {}
     if not isinstance(result, Mapping):
         raise ReportFormatError("aliexpress resp_result.result is not an object")
@@ -159,8 +198,9 @@ def gateway_error(error: Any) -> PartnerApiError:
     message = f"{code}: {error.get('msg')}" + (f" ({error['sub_msg']})" if error.get("sub_msg") else "")
     transient = bool(_TRANSIENT_CODE.search(code))
     ban = _BAN_SECONDS.search(str(error.get("sub_msg", "")))
-    return PartnerApiError(PARTNER, message, transient=transient,
-                           retry_after=float(ban.group(1)) if transient and ban else None, code=code)
+    return PartnerApiError(
+        PARTNER, message, transient=transient, retry_after=float(ban.group(1)) if transient and ban else None, code=code
+    )
 
 
 def page_info(result: Mapping[str, Any], orders: list[Any]) -> PageInfo:
@@ -174,18 +214,27 @@ def page_info(result: Mapping[str, Any], orders: list[Any]) -> PageInfo:
 
     def text(name: str) -> str | None:
         value = result.get(name)
-        if isinstance(value, bool) or not isinstance(value, (str, int)) or (
-                isinstance(value, int) and value.bit_length() > 256):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (str, int))
+            or (isinstance(value, int) and value.bit_length() > 256)
+        ):
             return None
         return str(value).strip()[:256] or None
 
-    return PageInfo(order_count=len(orders), current_page_no=number("current_page_no"),
-                    total_page_no=number("total_page_no"), total_record_count=number("total_record_count"),
-                    max_query_index_id=text("max_query_index_id"), min_query_index_id=text("min_query_index_id"))
+    return PageInfo(
+        order_count=len(orders),
+        current_page_no=number("current_page_no"),
+        total_page_no=number("total_page_no"),
+        total_record_count=number("total_record_count"),
+        max_query_index_id=text("max_query_index_id"),
+        min_query_index_id=text("min_query_index_id"),
+    )
 
 
-def parse_page(data: bytes | str | Mapping[str, Any], *, source: str, options: PartnerOptions | None = None
-               ) -> tuple[ParsedReport, PageInfo]:
+def parse_page(
+    data: bytes | str | Mapping[str, Any], *, source: str, options: PartnerOptions | None = None
+) -> tuple[ParsedReport, PageInfo]:
     options = options or PartnerOptions()
     result, orders = decode(data)
     report = ParsedReport(partner=PARTNER, source=source)
@@ -201,8 +250,10 @@ def map_order(order: Any, options: PartnerOptions) -> OrderLine:
     status = _STATUS_BY_WORD.get(" ".join(str(status_text).split()).lower())
     if status is None:
         raise LineRejected(f"order_status={show(status_text)}: unknown status (known: {', '.join(STATUSES)})")
-    times = {name: local_time(order, name, PACIFIC, required=False)
-             for name in ("created_time", "paid_time", "finished_time", "completed_settlement_time")}
+    times = {
+        name: local_time(order, name, PACIFIC, required=False)
+        for name in ("created_time", "paid_time", "finished_time", "completed_settlement_time")
+    }
     ordered_at = times["created_time"] or times["paid_time"]
     if ordered_at is None:
         raise LineRejected("created_time: missing")
@@ -220,6 +271,10 @@ def map_order(order: Any, options: PartnerOptions) -> OrderLine:
     finished_commission = minor_units_amount(order, "estimated_finished_commission", units, required=False)
     finished = status in (LineStatus.RECEIVED, LineStatus.SETTLED)
     # Once the order is finished, the finished figures are the partner's final word (a partial refund lowers them).
+    amount_field = "finished_amount" if finished and finished_amount else "paid_amount"
+    commission_field = (
+        "estimated_finished_commission" if finished and finished_commission else "estimated_paid_commission"
+    )
     amount = finished_amount if finished and finished_amount else paid_amount
     commission = finished_commission if finished and finished_commission else paid_commission
 
@@ -231,7 +286,8 @@ def map_order(order: Any, options: PartnerOptions) -> OrderLine:
         "sub_id": sub_id(order),
         "status": status,
         "status_detail": (str(order["effect_detail_status"]).strip() or None)
-        if order.get("effect_detail_status") else None,
+        if order.get("effect_detail_status")
+        else None,
         "status_at": status_at,
         "ordered_at": ordered_at,
         "paid_at": times["paid_time"],
@@ -246,9 +302,15 @@ def map_order(order: Any, options: PartnerOptions) -> OrderLine:
         "is_affiliate": flag(order, "is_affiliate_product", True),
         "is_hot": flag(order, "is_hot_product", False),
         "ship_to_country": (str(order["ship_to_country"]).strip().upper() or None)
-        if order.get("ship_to_country") else None,
+        if order.get("ship_to_country")
+        else None,
     }
-    return build_line(values, _SOURCE_NAMES)
+    # a reason names the field the amount came from and quotes it in the partner's minor units, as given
+    return build_line(
+        values,
+        {**_SOURCE_NAMES, "amount": amount_field, "commission": commission_field},
+        given={"amount": order.get(amount_field), "commission": order.get(commission_field)},
+    )
 
 
 def sub_id(order: Mapping[str, Any]) -> str | None:
@@ -276,9 +338,20 @@ class AliExpressClient:
 
     partner = PARTNER
 
-    def __init__(self, *, endpoint: str, app_key: str, app_secret: str, sign_method: str = "sha256",
-                 method: str = LISTBYINDEX, page_size: int = MAX_PAGE_SIZE, time_types: tuple[str, ...] = TIME_TYPES,
-                 retry: RetryPolicy | None = None, session: requests.Session | None = None, timeout: float = 30.0):
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        app_key: str,
+        app_secret: str,
+        sign_method: str = "sha256",
+        method: str = LISTBYINDEX,
+        page_size: int = MAX_PAGE_SIZE,
+        time_types: tuple[str, ...] = TIME_TYPES,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+    ):
         if sign_method not in ("sha256", "md5"):
             raise ValueError(f"sign_method {sign_method!r} is not sha256 or md5")
         if method not in (LISTBYINDEX, LIST):
@@ -303,14 +376,32 @@ class AliExpressClient:
 
     def _call_once(self, method: str, business: Mapping[str, Any]) -> bytes:
         params = {key: str(value) for key, value in business.items() if value is not None}
-        params.update({"app_key": self._app_key, "method": method, "sign_method": self.sign_method,
-                       "timestamp": str(int(time.time() * 1000)), "format": "json", "v": "2.0"})
+        params.update(
+            {
+                "app_key": self._app_key,
+                "method": method,
+                "sign_method": self.sign_method,
+                "timestamp": str(int(time.time() * 1000)),
+                "format": "json",
+                "v": "2.0",
+            }
+        )
         params["sign"] = sign(params, self._app_secret, self.sign_method)
-        response = send(PARTNER, self.session, "POST", self.endpoint, timeout=self.timeout, data=params,
-                        headers={"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"})
+        response = send(
+            PARTNER,
+            self.session,
+            "POST",
+            self.endpoint,
+            timeout=self.timeout,
+            data=params,
+            headers={"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"},
+        )
         if response.status_code >= 400:
-            raise PartnerApiError(PARTNER, f"HTTP {response.status_code} from {self.endpoint}: "
-                                           f"{response.text[:200]}", code=str(response.status_code))
+            raise PartnerApiError(
+                PARTNER,
+                f"HTTP {response.status_code} from {self.endpoint}: {response.text[:200]}",
+                code=str(response.status_code),
+            )
         decode(response.content)  # raises for error answers, so they are retried or reported here
         return response.content
 
@@ -324,8 +415,13 @@ class AliExpressClient:
             page_no = resume.page_no if resuming else 1
             following = stages[stage_index + 1] if stage_index + 1 < len(stages) else None
             while True:
-                business = {"start_time": pacific(start), "end_time": pacific(end), "time_type": time_type,
-                            "page_size": self.page_size, "fields": FIELDS}
+                business = {
+                    "start_time": pacific(start),
+                    "end_time": pacific(end),
+                    "time_type": time_type,
+                    "page_size": self.page_size,
+                    "fields": FIELDS,
+                }
                 if self.method == LISTBYINDEX:
                     business["start_query_index_id"] = position
                 else:
@@ -335,8 +431,7 @@ class AliExpressClient:
                 info = page_info(result, orders)
                 next_position = self._next_position(info, position)
                 done = next_position is None
-                resume_after = PagePosition(following) if done else PagePosition(time_type, next_position,
-                                                                                    page_no + 1)
+                resume_after = PagePosition(following) if done else PagePosition(time_type, next_position, page_no + 1)
                 yield FetchedPage(raw=raw, page_key=f"{_slug(time_type)}-{page_no:04d}", resume_after=resume_after)
                 if done:
                     break

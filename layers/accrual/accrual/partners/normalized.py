@@ -1,18 +1,20 @@
-"""JSON Lines of the normalised order line (DOMAIN.md, "The two formats"): one object per line, amounts as decimal
+"""JSON Lines of the normalised order line (README.md, "The formats"): one object per line, amounts as decimal
 strings, times ISO-8601 with a zone. Blank lines are skipped; every other line is read and either accepted or
 quarantined (bad JSON, bytes that are not UTF-8 and values nested too deep included): one line never stops the file."""
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from accrual.partners.report import MAX_JSON_DEPTH, LineRejected, ParsedReport, build_line, loads, nested_path
 
 
-def parse_jsonl(data: bytes | str, *, source: str, partner: str = "normalized") -> ParsedReport:
+def parse_jsonl(data: bytes | str, *, source: str, partner: str = "normalized", first_line: int = 1) -> ParsedReport:
+    """`first_line` numbers the lines of a part of a longer file (a streamed ingest reads it part by part)."""
     # Undecodable bytes become lone surrogates, so they spoil only the line they are in.
     text = data.decode("utf-8-sig", "surrogateescape") if isinstance(data, bytes) else data
     report = ParsedReport(partner=partner, source=source)
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=first_line):
         if not line.strip():
             continue
         report.take(line, lambda: _map_line(number, line))  # noqa: B023 - called at once, inside the loop

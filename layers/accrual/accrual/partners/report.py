@@ -4,19 +4,30 @@ quarantine record whose reason names the field and the value.
 Pure code: no HTTP, no AWS. The adapters and the API clients both parse through here, so a saved API page and a live
 one go through exactly the same mapping.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from accrual.domain.models import EARLIEST_YEAR, LATEST_YEAR, MAX_ID_BYTES, MAX_REASON_CHARS, OrderLine, brief
+from accrual.domain.models import (
+    EARLIEST_YEAR,
+    LATEST_YEAR,
+    MAX_ID_BYTES,
+    MAX_REASON_CHARS,
+    MAX_SHOWN_CHARS,
+    OrderLine,
+    brief,
+)
+from accrual.partners.options import PartnerOptions, PartnerOptionsError, options_from_json  # noqa: F401 - re-exported
 
 
 @dataclass
@@ -54,8 +65,11 @@ class ParsedReport:
         kept, kept_positions = [], []
         for line, position in zip(self.lines, self.positions, strict=True):
             if id(line) in reasons:
-                self.quarantined.append(QuarantinedLine(position=position, reason=bounded_reason(reasons[id(line)]),
-                                                        raw=line.model_dump_json()))
+                self.quarantined.append(
+                    QuarantinedLine(
+                        position=position, reason=bounded_reason(reasons[id(line)]), raw=line.model_dump_json()
+                    )
+                )
             else:
                 kept.append(line)
                 kept_positions.append(position)
@@ -69,7 +83,7 @@ class ParsedReport:
     def take(self, raw: Any, build: Callable[[], OrderLine]) -> None:
         """Map one raw line with `build`: accept the line, or quarantine it with its reason. Total on purpose: whatever
         goes wrong while mapping one line (a bug or a value nobody foresaw) quarantines that line only, and the
-        report goes on (DOMAIN.md: "Nothing a partner sends can stop a feed")."""
+        report goes on (docs/rules.md: "Nothing a partner sends can stop a feed")."""
         try:
             deep = nested_path(raw)
             if deep is not None:
@@ -85,44 +99,6 @@ class ParsedReport:
     @property
     def counts(self) -> dict[str, int]:
         return {"read": self.read, "accepted": len(self.lines), "quarantined": len(self.quarantined)}
-
-
-@dataclass(frozen=True)
-class PartnerOptions:
-    """Per-partner parsing settings (configuration, not code; see `options_from_json`).
-
-    - `minor_units`: how many of the API's integer money units make one currency unit. AliExpress quotes money in
-      cents (`"paid_amount": 1113` is 11.13 USD), so 100 by default; one explicit setting, never guessed per line.
-    - `usd_rates`: units of a currency per 1 USD, for lines in a currency other than USD whose report carries no rate.
-    - `timezone`: the zone of times written without one (Admitad, CSV). AliExpress times are always Pacific.
-    - `columns`, `statuses`, `delimiter`: the CSV column map (normalised field -> CSV header), the partner's status
-      words -> normalised status, and the CSV delimiter.
-    - `partner`: the partner name written on CSV lines (a drop under `drops/<partner>/` names it).
-    """
-
-    minor_units: int = 100
-    usd_rates: Mapping[str, Decimal] = field(default_factory=dict)
-    timezone: str = "UTC"
-    columns: Mapping[str, str] | None = None
-    statuses: Mapping[str, str] | None = None
-    delimiter: str = ","
-    partner: str | None = None
-
-
-def options_from_json(document: str | bytes | Mapping[str, Any] | None) -> PartnerOptions:
-    """Options from their JSON document (an SSM parameter or a file); unknown keys are an error naming the key."""
-    if document is None:
-        return PartnerOptions()
-    values = json.loads(document, parse_float=Decimal) if isinstance(document, (str, bytes)) else dict(document)
-    known = set(PartnerOptions.__dataclass_fields__)
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown partner option(s) {unknown}; known: {sorted(known)}")
-    if "usd_rates" in values:
-        values["usd_rates"] = {currency: Decimal(str(rate)) for currency, rate in values["usd_rates"].items()}
-    if "minor_units" in values and (not isinstance(values["minor_units"], int) or values["minor_units"] <= 0):
-        raise ValueError(f"minor_units={values['minor_units']!r} must be a positive integer (100 for cents)")
-    return PartnerOptions(**values)
 
 
 class LineRejected(Exception):
@@ -160,15 +136,26 @@ def loads(data: bytes | str) -> Any:
     else:
         text = data
     try:
-        return json.loads(cut_deep_values(text), parse_float=_json_decimal, parse_int=_json_int,
-                          parse_constant=Decimal)
+        return json.loads(cut_deep_values(text), parse_float=_json_decimal, parse_int=_json_int, parse_constant=Decimal)
     except RecursionError:  # a structure that defeated the cut (it should not): still not a crash
         raise ValueError(f"JSON nested too deep to read (more than {MAX_JSON_DEPTH} levels)") from None
 
 
+class GivenNumber(Decimal):
+    """A JSON number read exactly, that remembers its text as the partner wrote it: a reason quotes `1e400`, not
+    Decimal's `1E+400` (or a value computed from it). Arithmetic on it gives plain Decimals."""
+
+    given: str
+
+    def __new__(cls, text: str) -> GivenNumber:
+        number = super().__new__(cls, text)
+        number.given = text
+        return number
+
+
 def _json_decimal(text: str) -> Decimal | str:
     try:
-        return Decimal(text)
+        return GivenNumber(text)
     except ArithmeticError:  # an exponent beyond Decimal's range
         return f"<number out of range: {brief(text)}>"
 
@@ -234,7 +221,7 @@ def bounded_reason(reason: str) -> str:
     reason = (reason or "rejected").encode("utf-8", "backslashreplace").decode("utf-8")
     if len(reason) <= MAX_REASON_CHARS:
         return reason
-    return reason[:MAX_REASON_CHARS - 3] + "..."
+    return reason[: MAX_REASON_CHARS - 3] + "..."
 
 
 def unexpected(error: BaseException) -> str:
@@ -294,11 +281,12 @@ def identifier(record: Mapping[str, Any], name: str, *, required: bool = True) -
 # Minor units are ASCII digits (str.isdigit also accepts "²", which int() then refuses), 18 at most: more than any
 # amount, and far below the 4,300 digits int() refuses.
 _MINOR_UNITS = re.compile(r"-?[0-9]{1,18}")
-_MAX_MINOR_UNITS = 10 ** 18
+_MAX_MINOR_UNITS = 10**18
 
 
-def minor_units_amount(record: Mapping[str, Any], name: str, minor_units: int, *, required: bool = True
-                       ) -> Decimal | None:
+def minor_units_amount(
+    record: Mapping[str, Any], name: str, minor_units: int, *, required: bool = True
+) -> Decimal | None:
     """An integer count of minor units (cents by default) as a Decimal amount."""
     value = record.get(name)
     if value is None or value == "":
@@ -374,8 +362,14 @@ def flag(record: Mapping[str, Any], name: str, default: bool) -> bool:
 _MAX_TIME_TEXT = 40
 
 
-def local_time(record: Mapping[str, Any], name: str, zone: str, *, required: bool = True,
-               formats: tuple[str, ...] = ("%Y-%m-%d %H:%M:%S", "%d.%m.%Y %H:%M:%S")) -> datetime | None:
+def local_time(
+    record: Mapping[str, Any],
+    name: str,
+    zone: str,
+    *,
+    required: bool = True,
+    formats: tuple[str, ...] = ("%Y-%m-%d %H:%M:%S", "%d.%m.%Y %H:%M:%S"),
+) -> datetime | None:
     """A partner time: ISO-8601 with a zone is taken as is; a time without a zone is read in `zone`. A year outside
     EARLIEST_YEAR..LATEST_YEAR is refused before any conversion (year 1 at +14:00 overflows when made UTC)."""
     value = record.get(name)
@@ -403,7 +397,7 @@ def local_time(record: Mapping[str, Any], name: str, zone: str, *, required: boo
     try:
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=ZoneInfo(zone))
-        return parsed.astimezone(timezone.utc)
+        return parsed.astimezone(UTC)
     except OverflowError:
         raise LineRejected(f"{name}={show(value)}: not a time in range") from None
 
@@ -419,17 +413,24 @@ def currency_rate(currency: str, reported: Decimal | None, options: PartnerOptio
     return Decimal(str(rate)) if rate is not None else None
 
 
-def build_line(values: Mapping[str, Any], source_names: Mapping[str, str] | None = None) -> OrderLine:
+def build_line(
+    values: Mapping[str, Any], source_names: Mapping[str, str] | None = None, given: Mapping[str, Any] | None = None
+) -> OrderLine:
     """Validate the normalised values. A failure becomes a reason naming the partner's field (`source_names` maps a
-    normalised field to the partner's name for it) and the offending value."""
+    normalised field to the partner's name for it) and the offending value as the partner gave it (`given` maps a
+    normalised field to the partner's raw value where the two differ, e.g. an amount in minor units)."""
     try:
         return OrderLine.model_validate(dict(values))
     except ValidationError as error:
-        raise LineRejected(describe_validation_error(error, values, source_names or {})) from None
+        raise LineRejected(describe_validation_error(error, values, source_names or {}, given or {})) from None
 
 
-def describe_validation_error(error: ValidationError, values: Mapping[str, Any],
-                              source_names: Mapping[str, str]) -> str:
+def describe_validation_error(
+    error: ValidationError,
+    values: Mapping[str, Any],
+    source_names: Mapping[str, str],
+    given: Mapping[str, Any] | None = None,
+) -> str:
     reasons = []
     for problem in error.errors(include_url=False, include_input=False):
         location = problem.get("loc") or ()
@@ -443,11 +444,17 @@ def describe_validation_error(error: ValidationError, values: Mapping[str, Any],
         if problem.get("type") == "missing":
             reasons.append(f"{label}: missing")
         else:
-            reasons.append(f"{label}={show(values.get(normalised))}: {message}")
+            shown = (given or {}).get(normalised, values.get(normalised))
+            if isinstance(shown, GivenNumber) and shown.is_finite():
+                message = message.replace(str(Decimal(shown)), shown.given)  # the model quotes its own reading
+            reasons.append(f"{label}={show(shown)}: {message}")
     return bounded_reason("; ".join(reasons))
 
 
 def show(value: Any) -> str:
     """A value as a reason quotes it: decimals and datetimes as their text, strings quoted, a long value shortened
-    with its length stated (`accrual.domain.models.brief`)."""
+    with its length stated (`accrual.domain.models.brief`); a JSON number as the partner wrote it."""
+    if isinstance(value, GivenNumber):
+        text = value.given
+        return text if len(text) <= MAX_SHOWN_CHARS else f"{text[:MAX_SHOWN_CHARS]}... ({len(text)} chars)"
     return brief(value)

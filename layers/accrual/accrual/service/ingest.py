@@ -88,6 +88,10 @@ def ingest_file(path: Path, report_format: str, *, settings: Settings, now: date
                 workers: int = 1) -> dict[str, Any]:
     """`accrual ingest FILE --partner P`: the file is archived first under a key made of its content, so ingesting
     the same file twice writes the same object (and, through the idempotent ledger, changes nothing)."""
+    if report_format == "normalized":  # streamed part by part: memory does not grow with the file
+        from accrual.service.ingest_stream import ingest_jsonl_file
+
+        return ingest_jsonl_file(path, settings=settings, now=now)
     data = path.read_bytes()
     partner = report_format
     archive = ReportArchive(settings)

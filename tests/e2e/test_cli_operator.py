@@ -1,0 +1,260 @@
+"""The operator's day through the CLI: a CSV of a named partner, quarantined partners and currencies, one-line errors
+that name the file, line, field and value, progress, and the counts of an interrupted ingest."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from datetime import UTC
+
+import pytest
+from test_cli import CLI, CLICKS, CONFIG, aliexpress_order, aliexpress_page
+
+from accrual.service.drop import ingest_drop
+from accrual_dev import cli
+
+
+@pytest.fixture
+def accrual(stack, tmp_path):
+    """The console script against this test's stack, with test_cli's configuration and clicks loaded."""
+    env = {**os.environ, "ACCRUAL_STACK": stack.stack}
+
+    def run(*args, expect: int = 0):
+        result = subprocess.run([str(CLI), *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == expect, (args, result.stdout[-2000:], result.stderr[-2000:])
+        return result
+
+    (tmp_path / "config.json").write_text(json.dumps(CONFIG))
+    (tmp_path / "clicks.jsonl").write_text("".join(json.dumps(click) + "\n" for click in CLICKS))
+    run("config", "load", tmp_path / "config.json")
+    run("clicks", "load", tmp_path / "clicks.jsonl")
+    return run
+
+
+CSV_HEADER = "line_id,order_id,sub_id,status,ordered_at,paid_at,amount,currency,commission\n"
+
+
+def normalized(**overrides):
+    line = {
+        "partner": "admitad",
+        "line_id": "n-1",
+        "order_id": "N-1",
+        "sub_id": "click-2",
+        "status": "paid",
+        "status_at": "2026-11-03T18:00:00Z",
+        "ordered_at": "2026-11-03T18:00:00Z",
+        "paid_at": "2026-11-03T18:00:00Z",
+        "amount": "100.00",
+        "currency": "USD",
+        "commission": "4.00",
+    }
+    line.update(overrides)
+    return json.dumps(line)
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+# ---- CSV and normalised input with a partner -------------------------------------------------------------------
+
+
+def test_a_csv_named_as_a_partner_is_credited_to_that_partner(accrual, tmp_path):
+    (tmp_path / "admitad.csv").write_text(
+        CSV_HEADER + "c-1,C-100,click-2,paid,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,100.00,USD,4.00\n"
+    )
+    result = json.loads(accrual("ingest", tmp_path / "admitad.csv", "--partner", "csv", "--as", "admitad").stdout)
+    assert (result["partner"], result["read"], result["accepted"], result["quarantined"]) == ("admitad", 1, 1, 0)
+    explained = json.loads(accrual("explain", "C-100", "--json").stdout)
+    assert explained["partner"] == "admitad" and explained["state"] == "pending"
+    # the admitad rate card's default 4% of 100.00 USD
+    assert explained["cashback_usd"] == "4.00"
+
+
+def test_a_csv_without_a_named_partner_or_with_an_unknown_one_is_refused_in_one_line(accrual, tmp_path):
+    (tmp_path / "r.csv").write_text(CSV_HEADER + "c-1,C-1,click-2,paid,2026-11-03T18:00:00Z,,1.00,USD,0\n")
+    assert "--as NAME" in one_line(accrual("ingest", tmp_path / "r.csv", "--partner", "csv", expect=2).stderr)
+    refused = one_line(accrual("ingest", tmp_path / "r.csv", "--partner", "csv", "--as", "AliExpress", expect=2).stderr)
+    assert "'AliExpress'" in refused and "did you mean 'aliexpress'" in refused
+    assert "'ebay'" in one_line(
+        accrual("ingest", tmp_path / "r.csv", "--partner", "csv", "--as", "ebay", expect=2).stderr
+    )
+
+
+def test_normalised_lines_of_unknown_partners_and_currencies_are_quarantined_with_their_reason(accrual, tmp_path):
+    (tmp_path / "lines.jsonl").write_text(
+        "\n".join(
+            [
+                normalized(),
+                normalized(partner="ebay", line_id="n-2", order_id="N-2"),
+                normalized(currency="XYZ", line_id="n-3", order_id="N-3"),
+            ]
+        )
+        + "\n"
+    )
+    result = json.loads(accrual("ingest", tmp_path / "lines.jsonl", "--partner", "normalized").stdout)
+    assert (result["read"], result["accepted"], result["quarantined"]) == (3, 1, 2)
+    reasons = result["quarantine_reasons"]
+    assert reasons[0].startswith("2: partner='ebay'") and "not a partner" in reasons[0]
+    assert reasons[1].startswith("3: currency='XYZ'")
+    assert result["reconciled"]["lines_received"] == 1
+    accrual("explain", "N-2", expect=1)
+
+
+def test_a_drop_under_an_unknown_partner_folder_is_quarantined_by_the_ledger(stack, accrual):
+    body = CSV_HEADER + "d-1,D-1,click-2,paid,2026-11-03T18:00:00Z,,10.00,USD,0.40\n"
+    key = "drops/ebay/2026-11-03.csv"
+    stack.client("s3").put_object(Bucket=stack.reports_bucket, Key=key, Body=body.encode())
+    from datetime import datetime
+
+    result = ingest_drop(stack.reports_bucket, key, settings=stack, now=datetime(2026, 11, 4, tzinfo=UTC))
+    assert (result["partner"], result["accepted"], result["quarantined"]) == ("ebay", 0, 1)
+    assert "partner='ebay'" in result["quarantine_reasons"][0]
+
+
+# ---- errors in one line ------------------------------------------------------------------------------------------
+
+
+def test_an_aliexpress_amount_is_quoted_as_written(accrual, tmp_path):
+    page = json.dumps(aliexpress_page(aliexpress_order(8000123456791))).replace(
+        '"paid_amount": 12000', '"paid_amount": 1e400'
+    )
+    (tmp_path / "page.json").write_text(page)
+    result = json.loads(accrual("ingest", tmp_path / "page.json", "--partner", "aliexpress").stdout)
+    assert result["quarantine_reasons"] == ["1: paid_amount=1e400: not a plausible amount in minor units"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("config", "load"),
+        ("config", "diff"),
+        ("clicks", "load"),
+        ("ingest", "--partner", "aliexpress"),
+        ("ingest", "--partner", "csv", "--as", "admitad"),
+        ("ingest", "--partner", "normalized"),
+    ],
+)
+def test_a_binary_file_is_named(tmp_path, capsys, command):
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01" + bytes(range(256)))
+    words, options = (command[:1], list(command[1:])) if command[0] == "ingest" else (command, [])
+    assert cli.main([*words, str(tmp_path / "photo.jpg"), *options]) == 2
+    error = one_line(capsys.readouterr().err)
+    assert f"{tmp_path / 'photo.jpg'}: " in error and ("not UTF-8" in error or "binary file" in error)
+
+
+def test_a_missing_file_is_named(tmp_path, capsys):
+    assert cli.main(["clicks", "load", str(tmp_path / "nowhere.jsonl")]) == 2
+    assert one_line(capsys.readouterr().err) == f"accrual clicks load: {tmp_path / 'nowhere.jsonl'}: no such file"
+
+
+def test_a_configuration_error_shows_the_value_not_an_ellipsis(accrual, tmp_path):
+    bad = {
+        **CONFIG,
+        "version": "cli-bad",
+        "rate_cards": [{**CONFIG["rate_cards"][0], "unexpected": {"a": 1}}],
+        "fx_rates": {"2026-10-01": "abc"},
+        "hold_days": {"aliexpress": -1},
+    }
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    stderr = accrual("config", "load", tmp_path / "bad.json", expect=2).stderr
+    assert "{…}" not in stderr
+    assert "fx_rates.2026-10-01" in stderr and '"abc"' in stderr
+    assert "hold_days.aliexpress" in stderr and "(value: -1)" in stderr
+
+
+def test_review_of_an_unknown_order_says_so(accrual):
+    assert "no order 'nope'" in one_line(accrual("review", "nope", "--release", expect=1).stderr)
+
+
+def test_now_that_is_not_a_time_is_one_clear_line(capsys):
+    with pytest.raises(SystemExit) as raised:
+        cli.main(["confirm", "--now", "yesterday"])
+    assert raised.value.code == 2
+    error = one_line(capsys.readouterr().err)
+    assert "'yesterday' is not an ISO-8601 time" in error and error.startswith("accrual confirm: argument --now")
+
+
+def test_an_unreachable_endpoint_is_one_line_within_seconds(monkeypatch, capsys):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    started = time.monotonic()
+    assert cli.main(["balance", "masha"]) == 2
+    assert time.monotonic() - started < 5
+    error = one_line(capsys.readouterr().err)
+    assert f"AWS_ENDPOINT_URL=http://127.0.0.1:{port} does not answer" in error and "make local" in error
+
+
+def test_a_stale_endpoint_without_the_stack_is_one_line(moto_endpoint, monkeypatch, capsys):
+    monkeypatch.setenv("ACCRUAL_STACK", "never-provisioned")
+    assert cli.main(["audit"]) == 2
+    assert "stack 'never-provisioned' is not provisioned" in one_line(capsys.readouterr().err)
+
+
+def test_every_command_describes_its_arguments_and_the_environment():
+    parser = cli.build_parser()
+    seen = []
+
+    def walk(current, words):
+        actions = [action for action in current._actions if action.choices and hasattr(action, "_name_parser_map")]
+        if not actions:
+            seen.append(words)
+            text = current.format_help()
+            assert "AWS_ENDPOINT_URL" in text and "ACCRUAL_STACK" in text, words
+            assert current.description, words
+            for action in current._actions:
+                assert action.help, (words, action.dest)
+            return
+        for name, sub in actions[0]._name_parser_map.items():
+            walk(sub, [*words, name])
+
+    walk(parser, [])
+    assert ["ingest"] in seen and ["config", "diff"] in seen and len(seen) >= 12
+    assert "--as" in parser._subparsers._group_actions[0].choices["ingest"].format_help()
+
+
+# ---- progress and interruption -----------------------------------------------------------------------------------
+
+
+def _many_orders(path, count):
+    rows = [
+        f"p-{n},P-{n},click-2,paid,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,{n % 90 + 10}.00,USD,0.40"
+        for n in range(count)
+    ]
+    path.write_text(CSV_HEADER + "\n".join(rows) + "\n")
+
+
+def test_progress_goes_to_stderr(accrual, tmp_path):
+    _many_orders(tmp_path / "many.csv", 30)
+    result = accrual("ingest", tmp_path / "many.csv", "--partner", "csv", "--as", "admitad", "--progress")
+    assert "30/30" in result.stderr and "order" in result.stderr
+    assert json.loads(result.stdout)["reconciled"]["lines_received"] == 30
+
+
+def test_an_interrupted_ingest_prints_its_counts(accrual, tmp_path, monkeypatch, capsys):
+    from accrual.service.ledger import Ledger
+    from accrual_dev import progress
+
+    _many_orders(tmp_path / "many.csv", 5)
+    monkeypatch.setattr(progress, "ORDERS_PER_SLICE", 2)
+    reconcile, calls = Ledger.reconcile, []
+
+    def interrupted_on_the_second_slice(self, lines, *, now):
+        calls.append(len(lines))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return reconcile(self, lines, now=now)
+
+    monkeypatch.setattr(Ledger, "reconcile", interrupted_on_the_second_slice)
+    assert cli.main(["ingest", str(tmp_path / "many.csv"), "--partner", "csv", "--as", "admitad"]) == 130
+    out, err = capsys.readouterr()
+    counts = json.loads(out)
+    assert counts["interrupted"] is True and counts["orders_reconciled"] == 2 and counts["lines_reconciled"] == 2
+    assert "interrupted; 2 lines of 2 orders reconciled" in err
