@@ -21,5 +21,22 @@ from accrual.settings import load_settings
                               clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
-from accrual.service.work import drop_units, hand_on
-from accrual.settings import load_settings
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    dropped = parse(event=event, model=S3Model)
+    settings = load_settings()
+
+    # S3 may deliver an event twice: the same object version (sequencer) is split and handed on once
+    @once(settings, key="[bucket, key, sequencer]", expires_after_seconds=7 * 86400, lambda_context=context)
+    def split(request: dict[str, str]) -> dict[str, Any]:
+        # The event's time, not the delivery's, is "now"; keys arrive URL-encoded (a space is "+").
+        units = drop_units(request["bucket"], request["key"], settings=settings,
+                           now=datetime.fromisoformat(request["event_time"]), run_id=request["sequencer"])
+        hand_on(settings, units)
+        return {"key": request["key"], "units": len(units)}
+
+    handed = [split(request={"bucket": record.s3.bucket.name, "key": unquote_plus(record.s3.object.key),
+                             "sequencer": record.s3.object.sequencer or record.s3.object.eTag or "",
+                             "event_time": record.eventTime.isoformat()})
+              for record in dropped.Records]
+    metrics.add_metric(name="DropUnitsHandedOn", unit=MetricUnit.Count, value=sum(item["units"] for item in handed))
+    return {"handed_on": handed}
