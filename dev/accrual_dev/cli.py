@@ -336,12 +336,21 @@ def build_parser() -> argparse.ArgumentParser:
     _now_option(review)
     review.set_defaults(handler=operator_commands.review)
 
-    dlq = commands.add_parser("dlq", help="units of work (pages, due shards) that failed every attempt").add_subparsers(
+    dlq = commands.add_parser(
+        "dlq", help="units of work (pages, due shards) that failed every attempt",
+        description="The work dead-letter queue: units (archived pages, due-index shards) that failed every receive "
+                    "by the reconcile workers.").add_subparsers(
         dest="dlq_command", required=True, metavar="DLQ_COMMAND")
-    dlq_list = dlq.add_parser("list", help="the work dead-letter queue's units with the reason each failed")
+    dlq_list = dlq.add_parser(
+        "list", help="the work dead-letter queue's units with the reason each failed",
+        description="Every unit in the work dead-letter queue with its message id, the unit, the reason its last "
+                    "attempt failed and when. Listing moves nothing.")
     dlq_list.add_argument("--json", action="store_true", help="print JSON")
     dlq_list.set_defaults(handler=fanout_commands.dlq_list)
-    dlq_redrive = dlq.add_parser("redrive", help="move them back to the work queue (after fixing the cause)")
+    dlq_redrive = dlq.add_parser(
+        "redrive", help="move them back to the work queue (after fixing the cause)",
+        description="Move every unit of the work dead-letter queue back to the work queue; with --workers N, run "
+                    "them at once with the reconcile handler on N threads.")
     dlq_redrive.add_argument("--workers", type=int, default=0, metavar="N",
                              help="then run them with N workers (default: only move them)")
     dlq_redrive.set_defaults(handler=fanout_commands.dlq_redrive)
