@@ -17,7 +17,7 @@ MINISTACK := .tools/ministack
 MINISTACK_STAMP := $(MINISTACK)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv tools checkov ministack test-conformance test-ministack test-conformance-quick test test-fuzz run local bench lint check format build clean sam-local test-sam-local
+.PHONY: venv tools checkov ministack test-conformance test-ministack test-conformance-quick test test-fuzz run local bench lint check format build clean sam-local test-sam-local invoke
 
 venv: $(STAMP)
 
@@ -107,11 +107,18 @@ run: venv
 local: venv
 	$(BIN)/accrual stack up
 
+# One function's real handler with an event and the function's environment from template.yaml, against the local
+# stack (AWS_ENDPOINT_URL, else an embedded one): make invoke FN=ReconcileFunction EVENT=events/reconcile.json
+invoke: venv
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=events/<file>.json"; exit 2; }
+	$(BIN)/python -m accrual_dev.invoke $(FN) $(EVENT)
+
 # Benchmarks (docs/performance.md): calls and capacity units per order for each step on ministack beside a reference
 # and the lower bound, CPU per line, ingest memory, handler import time, cost per million orders. Prints tables and
 # writes bench/results.json. `make bench BENCH_ARGS=--full-memory` adds 100,000 and 1,000,000 lines (hours).
 bench: venv ministack
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/throughput.py
 
 # The integration and end-to-end suites on both emulators, moto then ministack (the fixtures choose by
 # ACCRUAL_EMULATOR); a test one emulator gets wrong is marked only_on(...) with the reason (README, "Performance").

@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime
 
 from accrual_dev import commands as operator_commands
-from accrual_dev import redecide_command
+from accrual_dev import fanout_commands, redecide_command
 from accrual_dev.local import commands as stack_commands
 
 PARTNERS = ("aliexpress", "admitad", "csv", "normalized")
@@ -98,6 +98,14 @@ def _progress_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="a progress bar on stderr (lines, orders, rate, time left); default: when stderr is a terminal",
     )
+
+
+def _workers_option(parser: argparse.ArgumentParser, handler) -> None:
+    """--workers N: the command goes the deployed way, through the work queue and the reconcile handler with N
+    threads (accrual_dev.fanout_commands); without it, the command runs in this process as before."""
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="hand the work to the work queue and run it with the reconcile handler on N threads")
+    parser.set_defaults(fanout_handler=handler)
 
 
 def _force_fx_option(parser: argparse.ArgumentParser) -> None:
@@ -231,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _now_option(ingest)
     _progress_option(ingest)
+    _workers_option(ingest, fanout_commands.ingest)
     ingest.set_defaults(handler=operator_commands.ingest)
 
     pull = commands.add_parser(
@@ -249,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _now_option(pull)
     _progress_option(pull)
+    _workers_option(pull, fanout_commands.pull)
     pull.set_defaults(handler=operator_commands.pull)
 
     confirm = commands.add_parser(
@@ -259,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         "JSON counts; exit 1 when an order could not be settled (the counts say which).",
     )
     _now_option(confirm)
+    _workers_option(confirm, fanout_commands.confirm)
     confirm.set_defaults(handler=operator_commands.confirm)
 
     run = commands.add_parser(
@@ -270,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         "settled.",
     )
     _now_option(run)
+    _workers_option(run, fanout_commands.run)
     run.set_defaults(handler=operator_commands.run_cycle)
 
     balance = commands.add_parser(
@@ -341,6 +353,24 @@ def build_parser() -> argparse.ArgumentParser:
     redecide.add_argument("--json", action="store_true", help="print JSON")
     _now_option(redecide)
     redecide.set_defaults(handler=redecide_command.redecide)
+    dlq = commands.add_parser(
+        "dlq", help="units of work (pages, due shards) that failed every attempt",
+        description="The work dead-letter queue: units (archived pages, due-index shards) that failed every receive "
+                    "by the reconcile workers.").add_subparsers(
+        dest="dlq_command", required=True, metavar="DLQ_COMMAND")
+    dlq_list = dlq.add_parser(
+        "list", help="the work dead-letter queue's units with the reason each failed",
+        description="Every unit in the work dead-letter queue with its message id, the unit, the reason its last "
+                    "attempt failed and when. Listing moves nothing.")
+    dlq_list.add_argument("--json", action="store_true", help="print JSON")
+    dlq_list.set_defaults(handler=fanout_commands.dlq_list)
+    dlq_redrive = dlq.add_parser(
+        "redrive", help="move them back to the work queue (after fixing the cause)",
+        description="Move every unit of the work dead-letter queue back to the work queue; with --workers N, run "
+                    "them at once with the reconcile handler on N threads.")
+    dlq_redrive.add_argument("--workers", type=int, default=0, metavar="N",
+                             help="then run them with N workers (default: only move them)")
+    dlq_redrive.set_defaults(handler=fanout_commands.dlq_redrive)
 
     audit = commands.add_parser(
         "audit",
@@ -357,7 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        handler = args.handler
+        if getattr(args, "fanout_handler", None) is not None and getattr(args, "workers", None) is not None:
+            handler = args.fanout_handler  # --workers N: the work queue and the reconcile handler
+        return int(handler(args) or 0)
     except KeyboardInterrupt:
         print(f"{_command_name(args)}: interrupted", file=sys.stderr)
         return 130

@@ -12,7 +12,7 @@ import pytest
 @pytest.mark.slow
 def test_make_run_demo_exits_0_with_a_clean_audit() -> None:
     done = subprocess.run([sys.executable, "-m", "accrual_dev.local.demo"], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=240)
+                          stdin=subprocess.DEVNULL, timeout=480)
     output = done.stdout
 
     assert done.returncode == 0, f"{output[-3000:]}\n{done.stderr[-3000:]}"

@@ -12,16 +12,25 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel, S3Model
+from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel, S3Model, SqsModel
 
 from accrual_dev.local.provision import default_template_path, provision
 from accrual.settings import Settings
 from support.handlers import EVENTS, ROOT, FakeContext, event, function_environment, load_handler
 
 def test_events_are_shaped_as_their_sources_send_them() -> None:
+    """Every event in events/ is parsed by the model its function parses it with."""
     S3Model.model_validate(event("report_drop"))
     stream = DynamoDBStreamModel.model_validate(event("outbox_relay"))
     assert {record.eventName for record in stream.Records} == {"INSERT", "MODIFY"}
+    work = SqsModel.model_validate(event("reconcile"))
+    units = [load_handler("reconcile").WorkRecord.model_validate(record.model_dump(mode="json")).body
+             for record in work.Records]
+    assert [unit.kind for unit in units] == ["page", "confirm"]
+    assert load_handler("pull").ScheduledPull.model_validate(event("pull")).partner == "aliexpress"
+    assert load_handler("confirm").ScheduledConfirm.model_validate(event("confirm")).scheduled_time
+    handled = {path.stem for path in EVENTS.glob("*.json")} - {"demo-config"}
+    assert handled == {folder.name for folder in (ROOT / "functions").iterdir() if (folder / "app.py").is_file()}
 
 
 def test_outbox_relay_publishes_the_new_event_and_skips_the_published_one(
@@ -48,3 +57,19 @@ def test_outbox_relay_reports_a_failed_record_alone(stack: Settings, monkeypatch
 
     inserted = batch["Records"][0]["dynamodb"]["SequenceNumber"]
     assert response == {"batchItemFailures": [{"itemIdentifier": inserted}]}
+
+
+@pytest.mark.parametrize("function, name", [("ReconcileFunction", "reconcile"), ("report_drop", "report_drop")])
+def test_make_invoke_runs_the_handler_with_its_event_on_the_local_stack(
+        stack: Settings, function: str, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from accrual_dev import invoke
+    from support.ledger import load_reference_data
+
+    load_reference_data(stack)
+    assert invoke.main([function, str(EVENTS / f"{name}.json")]) == 0
+    answer = json.loads(capsys.readouterr().out.rsplit("\n{\n", 1)[-1].join(["{\n", ""]))
+    if name == "reconcile":
+        assert answer == {"batchItemFailures": []}
+    else:
+        assert answer["handed_on"][0]["units"] == 1
+        assert answer["handed_on"][0]["key"] == "drops/admitad/statistics 2026-03-02.csv"

@@ -85,15 +85,15 @@ def test_every_declared_resource_exists_except_the_ones_moto_cannot_emulate(stac
     resources = provision(stack.stack).resources  # the stack's own and those created beside it
     held_back = {logical_id for logical_id, resource in transformed["Resources"].items()
                  if resource["Type"] in HELD_BACK}
-    assert held_back == {"OutboxRelayFunctionOutbox"}
+    assert held_back == {"OutboxRelayFunctionOutbox", "ReconcileFunctionWork"}
     assert set(transformed["Resources"]) - held_back <= set(resources)
 
 
 def test_queues_are_encrypted_and_drain_into_dead_letter_queues(stack: Settings) -> None:
     sqs, resources = boto3.client("sqs"), physical(stack)
     queues = declared("AWS::SQS::Queue")
-    assert {"LocalNotificationsQueue", "NotificationsDeadLetterQueue", "CycleDeadLetterQueue",
-            "OutboxRelayDeadLetterQueue"} <= set(queues)
+    assert {"LocalNotificationsQueue", "NotificationsDeadLetterQueue", "PullDeadLetterQueue", "WorkQueue",
+            "WorkDeadLetterQueue", "OutboxRelayDeadLetterQueue"} <= set(queues)
     for logical_id, properties in queues.items():
         attributes = sqs.get_queue_attributes(QueueUrl=resources[logical_id], AttributeNames=["All"])["Attributes"]
         assert attributes["SqsManagedSseEnabled"] == "true", logical_id
@@ -101,7 +101,10 @@ def test_queues_are_encrypted_and_drain_into_dead_letter_queues(stack: Settings)
             target = properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
             redrive = json.loads(attributes["RedrivePolicy"])
             assert redrive["deadLetterTargetArn"].rsplit(":", 1)[-1] == resources[target].rsplit("/", 1)[-1]
-            assert redrive["maxReceiveCount"] == properties["RedrivePolicy"]["maxReceiveCount"]
+            declared_count = properties["RedrivePolicy"]["maxReceiveCount"]
+            if isinstance(declared_count, dict):  # a parameter: its default
+                declared_count = TEMPLATE["Parameters"][declared_count["Ref"]]["Default"]
+            assert redrive["maxReceiveCount"] == declared_count
 
 
 def test_topic_delivers_to_its_subscribed_queues_through_their_filter_policies(stack: Settings) -> None:
@@ -162,7 +165,8 @@ def test_functions_exist_with_their_handler_and_every_resource_name(stack: Setti
     lambda_client, resources = boto3.client("lambda"), physical(stack)
     variables = set(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"])
     functions = declared("AWS::Serverless::Function")
-    assert set(functions) == {"AccrualCycleFunction", "ReportDropFunction", "OutboxRelayFunction"}
+    assert set(functions) == {"PullFunction", "ReconcileFunction", "ConfirmFunction", "ReportDropFunction",
+                              "OutboxRelayFunction"}
     for logical_id, properties in functions.items():
         configuration = lambda_client.get_function(FunctionName=resources[logical_id])["Configuration"]
         assert configuration["Handler"] == properties["Handler"] == "app.lambda_handler"
@@ -198,10 +202,19 @@ def test_alarms_exist_and_go_to_the_alarm_topic(stack: Settings) -> None:
     assert boto3.client("sns").get_topic_attributes(TopicArn=topic)["Attributes"]["KmsMasterKeyId"]
 
 
-def test_cycle_schedule_runs_the_cycle_function(stack: Settings) -> None:
-    schedule = boto3.client("scheduler").get_schedule(Name=f"{stack.stack}-cycle")
-    assert schedule["ScheduleExpression"] == TEMPLATE["Parameters"]["CycleSchedule"]["Default"]
-    assert schedule["Target"]["Arn"].split(":function:")[1] == physical(stack)["AccrualCycleFunction"]
+def test_each_partner_has_its_pull_schedule_in_its_time_zone_and_confirm_its_own(stack: Settings) -> None:
+    scheduler, resources = boto3.client("scheduler"), physical(stack)
+    for partner, zone in (("aliexpress", "America/Los_Angeles"), ("admitad", "Europe/Moscow")):
+        schedule = scheduler.get_schedule(Name=f"{stack.stack}-pull-{partner}")
+        assert schedule["ScheduleExpression"] == TEMPLATE["Parameters"]["PullSchedule"]["Default"]
+        assert schedule["ScheduleExpressionTimezone"] == zone
+        assert schedule["Target"]["Arn"].split(":function:")[1] == resources["PullFunction"]
+        assert json.loads(schedule["Target"]["Input"])["partner"] == partner
+        assert schedule["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == 2
+        assert schedule["Target"]["DeadLetterConfig"]["Arn"].endswith(
+            resources["PullDeadLetterQueue"].rsplit("/", 1)[-1])
+    confirm = scheduler.get_schedule(Name=f"{stack.stack}-confirm")
+    assert confirm["Target"]["Arn"].split(":function:")[1] == resources["ConfirmFunction"]
 
 
 def test_provisioning_again_leaves_the_stack_as_it_is(stack: Settings) -> None:

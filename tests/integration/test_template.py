@@ -18,7 +18,7 @@ from accrual_dev.local.provision import HELD_BACK, default_template_path, load_t
 ROOT = default_template_path().parent
 SAM = ROOT / ".tools" / "venv" / "bin" / "sam"
 CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
-FUNCTIONS = ("AccrualCycleFunction", "ReportDropFunction", "OutboxRelayFunction")
+FUNCTIONS = ("PullFunction", "ReconcileFunction", "ConfirmFunction", "ReportDropFunction", "OutboxRelayFunction")
 # The tables that hold money, or the journal, notifications and configuration it depends on.
 MONEY_TABLES = ("OrdersTable", "BalancesTable", "OutboxTable", "ControlTable")
 # The tables the audit or the outbox reads: point-in-time recovery.
@@ -97,7 +97,8 @@ def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any
 
 def test_outbox_relay_reads_the_outbox_stream_with_partial_batch_failures(transformed: dict[str, Any]) -> None:
     """The mapping is held back from moto (see accrual_dev.local.provision): its settings are checked here."""
-    (mapping,) = resources_of(transformed, "AWS::Lambda::EventSourceMapping").values()
+    mappings = resources_of(transformed, "AWS::Lambda::EventSourceMapping").values()
+    (mapping,) = [item for item in mappings if item["FunctionName"] == {"Ref": "OutboxRelayFunction"}]
     assert "AWS::Lambda::EventSourceMapping" in HELD_BACK
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["OutboxTable", "StreamArn"]}
     assert mapping["FunctionName"] == {"Ref": "OutboxRelayFunction"}
@@ -107,10 +108,10 @@ def test_outbox_relay_reads_the_outbox_stream_with_partial_batch_failures(transf
         "Fn::GetAtt": ["OutboxRelayDeadLetterQueue", "Arn"]}
 
 
-def test_functions_are_traced_arm64_with_the_layer_and_a_dead_letter_queue_for_the_cycle(
+def test_functions_are_traced_arm64_with_the_layer_and_a_dead_letter_queue_for_the_schedules(
         transformed: dict[str, Any]) -> None:
     functions = resources_of(transformed, "AWS::Lambda::Function")
-    assert len(functions) == 3
+    assert set(functions) == set(FUNCTIONS)
     for properties in functions.values():
         assert properties["Runtime"] == "python3.12"
         # arm64 by default (the Architecture parameter); `make sam-local` builds its own copy for this machine.
@@ -118,8 +119,9 @@ def test_functions_are_traced_arm64_with_the_layer_and_a_dead_letter_queue_for_t
         assert properties["TracingConfig"] == {"Mode": "Active"}
         (layer,) = properties["Layers"]
         assert layer["Ref"].startswith("AccrualLayer")
-    cycle = functions["AccrualCycleFunction"]
-    assert cycle["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": ["CycleDeadLetterQueue", "Arn"]}}
+    for scheduled in ("PullFunction", "ConfirmFunction"):
+        assert functions[scheduled]["DeadLetterConfig"] == {
+            "TargetArn": {"Fn::GetAtt": ["PullDeadLetterQueue", "Arn"]}}
 
 
 def test_report_drops_under_drops_prefix_invoke_the_report_drop_function(transformed: dict[str, Any]) -> None:
@@ -132,7 +134,7 @@ def test_report_drops_under_drops_prefix_invoke_the_report_drop_function(transfo
 
 def test_policies_are_scoped_to_the_resources_each_function_uses(transformed: dict[str, Any]) -> None:
     sam = load_template(default_template_path())["Resources"]
-    for logical_id in ("AccrualCycleFunction", "ReportDropFunction"):
+    for logical_id in ("PullFunction", "ReconcileFunction", "ConfirmFunction", "ReportDropFunction"):
         for policy in sam[logical_id]["Properties"]["Policies"]:
             assert isinstance(policy, dict), f"{logical_id}: SAM policy templates or statements, each scoped"
             assert "S3CrudPolicy" not in policy and "S3ReadPolicy" not in policy, logical_id
@@ -208,7 +210,7 @@ def test_no_function_may_delete_from_the_orders_or_balances_table(transformed: d
                                 "dynamodb:BatchWriteItem", "dynamodb:DescribeTable"}, (logical_id, statement)
     # the ledger's functions can still write the journal and the balances
     roles = function_roles(transformed)
-    for function in ("AccrualCycleFunction", "ReportDropFunction"):
+    for function in ("ReconcileFunction",):
         granted = {(target, action) for logical_id, statement in role_statements(transformed)
                    if logical_id == roles[function] for target in names(statement["Resource"])
                    for action in (statement["Action"] if isinstance(statement["Action"], list)
@@ -279,7 +281,7 @@ def test_every_function_error_and_every_dead_letter_queue_alarms_on_the_encrypte
               if alarm["Namespace"] == "AWS/SQS" and alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
               for dimension in alarm["Dimensions"] if dimension["Name"] == "QueueName"}
     assert depths == dead_letter_queues(transformed)
-    assert {"ReportDropDeadLetterQueue", "OutboxRelayDeadLetterQueue", "CycleDeadLetterQueue",
+    assert {"ReportDropDeadLetterQueue", "OutboxRelayDeadLetterQueue", "PullDeadLetterQueue", "WorkDeadLetterQueue",
             "NotificationsDeadLetterQueue"} <= depths
     for alarm in alarms:
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], alarm

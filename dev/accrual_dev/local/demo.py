@@ -36,6 +36,7 @@ ORDERS_PER_DAY = 12
 FIRST_CYCLE = START + timedelta(days=DAYS)
 # Three weeks on, receipts, settlements (AliExpress hold 3 days, Admitad 5) and declines have happened.
 SECOND_CYCLE = FIRST_CYCLE + timedelta(days=21)
+WORKERS = 4  # threads per reconcile worker (accrual run --workers)
 ROOT = default_template_path().parent
 CONFIG = ROOT / "events" / "demo-config.json"
 # Names Settings.from_env prefers to the stack's outputs: a developer's shell must not redirect the demo.
@@ -93,7 +94,7 @@ def _drain_queue(sqs, queue_url: str) -> Counter[str]:
 
 def _cycle(label: str, now: datetime, sqs, queue_url: str, failures: list[str]) -> dict[str, Any]:
     started = time.monotonic()
-    code, output = accrual("run", "--now", now.isoformat())
+    code, output = accrual("run", "--now", now.isoformat(), "--workers", str(WORKERS))
     result = json.loads(output)
     if code:
         failures.append(f"{label}: accrual run exited {code}")
@@ -111,8 +112,14 @@ def _cycle(label: str, now: datetime, sqs, queue_url: str, failures: list[str]) 
         print(f"  {partner:<10} {counts['pages']:>3} pages, lines read {counts['read']:>4} = accepted "
               f"{counts['accepted']:>4} + quarantined {counts['quarantined']:>2}  "
               f"{'ok' if balanced else 'MISMATCH'}")
-    confirmed = {name: value for name, value in sorted(result["confirm"].items()) if value}
+    confirmed = {name: value for name, value in sorted(result["confirm"].items())
+                 if value and isinstance(value, int)}
     print(f"  confirm:   {', '.join(f'{name} {value}' for name, value in confirmed.items()) or 'nothing due'}")
+    for stage in ("pull", "confirm"):  # the work queue and the reconcile workers (accrual_dev.poller)
+        fanout = result[stage].get("fanout", {})
+        print(f"  fan-out {stage:<8} {fanout.get('units_done', 0)} units in {fanout.get('batches', 0)} batches "
+              f"of the work queue, {fanout.get('workers')} threads per worker, "
+              f"{fanout.get('unit_failures', 0)} failed attempts")
     published = sum(result["notify"].values())
     print(f"  notify:    {published} published ({', '.join(f'{k} {v}' for k, v in sorted(result['notify'].items()))})"
           f"; on the local queue: {sum(arrived.values())} "

@@ -248,9 +248,18 @@ class _Resolver:
             if key == "Fn::Split":
                 separator, text = self.resolve(argument)
                 return text.split(separator)
+            if key == "Fn::If":  # a condition of the template (Conditions), on the stack's parameters
+                condition, if_true, if_false = argument
+                return self.resolve(if_true if self.condition(condition) else if_false)
+            if key == "Fn::Equals":
+                left, right = self.resolve(argument)
+                return str(left) == str(right)
             if key.startswith("Fn::"):
                 raise ValueError(f"{key} is not resolved by the local provisioner")
         return {key: self.resolve(item) for key, item in value.items()}
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.template.get("Conditions", {})[name]))
 
     def ref(self, name: str) -> str:
         if name in self.pseudo:
@@ -406,6 +415,9 @@ def _emulated(resource: dict[str, Any]) -> dict[str, Any]:
     """The resource as moto is given it. moto attaches no layer to a function created through CloudFormation, and
     its stack update fails on a function that names one (it passes the layer object where an ARN belongs), so the
     functions' Layers are left out: the layer version itself is still created."""
+    # Metadata (checkov's skips and their reasons) means nothing to an emulator and would push the template body
+    # past CloudFormation's 51,200-byte limit, which ministack enforces.
+    resource = {key: value for key, value in resource.items() if key != "Metadata"}
     if resource["Type"] != "AWS::Lambda::Function" or "Layers" not in resource.get("Properties", {}):
         return resource
     return {**resource, "Properties": {key: value for key, value in resource["Properties"].items() if key != "Layers"}}

@@ -263,7 +263,7 @@ class LedgerStore(Protocol):
     def line_homes(self, partner: str, line_id: str) -> set[str]:
         """Every order holding an item of this partner line (live or a tombstone)."""
 
-    def due_orders(self, until: str, page_size: int) -> Iterator[str]: ...
+    def due_orders(self, until: str, page_size: int, shards: Iterable[int] | None = None) -> Iterator[str]: ...
     def record_refusal(self, key: str, line: OrderLine, reason: str, state: str, at: str) -> None: ...
     def find_orders(self, order_number: str) -> list[str]: ...
     def orders_of_user(self, user_id: str) -> list[str]: ...
@@ -480,8 +480,8 @@ class DynamoLedgerStore:
     def line_homes(self, partner: str, line_id: str) -> set[str]:
         return {item.pk for item in LineRecord.by_line.query(line_ref(partner, line_id))}
 
-    def due_orders(self, until: str, page_size: int) -> Iterator[str]:
-        for shard in range(DUE_SHARDS):
+    def due_orders(self, until: str, page_size: int, shards: Iterable[int] | None = None) -> Iterator[str]:
+        for shard in range(DUE_SHARDS) if shards is None else shards:
             for item in OrderRecord.due.query(str(shard), OrderRecord.due_at <= until, page_size=page_size):
                 yield item.pk
 

@@ -23,6 +23,7 @@ from accrual.adapters.ledger_store import (
     StoredBalance,
     StoredLine,
     StoredRefusal,
+    due_shard,
     entry_taken,
     line_ref,
     merged_balances,
@@ -145,9 +146,12 @@ class InMemoryLedgerStore:
         ref = line_ref(partner, line_id)
         return {key for key, lines in self.lines.items() if any(item.ref == ref for item in lines.values())}
 
-    def due_orders(self, until: str, page_size: int) -> Iterator[str]:
+    def due_orders(self, until: str, page_size: int, shards: Iterable[int] | None = None) -> Iterator[str]:
+        wanted = None if shards is None else {str(shard) for shard in shards}
         due = sorted(
-            (order.due_at, key) for key, order in self.orders.items() if order.due_at and order.due_at <= until
+            (order.due_at, key)
+            for key, order in self.orders.items()
+            if order.due_at and order.due_at <= until and (wanted is None or due_shard(key) in wanted)
         )
         for _, key in due:
             yield key

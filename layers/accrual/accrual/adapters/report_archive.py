@@ -56,5 +56,10 @@ class ReportArchive:
                             ContentType="application/json")
         return key
 
+    def put_object(self, key: str, data: bytes) -> str:
+        """A part of a dropped file, archived beside the pulled pages (raw/<partner>/drops/...)."""
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=data)
+        return key
+
     def get(self, key: str, bucket: str | None = None) -> bytes:
         return self._s3.get_object(Bucket=bucket or self.bucket, Key=key)["Body"].read()

@@ -10,23 +10,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from accrual.service.ingest import ledger_reconcile
-from accrual.service.ledger import Ledger
+from accrual.service.fanout import ConcurrentLedger
 from accrual.service.outbox import OutboxRelay
-from accrual.service.pull import pull_all
+from accrual.service.pull import HandOn, pull_all
 from accrual.settings import Settings
 
 
 def pull_partners(settings: Settings, *, now: datetime, partner: str | None = None,
-                  run_id: str | None = None) -> dict[str, Any]:
+                  run_id: str | None = None, workers: int = 1, hand_on: HandOn | None = None) -> dict[str, Any]:
     initial = timedelta(days=settings.pull_initial_lookback_days)
-    return pull_all(now=now, settings=settings, reconcile=ledger_reconcile(settings, now),
-                    partners=[partner] if partner else None, run_id=run_id, initial_lookback=initial)
+    return pull_all(now=now, settings=settings, reconcile=ledger_reconcile(settings, now, workers),
+                    partners=[partner] if partner else None, run_id=run_id, initial_lookback=initial,
+                    hand_on=hand_on)
 
 
-def run_cycle(settings: Settings, now: datetime) -> dict[str, Any]:
+def run_cycle(settings: Settings, now: datetime, *, workers: int = 1) -> dict[str, Any]:
     run_id = uuid.uuid4().hex
-    pulled = pull_partners(settings, now=now, run_id=run_id)
-    confirmed = Ledger(settings).confirm(now=now)
+    pulled = pull_partners(settings, now=now, run_id=run_id, workers=workers)
+    confirmed = ConcurrentLedger(settings, workers=workers).confirm(now=now)
     grace = timedelta(seconds=settings.outbox_sweep_grace_seconds)
     published = OutboxRelay(settings).publish_unpublished(now=now, grace=grace)
     unsettled = sum(counts.get(name, 0) for counts in (confirmed, *(

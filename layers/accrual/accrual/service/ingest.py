@@ -25,12 +25,12 @@ Reconcile = Callable[[Sequence[OrderLine]], Mapping[str, int]]
 
 class LedgerSink:
     """The ledger as a report's lines reach it: first screened against the accrual configuration (a line it refuses
-    is quarantined like one that could not be read), then reconciled as of `now`."""
+    is quarantined like one that could not be read), then reconciled as of `now` by `workers` threads."""
 
-    def __init__(self, settings: Settings, now: datetime) -> None:
-        from accrual.service.ledger import Ledger
+    def __init__(self, settings: Settings, now: datetime, workers: int = 1) -> None:
+        from accrual.service.fanout import ConcurrentLedger
 
-        self.ledger = Ledger(settings)
+        self.ledger = ConcurrentLedger(settings, workers=workers)
         self.now = now
 
     def screen(self, lines: Sequence[OrderLine]) -> tuple[list[OrderLine], list[tuple[OrderLine, str]]]:
@@ -40,8 +40,8 @@ class LedgerSink:
         return self.ledger.reconcile(lines, now=self.now)
 
 
-def ledger_reconcile(settings: Settings, now: datetime) -> LedgerSink:
-    return LedgerSink(settings, now)
+def ledger_reconcile(settings: Settings, now: datetime, workers: int = 1) -> LedgerSink:
+    return LedgerSink(settings, now, workers)
 
 
 def screen_report(report: ParsedReport, reconcile: Reconcile) -> None:
@@ -84,7 +84,8 @@ def ingest_report(data: bytes, report_format: str, *, partner: str, source: str,
             "reconciled": reconciled}
 
 
-def ingest_file(path: Path, report_format: str, *, settings: Settings, now: datetime) -> dict[str, Any]:
+def ingest_file(path: Path, report_format: str, *, settings: Settings, now: datetime,
+                workers: int = 1) -> dict[str, Any]:
     """`accrual ingest FILE --partner P`: the file is archived first under a key made of its content, so ingesting
     the same file twice writes the same object (and, through the idempotent ledger, changes nothing)."""
     if report_format == "normalized":  # streamed part by part: memory does not grow with the file
@@ -98,4 +99,4 @@ def ingest_file(path: Path, report_format: str, *, settings: Settings, now: date
     source = archive.put_raw(partner, now.replace(hour=0, minute=0, second=0, microsecond=0),
                              f"{path.stem}-{digest}", data)
     return ingest_report(data, report_format, partner=partner, source=source, settings=settings, now=now,
-                         archive=archive)
+                         archive=archive, reconcile=ledger_reconcile(settings, now, workers))

@@ -27,7 +27,7 @@ import json
 import random
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -277,6 +277,19 @@ class Ledger:
         cycle can stop anywhere and be rerun."""
         counts = RunCounts()
         for key in self.store.due_orders(utc_text(now), page_size):
+            counts.add("orders_due")
+            self._settle_order(key, [], now=now, confirming=True, counts=counts)
+        return counts.as_dict()
+
+    def due_orders(self, *, now: datetime, shards: Iterable[int] | None = None, page_size: int = 100) -> Iterator[str]:
+        """The orders the due index lists as due at or before `now`, in the given shards (all by default): the
+        units a parallel confirmation hands out."""
+        return self.store.due_orders(utc_text(now), page_size, shards=shards)
+
+    def confirm_orders(self, keys: Iterable[str], *, now: datetime) -> dict[str, int]:
+        """Confirm the given due orders (from `due_orders`), each in its own transaction, as `confirm` does."""
+        counts = RunCounts()
+        for key in keys:
             counts.add("orders_due")
             self._settle_order(key, [], now=now, confirming=True, counts=counts)
         return counts.as_dict()

@@ -20,6 +20,7 @@ from accrual.observability import logger
 from accrual.partners import API_PARTNERS, PartnerOptions, read_report
 from accrual.partners.http import FetchedPage, PagePosition, RetryPolicy
 from accrual.service.ingest import screen_report
+from accrual.service.work import WorkUnit, page_unit
 from accrual.settings import Settings
 
 DEFAULT_OVERLAP = timedelta(days=5)
@@ -27,6 +28,7 @@ DEFAULT_OVERLAP = timedelta(days=5)
 DEFAULT_WINDOW = timedelta(days=2)
 
 Reconcile = Callable[[Sequence[OrderLine]], Mapping[str, int]]
+HandOn = Callable[[WorkUnit], None]
 
 
 class PartnerClient(Protocol):
@@ -81,9 +83,13 @@ def plan_windows(cursor: Cursor, now: datetime, overlap: timedelta, window: time
 def pull_partner(partner: str, *, now: datetime, settings: Settings, reconcile: Reconcile,
                  overlap: timedelta = DEFAULT_OVERLAP, window: timedelta = DEFAULT_WINDOW,
                  client: PartnerClient | None = None, options: PartnerOptions | None = None,
-                 run_id: str | None = None, initial_lookback: timedelta | None = None) -> dict[str, Any]:
+                 run_id: str | None = None, initial_lookback: timedelta | None = None,
+                 hand_on: HandOn | None = None) -> dict[str, Any]:
     """Pull one partner up to `now`. Returns counts: read = accepted + quarantined over every page. A partner error
-    (after retries) propagates; the cursor then stands after the last reconciled page."""
+    (after retries) propagates; the cursor then stands after the last reconciled page.
+
+    With `hand_on` (the deployed pull) a page is not parsed here: once archived it is handed on as a unit of work to
+    the reconcile workers, and the cursor moves past it only when `hand_on` has returned (the queue holds it)."""
     if now.tzinfo is None:
         raise ValueError("now must carry a zone")
     now = now.astimezone(timezone.utc)
@@ -101,6 +107,12 @@ def pull_partner(partner: str, *, now: datetime, settings: Settings, reconcile: 
     for start, end, resume in windows:
         for page in client.pages(start, end, resume):
             key = archive.put_raw(partner, start, page.page_key, page.raw)
+            if hand_on is not None:
+                hand_on(page_unit(partner, key, partner, now=now, run_id=run_id))
+                state.page_done(partner, start, end, page.resume_after, now)
+                counts["pages"] += 1
+                counts["handed_on"] = counts.get("handed_on", 0) + 1
+                continue
             report = read_report(page.raw, partner, source=key, options=options)
             screen_report(report, reconcile)
             if report.quarantined:
@@ -137,7 +149,8 @@ def configured_partners(settings: Settings) -> list[str]:
 
 def pull_all(*, now: datetime, settings: Settings, reconcile: Reconcile, overlap: timedelta = DEFAULT_OVERLAP,
              window: timedelta = DEFAULT_WINDOW, partners: Sequence[str] | None = None,
-             run_id: str | None = None, initial_lookback: timedelta | None = None) -> dict[str, Any]:
+             run_id: str | None = None, initial_lookback: timedelta | None = None,
+             hand_on: HandOn | None = None) -> dict[str, Any]:
     """Pull every configured partner; one partner's failure is reported and does not stop the others."""
     run_id = run_id or uuid.uuid4().hex
     summary: dict[str, Any] = {"run_id": run_id, "read": 0, "accepted": 0, "quarantined": 0, "pages": 0,
@@ -145,7 +158,8 @@ def pull_all(*, now: datetime, settings: Settings, reconcile: Reconcile, overlap
     for partner in partners or configured_partners(settings):
         try:
             result = pull_partner(partner, now=now, settings=settings, reconcile=reconcile, overlap=overlap,
-                                  window=window, run_id=run_id, initial_lookback=initial_lookback)
+                                  window=window, run_id=run_id, initial_lookback=initial_lookback,
+                                  hand_on=hand_on)
         except Exception as error:  # noqa: BLE001 - reported per partner; its cursor already stands where it stopped
             logger.exception("partner pull failed", extra={"partner": partner})
             summary["partners"][partner] = {"error": f"{type(error).__name__}: {error}"}

@@ -1,0 +1,136 @@
+"""The reconcile workers on the operator's machine: a small poller that does what Lambda's SQS event source does.
+
+It receives a batch from the work queue, builds the SQS event Lambda would send (same record shape), invokes the
+real handler of `functions/reconcile/app.py` with it, deletes the messages the handler did not report as failed and
+makes the failed ones visible again (Lambda would leave them for the visibility timeout; locally that would only
+wait). SQS counts the receives and moves a unit to the dead-letter queue after the template's maxReceiveCount.
+A poller that dies between the handler and the delete leaves its messages to be received again: the units are
+idempotent, so nothing is doubled.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from accrual.adapters.work_queue import WorkQueue
+from accrual.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+BATCH_SIZE = 4  # template.yaml, ReconcileFunction's SQS event: BatchSize
+VISIBILITY_SECONDS = 120
+
+
+@dataclass
+class LocalContext:
+    """What a handler reads from Lambda's context."""
+
+    function_name: str = "ReconcileFunction"
+    memory_limit_in_mb: int = 1769
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:ReconcileFunction"
+    aws_request_id: str = ""
+    deadline: float = 0.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+def load_function(folder: str) -> ModuleType:
+    """A function's app.py as the Lambda runtime imports it (registered in sys.modules before it runs)."""
+    name = f"accrual_function_{folder}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / folder / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source sends for these received messages."""
+    return {"Records": [{
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {
+            "ApproximateReceiveCount": message.get("Attributes", {}).get("ApproximateReceiveCount", "1"),
+            "SentTimestamp": message.get("Attributes", {}).get("SentTimestamp", str(int(time.time() * 1000))),
+            "SenderId": message.get("Attributes", {}).get("SenderId", "AIDAEXAMPLELOCAL"),
+            "ApproximateFirstReceiveTimestamp": message.get("Attributes", {}).get(
+                "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))),
+        },
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    } for message in messages]}
+
+
+class LocalPoller:
+    def __init__(self, settings: Settings, *, workers: int, batch_size: int = BATCH_SIZE,
+                 visibility_seconds: int = VISIBILITY_SECONDS) -> None:
+        self.settings = settings
+        self.workers = workers
+        self.batch_size = batch_size
+        self.visibility_seconds = visibility_seconds
+        self.queue = WorkQueue(settings)
+        self.queue_arn = settings.client("sqs").get_queue_attributes(
+            QueueUrl=self.queue.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        os.environ["RECONCILE_WORKERS"] = str(workers)  # the function's environment variable (template.yaml)
+        self.handler = load_function("reconcile")
+
+    def invoke(self, messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[str]]:
+        """One invocation of the real handler: (results of the units that succeeded, ids of the failed ones)."""
+        event = sqs_event(messages, self.queue_arn, self.settings.region)
+        context = LocalContext(aws_request_id=str(uuid.uuid4()), deadline=time.monotonic() + 300)
+        # the handler's metrics (EMF) go to stdout in Lambda; on the terminal stdout carries the command's JSON
+        with contextlib.redirect_stdout(sys.stderr):
+            try:
+                answer = self.handler.lambda_handler(event, context)
+            except Exception:  # noqa: BLE001 - an invocation error fails the whole batch, as on Lambda
+                answer = {"batchItemFailures": [{"itemIdentifier": message["MessageId"]} for message in messages]}
+        failed = {item["itemIdentifier"] for item in answer.get("batchItemFailures", [])}
+        return list(self.handler.last_results), failed
+
+    def poll_once(self) -> tuple[list[dict[str, Any]], int, int] | None:
+        """Receive one batch and run it; None when nothing was visible. Returns (results, done, failed)."""
+        messages = self.queue.receive(limit=self.batch_size, wait_seconds=0,
+                                      visibility_timeout=self.visibility_seconds)
+        if not messages:
+            return None
+        results, failed = self.invoke(messages)
+        self.queue.delete(message["ReceiptHandle"] for message in messages if message["MessageId"] not in failed)
+        # retried at once; SQS moves a unit past its maxReceiveCount to the dead-letter queue
+        self.queue.release(message["ReceiptHandle"] for message in messages if message["MessageId"] in failed)
+        return results, len(messages) - len(failed), len(failed)
+
+    def drain(self, *, timeout: float = 3600.0) -> dict[str, Any]:
+        """Run batches until the queue is empty (waiting out messages a dead poller left in flight)."""
+        results: list[dict[str, Any]] = []
+        tally: Counter[str] = Counter()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            polled = self.poll_once()
+            if polled is None:
+                depth = self.queue.depth()
+                if not depth["visible"] and not depth["in_flight"]:
+                    break
+                time.sleep(0.5)
+                continue
+            batch, done, failed = polled
+            results.extend(batch)
+            tally["batches"] += 1
+            tally["units_done"] += done
+            tally["unit_failures"] += failed
+        return {"fanout": {"workers": self.workers, **tally}, "results": results}

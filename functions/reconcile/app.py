@@ -1,0 +1,62 @@
+"""The reconcile worker: a batch of units from the reconcile queue (archived pages, due-index shards), each done with
+a bounded pool of threads. A unit that fails is reported alone (partial batch response): SQS delivers it again and,
+after a few receives, moves it to the dead-letter queue; its reason is kept for `accrual dlq list`."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.parser.types import Json
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from accrual.observability import logger, metrics, tracer
+from accrual.service.work import WorkUnit, record_failure, run_unit
+from accrual.settings import Settings
+
+
+class WorkRecord(SqsRecordModel):
+    body: Json[WorkUnit]  # type: ignore[assignment]
+
+
+processor = BatchProcessor(event_type=EventType.SQS, model=WorkRecord)
+# The results of the last batch's completed units, for the local poller (accrual_dev.poller) to report; Lambda
+# itself only reads the partial batch answer.
+last_results: list[dict[str, Any]] = []
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = Settings.from_env()
+    workers = int(os.environ.get("RECONCILE_WORKERS", "16"))
+    last_results.clear()
+
+    def work(record: WorkRecord) -> dict[str, Any]:
+        unit = record.body
+        logger.set_correlation_id(unit.run_id)  # the pull or schedule run that handed the unit on
+        receives = int(record.attributes.ApproximateReceiveCount)
+        try:
+            result = run_unit(unit, settings, workers=workers)
+        except Exception as error:
+            logger.exception("unit failed", extra={"unit": unit.label(), "receive": receives})
+            record_failure(settings, record.messageId, unit.model_dump_json(), f"{type(error).__name__}: {error}",
+                           receives=receives)
+            metrics.add_metric(name="UnitsFailed", unit=MetricUnit.Count, value=1)
+            raise
+        metrics.add_metric(name="UnitsDone", unit=MetricUnit.Count, value=1)
+        settled = result.get("reconciled", result)
+        # orders that became pending later than the 5 days the service promises (alarmed in template.yaml)
+        metrics.add_metric(name="PendingLaterThanPromised", unit=MetricUnit.Count,
+                           value=settled.get("pending_later_than_promised", 0))
+        if unit.kind == "page":
+            for name, metric in (("read", "LinesRead"), ("accepted", "LinesAccepted"),
+                                 ("quarantined", "LinesQuarantined")):
+                metrics.add_metric(name=metric, unit=MetricUnit.Count, value=result.get(name, 0))
+        last_results.append(result)
+        return {key: value for key, value in result.items() if key != "quarantine_reasons"}
+
+    return process_partial_response(event=event, record_handler=work, processor=processor, context=context)
