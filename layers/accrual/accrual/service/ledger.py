@@ -37,11 +37,13 @@ from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from accrual.adapters import reference_data
+from accrual.adapters.claim_attribution import ClaimAttribution, claim_of
 from accrual.adapters.ledger_tables import (
     DECISION_SK, DUE_SHARDS, LINE_PREFIX, OUTBOX_SHARDS, BalanceRecord, DecisionRecord, JournalEntryRecord,
     LineRecord, OrderRecord, OrderTooLarge, OutboxRecord, RefusedRecord, bind_ledger_tables, load_order_items,
 )
 from accrual.domain.attribution import Attribution, attribute, pinned_shopper
+from accrual.domain.claims import with_claim_step
 from accrual.domain.decision import MissingFxRate, OrderDecision
 from accrual.domain.lifecycle import (
     NOTHING, EventType, Holding, OrderState, ReviewVerdict, Step, Transition, event_of, later_than_promised,
@@ -51,6 +53,7 @@ from accrual.domain.models import AccrualConfig, Click, OrderLine, order_key
 from accrual.domain.money import money_str
 from accrual.domain.rules import decide_order
 from accrual.domain.screening import screen_line
+from accrual.domain.shopper_text import message_texts
 from accrual.observability import logger
 from accrual.settings import Settings
 
@@ -184,10 +187,12 @@ class OrderChange:
 
 
 class Ledger:
-    def __init__(self, settings: Settings, *, config: AccrualConfig | None = None) -> None:
+    def __init__(self, settings: Settings, *, config: AccrualConfig | None = None,
+                 claims: ClaimAttribution | None = None) -> None:
         bind_ledger_tables(settings)
         self.settings = settings
         self._config = config
+        self.claims = claims or ClaimAttribution(settings)  # claims hook: the claimant of an order no click names
         self._clicks: dict[str, Click | None] = {}
         self._connection = Connection(region=settings.region, host=settings.endpoint_url, max_retry_attempts=8)
 
@@ -223,6 +228,7 @@ class Ledger:
                 self._settle_order(key, by_order[key], now=now, confirming=False, counts=counts)
         finally:
             self._clicks = {}
+        counts.update(self._claims_after_reconcile(lines, now))  # claims hook
         return dict(counts)
 
     def _clicks_for(self, lines: Mapping[str, OrderLine]) -> dict[str, Click | None]:
@@ -241,6 +247,7 @@ class Ledger:
         for key in self._due_orders(now, page_size):
             counts["orders_due"] += 1
             self._settle_order(key, [], now=now, confirming=True, counts=counts)
+        counts.update(self._claims_sweep(now))  # claims hook
         return dict(counts)
 
     def _due_orders(self, now: datetime, page_size: int) -> Iterator[str]:
@@ -269,6 +276,25 @@ class Ledger:
         if counts.get("orders_failed") or counts.get("journal_conflicts"):
             raise RuntimeError(f"order {key} could not be settled: {dict(counts)}")
         return load_order(key).state
+
+    # ---- claims hook: match claims after a reconcile and on every confirmation cycle ----------------------------
+    def _claims_after_reconcile(self, lines: Sequence[OrderLine], now: datetime) -> dict[str, int]:
+        from accrual.service.claims import claims_after_reconcile
+
+        return claims_after_reconcile(self.settings, self, lines, now=now)
+
+    def _claims_sweep(self, now: datetime) -> dict[str, int]:
+        from accrual.service.claims import claims_sweep
+
+        return claims_sweep(self.settings, self, now=now)
+
+    # ---- claims hook: decide one order again (a claim now matches it) ------------------------------------------
+    def redecide_order(self, key: str, *, now: datetime) -> dict[str, int]:
+        """Decide one stored order again with what the ledger knows now (a missing-cashback claim that matches it):
+        the same path, rules, journal and notifications as a reconcile."""
+        counts: Counter[str] = Counter()
+        self._settle_order(key, [], now=now, confirming=False, counts=counts, redecide=True)
+        return dict(counts)
 
     # ---- one order ------------------------------------------------------------------------------------------
     def _settle_order(self, key: str, incoming: list[OrderLine], *, now: datetime, confirming: bool,
@@ -403,6 +429,7 @@ class Ledger:
         review_user = review[1] if review else (record.review_user if record else None)
         pinned = pinned_shopper(view.state, record.user_id if record else None, verdict, review_user)
         attribution = attribute(merged, self._clicks_for(merged), pinned_user=pinned)
+        attribution = self._claimed(key, merged, attribution)  # claims hook: no click names a shopper
         review_accounts, also_affected = self._review_accounts(key, attribution, merged, now)
         if not redecide:
             # before this order's own write: a run stopped in between redoes both when rerun
@@ -410,6 +437,7 @@ class Ledger:
                 self._settle_order(other, [], now=now, confirming=False, counts=counts, redecide=True)
         decision = decide_order(list(merged.values()), attribution.click, config, now=now,
                                 other_new_user_coupon_accounts=review_accounts, conflict=attribution.conflict)
+        decision = with_claim_step(decision, claim_of(attribution))  # claims hook: the trail names the claim
 
         holder = view.holder
         same_shopper = holder is None or holder == decision.user_id
@@ -454,6 +482,14 @@ class Ledger:
         return OrderChange(key=key, view=view, record=new_record, decision=decision, decision_json=decision_json,
                            step=step, version=version, all_lines=merged, lines=list(changed), entries=entries,
                            notice=notice)
+
+    def _claimed(self, key: str, lines: Mapping[str, OrderLine], attribution: Attribution) -> Attribution:
+        """Claims hook: the claimant's attribution when no click names a shopper and a claim matches the order. The
+        claim's click is remembered with the page's clicks (the notification's language comes from its country)."""
+        claimed = self.claims.attribute(key, lines, attribution, self.config)
+        if claimed.click is not None and claimed is not attribution:
+            self._clicks[claimed.click.sub_id] = claimed.click
+        return claimed
 
     def _plan_empty(self, key: str, view: OrderView, now: datetime) -> OrderChange | None:
         """Every line of the order moved to another order: it holds nothing any more and keeps its history."""
@@ -663,6 +699,7 @@ class Ledger:
             "trail_summary": [{"rule": item.rule, "code": item.code, "note": item.note}
                               for item in decision.trail if item.code][:TRAIL_SUMMARY_LIMIT],
         }
+        body.update(message_texts(body, decision, self._clicks.get(change.record.sub_id or "") if mine else None))
         attributes = {"event_type": event.value, "partner": decision.partner, "state": state.value,
                       "account_currency": currency}
         return OutboxRecord(event_id, event_type=event.value, user_id=user_id, body=canonical(body),

@@ -10,10 +10,12 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 
 from accrual.adapters import reference_data
+from accrual.adapters.claim_attribution import ClaimAttribution, claim_of
 from accrual.adapters.ledger_tables import (
     LINE_PREFIX, BalanceRecord, JournalEntryRecord, LineRecord, OrderRecord, RefusedRecord, bind_ledger_tables,
 )
 from accrual.domain.attribution import attribute, pinned_shopper
+from accrual.domain.claims import with_claim_step
 from accrual.domain.decision import OrderDecision
 from accrual.domain.lifecycle import Holding, OrderState, earning_holding
 from accrual.domain.models import OrderLine
@@ -143,11 +145,12 @@ def audit(settings: Settings) -> dict[str, Any]:
 
     orders = 0
     configs: dict[str, Any] = {}
+    claims = ClaimAttribution(settings)  # claims hook: the audit attributes exactly as the ledger does
     for record in OrderRecord.scan(OrderRecord.sk == "ORDER"):
         orders += 1
         journal = journal_by_order.pop(record.pk, {})
         try:
-            differences.extend(_audit_order(record, journal, configs))
+            differences.extend(_audit_order(record, journal, configs, claims))
         except Exception as error:  # noqa: BLE001 - an order the audit cannot even recompute is itself a finding
             differences.append({"kind": "order_unreadable", "order": record.pk,
                                 "error": f"{type(error).__name__}: {error}"[:500]})
@@ -157,8 +160,8 @@ def audit(settings: Settings) -> dict[str, Any]:
             "negative_confirmed_balances": negative, "differences": differences}
 
 
-def _audit_order(record: OrderRecord, journal: dict[str, Holding], configs: dict[str, Any]
-                 ) -> Iterable[dict[str, Any]]:
+def _audit_order(record: OrderRecord, journal: dict[str, Holding], configs: dict[str, Any],
+                 claims: ClaimAttribution | None = None) -> Iterable[dict[str, Any]]:
     held = Holding(record.pending_usd, record.confirmed_usd, record.pending, record.confirmed)
     mine = journal.get(record.user_id, Holding()) if record.user_id else Holding()
     if held != mine:
@@ -188,10 +191,13 @@ def _audit_order(record: OrderRecord, journal: dict[str, Holding], configs: dict
     pinned = pinned_shopper(record.state, record.user_id, record.review, record.review_user)
     clicks = reference_data.find_clicks(line.sub_id for line in lines.values() if line.sub_id)
     attribution = attribute(lines, clicks, pinned_user=pinned)
+    if claims is not None:  # claims hook
+        attribution = claims.attribute(record.pk, lines, attribution, configs[version])
     recomputed = decide_order(list(lines.values()), attribution.click, configs[version],
                               now=parse_utc(record.decided_at),
                               other_new_user_coupon_accounts=frozenset(record.review_accounts or ()),
                               conflict=attribution.conflict)
+    recomputed = with_claim_step(recomputed, claim_of(attribution))  # claims hook
     if canonical(recomputed.to_dict()) != canonical(stored.to_dict()):
         yield {"kind": "decision", "order": record.pk, "stored_cashback_usd": str(stored.cashback_usd),
                "recomputed_cashback_usd": str(recomputed.cashback_usd),
