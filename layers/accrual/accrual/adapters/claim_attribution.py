@@ -42,3 +42,9 @@ class ClaimAttribution:
 
 def claim_of(attribution: Attribution) -> Claim | None:
     return attribution.claim if isinstance(attribution, ClaimedAttribution) else None
+
+
+def claims_naming(settings: Settings, *numbers: str | None) -> list[dict[str, object]]:
+    """`accrual explain`'s claims part: every claim naming one of the order's numbers, as stored."""
+    bind_claims_table(settings)
+    return [claim.to_dict() for claim in claims_for_numbers(number for number in numbers if number)]

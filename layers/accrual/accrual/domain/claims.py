@@ -35,7 +35,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
 from typing import Annotated
 
 from accrual.domain.decision import OrderDecision, TrailStep
@@ -115,6 +115,14 @@ class ClaimRequest(BaseModel):
     amount: ClaimAmount | None = None
     currency: IsoCurrency | None = None
     country: Country | None = None
+
+    @field_validator("ordered_at", mode="before")
+    @classmethod
+    def _bare_date(cls, value: object) -> object:
+        """"2026-11-03" is a day, not midnight UTC of it (pydantic would read it as a naive datetime)."""
+        if isinstance(value, str) and len(value.strip()) == 10:
+            return date.fromisoformat(value.strip())
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "ClaimRequest":
@@ -313,6 +321,22 @@ def with_claim_step(decision: OrderDecision, claim: Claim | None) -> OrderDecisi
     at = next((index + 1 for index, item in enumerate(trail) if item.rule == "inputs"), 0)
     trail.insert(at, step)
     return replace(decision, trail=tuple(trail))
+
+
+_CLAIM_NOTE = {
+    "en": "The order was attributed by the missing-cashback claim {claim_id} of {user_id} (filed {filed_at}), as if"
+          " the click had been made when the order was placed.",
+    "ru": "Заказ отнесён к покупателю {user_id} по заявке на потерянный кэшбэк {claim_id} (подана {filed_at}), как"
+          " если бы переход был сделан в момент заказа.",
+}
+
+
+def claim_note(decision: OrderDecision, lang: str = "en") -> str:
+    """The explanation's sentence about a claim that attributed the order ("" when none did)."""
+    for step in decision.trail:
+        if step.rule == "claim":
+            return "\n" + _CLAIM_NOTE.get(lang, _CLAIM_NOTE["en"]).format(**step.numbers)
+    return ""
 
 
 # ---- what a search concluded -----------------------------------------------------------------------------------

@@ -10,12 +10,12 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 
 from accrual.adapters import reference_data
-from accrual.adapters.claim_attribution import ClaimAttribution, claim_of
+from accrual.adapters.claim_attribution import ClaimAttribution, claim_of, claims_naming
 from accrual.adapters.ledger_tables import (
     LINE_PREFIX, BalanceRecord, JournalEntryRecord, LineRecord, OrderRecord, RefusedRecord, bind_ledger_tables,
 )
 from accrual.domain.attribution import attribute, pinned_shopper
-from accrual.domain.claims import with_claim_step
+from accrual.domain.claims import claim_note, with_claim_step
 from accrual.domain.decision import OrderDecision
 from accrual.domain.lifecycle import Holding, OrderState, earning_holding
 from accrual.domain.models import OrderLine
@@ -93,7 +93,8 @@ def explain(settings: Settings, order_number: str, *, lang: str = "en") -> dict[
         "refused": [{"line": item.sk, "reason": item.reason, "at": item.at}
                     for item in RefusedRecord.query(record.pk, RefusedRecord.sk.startswith("REFUSED#"))],
         "also_matches": keys[1:],
-        "explanation": render_trail(decision, lang),
+        "claims": claims_naming(settings, record.order_id, record.partner_order_id),  # claims hook
+        "explanation": render_trail(decision, lang) + claim_note(decision, lang),
     }
 
 
