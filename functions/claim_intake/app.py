@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.parser.types import Json
@@ -39,6 +40,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         claim, created = service.file(record.body, now=now)
         # ids and states only: the order number and the amounts are the shopper's data
         logger.info("claim filed", extra={"claim": claim.claim_id, "state": claim.state.value, "new": created})
+        metrics.add_metric(name="ClaimsFiled" if created else "ClaimsRepeated", unit=MetricUnit.Count, value=1)
         return claim.state.value
 
     return process_partial_response(event=event, record_handler=file, processor=processor, context=context)
