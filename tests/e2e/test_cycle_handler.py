@@ -13,7 +13,6 @@ from pathlib import Path
 import boto3
 import pytest
 
-from test_handlers import EVENTS, ROOT, FakeContext, event, function_environment
 
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import BalanceRecord, bind_ledger_tables
@@ -22,6 +21,7 @@ from accrual.service.reading import audit
 from accrual.settings import Settings
 from accrual_dev.simulator import running_simulator
 from accrual_dev.simulator.local import configure_local_partners
+from support.handlers import EVENTS, ROOT, FakeContext, event, function_environment
 
 START = datetime.fromisoformat("2026-10-01T00:00:00+00:00")
 DAYS = 2

@@ -71,6 +71,15 @@ def test_sam_build_succeeds_without_docker(tmp_path: Path) -> None:
     assert (build / "AccrualLayer" / "python" / "aws_lambda_powertools").is_dir()
     for function in FUNCTIONS:
         assert (build / function / "app.py").is_file(), function
+    # The layer ships only what Lambda runs: no emulator, no simulator, no local stack, no CLI.
+    shipped = {path.relative_to(build / "AccrualLayer" / "python").parts[0]
+               for path in (build / "AccrualLayer" / "python").iterdir()}
+    assert not shipped & {"moto", "werkzeug", "yaml", "accrual_dev", "flask"}, shipped
+    package = build / "AccrualLayer" / "python" / "accrual"
+    assert not [path for path in package.rglob("*") if path.name in {"local", "simulator", "cli.py"}]
+    imports = "\n".join(path.read_text() for path in package.rglob("*.py"))
+    for development_only in ("import moto", "from moto", "werkzeug", "import yaml", "accrual_dev"):
+        assert development_only not in imports, development_only
 
 
 @pytest.fixture(scope="module")

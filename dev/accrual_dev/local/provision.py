@@ -50,7 +50,7 @@ def default_template_path() -> Path:
     """ACCRUAL_TEMPLATE, else the template.yaml of the checkout this package is installed from, else ./template.yaml."""
     if os.environ.get("ACCRUAL_TEMPLATE"):
         return Path(os.environ["ACCRUAL_TEMPLATE"])
-    beside_package = Path(__file__).resolve().parents[4] / "template.yaml"
+    beside_package = Path(__file__).resolve().parents[3] / "template.yaml"
     return beside_package if beside_package.is_file() else Path.cwd() / "template.yaml"
 
 
