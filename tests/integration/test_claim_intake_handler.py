@@ -3,54 +3,27 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
-from dataclasses import dataclass
 from decimal import Decimal
 
-import boto3
 import pytest
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 
-from accrual_dev.local.provision import default_template_path, provision
 from accrual.domain.claims import ClaimState, claim_id_of
 from accrual.service.claims import ClaimService
 from accrual.service.ledger import Ledger
+from support.handlers import FakeContext, event, function_environment, load_handler
 from support.ledger import T0, balance_of, line, load_reference_data
 
-ROOT = default_template_path().parent
-EVENT = json.loads((ROOT / "events" / "claim_intake.json").read_text())
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "claim-intake"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:claim-intake"
-    aws_request_id: str = "6f1c2d3e-0a4b-4c5d-8e6f-7a8b9c0d1e2f"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
-def handler():
-    spec = importlib.util.spec_from_file_location("handler_claim_intake", ROOT / "functions" / "claim_intake" / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.lambda_handler
+EVENT = event("claim_intake")
 
 
 @pytest.fixture
 def intake(stack, monkeypatch):
-    name = provision(stack.stack).resources["ClaimIntakeFunction"]
-    variables = boto3.client("lambda").get_function(FunctionName=name)["Configuration"]["Environment"]["Variables"]
-    for key, value in variables.items():
-        monkeypatch.setenv(key, value)
+    variables = function_environment(stack, "ClaimIntakeFunction", monkeypatch)
     assert variables["CLAIMS_TABLE"] == f"{stack.stack}-claims"
     load_reference_data(stack, {"alice": "EUR", "bob": "USD"})
-    return handler()
+    return load_handler("claim_intake").lambda_handler
 
 
 def test_the_event_is_shaped_as_sqs_sends_it() -> None:
@@ -59,13 +32,13 @@ def test_the_event_is_shaped_as_sqs_sends_it() -> None:
 
 def test_a_claim_message_files_and_matches_the_claim_and_a_bad_one_fails_alone(stack, intake):
     Ledger(stack).reconcile([line("8123456789", sub_id="lost")], now=T0)
-    event = copy.deepcopy(EVENT)
-    bad = copy.deepcopy(event["Records"][0])
+    batch = copy.deepcopy(EVENT)
+    bad = copy.deepcopy(batch["Records"][0])
     bad["messageId"] = "bad-1"
     bad["body"] = json.dumps({"user_id": "bob", "order_number": "X", "amount": "5"})  # no currency
-    event["Records"].append(bad)
+    batch["Records"].append(bad)
 
-    response = intake(event, FakeContext())
+    response = intake(batch, FakeContext())
 
     assert response == {"batchItemFailures": [{"itemIdentifier": "bad-1"}]}
     claim = ClaimService(stack).show(claim_id_of("alice", "8123456789"))
