@@ -14,7 +14,7 @@ CHECKOV := .tools/checkov
 CHECKOV_STAMP := $(CHECKOV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv tools checkov test test-fuzz run local bench lint build clean
+.PHONY: venv tools checkov test test-fuzz run local bench lint check format build clean
 
 venv: $(STAMP)
 
@@ -44,16 +44,29 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	$(CHECKOV)/bin/pip install -q -r requirements-checkov.txt
 	touch $(CHECKOV_STAMP)
 
-# Every test, including the template checks (cfn-lint, sam validate --lint, sam build, checkov) in tests/integration.
-test: venv tools checkov
+# Every test, including the template checks (cfn-lint, sam validate --lint, sam build, checkov) in tests/integration,
+# after the code checks (ruff and mypy: a lint failure stops before the slow suite).
+test: venv tools checkov check
 	$(BIN)/pytest -n 2
 
 # The reader fuzzer's long profile: 2,600 hostile pages per reader (10,400 in all); `make test` runs its quick profile.
 test-fuzz: venv
 	ACCRUAL_FUZZ=long $(BIN)/pytest tests/property/test_reader_fuzz.py -q -p no:randomly
 
+# The code checks: ruff's lint rules, ruff's formatting (checked, not applied) and mypy, as configured in
+# pyproject.toml.
+check: venv
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+	$(BIN)/mypy
+
+# Apply ruff's safe fixes and its formatting (then review the diff).
+format: venv
+	$(BIN)/ruff check --fix
+	$(BIN)/ruff format
+
 # checkov's skips are in template.yaml, each with its reason (Metadata: checkov: skip); none on the command line.
-lint: venv tools checkov
+lint: venv tools checkov check
 	$(BIN)/cfn-lint template.yaml
 	$(TOOLS)/bin/sam validate --lint --region us-east-1
 	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from accrual.observability import logger, metrics, tracer
 from accrual.service.cycle import run_cycle
-from accrual.settings import Settings
+from accrual.settings import load_settings
 
 
 class ScheduledCycle(BaseModel):
@@ -28,7 +28,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     scheduled = parse(event=event, model=ScheduledCycle)
     now = scheduled.scheduled_time or datetime.now(timezone.utc)
     logger.append_keys(execution_id=scheduled.execution_id, attempt=scheduled.attempt, cycle_now=now.isoformat())
-    summary = run_cycle(Settings.from_env(), now)
+    summary = run_cycle(load_settings(), now)
     record_cycle_metrics(summary)
     return summary
 

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from accrual.observability import logger, metrics, tracer
 from accrual.service.outbox import publish_stream_record
-from accrual.settings import Settings
+from accrual.settings import load_settings
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
@@ -20,7 +20,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = Settings.from_env()
+    settings = load_settings()
     now = datetime.now(timezone.utc)
 
     def publish(record: DynamoDBRecord) -> str:

@@ -1,78 +1,151 @@
-"""Where the resources are. Deployed functions get every name from environment variables set by template.yaml; the
-operator CLI knows only ACCRUAL_STACK and reads the rest from that CloudFormation stack's outputs, so the local stack
-(provisioned from the same template) and the deployed one are found the same way.
+"""Where the resources are, and the one place the package reads its environment.
+
+Deployed functions get every name from environment variables set by template.yaml; the operator CLI knows only
+ACCRUAL_STACK and reads the rest from that CloudFormation stack's outputs, so the local stack (provisioned from the
+same template) and the deployed one are found the same way.
+
+The composition root: `load_settings()` reads the environment once per process (a Lambda cold start) and the objects
+that are worth keeping between invocations — the Powertools secret and parameter providers, whose `max_age` cache
+only helps when the same provider is asked again — are made once from that `Settings` and handed down with it.
 """
+
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from typing import Any, Literal
 
 import boto3
+from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
 from botocore.config import Config
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Standard retry mode with a generous attempt count: DynamoDB throttling and SNS/S3 5xx are retried with backoff
-# by botocore itself (AWS_RETRY_MODE / AWS_MAX_ATTEMPTS in the environment win over this).
-BOTO_CONFIG = Config(retries={"mode": os.environ.get("AWS_RETRY_MODE", "standard"),
-                              "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "8"))})
+# Environment variable names are the contract with template.yaml and the local stack: they are spelled out on each
+# field (validation_alias) rather than derived from the field names.
+_ENVIRONMENT = SettingsConfigDict(
+    frozen=True, case_sensitive=True, env_ignore_empty=True, extra="ignore", populate_by_name=True
+)
 
-# environment variable -> CloudFormation output key
-_OUTPUTS = {
-    "NOTIFICATIONS_TOPIC_ARN": "NotificationsTopicArn",
-    "REPORTS_BUCKET": "ReportsBucketName",
-    "LOCAL_NOTIFICATIONS_QUEUE_URL": "LocalNotificationsQueueUrl",
-    "PARTNER_SECRETS_PREFIX": "PartnerSecretsPrefix",
-    "PARTNER_PARAMETERS_PREFIX": "PartnerParametersPrefix",
+
+class BotoRetries(BaseSettings):
+    """Standard retry mode with a generous attempt count: DynamoDB throttling and SNS/S3 5xx are retried with backoff
+    by botocore itself."""
+
+    model_config = _ENVIRONMENT
+
+    mode: Literal["legacy", "standard", "adaptive"] = Field("standard", validation_alias="AWS_RETRY_MODE")
+    max_attempts: int = Field(8, ge=1, validation_alias="AWS_MAX_ATTEMPTS")
+
+    def config(self) -> Config:
+        return Config(retries={"mode": self.mode, "max_attempts": self.max_attempts})
+
+
+BOTO_CONFIG = BotoRetries().config()
+
+
+class ObservabilitySettings(BaseSettings):
+    """Names of the Logger, Tracer and Metrics (template.yaml's Globals set them; the defaults apply elsewhere)."""
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, extra="ignore", populate_by_name=True)
+
+    service: str = Field("accrual", validation_alias="POWERTOOLS_SERVICE_NAME")
+    namespace: str = Field("CashbackAccrual", validation_alias="POWERTOOLS_METRICS_NAMESPACE")
+    lambda_function_name: str | None = Field(None, validation_alias="AWS_LAMBDA_FUNCTION_NAME")
+
+    @property
+    def in_lambda(self) -> bool:
+        return self.lambda_function_name is not None
+
+
+# field -> CloudFormation output key: names the operator's environment does not give come from the stack's outputs
+_FROM_OUTPUTS = {
+    "notifications_topic_arn": "NotificationsTopicArn",
+    "reports_bucket": "ReportsBucketName",
+    "local_notifications_queue_url": "LocalNotificationsQueueUrl",
+    "partner_secrets_prefix": "PartnerSecretsPrefix",
+    "partner_parameters_prefix": "PartnerParametersPrefix",
 }
+# field -> (environment variable, its name after the stack when neither the environment nor the outputs give it)
+_TABLES = {
+    "orders_table": ("ORDERS_TABLE", "{stack}-orders"),
+    "balances_table": ("BALANCES_TABLE", "{stack}-balances"),
+    "outbox_table": ("OUTBOX_TABLE", "{stack}-outbox"),
+    "clicks_table": ("CLICKS_TABLE", "{stack}-clicks"),
+    "control_table": ("CONTROL_TABLE", "{stack}-control"),
+    "idempotency_table": ("IDEMPOTENCY_TABLE", "{stack}-idempotency"),
+}
+_PREFIXES = {"partner_secrets_prefix": "{stack}/partners/", "partner_parameters_prefix": "/{stack}/partners/"}
 
 
-@dataclass(frozen=True)
-class Settings:
-    stack: str
-    region: str
-    endpoint_url: str | None
-    orders_table: str
-    balances_table: str
-    outbox_table: str
-    clicks_table: str
-    control_table: str
-    idempotency_table: str
-    notifications_topic_arn: str | None
-    reports_bucket: str | None
-    local_notifications_queue_url: str | None
-    partner_secrets_prefix: str
-    partner_parameters_prefix: str
+class Settings(BaseSettings):
+    """Every name and knob the package needs, read from the environment (one field per variable)."""
+
+    model_config = _ENVIRONMENT
+
+    stack: str = Field("accrual", validation_alias="ACCRUAL_STACK")
+    region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION"))
+    endpoint_url: str | None = Field(None, validation_alias="AWS_ENDPOINT_URL")
+    orders_table: str = Field("", validation_alias="ORDERS_TABLE")
+    balances_table: str = Field("", validation_alias="BALANCES_TABLE")
+    outbox_table: str = Field("", validation_alias="OUTBOX_TABLE")
+    clicks_table: str = Field("", validation_alias="CLICKS_TABLE")
+    control_table: str = Field("", validation_alias="CONTROL_TABLE")
+    idempotency_table: str = Field("", validation_alias="IDEMPOTENCY_TABLE")
+    notifications_topic_arn: str | None = Field(None, validation_alias="NOTIFICATIONS_TOPIC_ARN")
+    reports_bucket: str | None = Field(None, validation_alias="REPORTS_BUCKET")
+    local_notifications_queue_url: str | None = Field(None, validation_alias="LOCAL_NOTIFICATIONS_QUEUE_URL")
+    partner_secrets_prefix: str = Field("", validation_alias="PARTNER_SECRETS_PREFIX")
+    partner_parameters_prefix: str = Field("", validation_alias="PARTNER_PARAMETERS_PREFIX")
+    # a partner's first pull backfills this far; later pulls re-read the overlap
+    pull_initial_lookback_days: int = Field(30, ge=0, validation_alias="PULL_INITIAL_LOOKBACK_DAYS")
+    # deployed, fresh outbox events belong to the stream relay for a while (template.yaml sets it); locally, none
+    outbox_sweep_grace_seconds: int = Field(0, ge=0, validation_alias="OUTBOX_SWEEP_GRACE_SECONDS")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_after_the_stack(cls, data: Any) -> Any:
+        """A table that is not given is named after the stack, as template.yaml names it."""
+        if not isinstance(data, dict):
+            return data
+        stack = data.get("stack") or data.get("ACCRUAL_STACK") or "accrual"
+        for name, (variable, default) in _TABLES.items():
+            if not data.get(name) and not data.get(variable):
+                data[name] = default.format(stack=stack)
+        return data
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        stack = os.environ.get("ACCRUAL_STACK", "accrual")
-        region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
-        outputs: dict[str, str] = {}
-        if any(env not in os.environ for env in _OUTPUTS):
-            outputs = stack_outputs(stack, region)
+    def from_env(cls) -> Settings:
+        """The environment as it is now; the names it lacks come from the stack's outputs (the operator's case)."""
+        given = cls()
+        update: dict[str, str] = {}
+        missing = [name for name in _FROM_OUTPUTS if not getattr(given, name)]
+        if missing:
+            outputs = stack_outputs(given.stack, given.region)
+            update = {name: outputs[_FROM_OUTPUTS[name]] for name in missing if outputs.get(_FROM_OUTPUTS[name])}
+        for name, default in _PREFIXES.items():
+            if not (update.get(name) or getattr(given, name)):
+                update[name] = default.format(stack=given.stack)
+        return given.model_copy(update=update) if update else given
 
-        def pick(env: str, default: str | None = None) -> str | None:
-            return os.environ.get(env) or outputs.get(_OUTPUTS.get(env, ""), default)
-
-        return cls(
-            stack=stack,
-            region=region,
-            endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
-            orders_table=os.environ.get("ORDERS_TABLE", f"{stack}-orders"),
-            balances_table=os.environ.get("BALANCES_TABLE", f"{stack}-balances"),
-            outbox_table=os.environ.get("OUTBOX_TABLE", f"{stack}-outbox"),
-            clicks_table=os.environ.get("CLICKS_TABLE", f"{stack}-clicks"),
-            control_table=os.environ.get("CONTROL_TABLE", f"{stack}-control"),
-            idempotency_table=os.environ.get("IDEMPOTENCY_TABLE", f"{stack}-idempotency"),
-            notifications_topic_arn=pick("NOTIFICATIONS_TOPIC_ARN"),
-            reports_bucket=pick("REPORTS_BUCKET"),
-            local_notifications_queue_url=pick("LOCAL_NOTIFICATIONS_QUEUE_URL"),
-            partner_secrets_prefix=pick("PARTNER_SECRETS_PREFIX", f"{stack}/partners/") or "",
-            partner_parameters_prefix=pick("PARTNER_PARAMETERS_PREFIX", f"/{stack}/partners/") or "",
-        )
-
-    def client(self, service: str):
+    def client(self, service: str) -> Any:
         return boto3.client(service, region_name=self.region, config=BOTO_CONFIG)
+
+    # Made once per Settings (so once per cold start through load_settings) and reused: their max_age cache then
+    # serves a credential or endpoint to every later invocation. Tied to this stack's clients rather than
+    # Powertools' process-wide defaults, so a cached value of one stack is never served to another.
+    @cached_property
+    def secrets_provider(self) -> SecretsProvider:
+        return SecretsProvider(boto3_client=self.client("secretsmanager"))
+
+    @cached_property
+    def ssm_provider(self) -> SSMProvider:
+        return SSMProvider(boto3_client=self.client("ssm"))
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """The process's Settings, read once (a Lambda cold start); handlers call this on every invocation."""
+    return Settings.from_env()
 
 
 @lru_cache(maxsize=8)

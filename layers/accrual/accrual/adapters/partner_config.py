@@ -9,6 +9,7 @@ Names (agreed with template.yaml; both prefixes come from Settings):
 - optional SSM parameter `<partner_parameters_prefix><partner>/columns`: JSON of `PartnerOptions` for CSV drops (the
   column map, status words, delimiter, timezone).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,17 +17,15 @@ from typing import Any
 from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
-from accrual.partners.report import PartnerOptions, options_from_json
+from accrual.partners.options import PartnerOptions, options_from_json
 from accrual.settings import Settings
 
 MAX_AGE = 300  # seconds a credential or endpoint is reused before it is read again (rotation takes effect)
 
 
 def providers(settings: Settings) -> tuple[SecretsProvider, SSMProvider]:
-    # Providers of this stack's clients rather than Powertools' process-wide defaults: a cached value of one stack
-    # (or one local endpoint) is never served to another. A pull reads each value once per run.
-    return (SecretsProvider(boto3_client=settings.client("secretsmanager")),
-            SSMProvider(boto3_client=settings.client("ssm")))
+    """The providers made once with these Settings (see accrual.settings): their max_age cache outlives a call."""
+    return settings.secrets_provider, settings.ssm_provider
 
 
 def secret_name(settings: Settings, partner: str) -> str:
@@ -60,11 +59,12 @@ def partner_endpoint(settings: Settings, partner: str, *, max_age: int = MAX_AGE
 
 def _optional_options(settings: Settings, partner: str, leaf: str, max_age: int) -> PartnerOptions:
     _, ssm = providers(settings)
+    name = parameter_name(settings, partner, leaf)
     try:
-        document = ssm.get(parameter_name(settings, partner, leaf), max_age=max_age)
+        document = ssm.get(name, max_age=max_age)
     except GetParameterError:
         return PartnerOptions()
-    return options_from_json(document)
+    return options_from_json(document, source=f"SSM parameter {name}")
 
 
 def partner_options(settings: Settings, partner: str, *, max_age: int = MAX_AGE) -> PartnerOptions:

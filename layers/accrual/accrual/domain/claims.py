@@ -314,13 +314,13 @@ def with_claim_step(decision: OrderDecision, claim: Claim | None) -> OrderDecisi
     """The decision with a `claim` step after its inputs, saying the attribution came from a claim (no-op without)."""
     if claim is None:
         return decision
-    step = TrailStep("claim", CLAIM_CODE, None,
-                     {"claim_id": claim.claim_id, "user_id": claim.user_id, "filed_at": _iso(claim.filed_at)},
-                     "attributed by a missing-cashback claim, as if the click was made when the order was placed")
+    step = TrailStep(rule="claim", code=CLAIM_CODE, line_id=None,
+                     numbers={"claim_id": claim.claim_id, "user_id": claim.user_id, "filed_at": _iso(claim.filed_at)},
+                     note="attributed by a missing-cashback claim, as if the click was made when the order was placed")
     trail = list(decision.trail)
     at = next((index + 1 for index, item in enumerate(trail) if item.rule == "inputs"), 0)
     trail.insert(at, step)
-    return replace(decision, trail=tuple(trail))
+    return decision.model_copy(update={"trail": tuple(trail)})
 
 
 _CLAIM_NOTE = {

@@ -1,15 +1,17 @@
 """What the rules decide for one order, with the decision trail that explains every number.
 
-Plain frozen dataclasses: the ledger stores `to_dict()` with the order and rebuilds it with `from_dict()`, so an order
-can always be explained with the inputs and configuration version it was decided by.
+Frozen pydantic models: the ledger stores `to_dict()` (pydantic's JSON form) with the order and rebuilds it with
+`from_dict()`, so an order can always be explained with the inputs and configuration version it was decided by.
 """
+
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Outcome(StrEnum):
@@ -22,7 +24,7 @@ class Outcome(StrEnum):
 class Code(StrEnum):
     """Reason codes. Exclusions make a line earn 0; informational codes explain an amount that still earns."""
 
-    # exclusions (DOMAIN.md)
+    # exclusions (docs/rules.md)
     PROMO_SECTION_3_FOR_5_99 = "PROMO_SECTION_3_FOR_5_99"
     SHOP_EXCLUDED = "SHOP_EXCLUDED"
     CART_BEFORE_CLICK = "CART_BEFORE_CLICK"
@@ -70,20 +72,25 @@ class MissingFxRate(ValueError):
     """No fx rate on or before the credit day for the account currency: the order cannot be valued yet."""
 
 
-@dataclass(frozen=True)
-class TrailStep:
+class _Record(BaseModel):
+    """Frozen, and stored as JSON by pydantic itself: decimals as their exact strings (`str(Decimal)`), dates in ISO
+    form, enums as their values, tuples as lists. The ledger's stored decisions depend on that form staying as it is."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class TrailStep(_Record):
     """One rule that was applied: its name, the code it produced (if any), the line it concerns (None for the
     order), the numbers it used or produced as decimal strings, and a short plain-English statement."""
 
     rule: str
     code: str | None
     line_id: str | None
-    numbers: dict[str, str] = field(default_factory=dict)
+    numbers: dict[str, str] = Field(default_factory=dict)
     note: str = ""
 
 
-@dataclass(frozen=True)
-class LineDecision:
+class LineDecision(_Record):
     line_id: str
     status: str
     base_usd: Decimal  # what the shopper paid for the items, without shipping and VAT, in USD (unrounded)
@@ -95,8 +102,7 @@ class LineDecision:
     reasons: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class OrderDecision:
+class OrderDecision(_Record):
     partner: str
     order_id: str
     user_id: str | None
@@ -112,49 +118,9 @@ class OrderDecision:
     trail: tuple[TrailStep, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        """The stored form (JSON-ready; the ledger stores it as canonical JSON)."""
+        return self.model_dump(mode="json")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "OrderDecision":
-        return cls(
-            partner=data["partner"],
-            order_id=data["order_id"],
-            user_id=data.get("user_id"),
-            config_version=data["config_version"],
-            outcome=Outcome(data["outcome"]),
-            cashback_usd=Decimal(data["cashback_usd"]),
-            account_currency=data["account_currency"],
-            fx_rate=Decimal(data["fx_rate"]),
-            fx_day=date.fromisoformat(data["fx_day"]) if data.get("fx_day") else None,
-            cashback=Decimal(data["cashback"]),
-            reasons=tuple(data["reasons"]),
-            lines=tuple(
-                LineDecision(
-                    line_id=line["line_id"],
-                    status=line["status"],
-                    base_usd=Decimal(line["base_usd"]),
-                    rate=Decimal(line["rate"]),
-                    rate_source=line["rate_source"],
-                    raw_cashback_usd=Decimal(line["raw_cashback_usd"]),
-                    cashback_usd=Decimal(line["cashback_usd"]),
-                    exclusion=line.get("exclusion"),
-                    reasons=tuple(line["reasons"]),
-                )
-                for line in data["lines"]
-            ),
-            trail=tuple(TrailStep(**step) for step in data["trail"]),
-        )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, StrEnum):
-        return value.value
-    return value
+    def from_dict(cls, data: dict[str, Any]) -> OrderDecision:
+        return cls.model_validate(data)

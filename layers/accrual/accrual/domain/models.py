@@ -1,8 +1,9 @@
-"""The formats every part agrees on (DOMAIN.md, "The two formats"): the normalised order line, the click and the
+"""The formats every part agrees on (docs/rules.md, "The two formats"): the normalised order line, the click and the
 accrual configuration, as validated pydantic models (the models Powertools Parser consumes). Money is Decimal.
 
 A bad value is rejected with a pydantic ValidationError whose message names the field and the value.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,7 +17,6 @@ from pydantic.functional_validators import AfterValidator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from accrual.domain.currencies import ISO_4217
-
 
 # Amounts arrive as decimal strings; floats would lose cents, so a JSON number is read through its text.
 # An absurd amount (a unit mix-up in a partner feed) is refused rather than paid.
@@ -48,7 +48,7 @@ Amount = Annotated[Decimal, AfterValidator(_non_negative)]
 
 def _fraction(value: Decimal) -> Decimal:
     if not value.is_finite() or value < 0 or value > 1:
-        raise ValueError(f"rate {value} is not a fraction between 0 and 1 (\"0.055\" is 5.5%)")
+        raise ValueError(f'rate {value} is not a fraction between 0 and 1 ("0.055" is 5.5%)')
     return value
 
 
@@ -102,14 +102,23 @@ class _Strict(BaseModel):
 
 # --- The limits of one normalised order line ------------------------------------------------------------------------
 # Checked when a line is built, so that no value a partner sends can fail a DynamoDB write or key, or date and
-# decimal arithmetic further on (DOMAIN.md: "Nothing a partner sends can stop a feed"): such a line is quarantined.
+# decimal arithmetic further on (docs/rules.md: "Nothing a partner sends can stop a feed"): such a line is quarantined.
 
 # Ids end up in DynamoDB keys: pk `partner#order_id` (at most 2,048 bytes), sk `LINE#<line_id>` and the GSI key
 # `partner#line_id` (at most 1,024 bytes), and the GSIs on order_id, partner_order_id and user_id. 256 bytes stays far
 # below every one of them with its prefix, and far above any real id.
 MAX_ID_BYTES = 256
-ID_FIELDS = ("line_id", "order_id", "partner_order_id", "sub_id", "product_id", "category_id", "shop_id",
-             "buyer_account", "promo_code")
+ID_FIELDS = (
+    "line_id",
+    "order_id",
+    "partner_order_id",
+    "sub_id",
+    "product_id",
+    "category_id",
+    "shop_id",
+    "buyer_account",
+    "promo_code",
+)
 # The partner starts every key of its lines and names S3 prefixes and SSM parameters: a short lowercase slug.
 PARTNER_SLUG = re.compile(r"[a-z0-9_-]{1,32}")
 # Free texts are shown to support and carried in notifications; a real sub-reason or section name is a few words.
@@ -141,8 +150,13 @@ def brief(value: object) -> str:
             return f"{value[:MAX_SHOWN_CHARS]!r}... ({len(value)} chars)"
         if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
             return f"<an integer of {value.bit_length()} bits>"  # str() of a huge int raises
-        text = str(value) if isinstance(value, Decimal) else value.isoformat() if isinstance(value, datetime) \
+        text = (
+            str(value)
+            if isinstance(value, Decimal)
+            else value.isoformat()
+            if isinstance(value, datetime)
             else repr(value)
+        )
     except Exception:  # noqa: BLE001 - a reason must be written even for a value that cannot be shown
         return f"<a {type(value).__name__} that cannot be shown>"
     if len(text) <= MAX_SHOWN_CHARS:
@@ -188,7 +202,8 @@ def _line_time(value: datetime) -> datetime:
 
 def _bounded_exponent(value: Decimal, what: str) -> None:
     # Also bounds a zero such as 0E+999999, which passes every comparison but no DynamoDB number (1E-130..1E+125).
-    if not -MAX_AMOUNT_PLACES <= value.as_tuple().exponent <= 7:
+    exponent = value.as_tuple().exponent  # a letter for NaN and infinity
+    if not isinstance(exponent, int) or not -MAX_AMOUNT_PLACES <= exponent <= 7:
         raise ValueError(f"{what} {brief(value)} is not a plain decimal (at most {MAX_AMOUNT_PLACES} decimal places)")
 
 
@@ -200,8 +215,9 @@ def _line_amount(value: Decimal) -> Decimal:
 
 def _usd_rate(value: Decimal) -> Decimal:
     if not value.is_finite() or not MIN_USD_RATE <= value <= MAX_USD_RATE:
-        raise ValueError(f"usd_rate {brief(value)} is not a plausible rate ({MIN_USD_RATE} to {MAX_USD_RATE} units "
-                         f"per USD)")
+        raise ValueError(
+            f"usd_rate {brief(value)} is not a plausible rate ({MIN_USD_RATE} to {MAX_USD_RATE} units per USD)"
+        )
     _bounded_exponent(value, "usd_rate")
     return value
 
@@ -260,7 +276,7 @@ class OrderLine(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "OrderLine":
+    def _consistent(self) -> OrderLine:
         if self.tax is not None and self.tax > self.amount:
             raise ValueError(f"tax {self.tax} is larger than amount {self.amount}")
         return self
@@ -275,13 +291,13 @@ def order_key(partner: str, order_id: str) -> str:
     return f"{partner}#{order_id}"
 
 
-# --- limits of the click and the configuration (DOMAIN.md, "Identity and integrity") --------------------------------
+# --- limits of the click and the configuration (docs/rules.md, "Identity and integrity") --------------------------------
 # sub_id and user_id are DynamoDB keys (a partition key may hold 2048 bytes): bounded well below, in UTF-8 bytes.
 MAX_KEY_BYTES = 256
 MAX_SLUG_LENGTH = 64
 SLUG_PATTERN = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 DEFAULT_PARTNERS = ("aliexpress", "admitad")
-MAX_CASHBACK_RATE = Decimal("0.40")  # the rules' maximum rate (DOMAIN.md: "never above 40%")
+MAX_CASHBACK_RATE = Decimal("0.40")  # the rules' maximum rate (docs/rules.md: "never above 40%")
 MAX_DAYS = 3650  # a number of days (hold, awaiting payment): 0 .. ten years
 MIN_FX_RATE, MAX_FX_RATE = Decimal("1e-4"), Decimal("1e6")  # plausible units of a currency per 1 USD
 FX_BAND = Decimal("2")  # a new fx rate within a factor of 2 of the previous version's rate, unless forced
@@ -305,8 +321,10 @@ def _slug(value: str) -> str:
     hint = value.strip().lower().replace(" ", "-")
     if hint != value and len(hint) <= MAX_SLUG_LENGTH and SLUG_PATTERN.fullmatch(hint):
         raise ValueError(f"partner {value!r} is not a lowercase slug; did you mean {hint!r}?")
-    raise ValueError(f"partner {value!r} is not a lowercase slug (a-z, 0-9, '-' or '_', at most "
-                     f"{MAX_SLUG_LENGTH} characters, like 'aliexpress')")
+    raise ValueError(
+        f"partner {value!r} is not a lowercase slug (a-z, 0-9, '-' or '_', at most "
+        f"{MAX_SLUG_LENGTH} characters, like 'aliexpress')"
+    )
 
 
 Slug = Annotated[str, AfterValidator(_slug)]
@@ -326,7 +344,7 @@ ClickTime = Annotated[AwareDatetime, AfterValidator(_click_time)]
 
 def _cashback_rate(value: Decimal) -> Decimal:
     if not value.is_finite() or value < 0 or value > MAX_CASHBACK_RATE:
-        raise ValueError(f"rate {value} is outside 0..{MAX_CASHBACK_RATE} (fractions: \"0.055\" is 5.5%)")
+        raise ValueError(f'rate {value} is outside 0..{MAX_CASHBACK_RATE} (fractions: "0.055" is 5.5%)')
     return value
 
 
@@ -337,8 +355,10 @@ def _fx_rate(value: Decimal) -> Decimal:
     if not value.is_finite() or value <= 0:
         raise ValueError(f"fx rate {value} is not a positive finite number")
     if not MIN_FX_RATE <= value <= MAX_FX_RATE:
-        raise ValueError(f"fx rate {value} is not plausible: units of the currency per 1 USD must be between "
-                         f"{MIN_FX_RATE} and {MAX_FX_RATE:f}")
+        raise ValueError(
+            f"fx rate {value} is not plausible: units of the currency per 1 USD must be between "
+            f"{MIN_FX_RATE} and {MAX_FX_RATE:f}"
+        )
     return value
 
 
@@ -370,7 +390,7 @@ class RateCard(_Strict):
     categories: dict[str, CashbackRate] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _window(self) -> "RateCard":
+    def _window(self) -> RateCard:
         if self.valid_to is not None and self.valid_to <= self.valid_from:
             raise ValueError(f"valid_to {self.valid_to.isoformat()} is not after valid_from")
         return self
@@ -387,7 +407,7 @@ class Promotion(_Strict):
     ends_at: AwareDatetime
 
     @model_validator(mode="after")
-    def _window(self) -> "Promotion":
+    def _window(self) -> Promotion:
         if self.ends_at <= self.starts_at:
             raise ValueError(f"ends_at {self.ends_at.isoformat()} is not after starts_at")
         return self
@@ -397,7 +417,7 @@ class Promotion(_Strict):
 
 
 class AccrualConfig(_Strict):
-    """The accrual configuration, one versioned document (DOMAIN.md). It is checked against the world on load: rate
+    """The accrual configuration, one versioned document (docs/rules.md). It is checked against the world on load: rate
     cards, promotions and hold days name known `partners`, rates lie within 0..40% (a lower `max_rate` clamps them
     when the rules apply it), days are non-negative integers, fx rates are plausible positive numbers of an active
     ISO 4217 currency per 1 USD."""
@@ -428,7 +448,7 @@ class AccrualConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _known_to_the_world(self) -> "AccrualConfig":
+    def _known_to_the_world(self) -> AccrualConfig:
         """Every problem with its field path and value, in one ValidationError."""
         problems: list[InitErrorDetails] = []
 
@@ -439,13 +459,19 @@ class AccrualConfig(_Strict):
         known = set(self.partners)
         if len(known) != len(self.partners):
             problem(("partners",), self.partners, "a partner is listed twice")
-        named = [(("rate_cards", index, "partner"), card.partner) for index, card in enumerate(self.rate_cards)]
+        named: list[tuple[tuple[str | int, ...], str]] = [
+            (("rate_cards", index, "partner"), card.partner) for index, card in enumerate(self.rate_cards)
+        ]
         named += [(("promotions", index, "partner"), promo.partner) for index, promo in enumerate(self.promotions)]
         named += [(("hold_days", partner), partner) for partner in self.hold_days]
         for loc, partner in named:
             if partner not in known:
-                problem(loc, partner, f"partner {partner!r} is not one of the known partners "
-                                      f"{sorted(known)} (add it to `partners` first)")
+                problem(
+                    loc,
+                    partner,
+                    f"partner {partner!r} is not one of the known partners "
+                    f"{sorted(known)} (add it to `partners` first)",
+                )
         if problems:
             raise ValidationError.from_exception_data(type(self).__name__, problems)
         return self

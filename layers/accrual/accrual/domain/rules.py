@@ -1,5 +1,7 @@
-"""The accrual rules (DOMAIN.md, "How the amount is computed" and "Exclusions"), each a small named function, composed
-by `decide_order` into one `OrderDecision` with a decision trail that explains every number.
+"""The accrual rules (docs/rules.md, "How the amount is computed" and "Exclusions"), each a small named function, composed
+by `decide_order` into one `OrderDecision` with a decision trail that explains every number. The rules return values;
+the trail's steps are recorded from those values by `accrual.domain.trail_steps`, and their words are in
+`accrual.domain.reasons` and `accrual.domain.trail`.
 
 Pure Python and Decimal only. The fixed choices these rules make, so that a decision can be reproduced and explained:
 
@@ -34,6 +36,7 @@ Pure Python and Decimal only. The fixed choices these rules make, so that a deci
   coupon with (the amount is still computed so it can be released); else `EARNS` when the cashback is above 0; else
   `NOTHING`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -41,6 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
 
+from accrual.domain import trail_steps as trail
 from accrual.domain.decision import (
     Code,
     LineDecision,
@@ -67,17 +71,6 @@ PRECISION = 28
 
 PROMO_SECTION_WITHOUT_CASHBACK = "3_for_5_99"
 ALLOWED_PROMO_CODE_KINDS = frozenset({PromoCodeKind.SERVICE, PromoCodeKind.SELLER_COUPON})
-
-
-def _iso(moment: datetime | None) -> str:
-    return moment.isoformat() if moment is not None else ""
-
-
-TRAIL_TEXT_LIMIT = 80
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= TRAIL_TEXT_LIMIT else text[: TRAIL_TEXT_LIMIT - 1] + "…"
 
 
 # --- base ------------------------------------------------------------------------------------------------------------
@@ -314,46 +307,16 @@ def exclusions_of(ctx: LineContext) -> tuple[Code, ...]:
     return tuple(code for code in fired if code is not None)
 
 
-def _exclusion_numbers(code: Code, ctx: LineContext) -> dict[str, str]:
-    line = ctx.line
-    if code == Code.PARTNER_INVALID:
-        # the partner's free text is shortened: a trail stays small however many lines an order has
-        return {"status": line.status.value, "status_detail": _short(line.status_detail or "")}
-    if code == Code.AWAITING_PAYMENT_EXPIRED:
-        return {
-            "ordered_at": _iso(line.ordered_at),
-            "deadline": _iso(payment_deadline(line, ctx.config)),
-            "paid_at": _iso(line.paid_at),
-            "now": _iso(ctx.now),
-            "awaiting_payment_days": str(ctx.config.awaiting_payment_days),
-        }
-    if code == Code.PROMO_SECTION_3_FOR_5_99:
-        return {"promo_section": line.promo_section or ""}
-    if code == Code.SHOP_EXCLUDED:
-        return {"shop_id": line.shop_id or ""}
-    if code == Code.CART_BEFORE_CLICK:
-        return {"added_to_cart_at": _iso(line.added_to_cart_at), "clicked_at": _iso(ctx.click.clicked_at)}
-    if code == Code.VIRTUAL_PRODUCT:
-        return {"category_id": line.category_id or ""}
-    if code == Code.DISPUTE_OR_PRICE_ADJUSTED:
-        return {"dispute": str(line.dispute).lower(), "price_adjusted": str(line.price_adjusted).lower()}
-    if code == Code.PROMO_CODE_NOT_ALLOWED:
-        kind = line.promo_code_kind.value if line.promo_code_kind is not None else ""
-        return {"promo_code": line.promo_code or "", "promo_code_kind": kind}
-    return {"partner": line.partner, "clicked_at": _iso(ctx.click.clicked_at)}
-
-
-_EXCLUSION_NOTES = {
-    Code.PARTNER_INVALID: "the partner marked the line invalid",
-    Code.AWAITING_PAYMENT_EXPIRED: "the order was not paid within the allowed days",
-    Code.PROMO_SECTION_3_FOR_5_99: "bought in the '3 for $5.99' section, which earns no cashback",
-    Code.SHOP_EXCLUDED: "the seller is on the list of shops without cashback",
-    Code.CART_BEFORE_CLICK: "the item was added to the cart before the click on the cashback link",
-    Code.VIRTUAL_PRODUCT: "virtual products and services earn no cashback",
-    Code.DISPUTE_OR_PRICE_ADJUSTED: "a dispute was opened or the seller changed the price",
-    Code.PROMO_CODE_NOT_ALLOWED: "a promo code other than the service's own or a seller's coupon was used",
-    Code.NO_RATE_CARD: "no rate card of the partner was in force at the click",
-}
+def exclusion_figures(code: Code, ctx: LineContext) -> dict[str, str]:
+    """The figures the trail explains an exclusion with."""
+    return trail.exclusion_numbers(
+        code,
+        ctx.line,
+        ctx.click,
+        now=ctx.now,
+        deadline=payment_deadline(ctx.line, ctx.config),
+        awaiting_payment_days=ctx.config.awaiting_payment_days,
+    )
 
 
 # --- minimum, cap, currency ------------------------------------------------------------------------------------------
@@ -433,58 +396,42 @@ def _check_one_order(lines: Sequence[OrderLine]) -> None:
         raise ValueError("a line_id appears twice: pass only the latest version of every line")
 
 
-def _base_steps(line: OrderLine, base: Base) -> list[TrailStep]:
-    numbers = {
-        "amount": str(base.amount),
-        "currency": line.currency,
-        "tax": str(base.tax),
-        "shipping": str(base.shipping),
-        "base": str(base.base),
-        "base_usd": str(base.base_usd),
-    }
-    if line.currency != "USD":
-        numbers["usd_rate"] = str(base.usd_rate)
-        numbers["usd_rate_source"] = ("report" if base.usd_rate_day is None
-                                      else f"configuration fx_rates {base.usd_rate_day.isoformat()}")
-    steps = [TrailStep("base", None, line.line_id, numbers, "item amount without VAT and shipping, in USD")]
-    if Code.VAT_EXCLUDED in base.codes:
-        vat = {"tax": str(base.tax), "amount": str(base.amount), "currency": line.currency}
-        if base.vat_rate is not None:
-            vat.update(vat_rate=str(base.vat_rate), country=line.ship_to_country or "")
-            note = f"VAT not reported: taken out at the {line.ship_to_country} rate"
-        else:
-            note = "VAT reported by the partner is taken out"
-        steps.append(TrailStep("vat", Code.VAT_EXCLUDED.value, line.line_id, vat, note))
-    if Code.SHIPPING_EXCLUDED in base.codes:
-        steps.append(
-            TrailStep(
-                "shipping",
-                Code.SHIPPING_EXCLUDED.value,
-                line.line_id,
-                {"shipping": str(base.shipping), "currency": line.currency},
-                "paid shipping never earns cashback",
-            )
-        )
-    return steps
+@dataclass(frozen=True)
+class CapResult:
+    total: Decimal  # the sum of the lines' cents
+    cashback_usd: Decimal  # the order's cashback: the total, or the cap in whole cents
+    shares: dict[str, Decimal]  # each earning line's share of the cap (empty when the total is within the cap)
+
+    @property
+    def applied(self) -> bool:
+        return self.cashback_usd < self.total
 
 
-def _rate_steps(line: OrderLine, choice: RateChoice) -> list[TrailStep]:
-    numbers = {"rate": str(choice.rate), "source": choice.source, "category_rate": str(choice.category_rate)}
-    numbers.update({f"candidate:{source}": str(rate) for source, rate in choice.candidates})
-    main_code = next((code for code in choice.codes if code != Code.RATE_LIMITED_TO_MAX), None)
-    note = "flat non-affiliate rate" if choice.source == "non_affiliate" else "highest candidate at the click"
-    steps = [TrailStep("rate", main_code.value if main_code else None, line.line_id, numbers, note)]
-    if Code.RATE_LIMITED_TO_MAX in choice.codes:
-        steps.append(
-            TrailStep(
-                "rate_limit",
-                Code.RATE_LIMITED_TO_MAX.value,
-                line.line_id,
-                {"rate_before": str(choice.winning_rate), "max_rate": str(choice.rate)},
-                "the rate never goes above the maximum",
-            )
-        )
-    return steps
+def cap_order(earned: Sequence[tuple[str, Decimal]], cap_usd: Decimal) -> CapResult:
+    """The order's cashback under the cap, and how the cap is shared among the lines that earned."""
+    total = sum((cents for _, cents in earned), NO_CASHBACK)
+    if total <= cap_usd:
+        return CapResult(total, total, {})
+    shares = apportion_cap([(line_id, cents) for line_id, cents in earned if cents > 0], cap_usd)
+    return CapResult(total, floor_cents(cap_usd), shares)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    rate: Decimal  # units of the account currency per 1 USD
+    day: date | None  # the fx day used (None for USD)
+    cashback: Decimal  # the order's cashback in the account currency
+
+
+def convert(cashback_usd: Decimal, currency: str, config: AccrualConfig, credited_on: date) -> Conversion:
+    fx_rate, fx_day = fx_rate_on(config, currency, credited_on)
+    return Conversion(fx_rate, fx_day, to_account_currency(cashback_usd, fx_rate))
+
+
+def order_outcome(held_for_review: bool, cashback_usd: Decimal) -> Outcome:
+    if held_for_review:
+        return Outcome.ON_REVIEW
+    return Outcome.EARNS if cashback_usd > 0 else Outcome.NOTHING
 
 
 @dataclass
@@ -502,19 +449,19 @@ class _LineWork:
 
 
 def _decide_line(ctx: LineContext, base: Base, steps: list[TrailStep]) -> _LineWork:
+    """One line: its base, then its first exclusion, or its rate and cents (or the minimum it is below)."""
+    line_id = ctx.line.line_id
     work = _LineWork(line=ctx.line, base=base)
-    steps.extend(_base_steps(ctx.line, base))
+    steps.extend(trail.base(ctx.line, base))
     fired = exclusions_of(ctx)
     if fired:
-        for position, code in enumerate(fired):
-            numbers = {"decisive": "yes" if position == 0 else "no", **_exclusion_numbers(code, ctx)}
-            steps.append(TrailStep("exclusion", code.value, ctx.line.line_id, numbers, _EXCLUSION_NOTES[code]))
+        steps.extend(trail.exclusions(line_id, fired, {code: exclusion_figures(code, ctx) for code in fired}))
         work.exclusion = fired[0]
         work.codes = (fired[0],)
         return work
     assert ctx.card is not None  # no_rate_card would have fired
     choice = choose_rate(ctx.line, ctx.card, ctx.config, ctx.click.clicked_at)
-    steps.extend(_rate_steps(ctx.line, choice))
+    steps.extend(trail.rate(line_id, choice))
     work.rate, work.rate_source = choice.rate, choice.source
     work.raw = base.base_usd * choice.rate
     work.cashback, below = apply_minimum(work.raw, ctx.config.min_cashback_usd)
@@ -522,27 +469,9 @@ def _decide_line(ctx: LineContext, base: Base, steps: list[TrailStep]) -> _LineW
     if below is not None:
         work.exclusion = below
         codes.append(below)
-        steps.append(
-            TrailStep(
-                "minimum",
-                below.value,
-                ctx.line.line_id,
-                {"base_usd": str(base.base_usd), "rate": str(choice.rate), "raw": str(work.raw),
-                 "minimum": str(ctx.config.min_cashback_usd)},
-                "cashback below the minimum earns nothing",
-            )
-        )
+        steps.append(trail.below_minimum(line_id, base.base_usd, choice.rate, work.raw, ctx.config.min_cashback_usd))
     else:
-        steps.append(
-            TrailStep(
-                "cashback",
-                None,
-                ctx.line.line_id,
-                {"base_usd": str(base.base_usd), "rate": str(choice.rate), "raw": str(work.raw),
-                 "cashback_usd": str(work.cashback)},
-                "base x rate, rounded half up to cents",
-            )
-        )
+        steps.append(trail.cashback(line_id, base.base_usd, choice.rate, work.raw, work.cashback))
     work.codes = tuple(codes)
     return work
 
@@ -561,54 +490,63 @@ def _line_decision(work: _LineWork) -> LineDecision:
     )
 
 
-def _without_shopper(lines: list[OrderLine], config: AccrualConfig, conflict: tuple[str, ...]) -> OrderDecision:
-    """No click names a shopper (unattributed), or the lines name several (a conflict held for review): nothing
-    earns, the line bases still show what the order was worth."""
-    first = lines[0]
-    sub_ids = ",".join(sorted({line.sub_id for line in lines if line.sub_id}))
-    if conflict:
-        code, outcome = Code.ATTRIBUTION_CONFLICT, Outcome.ON_REVIEW
-        steps = [
-            TrailStep("inputs", None, None, {"config_version": config.version, "sub_id": sub_ids},
-                      "the lines' clicks name different shoppers"),
-            TrailStep("attribution_conflict", code.value, None, {"user_ids": ",".join(conflict), "sub_id": sub_ids},
-                      "held for review: an operator decides which shopper the order belongs to"),
-        ]
-    else:
-        code, outcome = Code.UNATTRIBUTED, Outcome.UNATTRIBUTED
-        steps = [
-            TrailStep("inputs", None, None, {"config_version": config.version, "sub_id": sub_ids},
-                      "no click matches the tracking value"),
-            TrailStep("unattributed", code.value, None, {"sub_id": sub_ids}, "kept for a missing-cashback claim"),
-        ]
-    decisions = []
-    for line in lines:
-        base = line_base(line, config)
-        steps.extend(_base_steps(line, base))
-        work = _LineWork(line=line, base=base, exclusion=code, codes=(code,))
-        decisions.append(_line_decision(work))
-    steps.append(
-        TrailStep(
-            "outcome",
-            None,
-            None,
-            {"outcome": outcome.value, "cashback_usd": "0.00", "cashback": "0.00", "currency": "USD"},
-        )
-    )
+def _order_decision(
+    first: OrderLine,
+    user_id: str | None,
+    config: AccrualConfig,
+    outcome: Outcome,
+    cashback_usd: Decimal,
+    currency: str,
+    conversion: Conversion,
+    order_codes: set[Code],
+    lines: tuple[LineDecision, ...],
+    steps: list[TrailStep],
+) -> OrderDecision:
+    reasons = {code.value for code in order_codes}
+    for decided in lines:
+        reasons.update(decided.reasons)
     return OrderDecision(
         partner=first.partner,
         order_id=first.order_id,
-        user_id=None,
+        user_id=user_id,
         config_version=config.version,
         outcome=outcome,
-        cashback_usd=NO_CASHBACK,
-        account_currency="USD",
-        fx_rate=ONE,
-        fx_day=None,
-        cashback=NO_CASHBACK,
-        reasons=(code.value,),
-        lines=tuple(decisions),
+        cashback_usd=cashback_usd,
+        account_currency=currency,
+        fx_rate=conversion.rate,
+        fx_day=conversion.day,
+        cashback=conversion.cashback,
+        reasons=tuple(sorted(reasons)),
+        lines=lines,
         trail=tuple(steps),
+    )
+
+
+def _without_shopper(lines: list[OrderLine], config: AccrualConfig, conflict: tuple[str, ...]) -> OrderDecision:
+    """No click names a shopper (unattributed), or the lines name several (a conflict held for review): nothing
+    earns, the line bases still show what the order was worth."""
+    code, outcome = (
+        (Code.ATTRIBUTION_CONFLICT, Outcome.ON_REVIEW) if conflict else (Code.UNATTRIBUTED, Outcome.UNATTRIBUTED)
+    )
+    sub_ids = ",".join(sorted({line.sub_id for line in lines if line.sub_id}))
+    steps = trail.without_shopper(config, sub_ids, conflict)
+    decisions = []
+    for line in lines:
+        base = line_base(line, config)
+        steps.extend(trail.base(line, base))
+        decisions.append(_line_decision(_LineWork(line=line, base=base, exclusion=code, codes=(code,))))
+    steps.append(trail.outcome(outcome, NO_CASHBACK, NO_CASHBACK, "USD"))
+    return _order_decision(
+        lines[0],
+        None,
+        config,
+        outcome,
+        NO_CASHBACK,
+        "USD",
+        Conversion(ONE, None, NO_CASHBACK),
+        {code},
+        tuple(decisions),
+        steps,
     )
 
 
@@ -642,143 +580,63 @@ def _decide_attributed(
     credited_on: date | None,
     other_accounts: frozenset[str],
 ) -> OrderDecision:
-    first = lines[0]
-    card = rate_card_at(config, first.partner, click.clicked_at)
-    steps = [
-        TrailStep(
-            "inputs",
-            None,
-            None,
-            {
-                "config_version": config.version,
-                "sub_id": click.sub_id,
-                "user_id": click.user_id,
-                "clicked_at": _iso(click.clicked_at),
-                "account_currency": click.account_currency,
-            },
-            "the click and the configuration the order is decided by",
-        )
-    ]
-    if card is not None:
-        steps.append(
-            TrailStep(
-                "rate_card",
-                None,
-                None,
-                {"partner": card.partner, "valid_from": _iso(card.valid_from), "valid_to": _iso(card.valid_to)},
-                "the rate card in force at the click",
-            )
-        )
+    """The click and its rate card, the multi-account hold, each line, the cap, the currency, the outcome."""
+    steps = [trail.inputs(click, config)]
     order_codes: set[Code] = set()
+    card = rate_card_at(config, lines[0].partner, click.clicked_at)
+    if card is not None:
+        steps.append(trail.rate_card(card))
     conflicting = new_user_coupon_accounts_conflict(lines, other_accounts)
     if conflicting:
         order_codes.add(Code.MULTI_ACCOUNT_NEW_USER_COUPON)
-        steps.append(
-            TrailStep(
-                "multi_account",
-                Code.MULTI_ACCOUNT_NEW_USER_COUPON.value,
-                None,
-                {"buyer_accounts": ",".join(conflicting), "other_accounts": ",".join(sorted(other_accounts))},
-                "new-user coupons used from several store accounts of one person: held for review",
-            )
-        )
+        steps.append(trail.multi_account(conflicting, other_accounts))
 
-    works = []
-    for line in lines:
-        ctx = LineContext(line=line, click=click, config=config, now=now, card=card)
-        works.append(_decide_line(ctx, line_base(line, config), steps))
-
-    total = sum((work.cashback for work in works), NO_CASHBACK)
-    steps.append(TrailStep("total", None, None, {"cashback_usd": str(total)}, "sum of the lines"))
-    cashback_usd = total
-    if total > config.cap_usd:
-        cashback_usd = floor_cents(config.cap_usd)
-        order_codes.add(Code.CAP_APPLIED)
-        steps.append(
-            TrailStep(
-                "cap",
-                Code.CAP_APPLIED.value,
-                None,
-                {"before": str(total), "cap": str(config.cap_usd), "after": str(cashback_usd)},
-                "cashback per order is capped; the cap is shared by all lines of the order",
-            )
+    works = [
+        _decide_line(
+            LineContext(line=line, click=click, config=config, now=now, card=card), line_base(line, config), steps
         )
-        earning = [(work.line.line_id, work.cashback) for work in works if work.cashback > 0]
-        shares = apportion_cap(earning, config.cap_usd)
-        for work in works:
-            if work.line.line_id not in shares:
-                continue
-            before, after = work.cashback, shares[work.line.line_id]
-            steps.append(
-                TrailStep(
-                    "cap_share",
-                    Code.CAP_APPLIED.value,
-                    work.line.line_id,
-                    {"before": str(before), "after": str(after)},
-                    "the line's share of the cap, in proportion to what it earned (largest remainder)",
-                )
-            )
-            work.cashback = after
-            if after < before:
-                work.codes = (*work.codes, Code.CAP_APPLIED)
+        for line in lines
+    ]
+    cashback_usd = _apply_cap(works, config.cap_usd, steps, order_codes)
 
     day = credited_on if credited_on is not None else credit_day(lines)
-    fx_rate, fx_day = fx_rate_on(config, click.account_currency, day)
-    cashback = to_account_currency(cashback_usd, fx_rate)
+    conversion = convert(cashback_usd, click.account_currency, config, day)
     if click.account_currency != "USD":
         order_codes.add(Code.FX_CONVERTED)
         steps.append(
-            TrailStep(
-                "fx",
-                Code.FX_CONVERTED.value,
-                None,
-                {
-                    "cashback_usd": str(cashback_usd),
-                    "rate": str(fx_rate),
-                    "day": fx_day.isoformat() if fx_day else "",
-                    "credited_on": day.isoformat(),
-                    "currency": click.account_currency,
-                    "cashback": str(cashback),
-                },
-                "converted to the account currency at the rate of the credit day",
-            )
+            trail.fx(cashback_usd, conversion.rate, conversion.day, day, click.account_currency, conversion.cashback)
         )
 
-    if conflicting:
-        outcome = Outcome.ON_REVIEW
-    elif cashback_usd > 0:
-        outcome = Outcome.EARNS
-    else:
-        outcome = Outcome.NOTHING
-    steps.append(
-        TrailStep(
-            "outcome",
-            None,
-            None,
-            {
-                "outcome": outcome.value,
-                "cashback_usd": str(cashback_usd),
-                "cashback": str(cashback),
-                "currency": click.account_currency,
-            },
-        )
+    outcome = order_outcome(bool(conflicting), cashback_usd)
+    steps.append(trail.outcome(outcome, cashback_usd, conversion.cashback, click.account_currency))
+    return _order_decision(
+        lines[0],
+        click.user_id,
+        config,
+        outcome,
+        cashback_usd,
+        click.account_currency,
+        conversion,
+        order_codes,
+        tuple(_line_decision(work) for work in works),
+        steps,
     )
-    decisions = tuple(_line_decision(work) for work in works)
-    reasons = {code.value for code in order_codes}
-    for decision in decisions:
-        reasons.update(decision.reasons)
-    return OrderDecision(
-        partner=first.partner,
-        order_id=first.order_id,
-        user_id=click.user_id,
-        config_version=config.version,
-        outcome=outcome,
-        cashback_usd=cashback_usd,
-        account_currency=click.account_currency,
-        fx_rate=fx_rate,
-        fx_day=fx_day,
-        cashback=cashback,
-        reasons=tuple(sorted(reasons)),
-        lines=decisions,
-        trail=tuple(steps),
-    )
+
+
+def _apply_cap(works: list[_LineWork], cap_usd: Decimal, steps: list[TrailStep], order_codes: set[Code]) -> Decimal:
+    """The order's cashback under the cap; the lines' cents become their shares of it."""
+    capped = cap_order([(work.line.line_id, work.cashback) for work in works], cap_usd)
+    steps.append(trail.total(capped.total))
+    if not capped.applied:
+        return capped.total
+    order_codes.add(Code.CAP_APPLIED)
+    steps.append(trail.cap(capped.total, cap_usd, capped.cashback_usd))
+    for work in works:
+        if work.line.line_id not in capped.shares:
+            continue
+        before, after = work.cashback, capped.shares[work.line.line_id]
+        steps.append(trail.cap_share(work.line.line_id, before, after))
+        work.cashback = after
+        if after < before:
+            work.codes = (*work.codes, Code.CAP_APPLIED)
+    return capped.cashback_usd

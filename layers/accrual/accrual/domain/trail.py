@@ -3,14 +3,17 @@
 `render_trail` reads only the stored `OrderDecision` (its trail steps and totals), so support can answer "why 1% and not
 5.5%?" or "why is my cashback smaller than 5% of the order?" for any order, with the figures it was decided by.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
+from accrual.domain import reasons
 from accrual.domain.decision import Code, OrderDecision, Outcome, TrailStep
 from accrual.domain.money import money_str
-
-LANGUAGES = ("en", "ru")
+from accrual.domain.reasons import LANGUAGES
 
 
 def percent(rate: str | Decimal) -> str:
@@ -55,76 +58,6 @@ _OUTCOME = {
     },
 }
 
-_EXCLUSION = {
-    "en": {
-        Code.PARTNER_INVALID: "the store marked this item invalid{detail}, so it earns nothing",
-        Code.AWAITING_PAYMENT_EXPIRED: "the order was not paid within {days} days of being placed (deadline {deadline}),"
-        " so it earns nothing",
-        Code.PROMO_SECTION_3_FOR_5_99: "it was bought in the \"3 for $5.99\" section, which earns no cashback",
-        Code.SHOP_EXCLUDED: "the seller {shop_id} is on the list of shops without cashback",
-        Code.CART_BEFORE_CLICK: "the item was added to the cart ({added_to_cart_at}) before the click on the cashback"
-        " link ({clicked_at})",
-        Code.VIRTUAL_PRODUCT: "category {category_id} is a virtual product or service, which earns no cashback",
-        Code.DISPUTE_OR_PRICE_ADJUSTED: "a dispute was opened or the seller changed the price after the order",
-        Code.PROMO_CODE_NOT_ALLOWED: "the promo code {promo_code} is neither the cashback service's own code nor a"
-        " seller's coupon",
-        Code.NO_RATE_CARD: "the store had no cashback rate in force at the time of the click ({clicked_at})",
-    },
-    "ru": {
-        Code.PARTNER_INVALID: "магазин признал эту позицию недействительной{detail}, кэшбэк не начисляется",
-        Code.AWAITING_PAYMENT_EXPIRED: "заказ не был оплачен в течение {days} дн. после оформления (срок {deadline}),"
-        " кэшбэк не начисляется",
-        Code.PROMO_SECTION_3_FOR_5_99: "товар куплен в разделе «3 за $5.99», где кэшбэк не начисляется",
-        Code.SHOP_EXCLUDED: "продавец {shop_id} в списке магазинов без кэшбэка",
-        Code.CART_BEFORE_CLICK: "товар добавлен в корзину ({added_to_cart_at}) до перехода по кэшбэк-ссылке"
-        " ({clicked_at})",
-        Code.VIRTUAL_PRODUCT: "категория {category_id} — виртуальный товар или услуга, кэшбэк не начисляется",
-        Code.DISPUTE_OR_PRICE_ADJUSTED: "по заказу открыт спор или продавец изменил цену после заказа",
-        Code.PROMO_CODE_NOT_ALLOWED: "применён промокод {promo_code}, который не является ни промокодом кэшбэк-сервиса,"
-        " ни купоном продавца",
-        Code.NO_RATE_CARD: "на момент перехода ({clicked_at}) у магазина не было действующей ставки кэшбэка",
-    },
-}
-
-# One plain sentence per code for the closing "in short" answer.
-_SHORT = {
-    "en": {
-        Code.SHIPPING_EXCLUDED: "shipping is not part of the cashback base",
-        Code.VAT_EXCLUDED: "VAT included in the price is not part of the cashback base",
-        Code.NON_AFFILIATE_RATE: "a product outside the store's affiliate programme earns the flat non-affiliate rate,"
-        " not its category rate",
-        Code.HOT_PRODUCT_RATE: "a hot product earns the higher hot-product rate",
-        Code.PROMO_RATE_AT_CLICK: "the promotional rate in force at the click is honoured",
-        Code.RATE_LIMITED_TO_MAX: "no rate is above the maximum",
-        Code.CAP_APPLIED: "cashback per order is capped, and the cap is shared by all items of the order",
-        Code.FX_CONVERTED: "the amount in your currency uses the exchange rate of the credit day",
-        Code.BELOW_MINIMUM: "cashback under the minimum is not paid",
-        Code.MULTI_ACCOUNT_NEW_USER_COUPON: "new-user coupons were used from several store accounts: the order is held"
-        " for review",
-        Code.UNATTRIBUTED: "no click on the cashback link matches this order; you can file a missing-cashback claim",
-        Code.ATTRIBUTION_CONFLICT: "the order's items were bought through links of different shoppers: the order is"
-        " held until support decides whose it is",
-    },
-    "ru": {
-        Code.SHIPPING_EXCLUDED: "доставка не входит в базу для кэшбэка",
-        Code.VAT_EXCLUDED: "НДС, включённый в цену, не входит в базу для кэшбэка",
-        Code.NON_AFFILIATE_RATE: "товар вне партнёрской программы магазина получает фиксированную ставку, а не ставку"
-        " своей категории",
-        Code.HOT_PRODUCT_RATE: "горячий товар получает повышенную ставку горячих товаров",
-        Code.PROMO_RATE_AT_CLICK: "действует акционная ставка, которая была в силе в момент перехода",
-        Code.RATE_LIMITED_TO_MAX: "ставка не может быть выше максимальной",
-        Code.CAP_APPLIED: "кэшбэк за один заказ ограничен, и лимит делится между всеми позициями заказа",
-        Code.FX_CONVERTED: "сумма в валюте счёта пересчитана по курсу дня начисления",
-        Code.BELOW_MINIMUM: "кэшбэк меньше минимальной суммы не начисляется",
-        Code.MULTI_ACCOUNT_NEW_USER_COUPON: "купоны новых покупателей использованы с нескольких аккаунтов магазина:"
-        " заказ на проверке",
-        Code.UNATTRIBUTED: "ни один переход по кэшбэк-ссылке не совпадает с заказом; можно подать заявку на"
-        " потерянный кэшбэк",
-        Code.ATTRIBUTION_CONFLICT: "позиции заказа куплены по ссылкам разных пользователей: заказ удержан, пока"
-        " поддержка не решит, чей он",
-    },
-}
-
 _TEXT = {
     "en": {
         "header": "Order {order_id} ({partner}, configuration {version}) {outcome}.",
@@ -133,6 +66,8 @@ _TEXT = {
         "no_click": "No click matches the tracking value {sub_id}.",
         "line": "Item {line_id}:",
         "base": "paid {amount} {currency}{usd}; cashback base {base_usd} USD",
+        "base_unpaid": "ordered for {amount} {currency}{usd} and not paid; cashback base {base_usd} USD",
+        "base_invalid": "ordered for {amount} {currency}{usd}; cashback base {base_usd} USD",
         "usd": " (at {usd_rate} {currency} per USD)",
         "vat_reported": "VAT {tax} {currency} reported by the store is taken out of the base",
         "vat_country": "VAT of {country} ({vat_rate}) is taken out of the base: {tax} {currency}",
@@ -154,6 +89,19 @@ _TEXT = {
         " is held for review; the amount is kept until a decision.",
         "unattributed": "The order is kept for a missing-cashback claim.",
         "in_short": "In short: {reasons}.",
+        "excluded_items": "some items are excluded ({codes})",
+        "all_excluded": "every item is excluded ({codes})",
+        "paid_late": ", and it was paid only at {paid_at}",
+        "clawed_back": "{amount} USD was confirmed and then clawed back",
+        "clawed_back_part": "{confirmed} USD was confirmed and then {amount} USD of it clawed back",
+        "history": "What happened:",
+        "pending": "{at}: {amount} USD became pending",
+        "adjust": "{at}: the pending amount changed by {delta} USD to {amount} USD",
+        "post": "{at}: {amount} USD was confirmed",
+        "void": "{at}: the pending {amount} USD was withdrawn ({state})",
+        "reverse": "{at}: {amount} USD of confirmed cashback was clawed back",
+        "refused": "{at}: the store's report that item {line_id} is {status} (as of {status_at}) was not applied:"
+        " {reason}",
     },
     "ru": {
         "header": "Заказ {order_id} ({partner}, конфигурация {version}): {outcome}.",
@@ -162,6 +110,8 @@ _TEXT = {
         "no_click": "Ни один переход не совпадает с меткой {sub_id}.",
         "line": "Позиция {line_id}:",
         "base": "оплачено {amount} {currency}{usd}; база для кэшбэка {base_usd} USD",
+        "base_unpaid": "заказано на {amount} {currency}{usd}, не оплачено; база для кэшбэка {base_usd} USD",
+        "base_invalid": "заказано на {amount} {currency}{usd}; база для кэшбэка {base_usd} USD",
         "usd": " (по курсу {usd_rate} {currency} за 1 USD)",
         "vat_reported": "НДС {tax} {currency}, указанный магазином, вычтен из базы",
         "vat_country": "НДС страны {country} ({vat_rate}) вычтен из базы: {tax} {currency}",
@@ -183,6 +133,18 @@ _TEXT = {
         " ({accounts}): заказ на проверке, сумма сохранена до решения.",
         "unattributed": "Заказ сохранён для заявки на потерянный кэшбэк.",
         "in_short": "Кратко: {reasons}.",
+        "excluded_items": "часть позиций исключена ({codes})",
+        "all_excluded": "все позиции исключены ({codes})",
+        "paid_late": ", а оплачен он только {paid_at}",
+        "clawed_back": "{amount} USD было подтверждено, а затем списано обратно",
+        "clawed_back_part": "{confirmed} USD было подтверждено, а затем {amount} USD из них списано обратно",
+        "history": "Что происходило:",
+        "pending": "{at}: {amount} USD поставлено в ожидание",
+        "adjust": "{at}: ожидаемая сумма изменилась на {delta} USD, до {amount} USD",
+        "post": "{at}: {amount} USD подтверждено",
+        "void": "{at}: ожидавшиеся {amount} USD сняты ({state})",
+        "reverse": "{at}: {amount} USD подтверждённого кэшбэка списано обратно",
+        "refused": "{at}: отчёт магазина о том, что позиция {line_id} {status} (на {status_at}), не применён: {reason}",
     },
 }
 
@@ -196,12 +158,13 @@ def _raw(amount: str) -> str:
 
 
 def _exclusion_sentence(step: TrailStep, lang: str) -> str:
-    code = Code(step.code)
     numbers = dict(step.numbers)
     detail = numbers.get("status_detail", "")
     numbers["detail"] = f" ({detail})" if detail else ""
     numbers["days"] = numbers.get("awaiting_payment_days", "")
-    return _EXCLUSION[lang][code].format_map(_Default(numbers))
+    paid_at = numbers.get("paid_at", "")
+    numbers["paid"] = _TEXT[lang]["paid_late"].format(paid_at=paid_at) if paid_at else ""
+    return (reasons.why(Code(str(step.code)), lang) or str(step.code)).format_map(_Default(numbers))
 
 
 class _Default(dict):
@@ -211,20 +174,98 @@ class _Default(dict):
         return ""
 
 
-def _line_sentence(step: TrailStep, lang: str) -> str | None:
+_LINE_STATUS = {
+    "en": {
+        "awaiting_payment": "awaiting payment",
+        "paid": "paid",
+        "received": "received by the buyer",
+        "settled": "settled",
+        "invalid": "invalid",
+    },
+    "ru": {
+        "awaiting_payment": "ожидает оплаты",
+        "paid": "оплачена",
+        "received": "получена покупателем",
+        "settled": "завершена",
+        "invalid": "недействительна",
+    },
+}
+_STATE = {
+    "en": {
+        "declined": "declined",
+        "on_review": "held for review",
+        "unattributed": "no longer attributed",
+        "awaiting_payment": "back to awaiting payment",
+        "moved": "moved to another order",
+        "pending": "pending",
+        "confirmed": "confirmed",
+        "reversed": "reversed",
+    },
+    "ru": {
+        "declined": "отклонён",
+        "on_review": "на проверке",
+        "unattributed": "больше не связан с переходом",
+        "awaiting_payment": "снова ожидает оплаты",
+        "moved": "перенесён в другой заказ",
+        "pending": "в ожидании",
+        "confirmed": "подтверждён",
+        "reversed": "списан",
+    },
+}
+# The lifecycle's refusals (accrual.domain.lifecycle), in words; another reason is shown as it is recorded.
+_REFUSAL = {
+    "en": {
+        "reversed is final": "cashback that was clawed back is not given again",
+        "confirmed amount does not grow": "confirmed cashback does not grow",
+        "confirmed does not go back to pending": "confirmed cashback does not go back to pending",
+    },
+    "ru": {
+        "reversed is final": "списанный обратно кэшбэк повторно не начисляется",
+        "confirmed amount does not grow": "подтверждённый кэшбэк не увеличивается",
+        "confirmed does not go back to pending": "подтверждённый кэшбэк не возвращается в ожидание",
+    },
+}
+
+
+def _payment_words(decision: OrderDecision) -> dict[str, str]:
+    """How each item's amount is introduced: "paid", or "ordered ... and not paid" for an item still awaiting payment
+    or past its payment deadline with no payment, or just "ordered" for one the store invalidated (the stored
+    decision does not say whether it had been paid)."""
+    words = {
+        line.line_id: "base_unpaid"
+        if line.status == "awaiting_payment"
+        else "base_invalid"
+        if line.status == "invalid"
+        else "base"
+        for line in decision.lines
+    }
+    for step in decision.trail:
+        if (
+            step.rule == "exclusion"
+            and step.code == Code.AWAITING_PAYMENT_EXPIRED.value
+            and step.line_id
+            and not step.numbers.get("paid_at")
+        ):
+            words[step.line_id] = "base_unpaid"
+    return words
+
+
+def _line_sentence(step: TrailStep, lang: str, paid_words: str = "base") -> str | None:
     text = _TEXT[lang]
     n = step.numbers
     if step.rule == "base":
         usd = ""
         if n.get("currency", "USD") != "USD":
             usd = text["usd"].format(usd_rate=_fx_rate(n.get("usd_rate", "1")), currency=n["currency"])
-        return text["base"].format(
+        return text[paid_words].format(
             amount=money(n["amount"]), currency=n["currency"], usd=usd, base_usd=money(n["base_usd"])
         )
     if step.rule == "vat":
         if "vat_rate" in n:
             return text["vat_country"].format(
-                country=n.get("country", ""), vat_rate=percent(n["vat_rate"]), tax=money(n["tax"]),
+                country=n.get("country", ""),
+                vat_rate=percent(n["vat_rate"]),
+                tax=money(n["tax"]),
                 currency=n["currency"],
             )
         return text["vat_reported"].format(tax=money(n["tax"]), currency=n["currency"])
@@ -248,7 +289,9 @@ def _line_sentence(step: TrailStep, lang: str) -> str | None:
         return text["rate_limit"].format(rate_before=percent(n["rate_before"]), max_rate=percent(n["max_rate"]))
     if step.rule == "cashback":
         return text["cashback"].format(
-            base_usd=money(n["base_usd"]), rate=percent(n["rate"]), raw=_raw(n["raw"]),
+            base_usd=money(n["base_usd"]),
+            rate=percent(n["rate"]),
+            raw=_raw(n["raw"]),
             cashback_usd=money(n["cashback_usd"]),
         )
     if step.rule == "minimum":
@@ -262,7 +305,7 @@ def _order_sentence(step: TrailStep, lang: str) -> str | None:
     text = _TEXT[lang]
     n = step.numbers
     if step.rule == "attribution_conflict":
-        return _SHORT[lang][Code.ATTRIBUTION_CONFLICT].capitalize() + "."
+        return (reasons.short(Code.ATTRIBUTION_CONFLICT, lang) or "").capitalize() + "."
     if step.rule == "inputs":
         if "user_ids" in n or "clicked_at" not in n and step.note.startswith("the lines' clicks"):
             return None
@@ -283,15 +326,90 @@ def _order_sentence(step: TrailStep, lang: str) -> str | None:
         return text["cap_share"].format(line_id=step.line_id, before=money(n["before"]), after=money(n["after"]))
     if step.rule == "fx":
         return text["fx"].format(
-            cashback_usd=money(n["cashback_usd"]), cashback=money(n["cashback"]), currency=n["currency"],
-            rate=_fx_rate(n["rate"]), day=n.get("day", ""),
+            cashback_usd=money(n["cashback_usd"]),
+            cashback=money(n["cashback"]),
+            currency=n["currency"],
+            rate=_fx_rate(n["rate"]),
+            day=n.get("day", ""),
         )
     return None
 
 
-def render_trail(decision: OrderDecision, lang: str = "en") -> str:
+def _decimal(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else Decimal("0")
+    except InvalidOperation:
+        return Decimal("0")
+
+
+def _clawed_back(journal: Sequence[Mapping[str, Any]], lang: str) -> str | None:
+    """'11.00 USD was confirmed and then clawed back' when confirmed money was taken back."""
+    confirmed = sum(
+        (_decimal(entry.get("confirmed_usd")) for entry in journal if entry.get("transition") == "post"), Decimal("0")
+    )
+    clawed = -sum(
+        (_decimal(entry.get("confirmed_usd")) for entry in journal if entry.get("transition") == "reverse"),
+        Decimal("0"),
+    )
+    if clawed <= 0:
+        return None
+    if clawed == confirmed:
+        return _TEXT[lang]["clawed_back"].format(amount=money(clawed))
+    return _TEXT[lang]["clawed_back_part"].format(confirmed=money(confirmed), amount=money(clawed))
+
+
+def _history(journal: Sequence[Mapping[str, Any]], refused: Sequence[Mapping[str, Any]], lang: str) -> list[str]:
+    """Every move of this order's money and every report that was not applied, in time order."""
+    text = _TEXT[lang]
+    events: list[tuple[str, int, str]] = []
+    pending = Decimal("0")
+    for position, entry in enumerate(journal):
+        transition, at = str(entry.get("transition", "")), str(entry.get("at", ""))
+        pending_delta, confirmed_delta = _decimal(entry.get("pending_usd")), _decimal(entry.get("confirmed_usd"))
+        pending += pending_delta
+        state = _STATE[lang].get(str(entry.get("state_to", "")), str(entry.get("state_to", "")))
+        if transition == "pending":
+            sentence = text["pending"].format(at=at, amount=money(pending))
+        elif transition == "adjust":
+            sign = "+" if pending_delta > 0 else ""
+            sentence = text["adjust"].format(at=at, delta=f"{sign}{money(pending_delta)}", amount=money(pending))
+        elif transition == "post":
+            sentence = text["post"].format(at=at, amount=money(confirmed_delta))
+        elif transition == "void":
+            sentence = text["void"].format(at=at, amount=money(-pending_delta), state=state)
+        elif transition == "reverse":
+            sentence = text["reverse"].format(at=at, amount=money(-confirmed_delta))
+        else:
+            sentence = f"{at}: {transition}"
+        events.append((at, position, sentence))
+    for position, item in enumerate(refused, start=len(events)):
+        reason = str(item.get("reason", ""))
+        status = str(item.get("status", ""))
+        sentence = text["refused"].format(
+            at=item.get("at", ""),
+            line_id=item.get("line_id", ""),
+            status=_LINE_STATUS[lang].get(status, status),
+            status_at=item.get("status_at", ""),
+            reason=_REFUSAL[lang].get(reason, reason),
+        )
+        events.append((str(item.get("at", "")), position, sentence))
+    return [sentence for _, _, sentence in sorted(events)]
+
+
+def render_trail(
+    decision: OrderDecision,
+    lang: str = "en",
+    *,
+    journal: Sequence[Mapping[str, Any]] = (),
+    refused: Sequence[Mapping[str, Any]] = (),
+) -> str:
     """The decision explained in plain words: the order's result, each item's base, rate and exclusions, the cap, the
-    currency conversion, and a closing "in short" sentence naming every reason the amount is what it is."""
+    currency conversion, and a closing "in short" sentence naming every reason the amount is what it is.
+
+    With the order's `journal` (its money moves, oldest first: `transition`, `at`, `pending_usd` and `confirmed_usd`
+    changes, `state_to`) and its `refused` reports (`line_id`, `status`, `status_at`, `reason`, `at`), the text also
+    tells what happened to the money: what was pending, confirmed, withdrawn or clawed back, and which later reports
+    were not applied and why."""
     if lang not in LANGUAGES:
         raise ValueError(f"language {lang!r} is not supported; use one of {', '.join(LANGUAGES)}")
     text = _TEXT[lang]
@@ -299,18 +417,22 @@ def render_trail(decision: OrderDecision, lang: str = "en") -> str:
     outcome = _OUTCOME[lang][decision.outcome].format(usd=usd)
     if decision.account_currency != "USD" and decision.outcome in (Outcome.EARNS, Outcome.ON_REVIEW):
         outcome += f" = {money(decision.cashback)} {decision.account_currency}"
+    clawed_back = _clawed_back(journal, lang)
+    if clawed_back:
+        outcome += f"; {clawed_back}"
     out = [
         text["header"].format(
             order_id=decision.order_id, partner=decision.partner, version=decision.config_version, outcome=outcome
         )
     ]
+    paid_words = _payment_words(decision)
     current_line: str | None = None
     for step in decision.trail:
         if step.line_id is not None and step.rule != "cap_share":
             if step.line_id != current_line:
                 current_line = step.line_id
                 out.append(text["line"].format(line_id=step.line_id))
-            sentence = _line_sentence(step, lang)
+            sentence = _line_sentence(step, lang, paid_words.get(step.line_id, "base"))
             if sentence:
                 out.append(f"  - {sentence}")
             continue
@@ -318,13 +440,17 @@ def render_trail(decision: OrderDecision, lang: str = "en") -> str:
         sentence = _order_sentence(step, lang)
         if sentence:
             out.append(sentence)
-    short = [_SHORT[lang][Code(code)] for code in decision.reasons if Code(code) in _SHORT[lang]]
+    history = _history(journal, refused, lang)
+    if history:
+        out.append(text["history"])
+        out.extend(f"  - {sentence}" for sentence in history)
+    short = [words for words in (reasons.short(Code(code), lang) for code in decision.reasons) if words]
     exclusions = sorted(
-        {line.exclusion for line in decision.lines if line.exclusion and Code(line.exclusion) in _EXCLUSION[lang]}
+        {line.exclusion for line in decision.lines if line.exclusion and reasons.why(Code(line.exclusion), lang)}
     )
     if exclusions:
-        label = "some items are excluded" if lang == "en" else "часть позиций исключена"
-        short.append(f"{label} ({', '.join(exclusions)})")
+        every = all(line.exclusion for line in decision.lines)
+        short.append(text["all_excluded" if every else "excluded_items"].format(codes=", ".join(exclusions)))
     if short:
         out.append(text["in_short"].format(reasons="; ".join(short)))
     return "\n".join(out)

@@ -5,22 +5,17 @@ response page exactly as the API returned it (parsed by the same code the API cl
 Lines of the normalised format. A line that cannot be normalised is quarantined with its reason and raw text; the
 rest of the report goes on, and `read == len(lines) + len(quarantined)` always holds.
 """
+
 from __future__ import annotations
 
-from accrual.partners.report import (
-    ParsedReport,
-    PartnerOptions,
-    QuarantinedLine,
-    ReportFormatError,
-    options_from_json,
-)
+from accrual.partners.options import PartnerOptions, PartnerOptionsError, options_from_json
+from accrual.partners.report import ParsedReport, QuarantinedLine, ReportFormatError
 
 PARTNERS = ("aliexpress", "admitad", "csv", "normalized")
 API_PARTNERS = ("aliexpress", "admitad")
 
 
-def read_report(data: bytes | str, partner: str, *, source: str, options: PartnerOptions | None = None
-                ) -> ParsedReport:
+def read_report(data: bytes | str, partner: str, *, source: str, options: PartnerOptions | None = None) -> ParsedReport:
     """Normalise one report. `partner` names the format: `aliexpress` and `admitad` take one API response page,
     `csv` a CSV file (its lines carry `options.partner`, default `csv`), `normalized` JSON Lines. A report that is
     unreadable as a whole (not JSON, not the partner's shape, a CSV without its required columns) raises
@@ -45,5 +40,14 @@ def read_report(data: bytes | str, partner: str, *, source: str, options: Partne
     raise ValueError(f"unknown partner format {partner!r}; expected one of {', '.join(PARTNERS)}")
 
 
-__all__ = ["API_PARTNERS", "PARTNERS", "ParsedReport", "PartnerOptions", "QuarantinedLine", "ReportFormatError",
-           "options_from_json", "read_report"]
+__all__ = [
+    "API_PARTNERS",
+    "PARTNERS",
+    "ParsedReport",
+    "PartnerOptions",
+    "PartnerOptionsError",
+    "QuarantinedLine",
+    "ReportFormatError",
+    "options_from_json",
+    "read_report",
+]

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from accrual.domain.models import EARLIEST_YEAR, LATEST_YEAR, MAX_ID_BYTES, MAX_REASON_CHARS, OrderLine, brief
+from accrual.partners.options import PartnerOptions, PartnerOptionsError, options_from_json  # noqa: F401 - re-exported
 
 
 @dataclass
@@ -85,44 +86,6 @@ class ParsedReport:
     @property
     def counts(self) -> dict[str, int]:
         return {"read": self.read, "accepted": len(self.lines), "quarantined": len(self.quarantined)}
-
-
-@dataclass(frozen=True)
-class PartnerOptions:
-    """Per-partner parsing settings (configuration, not code; see `options_from_json`).
-
-    - `minor_units`: how many of the API's integer money units make one currency unit. AliExpress quotes money in
-      cents (`"paid_amount": 1113` is 11.13 USD), so 100 by default; one explicit setting, never guessed per line.
-    - `usd_rates`: units of a currency per 1 USD, for lines in a currency other than USD whose report carries no rate.
-    - `timezone`: the zone of times written without one (Admitad, CSV). AliExpress times are always Pacific.
-    - `columns`, `statuses`, `delimiter`: the CSV column map (normalised field -> CSV header), the partner's status
-      words -> normalised status, and the CSV delimiter.
-    - `partner`: the partner name written on CSV lines (a drop under `drops/<partner>/` names it).
-    """
-
-    minor_units: int = 100
-    usd_rates: Mapping[str, Decimal] = field(default_factory=dict)
-    timezone: str = "UTC"
-    columns: Mapping[str, str] | None = None
-    statuses: Mapping[str, str] | None = None
-    delimiter: str = ","
-    partner: str | None = None
-
-
-def options_from_json(document: str | bytes | Mapping[str, Any] | None) -> PartnerOptions:
-    """Options from their JSON document (an SSM parameter or a file); unknown keys are an error naming the key."""
-    if document is None:
-        return PartnerOptions()
-    values = json.loads(document, parse_float=Decimal) if isinstance(document, (str, bytes)) else dict(document)
-    known = set(PartnerOptions.__dataclass_fields__)
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown partner option(s) {unknown}; known: {sorted(known)}")
-    if "usd_rates" in values:
-        values["usd_rates"] = {currency: Decimal(str(rate)) for currency, rate in values["usd_rates"].items()}
-    if "minor_units" in values and (not isinstance(values["minor_units"], int) or values["minor_units"] <= 0):
-        raise ValueError(f"minor_units={values['minor_units']!r} must be a positive integer (100 for cents)")
-    return PartnerOptions(**values)
 
 
 class LineRejected(Exception):

@@ -5,7 +5,6 @@ due index, and the relay publishes each outbox event once. A failed cycle is sim
 """
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,8 +18,7 @@ from accrual.settings import Settings
 
 def pull_partners(settings: Settings, *, now: datetime, partner: str | None = None,
                   run_id: str | None = None) -> dict[str, Any]:
-    # a partner's first pull backfills this far (PULL_INITIAL_LOOKBACK_DAYS); later pulls re-read the overlap
-    initial = timedelta(days=int(os.environ.get("PULL_INITIAL_LOOKBACK_DAYS", "30")))
+    initial = timedelta(days=settings.pull_initial_lookback_days)
     return pull_all(now=now, settings=settings, reconcile=ledger_reconcile(settings, now),
                     partners=[partner] if partner else None, run_id=run_id, initial_lookback=initial)
 
@@ -29,8 +27,7 @@ def run_cycle(settings: Settings, now: datetime) -> dict[str, Any]:
     run_id = uuid.uuid4().hex
     pulled = pull_partners(settings, now=now, run_id=run_id)
     confirmed = Ledger(settings).confirm(now=now)
-    # deployed, fresh events belong to the stream relay for a while (template.yaml sets the grace); locally, none
-    grace = timedelta(seconds=int(os.environ.get("OUTBOX_SWEEP_GRACE_SECONDS", "0")))
+    grace = timedelta(seconds=settings.outbox_sweep_grace_seconds)
     published = OutboxRelay(settings).publish_unpublished(now=now, grace=grace)
     unsettled = sum(counts.get(name, 0) for counts in (confirmed, *(
         partner.get("reconciled", {}) for partner in pulled.get("partners", {}).values()))

@@ -61,6 +61,14 @@ def explain(settings: Settings, order_number: str, *, lang: str = "en") -> dict[
     record = view.record
     decision = OrderDecision.from_dict(json.loads(view.decision_json))
     lines = {line_id: line.model_dump(mode="json") for line_id, line in view.lines.items()}
+    journal = [
+        {"entry_id": entry.entry_id, "transition": entry.transition, "at": entry.at,
+         "state_from": entry.state_from, "state_to": entry.state_to,
+         **{figure: str(getattr(entry, figure)) for figure in FIGURES}}
+        for entry in JournalEntryRecord.query(record.pk, JournalEntryRecord.sk.startswith("ENTRY#"))
+    ]
+    refused = [{"line": item.sk, "reason": item.reason, "at": item.at, **_refused_report(item.body)}
+               for item in RefusedRecord.query(record.pk, RefusedRecord.sk.startswith("REFUSED#"))]
     return {
         "order_id": record.order_id,
         "partner": record.partner,
@@ -84,18 +92,18 @@ def explain(settings: Settings, order_number: str, *, lang: str = "en") -> dict[
             for decision_line in decision.lines
         ],
         "trail": [step.__dict__ for step in decision.trail],
-        "journal": [
-            {"entry_id": entry.entry_id, "transition": entry.transition, "at": entry.at,
-             "state_from": entry.state_from, "state_to": entry.state_to,
-             **{figure: str(getattr(entry, figure)) for figure in FIGURES}}
-            for entry in JournalEntryRecord.query(record.pk, JournalEntryRecord.sk.startswith("ENTRY#"))
-        ],
-        "refused": [{"line": item.sk, "reason": item.reason, "at": item.at}
-                    for item in RefusedRecord.query(record.pk, RefusedRecord.sk.startswith("REFUSED#"))],
+        "journal": journal,
+        "refused": refused,
         "also_matches": keys[1:],
         "claims": claims_naming(settings, record.order_id, record.partner_order_id),  # claims hook
-        "explanation": render_trail(decision, lang) + claim_note(decision, lang),
+        "explanation": render_trail(decision, lang, journal=journal, refused=refused) + claim_note(decision, lang),
     }
+
+
+def _refused_report(body: str | None) -> dict[str, Any]:
+    """The refused report's item, status and status time (for the explanation), from the line it kept."""
+    line = json.loads(body) if body else {}
+    return {"line_id": line.get("line_id"), "status": line.get("status"), "status_at": line.get("status_at")}
 
 
 def audit(settings: Settings) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""Per-partner parsing options: their pydantic type, and reading them from their JSON document (an SSM parameter or a
+file). A bad document is refused as a whole with one line per problem naming the field and the value as given."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+
+
+def _known_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not a time zone name (e.g. UTC, Europe/Moscow)") from None
+    return name
+
+
+Rate = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+
+
+# A pydantic dataclass rather than a BaseModel: callers derive one set of options from another with
+# dataclasses.replace (a drop names its partner), and that keeps working, validated like construction.
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class PartnerOptions:
+    """Per-partner parsing settings (configuration, not code; see `options_from_json`).
+
+    - `minor_units`: how many of the API's integer money units make one currency unit. AliExpress quotes money in
+      cents (`"paid_amount": 1113` is 11.13 USD), so 100 by default; one explicit setting, never guessed per line.
+    - `usd_rates`: units of a currency per 1 USD, for lines in a currency other than USD whose report carries no rate.
+    - `timezone`: the zone of times written without one (Admitad, CSV). AliExpress times are always Pacific.
+    - `columns`, `statuses`, `delimiter`: the CSV column map (normalised field -> CSV header), the partner's status
+      words -> normalised status, and the CSV delimiter.
+    - `partner`: the partner name written on CSV lines (a drop under `drops/<partner>/` names it).
+    """
+
+    minor_units: Annotated[int, Field(strict=True, gt=0)] = 100
+    usd_rates: Mapping[str, Rate] = Field(default_factory=dict)
+    timezone: Annotated[str, AfterValidator(_known_zone)] = "UTC"
+    columns: Mapping[str, str] | None = None
+    statuses: Mapping[str, str] | None = None
+    delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
+    partner: str | None = None
+
+
+class PartnerOptionsError(ValueError):
+    """A partner options document that cannot be used; the message names every field and value at fault."""
+
+
+_OPTIONS = TypeAdapter(PartnerOptions)
+
+
+def options_from_json(
+    document: str | bytes | Mapping[str, Any] | None, *, source: str = "partner options"
+) -> PartnerOptions:
+    """Options from their JSON document; `source` (the parameter's name, a file) starts the error message.
+    Numbers are read exactly (a rate of 92.50 is Decimal("92.50"), never a float)."""
+    if document is None:
+        return PartnerOptions()
+    try:
+        values = json.loads(document, parse_float=Decimal) if isinstance(document, str | bytes) else dict(document)
+    except ValueError as error:
+        raise PartnerOptionsError(f"{source}: not JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise PartnerOptionsError(f"{source}: expected a JSON object of options, got {_shown(values)}")
+    try:
+        return _OPTIONS.validate_python(values)
+    except ValidationError as error:
+        raise PartnerOptionsError(f"{source}: " + "; ".join(_problem(problem) for problem in error.errors())) from None
+
+
+_KNOWN = ", ".join(PartnerOptions.__dataclass_fields__)
+
+
+def _problem(problem: Any) -> str:
+    field = ".".join(str(part) for part in problem["loc"]) or "(document)"
+    if problem["type"] == "unexpected_keyword_argument" or problem["type"] == "extra_forbidden":
+        return f"{field}: unknown option (known: {_KNOWN})"
+    message = problem["msg"].removeprefix("Value error, ")
+    return f"{field}={_shown(problem.get('input'))}: {message}"
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, Decimal) else str(value)
+    return text if len(text) <= 80 else text[:79] + "…"
