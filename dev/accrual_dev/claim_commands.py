@@ -1,9 +1,10 @@
 """`accrual claim …`: file, show and list missing-cashback claims (cli.py parses; these call the claims service)."""
+
 from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
@@ -50,12 +51,14 @@ def claim_file(args) -> int:
     except ValidationError as error:
         print(f"claim refused:\n{describe_validation_error(error)}", file=sys.stderr)
         return 2
-    now = args.now or datetime.now(timezone.utc)
+    now = args.now or datetime.now(UTC)
     claim, created = _service().file(request, now=now)
     _print(claim, args.json)
     if not created:
-        print(f"claim {claim.claim_id} was already filed on {claim.to_dict()['filed_at']}: returned as it is",
-              file=sys.stderr)
+        print(
+            f"claim {claim.claim_id} was already filed on {claim.to_dict()['filed_at']}: returned as it is",
+            file=sys.stderr,
+        )
     if claim.state == ClaimState.REJECTED:
         print(f"claim {claim.claim_id} refused: {claim.reason}", file=sys.stderr)
         return 2
@@ -72,7 +75,7 @@ def claim_show(args) -> int:
 
 
 def claim_list(args) -> int:
-    claims = _service().list(state=ClaimState(args.state) if args.state else None, user_id=args.user)
+    claims = _service().list_claims(state=ClaimState(args.state) if args.state else None, user_id=args.user)
     if args.json:
         print(json.dumps([claim.to_dict() for claim in claims], indent=2))
     else:
@@ -83,6 +86,6 @@ def claim_list(args) -> int:
 
 def claim_match(args) -> int:
     """Match every claim still searched now (what each reconcile and cycle does), printing the counts."""
-    now = args.now or datetime.now(timezone.utc)
+    now = args.now or datetime.now(UTC)
     print(json.dumps(_service().sweep(now=now), indent=2))
     return 0

@@ -5,9 +5,10 @@ Powertools parses each record into it and reports the records that failed (parti
 are retried and, after the queue's receive count, land in its dead-letter queue. Filing is idempotent (the claim's id
 is the shopper and the order number), so a redelivered message returns the claim already filed.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -34,7 +35,7 @@ processor = BatchProcessor(event_type=EventType.SQS, model=ClaimMessage)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     service = ClaimService(Settings.from_env())
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
 
     def file(record: ClaimMessage) -> str:
         claim, created = service.file(record.body, now=now)

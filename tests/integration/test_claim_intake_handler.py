@@ -1,5 +1,6 @@
 """The claim intake Lambda with events/claim_intake.json and the environment the stack gives it: a claim is filed
 (and matched), a redelivered message files nothing new, a malformed message fails alone."""
+
 from __future__ import annotations
 
 import copy
@@ -46,5 +47,5 @@ def test_a_claim_message_files_and_matches_the_claim_and_a_bad_one_fails_alone(s
     assert balance_of("alice")[0] == Decimal("5.00")
     # redelivered: the same claim, nothing new
     assert intake(copy.deepcopy(EVENT), FakeContext()) == {"batchItemFailures": []}
-    assert len(ClaimService(stack).list(user_id="alice")) == 1
+    assert len(ClaimService(stack).list_claims(user_id="alice")) == 1
     assert balance_of("alice")[0] == Decimal("5.00")

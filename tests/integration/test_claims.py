@@ -1,6 +1,7 @@
 """Missing-cashback claims against the local stack: filed before or after the line, matched by either order number,
 duplicates, another shopper's order, escalation by time; the money goes through the ledger and the audit stays clean.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,14 @@ def unattributed(order: str, **changes):
 
 
 def request(user: str = "alice", number: str = "O1", **changes) -> ClaimRequest:
-    data = {"user_id": user, "order_number": number, "ordered_at": T0.isoformat(), "amount": "100.00",
-            "currency": "USD", **changes}
+    data = {
+        "user_id": user,
+        "order_number": number,
+        "ordered_at": T0.isoformat(),
+        "amount": "100.00",
+        "currency": "USD",
+        **changes,
+    }
     return ClaimRequest.model_validate(data)
 
 
@@ -114,7 +121,7 @@ def test_duplicate_claim_returns_the_existing_one(world):
     again, created_again = service.file(request(amount="100.00"), now=T0 + DAY)
     assert created and not created_again
     assert again.claim_id == first.claim_id and again.filed_at == first.filed_at
-    assert len(service.list(user_id="alice")) == 1
+    assert len(service.list_claims(user_id="alice")) == 1
 
 
 def test_claim_for_another_shoppers_order_is_refused_and_moves_no_money(world):

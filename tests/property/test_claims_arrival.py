@@ -1,6 +1,7 @@
 """Claims and report lines in any order of arrival (and repeated) end in the same balances and claim states, with a
 clean audit: a claim filed before its line, after it, by the partner's order number, a claim for another shopper's
 order, and a line whose click names its shopper, shuffled by hypothesis."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -18,10 +19,12 @@ from accrual.service.reading import audit
 from support.ledger import T0, balance_of, line, load_reference_data, wipe_ledger
 
 CLAIMS = {
-    "alice-O1": ClaimRequest(user_id="alice", order_number="O1", ordered_at=T0, amount=Decimal("100.00"),
-                             currency="USD"),
-    "bob-P2": ClaimRequest(user_id="bob", order_number="P2", ordered_at=T0.date(), amount=Decimal("54.00"),
-                           currency="EUR"),  # 60 USD at 0.90 EUR per USD
+    "alice-O1": ClaimRequest(
+        user_id="alice", order_number="O1", ordered_at=T0, amount=Decimal("100.00"), currency="USD"
+    ),
+    "bob-P2": ClaimRequest(
+        user_id="bob", order_number="P2", ordered_at=T0.date(), amount=Decimal("54.00"), currency="EUR"
+    ),  # 60 USD at 0.90 EUR per USD
     "bob-O3": ClaimRequest(user_id="bob", order_number="O3"),  # carol's order: refused
     "alice-O4": ClaimRequest(user_id="alice", order_number="O4"),  # her own click already names her
 }
@@ -35,8 +38,12 @@ LINES = {
 EVENTS = [f"claim:{name}" for name in CLAIMS] + [f"line:{name}" for name in LINES]
 # 5% of each order: alice O1 5.00 + O4 1.00 (EUR at 0.90), bob O2 3.00, carol O3 2.00
 EXPECTED_USD = {"alice": Decimal("6.00"), "bob": Decimal("3.00"), "carol": Decimal("2.00")}
-EXPECTED_STATES = {"alice-O1": ClaimState.RESOLVED, "bob-P2": ClaimState.RESOLVED, "bob-O3": ClaimState.REJECTED,
-                   "alice-O4": ClaimState.RESOLVED}
+EXPECTED_STATES = {
+    "alice-O1": ClaimState.RESOLVED,
+    "bob-P2": ClaimState.RESOLVED,
+    "bob-O3": ClaimState.REJECTED,
+    "alice-O4": ClaimState.RESOLVED,
+}
 
 
 def wipe_claims(stack) -> None:

@@ -1,5 +1,6 @@
 """The notification contract: every published message body is valid against `schemas/<event_type>.json`, and its
 message attributes are the ones the schema lists under `x-message-attributes`."""
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """The pure claim rules: validation, the matching rule with its window and tolerance, the earliest claimant, and the
 outcome of a search."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -11,7 +12,16 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from accrual.domain.claims import (
-    Claim, ClaimRequest, ClaimRules, ClaimState, OrderFacts, Verdict, amount_agrees, claimant, conclude, judge,
+    Claim,
+    ClaimRequest,
+    ClaimRules,
+    ClaimState,
+    OrderFacts,
+    Verdict,
+    amount_agrees,
+    claimant,
+    conclude,
+    judge,
     new_claim,
 )
 from support.builders import config
@@ -21,8 +31,17 @@ RULES = ClaimRules()
 
 
 def facts(**changes) -> OrderFacts:
-    data = dict(key="aliexpress#O1", partner="aliexpress", order_id="O1", partner_order_ids=("P1",), user_id=None,
-                state="unattributed", ordered_at=T0, items_usd=Decimal("100"), total_usd=Decimal("105"))
+    data = dict(
+        key="aliexpress#O1",
+        partner="aliexpress",
+        order_id="O1",
+        partner_order_ids=("P1",),
+        user_id=None,
+        state="unattributed",
+        ordered_at=T0,
+        items_usd=Decimal("100"),
+        total_usd=Decimal("105"),
+    )
     data.update(changes)
     return OrderFacts(**data)
 
@@ -32,14 +51,17 @@ def claim(user="alice", number="O1", filed=T0, **changes) -> Claim:
     return new_claim(request, now=filed, rules=RULES, account_currency="USD")
 
 
-@pytest.mark.parametrize("data, problem", [
-    ({"amount": "10"}, "amount and currency go together"),
-    ({"amount": "-1", "currency": "USD"}, "positive amount"),
-    ({"ordered_at": "2026-03-01T10:00:00"}, "time zone"),
-    ({"ordered_at": "1999-12-31"}, "2000..2100"),
-    ({"currency": "XXX", "amount": "1"}, "currency"),
-    ({"order_number": ""}, "order_number"),
-])
+@pytest.mark.parametrize(
+    "data, problem",
+    [
+        ({"amount": "10"}, "amount and currency go together"),
+        ({"amount": "-1", "currency": "USD"}, "positive amount"),
+        ({"ordered_at": "2026-03-01T10:00:00"}, "time zone"),
+        ({"ordered_at": "1999-12-31"}, "2000..2100"),
+        ({"currency": "XXX", "amount": "1"}, "currency"),
+        ({"order_number": ""}, "order_number"),
+    ],
+)
 def test_an_invalid_claim_is_refused_with_its_reason(data, problem):
     with pytest.raises(ValidationError) as error:
         ClaimRequest.model_validate({"user_id": "alice", "order_number": "O1", **data})
@@ -51,20 +73,25 @@ def test_a_bare_date_is_a_day_and_the_claim_id_is_the_shopper_and_the_number():
     assert made.ordered_on == date(2026, 3, 1) and made.ordered_at is None
     assert made.claim_id == claim(filed=T0 + timedelta(days=3)).claim_id != claim(user="bob").claim_id
     assert made.escalate_at == T0 + timedelta(days=12)
-    assert new_claim(ClaimRequest(user_id="x", order_number="O1"), now=T0, rules=RULES,
-                     account_currency=None).state == ClaimState.REJECTED
+    assert (
+        new_claim(ClaimRequest(user_id="x", order_number="O1"), now=T0, rules=RULES, account_currency=None).state
+        == ClaimState.REJECTED
+    )
 
 
-@pytest.mark.parametrize("order, verdict", [
-    (facts(), Verdict.MATCHES),
-    (facts(order_id="O9", partner_order_ids=("O1",)), Verdict.MATCHES),  # the partner's number
-    (facts(order_id="O9", partner_order_ids=()), Verdict.NOT_THIS),
-    (facts(user_id="alice", state="pending"), Verdict.MINE),
-    (facts(user_id="bob", state="pending"), Verdict.OTHERS),
-    (facts(state="on_review"), Verdict.WAITING),
-    (facts(ordered_at=T0 + timedelta(days=3)), Verdict.MISMATCH),
-    (facts(items_usd=Decimal("150"), total_usd=Decimal("150")), Verdict.MISMATCH),
-])
+@pytest.mark.parametrize(
+    "order, verdict",
+    [
+        (facts(), Verdict.MATCHES),
+        (facts(order_id="O9", partner_order_ids=("O1",)), Verdict.MATCHES),  # the partner's number
+        (facts(order_id="O9", partner_order_ids=()), Verdict.NOT_THIS),
+        (facts(user_id="alice", state="pending"), Verdict.MINE),
+        (facts(user_id="bob", state="pending"), Verdict.OTHERS),
+        (facts(state="on_review"), Verdict.WAITING),
+        (facts(ordered_at=T0 + timedelta(days=3)), Verdict.MISMATCH),
+        (facts(items_usd=Decimal("150"), total_usd=Decimal("150")), Verdict.MISMATCH),
+    ],
+)
 def test_judge(order, verdict):
     assert judge(claim(ordered_at=T0.isoformat(), amount="100", currency="USD"), order, RULES, None)[0] == verdict
 

@@ -4,6 +4,7 @@ The ledger (and the audit, which must recompute the same decision) asks `ClaimAt
 clicks have had their say; only an order with no shopper and no conflict is looked up, by its store and partner order
 numbers, in the claims table. The choice itself is the pure `accrual.domain.claims.claimant`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -28,8 +29,9 @@ class ClaimAttribution:
         bind_claims_table(settings)
         self.rules = rules or claim_rules_from_env()
 
-    def attribute(self, key: str, lines: Mapping[str, OrderLine], attribution: Attribution,
-                  config: AccrualConfig) -> Attribution:
+    def attribute(
+        self, key: str, lines: Mapping[str, OrderLine], attribution: Attribution, config: AccrualConfig
+    ) -> Attribution:
         """`attribution` unchanged unless it names nobody and a claim matches the order; then the claimant's."""
         if attribution.click is not None or attribution.conflict or not lines:
             return attribution

@@ -9,20 +9,21 @@ One item per claim, key `claim_id` (deterministic: shopper + order number, so fi
 whole claim is kept as JSON in `body`; the indexed fields are copies. Every change is conditional on the item's
 version, so two runs resolving one claim cannot both publish.
 """
+
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from pynamodb.attributes import UnicodeAttribute, VersionAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from accrual.domain.claims import Claim, ClaimRules, ClaimState
 from accrual.adapters.pynamo import bind_model
+from accrual.domain.claims import Claim, ClaimRules, ClaimState
 from accrual.settings import Settings
 
 
@@ -95,7 +96,11 @@ def bind_claims_table(settings: Settings) -> None:
 def _time(text: str | None) -> datetime | None:
     if not text:
         return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def claim_of(record: ClaimRecord) -> Claim:
@@ -104,18 +109,34 @@ def claim_of(record: ClaimRecord) -> Claim:
     ordered_at = _time(ordered) if ordered and "T" in ordered else None
     ordered_on = date.fromisoformat(ordered) if ordered and "T" not in ordered else None
     return Claim(
-        claim_id=data["claim_id"], user_id=data["user_id"], order_number=data["order_number"],
-        filed_at=_time(data["filed_at"]), escalate_at=_time(data["escalate_at"]),  # type: ignore[arg-type]
-        state=ClaimState(data["state"]), ordered_at=ordered_at, ordered_on=ordered_on,
-        amount=Decimal(data["amount"]) if data.get("amount") is not None else None, currency=data.get("currency"),
-        country=data.get("country"), account_currency=data.get("account_currency"), order_key=data.get("order_key"),
-        reason=data.get("reason"), searched=tuple(data.get("searched") or ()), updated_at=_time(data.get("updated_at")))
+        claim_id=data["claim_id"],
+        user_id=data["user_id"],
+        order_number=data["order_number"],
+        filed_at=_utc(data["filed_at"]),
+        escalate_at=_utc(data["escalate_at"]),
+        state=ClaimState(data["state"]),
+        ordered_at=ordered_at,
+        ordered_on=ordered_on,
+        amount=Decimal(data["amount"]) if data.get("amount") is not None else None,
+        currency=data.get("currency"),
+        country=data.get("country"),
+        account_currency=data.get("account_currency"),
+        order_key=data.get("order_key"),
+        reason=data.get("reason"),
+        searched=tuple(data.get("searched") or ()),
+        updated_at=_time(data.get("updated_at")),
+    )
 
 
 def record_of(claim: Claim, version: int | None = None) -> ClaimRecord:
-    record = ClaimRecord(claim.claim_id, user_id=claim.user_id, order_number=claim.order_number,
-                         state=claim.state.value, filed_at=claim.to_dict()["filed_at"],
-                         body=json.dumps(claim.to_dict(), sort_keys=True, separators=(",", ":")))
+    record = ClaimRecord(
+        claim.claim_id,
+        user_id=claim.user_id,
+        order_number=claim.order_number,
+        state=claim.state.value,
+        filed_at=claim.to_dict()["filed_at"],
+        body=json.dumps(claim.to_dict(), sort_keys=True, separators=(",", ":")),
+    )
     if version is not None:
         record.version = version
     return record

@@ -26,17 +26,18 @@ The matching rule:
 * **A matched claim attributes the order as a click made at the order's `ordered_at`** (the rate cards and
   promotions in force then), with the claimant's account currency and country; the decision trail gets a `claim` step.
 """
+
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
-from typing import Annotated
 
 from accrual.domain.decision import OrderDecision, TrailStep
 from accrual.domain.models import AccrualConfig, Click, Country, IsoCurrency, Key, OrderLine
@@ -119,13 +120,13 @@ class ClaimRequest(BaseModel):
     @field_validator("ordered_at", mode="before")
     @classmethod
     def _bare_date(cls, value: object) -> object:
-        """"2026-11-03" is a day, not midnight UTC of it (pydantic would read it as a naive datetime)."""
+        """ "2026-11-03" is a day, not midnight UTC of it (pydantic would read it as a naive datetime)."""
         if isinstance(value, str) and len(value.strip()) == 10:
             return date.fromisoformat(value.strip())
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ClaimRequest":
+    def _consistent(self) -> ClaimRequest:
         if (self.amount is None) != (self.currency is None):
             raise ValueError("amount and currency go together: give both or neither")
         if isinstance(self.ordered_at, datetime):
@@ -164,13 +165,22 @@ class Claim:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "claim_id": self.claim_id, "user_id": self.user_id, "order_number": self.order_number,
-            "state": self.state.value, "filed_at": _iso(self.filed_at), "escalate_at": _iso(self.escalate_at),
-            "ordered_at": _iso(self.ordered_at) if self.ordered_at else
-            (self.ordered_on.isoformat() if self.ordered_on else None),
-            "amount": str(self.amount) if self.amount is not None else None, "currency": self.currency,
-            "country": self.country, "account_currency": self.account_currency, "order_key": self.order_key,
-            "reason": self.reason, "searched": [dict(item) for item in self.searched],
+            "claim_id": self.claim_id,
+            "user_id": self.user_id,
+            "order_number": self.order_number,
+            "state": self.state.value,
+            "filed_at": _iso(self.filed_at),
+            "escalate_at": _iso(self.escalate_at),
+            "ordered_at": _iso(self.ordered_at)
+            if self.ordered_at
+            else (self.ordered_on.isoformat() if self.ordered_on else None),
+            "amount": str(self.amount) if self.amount is not None else None,
+            "currency": self.currency,
+            "country": self.country,
+            "account_currency": self.account_currency,
+            "order_key": self.order_key,
+            "reason": self.reason,
+            "searched": [dict(item) for item in self.searched],
             "updated_at": _iso(self.updated_at) if self.updated_at else None,
         }
 
@@ -180,11 +190,19 @@ def new_claim(request: ClaimRequest, *, now: datetime, rules: ClaimRules, accoun
     ordered_at = request.ordered_at if isinstance(request.ordered_at, datetime) else None
     ordered_on = request.ordered_at if isinstance(request.ordered_at, date) and ordered_at is None else None
     claim = Claim(
-        claim_id=claim_id_of(request.user_id, request.order_number), user_id=request.user_id,
-        order_number=request.order_number, filed_at=now, escalate_at=now + rules.escalation_delay,
-        ordered_at=ordered_at.astimezone(timezone.utc) if ordered_at else None, ordered_on=ordered_on,
-        amount=request.amount, currency=request.currency, country=request.country,
-        account_currency=account_currency, updated_at=now)
+        claim_id=claim_id_of(request.user_id, request.order_number),
+        user_id=request.user_id,
+        order_number=request.order_number,
+        filed_at=now,
+        escalate_at=now + rules.escalation_delay,
+        ordered_at=ordered_at.astimezone(UTC) if ordered_at else None,
+        ordered_on=ordered_on,
+        amount=request.amount,
+        currency=request.currency,
+        country=request.country,
+        account_currency=account_currency,
+        updated_at=now,
+    )
     if account_currency is None:
         return replace(claim, state=ClaimState.REJECTED, reason=RejectReason.UNKNOWN_SHOPPER.value)
     return claim
@@ -228,8 +246,9 @@ def fx_on(config: AccrualConfig, currency: str, day: date) -> Decimal | None:
     return best
 
 
-def order_facts(key: str, lines: Mapping[str, OrderLine], *, user_id: str | None, state: str | None,
-                config: AccrualConfig | None) -> OrderFacts:
+def order_facts(
+    key: str, lines: Mapping[str, OrderLine], *, user_id: str | None, state: str | None, config: AccrualConfig | None
+) -> OrderFacts:
     ordered = [lines[line_id] for line_id in sorted(lines)]
     first = ordered[0]
     items, total = ZERO, ZERO
@@ -242,14 +261,19 @@ def order_facts(key: str, lines: Mapping[str, OrderLine], *, user_id: str | None
         items += usd_from(line.amount, line.currency, rate)
         total += usd_from(line.amount + line.shipping, line.currency, rate)
     return OrderFacts(
-        key=key, partner=first.partner, order_id=first.order_id,
+        key=key,
+        partner=first.partner,
+        order_id=first.order_id,
         partner_order_ids=tuple(sorted({line.partner_order_id for line in ordered if line.partner_order_id})),
-        user_id=user_id, state=state, ordered_at=min(line.ordered_at for line in ordered),
-        items_usd=items if convertible else None, total_usd=total if convertible else None)
+        user_id=user_id,
+        state=state,
+        ordered_at=min(line.ordered_at for line in ordered),
+        items_usd=items if convertible else None,
+        total_usd=total if convertible else None,
+    )
 
 
-def judge(claim: Claim, facts: OrderFacts, rules: ClaimRules, config: AccrualConfig | None
-          ) -> tuple[Verdict, str]:
+def judge(claim: Claim, facts: OrderFacts, rules: ClaimRules, config: AccrualConfig | None) -> tuple[Verdict, str]:
     """What this order says about this claim, and why in a few words (kept in the claim's `searched`)."""
     if claim.order_number not in facts.numbers():
         return Verdict.NOT_THIS, "another order number"
@@ -266,13 +290,16 @@ def judge(claim: Claim, facts: OrderFacts, rules: ClaimRules, config: AccrualCon
         if claim.ordered_at is not None:
             start, end = claim.ordered_at - rules.window, claim.ordered_at + rules.window
         else:
-            day = datetime.combine(claim.ordered_on, time(0), tzinfo=timezone.utc)  # type: ignore[arg-type]
+            day = datetime.combine(claim.ordered_on, time(0), tzinfo=UTC)  # type: ignore[arg-type]
             start, end = day - rules.window, day + timedelta(days=1) + rules.window
         if not start <= facts.ordered_at <= end:
             problems.append(f"ordered at {_iso(facts.ordered_at)}, not within {_days(rules.window)} of the claim")
     if claim.amount is not None and claim.currency is not None:
-        rate = fx_on(config, claim.currency, facts.ordered_at.date()) if config is not None else (
-            Decimal(1) if claim.currency == "USD" else None)
+        rate = (
+            fx_on(config, claim.currency, facts.ordered_at.date())
+            if config is not None
+            else (Decimal(1) if claim.currency == "USD" else None)
+        )
         if rate is None:
             problems.append(f"no exchange rate for {claim.currency} to compare the amount")
         elif facts.items_usd is None or facts.total_usd is None:
@@ -280,12 +307,15 @@ def judge(claim: Claim, facts: OrderFacts, rules: ClaimRules, config: AccrualCon
         else:
             claimed = usd_from(claim.amount, claim.currency, rate)
             if not any(amount_agrees(claimed, actual, rules) for actual in (facts.items_usd, facts.total_usd)):
-                problems.append(f"the order's amount {facts.items_usd:.2f} USD ({facts.total_usd:.2f} with shipping)"
-                                f" differs from the claimed {claimed:.2f} USD by more than the tolerance")
+                problems.append(
+                    f"the order's amount {facts.items_usd:.2f} USD ({facts.total_usd:.2f} with shipping)"
+                    f" differs from the claimed {claimed:.2f} USD by more than the tolerance"
+                )
     if problems:
         return Verdict.MISMATCH, "; ".join(problems)
     return Verdict.MATCHES, "unattributed order with the claim's number" + (
-        ", time and amount" if claim.amount is not None else "")
+        ", time and amount" if claim.amount is not None else ""
+    )
 
 
 def amount_agrees(claimed_usd: Decimal, actual_usd: Decimal, rules: ClaimRules) -> bool:
@@ -293,30 +323,45 @@ def amount_agrees(claimed_usd: Decimal, actual_usd: Decimal, rules: ClaimRules) 
     return abs(claimed_usd - actual_usd) <= tolerance
 
 
-def claimant(claims: Iterable[Claim], facts: OrderFacts, rules: ClaimRules, config: AccrualConfig | None
-             ) -> Claim | None:
+def claimant(
+    claims: Iterable[Claim], facts: OrderFacts, rules: ClaimRules, config: AccrualConfig | None
+) -> Claim | None:
     """The claim that attributes an unattributed order: among claims naming one of its numbers, not rejected, not
     resolved to another order, whose facts agree with it, the earliest filed (then the smallest id)."""
-    candidates = [claim for claim in claims
-                  if claim.state != ClaimState.REJECTED and claim.order_key in (None, facts.key)
-                  and judge(claim, replace(facts, user_id=None), rules, config)[0] == Verdict.MATCHES]
+    candidates = [
+        claim
+        for claim in claims
+        if claim.state != ClaimState.REJECTED
+        and claim.order_key in (None, facts.key)
+        and judge(claim, replace(facts, user_id=None), rules, config)[0] == Verdict.MATCHES
+    ]
     candidates.sort(key=lambda claim: (claim.filed_at, claim.claim_id))
     return candidates[0] if candidates else None
 
 
 def claim_click(claim: Claim, facts: OrderFacts) -> Click:
     """The click a matched claim stands for: made at the order's time, by the claimant, in the claimant's currency."""
-    return Click(sub_id=f"{CLAIM_SUB_ID_PREFIX}{claim.claim_id}", user_id=claim.user_id, clicked_at=facts.ordered_at,
-                 partner=facts.partner, account_currency=claim.account_currency or "USD", country=claim.country)
+    return Click(
+        sub_id=f"{CLAIM_SUB_ID_PREFIX}{claim.claim_id}",
+        user_id=claim.user_id,
+        clicked_at=facts.ordered_at,
+        partner=facts.partner,
+        account_currency=claim.account_currency or "USD",
+        country=claim.country,
+    )
 
 
 def with_claim_step(decision: OrderDecision, claim: Claim | None) -> OrderDecision:
     """The decision with a `claim` step after its inputs, saying the attribution came from a claim (no-op without)."""
     if claim is None:
         return decision
-    step = TrailStep(rule="claim", code=CLAIM_CODE, line_id=None,
-                     numbers={"claim_id": claim.claim_id, "user_id": claim.user_id, "filed_at": _iso(claim.filed_at)},
-                     note="attributed by a missing-cashback claim, as if the click was made when the order was placed")
+    step = TrailStep(
+        rule="claim",
+        code=CLAIM_CODE,
+        line_id=None,
+        numbers={"claim_id": claim.claim_id, "user_id": claim.user_id, "filed_at": _iso(claim.filed_at)},
+        note="attributed by a missing-cashback claim, as if the click was made when the order was placed",
+    )
     trail = list(decision.trail)
     at = next((index + 1 for index, item in enumerate(trail) if item.rule == "inputs"), 0)
     trail.insert(at, step)
@@ -325,9 +370,9 @@ def with_claim_step(decision: OrderDecision, claim: Claim | None) -> OrderDecisi
 
 _CLAIM_NOTE = {
     "en": "The order was attributed by the missing-cashback claim {claim_id} of {user_id} (filed {filed_at}), as if"
-          " the click had been made when the order was placed.",
+    " the click had been made when the order was placed.",
     "ru": "Заказ отнесён к покупателю {user_id} по заявке на потерянный кэшбэк {claim_id} (подана {filed_at}), как"
-          " если бы переход был сделан в момент заказа.",
+    " если бы переход был сделан в момент заказа.",
 }
 
 
@@ -355,9 +400,9 @@ def conclude(claim: Claim, verdicts: list[tuple[OrderFacts, Verdict, str]], *, n
     """Pure: from the verdicts of every order found, what happens to the claim. The claimant's own order wins over
     everything, a matching unattributed order is handed to the ledger, another shopper's order rejects the claim,
     and a claim nothing answered escalates once its time has come."""
-    searched = tuple({"order": facts.key, "verdict": verdict.value, "why": why}
-                     for facts, verdict, why in verdicts) or (
-        {"order": "", "verdict": "none", "why": f"no order with the number {claim.order_number} was reported yet"},)
+    searched = tuple(
+        {"order": facts.key, "verdict": verdict.value, "why": why} for facts, verdict, why in verdicts
+    ) or ({"order": "", "verdict": "none", "why": f"no order with the number {claim.order_number} was reported yet"},)
     by = {verdict: facts for facts, verdict, _ in reversed(verdicts)}  # the first order (by key) of each verdict
     if Verdict.MINE in by:
         return Outcome(ClaimState.RESOLVED, by[Verdict.MINE].key, None, searched)
@@ -366,15 +411,16 @@ def conclude(claim: Claim, verdicts: list[tuple[OrderFacts, Verdict, str]], *, n
     if Verdict.OTHERS in by:
         # never takes an order (nor money) from the shopper it is credited to; a matched claim whose order went to
         # an earlier claim or a click meanwhile ends the same way
-        return Outcome(ClaimState.REJECTED, by[Verdict.OTHERS].key, RejectReason.ORDER_OF_ANOTHER_SHOPPER.value,
-                       searched)
+        return Outcome(
+            ClaimState.REJECTED, by[Verdict.OTHERS].key, RejectReason.ORDER_OF_ANOTHER_SHOPPER.value, searched
+        )
     if claim.state == ClaimState.ESCALATED or now >= claim.escalate_at:
         return Outcome(ClaimState.ESCALATED, None, "NOT_FOUND_IN_TIME", searched)
     return Outcome(ClaimState.OPEN, None, None, searched)
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _days(span: timedelta) -> str:

@@ -8,6 +8,7 @@ than the shopper may have expected ("the product is not in the affiliate program
 5.5%"). The decision trail stays the full explanation (`accrual explain`); this is the one paragraph for a push or
 an e-mail.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -41,7 +42,7 @@ _WHY = {
     "en": {
         "PARTNER_INVALID": "the store cancelled the order{detail}",
         "AWAITING_PAYMENT_EXPIRED": "the order was not paid within the time allowed",
-        "PROMO_SECTION_3_FOR_5_99": "it was bought in the \"3 for $5.99\" section, which earns no cashback",
+        "PROMO_SECTION_3_FOR_5_99": 'it was bought in the "3 for $5.99" section, which earns no cashback',
         "SHOP_EXCLUDED": "this seller does not pay cashback",
         "CART_BEFORE_CLICK": "the item was in the cart before you followed the cashback link",
         "VIRTUAL_PRODUCT": "gift cards, software, games and services earn no cashback",
@@ -69,13 +70,15 @@ _WHY = {
         "NO_RATE_CARD": "на момент перехода магазин не платил кэшбэк",
     },
 }
-_DETAIL = {"en": {"FullRefund": " (full refund)", "Antispam": " (flagged by the store's checks)"},
-           "ru": {"FullRefund": " (полный возврат)", "Antispam": " (отклонён проверкой магазина)"}}
+_DETAIL = {
+    "en": {"FullRefund": " (full refund)", "Antispam": " (flagged by the store's checks)"},
+    "ru": {"FullRefund": " (полный возврат)", "Antispam": " (отклонён проверкой магазина)"},
+}
 
 _HEAD = {
     "en": {
         "cashback.pending": "Cashback {amount} for order {order} is pending: it is confirmed when the store settles"
-                            " the order.",
+        " the order.",
         "cashback.updated": "Cashback for order {order} changed by {change}; it is now {amount}.",
         "cashback.confirmed": "Cashback {amount} for order {order} is confirmed and added to your balance.",
         "cashback.declined": "Order {order} earns no cashback",
@@ -83,7 +86,7 @@ _HEAD = {
     },
     "ru": {
         "cashback.pending": "Кэшбэк {amount} за заказ {order} ожидает подтверждения: он будет подтверждён, когда"
-                            " магазин закроет заказ.",
+        " магазин закроет заказ.",
         "cashback.updated": "Кэшбэк за заказ {order} изменился на {change}; теперь {amount}.",
         "cashback.confirmed": "Кэшбэк {amount} за заказ {order} подтверждён и зачислен на баланс.",
         "cashback.declined": "За заказ {order} кэшбэк не начислен",
@@ -97,12 +100,18 @@ _REDUCED = {
 }
 _CAPPED = {"en": "Cashback per order is capped at {cap} USD.", "ru": "Кэшбэк за один заказ не больше {cap} USD."}
 _PARTLY = {"en": "Some items earn nothing: {why}.", "ru": "За часть товаров кэшбэк не начислен: {why}."}
-_MOVED = {"en": "Cashback for order {order} was moved: the store reported its items under another order or shopper.",
-          "ru": "Кэшбэк за заказ {order} перенесён: магазин отнёс товары к другому заказу или покупателю."}
-_REVIEW = {"en": "Cashback for order {order} is on hold while we check the order.",
-           "ru": "Кэшбэк за заказ {order} временно удержан, пока мы проверяем заказ."}
-_CLAIMED = {"en": "We found it through your missing-cashback claim.",
-            "ru": "Мы нашли его по вашей заявке на потерянный кэшбэк."}
+_MOVED = {
+    "en": "Cashback for order {order} was moved: the store reported its items under another order or shopper.",
+    "ru": "Кэшбэк за заказ {order} перенесён: магазин отнёс товары к другому заказу или покупателю.",
+}
+_REVIEW = {
+    "en": "Cashback for order {order} is on hold while we check the order.",
+    "ru": "Кэшбэк за заказ {order} временно удержан, пока мы проверяем заказ.",
+}
+_CLAIMED = {
+    "en": "We found it through your missing-cashback claim.",
+    "ru": "Мы нашли его по вашей заявке на потерянный кэшбэк.",
+}
 
 
 def _money(amount: str, currency: str, usd: str | None = None) -> str:
@@ -133,14 +142,18 @@ def _exclusions(decision: OrderDecision) -> tuple[list[str], list[str]]:
 def _reduced_rate(decision: OrderDecision) -> tuple[str, str] | None:
     for step in decision.trail:
         numbers = step.numbers
-        if (step.rule == "rate" and numbers.get("source") == "non_affiliate"
-                and Decimal(numbers.get("category_rate", "0")) > Decimal(numbers.get("rate", "0"))):
+        if (
+            step.rule == "rate"
+            and numbers.get("source") == "non_affiliate"
+            and Decimal(numbers.get("category_rate", "0")) > Decimal(numbers.get("rate", "0"))
+        ):
             return percent(numbers["rate"]), percent(numbers["category_rate"])
     return None
 
 
-def cashback_text(body: Mapping[str, Any], decision: OrderDecision, lang: str, *,
-                  status_detail: str | None = None) -> str:
+def cashback_text(
+    body: Mapping[str, Any], decision: OrderDecision, lang: str, *, status_detail: str | None = None
+) -> str:
     """The shopper's paragraph for a `cashback.*` notification body (the fields of the published message)."""
     event, order, currency = body["event_type"], body["order_id"], body["account_currency"]
     amount = _money(body["cashback"], currency, body["cashback_usd"])
@@ -156,8 +169,12 @@ def cashback_text(body: Mapping[str, Any], decision: OrderDecision, lang: str, *
     detail = status_detail or _status_detail(decision)
     parts = []
     template = _HEAD[lang].get(event, _HEAD[lang]["cashback.updated"])
-    head = template.format(order=order, amount=amount, change=_money(str(delta), currency, str(delta_usd)),
-                           taken=_money(str(abs(delta)), currency, str(abs(delta_usd))))
+    head = template.format(
+        order=order,
+        amount=amount,
+        change=_money(str(delta), currency, str(delta_usd)),
+        taken=_money(str(abs(delta)), currency, str(abs(delta_usd))),
+    )
     if event in ("cashback.declined", "cashback.reversed"):
         why = _why(all_out or list(decision.reasons), lang, detail)
         if not why and event == "cashback.reversed":
@@ -197,7 +214,7 @@ _CLAIM = {
     "en": {
         "claim.resolved": "Your missing-cashback claim for order {number} is resolved: we found the order{cashback}.",
         "claim.escalated": "We have not found order {number} in the store's reports yet; your claim has been passed"
-                           " to our support team, who will reply to you.",
+        " to our support team, who will reply to you.",
         "claim.rejected": "Your missing-cashback claim for order {number} cannot be accepted: {why}.",
         "cashback": ", cashback {amount}",
         "nothing": ", but it earns no cashback: {why}",
@@ -207,7 +224,7 @@ _CLAIM = {
     "ru": {
         "claim.resolved": "Ваша заявка на потерянный кэшбэк по заказу {number} решена: мы нашли заказ{cashback}.",
         "claim.escalated": "Заказ {number} пока не найден в отчётах магазина; заявка передана в службу поддержки,"
-                           " она ответит вам.",
+        " она ответит вам.",
         "claim.rejected": "Заявку на потерянный кэшбэк по заказу {number} принять нельзя: {why}.",
         "cashback": ", кэшбэк {amount}",
         "nothing": ", но кэшбэк за него не начисляется: {why}",
@@ -228,8 +245,9 @@ def claim_text(claim: Any, order: Mapping[str, Any], decision: OrderDecision | N
         return words[event].format(number=claim.order_number)
     cashback = ""
     if Decimal(order.get("cashback") or "0") > 0:
-        cashback = words["cashback"].format(amount=_money(order["cashback"], order["account_currency"],
-                                                           order.get("cashback_usd")))
+        cashback = words["cashback"].format(
+            amount=_money(order["cashback"], order["account_currency"], order.get("cashback_usd"))
+        )
     elif decision is not None:
         all_out, _ = _exclusions(decision)
         why = _why(all_out or list(decision.reasons), lang, _status_detail(decision))
