@@ -379,6 +379,43 @@ def build_parser() -> argparse.ArgumentParser:
         "its lines, clicks and configuration version, and each partner line in exactly one order. Exit 1 "
         "on any difference, each naming the order, shopper or line.",
     )
+    # ---- missing-cashback claims (accrual_dev.claim_commands) ----
+    from accrual_dev import claim_commands
+
+    claim = commands.add_parser("claim", help="missing-cashback claims").add_subparsers(
+        dest="claim_command", required=True, metavar="CLAIM_COMMAND")
+    claim_file = claim.add_parser(
+        "file", help="file a shopper's claim for an order that never showed up, and match it at once",
+        description="Store a missing-cashback claim and match it against the reported orders by the store's or the "
+                    "partner's order number (an unattributed order also by time and amount). The same shopper and "
+                    "order number again return the existing claim. Exit 2 when the claim is invalid or refused (the "
+                    "order is another shopper's, or the shopper has no clicks).")
+    claim_file.add_argument("--user", required=True, help="the shopper (user_id)")
+    claim_file.add_argument("--order", required=True, help="the order number as the shopper knows it")
+    claim_file.add_argument("--ordered-at", help="when the order was placed: ISO-8601 time with a zone, or a date")
+    claim_file.add_argument("--amount", help="what the shopper paid (decimal), with --currency")
+    claim_file.add_argument("--currency", help="ISO 4217 code of --amount")
+    claim_file.add_argument("--country", help="the shopper's country (ISO 3166 alpha-2): the language of the "
+                                              "notifications")
+    claim_file.add_argument("--json", action="store_true", help="print JSON")
+    _now_option(claim_file)
+    claim_file.set_defaults(handler=claim_commands.claim_file)
+    claim_show = claim.add_parser("show", help="one claim: state, the order it matched, what was searched")
+    claim_show.add_argument("claim_id")
+    claim_show.add_argument("--json", action="store_true", help="print JSON")
+    claim_show.set_defaults(handler=claim_commands.claim_show)
+    claim_list = claim.add_parser("list", help="claims, by state and/or shopper, oldest first")
+    claim_list.add_argument("--state", choices=("open", "matched", "resolved", "escalated", "rejected"))
+    claim_list.add_argument("--user", help="only this shopper's claims")
+    claim_list.add_argument("--json", action="store_true", help="print JSON")
+    claim_list.set_defaults(handler=claim_commands.claim_list)
+    claim_match = claim.add_parser("match", help="match every claim still searched now (each reconcile and "
+                                                 "confirm does it too); escalates those whose time has come")
+    _now_option(claim_match)
+    claim_match.set_defaults(handler=claim_commands.claim_match)
+    # ---- end of missing-cashback claims ----
+
+    audit = commands.add_parser("audit", help="recompute balances from the journal; exit 1 on any difference")
     audit.add_argument("--json", action="store_true", help="print JSON")
     audit.set_defaults(handler=operator_commands.audit)
     return parser

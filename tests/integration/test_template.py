@@ -18,11 +18,12 @@ from accrual_dev.local.provision import HELD_BACK, default_template_path, load_t
 ROOT = default_template_path().parent
 SAM = ROOT / ".tools" / "venv" / "bin" / "sam"
 CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
-FUNCTIONS = ("PullFunction", "ReconcileFunction", "ConfirmFunction", "ReportDropFunction", "OutboxRelayFunction")
+FUNCTIONS = ("PullFunction", "ReconcileFunction", "ConfirmFunction", "ReportDropFunction", "OutboxRelayFunction",
+             "ClaimIntakeFunction")
 # The tables that hold money, or the journal, notifications and configuration it depends on.
 MONEY_TABLES = ("OrdersTable", "BalancesTable", "OutboxTable", "ControlTable")
 # The tables the audit or the outbox reads: point-in-time recovery.
-RECOVERABLE_TABLES = ("OrdersTable", "BalancesTable", "OutboxTable", "ClicksTable", "ControlTable")
+RECOVERABLE_TABLES = ("OrdersTable", "BalancesTable", "OutboxTable", "ClicksTable", "ControlTable", "ClaimsTable")
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 
 
@@ -99,8 +100,8 @@ def test_outbox_relay_reads_the_outbox_stream_with_partial_batch_failures(transf
     """The mapping is held back from moto (see accrual_dev.local.provision): its settings are checked here."""
     mappings = resources_of(transformed, "AWS::Lambda::EventSourceMapping").values()
     (mapping,) = [item for item in mappings if item["FunctionName"] == {"Ref": "OutboxRelayFunction"}]
-    assert "AWS::Lambda::EventSourceMapping" in HELD_BACK
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["OutboxTable", "StreamArn"]}
+    assert "AWS::Lambda::EventSourceMapping" in HELD_BACK
     assert mapping["FunctionName"] == {"Ref": "OutboxRelayFunction"}
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BisectBatchOnFunctionError"] is True
@@ -294,3 +295,25 @@ def test_every_function_error_and_every_dead_letter_queue_alarms_on_the_encrypte
     assert any(statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
                for statement in key["KeyPolicy"]["Statement"])
     assert transformed["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": "AlarmTopic"}
+
+
+def test_claim_intake_reads_its_queue_with_partial_batch_failures_and_a_dead_letter_queue(
+        transformed: dict[str, Any]) -> None:
+    (mapping,) = [mapping for mapping in resources_of(transformed, "AWS::Lambda::EventSourceMapping").values()
+                  if mapping["FunctionName"] == {"Ref": "ClaimIntakeFunction"}]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["ClaimIntakeQueue", "Arn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queues = resources_of(transformed, "AWS::SQS::Queue")
+    intake = queues["ClaimIntakeQueue"]
+    assert intake["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["ClaimIntakeDeadLetterQueue", "Arn"]}
+    assert intake["SqsManagedSseEnabled"] is True and queues["ClaimIntakeDeadLetterQueue"]["SqsManagedSseEnabled"]
+    timeout = resources_of(transformed, "AWS::Lambda::Function")["ClaimIntakeFunction"]["Timeout"]
+    assert intake["VisibilityTimeout"] >= 6 * timeout
+    # the claims table is read and written by the intake and the ledger's functions, and deleted from by none
+    claims = [(logical_id, statement) for logical_id, statement in role_statements(transformed)
+              if "ClaimsTable" in names(statement["Resource"])]
+    policy = resources_of(transformed, "AWS::IAM::Policy")["ClaimsForLedgerFunctionsPolicy"]
+    claims += [("ClaimsForLedgerFunctionsPolicy", statement) for statement in policy["PolicyDocument"]["Statement"]]
+    assert {logical_id for logical_id, _ in claims} >= {"ClaimIntakeFunctionRole", "ClaimsForLedgerFunctionsPolicy"}
+    for _, statement in claims:
+        assert not any("Delete" in action or "*" in action for action in statement["Action"]), statement

@@ -73,6 +73,7 @@ _TABLES = {
     "clicks_table": ("CLICKS_TABLE", "{stack}-clicks"),
     "control_table": ("CONTROL_TABLE", "{stack}-control"),
     "idempotency_table": ("IDEMPOTENCY_TABLE", "{stack}-idempotency"),
+    "claims_table": ("CLAIMS_TABLE", "{stack}-claims"),
 }
 _PREFIXES = {"partner_secrets_prefix": "{stack}/partners/", "partner_parameters_prefix": "/{stack}/partners/"}
 
@@ -91,6 +92,7 @@ class Settings(BaseSettings):
     clicks_table: str = Field("", validation_alias="CLICKS_TABLE")
     control_table: str = Field("", validation_alias="CONTROL_TABLE")
     idempotency_table: str = Field("", validation_alias="IDEMPOTENCY_TABLE")
+    claims_table: str = Field("", validation_alias="CLAIMS_TABLE")
     notifications_topic_arn: str | None = Field(None, validation_alias="NOTIFICATIONS_TOPIC_ARN")
     reports_bucket: str | None = Field(None, validation_alias="REPORTS_BUCKET")
     local_notifications_queue_url: str | None = Field(None, validation_alias="LOCAL_NOTIFICATIONS_QUEUE_URL")

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from accrual.domain.decision import OrderDecision
 from accrual.domain.lifecycle import EventType, Holding, OrderState
+from accrual.domain.models import Click
 from accrual.domain.money import money_str
+from accrual.domain.shopper_text import message_texts
 
 NOTIFICATION_SCHEMA = "cashback.notification/1"
 TRAIL_SUMMARY_LIMIT = 20
@@ -63,6 +65,8 @@ class NotificationMessage(BaseModel):
     change: MoneyChange
     reasons: list[str]
     trail_summary: list[TrailSummaryItem]
+    lang: str  # the shopper's language (ru or en), from the click's country, else the account currency
+    text: str  # a short text for the shopper in that language, with the reason in plain words
 
     def body(self) -> str:
         return json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
@@ -95,10 +99,11 @@ def notification(
     change: Holding,
     account_currency: str,
     now: datetime,
+    click: Click | None = None,
 ) -> NotificationMessage:
     """The message for one shopper: `holding` is what the order holds for them after the change, `change` what
     moved. (Every field of the message is built here, and only here.)"""
-    return NotificationMessage(
+    fields = dict(
         event_id=notification_id(order_key, order_version, event, user_id),
         event_type=event,
         occurred_at=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
@@ -121,3 +126,5 @@ def notification(
             TrailSummaryItem(rule=item.rule, code=item.code, note=item.note) for item in decision.trail if item.code
         ][:TRAIL_SUMMARY_LIMIT],
     )
+    facts = NotificationMessage.model_construct(**fields, lang="", text="").model_dump(mode="json", by_alias=True)
+    return NotificationMessage(**fields, **message_texts(facts, decision, click))

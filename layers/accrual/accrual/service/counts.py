@@ -36,6 +36,13 @@ class RunCounts(BaseModel):
     transitions_refused: int = 0
     orders_redecided: int = 0  # redecide: orders whose decision or holding changed under the current configuration
     orders_skipped_confirmed: int = 0  # redecide: confirmed (or later) orders, never touched
+    claims_searched: int = 0  # open claims looked for in the ledger (after a reconcile, on a cycle)
+    claims_failed: int = 0  # claims whose order could not be settled this run: searched again next run
+    claims_open: int = 0  # claims still open after the search
+    claims_matched: int = 0
+    claims_resolved: int = 0
+    claims_escalated: int = 0
+    claims_rejected: int = 0
 
     def add(self, name: str, value: int = 1) -> None:
         setattr(self, name, getattr(self, name) + value)

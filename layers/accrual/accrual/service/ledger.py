@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from accrual.adapters.claim_attribution import ClaimAttribution, claim_of
 from accrual.adapters.ledger_store import (
     BalanceDelta,
     DynamoLedgerStore,
@@ -51,6 +52,7 @@ from accrual.adapters.ledger_store import (
 )
 from accrual.adapters.ledger_tables import OrderTooLarge
 from accrual.domain.attribution import Attribution, attribute, pinned_shopper
+from accrual.domain.claims import with_claim_step
 from accrual.domain.decision import MissingFxRate, OrderDecision
 from accrual.domain.lifecycle import (
     NOTHING,
@@ -216,7 +218,7 @@ class Redecided:
 
 class Ledger:
     def __init__(self, settings: Settings | None = None, *, store: LedgerStore | None = None,
-                 config: AccrualConfig | None = None) -> None:
+                 config: AccrualConfig | None = None, claims: ClaimAttribution | None = None) -> None:
         if store is None:
             if settings is None:
                 raise ValueError("a Ledger needs its settings or a store")
@@ -224,6 +226,8 @@ class Ledger:
         self.settings = settings
         self.store = store
         self._config = config
+        # claims hook: the claimant of an order no click names (no claims table behind an in-memory store)
+        self.claims = claims if claims is not None else (ClaimAttribution(settings) if settings is not None else None)
         self._clicks: dict[str, Click | None] = {}
 
     @property
@@ -261,6 +265,8 @@ class Ledger:
                 self._settle_order(key, by_order[key], now=now, confirming=False, counts=counts)
         finally:
             self._clicks = {}
+        if self.claims is not None:
+            counts.merge(RunCounts.of(self._claims_after_reconcile(lines, now)))  # claims hook
         return counts.as_dict()
 
     def _clicks_for(self, lines: Mapping[str, OrderLine]) -> dict[str, Click | None]:
@@ -279,6 +285,8 @@ class Ledger:
         for key in self.store.due_orders(utc_text(now), page_size):
             counts.add("orders_due")
             self._settle_order(key, [], now=now, confirming=True, counts=counts)
+        if self.claims is not None:
+            counts.merge(RunCounts.of(self._claims_sweep(now)))  # claims hook
         return counts.as_dict()
 
     def due_orders(self, *, now: datetime, shards: Iterable[int] | None = None, page_size: int = 100) -> Iterator[str]:
@@ -351,6 +359,25 @@ class Ledger:
                 counts.add("orders_redecided")
             results.append(result)
         return results, counts
+
+    # ---- claims hook: match claims after a reconcile and on every confirmation cycle ----------------------------
+    def _claims_after_reconcile(self, lines: Sequence[OrderLine], now: datetime) -> dict[str, int]:
+        from accrual.service.claims import claims_after_reconcile
+
+        return claims_after_reconcile(self.settings, self, lines, now=now)
+
+    def _claims_sweep(self, now: datetime) -> dict[str, int]:
+        from accrual.service.claims import claims_sweep
+
+        return claims_sweep(self.settings, self, now=now)
+
+    # ---- claims hook: decide one order again (a claim now matches it) ------------------------------------------
+    def redecide_order(self, key: str, *, now: datetime) -> dict[str, int]:
+        """Decide one stored order again with what the ledger knows now (a missing-cashback claim that matches it):
+        the same path, rules, journal and notifications as a reconcile."""
+        counts = RunCounts()
+        self._settle_order(key, [], now=now, confirming=False, counts=counts, redecide=True)
+        return counts.as_dict()
 
     # ---- one order ------------------------------------------------------------------------------------------
     def _settle_order(self, key: str, incoming: list[OrderLine], *, now: datetime, confirming: bool,
@@ -489,6 +516,7 @@ class Ledger:
         review_user = review[1] if review else (record.review_user if record else None)
         pinned = pinned_shopper(view.state, record.user_id if record else None, verdict, review_user)
         attribution = attribute(merged, self._clicks_for(merged), pinned_user=pinned)
+        attribution = self._claimed(key, merged, attribution)  # claims hook: no click names a shopper
         review_accounts, also_affected = self._review_accounts(key, attribution, merged, now)
         if not redecide:
             # before this order's own write: a run stopped in between redoes both when rerun
@@ -496,6 +524,7 @@ class Ledger:
                 self._settle_order(other, [], now=now, confirming=False, counts=counts, redecide=True)
         decision = decide_order(list(merged.values()), attribution.click, config, now=now,
                                 other_new_user_coupon_accounts=review_accounts, conflict=attribution.conflict)
+        decision = with_claim_step(decision, claim_of(attribution))  # claims hook: the trail names the claim
 
         holder = view.holder
         same_shopper = holder is None or holder == decision.user_id
@@ -541,6 +570,16 @@ class Ledger:
         return OrderPlan(key=key, view=view, record=new_record, decision=decision, decision_json=decision_json,
                          step=step, version=version, all_lines=merged, lines=list(changed), entries=entries,
                          notice=notice)
+
+    def _claimed(self, key: str, lines: Mapping[str, OrderLine], attribution: Attribution) -> Attribution:
+        """Claims hook: the claimant's attribution when no click names a shopper and a claim matches the order. The
+        claim's click is remembered with the page's clicks (the notification's language comes from its country)."""
+        if self.claims is None:
+            return attribution
+        claimed = self.claims.attribute(key, lines, attribution, self.config)
+        if claimed.click is not None and claimed is not attribution:
+            self._clicks[claimed.click.sub_id] = claimed.click
+        return claimed
 
     def _plan_empty(self, key: str, view: OrderView, now: datetime) -> OrderPlan | None:
         """Every line of the order moved to another order: it holds nothing any more and keeps its history."""
@@ -659,7 +698,8 @@ class Ledger:
             state=step.state if mine else _lost_state(step.state),
             previous_state=entry.state_from if entry is not None else plan.view.state,
             holding=step.holding if mine else NOTHING, change=entry.delta if entry is not None else NOTHING,
-            account_currency=entry.account_currency if entry is not None else decision.account_currency, now=now)
+            account_currency=entry.account_currency if entry is not None else decision.account_currency, now=now,
+            click=self._clicks.get(plan.record.sub_id or "") if mine else None)
         return OutboxMessage(message.event_id, event.value, user_id, message.body(), message.attributes(),
                              utc_text(now), int(now.timestamp()) + OUTBOX_RETENTION_DAYS * 86400)
 

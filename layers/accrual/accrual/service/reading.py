@@ -7,8 +7,10 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from accrual.adapters.claim_attribution import ClaimAttribution, claim_of, claims_naming
 from accrual.adapters.ledger_store import DynamoLedgerStore, LedgerStore, OrderItem, find_order_keys
 from accrual.domain.attribution import attribute, pinned_shopper
+from accrual.domain.claims import claim_note, with_claim_step
 from accrual.domain.decision import OrderDecision
 from accrual.domain.lifecycle import Holding, OrderState, earning_holding
 from accrual.domain.models import OrderLine
@@ -24,6 +26,13 @@ FIGURES = ("pending_usd", "confirmed_usd", "pending", "confirmed")
 def _store(source: Settings | LedgerStore) -> LedgerStore:
     """The readers take the stack's settings (the DynamoDB store) or a store itself (unit tests)."""
     return DynamoLedgerStore(source) if isinstance(source, Settings) else source
+
+
+def _settings_of(source: Settings | LedgerStore) -> Settings | None:
+    """The stack's settings behind a source, for the claims table (an in-memory store has none)."""
+    if isinstance(source, Settings):
+        return source
+    return getattr(source, "settings", None)
 
 
 def balance(source: Settings | LedgerStore, user_id: str) -> dict[str, Any]:
@@ -44,6 +53,7 @@ def find_orders(order_number: str, source: Settings | LedgerStore | None = None)
 
 def explain(source: Settings | LedgerStore, order_number: str, *, lang: str = "en") -> dict[str, Any] | None:
     store = _store(source)
+    settings = _settings_of(source)
     keys = store.find_orders(order_number)
     if not keys:
         return None
@@ -86,7 +96,8 @@ def explain(source: Settings | LedgerStore, order_number: str, *, lang: str = "e
         "journal": journal,
         "refused": refused,
         "also_matches": keys[1:],
-        "explanation": render_trail(decision, lang, journal=journal, refused=refused),
+        "claims": claims_naming(settings, record.order_id, record.partner_order_id) if settings else [],  # claims hook
+        "explanation": render_trail(decision, lang, journal=journal, refused=refused) + claim_note(decision, lang),
     }
 
 
@@ -144,11 +155,14 @@ def audit(source: Settings | LedgerStore) -> dict[str, Any]:
 
     orders = 0
     configs: dict[str, Any] = {}
+    settings = _settings_of(source)
+    # claims hook: the audit attributes exactly as the ledger does (no claims table behind an in-memory store)
+    claims = ClaimAttribution(settings) if settings is not None else None
     for record in store.scan_orders():
         orders += 1
         journal = journal_by_order.pop(record.key, {})
         try:
-            differences.extend(_audit_order(store, record, journal, configs))
+            differences.extend(_audit_order(store, record, journal, configs, claims))
         except Exception as error:  # noqa: BLE001 - an order the audit cannot even recompute is itself a finding
             differences.append({"kind": "order_unreadable", "order": record.key,
                                 "error": f"{type(error).__name__}: {error}"[:500]})
@@ -158,8 +172,8 @@ def audit(source: Settings | LedgerStore) -> dict[str, Any]:
             "negative_confirmed_balances": negative, "differences": differences}
 
 
-def _audit_order(store: LedgerStore, record: OrderItem, journal: dict[str, Holding], configs: dict[str, Any]
-                 ) -> Iterable[dict[str, Any]]:
+def _audit_order(store: LedgerStore, record: OrderItem, journal: dict[str, Holding], configs: dict[str, Any],
+                 claims: ClaimAttribution | None = None) -> Iterable[dict[str, Any]]:
     held = Holding(record.pending_usd, record.confirmed_usd, record.pending, record.confirmed)
     mine = journal.get(record.user_id, Holding()) if record.user_id else Holding()
     if held != mine:
@@ -189,10 +203,13 @@ def _audit_order(store: LedgerStore, record: OrderItem, journal: dict[str, Holdi
     pinned = pinned_shopper(record.state, record.user_id, record.review, record.review_user)
     clicks = store.find_clicks(line.sub_id for line in lines.values() if line.sub_id)
     attribution = attribute(lines, clicks, pinned_user=pinned)
+    if claims is not None:  # claims hook
+        attribution = claims.attribute(record.key, lines, attribution, configs[version])
     recomputed = decide_order(list(lines.values()), attribution.click, configs[version],
                               now=parse_utc(record.decided_at),
                               other_new_user_coupon_accounts=frozenset(record.review_accounts or ()),
                               conflict=attribution.conflict)
+    recomputed = with_claim_step(recomputed, claim_of(attribution))  # claims hook
     if canonical(recomputed.to_dict()) != canonical(stored.to_dict()):
         yield {"kind": "decision", "order": record.key, "stored_cashback_usd": str(stored.cashback_usd),
                "recomputed_cashback_usd": str(recomputed.cashback_usd),

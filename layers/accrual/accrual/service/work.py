@@ -36,7 +36,7 @@ class WorkUnit(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["page", "confirm"]
+    kind: Literal["page", "confirm", "claims"]
     run_id: str
     now: AwareDatetime
     partner: str | None = None
@@ -46,6 +46,8 @@ class WorkUnit(BaseModel):
     first_line: int = 1  # page: the part's first line in its dropped file (quarantine positions stay readable)
 
     def label(self) -> str:
+        if self.kind == "claims":
+            return f"claims sweep as of {self.now.isoformat()}"
         return f"{self.key}" if self.kind == "page" else f"confirm shard {self.shard} as of {self.now.isoformat()}"
 
 
@@ -62,7 +64,10 @@ def page_unit(partner: str, key: str, report_format: str, *, now: datetime, run_
 
 def confirm_units(*, now: datetime, run_id: str | None = None) -> list[WorkUnit]:
     run_id = run_id or uuid.uuid4().hex
-    return [WorkUnit(kind="confirm", run_id=run_id, now=now, shard=shard) for shard in range(DUE_SHARDS)]
+    # one unit per due shard, and the cycle's claims sweep (match open claims, escalate the overdue) as one more
+    return [WorkUnit(kind="confirm", run_id=run_id, now=now, shard=shard) for shard in range(DUE_SHARDS)] + [
+        WorkUnit(kind="claims", run_id=run_id, now=now)
+    ]
 
 
 def hand_on(settings: Settings, units: list[WorkUnit]) -> int:
@@ -128,6 +133,13 @@ def file_units(data: bytes, report_format: str, *, partner: str, key: str, archi
 # ---- the worker's side ----------------------------------------------------------------------------------------------
 def run_unit(unit: WorkUnit, settings: Settings, *, workers: int) -> dict[str, Any]:
     """Do one unit with `workers` threads; raise UnitFailed when any of it is left undone."""
+    if unit.kind == "claims":
+        from accrual.service.claims import claims_sweep
+        from accrual.service.ledger import Ledger
+
+        swept = claims_sweep(settings, Ledger(settings), now=unit.now)
+        _raise_if_unsettled(unit, swept)
+        return {"kind": "claims", **swept}
     if unit.kind == "confirm":
         from accrual.service.fanout import ConcurrentLedger
 

@@ -1,0 +1,174 @@
+"""Missing-cashback claims in their own DynamoDB table (`<stack>-claims`, template.yaml "Claims" block).
+
+Why a table of their own rather than items in the control or orders table: claims are looked up three ways (by the
+order number a report line carries, by shopper, by state for the matching sweep), which are three GSIs here and
+would be hand-kept index items elsewhere; they are shoppers' requests with their own retention, read by the ledger
+(to attribute an unattributed order) but written only by the claims service, so IAM can say exactly that.
+
+One item per claim, key `claim_id` (deterministic: shopper + order number, so filing twice finds the first). The
+whole claim is kept as JSON in `body`; the indexed fields are copies. Every change is conditional on the item's
+version, so two runs resolving one claim cannot both publish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from pynamodb.attributes import UnicodeAttribute, VersionAttribute
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from accrual.adapters.pynamo import bind_model
+from accrual.domain.claims import Claim, ClaimRules, ClaimState
+from accrual.settings import Settings
+
+
+def claims_table_name(settings: Settings) -> str:
+    return settings.claims_table or f"{settings.stack}-claims"
+
+
+def claim_rules_from_env() -> ClaimRules:
+    """The matching and escalation settings (CLAIM_* variables; the defaults are ClaimRules')."""
+    from datetime import timedelta
+
+    defaults = ClaimRules()
+    escalate = os.environ.get("CLAIM_ESCALATE_AFTER_DAYS")
+    return ClaimRules(
+        window=timedelta(days=float(os.environ.get("CLAIM_WINDOW_DAYS", defaults.window.days))),
+        amount_tolerance=Decimal(os.environ.get("CLAIM_AMOUNT_TOLERANCE", str(defaults.amount_tolerance))),
+        amount_floor_usd=Decimal(os.environ.get("CLAIM_AMOUNT_FLOOR_USD", str(defaults.amount_floor_usd))),
+        report_delay=timedelta(days=float(os.environ.get("CLAIM_REPORT_DELAY_DAYS", defaults.report_delay.days))),
+        escalate_after=timedelta(days=float(escalate)) if escalate else None,
+    )
+
+
+class _ByOrderNumber(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_order_number"
+        projection = AllProjection()
+
+    order_number = UnicodeAttribute(hash_key=True)
+
+
+class _ByUser(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_user"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    filed_at = UnicodeAttribute(range_key=True)
+
+
+class _ByState(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_state"
+        projection = AllProjection()
+
+    state = UnicodeAttribute(hash_key=True)
+    filed_at = UnicodeAttribute(range_key=True)
+
+
+class ClaimRecord(Model):
+    class Meta:
+        table_name = None
+
+    claim_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    order_number = UnicodeAttribute()
+    state = UnicodeAttribute()
+    filed_at = UnicodeAttribute()
+    body = UnicodeAttribute()  # Claim.to_dict() as JSON
+    version = VersionAttribute()
+
+    by_order_number = _ByOrderNumber()
+    by_user = _ByUser()
+    by_state = _ByState()
+
+
+def bind_claims_table(settings: Settings) -> None:
+    bind_model(ClaimRecord, claims_table_name(settings), settings)
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def claim_of(record: ClaimRecord) -> Claim:
+    data = json.loads(record.body)
+    ordered = data.get("ordered_at")
+    ordered_at = _time(ordered) if ordered and "T" in ordered else None
+    ordered_on = date.fromisoformat(ordered) if ordered and "T" not in ordered else None
+    return Claim(
+        claim_id=data["claim_id"],
+        user_id=data["user_id"],
+        order_number=data["order_number"],
+        filed_at=_utc(data["filed_at"]),
+        escalate_at=_utc(data["escalate_at"]),
+        state=ClaimState(data["state"]),
+        ordered_at=ordered_at,
+        ordered_on=ordered_on,
+        amount=Decimal(data["amount"]) if data.get("amount") is not None else None,
+        currency=data.get("currency"),
+        country=data.get("country"),
+        account_currency=data.get("account_currency"),
+        order_key=data.get("order_key"),
+        reason=data.get("reason"),
+        searched=tuple(data.get("searched") or ()),
+        updated_at=_time(data.get("updated_at")),
+    )
+
+
+def record_of(claim: Claim, version: int | None = None) -> ClaimRecord:
+    record = ClaimRecord(
+        claim.claim_id,
+        user_id=claim.user_id,
+        order_number=claim.order_number,
+        state=claim.state.value,
+        filed_at=claim.to_dict()["filed_at"],
+        body=json.dumps(claim.to_dict(), sort_keys=True, separators=(",", ":")),
+    )
+    if version is not None:
+        record.version = version
+    return record
+
+
+def get_claim(claim_id: str) -> tuple[Claim, int] | None:
+    try:
+        record = ClaimRecord.get(claim_id, consistent_read=True)
+    except ClaimRecord.DoesNotExist:
+        return None
+    return claim_of(record), record.version
+
+
+def claims_for_numbers(numbers: Iterable[str]) -> list[Claim]:
+    """Every claim naming one of these order numbers (the by_order_number index)."""
+    found: dict[str, Claim] = {}
+    for number in sorted(set(numbers)):
+        for record in ClaimRecord.by_order_number.query(number):
+            found[record.claim_id] = claim_of(record)
+    return [found[claim_id] for claim_id in sorted(found)]
+
+
+def claims_in_state(state: ClaimState, *, page_size: int = 100) -> Iterator[Claim]:
+    for record in ClaimRecord.by_state.query(state.value, page_size=page_size):
+        yield claim_of(record)
+
+
+def claims_of_user(user_id: str) -> Iterator[Claim]:
+    for record in ClaimRecord.by_user.query(user_id):
+        yield claim_of(record)
+
+
+def all_claims() -> Iterator[Claim]:
+    for record in ClaimRecord.scan():
+        yield claim_of(record)

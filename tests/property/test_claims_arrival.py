@@ -1,0 +1,86 @@
+"""Claims and report lines in any order of arrival (and repeated) end in the same balances and claim states, with a
+clean audit: a claim filed before its line, after it, by the partner's order number, a claim for another shopper's
+order, and a line whose click names its shopper, shuffled by hypothesis."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import boto3
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from accrual.domain.claims import ClaimRequest, ClaimState, claim_id_of
+from accrual.service.claims import ClaimService
+from accrual.service.ledger import Ledger
+from accrual.service.reading import audit
+from support.ledger import T0, balance_of, line, load_reference_data, wipe_ledger
+
+CLAIMS = {
+    "alice-O1": ClaimRequest(
+        user_id="alice", order_number="O1", ordered_at=T0, amount=Decimal("100.00"), currency="USD"
+    ),
+    "bob-P2": ClaimRequest(
+        user_id="bob", order_number="P2", ordered_at=T0.date(), amount=Decimal("54.00"), currency="EUR"
+    ),  # 60 USD at 0.90 EUR per USD
+    "bob-O3": ClaimRequest(user_id="bob", order_number="O3"),  # carol's order: refused
+    "alice-O4": ClaimRequest(user_id="alice", order_number="O4"),  # her own click already names her
+}
+LINES = {
+    "O1": line("O1", sub_id="lost-1"),
+    "O2": line("O2", sub_id="lost-2", partner_order_id="P2", amount="60.00"),
+    "O3": line("O3", user="carol", amount="40.00"),
+    "O4": line("O4", user="alice", amount="20.00"),
+    "O1-settled": line("O1", sub_id="lost-1", status="settled", at=T0 + timedelta(hours=2)),
+}
+EVENTS = [f"claim:{name}" for name in CLAIMS] + [f"line:{name}" for name in LINES]
+# 5% of each order: alice O1 5.00 + O4 1.00 (EUR at 0.90), bob O2 3.00, carol O3 2.00
+EXPECTED_USD = {"alice": Decimal("6.00"), "bob": Decimal("3.00"), "carol": Decimal("2.00")}
+EXPECTED_STATES = {
+    "alice-O1": ClaimState.RESOLVED,
+    "bob-P2": ClaimState.RESOLVED,
+    "bob-O3": ClaimState.REJECTED,
+    "alice-O4": ClaimState.RESOLVED,
+}
+
+
+def wipe_claims(stack) -> None:
+    dynamodb = boto3.client("dynamodb", region_name=stack.region)
+    table = f"{stack.stack}-claims"
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table, ProjectionExpression="claim_id"):
+        for item in page["Items"]:
+            dynamodb.delete_item(TableName=table, Key=item)
+
+
+@pytest.fixture
+def world(stack):
+    load_reference_data(stack, {"alice": "EUR", "bob": "EUR", "carol": "USD"})
+    return stack
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(EVENTS), repeats=st.lists(st.sampled_from(EVENTS), max_size=3))
+def test_any_arrival_order_ends_in_the_same_balances_and_claim_states(world, order, repeats):
+    wipe_ledger(world)
+    wipe_claims(world)
+    ledger, claims = Ledger(world), ClaimService(world)
+    now = T0 + timedelta(hours=3)
+    for event in [*order, *repeats]:
+        kind, name = event.split(":")
+        now += timedelta(minutes=10)
+        if kind == "claim":
+            claims.file(CLAIMS[name], now=now)
+        else:
+            ledger.reconcile([LINES[name]], now=now)
+    ledger.confirm(now=now + timedelta(hours=1))  # the cycle's sweep
+
+    for user, usd in EXPECTED_USD.items():
+        pending_usd, confirmed_usd, _, _ = balance_of(user)
+        assert pending_usd + confirmed_usd == usd, (user, order, repeats)
+    for name, state in EXPECTED_STATES.items():
+        request = CLAIMS[name]
+        assert claims.show(claim_id_of(request.user_id, request.order_number)).state == state, (name, order)
+    result = audit(world)
+    assert result["ok"], result["differences"]
