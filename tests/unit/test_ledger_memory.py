@@ -254,6 +254,7 @@ def test_a_change_puts_one_notification_in_the_outbox_in_the_contract_s_shape():
         "change",
         "event_id",
         "event_type",
+        "lang",
         "occurred_at",
         "order_id",
         "partner",
@@ -261,6 +262,7 @@ def test_a_change_puts_one_notification_in_the_outbox_in_the_contract_s_shape():
         "reasons",
         "schema",
         "state",
+        "text",
         "trail_summary",
         "user_id",
     ]

@@ -36,6 +36,7 @@ from accrual.adapters.claims_table import (
     get_claim,
     record_of,
 )
+from accrual.adapters.ledger_store import DynamoLedgerStore
 from accrual.adapters.ledger_tables import OUTBOX_SHARDS, OutboxRecord, bind_ledger_tables
 from accrual.domain.claims import (
     SEARCHED_STATES,
@@ -76,6 +77,7 @@ class ClaimService:
         self.settings = settings
         self.rules = rules or claim_rules_from_env()
         self._ledger = ledger
+        self._store = ledger.store if ledger is not None else DynamoLedgerStore(settings)
         self._connection = Connection(region=settings.region, host=settings.endpoint_url, max_retry_attempts=8)
 
     @property
@@ -177,8 +179,8 @@ class ClaimService:
 
         verdicts: list[tuple[OrderFacts, Verdict, str]] = []
         config = self._config()
-        for key in find_orders(claim.order_number):
-            view = load_order(key)
+        for key in find_orders(claim.order_number, self._store):
+            view = load_order(key, self._store)
             if view.record is None or not view.lines:
                 continue
             facts = order_facts(key, view.lines, user_id=view.record.user_id, state=view.record.state, config=config)
@@ -276,7 +278,7 @@ class ClaimService:
         }
         decision = None
         if claim.order_key and claim.state == ClaimState.RESOLVED:
-            view = load_order(claim.order_key)
+            view = load_order(claim.order_key, self._store)
             if view.record is not None:
                 record = view.record
                 order.update(
