@@ -11,6 +11,7 @@ project's moto server answers one request at a time, which would measure moto's 
 
     .venv/bin/python bench/throughput.py [--orders 600] [--workers 1,4,16,64] [--latency-ms 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,13 @@ class CallCounter:
             if write or read:
                 self.write_units += write
                 self.read_units += read
-            elif model is not None and model.name in ("TransactWriteItems", "PutItem", "UpdateItem",
-                                                      "BatchWriteItem", "DeleteItem"):
+            elif model is not None and model.name in (
+                "TransactWriteItems",
+                "PutItem",
+                "UpdateItem",
+                "BatchWriteItem",
+                "DeleteItem",
+            ):
                 self.write_units += units
             else:
                 self.read_units += units
@@ -93,8 +99,9 @@ def run(emulator, orders, keys, workers: int, latency_ms: float, counter: CallCo
     bind_ledger_tables(settings)
     config = accrual_config()
     reference_data.save_config(config, now=orders.last_event)
-    reference_data.save_clicks(orders.clicks[orders.first[key][0].sub_id] for key in keys
-                               if orders.first[key][0].sub_id in orders.clicks)
+    reference_data.save_clicks(
+        orders.clicks[orders.first[key][0].sub_id] for key in keys if orders.first[key][0].sub_id in orders.clicks
+    )
     lines = [line for key in keys for line in orders.first[key]]
     random.Random(workers).shuffle(lines)  # every run sees the report in another order
     ledger = ConcurrentLedger(settings, workers=workers, config=config)
@@ -111,14 +118,24 @@ def run(emulator, orders, keys, workers: int, latency_ms: float, counter: CallCo
     confirmed = ledger.confirm(now=now + timedelta(days=max(config.hold_days.values()) + 1))
     confirm_seconds = time.perf_counter() - started
     latency.install(0)
-    return {"workers": workers, "lines": len(lines), "orders": len(keys), "seconds": reconcile_seconds,
-            "lines_per_second": len(lines) / reconcile_seconds, "client_cpu_ms_per_line": 1000 * cpu / len(lines),
-            "emulator_cpu_ms_per_line": 1000 * server_cpu / len(lines), "calls_per_line": calls / len(lines),
-            "wcu_per_order": write_units / len(keys), "rcu_per_order": read_units / len(keys),
-            "confirm_orders": confirmed.get("orders_due", 0), "confirm_seconds": confirm_seconds,
-            "failed": counts.get("orders_failed", 0) + confirmed.get("orders_failed", 0),
-            "retries": counts.get("retries", 0) + confirmed.get("retries", 0),
-            "chunks_retried": counts.get("chunks_retried", 0), "snapshot": snapshot()}
+    return {
+        "workers": workers,
+        "lines": len(lines),
+        "orders": len(keys),
+        "seconds": reconcile_seconds,
+        "lines_per_second": len(lines) / reconcile_seconds,
+        "client_cpu_ms_per_line": 1000 * cpu / len(lines),
+        "emulator_cpu_ms_per_line": 1000 * server_cpu / len(lines),
+        "calls_per_line": calls / len(lines),
+        "wcu_per_order": write_units / len(keys),
+        "rcu_per_order": read_units / len(keys),
+        "confirm_orders": confirmed.get("orders_due", 0),
+        "confirm_seconds": confirm_seconds,
+        "failed": counts.get("orders_failed", 0) + confirmed.get("orders_failed", 0),
+        "retries": counts.get("retries", 0) + confirmed.get("retries", 0),
+        "chunks_retried": counts.get("chunks_retried", 0),
+        "snapshot": snapshot(),
+    }
 
 
 def main() -> int:
@@ -134,7 +151,7 @@ def main() -> int:
     orders = build_orders(days=30, orders_per_day=max(20, args.orders // 25))
     keys = sorted(orders.first)
     random.Random(5).shuffle(keys)
-    keys = sorted(keys[:args.orders])
+    keys = sorted(keys[: args.orders])
     counter = CallCounter()
     latency.install(0)
     from botocore import session as botocore_session
@@ -156,20 +173,57 @@ def main() -> int:
     for result in results:
         same = result["snapshot"] == serial["snapshot"]
         result["identical_to_serial"] = same
-        rows.append([result["workers"], result["lines"], f"{result['seconds']:.1f}",
-                     f"{result['lines_per_second']:.0f}", f"{result['lines_per_second'] / serial['lines_per_second']:.1f}x",
-                     f"{result['calls_per_line']:.2f}", f"{result['wcu_per_order']:.1f}",
-                     f"{result['rcu_per_order']:.1f}", f"{result['client_cpu_ms_per_line']:.1f}",
-                     f"{result['emulator_cpu_ms_per_line']:.1f}", f"{result['confirm_orders']}",
-                     f"{result['confirm_seconds']:.1f}", result["retries"], result["failed"],
-                     "yes" if same else "NO"])
-    print(table(rows, ["workers", "lines", "seconds", "lines/s", "speed-up", "DynamoDB calls/line",
-                       "WCU/order", "RCU/order", "client CPU ms/line", "emulator CPU ms/line", "confirmed", "confirm s", "retries", "failed", "same ledger"],
-                title=f"Reconcile throughput on ministack, {args.latency_ms:g} ms added per DynamoDB call, "
-                      f"{os.cpu_count()} cores"))
-    save_results("throughput", {"latency_ms": args.latency_ms, "emulator": "ministack 1.5.33",
-                                "runs": [{k: v for k, v in result.items() if k != "snapshot"}
-                                         for result in results]})
+        rows.append(
+            [
+                result["workers"],
+                result["lines"],
+                f"{result['seconds']:.1f}",
+                f"{result['lines_per_second']:.0f}",
+                f"{result['lines_per_second'] / serial['lines_per_second']:.1f}x",
+                f"{result['calls_per_line']:.2f}",
+                f"{result['wcu_per_order']:.1f}",
+                f"{result['rcu_per_order']:.1f}",
+                f"{result['client_cpu_ms_per_line']:.1f}",
+                f"{result['emulator_cpu_ms_per_line']:.1f}",
+                f"{result['confirm_orders']}",
+                f"{result['confirm_seconds']:.1f}",
+                result["retries"],
+                result["failed"],
+                "yes" if same else "NO",
+            ]
+        )
+    print(
+        table(
+            rows,
+            [
+                "workers",
+                "lines",
+                "seconds",
+                "lines/s",
+                "speed-up",
+                "DynamoDB calls/line",
+                "WCU/order",
+                "RCU/order",
+                "client CPU ms/line",
+                "emulator CPU ms/line",
+                "confirmed",
+                "confirm s",
+                "retries",
+                "failed",
+                "same ledger",
+            ],
+            title=f"Reconcile throughput on ministack, {args.latency_ms:g} ms added per DynamoDB call, "
+            f"{os.cpu_count()} cores",
+        )
+    )
+    save_results(
+        "throughput",
+        {
+            "latency_ms": args.latency_ms,
+            "emulator": "ministack 1.5.33",
+            "runs": [{k: v for k, v in result.items() if k != "snapshot"} for result in results],
+        },
+    )
     mismatched = [result["workers"] for result in results if not result["identical_to_serial"]]
     if mismatched or any(result["failed"] for result in results):
         print(f"ledger differs from the serial run with workers {mismatched}", file=sys.stderr)

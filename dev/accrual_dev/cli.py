@@ -103,8 +103,13 @@ def _progress_option(parser: argparse.ArgumentParser) -> None:
 def _workers_option(parser: argparse.ArgumentParser, handler) -> None:
     """--workers N: the command goes the deployed way, through the work queue and the reconcile handler with N
     threads (accrual_dev.fanout_commands); without it, the command runs in this process as before."""
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="hand the work to the work queue and run it with the reconcile handler on N threads")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hand the work to the work queue and run it with the reconcile handler on N threads",
+    )
     parser.set_defaults(fanout_handler=handler)
 
 
@@ -338,13 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     # ---- redecide (accrual_dev/redecide_command.py) ----
     redecide = commands.add_parser(
-        "redecide", help="decide orders not yet confirmed again under the current configuration",
+        "redecide",
+        help="decide orders not yet confirmed again under the current configuration",
         description="Decide orders again under the current configuration version, through the ledger's normal "
-                    "path (journal, balances and notifications in one transaction; the trail names the version "
-                    "that decided). Orders holding confirmed money, reversed or moved are never touched. Select "
-                    "orders by ORDER (partner#order_id, or a store or partner order number), by --user, or by the "
-                    "time the order was placed (--since/--until, on its ordered_at). Exit 1 when an order could "
-                    "not be decided, 2 on a usage error.")
+        "path (journal, balances and notifications in one transaction; the trail names the version "
+        "that decided). Orders holding confirmed money, reversed or moved are never touched. Select "
+        "orders by ORDER (partner#order_id, or a store or partner order number), by --user, or by the "
+        "time the order was placed (--since/--until, on its ordered_at). Exit 1 when an order could "
+        "not be decided, 2 on a usage error.",
+    )
     redecide.add_argument("orders", nargs="*", metavar="ORDER")
     redecide.add_argument("--user", default=None, help="every order of this shopper")
     redecide.add_argument("--since", type=parse_now, default=None, help="orders placed at or after this ISO-8601 time")
@@ -354,22 +361,28 @@ def build_parser() -> argparse.ArgumentParser:
     _now_option(redecide)
     redecide.set_defaults(handler=redecide_command.redecide)
     dlq = commands.add_parser(
-        "dlq", help="units of work (pages, due shards) that failed every attempt",
+        "dlq",
+        help="units of work (pages, due shards) that failed every attempt",
         description="The work dead-letter queue: units (archived pages, due-index shards) that failed every receive "
-                    "by the reconcile workers.").add_subparsers(
-        dest="dlq_command", required=True, metavar="DLQ_COMMAND")
+        "by the reconcile workers.",
+    ).add_subparsers(dest="dlq_command", required=True, metavar="DLQ_COMMAND")
     dlq_list = dlq.add_parser(
-        "list", help="the work dead-letter queue's units with the reason each failed",
+        "list",
+        help="the work dead-letter queue's units with the reason each failed",
         description="Every unit in the work dead-letter queue with its message id, the unit, the reason its last "
-                    "attempt failed and when. Listing moves nothing.")
+        "attempt failed and when. Listing moves nothing.",
+    )
     dlq_list.add_argument("--json", action="store_true", help="print JSON")
     dlq_list.set_defaults(handler=fanout_commands.dlq_list)
     dlq_redrive = dlq.add_parser(
-        "redrive", help="move them back to the work queue (after fixing the cause)",
+        "redrive",
+        help="move them back to the work queue (after fixing the cause)",
         description="Move every unit of the work dead-letter queue back to the work queue; with --workers N, run "
-                    "them at once with the reconcile handler on N threads.")
-    dlq_redrive.add_argument("--workers", type=int, default=0, metavar="N",
-                             help="then run them with N workers (default: only move them)")
+        "them at once with the reconcile handler on N threads.",
+    )
+    dlq_redrive.add_argument(
+        "--workers", type=int, default=0, metavar="N", help="then run them with N workers (default: only move them)"
+    )
     dlq_redrive.set_defaults(handler=fanout_commands.dlq_redrive)
 
     audit = commands.add_parser(
@@ -383,20 +396,24 @@ def build_parser() -> argparse.ArgumentParser:
     from accrual_dev import claim_commands
 
     claim = commands.add_parser("claim", help="missing-cashback claims").add_subparsers(
-        dest="claim_command", required=True, metavar="CLAIM_COMMAND")
+        dest="claim_command", required=True, metavar="CLAIM_COMMAND"
+    )
     claim_file = claim.add_parser(
-        "file", help="file a shopper's claim for an order that never showed up, and match it at once",
+        "file",
+        help="file a shopper's claim for an order that never showed up, and match it at once",
         description="Store a missing-cashback claim and match it against the reported orders by the store's or the "
-                    "partner's order number (an unattributed order also by time and amount). The same shopper and "
-                    "order number again return the existing claim. Exit 2 when the claim is invalid or refused (the "
-                    "order is another shopper's, or the shopper has no clicks).")
+        "partner's order number (an unattributed order also by time and amount). The same shopper and "
+        "order number again return the existing claim. Exit 2 when the claim is invalid or refused (the "
+        "order is another shopper's, or the shopper has no clicks).",
+    )
     claim_file.add_argument("--user", required=True, help="the shopper (user_id)")
     claim_file.add_argument("--order", required=True, help="the order number as the shopper knows it")
     claim_file.add_argument("--ordered-at", help="when the order was placed: ISO-8601 time with a zone, or a date")
     claim_file.add_argument("--amount", help="what the shopper paid (decimal), with --currency")
     claim_file.add_argument("--currency", help="ISO 4217 code of --amount")
-    claim_file.add_argument("--country", help="the shopper's country (ISO 3166 alpha-2): the language of the "
-                                              "notifications")
+    claim_file.add_argument(
+        "--country", help="the shopper's country (ISO 3166 alpha-2): the language of the notifications"
+    )
     claim_file.add_argument("--json", action="store_true", help="print JSON")
     _now_option(claim_file)
     claim_file.set_defaults(handler=claim_commands.claim_file)
@@ -409,8 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     claim_list.add_argument("--user", help="only this shopper's claims")
     claim_list.add_argument("--json", action="store_true", help="print JSON")
     claim_list.set_defaults(handler=claim_commands.claim_list)
-    claim_match = claim.add_parser("match", help="match every claim still searched now (each reconcile and "
-                                                 "confirm does it too); escalates those whose time has come")
+    claim_match = claim.add_parser(
+        "match",
+        help="match every claim still searched now (each reconcile and "
+        "confirm does it too); escalates those whose time has come",
+    )
     _now_option(claim_match)
     claim_match.set_defaults(handler=claim_commands.claim_match)
     # ---- end of missing-cashback claims ----

@@ -227,7 +227,7 @@ def clicks_load(args) -> int:
             entries.append((number, Click.model_validate_json(text)))
         except ValidationError as error:
             for problem in describe_validation_error(error).splitlines():
-                refusals.append(Refusal(number, _sub_id_of(text), problem))
+                refusals.append(Refusal(number, _sub_id_of(text) or "", problem))
     screened = screen(entries)
     refusals += screened.refusals
     _settings()

@@ -3,6 +3,7 @@ drive the same path as the deployed functions. Work is handed on to the work que
 shards) and the local poller (accrual_dev.poller) runs the real reconcile handler over it with N threads per unit;
 the commands print the counts the units reported.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,7 @@ import os
 import sys
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ def _settings() -> Settings:
 
 
 def _now(args) -> datetime:
-    return args.now or datetime.now(timezone.utc)
+    return args.now or datetime.now(UTC)
 
 
 def _print(value: Any) -> None:
@@ -76,15 +77,31 @@ def ingest(args) -> int:
     partner = report_format = args.partner
     archive = ReportArchive(settings)
     digest = hashlib.sha256(data).hexdigest()[:16]
-    source = archive.put_raw(partner, now.replace(hour=0, minute=0, second=0, microsecond=0),
-                             f"{path.stem}-{digest}", data)
+    source = archive.put_raw(
+        partner, now.replace(hour=0, minute=0, second=0, microsecond=0), f"{path.stem}-{digest}", data
+    )
     run_id = uuid.uuid4().hex
-    units = file_units(data, report_format, partner=partner, key=source, archive=archive, now=now, run_id=run_id,
-                       parts_prefix=f"raw/{partner}/files/{path.stem}-{digest}")
+    units = file_units(
+        data,
+        report_format,
+        partner=partner,
+        key=source,
+        archive=archive,
+        now=now,
+        run_id=run_id,
+        parts_prefix=f"raw/{partner}/files/{path.stem}-{digest}",
+    )
     hand_on(settings, units)
     drained = drain(settings, args.workers)
-    report = {"partner": partner, "source": source, "format": report_format, "run_id": run_id, "units": len(units),
-              **_page_summary(drained["results"], run_id), "fanout": drained["fanout"]}
+    report = {
+        "partner": partner,
+        "source": source,
+        "format": report_format,
+        "run_id": run_id,
+        "units": len(units),
+        **_page_summary(drained["results"], run_id),
+        "fanout": drained["fanout"],
+    }
     _print(report)
     return 1 if _unsettled(report["reconciled"]) or drained["fanout"].get("unit_failures") else 0
 
@@ -94,8 +111,9 @@ def _pull(settings: Settings, now: datetime, partner: str | None, workers: int) 
     from accrual.service.work import hand_on
 
     run_id = uuid.uuid4().hex
-    summary = pull_partners(settings, now=now, partner=partner, run_id=run_id,
-                            hand_on=lambda unit: hand_on(settings, [unit]))
+    summary = pull_partners(
+        settings, now=now, partner=partner, run_id=run_id, hand_on=lambda unit: hand_on(settings, [unit])
+    )
     drained = drain(settings, workers)
     for name, result in summary["partners"].items():
         if "error" in result:
@@ -144,12 +162,20 @@ def run(args) -> int:
     confirmed = _confirm(settings, now, workers)
     grace = timedelta(seconds=int(os.environ.get("OUTBOX_SWEEP_GRACE_SECONDS", "0")))
     published = OutboxRelay(settings).publish_unpublished(now=now, grace=grace)
-    unsettled = _unsettled(confirmed) + sum(_unsettled(partner.get("reconciled", {}))
-                                            for partner in pulled["partners"].values())
+    unsettled = _unsettled(confirmed) + sum(
+        _unsettled(partner.get("reconciled", {})) for partner in pulled["partners"].values()
+    )
     failures = pulled["fanout"].get("unit_failures", 0) + confirmed["fanout"].get("unit_failures", 0)
-    summary = {"run_id": pulled["run_id"], "now": now.isoformat(), "pull": pulled, "confirm": confirmed,
-               "notify": published, "orders_unsettled": unsettled, "unit_failures": failures,
-               "ok": not pulled["failed"] and not unsettled and not failures}
+    summary = {
+        "run_id": pulled["run_id"],
+        "now": now.isoformat(),
+        "pull": pulled,
+        "confirm": confirmed,
+        "notify": published,
+        "orders_unsettled": unsettled,
+        "unit_failures": failures,
+        "ok": not pulled["failed"] and not unsettled and not failures,
+    }
     _print(summary)
     return 0 if summary["ok"] else 1
 
@@ -176,8 +202,13 @@ def dead_letters(settings: Settings) -> list[dict[str, Any]]:
                 unit = json.loads(message["Body"])
             except ValueError:
                 unit = {"body": message["Body"]}
-            seen[message["MessageId"]] = {"message_id": message["MessageId"], "unit": unit, "reason": reason,
-                                          "failed_at": at, "receipt_handle": message["ReceiptHandle"]}
+            seen[message["MessageId"]] = {
+                "message_id": message["MessageId"],
+                "unit": unit,
+                "reason": reason,
+                "failed_at": at,
+                "receipt_handle": message["ReceiptHandle"],
+            }
     queue.release(handles)
     return list(seen.values())
 
@@ -190,8 +221,10 @@ def dlq_list(args) -> int:
         for letter in letters:
             unit = letter["unit"]
             what = unit.get("key") or f"confirm shard {unit.get('shard')}"
-            print(f"{letter['message_id']}  {unit.get('kind')}  {what}  now={unit.get('now')}\n"
-                  f"    {letter['reason'] or '(no reason recorded)'}  [{letter['failed_at'] or '?'}]")
+            print(
+                f"{letter['message_id']}  {unit.get('kind')}  {what}  now={unit.get('now')}\n"
+                f"    {letter['reason'] or '(no reason recorded)'}  [{letter['failed_at'] or '?'}]"
+            )
         print(f"{len(letters)} unit(s) in the dead-letter queue", file=sys.stderr)
     return 0
 
@@ -216,7 +249,6 @@ def dlq_redrive(args) -> int:
     if args.workers and moved:
         drained = drain(settings, args.workers)
         result["fanout"] = drained["fanout"]
-        result["reconciled"] = _sum([item for item in drained["results"] if item.get("kind") == "page"],
-                                    "reconciled")
+        result["reconciled"] = _sum([item for item in drained["results"] if item.get("kind") == "page"], "reconciled")
     _print(result)
     return 1 if result.get("fanout", {}).get("unit_failures") else 0

@@ -9,6 +9,7 @@ file, an archived page) are uploaded from events/objects/ when the stack's bucke
 bucket is the stack's reports bucket. Prints the handler's answer as JSON; exits 1 when the handler raises.
 With Docker, `sam local invoke` does the same in a Lambda container (README).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ import os
 import sys
 import uuid
 from contextlib import ExitStack
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -30,9 +31,11 @@ def function_folder(name: str) -> tuple[str, str]:
     """(logical id, folder) of a function named either way."""
     from accrual_dev.local.provision import load_template
 
-    functions = {logical_id: resource["Properties"]["CodeUri"].strip("/").split("/")[-1]
-                 for logical_id, resource in load_template(ROOT / "template.yaml")["Resources"].items()
-                 if resource["Type"] == "AWS::Serverless::Function"}
+    functions = {
+        logical_id: resource["Properties"]["CodeUri"].strip("/").split("/")[-1]
+        for logical_id, resource in load_template(ROOT / "template.yaml")["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
     for logical_id, folder in functions.items():
         if name in (logical_id, folder):
             return logical_id, folder
@@ -78,8 +81,13 @@ def embedded_stack(resources: ExitStack) -> None:
     from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
 
     server = resources.enter_context(MotoServer())
-    os.environ.update({**LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL": server.url,
-                       "ACCRUAL_STACK": os.environ.get("ACCRUAL_STACK", "invoke")})
+    os.environ.update(
+        {
+            **LOCAL_ENVIRONMENT,
+            "AWS_ENDPOINT_URL": server.url,
+            "ACCRUAL_STACK": os.environ.get("ACCRUAL_STACK", "invoke"),
+        }
+    )
     provision(os.environ["ACCRUAL_STACK"], template_path=ROOT / "template.yaml")
 
     from accrual.adapters import reference_data
@@ -91,15 +99,17 @@ def embedded_stack(resources: ExitStack) -> None:
 
     settings = Settings.from_env()
     bind_ledger_tables(settings)
-    start = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 10, 1, tzinfo=UTC)
     config = AccrualConfig.model_validate_json((ROOT / "events" / "demo-config.json").read_text())
     reference_data.save_config(config, now=start)
-    simulator = resources.enter_context(running_simulator(seed=3, start=start, days=5, orders_per_day=4,
-                                                          now=start + timedelta(days=5)))
+    simulator = resources.enter_context(
+        running_simulator(seed=3, start=start, days=5, orders_per_day=4, now=start + timedelta(days=5))
+    )
     configure_local_partners(settings, simulator.url, simulator.credentials, usd_rates=simulator.world.usd_rates)
     reference_data.save_clicks(Click.model_validate(click) for click in simulator.world.clicks)
-    print(f"embedded local stack {settings.stack} at {server.url}; partner simulator at {simulator.url}",
-          file=sys.stderr)
+    print(
+        f"embedded local stack {settings.stack} at {server.url}; partner simulator at {simulator.url}", file=sys.stderr
+    )
 
 
 def function_environment(logical_id: str) -> dict[str, str]:
@@ -108,8 +118,12 @@ def function_environment(logical_id: str) -> dict[str, str]:
 
     stack = os.environ.get("ACCRUAL_STACK", "accrual")
     pages = boto3.client("cloudformation").get_paginator("list_stack_resources").paginate(StackName=stack)
-    (name,) = [item["PhysicalResourceId"] for page in pages for item in page["StackResourceSummaries"]
-               if item["LogicalResourceId"] == logical_id]
+    (name,) = [
+        item["PhysicalResourceId"]
+        for page in pages
+        for item in page["StackResourceSummaries"]
+        if item["LogicalResourceId"] == logical_id
+    ]
     configuration = boto3.client("lambda").get_function(FunctionName=name)["Configuration"]
     return configuration.get("Environment", {}).get("Variables", {})
 
@@ -143,8 +157,11 @@ def _invoke(logical_id: str, folder: str, event: dict[str, Any]) -> int:
                 value.cache_clear()
         event = prepare(event, Settings.from_env())
         handler = load_function(folder)
-        context = LocalContext(function_name=logical_id, aws_request_id=str(uuid.uuid4()),
-                               invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{logical_id}")
+        context = LocalContext(
+            function_name=logical_id,
+            aws_request_id=str(uuid.uuid4()),
+            invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{logical_id}",
+        )
         import time
 
         context.deadline = time.monotonic() + 900

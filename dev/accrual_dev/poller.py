@@ -7,6 +7,7 @@ wait). SQS counts the receives and moves a unit to the dead-letter queue after t
 A poller that dies between the handler and the delete leaves its messages to be received again: the units are
 idempotent, so nothing is doubled.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,6 +51,7 @@ def load_function(folder: str) -> ModuleType:
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / folder / "app.py")
+    assert spec is not None and spec.loader is not None, folder
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -58,35 +60,48 @@ def load_function(folder: str) -> ModuleType:
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
     """The event Lambda's SQS event source sends for these received messages."""
-    return {"Records": [{
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {
-            "ApproximateReceiveCount": message.get("Attributes", {}).get("ApproximateReceiveCount", "1"),
-            "SentTimestamp": message.get("Attributes", {}).get("SentTimestamp", str(int(time.time() * 1000))),
-            "SenderId": message.get("Attributes", {}).get("SenderId", "AIDAEXAMPLELOCAL"),
-            "ApproximateFirstReceiveTimestamp": message.get("Attributes", {}).get(
-                "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))),
-        },
-        "messageAttributes": {},
-        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    } for message in messages]}
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": {
+                    "ApproximateReceiveCount": message.get("Attributes", {}).get("ApproximateReceiveCount", "1"),
+                    "SentTimestamp": message.get("Attributes", {}).get("SentTimestamp", str(int(time.time() * 1000))),
+                    "SenderId": message.get("Attributes", {}).get("SenderId", "AIDAEXAMPLELOCAL"),
+                    "ApproximateFirstReceiveTimestamp": message.get("Attributes", {}).get(
+                        "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
+                    ),
+                },
+                "messageAttributes": {},
+                "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for message in messages
+        ]
+    }
 
 
 class LocalPoller:
-    def __init__(self, settings: Settings, *, workers: int, batch_size: int = BATCH_SIZE,
-                 visibility_seconds: int = VISIBILITY_SECONDS) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        workers: int,
+        batch_size: int = BATCH_SIZE,
+        visibility_seconds: int = VISIBILITY_SECONDS,
+    ) -> None:
         self.settings = settings
         self.workers = workers
         self.batch_size = batch_size
         self.visibility_seconds = visibility_seconds
         self.queue = WorkQueue(settings)
         self.queue_arn = settings.client("sqs").get_queue_attributes(
-            QueueUrl=self.queue.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            QueueUrl=self.queue.url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
         os.environ["RECONCILE_WORKERS"] = str(workers)  # the function's environment variable (template.yaml)
         self.handler = load_function("reconcile")
 
@@ -105,8 +120,7 @@ class LocalPoller:
 
     def poll_once(self) -> tuple[list[dict[str, Any]], int, int] | None:
         """Receive one batch and run it; None when nothing was visible. Returns (results, done, failed)."""
-        messages = self.queue.receive(limit=self.batch_size, wait_seconds=0,
-                                      visibility_timeout=self.visibility_seconds)
+        messages = self.queue.receive(limit=self.batch_size, wait_seconds=0, visibility_timeout=self.visibility_seconds)
         if not messages:
             return None
         results, failed = self.invoke(messages)

@@ -1,9 +1,10 @@
 """The confirmation schedule: one unit of work per shard of the due index goes to the reconcile queue (the workers
 settle the shards in parallel), then the outbox events the stream relay left behind are published."""
+
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -28,7 +29,7 @@ class ScheduledConfirm(BaseModel):
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = parse(event=event, model=ScheduledConfirm)
-    now = scheduled.scheduled_time or datetime.now(timezone.utc)
+    now = scheduled.scheduled_time or datetime.now(UTC)
     settings = Settings.from_env()
 
     @once(settings, key="now", expires_after_seconds=86400, lambda_context=context)
@@ -42,6 +43,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     result = confirm(request={"now": now.isoformat()})
     metrics.add_metric(name="ConfirmShardsHandedOn", unit=MetricUnit.Count, value=result["shards_handed_on"])
-    metrics.add_metric(name="NotificationsSwept", unit=MetricUnit.Count,
-                       value=result["notify"].get("published", 0))
+    metrics.add_metric(name="NotificationsSwept", unit=MetricUnit.Count, value=result["notify"].get("published", 0))
     return result

@@ -1,8 +1,9 @@
 """Publishes new outbox records from the outbox table's stream; a record that fails is reported alone (partial batch
 response) so the stream retries just that one and the rest are not published twice."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -21,7 +22,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = load_settings()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
 
     def publish(record: DynamoDBRecord) -> str:
         return publish_stream_record(record, settings, now=now, lambda_context=context)

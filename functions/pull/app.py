@@ -1,8 +1,9 @@
 """Pulls one partner on its schedule: every page is archived and handed on to the reconcile queue; the partner's
 cursor moves past a page once the queue holds it."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -30,15 +31,16 @@ class ScheduledPull(BaseModel):
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = parse(event=event, model=ScheduledPull)
-    now = scheduled.scheduled_time or datetime.now(timezone.utc)
+    now = scheduled.scheduled_time or datetime.now(UTC)
     settings = Settings.from_env()
     logger.append_keys(partner=scheduled.partner, pull_now=now.isoformat(), attempt=scheduled.attempt)
 
     # a second delivery of the same tick must not pull (and hand on) the same pages again while the first runs
     @once(settings, key="[partner, now]", expires_after_seconds=86400, lambda_context=context)
     def pull(request: dict[str, str]) -> dict[str, Any]:
-        return pull_partners(settings, now=now, partner=scheduled.partner,
-                             hand_on=lambda unit: hand_on(settings, [unit]))
+        return pull_partners(
+            settings, now=now, partner=scheduled.partner, hand_on=lambda unit: hand_on(settings, [unit])
+        )
 
     summary = pull(request={"partner": scheduled.partner, "now": now.isoformat()})
     result = summary["partners"].get(scheduled.partner, {})

@@ -1,6 +1,7 @@
 """The reconcile worker: a batch of units from the reconcile queue (archived pages, due-index shards), each done with
 a bounded pool of threads. A unit that fails is reported alone (partial batch response): SQS delivers it again and,
 after a few receives, moves it to the dead-letter queue; its reason is kept for `accrual dlq list`."""
+
 from __future__ import annotations
 
 import os
@@ -43,18 +44,27 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             result = run_unit(unit, settings, workers=workers)
         except Exception as error:
             logger.exception("unit failed", extra={"unit": unit.label(), "receive": receives})
-            record_failure(settings, record.messageId, unit.model_dump_json(), f"{type(error).__name__}: {error}",
-                           receives=receives)
+            record_failure(
+                settings,
+                record.messageId,
+                unit.model_dump_json(),
+                f"{type(error).__name__}: {error}",
+                receives=receives,
+            )
             metrics.add_metric(name="UnitsFailed", unit=MetricUnit.Count, value=1)
             raise
         metrics.add_metric(name="UnitsDone", unit=MetricUnit.Count, value=1)
         settled = result.get("reconciled", result)
         # orders that became pending later than the 5 days the service promises (alarmed in template.yaml)
-        metrics.add_metric(name="PendingLaterThanPromised", unit=MetricUnit.Count,
-                           value=settled.get("pending_later_than_promised", 0))
+        metrics.add_metric(
+            name="PendingLaterThanPromised", unit=MetricUnit.Count, value=settled.get("pending_later_than_promised", 0)
+        )
         if unit.kind == "page":
-            for name, metric in (("read", "LinesRead"), ("accepted", "LinesAccepted"),
-                                 ("quarantined", "LinesQuarantined")):
+            for name, metric in (
+                ("read", "LinesRead"),
+                ("accepted", "LinesAccepted"),
+                ("quarantined", "LinesQuarantined"),
+            ):
                 metrics.add_metric(name=metric, unit=MetricUnit.Count, value=result.get(name, 0))
         last_results.append(result)
         return {key: value for key, value in result.items() if key != "quarantine_reasons"}

@@ -2,6 +2,7 @@
 environment template.yaml gives it) archives the simulator's pages and hands them to the work queue; the reconcile
 handler, driven by the local poller as Lambda's SQS event source would drive it, reconciles them; the confirm
 handler hands on one unit per due shard and sweeps the outbox to the local queue."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,8 @@ from datetime import datetime, timedelta
 import boto3
 import pytest
 
-from support.handlers import EVENTS, FakeContext, event, function_environment, load_handler
-
 from accrual.adapters import reference_data
-from accrual.adapters.ledger_tables import BalanceRecord, DUE_SHARDS, bind_ledger_tables
+from accrual.adapters.ledger_tables import DUE_SHARDS, BalanceRecord, bind_ledger_tables
 from accrual.adapters.work_queue import WorkQueue
 from accrual.domain.models import AccrualConfig, Click
 from accrual.service.reading import audit
@@ -22,6 +21,7 @@ from accrual.settings import Settings
 from accrual_dev.poller import LocalPoller
 from accrual_dev.simulator import running_simulator
 from accrual_dev.simulator.local import configure_local_partners
+from support.handlers import EVENTS, FakeContext, event, function_environment, load_handler
 
 START = datetime.fromisoformat("2026-10-01T00:00:00+00:00")
 DAYS = 2
@@ -31,24 +31,32 @@ SCHEDULED = START + timedelta(days=DAYS)
 def drain(queue_url: str) -> list[dict]:
     sqs = boto3.client("sqs")
     received = []
-    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
-                                          WaitTimeSeconds=0).get("Messages", []):
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+        "Messages", []
+    ):
         received.extend(json.loads(message["Body"]) for message in messages)
-        sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(number), "ReceiptHandle": message["ReceiptHandle"]} for number, message in enumerate(messages)])
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(number), "ReceiptHandle": message["ReceiptHandle"]}
+                for number, message in enumerate(messages)
+            ],
+        )
     return received
 
 
 def balances() -> dict[str, tuple]:
-    return {record.user_id: (record.pending_usd, record.confirmed_usd, record.pending, record.confirmed)
-            for record in BalanceRecord.scan(consistent_read=True)}
+    return {
+        record.user_id: (record.pending_usd, record.confirmed_usd, record.pending, record.confirmed)
+        for record in BalanceRecord.scan(consistent_read=True)
+    }
 
 
-def test_scheduled_pull_hands_pages_to_the_workers_and_confirm_sweeps(stack: Settings,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scheduled_pull_hands_pages_to_the_workers_and_confirm_sweeps(
+    stack: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bind_ledger_tables(stack)
-    reference_data.save_config(AccrualConfig.model_validate_json((EVENTS / "demo-config.json").read_text()),
-                               now=START)
+    reference_data.save_config(AccrualConfig.model_validate_json((EVENTS / "demo-config.json").read_text()), now=START)
     with running_simulator(seed=5, start=START, days=DAYS, orders_per_day=4, now=SCHEDULED) as simulator:
         reference_data.save_clicks(Click.model_validate(click) for click in simulator.world.clicks)
         configure_local_partners(stack, simulator.url, simulator.credentials, usd_rates=simulator.world.usd_rates)
@@ -75,7 +83,8 @@ def test_scheduled_pull_hands_pages_to_the_workers_and_confirm_sweeps(stack: Set
     environment = function_environment(stack, "ConfirmFunction", monkeypatch)
     monkeypatch.setenv("OUTBOX_SWEEP_GRACE_SECONDS", "0")  # deployed, fresh events are the stream relay's first
     confirmed = load_handler("confirm").lambda_handler(
-        {**event("confirm"), "scheduled_time": (SCHEDULED + timedelta(hours=1)).isoformat()}, FakeContext())
+        {**event("confirm"), "scheduled_time": (SCHEDULED + timedelta(hours=1)).isoformat()}, FakeContext()
+    )
     assert int(environment["OUTBOX_SWEEP_GRACE_SECONDS"]) > 0
     assert confirmed["shards_handed_on"] == DUE_SHARDS
     shards = LocalPoller(stack, workers=8).drain(timeout=300)

@@ -6,6 +6,7 @@ the call reaches the endpoint (the request never happened) or after it returned 
 lost) — the two ways a Lambda timeout or a crash cuts a run. A message may repeat (same event id) only when the stop
 falls between SNS accepting it and the outbox marking it published.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,10 @@ def run_once(stack) -> None:
     ledger = Ledger(stack)
     ledger.reconcile([line("A"), line("B", "B-1", amount="60.00"), line("B", "B-2", amount="40.00")], now=T0)
     settled_at = T0 + timedelta(days=2)
-    ledger.reconcile([line("A", status="settled", at=settled_at),
-                      line("B", "B-2", status="invalid", amount="40.00", at=settled_at)], now=settled_at)
+    ledger.reconcile(
+        [line("A", status="settled", at=settled_at), line("B", "B-2", status="invalid", amount="40.00", at=settled_at)],
+        now=settled_at,
+    )
     ledger.confirm(now=settled_at + timedelta(days=1))
     OutboxRelay(stack).publish_unpublished(now=settled_at + timedelta(days=1))
 
@@ -75,8 +78,9 @@ def delivered(stack) -> Counter[str]:
     sqs = boto3.client("sqs", region_name=stack.region)
     seen: Counter[str] = Counter()
     while True:
-        messages = sqs.receive_message(QueueUrl=stack.local_notifications_queue_url, MaxNumberOfMessages=10,
-                                       WaitTimeSeconds=0).get("Messages", [])
+        messages = sqs.receive_message(
+            QueueUrl=stack.local_notifications_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        ).get("Messages", [])
         if not messages:
             return seen
         for message in messages:

@@ -1,5 +1,6 @@
 """Concurrent workers inside one process give exactly what a serial run gives: the same balances, journal and
 notifications over the same reports, replayed and shuffled."""
+
 from __future__ import annotations
 
 import random
@@ -25,15 +26,28 @@ def reports(seed: int) -> list[list]:
             amount = f"{rng.randrange(5, 900)}.{rng.randrange(100):02d}"
             first.append(line(order, f"{order}-{index}", user=user, amount=amount))
             if rng.random() < 0.4:
-                second.append(line(order, f"{order}-{index}", user=user, at=T0 + timedelta(hours=2),
-                                   amount=f"{rng.randrange(5, 900)}.00"))
+                second.append(
+                    line(
+                        order,
+                        f"{order}-{index}",
+                        user=user,
+                        at=T0 + timedelta(hours=2),
+                        amount=f"{rng.randrange(5, 900)}.00",
+                    )
+                )
             roll = rng.random()
             if roll < 0.5:
-                third.append(line(order, f"{order}-{index}", user=user, status="settled", amount=amount,
-                                  at=T0 + timedelta(days=1)))
+                third.append(
+                    line(
+                        order, f"{order}-{index}", user=user, status="settled", amount=amount, at=T0 + timedelta(days=1)
+                    )
+                )
             elif roll < 0.6:
-                third.append(line(order, f"{order}-{index}", user=user, status="invalid", amount=amount,
-                                  at=T0 + timedelta(days=1)))
+                third.append(
+                    line(
+                        order, f"{order}-{index}", user=user, status="invalid", amount=amount, at=T0 + timedelta(days=1)
+                    )
+                )
     return [first, second, third]
 
 
@@ -59,7 +73,7 @@ def test_sixteen_workers_give_the_serial_ledger_replayed_and_shuffled(stack):
     # every report delivered twice (a redelivered page), and the first again after the last (a stale replay)
     replayed = [shuffled[0], shuffled[0], shuffled[1], shuffled[1], shuffled[2], shuffled[0]]
     ledger = ConcurrentLedger(stack, workers=16)
-    for number, batch in zip([0, 0, 1, 1, 2, 2], replayed):
+    for number, batch in zip([0, 0, 1, 1, 2, 2], replayed, strict=False):
         counts = ledger.reconcile(batch, now=T0 + timedelta(days=number))
         assert counts.get("orders_failed", 0) == 0 and counts["lines_received"] == len(batch)
     ledger.confirm(now=T0 + timedelta(days=4))

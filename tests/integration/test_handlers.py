@@ -1,22 +1,17 @@
 """The Lambda handlers, invoked with the events in events/ and the environment template.yaml gives each function on
 the local stack: the handler, the template's wiring and the package meet here."""
+
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel, S3Model, SqsModel
 
-from accrual_dev.local.provision import default_template_path, provision
 from accrual.settings import Settings
 from support.handlers import EVENTS, ROOT, FakeContext, event, function_environment, load_handler
+
 
 def test_events_are_shaped_as_their_sources_send_them() -> None:
     """Every event in events/ is parsed by the model its function parses it with."""
@@ -24,8 +19,10 @@ def test_events_are_shaped_as_their_sources_send_them() -> None:
     stream = DynamoDBStreamModel.model_validate(event("outbox_relay"))
     assert {record.eventName for record in stream.Records} == {"INSERT", "MODIFY"}
     work = SqsModel.model_validate(event("reconcile"))
-    units = [load_handler("reconcile").WorkRecord.model_validate(record.model_dump(mode="json")).body
-             for record in work.Records]
+    units = [
+        load_handler("reconcile").WorkRecord.model_validate(record.model_dump(mode="json")).body
+        for record in work.Records
+    ]
     assert [unit.kind for unit in units] == ["page", "confirm"]
     assert load_handler("pull").ScheduledPull.model_validate(event("pull")).partner == "aliexpress"
     assert load_handler("confirm").ScheduledConfirm.model_validate(event("confirm")).scheduled_time
@@ -34,15 +31,19 @@ def test_events_are_shaped_as_their_sources_send_them() -> None:
 
 
 def test_outbox_relay_publishes_the_new_event_and_skips_the_published_one(
-        stack: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    stack: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     environment = function_environment(stack, "OutboxRelayFunction", monkeypatch)
     assert environment["NOTIFICATIONS_TOPIC_ARN"] == stack.notifications_topic_arn
 
     response = load_handler("outbox_relay").lambda_handler(event("outbox_relay"), FakeContext())
 
     assert response == {"batchItemFailures": []}
-    messages = boto3.client("sqs").receive_message(
-        QueueUrl=stack.local_notifications_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    messages = (
+        boto3.client("sqs")
+        .receive_message(QueueUrl=stack.local_notifications_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        .get("Messages", [])
+    )
     published = [json.loads(message["Body"]) for message in messages]
     assert [json.loads(p["Message"])["event_id"] for p in published] == ["cashback.pending:aliexpress#8123456789:1"]
     assert published[0]["MessageAttributes"]["event_type"]["Value"] == "cashback.pending"
@@ -61,7 +62,8 @@ def test_outbox_relay_reports_a_failed_record_alone(stack: Settings, monkeypatch
 
 @pytest.mark.parametrize("function, name", [("ReconcileFunction", "reconcile"), ("report_drop", "report_drop")])
 def test_make_invoke_runs_the_handler_with_its_event_on_the_local_stack(
-        stack: Settings, function: str, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    stack: Settings, function: str, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     from accrual_dev import invoke
     from support.ledger import load_reference_data
 

@@ -1,4 +1,5 @@
 """The ledger against the local moto server: reconcile, confirm, replays, reorderings, races, audit."""
+
 from __future__ import annotations
 
 import itertools
@@ -23,11 +24,18 @@ def ledger(stack):
 
 
 def test_given_three_orders_when_reconciled_then_pending_matches_the_rules_in_both_currencies(stack, ledger):
-    counts = ledger.reconcile([line("A"), line("B", is_affiliate=False), line("C", amount="2000.00")],
-                              now=T0 + timedelta(hours=1))
+    counts = ledger.reconcile(
+        [line("A"), line("B", is_affiliate=False), line("C", amount="2000.00")], now=T0 + timedelta(hours=1)
+    )
     assert counts["orders_changed"] == 3 and counts["moves_pending"] == 3
-    assert balance(stack, "alice") == {"user_id": "alice", "account_currency": "EUR", "pending_usd": "46.00",
-                                       "confirmed_usd": "0.00", "pending": "41.40", "confirmed": "0.00"}
+    assert balance(stack, "alice") == {
+        "user_id": "alice",
+        "account_currency": "EUR",
+        "pending_usd": "46.00",
+        "confirmed_usd": "0.00",
+        "pending": "41.40",
+        "confirmed": "0.00",
+    }
     capped = explain(stack, "C")
     assert capped["state"] == "pending" and capped["cashback_usd"] == "40.00" and "CAP_APPLIED" in capped["reasons"]
     assert audit(stack)["ok"]
@@ -82,8 +90,10 @@ def test_an_order_invalidated_after_confirmation_is_reversed(stack, ledger):
     settled_at = T0 + timedelta(days=10)
     ledger.reconcile([line("A", status="settled", at=settled_at)], now=settled_at)
     ledger.confirm(now=settled_at + timedelta(days=1))
-    ledger.reconcile([line("A", status="invalid", status_detail="FullRefund", at=settled_at + timedelta(days=5))],
-                     now=settled_at + timedelta(days=5))
+    ledger.reconcile(
+        [line("A", status="invalid", status_detail="FullRefund", at=settled_at + timedelta(days=5))],
+        now=settled_at + timedelta(days=5),
+    )
     reversed_order = explain(stack, "A")
     assert reversed_order["state"] == "reversed"
     assert [entry["transition"] for entry in reversed_order["journal"]] == ["pending", "post", "reverse"]
@@ -95,17 +105,24 @@ def test_a_refused_transition_is_recorded_and_ignored(stack, ledger):
     settled_at = T0 + timedelta(days=10)
     ledger.reconcile([line("A", status="settled", at=settled_at)], now=settled_at)
     ledger.confirm(now=settled_at + timedelta(days=1))
-    counts = ledger.reconcile([line("A", status="paid", at=settled_at + timedelta(days=2))],
-                              now=settled_at + timedelta(days=2))
+    counts = ledger.reconcile(
+        [line("A", status="paid", at=settled_at + timedelta(days=2))], now=settled_at + timedelta(days=2)
+    )
     assert counts["transitions_refused"] == 1
     assert explain(stack, "A")["state"] == "confirmed" and balance_of("alice")[1] == D("5.00")
-    assert [item.reason for item in RefusedRecord.query("aliexpress#A", RefusedRecord.sk.startswith("REFUSED#"))] \
-        == ["confirmed does not go back to pending"]
+    assert [item.reason for item in RefusedRecord.query("aliexpress#A", RefusedRecord.sk.startswith("REFUSED#"))] == [
+        "confirmed does not go back to pending"
+    ]
 
 
 def test_lines_of_one_order_share_the_cap_and_the_order_is_found_by_the_partner_number(stack, ledger):
-    ledger.reconcile([line("A", "A-1", amount="600.00", partner_order_id="P-9"),
-                      line("A", "A-2", amount="400.00", partner_order_id="P-9")], now=T0)
+    ledger.reconcile(
+        [
+            line("A", "A-1", amount="600.00", partner_order_id="P-9"),
+            line("A", "A-2", amount="400.00", partner_order_id="P-9"),
+        ],
+        now=T0,
+    )
     order = explain(stack, "P-9")
     assert order["order_id"] == "A" and order["cashback_usd"] == "40.00"
     assert sum(D(item["cashback_usd"]) for item in order["lines"]) == D("40.00")
@@ -120,8 +137,11 @@ def test_an_unattributed_line_is_kept_and_moves_no_money(stack, ledger):
 
 @pytest.mark.parametrize("permutation", list(itertools.permutations(range(3))))
 def test_any_arrival_order_of_the_same_lines_ends_in_the_same_state(stack, ledger, permutation):
-    versions = [line("A", status="paid", at=T0), line("A", status="received", at=T0 + timedelta(days=1)),
-                line("A", status="settled", at=T0 + timedelta(days=2)),]
+    versions = [
+        line("A", status="paid", at=T0),
+        line("A", status="received", at=T0 + timedelta(days=1)),
+        line("A", status="settled", at=T0 + timedelta(days=2)),
+    ]
     for index in permutation:
         ledger.reconcile([versions[index]], now=T0 + timedelta(days=3))
     ledger.confirm(now=T0 + timedelta(days=4))
@@ -155,6 +175,7 @@ def test_two_concurrent_runs_over_the_same_lines_credit_once(stack, ledger):
 def test_audit_finds_a_balance_that_differs_from_its_journal(stack, ledger):
     ledger.reconcile([line("A")], now=T0)
     from accrual.adapters.ledger_tables import BalanceRecord
+
     BalanceRecord("alice").update(actions=[BalanceRecord.pending_usd.add(D("0.01"))])
     result = audit(stack)
     assert not result["ok"] and result["differences"][0]["kind"] == "balance"
@@ -172,10 +193,11 @@ def test_each_state_change_writes_exactly_one_notification(stack, ledger):
 
 
 @pytest.mark.parametrize("first, second", [("A", "B"), ("B", "A")])
-def test_new_user_coupons_from_two_store_accounts_hold_both_orders_whatever_arrives_first(stack, ledger, first,
-                                                                                           second):
-    orders = {"A": line("A", new_user_coupon=True, buyer_account="acc-1"),
-              "B": line("B", new_user_coupon=True, buyer_account="acc-2")}
+def test_new_user_coupons_from_two_store_accounts_hold_both_orders_whatever_arrives_first(stack, ledger, first, second):
+    orders = {
+        "A": line("A", new_user_coupon=True, buyer_account="acc-1"),
+        "B": line("B", new_user_coupon=True, buyer_account="acc-2"),
+    }
     ledger.reconcile([orders[first]], now=T0)
     assert explain(stack, first)["state"] == "pending"
     ledger.reconcile([orders[second]], now=T0)
@@ -191,8 +213,17 @@ def test_an_unattributed_order_is_attributed_when_its_click_arrives_and_the_repo
 
     ledger.reconcile([line("Z", sub_id="late-click")], now=T0)
     assert explain(stack, "Z")["state"] == "unattributed"
-    reference_data.save_clicks([Click(sub_id="late-click", user_id="bob", clicked_at=T0 - timedelta(hours=1),
-                                      partner="aliexpress", account_currency="USD")])
+    reference_data.save_clicks(
+        [
+            Click(
+                sub_id="late-click",
+                user_id="bob",
+                clicked_at=T0 - timedelta(hours=1),
+                partner="aliexpress",
+                account_currency="USD",
+            )
+        ]
+    )
     ledger.reconcile([line("Z", sub_id="late-click")], now=T0 + timedelta(hours=1))
     order = explain(stack, "Z")
     assert (order["state"], order["user_id"]) == ("pending", "bob") and balance_of("bob")[0] == D("5.00")
@@ -200,10 +231,22 @@ def test_an_unattributed_order_is_attributed_when_its_click_arrives_and_the_repo
 
 def test_a_journal_id_taken_with_another_payload_is_reported_not_passed_off(stack, ledger):
     ledger.reconcile([line("A", amount="100.00")], now=T0)
-    JournalEntryRecord("aliexpress#A", "ENTRY#000002#adjust", entry_id="aliexpress#A#000002#adjust",
-                       transition="adjust", user_id="alice", account_currency="EUR", fx_rate=D("0.90"),
-                       pending_usd=D("9.99"), confirmed_usd=D("0"), pending=D("0"), confirmed=D("0"),
-                       state_to="pending", digest="not-this-move", at="2026-03-01T00:00:00.000000Z").save()
+    JournalEntryRecord(
+        "aliexpress#A",
+        "ENTRY#000002#adjust",
+        entry_id="aliexpress#A#000002#adjust",
+        transition="adjust",
+        user_id="alice",
+        account_currency="EUR",
+        fx_rate=D("0.90"),
+        pending_usd=D("9.99"),
+        confirmed_usd=D("0"),
+        pending=D("0"),
+        confirmed=D("0"),
+        state_to="pending",
+        digest="not-this-move",
+        at="2026-03-01T00:00:00.000000Z",
+    ).save()
     counts = ledger.reconcile([line("A", amount="60.00", at=T0 + timedelta(hours=1))], now=T0 + timedelta(hours=1))
     assert counts["journal_conflicts"] == 1 and counts.get("orders_changed", 0) == 0
     assert balance_of("alice")[0] == D("5.00")
@@ -213,15 +256,22 @@ def test_a_journal_id_taken_with_another_payload_is_reported_not_passed_off(stac
 def test_an_order_held_for_review_is_released_or_declined_by_a_verdict(stack, ledger, verdict, state, pending):
     from accrual.domain.lifecycle import ReviewVerdict
 
-    ledger.reconcile([line("A", new_user_coupon=True, buyer_account="acc-1"),
-                      line("B", new_user_coupon=True, buyer_account="acc-2")], now=T0)
+    ledger.reconcile(
+        [
+            line("A", new_user_coupon=True, buyer_account="acc-1"),
+            line("B", new_user_coupon=True, buyer_account="acc-2"),
+        ],
+        now=T0,
+    )
     assert explain(stack, "B")["state"] == "on_review"
     assert ledger.review("aliexpress#B", ReviewVerdict(verdict), now=T0 + timedelta(hours=1)).value == state
     order = explain(stack, "B")
     assert order["state"] == state and "MULTI_ACCOUNT_NEW_USER_COUPON" in order["reasons"]
     assert balance_of("alice")[0] == pending and audit(stack)["ok"]
-    ledger.reconcile([line("B", new_user_coupon=True, buyer_account="acc-2", status="received",
-                           at=T0 + timedelta(days=1))], now=T0 + timedelta(days=1))
+    ledger.reconcile(
+        [line("B", new_user_coupon=True, buyer_account="acc-2", status="received", at=T0 + timedelta(days=1))],
+        now=T0 + timedelta(days=1),
+    )
     assert explain(stack, "B")["state"] == state  # the verdict stands when the order changes later
     with pytest.raises(ValueError):
         ledger.review("aliexpress#Z", ReviewVerdict.RELEASED, now=T0)

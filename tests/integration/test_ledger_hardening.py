@@ -1,6 +1,7 @@
 """The money path where real feeds go wrong: orders of hundreds of lines, a line renumbered into another order, lines
 of one order naming different shoppers, unmatched sub-ids, implausible exchange rates, throttling, money taken back
 without a decline, and an audit that finds each of these faults when it is planted straight into the tables."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -29,8 +30,9 @@ D = Decimal
 
 @pytest.fixture
 def ledger(stack):
-    load_reference_data(stack, users={"alice": "EUR", "bob": "USD"},
-                        fx_rates={"2026-01-01": {"EUR": "0.90", "RUB": "92.50"}})
+    load_reference_data(
+        stack, users={"alice": "EUR", "bob": "USD"}, fx_rates={"2026-01-01": {"EUR": "0.90", "RUB": "92.50"}}
+    )
     return Ledger(stack)
 
 
@@ -39,6 +41,7 @@ def outbox() -> list[tuple[str, str]]:
 
 
 # ---- orders of any size -----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("count", [96, 250, 1000])
 def test_an_order_of_many_lines_is_settled_capped_and_confirmed(stack, ledger, count):
@@ -50,8 +53,10 @@ def test_an_order_of_many_lines_is_settled_capped_and_confirmed(stack, ledger, c
     assert order["state"] == "pending" and D(order["cashback_usd"]) == expected
     assert len(order["lines"]) == count and sum(D(item["cashback_usd"]) for item in order["lines"]) == expected
     settled_at = T0 + timedelta(days=10)
-    ledger.reconcile([line("BIG", f"BIG-{index:04d}", amount="10.00", status="settled", at=settled_at)
-                      for index in range(count)], now=settled_at)
+    ledger.reconcile(
+        [line("BIG", f"BIG-{index:04d}", amount="10.00", status="settled", at=settled_at) for index in range(count)],
+        now=settled_at,
+    )
     ledger.confirm(now=settled_at + timedelta(days=1))
     assert explain(stack, "BIG")["state"] == "confirmed" and balance_of("alice")[1] == expected
     assert audit(stack)["ok"]
@@ -77,8 +82,10 @@ def test_a_run_stopped_between_the_line_facts_and_the_money_is_finished_by_the_r
 
 def test_long_invalidation_texts_keep_the_decision_and_the_notification_bounded(stack, ledger):
     reason = "refund requested by the buyer because " + "the parcel never arrived " * 30
-    lines = [line("LONG", f"L-{index:03d}", status="invalid", status_detail=reason[:1000],
-                  at=T0 + timedelta(hours=1)) for index in range(400)]
+    lines = [
+        line("LONG", f"L-{index:03d}", status="invalid", status_detail=reason[:1000], at=T0 + timedelta(hours=1))
+        for index in range(400)
+    ]
     ledger.reconcile([line("LONG", "L-000")], now=T0)
     counts = ledger.reconcile(lines, now=T0 + timedelta(hours=1))
     assert counts.get("orders_failed", 0) == 0
@@ -91,11 +98,12 @@ def test_long_invalidation_texts_keep_the_decision_and_the_notification_bounded(
 
 # ---- one partner line, one order ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("arrival", ["in order", "renumbered first"])
 def test_a_line_renumbered_into_the_stores_order_is_credited_once(stack, ledger, arrival):
     early = line("ACTION-7", "7#1", amount="80.00", at=T0)
     renumbered = line("STORE-42", "7#1", amount="80.00", at=T0 + timedelta(hours=2))
-    for version in ([early, renumbered] if arrival == "in order" else [renumbered, early]):
+    for version in [early, renumbered] if arrival == "in order" else [renumbered, early]:
         ledger.reconcile([version], now=T0 + timedelta(hours=3))
     assert balance_of("alice")[0] == D("4.00")
     assert explain(stack, "STORE-42")["state"] == "pending"
@@ -105,13 +113,15 @@ def test_a_line_renumbered_into_the_stores_order_is_credited_once(stack, ledger,
     ledger.reconcile([line("STORE-42", "7#1", amount="80.00", status="settled", at=settled_at)], now=settled_at)
     ledger.confirm(now=settled_at + timedelta(days=1))
     assert balance_of("alice") == (D("0.00"), D("4.00"), D("0.00"), D("3.60"))
-    live = [item.pk for item in LineRecord.by_line.query("aliexpress#7#1")
-            if not LineRecord.get(item.pk, item.sk).moved_to]
+    live = [
+        item.pk for item in LineRecord.by_line.query("aliexpress#7#1") if not LineRecord.get(item.pk, item.sk).moved_to
+    ]
     assert live == ["aliexpress#STORE-42"]
     assert audit(stack)["ok"]
 
 
 # ---- one order, one shopper --------------------------------------------------------------------------------------
+
 
 def test_lines_naming_two_shoppers_hold_the_order_and_money_never_crosses(stack, ledger):
     ledger.reconcile([line("SHARED", "S-1", amount="100.00", user="alice")], now=T0)
@@ -146,17 +156,22 @@ def test_confirmed_money_stays_with_its_shopper_when_a_line_names_another(stack,
     settled_at = T0 + timedelta(days=10)
     ledger.reconcile([line("C", "C-1", status="settled", at=settled_at)], now=settled_at)
     ledger.confirm(now=settled_at + timedelta(days=1))
-    ledger.reconcile([line("C", "C-2", user="bob", status="settled", at=settled_at)], now=settled_at + timedelta(days=2))
+    ledger.reconcile(
+        [line("C", "C-2", user="bob", status="settled", at=settled_at)], now=settled_at + timedelta(days=2)
+    )
     assert explain(stack, "C")["user_id"] == "alice" and balance_of("alice")[1] == D("5.00")
     assert balance_of("bob") == (D("0"),) * 4 and audit(stack)["ok"]
 
 
 # ---- currencies -------------------------------------------------------------------------------------------------
 
+
 def test_an_inverted_exchange_rate_is_quarantined_not_paid(stack, ledger):
-    lines = [line("RUB-1", amount="1000.00", currency="RUB", usd_rate="0.0108"),
-             line("RUB-2", amount="1000.00", currency="RUB", usd_rate="91.00"),
-             line("RUB-3", amount="1000.00", currency="RUB", usd_rate=None)]
+    lines = [
+        line("RUB-1", amount="1000.00", currency="RUB", usd_rate="0.0108"),
+        line("RUB-2", amount="1000.00", currency="RUB", usd_rate="91.00"),
+        line("RUB-3", amount="1000.00", currency="RUB", usd_rate=None),
+    ]
     accepted, refused = ledger.screen(lines)
     assert [order_line.order_id for order_line, _ in refused] == ["RUB-1"]
     assert "usd_rate=0.0108" in refused[0][1]
@@ -168,13 +183,13 @@ def test_an_inverted_exchange_rate_is_quarantined_not_paid(stack, ledger):
 
 
 def test_a_currency_without_any_rate_and_an_unknown_partner_are_quarantined(stack, ledger):
-    _, refused = ledger.screen([line("X", amount="10.00", currency="GBP", usd_rate=None),
-                                line("Y", partner="ebay")])
+    _, refused = ledger.screen([line("X", amount="10.00", currency="GBP", usd_rate=None), line("Y", partner="ebay")])
     reasons = [reason for _, reason in refused]
     assert len(reasons) == 2 and "GBP" in reasons[0] and "ebay" in reasons[1]
 
 
 # ---- throttling ---------------------------------------------------------------------------------------------------
+
 
 class _Raw:
     def __init__(self, body: bytes):
@@ -190,9 +205,15 @@ def _throttle_orders(connection: Connection, order: str, times: int | None) -> l
     def throttle(request, **_):
         if order.encode() in (request.body or b"") and (times is None or calls[0] < times):
             calls[0] += 1
-            return AWSResponse(request.url, 400, {"x-amzn-ErrorType": "ThrottlingException"},
-                               _Raw(b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException",'
-                                    b'"message":"Rate of requests exceeds the allowed throughput."}'))
+            return AWSResponse(
+                request.url,
+                400,
+                {"x-amzn-ErrorType": "ThrottlingException"},
+                _Raw(
+                    b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException",'
+                    b'"message":"Rate of requests exceeds the allowed throughput."}'
+                ),
+            )
         return None
 
     connection.client.meta.events.register_first("before-send.dynamodb.TransactWriteItems", throttle)
@@ -216,10 +237,12 @@ def test_throttling_is_retried_and_an_order_that_still_fails_is_left_for_the_nex
 
 # ---- every change of a balance is announced ----------------------------------------------------------------------
 
+
 def test_money_taken_back_to_awaiting_payment_is_announced(stack, ledger):
     ledger.reconcile([line("P")], now=T0)
-    ledger.reconcile([line("P", status="awaiting_payment", paid_at=None, at=T0 + timedelta(hours=1))],
-                     now=T0 + timedelta(hours=1))
+    ledger.reconcile(
+        [line("P", status="awaiting_payment", paid_at=None, at=T0 + timedelta(hours=1))], now=T0 + timedelta(hours=1)
+    )
     assert explain(stack, "P")["state"] == "awaiting_payment" and balance_of("alice")[0] == 0
     assert outbox() == [("alice", "cashback.pending"), ("alice", "cashback.updated")]
     assert audit(stack)["ok"]
@@ -227,26 +250,50 @@ def test_money_taken_back_to_awaiting_payment_is_announced(stack, ledger):
 
 # ---- the audit finds what the ledger must never do ----------------------------------------------------------------
 
+
 def _plant_entry(order: str, user: str, currency: str, pending: str, sequence: int = 9) -> None:
-    JournalEntryRecord(order, f"ENTRY#{sequence:06d}#pending", entry_id=f"{order}#{sequence:06d}#pending",
-                       transition="pending", user_id=user, account_currency=currency, fx_rate=D("1"),
-                       pending_usd=D(pending), confirmed_usd=D("0"), pending=D(pending), confirmed=D("0"),
-                       state_to="pending", digest="planted", at="2026-03-01T00:00:00.000000Z").save()
-    BalanceRecord(user).update(actions=[BalanceRecord.pending_usd.add(D(pending)),
-                                        BalanceRecord.pending.add(D(pending)),
-                                        BalanceRecord.account_currency.set(currency)])
+    JournalEntryRecord(
+        order,
+        f"ENTRY#{sequence:06d}#pending",
+        entry_id=f"{order}#{sequence:06d}#pending",
+        transition="pending",
+        user_id=user,
+        account_currency=currency,
+        fx_rate=D("1"),
+        pending_usd=D(pending),
+        confirmed_usd=D("0"),
+        pending=D(pending),
+        confirmed=D("0"),
+        state_to="pending",
+        digest="planted",
+        at="2026-03-01T00:00:00.000000Z",
+    ).save()
+    BalanceRecord(user).update(
+        actions=[
+            BalanceRecord.pending_usd.add(D(pending)),
+            BalanceRecord.pending.add(D(pending)),
+            BalanceRecord.account_currency.set(currency),
+        ]
+    )
 
 
 def _kinds(result) -> set[tuple[str, str]]:
-    return {(item["kind"], item.get("order") or item.get("user_id") or item.get("line")) for item in
-            result["differences"]}
+    return {
+        (item["kind"], item.get("order") or item.get("user_id") or item.get("line")) for item in result["differences"]
+    }
 
 
 def test_audit_finds_a_partner_line_held_by_two_orders(stack, ledger):
     ledger.reconcile([line("A", "shared-line"), line("B", "other-line")], now=T0)
     item = LineRecord.get("aliexpress#A", "LINE#shared-line")
-    LineRecord("aliexpress#B", "LINE#shared-line", line_ref=item.line_ref, status=item.status,
-               status_at=item.status_at, body=item.body).save()
+    LineRecord(
+        "aliexpress#B",
+        "LINE#shared-line",
+        line_ref=item.line_ref,
+        status=item.status,
+        status_at=item.status_at,
+        body=item.body,
+    ).save()
     result = audit(stack)
     assert not result["ok"] and ("line_in_two_orders", "aliexpress#shared-line") in _kinds(result)
     assert ("order_unreadable", "aliexpress#B") in _kinds(result)  # B now holds a line of order A

@@ -1,5 +1,6 @@
 """Incremental pulls against the partner simulator over HTTP and the local moto stack: paging and cursors, overlap
 re-reads, late status changes, every fault, resuming after a failure, stable archive keys, and CSV drops."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support.ledger import snapshot
 
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import bind_ledger_tables
@@ -20,6 +20,7 @@ from accrual.service.ledger import Ledger
 from accrual.service.pull import make_client, pull_all, pull_partner
 from accrual_dev.simulator import Faults, running_simulator
 from accrual_dev.simulator.local import configure_local_partners
+from support.ledger import snapshot
 
 NOW = datetime(2026, 10, 20, tzinfo=UTC)
 OVERLAP = timedelta(days=5)
@@ -59,19 +60,35 @@ def pull(partner, settings, now=NOW, reconcile=None, **changes):
     client = make_client(partner, settings, options, retry=FAST, page_size=PAGE_SIZE)
     for name, value in changes.pop("client", {}).items():
         setattr(client, name, value)
-    return pull_partner(partner, now=now, settings=settings, reconcile=reconcile or Recorder(), overlap=OVERLAP,
-                        client=client, options=options, **changes)
+    return pull_partner(
+        partner,
+        now=now,
+        settings=settings,
+        reconcile=reconcile or Recorder(),
+        overlap=OVERLAP,
+        client=client,
+        options=options,
+        **changes,
+    )
 
 
 def expected_line_ids(simulator, partner, start, end):
     world, now = simulator.world, simulator.app.now
     if partner == "aliexpress":
-        return {str(order.fields["sub_order_id"]) for order in world.aliexpress
-                if any((at := order.event_time(kind, now)) and start <= at <= end
-                       for kind in ("Payment Completed Time", "Buyer Confirmed Receipt Time",
-                                    "Completed Settlement Time"))}
-    return {f"{action.fields['action_id']}#{position['id']}" for action in world.admitad
-            if (at := action.status_updated(now)) and start <= at <= end for position in action.fields["positions"]}
+        return {
+            str(order.fields["sub_order_id"])
+            for order in world.aliexpress
+            if any(
+                (at := order.event_time(kind, now)) and start <= at <= end
+                for kind in ("Payment Completed Time", "Buyer Confirmed Receipt Time", "Completed Settlement Time")
+            )
+        }
+    return {
+        f"{action.fields['action_id']}#{position['id']}"
+        for action in world.admitad
+        if (at := action.status_updated(now)) and start <= at <= end
+        for position in action.fields["positions"]
+    }
 
 
 def archived(settings, prefix):
@@ -113,35 +130,40 @@ def test_overlap_rereads_change_nothing_and_late_changes_arrive(partners, simula
     simulator.app.now = NOW + timedelta(days=10)
     later = Recorder()
     pull(partner, partners, now=NOW + timedelta(days=10), reconcile=later)
-    changed = [line for line_id, line in later.lines.items()
-               if line_id in first.lines and first.lines[line_id].status != line.status]
+    changed = [
+        line
+        for line_id, line in later.lines.items()
+        if line_id in first.lines and first.lines[line_id].status != line.status
+    ]
     assert changed, "a late status change should arrive through the cursor"
 
 
 @pytest.mark.parametrize("partner", ["aliexpress", "admitad"])
-@pytest.mark.parametrize("fault", [{"rate_limit": 3}, {"server_error": 2},
-                                   {"slow_seconds": 0.3, "slow_requests": 2}])
+@pytest.mark.parametrize("fault", [{"rate_limit": 3}, {"server_error": 2}, {"slow_seconds": 0.3, "slow_requests": 2}])
 def test_transient_faults_are_retried_and_change_nothing(partners, simulator, partner, fault):
     clean = Recorder()
     clean_counts = pull(partner, partners, reconcile=clean)
     # The cursor is reset so the faulty run reads the same windows as the clean one
-    partners.client("dynamodb").delete_item(TableName=partners.control_table,
-                                            Key={"pk": {"S": "CURSOR"}, "sk": {"S": partner}})
+    partners.client("dynamodb").delete_item(
+        TableName=partners.control_table, Key={"pk": {"S": "CURSOR"}, "sk": {"S": partner}}
+    )
     simulator.app.faults = Faults(**fault)
     faulty = Recorder()
     counts = pull(partner, partners, reconcile=faulty, client={"timeout": 0.15})
     assert faulty.lines == clean.lines
     assert (counts["read"], counts["pages"]) == (clean_counts["read"], clean_counts["pages"])
     assert sum(simulator.app.stats.faults_served.values()) == sum(
-        value for name, value in fault.items() if name != "slow_seconds")
+        value for name, value in fault.items() if name != "slow_seconds"
+    )
 
 
 @pytest.mark.parametrize("partner", ["aliexpress", "admitad"])
 def test_malformed_lines_are_quarantined_and_the_rest_goes_on(partners, simulator, partner):
     clean = Recorder()
     pull(partner, partners, reconcile=clean)
-    partners.client("dynamodb").delete_item(TableName=partners.control_table,
-                                            Key={"pk": {"S": "CURSOR"}, "sk": {"S": partner}})
+    partners.client("dynamodb").delete_item(
+        TableName=partners.control_table, Key={"pk": {"S": "CURSOR"}, "sk": {"S": partner}}
+    )
     simulator.app.faults = Faults(malformed_line=True)
     recorder = Recorder()
     counts = pull(partner, partners, reconcile=recorder)
@@ -151,16 +173,21 @@ def test_malformed_lines_are_quarantined_and_the_rest_goes_on(partners, simulato
     assert len(records) == counts["quarantined"]
     assert all(record.reason and record.raw and record.sk.startswith(f"raw/{partner}/") for record in records)
     objects = archived(partners, f"quarantine/{partner}/")
-    assert objects and json.loads(partners.client("s3").get_object(
-        Bucket=partners.reports_bucket, Key=objects[0])["Body"].read())["lines"][0]["reason"]
+    assert (
+        objects
+        and json.loads(partners.client("s3").get_object(Bucket=partners.reports_bucket, Key=objects[0])["Body"].read())[
+            "lines"
+        ][0]["reason"]
+    )
 
 
 @pytest.mark.parametrize("partner", ["aliexpress", "admitad"])
 def test_a_failed_run_resumes_from_its_cursor(partners, simulator, partner):
     clean = Recorder()
     clean_counts = pull(partner, partners, reconcile=clean)
-    partners.client("dynamodb").delete_item(TableName=partners.control_table,
-                                            Key={"pk": {"S": "CURSOR"}, "sk": {"S": partner}})
+    partners.client("dynamodb").delete_item(
+        TableName=partners.control_table, Key={"pk": {"S": "CURSOR"}, "sk": {"S": partner}}
+    )
     # Given the partner fails for good after two pages
     simulator.app.faults = Faults(fail_after_pages=2)
     first = Recorder()
@@ -183,15 +210,17 @@ def test_a_failed_run_resumes_from_its_cursor(partners, simulator, partner):
 def test_archive_keys_are_stable_across_reruns(partners, simulator, partner):
     pull(partner, partners)
     keys = archived(partners, f"raw/{partner}/")
-    partners.client("dynamodb").delete_item(TableName=partners.control_table,
-                                            Key={"pk": {"S": "CURSOR"}, "sk": {"S": partner}})
+    partners.client("dynamodb").delete_item(
+        TableName=partners.control_table, Key={"pk": {"S": "CURSOR"}, "sk": {"S": partner}}
+    )
     pull(partner, partners, now=NOW + timedelta(minutes=20))
     assert archived(partners, f"raw/{partner}/") == keys
 
 
 def test_refused_credentials_fail_at_once_with_a_clear_error(partners, simulator):
-    configure_local_partners(partners, simulator.url, replace(simulator.credentials, app_secret="wrong",
-                                                              client_secret="wrong"))
+    configure_local_partners(
+        partners, simulator.url, replace(simulator.credentials, app_secret="wrong", client_secret="wrong")
+    )
     with pytest.raises(PartnerApiError, match="IncompleteSignature"):
         pull("aliexpress", partners)
     with pytest.raises(PartnerApiError, match="token refused"):
@@ -215,13 +244,27 @@ def test_pull_all_pulls_every_configured_partner(partners, simulator):
 
 def test_csv_drop_is_ingested_with_its_column_map(stack):
     stack.client("ssm").put_parameter(
-        Name=f"{stack.partner_parameters_prefix}awin/columns", Type="String", Value=json.dumps({
-            "columns": {"line_id": "Transaction ID", "order_id": "Order", "amount": "Sale", "status": "State",
-                        "ordered_at": "Date", "sub_id": "Click Ref"},
-            "statuses": {"Approved": "settled", "Pending": "paid"}}))
-    body = ("Transaction ID,Order,Sale,State,Date,Click Ref\n"
-            "T1,O1,12.50,Pending,2026-10-19T10:00:00Z,c-1\n"
-            "T2,O2,-4,Pending,2026-10-19T10:00:00Z,c-2\n")
+        Name=f"{stack.partner_parameters_prefix}awin/columns",
+        Type="String",
+        Value=json.dumps(
+            {
+                "columns": {
+                    "line_id": "Transaction ID",
+                    "order_id": "Order",
+                    "amount": "Sale",
+                    "status": "State",
+                    "ordered_at": "Date",
+                    "sub_id": "Click Ref",
+                },
+                "statuses": {"Approved": "settled", "Pending": "paid"},
+            }
+        ),
+    )
+    body = (
+        "Transaction ID,Order,Sale,State,Date,Click Ref\n"
+        "T1,O1,12.50,Pending,2026-10-19T10:00:00Z,c-1\n"
+        "T2,O2,-4,Pending,2026-10-19T10:00:00Z,c-2\n"
+    )
     key = "drops/awin/2026-10-19.csv"
     stack.client("s3").put_object(Bucket=stack.reports_bucket, Key=key, Body=body.encode())
     recorder = Recorder()
@@ -236,14 +279,27 @@ def test_csv_drop_is_ingested_with_its_column_map(stack):
 def test_overlap_rereads_leave_the_real_ledger_unchanged(partners, simulator):
     # Given the ledger with a configuration and the simulator's clicks
     bind_ledger_tables(partners)
-    reference_data.save_config(AccrualConfig.model_validate({
-        "version": "pull-1",
-        "rate_cards": [{"partner": partner, "valid_from": "2026-01-01T00:00:00Z", "default_rate": "0.03",
-                        "non_affiliate_rate": "0.01", "hot_product_rate": "0.12",
-                        "categories": {"100001": "0.055"}} for partner in ("aliexpress", "admitad")],
-        "virtual_categories": ["200001"],
-        "fx_rates": {"2026-01-01": {"RUB": "92.50", "UAH": "41.20", "KZT": "480.00", "EUR": "0.93"}},
-    }), now=NOW - timedelta(days=60))
+    reference_data.save_config(
+        AccrualConfig.model_validate(
+            {
+                "version": "pull-1",
+                "rate_cards": [
+                    {
+                        "partner": partner,
+                        "valid_from": "2026-01-01T00:00:00Z",
+                        "default_rate": "0.03",
+                        "non_affiliate_rate": "0.01",
+                        "hot_product_rate": "0.12",
+                        "categories": {"100001": "0.055"},
+                    }
+                    for partner in ("aliexpress", "admitad")
+                ],
+                "virtual_categories": ["200001"],
+                "fx_rates": {"2026-01-01": {"RUB": "92.50", "UAH": "41.20", "KZT": "480.00", "EUR": "0.93"}},
+            }
+        ),
+        now=NOW - timedelta(days=60),
+    )
     reference_data.save_clicks(Click.model_validate(click) for click in simulator.world.clicks)
     ledger = Ledger(partners)
     first = pull("aliexpress", partners, reconcile=lambda lines: ledger.reconcile(lines, now=NOW))

@@ -1,5 +1,6 @@
 """Clicks are facts against a real (local) DynamoDB: the conditional writes keep a stored click and a shopper's
 account currency when a concurrent load read the table before the other one wrote."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime

@@ -1,5 +1,6 @@
 """template.yaml is a real template: cfn-lint and `sam validate --lint` pass, `sam build` succeeds without Docker and
 puts the shared package where Lambda finds it, and the settings moto cannot emulate are what the template says."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,14 @@ from accrual_dev.local.provision import HELD_BACK, default_template_path, load_t
 ROOT = default_template_path().parent
 SAM = ROOT / ".tools" / "venv" / "bin" / "sam"
 CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
-FUNCTIONS = ("PullFunction", "ReconcileFunction", "ConfirmFunction", "ReportDropFunction", "OutboxRelayFunction",
-             "ClaimIntakeFunction")
+FUNCTIONS = (
+    "PullFunction",
+    "ReconcileFunction",
+    "ConfirmFunction",
+    "ReportDropFunction",
+    "OutboxRelayFunction",
+    "ClaimIntakeFunction",
+)
 # The tables that hold money, or the journal, notifications and configuration it depends on.
 MONEY_TABLES = ("OrdersTable", "BalancesTable", "OutboxTable", "ControlTable")
 # The tables the audit or the outbox reads: point-in-time recovery.
@@ -31,10 +38,14 @@ def run_tool(*command: str | Path, cwd: Path = ROOT, timeout: int = 600) -> subp
     if not Path(command[0]).exists():
         pytest.fail(f"{command[0]} is missing: `make tools` or `make checkov` builds it (`make test` does so first)")
     # sam build needs python3.12 on PATH: the one running these tests is it.
-    environment = {**os.environ, "SAM_CLI_TELEMETRY": "0",
-                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run([str(part) for part in command], cwd=cwd, env=environment, capture_output=True, text=True,
-                          timeout=timeout)
+    environment = {
+        **os.environ,
+        "SAM_CLI_TELEMETRY": "0",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    return subprocess.run(
+        [str(part) for part in command], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_cfn_lint_passes() -> None:
@@ -49,8 +60,18 @@ def test_sam_validate_lint_passes() -> None:
 
 def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason() -> None:
     """Skips live in template.yaml (Metadata: checkov: skip), each with its reason; none on the command line."""
-    result = run_tool(CHECKOV, "-f", "template.yaml", "--framework", "cloudformation", "--output", "json",
-                      "--quiet", "--skip-download", timeout=300)
+    result = run_tool(
+        CHECKOV,
+        "-f",
+        "template.yaml",
+        "--framework",
+        "cloudformation",
+        "--output",
+        "json",
+        "--quiet",
+        "--skip-download",
+        timeout=300,
+    )
     report = json.loads(result.stdout)
     summary = report["summary"]
     failed = [f"{check['check_id']} {check['resource']}" for check in report["results"]["failed_checks"]]
@@ -65,8 +86,9 @@ def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason() -> None:
 @pytest.mark.slow
 def test_sam_build_succeeds_without_docker(tmp_path: Path) -> None:
     build = tmp_path / "build"
-    result = run_tool(SAM, "build", "--template-file", "template.yaml", "--build-dir", build,
-                      "--cache-dir", tmp_path / "cache")
+    result = run_tool(
+        SAM, "build", "--template-file", "template.yaml", "--build-dir", build, "--cache-dir", tmp_path / "cache"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (build / "AccrualLayer" / "python" / "accrual" / "settings.py").is_file()
     assert (build / "AccrualLayer" / "python" / "aws_lambda_powertools").is_dir()
@@ -76,8 +98,10 @@ def test_sam_build_succeeds_without_docker(tmp_path: Path) -> None:
     (pydantic_core,) = (build / "AccrualLayer" / "python" / "pydantic_core").glob("_pydantic_core*.so")
     assert int.from_bytes(pydantic_core.read_bytes()[18:20], "little") == 183
     # The layer ships only what Lambda runs: no emulator, no simulator, no local stack, no CLI.
-    shipped = {path.relative_to(build / "AccrualLayer" / "python").parts[0]
-               for path in (build / "AccrualLayer" / "python").iterdir()}
+    shipped = {
+        path.relative_to(build / "AccrualLayer" / "python").parts[0]
+        for path in (build / "AccrualLayer" / "python").iterdir()
+    }
     assert not shipped & {"moto", "werkzeug", "yaml", "accrual_dev", "flask"}, shipped
     package = build / "AccrualLayer" / "python" / "accrual"
     assert not [path for path in package.rglob("*") if path.name in {"local", "simulator", "cli.py"}]
@@ -92,8 +116,11 @@ def transformed(moto_endpoint: str) -> dict[str, Any]:
 
 
 def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    return {logical_id: resource["Properties"]
-            for logical_id, resource in template["Resources"].items() if resource["Type"] == kind}
+    return {
+        logical_id: resource["Properties"]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == kind
+    }
 
 
 def test_outbox_relay_reads_the_outbox_stream_with_partial_batch_failures(transformed: dict[str, Any]) -> None:
@@ -106,11 +133,13 @@ def test_outbox_relay_reads_the_outbox_stream_with_partial_batch_failures(transf
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BisectBatchOnFunctionError"] is True
     assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {
-        "Fn::GetAtt": ["OutboxRelayDeadLetterQueue", "Arn"]}
+        "Fn::GetAtt": ["OutboxRelayDeadLetterQueue", "Arn"]
+    }
 
 
 def test_functions_are_traced_arm64_with_the_layer_and_a_dead_letter_queue_for_the_schedules(
-        transformed: dict[str, Any]) -> None:
+    transformed: dict[str, Any],
+) -> None:
     functions = resources_of(transformed, "AWS::Lambda::Function")
     assert set(functions) == set(FUNCTIONS)
     for properties in functions.values():
@@ -121,8 +150,7 @@ def test_functions_are_traced_arm64_with_the_layer_and_a_dead_letter_queue_for_t
         (layer,) = properties["Layers"]
         assert layer["Ref"].startswith("AccrualLayer")
     for scheduled in ("PullFunction", "ConfirmFunction"):
-        assert functions[scheduled]["DeadLetterConfig"] == {
-            "TargetArn": {"Fn::GetAtt": ["PullDeadLetterQueue", "Arn"]}}
+        assert functions[scheduled]["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": ["PullDeadLetterQueue", "Arn"]}}
 
 
 def test_report_drops_under_drops_prefix_invoke_the_report_drop_function(transformed: dict[str, Any]) -> None:
@@ -148,16 +176,20 @@ def test_policies_are_scoped_to_the_resources_each_function_uses(transformed: di
 
 def role_statements(transformed: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Every inline statement of every IAM role in the transformed template (SAM's and the template's own)."""
-    return [(logical_id, statement)
-            for logical_id, role in resources_of(transformed, "AWS::IAM::Role").items()
-            for policy in role.get("Policies", [])
-            for statement in policy["PolicyDocument"]["Statement"]]
+    return [
+        (logical_id, statement)
+        for logical_id, role in resources_of(transformed, "AWS::IAM::Role").items()
+        for policy in role.get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
 
 
 def function_roles(transformed: dict[str, Any]) -> dict[str, str]:
     """Function logical id -> the logical id of its execution role."""
-    return {logical_id: properties["Role"]["Fn::GetAtt"][0]
-            for logical_id, properties in resources_of(transformed, "AWS::Lambda::Function").items()}
+    return {
+        logical_id: properties["Role"]["Fn::GetAtt"][0]
+        for logical_id, properties in resources_of(transformed, "AWS::Lambda::Function").items()
+    }
 
 
 def names(value: Any) -> set[str]:
@@ -172,8 +204,9 @@ def names(value: Any) -> set[str]:
         if "Fn::Sub" in value:
             text, variables = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
             named = {name.split(".")[0] for name in re.findall(r"\$\{([^}!]+)\}", text)}
-            return ({name for name in named if name not in variables and not name.startswith("AWS::")}
-                    | names(list(variables.values())))
+            return {name for name in named if name not in variables and not name.startswith("AWS::")} | names(
+                list(variables.values())
+            )
     return set()
 
 
@@ -193,7 +226,8 @@ def test_tables_the_audit_and_the_outbox_need_have_point_in_time_recovery() -> N
     resources = load_template(default_template_path())["Resources"]
     for logical_id in RECOVERABLE_TABLES:
         assert resources[logical_id]["Properties"]["PointInTimeRecoverySpecification"] == {
-            "PointInTimeRecoveryEnabled": True}, logical_id
+            "PointInTimeRecoveryEnabled": True
+        }, logical_id
 
 
 def test_no_function_may_delete_from_the_orders_or_balances_table(transformed: dict[str, Any]) -> None:
@@ -206,18 +240,32 @@ def test_no_function_may_delete_from_the_orders_or_balances_table(transformed: d
             continue
         assert "dynamodb:DeleteItem" not in actions, (logical_id, statement)
         assert not [action for action in actions if "*" in action], (logical_id, statement)
-        assert set(actions) <= {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
-                                "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
-                                "dynamodb:BatchWriteItem", "dynamodb:DescribeTable"}, (logical_id, statement)
+        assert set(actions) <= {
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:Query",
+            "dynamodb:Scan",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:DescribeTable",
+        }, (logical_id, statement)
     # the ledger's functions can still write the journal and the balances
     roles = function_roles(transformed)
     for function in ("ReconcileFunction",):
-        granted = {(target, action) for logical_id, statement in role_statements(transformed)
-                   if logical_id == roles[function] for target in names(statement["Resource"])
-                   for action in (statement["Action"] if isinstance(statement["Action"], list)
-                                  else [statement["Action"]])}
-        assert {("OrdersTable", "dynamodb:PutItem"), ("OrdersTable", "dynamodb:Query"),
-                ("BalancesTable", "dynamodb:UpdateItem")} <= granted, function
+        granted = {
+            (target, action)
+            for logical_id, statement in role_statements(transformed)
+            if logical_id == roles[function]
+            for target in names(statement["Resource"])
+            for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+        }
+        assert {
+            ("OrdersTable", "dynamodb:PutItem"),
+            ("OrdersTable", "dynamodb:Query"),
+            ("BalancesTable", "dynamodb:UpdateItem"),
+        } <= granted, function
         assert not any(target == "IdempotencyTable" for target, _ in granted), function
 
 
@@ -226,8 +274,12 @@ def test_the_relay_reads_only_the_outbox_stream(transformed: dict[str, Any]) -> 
     properties = resources_of(transformed, "AWS::IAM::Role")[role]
     managed = json.dumps(properties.get("ManagedPolicyArns", []))
     assert "AWSLambdaDynamoDBExecutionRole" not in managed
-    stream_actions = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
-                      "dynamodb:ListStreams"}
+    stream_actions = {
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+    }
     granted: set[str] = set()
     for logical_id, statement in role_statements(transformed):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -250,17 +302,23 @@ def test_report_drop_failures_go_to_an_encrypted_dead_letter_queue(transformed: 
     assert queue == {"Fn::GetAtt": ["ReportDropDeadLetterQueue", "Arn"]}
     assert resources_of(transformed, "AWS::SQS::Queue")["ReportDropDeadLetterQueue"]["SqsManagedSseEnabled"] is True
     role = function_roles(transformed)["ReportDropFunction"]
-    assert any(logical_id == role and "sqs:SendMessage" in json.dumps(statement["Action"])
-               and names(statement["Resource"]) == {"ReportDropDeadLetterQueue"}
-               for logical_id, statement in role_statements(transformed))
+    assert any(
+        logical_id == role
+        and "sqs:SendMessage" in json.dumps(statement["Action"])
+        and names(statement["Resource"]) == {"ReportDropDeadLetterQueue"}
+        for logical_id, statement in role_statements(transformed)
+    )
 
 
 def dead_letter_queues(transformed: dict[str, Any]) -> set[str]:
     """Every queue something fails into: redrive targets, function DLQs and on-failure destinations."""
     text = json.dumps(transformed["Resources"])
     queues = resources_of(transformed, "AWS::SQS::Queue")
-    targets = {properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-               for properties in queues.values() if "RedrivePolicy" in properties}
+    targets = {
+        properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for properties in queues.values()
+        if "RedrivePolicy" in properties
+    }
     for function in resources_of(transformed, "AWS::Lambda::Function").values():
         if "DeadLetterConfig" in function:
             targets |= names(function["DeadLetterConfig"]["TargetArn"])
@@ -272,18 +330,32 @@ def dead_letter_queues(transformed: dict[str, Any]) -> set[str]:
 
 
 def test_every_function_error_and_every_dead_letter_queue_alarms_on_the_encrypted_alarm_topic(
-        transformed: dict[str, Any]) -> None:
+    transformed: dict[str, Any],
+) -> None:
     alarms = resources_of(transformed, "AWS::CloudWatch::Alarm").values()
-    errors = {dimension["Value"]["Ref"] for alarm in alarms
-              if alarm["Namespace"] == "AWS/Lambda" and alarm["MetricName"] == "Errors"
-              for dimension in alarm["Dimensions"] if dimension["Name"] == "FunctionName"}
+    errors = {
+        dimension["Value"]["Ref"]
+        for alarm in alarms
+        if alarm["Namespace"] == "AWS/Lambda" and alarm["MetricName"] == "Errors"
+        for dimension in alarm["Dimensions"]
+        if dimension["Name"] == "FunctionName"
+    }
     assert errors == set(FUNCTIONS) == set(resources_of(transformed, "AWS::Lambda::Function"))
-    depths = {dimension["Value"]["Fn::GetAtt"][0] for alarm in alarms
-              if alarm["Namespace"] == "AWS/SQS" and alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
-              for dimension in alarm["Dimensions"] if dimension["Name"] == "QueueName"}
+    depths = {
+        dimension["Value"]["Fn::GetAtt"][0]
+        for alarm in alarms
+        if alarm["Namespace"] == "AWS/SQS" and alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        for dimension in alarm["Dimensions"]
+        if dimension["Name"] == "QueueName"
+    }
     assert depths == dead_letter_queues(transformed)
-    assert {"ReportDropDeadLetterQueue", "OutboxRelayDeadLetterQueue", "PullDeadLetterQueue", "WorkDeadLetterQueue",
-            "NotificationsDeadLetterQueue"} <= depths
+    assert {
+        "ReportDropDeadLetterQueue",
+        "OutboxRelayDeadLetterQueue",
+        "PullDeadLetterQueue",
+        "WorkDeadLetterQueue",
+        "NotificationsDeadLetterQueue",
+    } <= depths
     for alarm in alarms:
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], alarm
         assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
@@ -292,15 +364,20 @@ def test_every_function_error_and_every_dead_letter_queue_alarms_on_the_encrypte
     assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
     key = resources_of(transformed, "AWS::KMS::Key")["AlarmTopicKey"]
     assert key["EnableKeyRotation"] is True
-    assert any(statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
-               for statement in key["KeyPolicy"]["Statement"])
+    assert any(
+        statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"} for statement in key["KeyPolicy"]["Statement"]
+    )
     assert transformed["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": "AlarmTopic"}
 
 
 def test_claim_intake_reads_its_queue_with_partial_batch_failures_and_a_dead_letter_queue(
-        transformed: dict[str, Any]) -> None:
-    (mapping,) = [mapping for mapping in resources_of(transformed, "AWS::Lambda::EventSourceMapping").values()
-                  if mapping["FunctionName"] == {"Ref": "ClaimIntakeFunction"}]
+    transformed: dict[str, Any],
+) -> None:
+    (mapping,) = [
+        mapping
+        for mapping in resources_of(transformed, "AWS::Lambda::EventSourceMapping").values()
+        if mapping["FunctionName"] == {"Ref": "ClaimIntakeFunction"}
+    ]
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["ClaimIntakeQueue", "Arn"]}
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     queues = resources_of(transformed, "AWS::SQS::Queue")
@@ -310,8 +387,11 @@ def test_claim_intake_reads_its_queue_with_partial_batch_failures_and_a_dead_let
     timeout = resources_of(transformed, "AWS::Lambda::Function")["ClaimIntakeFunction"]["Timeout"]
     assert intake["VisibilityTimeout"] >= 6 * timeout
     # the claims table is read and written by the intake and the ledger's functions, and deleted from by none
-    claims = [(logical_id, statement) for logical_id, statement in role_statements(transformed)
-              if "ClaimsTable" in names(statement["Resource"])]
+    claims = [
+        (logical_id, statement)
+        for logical_id, statement in role_statements(transformed)
+        if "ClaimsTable" in names(statement["Resource"])
+    ]
     policy = resources_of(transformed, "AWS::IAM::Policy")["ClaimsForLedgerFunctionsPolicy"]
     claims += [("ClaimsForLedgerFunctionsPolicy", statement) for statement in policy["PolicyDocument"]["Statement"]]
     assert {logical_id for logical_id, _ in claims} >= {"ClaimIntakeFunctionRole", "ClaimsForLedgerFunctionsPolicy"}

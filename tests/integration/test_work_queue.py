@@ -1,6 +1,7 @@
 """The work queue with the real reconcile handler on the local stack: a worker that dies mid-batch leaves its units to
 be received again and nothing is doubled; a unit that keeps failing ends in the dead-letter queue with its reason,
 visible to the operator; a dropped file is split into page-sized units."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,7 @@ def put_pages(stack, pages: int, per_page: int = 5) -> list:
     archive, units = ReportArchive(stack), []
     run_id = uuid.uuid4().hex
     for page in range(pages):
-        lines = [line(f"P{page}-{number}", user=f"u{number % 6}").model_dump_json()
-                 for number in range(per_page)]
+        lines = [line(f"P{page}-{number}", user=f"u{number % 6}").model_dump_json() for number in range(per_page)]
         key = archive.put_object(f"raw/normalized/test/page-{page}.jsonl", "\n".join(lines).encode())
         units.append(page_unit("normalized", key, "normalized", now=T0, run_id=run_id))
     return units
@@ -92,10 +92,10 @@ def test_a_large_dropped_file_becomes_page_sized_units_that_reconcile_like_the_w
     lines = [line(f"D{number:03d}", user=f"u{number % 6}").model_dump_json() for number in range(23)]
     archive = ReportArchive(stack)
     key = archive.put_object("drops/normalized/big file.jsonl", ("\n".join(lines) + "\n").encode())
-    units = drop_units(archive.bucket, key, settings=stack, now=T0 + timedelta(hours=1), run_id="drop-1",
-                       lines_per_part=5)
-    assert len(units) == 5 and all(unit.key.startswith("raw/normalized/drops/big file.jsonl/part-")
-                                   for unit in units)
+    units = drop_units(
+        archive.bucket, key, settings=stack, now=T0 + timedelta(hours=1), run_id="drop-1", lines_per_part=5
+    )
+    assert len(units) == 5 and all(unit.key.startswith("raw/normalized/drops/big file.jsonl/part-") for unit in units)
     assert [unit.first_line for unit in units] == [1, 6, 11, 16, 21]
     hand_on(stack, units)
     drained = LocalPoller(stack, workers=4).drain(timeout=60)

@@ -1,23 +1,21 @@
 """Random sequences of report lines, duplicates, reorderings, replays and confirmation runs against the real ledger
 on the local moto server; after every step the balances equal a simple in-memory model and the audit is clean."""
+
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from support.ledger import T0, balance_of, line, load_reference_data, wipe_ledger
-
 from accrual.domain.models import OrderLine
 from accrual.service.ledger import Ledger
 from accrual.service.reading import audit
+from support.ledger import T0, balance_of, line, load_reference_data, wipe_ledger
 
 D = Decimal
 USERS = {"alice": "EUR", "bob": "USD"}
@@ -42,8 +40,7 @@ class ModelOrder:
     reversed: bool = False
 
     def earned(self) -> Decimal:
-        return sum((cents(item.amount * D("0.05")) for item in self.lines.values() if item.status in EARNING),
-                   D("0"))
+        return sum((cents(item.amount * D("0.05")) for item in self.lines.values() if item.status in EARNING), D("0"))
 
     def after_report(self) -> None:
         if self.confirmed is not None and not self.reversed and self.earned() < self.confirmed:
@@ -54,8 +51,7 @@ class ModelOrder:
         if self.confirmed is not None or self.earned() == 0:
             return
         earning = [item for item in self.lines.values() if item.status in EARNING]
-        if all(item.status == "settled" for item in earning) and max(
-                item.status_at for item in earning) + HOLD <= now:
+        if all(item.status == "settled" for item in earning) and max(item.status_at for item in earning) + HOLD <= now:
             self.confirmed = self.earned()
 
     def holding(self) -> tuple[Decimal, Decimal]:
@@ -91,10 +87,14 @@ class LedgerMachine(RuleBasedStateMachine):
                 order.lines[item.line_id] = item
             order.after_report()
 
-    @rule(order=st.sampled_from(sorted(ORDERS)), sub_order=st.sampled_from(["1", "2"]),
-          status=st.sampled_from(["paid", "received", "settled", "invalid"]),
-          amount=st.sampled_from(["20.00", "33.33", "60.00", "100.00"]),
-          hours=st.integers(min_value=0, max_value=120), duplicate=st.booleans())
+    @rule(
+        order=st.sampled_from(sorted(ORDERS)),
+        sub_order=st.sampled_from(["1", "2"]),
+        status=st.sampled_from(["paid", "received", "settled", "invalid"]),
+        amount=st.sampled_from(["20.00", "33.33", "60.00", "100.00"]),
+        hours=st.integers(min_value=0, max_value=120),
+        duplicate=st.booleans(),
+    )
     def report(self, order, sub_order, status, amount, hours, duplicate):
         self.tick += 1  # a unique status time per version: the partner never reports two versions at one instant
         at = T0 + timedelta(hours=hours, microseconds=self.tick)
@@ -129,10 +129,23 @@ class LedgerMachine(RuleBasedStateMachine):
             assert (got[0], got[1]) == (pending, confirmed), (user, got)
             if currency == "EUR":
                 expected_eur = (
-                    sum((cents(order.holding()[0] * EUR_PER_USD) for order in self.model.values()
-                         if order.user == user), D("0")),
-                    sum((cents(order.holding()[1] * EUR_PER_USD) for order in self.model.values()
-                         if order.user == user), D("0")))
+                    sum(
+                        (
+                            cents(order.holding()[0] * EUR_PER_USD)
+                            for order in self.model.values()
+                            if order.user == user
+                        ),
+                        D("0"),
+                    ),
+                    sum(
+                        (
+                            cents(order.holding()[1] * EUR_PER_USD)
+                            for order in self.model.values()
+                            if order.user == user
+                        ),
+                        D("0"),
+                    ),
+                )
                 assert (got[2], got[3]) == expected_eur, (user, got)
 
     @invariant()
@@ -145,6 +158,9 @@ class LedgerMachine(RuleBasedStateMachine):
 def test_the_ledger_converges_to_the_model_under_random_sequences(stack):
     load_reference_data(stack, users=USERS)
     LedgerMachine.stack = stack
-    run_state_machine_as_test(LedgerMachine, settings=settings(
-        max_examples=20, stateful_step_count=12, deadline=None,
-        suppress_health_check=list(HealthCheck)))
+    run_state_machine_as_test(
+        LedgerMachine,
+        settings=settings(
+            max_examples=20, stateful_step_count=12, deadline=None, suppress_health_check=list(HealthCheck)
+        ),
+    )

@@ -1,6 +1,7 @@
 """Properties of the accrual rules over generated orders: the cap and the max_rate ceiling hold, lines add up to the order,
 excluded lines earn exactly 0, the decision is deterministic and independent of the order of the lines, every earning
 line names its rate source, and a decision survives storage (to_dict / from_dict)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -25,16 +26,37 @@ def make_config(cap: str) -> AccrualConfig:
         {
             "version": "property",
             "rate_cards": [
-                {"partner": "aliexpress", "valid_from": "2026-01-01T00:00:00Z", "valid_to": "2026-11-11T12:00:00Z",
-                 "default_rate": "0.03", "hot_product_rate": "0.35", "categories": {"100001": "0.055"}},
-                {"partner": "aliexpress", "valid_from": "2026-11-11T12:00:00Z", "default_rate": "0.02",
-                 "hot_product_rate": "0.12", "categories": {"100001": "0.07", "200002": "0.38"}},
+                {
+                    "partner": "aliexpress",
+                    "valid_from": "2026-01-01T00:00:00Z",
+                    "valid_to": "2026-11-11T12:00:00Z",
+                    "default_rate": "0.03",
+                    "hot_product_rate": "0.35",
+                    "categories": {"100001": "0.055"},
+                },
+                {
+                    "partner": "aliexpress",
+                    "valid_from": "2026-11-11T12:00:00Z",
+                    "default_rate": "0.02",
+                    "hot_product_rate": "0.12",
+                    "categories": {"100001": "0.07", "200002": "0.38"},
+                },
             ],
             "promotions": [
-                {"partner": "aliexpress", "categories": ["100001", "200002"], "rate": "0.08",
-                 "starts_at": "2026-11-11T00:00:00Z", "ends_at": "2026-11-12T00:00:00Z"},
-                {"partner": "aliexpress", "categories": ["100001"], "rate": "0.08",
-                 "starts_at": "2026-11-10T00:00:00Z", "ends_at": "2026-11-11T06:00:00Z"},
+                {
+                    "partner": "aliexpress",
+                    "categories": ["100001", "200002"],
+                    "rate": "0.08",
+                    "starts_at": "2026-11-11T00:00:00Z",
+                    "ends_at": "2026-11-12T00:00:00Z",
+                },
+                {
+                    "partner": "aliexpress",
+                    "categories": ["100001"],
+                    "rate": "0.08",
+                    "starts_at": "2026-11-10T00:00:00Z",
+                    "ends_at": "2026-11-11T06:00:00Z",
+                },
             ],
             "excluded_shops": ["plaza"],
             "virtual_categories": ["software"],
@@ -95,10 +117,18 @@ def orders(draw: st.DrawFn) -> tuple[list[OrderLine], Click | None, AccrualConfi
     click = draw(
         st.none()
         | st.builds(
-            lambda clicked_at, currency: Click(sub_id="sub-1", user_id="user-1", clicked_at=clicked_at,
-                                               partner="aliexpress", account_currency=currency),
-            st.sampled_from(["2025-06-01T00:00:00Z", "2026-11-10T12:00:00Z", "2026-11-11T10:00:00Z",
-                             "2026-11-11T13:00:00Z", "2026-11-12T10:00:00Z"]),
+            lambda clicked_at, currency: Click(
+                sub_id="sub-1", user_id="user-1", clicked_at=clicked_at, partner="aliexpress", account_currency=currency
+            ),
+            st.sampled_from(
+                [
+                    "2025-06-01T00:00:00Z",
+                    "2026-11-10T12:00:00Z",
+                    "2026-11-11T10:00:00Z",
+                    "2026-11-11T13:00:00Z",
+                    "2026-11-12T10:00:00Z",
+                ]
+            ),
             st.sampled_from(["USD", "RUB", "EUR"]),
         )
     )

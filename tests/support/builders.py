@@ -1,4 +1,5 @@
 """Small builders for the accrual rules' tests: a configuration like DOMAIN.md's example, a click, an order line."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime

@@ -1,11 +1,11 @@
 """Helpers for running the real Lambda handlers in tests: their events, a Lambda context, their environment."""
+
 from __future__ import annotations
 
 import importlib.util
 import json
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 

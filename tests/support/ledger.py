@@ -1,4 +1,5 @@
 """Builders and readers for the ledger's tests against the local stack."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -7,7 +8,12 @@ from typing import Any
 
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import (
-    BalanceRecord, DecisionRecord, JournalEntryRecord, OrderRecord, OutboxRecord, bind_ledger_tables,
+    BalanceRecord,
+    DecisionRecord,
+    JournalEntryRecord,
+    OrderRecord,
+    OutboxRecord,
+    bind_ledger_tables,
 )
 from accrual.domain.models import AccrualConfig, Click, OrderLine
 from accrual.settings import Settings
@@ -15,12 +21,26 @@ from accrual.settings import Settings
 T0 = datetime(2026, 3, 1, 11, 0, tzinfo=UTC)
 CONFIG: dict[str, Any] = {
     "version": "ledger-1",
-    "rate_cards": [{"partner": "aliexpress", "valid_from": "2026-01-01T00:00:00Z", "valid_to": None,
-                    "default_rate": "0.03", "non_affiliate_rate": "0.01", "hot_product_rate": "0.12",
-                    "categories": {"tools": "0.05"}}],
-    "promotions": [], "excluded_shops": ["plaza"], "virtual_categories": ["gift_cards"], "vat_rates": {},
-    "fx_rates": {"2026-01-01": {"EUR": "0.90"}}, "cap_usd": "40.00", "min_cashback_usd": "0.01",
-    "awaiting_payment_days": 3, "hold_days": {"aliexpress": 1},
+    "rate_cards": [
+        {
+            "partner": "aliexpress",
+            "valid_from": "2026-01-01T00:00:00Z",
+            "valid_to": None,
+            "default_rate": "0.03",
+            "non_affiliate_rate": "0.01",
+            "hot_product_rate": "0.12",
+            "categories": {"tools": "0.05"},
+        }
+    ],
+    "promotions": [],
+    "excluded_shops": ["plaza"],
+    "virtual_categories": ["gift_cards"],
+    "vat_rates": {},
+    "fx_rates": {"2026-01-01": {"EUR": "0.90"}},
+    "cap_usd": "40.00",
+    "min_cashback_usd": "0.01",
+    "awaiting_payment_days": 3,
+    "hold_days": {"aliexpress": 1},
 }
 
 
@@ -31,20 +51,49 @@ def load_reference_data(settings: Settings, users: dict[str, str] | None = None,
     reference_data.save_config(config, now=T0)
     users = users if users is not None else {"alice": "EUR"}
     reference_data.save_clicks(
-        Click(sub_id=f"c-{user}", user_id=user, clicked_at=T0 - timedelta(hours=1), partner="aliexpress",
-              account_currency=currency, country="DE")
-        for user, currency in users.items())
+        Click(
+            sub_id=f"c-{user}",
+            user_id=user,
+            clicked_at=T0 - timedelta(hours=1),
+            partner="aliexpress",
+            account_currency=currency,
+            country="DE",
+        )
+        for user, currency in users.items()
+    )
     return config
 
 
-def line(order: str, line_id: str | None = None, *, status: str = "paid", at: datetime = T0, user: str = "alice",
-         amount: str = "100.00", **changes) -> OrderLine:
+def line(
+    order: str,
+    line_id: str | None = None,
+    *,
+    status: str = "paid",
+    at: datetime = T0,
+    user: str = "alice",
+    amount: str = "100.00",
+    **changes,
+) -> OrderLine:
     data: dict[str, Any] = {
-        "partner": "aliexpress", "line_id": line_id or f"{order}-1", "order_id": order, "sub_id": f"c-{user}",
-        "status": status, "status_at": at.isoformat(), "ordered_at": T0.isoformat(),
-        "paid_at": (T0 + timedelta(minutes=5)).isoformat(), "amount": amount, "shipping": "0", "currency": "USD",
-        "commission": "1.00", "category_id": "tools", "product_id": "p1", "shop_id": "s1", "is_affiliate": True,
-        "is_hot": False, "buyer_account": "a", "ship_to_country": "FR",
+        "partner": "aliexpress",
+        "line_id": line_id or f"{order}-1",
+        "order_id": order,
+        "sub_id": f"c-{user}",
+        "status": status,
+        "status_at": at.isoformat(),
+        "ordered_at": T0.isoformat(),
+        "paid_at": (T0 + timedelta(minutes=5)).isoformat(),
+        "amount": amount,
+        "shipping": "0",
+        "currency": "USD",
+        "commission": "1.00",
+        "category_id": "tools",
+        "product_id": "p1",
+        "shop_id": "s1",
+        "is_affiliate": True,
+        "is_hot": False,
+        "buyer_account": "a",
+        "ship_to_country": "FR",
     }
     if status == "settled":
         data["settled_at"] = at.isoformat()
@@ -57,21 +106,35 @@ def balance_of(user: str) -> tuple[Decimal, Decimal, Decimal, Decimal]:
         record = BalanceRecord.get(user, consistent_read=True)
     except BalanceRecord.DoesNotExist:
         return (Decimal("0"),) * 4
-    return tuple(getattr(record, name) or Decimal("0")
-                 for name in ("pending_usd", "confirmed_usd", "pending", "confirmed"))
+    return tuple(
+        getattr(record, name) or Decimal("0") for name in ("pending_usd", "confirmed_usd", "pending", "confirmed")
+    )
 
 
 def snapshot() -> dict[str, Any]:
     """Everything the ledger owns, in a comparable form (times of writing left out)."""
     decisions = {item.pk: item.body for item in DecisionRecord.scan(DecisionRecord.sk == "ORDER#DECISION")}
-    orders = {item.pk: (item.state, str(item.pending_usd), str(item.confirmed_usd), str(item.pending),
-                        str(item.confirmed), decisions.get(item.pk), item.due_at)
-              for item in OrderRecord.scan(OrderRecord.sk == "ORDER")}
-    journal = sorted((item.entry_id, item.digest) for item in JournalEntryRecord.scan(
-        JournalEntryRecord.sk.startswith("ENTRY#")))
-    balances = {item.user_id: tuple(str(getattr(item, name) or 0) for name in
-                                    ("pending_usd", "confirmed_usd", "pending", "confirmed"))
-                for item in BalanceRecord.scan()}
+    orders = {
+        item.pk: (
+            item.state,
+            str(item.pending_usd),
+            str(item.confirmed_usd),
+            str(item.pending),
+            str(item.confirmed),
+            decisions.get(item.pk),
+            item.due_at,
+        )
+        for item in OrderRecord.scan(OrderRecord.sk == "ORDER")
+    }
+    journal = sorted(
+        (item.entry_id, item.digest) for item in JournalEntryRecord.scan(JournalEntryRecord.sk.startswith("ENTRY#"))
+    )
+    balances = {
+        item.user_id: tuple(
+            str(getattr(item, name) or 0) for name in ("pending_usd", "confirmed_usd", "pending", "confirmed")
+        )
+        for item in BalanceRecord.scan()
+    }
     outbox = sorted((item.event_id, item.event_type, item.body) for item in OutboxRecord.scan())
     return {"orders": orders, "journal": journal, "balances": balances, "outbox": outbox}
 
@@ -82,12 +145,16 @@ def wipe_ledger(settings: Settings) -> None:
 
     dynamodb = boto3.client("dynamodb", region_name=settings.region)
     for table in (settings.orders_table, settings.balances_table, settings.outbox_table, settings.idempotency_table):
-        keys = [attribute["AttributeName"] for attribute in
-                dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
-        for page in dynamodb.get_paginator("scan").paginate(TableName=table, ProjectionExpression=", ".join(
-                f"#k{index}" for index in range(len(keys))),
-                ExpressionAttributeNames={f"#k{index}": key for index, key in enumerate(keys)}):
+        keys = [
+            attribute["AttributeName"] for attribute in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]
+        ]
+        for page in dynamodb.get_paginator("scan").paginate(
+            TableName=table,
+            ProjectionExpression=", ".join(f"#k{index}" for index in range(len(keys))),
+            ExpressionAttributeNames={f"#k{index}": key for index, key in enumerate(keys)},
+        ):
             items = page["Items"]
             for start in range(0, len(items), 25):
-                dynamodb.batch_write_item(RequestItems={table: [
-                    {"DeleteRequest": {"Key": item}} for item in items[start:start + 25]]})
+                dynamodb.batch_write_item(
+                    RequestItems={table: [{"DeleteRequest": {"Key": item}} for item in items[start : start + 25]]}
+                )

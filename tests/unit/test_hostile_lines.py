@@ -2,6 +2,7 @@
 once failed the whole page or file: a 450 KB field, ids over DynamoDB's key limits, dates that overflow date
 arithmetic, decimals that overflow, deep nesting, a huge CSV cell, superscript and 5,000-digit amounts. Now the bad
 line is quarantined with a bounded reason naming the field, and the good line beside it is accepted."""
+
 import json
 from decimal import Decimal
 
@@ -20,9 +21,19 @@ LATE = "9999-12-31T23:59:59-12:00"
 
 
 def normalized_line(**overrides):
-    line = {"partner": "aliexpress", "line_id": "good-1", "order_id": "9", "sub_id": "c", "status": "paid",
-            "status_at": "2026-11-03T18:00:00Z", "ordered_at": "2026-11-03T18:00:00Z", "amount": "11.13",
-            "shipping": "0", "currency": "USD", "commission": "0.77"}
+    line = {
+        "partner": "aliexpress",
+        "line_id": "good-1",
+        "order_id": "9",
+        "sub_id": "c",
+        "status": "paid",
+        "status_at": "2026-11-03T18:00:00Z",
+        "ordered_at": "2026-11-03T18:00:00Z",
+        "amount": "11.13",
+        "shipping": "0",
+        "currency": "USD",
+        "commission": "0.77",
+    }
     line.update(overrides)
     return line
 
@@ -42,8 +53,9 @@ CSV_HEADER = "line_id,order_id,sub_id,status,ordered_at,amount,currency,usd_rate
 CSV_GOOD = "good-1,O1,click-1,paid,2026-11-03T18:00:00Z,11.13,USD,,0.77\n"
 
 
-def csv_row(line_id="bad-1", order_id="O2", ordered_at="2026-11-03T18:00:00Z", amount="5.00", currency="USD",
-            usd_rate=""):
+def csv_row(
+    line_id="bad-1", order_id="O2", ordered_at="2026-11-03T18:00:00Z", amount="5.00", currency="USD", usd_rate=""
+):
     return f"{line_id},{order_id},click-2,paid,{ordered_at},{amount},{currency},{usd_rate},0.10\n"
 
 
@@ -66,8 +78,11 @@ CASES = {
     "aliexpress long order_id": ("aliexpress", ali(order_id=LONG_ORDER_ID), "order_id"),
     "admitad long order_id": ("admitad", admitad(order_id=LONG_ORDER_ID), "order_id"),
     "csv long line_id": ("csv", CSV_HEADER + CSV_GOOD + csv_row(line_id=LONG_LINE_ID), "line_id"),
-    "normalized long order_id": ("normalized", jsonl(normalized_line(), normalized_line(
-        line_id="bad-1", order_id=LONG_ORDER_ID)), "order_id"),
+    "normalized long order_id": (
+        "normalized",
+        jsonl(normalized_line(), normalized_line(line_id="bad-1", order_id=LONG_ORDER_ID)),
+        "order_id",
+    ),
     # dates whose arithmetic overflows (ordered_at + 3 days, a UTC conversion)
     "aliexpress year 1": ("aliexpress", ali(created_time=EARLY), "created_time"),
     "aliexpress year 9999": ("aliexpress", ali(created_time=LATE, order_status="Invalid"), "created_time"),
@@ -75,47 +90,85 @@ CASES = {
     "admitad year 9999": ("admitad", admitad(action_date=LATE), "action_date"),
     "csv year 1": ("csv", CSV_HEADER + CSV_GOOD + csv_row(ordered_at=EARLY), "ordered_at"),
     "csv year 9999": ("csv", CSV_HEADER + CSV_GOOD + csv_row(ordered_at=LATE), "ordered_at"),
-    "normalized year 1": ("normalized", jsonl(normalized_line(), normalized_line(
-        line_id="bad-1", ordered_at=EARLY, status_at=EARLY)), "ordered_at"),
-    "normalized year 9999": ("normalized", jsonl(normalized_line(), normalized_line(
-        line_id="bad-1", ordered_at=LATE)), "ordered_at"),
+    "normalized year 1": (
+        "normalized",
+        jsonl(normalized_line(), normalized_line(line_id="bad-1", ordered_at=EARLY, status_at=EARLY)),
+        "ordered_at",
+    ),
+    "normalized year 9999": (
+        "normalized",
+        jsonl(normalized_line(), normalized_line(line_id="bad-1", ordered_at=LATE)),
+        "ordered_at",
+    ),
     # a usd_rate that overflows decimal arithmetic, or is not a number at all
-    "normalized tiny usd_rate": ("normalized", jsonl(normalized_line(), normalized_line(
-        line_id="bad-1", currency="RUB", usd_rate="1E-999999")), "usd_rate"),
-    "normalized NaN usd_rate": ("normalized", jsonl(normalized_line(), normalized_line(
-        line_id="bad-1", currency="RUB", usd_rate="NaN")), "usd_rate"),
-    "normalized NaN number usd_rate": ("normalized", jsonl(normalized_line(), with_raw(json.dumps(normalized_line(
-        line_id="bad-1", currency="RUB", usd_rate="@@")), "usd_rate", "NaN")), "usd_rate"),
-    "admitad tiny usd_rate": ("admitad", with_raw(admitad(currency="RUB", usd_rate="@@"), "usd_rate",
-                                                  "1E-999999"), "usd_rate"),
+    "normalized tiny usd_rate": (
+        "normalized",
+        jsonl(normalized_line(), normalized_line(line_id="bad-1", currency="RUB", usd_rate="1E-999999")),
+        "usd_rate",
+    ),
+    "normalized NaN usd_rate": (
+        "normalized",
+        jsonl(normalized_line(), normalized_line(line_id="bad-1", currency="RUB", usd_rate="NaN")),
+        "usd_rate",
+    ),
+    "normalized NaN number usd_rate": (
+        "normalized",
+        jsonl(
+            normalized_line(),
+            with_raw(json.dumps(normalized_line(line_id="bad-1", currency="RUB", usd_rate="@@")), "usd_rate", "NaN"),
+        ),
+        "usd_rate",
+    ),
+    "admitad tiny usd_rate": (
+        "admitad",
+        with_raw(admitad(currency="RUB", usd_rate="@@"), "usd_rate", "1E-999999"),
+        "usd_rate",
+    ),
     "csv tiny usd_rate": ("csv", CSV_HEADER + CSV_GOOD + csv_row(currency="RUB", usd_rate="1E-999999"), "usd_rate"),
     "csv NaN usd_rate": ("csv", CSV_HEADER + CSV_GOOD + csv_row(currency="RUB", usd_rate="NaN"), "usd_rate"),
     "csv tiny amount": ("csv", CSV_HEADER + CSV_GOOD + csv_row(amount="1E-999999"), "amount"),
     # one value nested 100,000 deep: RecursionError in every JSON reader
-    "aliexpress deep order field": ("aliexpress", with_raw(ali(product_title="@@"), "product_title", DEEP),
-                                    "product_title"),
-    "aliexpress deep custom_parameters": ("aliexpress", ali(custom_parameters=json.dumps({"sub_id": "@@"}).replace(
-        '"@@"', DEEP)), "custom_parameters"),
-    "admitad deep position": ("admitad", with_raw(admitad(positions=[{"id": 1, "amount": "1.00", "x": "@@"}]),
-                                                  "x", DEEP), "positions"),
-    "normalized deep line": ("normalized", jsonl(normalized_line(), with_raw(json.dumps(normalized_line(
-        line_id="bad-1", sub_id="@@")), "sub_id", DEEP)), "sub_id"),
+    "aliexpress deep order field": (
+        "aliexpress",
+        with_raw(ali(product_title="@@"), "product_title", DEEP),
+        "product_title",
+    ),
+    "aliexpress deep custom_parameters": (
+        "aliexpress",
+        ali(custom_parameters=json.dumps({"sub_id": "@@"}).replace('"@@"', DEEP)),
+        "custom_parameters",
+    ),
+    "admitad deep position": (
+        "admitad",
+        with_raw(admitad(positions=[{"id": 1, "amount": "1.00", "x": "@@"}]), "x", DEEP),
+        "positions",
+    ),
+    "normalized deep line": (
+        "normalized",
+        jsonl(normalized_line(), with_raw(json.dumps(normalized_line(line_id="bad-1", sub_id="@@")), "sub_id", DEEP)),
+        "sub_id",
+    ),
     # a CSV cell above the csv module's field size limit
     "csv 200 KB cell": ("csv", CSV_HEADER + csv_row(order_id="O" * 200_000) + CSV_GOOD, "order_id"),
     # minor-unit amounts int() refuses: superscript digits pass str.isdigit; over 4,300 digits
     "aliexpress superscript amount": ("aliexpress", ali(paid_amount="12²"), "paid_amount"),
     "aliexpress 5,000-digit string amount": ("aliexpress", ali(paid_amount="9" * 5_000), "paid_amount"),
-    "aliexpress 5,000-digit number amount": ("aliexpress", with_raw(ali(paid_amount="@@"), "paid_amount",
-                                                                     "9" * 5_000), "paid_amount"),
-    "aliexpress 5,000-digit number id": ("aliexpress", with_raw(ali(product_id="@@"), "product_id", "9" * 5_000),
-                                         "product_id"),
+    "aliexpress 5,000-digit number amount": (
+        "aliexpress",
+        with_raw(ali(paid_amount="@@"), "paid_amount", "9" * 5_000),
+        "paid_amount",
+    ),
+    "aliexpress 5,000-digit number id": (
+        "aliexpress",
+        with_raw(ali(product_id="@@"), "product_id", "9" * 5_000),
+        "product_id",
+    ),
 }
 
 
 @pytest.mark.parametrize("report_format, text, field", list(CASES.values()), ids=list(CASES))
 def test_a_hostile_line_is_quarantined_and_the_good_line_beside_it_is_accepted(report_format, text, field):
-    report = read_report(text.encode("utf-8"), report_format, source="hostile",
-                         options=PartnerOptions(partner="shop"))
+    report = read_report(text.encode("utf-8"), report_format, source="hostile", options=PartnerOptions(partner="shop"))
     assert report.read == len(report.lines) + len(report.quarantined) == 2
     assert [line.line_id.split("#")[0] for line in report.lines] == ["good-1"], report.quarantined
     [bad] = report.quarantined
@@ -139,8 +192,7 @@ def test_a_deep_value_is_named_as_nested():
 
 @pytest.mark.parametrize("currency", ["XYZ", "ABC"])
 def test_an_unknown_currency_is_refused_naming_it(currency):
-    [bad] = read_report(jsonl(normalized_line(currency=currency, usd_rate="2")), "normalized",
-                        source="f").quarantined
+    [bad] = read_report(jsonl(normalized_line(currency=currency, usd_rate="2")), "normalized", source="f").quarantined
     assert bad.reason.startswith(f"currency='{currency}'") and "ISO 4217" in bad.reason
 
 
@@ -153,8 +205,7 @@ def test_a_non_usd_line_without_a_rate_is_accepted_for_the_ledger_to_convert():
 
 @pytest.mark.parametrize("usd_rate", ["0", "-1", "0.0000001", "20000000", "Infinity", "1E+999999"])
 def test_an_implausible_usd_rate_is_refused(usd_rate):
-    [bad] = read_report(jsonl(normalized_line(currency="RUB", usd_rate=usd_rate)), "normalized",
-                        source="f").quarantined
+    [bad] = read_report(jsonl(normalized_line(currency="RUB", usd_rate=usd_rate)), "normalized", source="f").quarantined
     assert bad.reason.startswith("usd_rate=")
 
 

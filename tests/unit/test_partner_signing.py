@@ -1,5 +1,6 @@
 """AliExpress sync gateway signatures against vectors written out by hand: the sorted key+value string is spelled
 out literally, and the digests were computed from that string once and pinned."""
+
 import hashlib
 import hmac
 
@@ -18,8 +19,10 @@ PARAMS = {
 }
 SECRET = "test-secret"
 # Keys sorted: app_key, format, method, page_size, sign_method, start_time, timestamp, v
-SHA256_TEXT = ("app_key34567890formatjsonmethodaliexpress.affiliate.order.listbyindexpage_size50"
-               "sign_methodsha256start_time2026-11-01 00:00:00timestamp1762000000000v2.0")
+SHA256_TEXT = (
+    "app_key34567890formatjsonmethodaliexpress.affiliate.order.listbyindexpage_size50"
+    "sign_methodsha256start_time2026-11-01 00:00:00timestamp1762000000000v2.0"
+)
 SHA256_SIGN = "D509DE8B893B353F8B77F068B11A0581FA38394E80EED167A8FD09B87B6700DA"
 MD5_SIGN = "A61EE88A250C7C0A7F15EBDBCD266D5A"
 

@@ -1,12 +1,13 @@
 """The decision trail in plain words: support questions answered from the stored decision, in English and Russian."""
+
 from __future__ import annotations
 
 import pytest
-from support.builders import NOW, click, config, line
 
 from accrual.domain.decision import OrderDecision
 from accrual.domain.rules import decide_order
 from accrual.domain.trail import percent, render_trail
+from support.builders import NOW, click, config, line
 
 
 def test_percent_drops_trailing_zeros() -> None:
@@ -14,8 +15,9 @@ def test_percent_drops_trailing_zeros() -> None:
 
 
 def test_why_1_percent_and_not_5_5_percent() -> None:
-    decision = decide_order([line(is_affiliate=False, category_id="100001")], click(clicked_at="2026-11-01T00:00:00Z"),
-                            config(), now=NOW)
+    decision = decide_order(
+        [line(is_affiliate=False, category_id="100001")], click(clicked_at="2026-11-01T00:00:00Z"), config(), now=NOW
+    )
     english = render_trail(decision, "en")
     assert "rate 1% and not 5.5%" in english
     assert "not in the store's affiliate programme" in english
@@ -26,8 +28,12 @@ def test_why_1_percent_and_not_5_5_percent() -> None:
 
 def test_why_smaller_than_the_rate_of_the_order_total() -> None:
     # paid 126 with 21 VAT and 9 shipping: base 105, 5.5% of it = 5.775 -> 5.78, not 5.5% of 135
-    decision = decide_order([line(amount="126.00", tax="21.00", shipping="9.00", category_id="100001")],
-                            click(clicked_at="2026-11-01T00:00:00Z"), config(), now=NOW)
+    decision = decide_order(
+        [line(amount="126.00", tax="21.00", shipping="9.00", category_id="100001")],
+        click(clicked_at="2026-11-01T00:00:00Z"),
+        config(),
+        now=NOW,
+    )
     english = render_trail(decision)
     assert "shipping 9.00 USD does not earn cashback" in english
     assert "VAT 21.00 USD reported by the store is taken out of the base" in english
@@ -55,13 +61,22 @@ def test_cap_and_currency_are_explained() -> None:
 @pytest.mark.parametrize(
     "changes, english, russian",
     [
-        ({"shop_id": "plaza"}, "the seller plaza is on the list of shops without cashback",
-         "продавец plaza в списке магазинов без кэшбэка"),
-        ({"status": "invalid", "status_detail": "FullRefund"}, "marked this item invalid (FullRefund)",
-         "недействительной (FullRefund)"),
-        ({"promo_section": "3_for_5_99"}, "\"3 for $5.99\" section", "«3 за $5.99»"),
-        ({"added_to_cart_at": "2026-11-10T00:00:00Z"}, "added to the cart (2026-11-10T00:00:00+00:00) before the click",
-         "добавлен в корзину"),
+        (
+            {"shop_id": "plaza"},
+            "the seller plaza is on the list of shops without cashback",
+            "продавец plaza в списке магазинов без кэшбэка",
+        ),
+        (
+            {"status": "invalid", "status_detail": "FullRefund"},
+            "marked this item invalid (FullRefund)",
+            "недействительной (FullRefund)",
+        ),
+        ({"promo_section": "3_for_5_99"}, '"3 for $5.99" section', "«3 за $5.99»"),
+        (
+            {"added_to_cart_at": "2026-11-10T00:00:00Z"},
+            "added to the cart (2026-11-10T00:00:00+00:00) before the click",
+            "добавлен в корзину",
+        ),
         ({"category_id": "software"}, "category software is a virtual product", "виртуальный товар"),
         ({"dispute": True}, "a dispute was opened", "открыт спор"),
         ({"promo_code": "SALE", "promo_code_kind": "other"}, "the promo code SALE is neither", "промокод SALE"),
@@ -86,15 +101,21 @@ def test_unattributed_and_on_review() -> None:
     assert "not attributed to any click" in render_trail(unattributed)
     assert "missing-cashback claim" in render_trail(unattributed)
     assert "не связан ни с одним переходом" in render_trail(unattributed, "ru")
-    held = decide_order([line(new_user_coupon=True, buyer_account="acc-2")], click(), config(), now=NOW,
-                        other_new_user_coupon_accounts=frozenset({"acc-1"}))
+    held = decide_order(
+        [line(new_user_coupon=True, buyer_account="acc-2")],
+        click(),
+        config(),
+        now=NOW,
+        other_new_user_coupon_accounts=frozenset({"acc-1"}),
+    )
     assert "is on review (3.00 USD held until a decision)" in render_trail(held)
     assert "на проверке" in render_trail(held, "ru")
 
 
 def test_rendering_a_stored_decision_gives_the_same_words() -> None:
-    decision = decide_order([line(amount="120.00", ship_to_country="RU", is_hot=True)], click(account_currency="EUR"),
-                            config(), now=NOW)
+    decision = decide_order(
+        [line(amount="120.00", ship_to_country="RU", is_hot=True)], click(account_currency="EUR"), config(), now=NOW
+    )
     stored = OrderDecision.from_dict(decision.to_dict())
     for lang in ("en", "ru"):
         assert render_trail(stored, lang) == render_trail(decision, lang)

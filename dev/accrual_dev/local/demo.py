@@ -6,6 +6,7 @@ AliExpress sub-orders and Admitad actions, and the operator commands (`accrual c
 the first as of the simulator's clock, the second three weeks later, when partners have settled, declined and
 invalidated orders and the hold periods have passed. Exit 0 when every check holds, 1 otherwise.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,19 @@ WORKERS = 4  # threads per reconcile worker (accrual run --workers)
 ROOT = default_template_path().parent
 CONFIG = ROOT / "events" / "demo-config.json"
 # Names Settings.from_env prefers to the stack's outputs: a developer's shell must not redirect the demo.
-RESOURCE_VARIABLES = ("ORDERS_TABLE", "BALANCES_TABLE", "OUTBOX_TABLE", "CLICKS_TABLE", "CONTROL_TABLE",
-                      "IDEMPOTENCY_TABLE", "NOTIFICATIONS_TOPIC_ARN", "REPORTS_BUCKET",
-                      "LOCAL_NOTIFICATIONS_QUEUE_URL", "PARTNER_SECRETS_PREFIX", "PARTNER_PARAMETERS_PREFIX")
+RESOURCE_VARIABLES = (
+    "ORDERS_TABLE",
+    "BALANCES_TABLE",
+    "OUTBOX_TABLE",
+    "CLICKS_TABLE",
+    "CONTROL_TABLE",
+    "IDEMPOTENCY_TABLE",
+    "NOTIFICATIONS_TOPIC_ARN",
+    "REPORTS_BUCKET",
+    "LOCAL_NOTIFICATIONS_QUEUE_URL",
+    "PARTNER_SECRETS_PREFIX",
+    "PARTNER_PARAMETERS_PREFIX",
+)
 # Which order to explain, in order of preference: the ones support is asked about most.
 INTERESTING = ("CAP_APPLIED", "NON_AFFILIATE_RATE", "PARTNER_INVALID", "VIRTUAL_PRODUCT", "HOT_PRODUCT_RATE")
 
@@ -59,8 +70,14 @@ def _accrual_command() -> list[str]:
 
 def accrual(*arguments: str) -> tuple[int, str]:
     """Run one operator command; its logs (stderr) are shown only when it fails."""
-    done = subprocess.run([*_accrual_command(), *arguments], capture_output=True, text=True, env=os.environ.copy(),
-                          stdin=subprocess.DEVNULL, timeout=300)
+    done = subprocess.run(
+        [*_accrual_command(), *arguments],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
     # 1 is an answer (audit differences, unsettled orders) when the command printed one, and so is 2 from `clicks
     # load` (refused clicks); a crash also exits 1, but prints nothing on stdout.
     if done.returncode not in (0, 1, 2) or (done.returncode and not done.stdout.strip()):
@@ -81,15 +98,21 @@ def _drain_queue(sqs, queue_url: str) -> Counter[str]:
     """Count (and delete) every notification on the local queue by its event_type attribute."""
     arrived: Counter[str] = Counter()
     while True:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
-                                       WaitTimeSeconds=0).get("Messages", [])
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        )
         if not messages:
             return arrived
         for message in messages:
             envelope = json.loads(message["Body"])
             arrived[envelope.get("MessageAttributes", {}).get("event_type", {}).get("Value", "?")] += 1
-        sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(number), "ReceiptHandle": message["ReceiptHandle"]} for number, message in enumerate(messages)])
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(number), "ReceiptHandle": message["ReceiptHandle"]}
+                for number, message in enumerate(messages)
+            ],
+        )
 
 
 def _cycle(label: str, now: datetime, sqs, queue_url: str, failures: list[str]) -> dict[str, Any]:
@@ -109,21 +132,26 @@ def _cycle(label: str, now: datetime, sqs, queue_url: str, failures: list[str]) 
         balanced = counts["read"] == counts["accepted"] + counts["quarantined"]
         if not balanced:
             failures.append(f"{label}: {partner} read {counts['read']} != accepted + quarantined")
-        print(f"  {partner:<10} {counts['pages']:>3} pages, lines read {counts['read']:>4} = accepted "
-              f"{counts['accepted']:>4} + quarantined {counts['quarantined']:>2}  "
-              f"{'ok' if balanced else 'MISMATCH'}")
-    confirmed = {name: value for name, value in sorted(result["confirm"].items())
-                 if value and isinstance(value, int)}
+        print(
+            f"  {partner:<10} {counts['pages']:>3} pages, lines read {counts['read']:>4} = accepted "
+            f"{counts['accepted']:>4} + quarantined {counts['quarantined']:>2}  "
+            f"{'ok' if balanced else 'MISMATCH'}"
+        )
+    confirmed = {name: value for name, value in sorted(result["confirm"].items()) if value and isinstance(value, int)}
     print(f"  confirm:   {', '.join(f'{name} {value}' for name, value in confirmed.items()) or 'nothing due'}")
     for stage in ("pull", "confirm"):  # the work queue and the reconcile workers (accrual_dev.poller)
         fanout = result[stage].get("fanout", {})
-        print(f"  fan-out {stage:<8} {fanout.get('units_done', 0)} units in {fanout.get('batches', 0)} batches "
-              f"of the work queue, {fanout.get('workers')} threads per worker, "
-              f"{fanout.get('unit_failures', 0)} failed attempts")
+        print(
+            f"  fan-out {stage:<8} {fanout.get('units_done', 0)} units in {fanout.get('batches', 0)} batches "
+            f"of the work queue, {fanout.get('workers')} threads per worker, "
+            f"{fanout.get('unit_failures', 0)} failed attempts"
+        )
     published = sum(result["notify"].values())
-    print(f"  notify:    {published} published ({', '.join(f'{k} {v}' for k, v in sorted(result['notify'].items()))})"
-          f"; on the local queue: {sum(arrived.values())} "
-          f"({', '.join(f'{kind} {count}' for kind, count in sorted(arrived.items()))})")
+    print(
+        f"  notify:    {published} published ({', '.join(f'{k} {v}' for k, v in sorted(result['notify'].items()))})"
+        f"; on the local queue: {sum(arrived.values())} "
+        f"({', '.join(f'{kind} {count}' for kind, count in sorted(arrived.items()))})"
+    )
     # An order the ledger could not settle (no fx rate, contention, a journal conflict) is a failed demo.
     for stage in (result["confirm"], *(counts.get("reconciled", {}) for counts in pulled["partners"].values())):
         for name in ("orders_failed", "journal_conflicts"):
@@ -139,7 +167,12 @@ def _cycle(label: str, now: datetime, sqs, queue_url: str, failures: list[str]) 
 def _ledger_summary(settings, failures: list[str]) -> list[str]:
     """Orders by state and journal moves by kind, read straight from the tables; returns the orders to explain."""
     from accrual.adapters.ledger_tables import (
-        DECISION_SK, BalanceRecord, DecisionRecord, JournalEntryRecord, OrderRecord, bind_ledger_tables,
+        DECISION_SK,
+        BalanceRecord,
+        DecisionRecord,
+        JournalEntryRecord,
+        OrderRecord,
+        bind_ledger_tables,
     )
 
     bind_ledger_tables(settings)
@@ -151,8 +184,9 @@ def _ledger_summary(settings, failures: list[str]) -> list[str]:
         body = json.loads(decision.body)
         for reason in body.get("reasons", []):
             by_reason.setdefault(reason, []).append(body["order_id"])
-    moves: Counter[str] = Counter(entry.transition for entry in
-                                  JournalEntryRecord.scan(JournalEntryRecord.sk.startswith("ENTRY#")))
+    moves: Counter[str] = Counter(
+        entry.transition for entry in JournalEntryRecord.scan(JournalEntryRecord.sk.startswith("ENTRY#"))
+    )
     print("\n== Ledger")
     print("  orders by state:  " + ", ".join(f"{name} {count}" for name, count in sorted(states.items())))
     print("  journal moves:    " + ", ".join(f"{name} {count}" for name, count in sorted(moves.items())))
@@ -160,11 +194,14 @@ def _ledger_summary(settings, failures: list[str]) -> list[str]:
     if not states:
         failures.append("no orders reached the ledger")
 
-    balances = sorted(BalanceRecord.scan(), reverse=True,
-                      key=lambda b: (b.confirmed_usd or Decimal(0)) + (b.pending_usd or Decimal(0)))
+    balances = sorted(
+        BalanceRecord.scan(),
+        reverse=True,
+        key=lambda b: (b.confirmed_usd or Decimal(0)) + (b.pending_usd or Decimal(0)),
+    )
     print(f"\n== Top balances of {len(balances)} shoppers (accrual balance USER_ID)")
-    for record in balances[:3]:
-        print("  " + accrual("balance", record.user_id)[1].strip())
+    for balance in balances[:3]:
+        print("  " + accrual("balance", balance.user_id)[1].strip())
     if not any((b.confirmed_usd or 0) > 0 for b in balances):
         failures.append("no shopper has a confirmed balance after the second cycle")
     return [orders[0] for code in INTERESTING if (orders := sorted(by_reason.get(code, [])))][:1]
@@ -177,21 +214,26 @@ def run_demo() -> int:
         server = resources.enter_context(MotoServer())
         _local_environment(server.url)
         provisioned = provision(STACK)
-        print(f"local AWS (moto) at {server.url}; stack {STACK} {provisioned.action} from template.yaml "
-              f"in {provisioned.seconds:.1f} s")
+        print(
+            f"local AWS (moto) at {server.url}; stack {STACK} {provisioned.action} from template.yaml "
+            f"in {provisioned.seconds:.1f} s"
+        )
 
         from accrual.settings import Settings
         from accrual_dev.simulator import running_simulator
         from accrual_dev.simulator.local import configure_local_partners
 
         settings = Settings.from_env()
-        simulator = resources.enter_context(running_simulator(seed=SEED, start=START, days=DAYS,
-                                                              orders_per_day=ORDERS_PER_DAY, now=FIRST_CYCLE))
+        simulator = resources.enter_context(
+            running_simulator(seed=SEED, start=START, days=DAYS, orders_per_day=ORDERS_PER_DAY, now=FIRST_CYCLE)
+        )
         configure_local_partners(settings, simulator.url, simulator.credentials, usd_rates=simulator.world.usd_rates)
         world = simulator.world
-        print(f"partner simulator at {simulator.url} (seed {SEED}): {len(world.aliexpress)} AliExpress sub-orders, "
-              f"{len(world.admitad)} Admitad actions, {len(world.clicks)} clicks, "
-              f"{START:%Y-%m-%d} to {world.end:%Y-%m-%d}")
+        print(
+            f"partner simulator at {simulator.url} (seed {SEED}): {len(world.aliexpress)} AliExpress sub-orders, "
+            f"{len(world.admitad)} Admitad actions, {len(world.clicks)} clicks, "
+            f"{START:%Y-%m-%d} to {world.end:%Y-%m-%d}"
+        )
 
         _, output = accrual("config", "load", str(CONFIG))
         print(f"\n$ accrual config load {CONFIG.relative_to(ROOT)}\n  {output.strip()}")
@@ -200,13 +242,16 @@ def run_demo() -> int:
         clicks.write_text(world.clicks_jsonl(), encoding="utf-8")
         code, output = accrual("clicks", "load", str(clicks))
         counts = json.loads(output)
-        print(f"$ accrual clicks load clicks.jsonl\n  {counts['stored']} stored, {counts['unchanged']} unchanged, "
-              f"{counts['refused']} refused")
+        print(
+            f"$ accrual clicks load clicks.jsonl\n  {counts['stored']} stored, {counts['unchanged']} unchanged, "
+            f"{counts['refused']} refused"
+        )
         if code:
             failures.append("some clicks were refused")
 
         sqs = settings.client("sqs")
         queue_url = settings.local_notifications_queue_url
+        assert queue_url is not None, "the local stack subscribes a notifications queue"
         _cycle("first cycle", FIRST_CYCLE, sqs, queue_url, failures)
         simulator.app.now = SECOND_CYCLE  # the partners' clock moves on with the schedule
         _cycle("second cycle", SECOND_CYCLE, sqs, queue_url, failures)

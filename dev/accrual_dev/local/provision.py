@@ -16,6 +16,7 @@ stream's records, which would leave the outbox stream empty. Locally the outbox 
 by reading the stream; the mapping's settings are checked in the transformed template instead (and so are the
 functions' layers, which moto neither attaches nor survives in a stack update).
 """
+
 from __future__ import annotations
 
 import io
@@ -37,8 +38,14 @@ from accrual.settings import BOTO_CONFIG, stack_outputs
 
 STAGING_BUCKET = "accrual-local-staging"
 # Created by provision() through their own APIs, in this order (moto's CloudFormation skips them).
-SUPPLEMENTED = ("AWS::SecretsManager::Secret", "AWS::SNS::Subscription", "AWS::SQS::QueuePolicy",
-                "AWS::Scheduler::Schedule", "AWS::CloudWatch::Alarm", "AWS::Lambda::EventInvokeConfig")
+SUPPLEMENTED = (
+    "AWS::SecretsManager::Secret",
+    "AWS::SNS::Subscription",
+    "AWS::SQS::QueuePolicy",
+    "AWS::Scheduler::Schedule",
+    "AWS::CloudWatch::Alarm",
+    "AWS::Lambda::EventInvokeConfig",
+)
 # Not created on the emulator (see the module's docstring).
 HELD_BACK = ("AWS::Lambda::EventSourceMapping",)
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
@@ -163,9 +170,13 @@ def _wait(cloudformation, stack: str, timeout: float = 300.0) -> dict[str, Any]:
         time.sleep(0.2)
     if status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
         events = cloudformation.describe_stack_events(StackName=stack)["StackEvents"]
-        reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}" for e in events
-                   if e.get("ResourceStatusReason")]
+        reasons = [
+            f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}"
+            for e in events
+            if e.get("ResourceStatusReason")
+        ]
         raise RuntimeError(f"stack {stack} ended {status}: {'; '.join(reasons[:5])}")
+    assert described is not None  # CREATE_COMPLETE or UPDATE_COMPLETE: the stack exists
     return described
 
 
@@ -178,10 +189,16 @@ def _apply_time_to_live(template: dict[str, Any], resources: dict[str, str], dyn
         current = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
         wanted = "ENABLED" if specification.get("Enabled") else "DISABLED"
         if current.get("TimeToLiveStatus") == wanted and (
-                wanted == "DISABLED" or current.get("AttributeName") == specification["AttributeName"]):
+            wanted == "DISABLED" or current.get("AttributeName") == specification["AttributeName"]
+        ):
             continue
-        dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={
-            "AttributeName": specification["AttributeName"], "Enabled": bool(specification.get("Enabled"))})
+        dynamodb.update_time_to_live(
+            TableName=table,
+            TimeToLiveSpecification={
+                "AttributeName": specification["AttributeName"],
+                "Enabled": bool(specification.get("Enabled")),
+            },
+        )
 
 
 def _apply_point_in_time_recovery(template: dict[str, Any], resources: dict[str, str], dynamodb) -> None:
@@ -189,8 +206,12 @@ def _apply_point_in_time_recovery(template: dict[str, Any], resources: dict[str,
         specification = resource.get("Properties", {}).get("PointInTimeRecoverySpecification")
         if resource.get("Type") != "AWS::DynamoDB::Table" or not specification:
             continue
-        dynamodb.update_continuous_backups(TableName=resources[logical_id], PointInTimeRecoverySpecification={
-            "PointInTimeRecoveryEnabled": bool(specification.get("PointInTimeRecoveryEnabled"))})
+        dynamodb.update_continuous_backups(
+            TableName=resources[logical_id],
+            PointInTimeRecoverySpecification={
+                "PointInTimeRecoveryEnabled": bool(specification.get("PointInTimeRecoveryEnabled"))
+            },
+        )
 
 
 def _apply_bucket_settings(template: dict[str, Any], resources: dict[str, str], s3) -> None:
@@ -199,27 +220,36 @@ def _apply_bucket_settings(template: dict[str, Any], resources: dict[str, str], 
             continue
         properties, bucket = resource.get("Properties", {}), resources[logical_id]
         if "PublicAccessBlockConfiguration" in properties:
-            s3.put_public_access_block(Bucket=bucket,
-                                       PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"])
+            s3.put_public_access_block(
+                Bucket=bucket, PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"]
+            )
         if "VersioningConfiguration" in properties:
-            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={
-                "Status": properties["VersioningConfiguration"]["Status"]})
+            s3.put_bucket_versioning(
+                Bucket=bucket, VersioningConfiguration={"Status": properties["VersioningConfiguration"]["Status"]}
+            )
 
 
 class _Resolver:
     """Resolves the intrinsic functions of a transformed template against a created stack."""
 
-    def __init__(self, template: dict[str, Any], described: dict[str, Any], resources: dict[str, str],
-                 session: boto3.session.Session) -> None:
+    def __init__(
+        self,
+        template: dict[str, Any],
+        described: dict[str, Any],
+        resources: dict[str, str],
+        session: boto3.session.Session,
+    ) -> None:
         self.template, self.resources, self.session = template, resources, session
         stack_id = described["StackId"]
         self.pseudo = {
-            "AWS::StackName": described["StackName"], "AWS::StackId": stack_id,
-            "AWS::Region": stack_id.split(":")[3], "AWS::AccountId": stack_id.split(":")[4],
-            "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": described["StackName"],
+            "AWS::StackId": stack_id,
+            "AWS::Region": stack_id.split(":")[3],
+            "AWS::AccountId": stack_id.split(":")[4],
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
         }
-        self.parameters = {name: str(spec.get("Default", ""))
-                           for name, spec in template.get("Parameters", {}).items()}
+        self.parameters = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
         self.parameters.update({p["ParameterKey"]: p["ParameterValue"] for p in described.get("Parameters", [])})
 
     def client(self, service: str):
@@ -231,7 +261,7 @@ class _Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, argument), = value.items()
+            ((key, argument),) = value.items()
             if key == "Ref":
                 return self.ref(argument)
             if key == "Fn::GetAtt":
@@ -288,8 +318,9 @@ class _Resolver:
         kind = self.template["Resources"][logical_id]["Type"]
         physical = self.resources[logical_id]
         if kind == "AWS::SQS::Queue" and attribute == "Arn":
-            return self.client("sqs").get_queue_attributes(
-                QueueUrl=physical, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            return self.client("sqs").get_queue_attributes(QueueUrl=physical, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
         if kind == "AWS::SQS::Queue" and attribute == "QueueName":
             return physical.rsplit("/", 1)[-1]
         if kind == "AWS::Lambda::Function" and attribute == "Arn":
@@ -319,30 +350,48 @@ def _create_secret(resolver: _Resolver, properties: dict[str, Any]) -> str:
     value = properties.get("SecretString")
     generate = properties.get("GenerateSecretString")
     if value is None and generate is not None:
-        options = {key: generate[key] for key in (
-            "PasswordLength", "ExcludeCharacters", "ExcludeNumbers", "ExcludePunctuation", "ExcludeUppercase",
-            "ExcludeLowercase", "IncludeSpace", "RequireEachIncludedType") if key in generate}
+        options = {
+            key: generate[key]
+            for key in (
+                "PasswordLength",
+                "ExcludeCharacters",
+                "ExcludeNumbers",
+                "ExcludePunctuation",
+                "ExcludeUppercase",
+                "ExcludeLowercase",
+                "IncludeSpace",
+                "RequireEachIncludedType",
+            )
+            if key in generate
+        }
         password = secrets.get_random_password(**options)["RandomPassword"]
         if "SecretStringTemplate" in generate:
-            value = json.dumps({**json.loads(generate["SecretStringTemplate"]), generate["GenerateStringKey"]: password})
+            value = json.dumps(
+                {**json.loads(generate["SecretStringTemplate"]), generate["GenerateStringKey"]: password}
+            )
         else:
             value = password
-    created = secrets.create_secret(Name=properties["Name"], Description=properties.get("Description", ""),
-                                    SecretString=value or "")
+    created = secrets.create_secret(
+        Name=properties["Name"], Description=properties.get("Description", ""), SecretString=value or ""
+    )
     return created["ARN"]
 
 
 def _create_subscription(resolver: _Resolver, properties: dict[str, Any]) -> str:
     sns = resolver.client("sns")
-    attributes = {}
+    attributes: dict[str, str] = {}
     for key in ("FilterPolicy", "RedrivePolicy", "DeliveryPolicy"):
         if key in properties:
             attributes[key] = json.dumps(properties[key])
     for key in ("FilterPolicyScope", "RawMessageDelivery"):
         if key in properties:
             attributes[key] = str(properties[key]).lower() if isinstance(properties[key], bool) else properties[key]
-    arn = sns.subscribe(TopicArn=properties["TopicArn"], Protocol=properties["Protocol"],
-                        Endpoint=properties["Endpoint"], ReturnSubscriptionArn=True)["SubscriptionArn"]
+    arn = sns.subscribe(
+        TopicArn=properties["TopicArn"],
+        Protocol=properties["Protocol"],
+        Endpoint=properties["Endpoint"],
+        ReturnSubscriptionArn=True,
+    )["SubscriptionArn"]
     for name, value in attributes.items():
         sns.set_subscription_attributes(SubscriptionArn=arn, AttributeName=name, AttributeValue=value)
     return arn
@@ -357,9 +406,22 @@ def _create_queue_policy(resolver: _Resolver, properties: dict[str, Any]) -> str
 
 def _create_schedule(resolver: _Resolver, properties: dict[str, Any]) -> str:
     scheduler = resolver.client("scheduler")
-    request = {key: properties[key] for key in (
-        "Name", "GroupName", "ScheduleExpression", "ScheduleExpressionTimezone", "FlexibleTimeWindow", "Target",
-        "State", "Description", "StartDate", "EndDate") if key in properties}
+    request = {
+        key: properties[key]
+        for key in (
+            "Name",
+            "GroupName",
+            "ScheduleExpression",
+            "ScheduleExpressionTimezone",
+            "FlexibleTimeWindow",
+            "Target",
+            "State",
+            "Description",
+            "StartDate",
+            "EndDate",
+        )
+        if key in properties
+    }
     try:
         return scheduler.create_schedule(**request)["ScheduleArn"]
     except ClientError as error:
@@ -370,9 +432,23 @@ def _create_schedule(resolver: _Resolver, properties: dict[str, Any]) -> str:
 
 def _create_alarm(resolver: _Resolver, properties: dict[str, Any]) -> str:
     name = properties.get("AlarmName") or f"{resolver.pseudo['AWS::StackName']}-{properties['MetricName']}"
-    request = {key: properties[key] for key in (
-        "AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic", "Period", "EvaluationPeriods",
-        "Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions") if key in properties}
+    request = {
+        key: properties[key]
+        for key in (
+            "AlarmDescription",
+            "Namespace",
+            "MetricName",
+            "Dimensions",
+            "Statistic",
+            "Period",
+            "EvaluationPeriods",
+            "Threshold",
+            "ComparisonOperator",
+            "TreatMissingData",
+            "AlarmActions",
+        )
+        if key in properties
+    }
     resolver.client("cloudwatch").put_metric_alarm(AlarmName=name, **request)  # an update when it exists
     return name
 
@@ -380,8 +456,11 @@ def _create_alarm(resolver: _Resolver, properties: dict[str, Any]) -> str:
 def _create_event_invoke_config(resolver: _Resolver, properties: dict[str, Any]) -> str:
     lambda_client = resolver.client("lambda")
     function, qualifier = properties["FunctionName"], properties.get("Qualifier", "$LATEST")
-    request = {key: properties[key] for key in (
-        "MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig") if key in properties}
+    request = {
+        key: properties[key]
+        for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+        if key in properties
+    }
     try:  # one configuration per function and qualifier: provisioning again replaces it
         lambda_client.delete_function_event_invoke_config(FunctionName=function, Qualifier=qualifier)
     except ClientError as error:
@@ -401,8 +480,9 @@ _CREATORS = {
 }
 
 
-def _supplement(template: dict[str, Any], described: dict[str, Any], resources: dict[str, str],
-                session: boto3.session.Session) -> None:
+def _supplement(
+    template: dict[str, Any], described: dict[str, Any], resources: dict[str, str], session: boto3.session.Session
+) -> None:
     """Create what moto's CloudFormation skipped, recording physical ids in resources as they are made."""
     resolver = _Resolver(template, described, resources, session)
     for kind in SUPPLEMENTED:
@@ -423,8 +503,9 @@ def _emulated(resource: dict[str, Any]) -> dict[str, Any]:
     return {**resource, "Properties": {key: value for key, value in resource["Properties"].items() if key != "Layers"}}
 
 
-def _apply_topic_encryption(template: dict[str, Any], described: dict[str, Any], resources: dict[str, str],
-                            session: boto3.session.Session) -> None:
+def _apply_topic_encryption(
+    template: dict[str, Any], described: dict[str, Any], resources: dict[str, str], session: boto3.session.Session
+) -> None:
     """ministack's CloudFormation creates a topic without its KmsMasterKeyId (its SNS API keeps it): set it through
     SNS when the created topic lacks it, read from the same template (nothing to do on moto)."""
     resolver = _Resolver(template, described, resources, session)
@@ -434,12 +515,14 @@ def _apply_topic_encryption(template: dict[str, Any], described: dict[str, Any],
         if resource["Type"] != "AWS::SNS::Topic" or key is None or logical_id not in resources:
             continue
         if "KmsMasterKeyId" not in sns.get_topic_attributes(TopicArn=resources[logical_id])["Attributes"]:
-            sns.set_topic_attributes(TopicArn=resources[logical_id], AttributeName="KmsMasterKeyId",
-                                     AttributeValue=str(resolver.resolve(key)))
+            sns.set_topic_attributes(
+                TopicArn=resources[logical_id],
+                AttributeName="KmsMasterKeyId",
+                AttributeValue=str(resolver.resolve(key)),
+            )
 
 
-def provision(stack: str | None = None, template_path: Path | None = None,
-              region: str | None = None) -> Provisioned:
+def provision(stack: str | None = None, template_path: Path | None = None, region: str | None = None) -> Provisioned:
     """Create the stack, or update it when the template changed; an unchanged stack is left as it is."""
     stack = stack or os.environ.get("ACCRUAL_STACK", "accrual")
     template_path = template_path or default_template_path()
@@ -450,11 +533,17 @@ def provision(stack: str | None = None, template_path: Path | None = None,
     # The translator reads the region (for ARNs and pseudo parameters) from the default session's environment.
     os.environ.setdefault("AWS_DEFAULT_REGION", region)
     transformed = transform_template(template_path, session.client("s3", config=BOTO_CONFIG))
-    held_back = sorted(logical_id for logical_id, resource in transformed["Resources"].items()
-                       if resource["Type"] in HELD_BACK)
-    emulated = {**transformed, "Resources": {logical_id: _emulated(resource)
-                                             for logical_id, resource in transformed["Resources"].items()
-                                             if logical_id not in held_back}}
+    held_back = sorted(
+        logical_id for logical_id, resource in transformed["Resources"].items() if resource["Type"] in HELD_BACK
+    )
+    emulated = {
+        **transformed,
+        "Resources": {
+            logical_id: _emulated(resource)
+            for logical_id, resource in transformed["Resources"].items()
+            if logical_id not in held_back
+        },
+    }
     body = json.dumps(emulated, sort_keys=True)
 
     existing = _describe(cloudformation, stack)
@@ -474,9 +563,11 @@ def provision(stack: str | None = None, template_path: Path | None = None,
             action = "updated"
     described = _wait(cloudformation, stack)
 
-    resources = {r["LogicalResourceId"]: r["PhysicalResourceId"]
-                 for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack)
-                 for r in page["StackResourceSummaries"]}
+    resources = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack)
+        for r in page["StackResourceSummaries"]
+    }
     _supplement(emulated, described, resources, session)
     _apply_time_to_live(emulated, resources, session.client("dynamodb", config=BOTO_CONFIG))
     _apply_topic_encryption(emulated, described, resources, session)
@@ -484,5 +575,11 @@ def provision(stack: str | None = None, template_path: Path | None = None,
     _apply_bucket_settings(emulated, resources, session.client("s3", config=BOTO_CONFIG))
     stack_outputs.cache_clear()
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    return Provisioned(stack=stack, seconds=time.monotonic() - started, action=action, outputs=outputs,
-                       resources=resources, held_back=held_back)
+    return Provisioned(
+        stack=stack,
+        seconds=time.monotonic() - started,
+        action=action,
+        outputs=outputs,
+        resources=resources,
+        held_back=held_back,
+    )

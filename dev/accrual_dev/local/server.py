@@ -1,4 +1,5 @@
 """The embedded local AWS: a moto server in its own process on a free loopback port, waited for and stopped."""
+
 from __future__ import annotations
 
 import os
@@ -68,12 +69,13 @@ class MotoServer:
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
         urllib.request.urlopen(request, timeout=10).close()
 
-    def __enter__(self) -> "MotoServer":
+    def __enter__(self) -> MotoServer:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.stop()
 
     def _launch(self, port: int) -> bool:
@@ -84,8 +86,12 @@ class MotoServer:
         self._process = subprocess.Popen(
             # moto's own server, one request at a time (moto_serial.py says why)
             [sys.executable, "-m", "accrual_dev.local.moto_serial", "-H", self.host, "-p", str(port)],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=environment,
-            start_new_session=True)
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            start_new_session=True,
+        )
         self._bound_port = port
         return self._wait_ready()
 

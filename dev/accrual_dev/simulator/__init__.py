@@ -9,20 +9,21 @@
 `launch(seed=..., faults=...)` returns a `Simulator` (with `.stop()`) for callers that manage the lifetime themselves;
 `python -m accrual_dev.simulator --port 0 --seed N` serves until interrupted and prints its URL.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable, Iterator
+from datetime import UTC, datetime
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from accrual_dev.simulator.generator import World, generate
 from accrual_dev.simulator.server import Credentials, Faults, SimulatorApp
 
-DEFAULT_START = datetime(2026, 10, 1, tzinfo=timezone.utc)
+DEFAULT_START = datetime(2026, 10, 1, tzinfo=UTC)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -45,9 +46,18 @@ class Simulator:
         return self.app.credentials
 
 
-def launch(*, seed: int = 1, faults: Faults | None = None, start: datetime = DEFAULT_START, days: int = 30,
-           orders_per_day: int = 8, now: datetime | None = None, host: str = "127.0.0.1", port: int = 0,
-           credentials: Credentials | None = None) -> Simulator:
+def launch(
+    *,
+    seed: int = 1,
+    faults: Faults | None = None,
+    start: datetime = DEFAULT_START,
+    days: int = 30,
+    orders_per_day: int = 8,
+    now: datetime | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    credentials: Credentials | None = None,
+) -> Simulator:
     """Generate the seeded world and serve it on a threaded server (port 0: a free port)."""
     world = generate(seed, start=start, days=days, orders_per_day=orders_per_day)
     app = SimulatorApp(world, credentials=credentials, faults=faults, now=now)

@@ -3,20 +3,21 @@
 Prints its URL on the first line of stdout (a script reads it), then the clicks file when `--clicks FILE` is given.
 With `--configure`, writes the simulator's credentials and endpoints into the stack named by ACCRUAL_STACK.
 """
+
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from accrual_dev.simulator import DEFAULT_START, Faults, launch
 
 
 def _time(text: str) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders-per-day", type=int, default=8)
     parser.add_argument("--now", type=_time, default=None, help="the simulator's clock (default: the last day)")
     parser.add_argument("--clicks", default=None, help="write the matching clicks as JSON Lines to this file")
-    parser.add_argument("--configure", action="store_true",
-                        help="write the credentials and endpoints into the ACCRUAL_STACK stack (local setup)")
+    parser.add_argument(
+        "--configure",
+        action="store_true",
+        help="write the credentials and endpoints into the ACCRUAL_STACK stack (local setup)",
+    )
     parser.add_argument("--rate-limit", type=int, default=0, help="refuse the first N data requests (rate limit)")
     parser.add_argument("--server-error", type=int, default=0, help="answer the first N data requests with 503")
     parser.add_argument("--malformed-line", action="store_true", help="one malformed line on every page")
@@ -37,10 +41,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow-requests", type=int, default=0)
     args = parser.parse_args(argv)
 
-    faults = Faults(rate_limit=args.rate_limit, server_error=args.server_error, malformed_line=args.malformed_line,
-                    slow_seconds=args.slow_seconds, slow_requests=args.slow_requests)
-    simulator = launch(seed=args.seed, faults=faults, start=args.start, days=args.days,
-                       orders_per_day=args.orders_per_day, now=args.now, port=args.port)
+    faults = Faults(
+        rate_limit=args.rate_limit,
+        server_error=args.server_error,
+        malformed_line=args.malformed_line,
+        slow_seconds=args.slow_seconds,
+        slow_requests=args.slow_requests,
+    )
+    simulator = launch(
+        seed=args.seed,
+        faults=faults,
+        start=args.start,
+        days=args.days,
+        orders_per_day=args.orders_per_day,
+        now=args.now,
+        port=args.port,
+    )
     print(simulator.url, flush=True)
     if args.clicks:
         with open(args.clicks, "w", encoding="utf-8") as handle:
@@ -49,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         from accrual.settings import Settings
         from accrual_dev.simulator.local import configure_local_partners
 
-        configure_local_partners(Settings.from_env(), simulator.url, simulator.credentials,
-                                 usd_rates=simulator.world.usd_rates)
+        configure_local_partners(
+            Settings.from_env(), simulator.url, simulator.credentials, usd_rates=simulator.world.usd_rates
+        )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:

@@ -6,12 +6,13 @@ twice) and Admitad actions (positions, pending -> approved or declined weeks lat
 after approval). Each order is tied to a click whose `sub_id` the partner echoes back, except a few (unattributed).
 Every record knows its history, so the simulator answers "as of" its clock.
 """
+
 from __future__ import annotations
 
 import json
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -64,8 +65,11 @@ class AliOrder:
         if current.detail:
             record["effect_detail_status"] = current.detail
         for change in seen:
-            name = {"Payment Completed": "paid_time", "Buyer Confirmed Receipt": "finished_time",
-                    "Completed Settlement": "completed_settlement_time"}.get(change.status)
+            name = {
+                "Payment Completed": "paid_time",
+                "Buyer Confirmed Receipt": "finished_time",
+                "Completed Settlement": "completed_settlement_time",
+            }.get(change.status)
             if name:
                 record[name] = pacific_text(change.at)
         if current.status in ("Buyer Confirmed Receipt", "Completed Settlement"):
@@ -74,8 +78,11 @@ class AliOrder:
         return record
 
     def event_time(self, time_type: str, now: datetime) -> datetime | None:
-        status = {"Payment Completed Time": "Payment Completed", "Buyer Confirmed Receipt Time":
-                  "Buyer Confirmed Receipt", "Completed Settlement Time": "Completed Settlement"}.get(time_type)
+        status = {
+            "Payment Completed Time": "Payment Completed",
+            "Buyer Confirmed Receipt Time": "Buyer Confirmed Receipt",
+            "Completed Settlement Time": "Completed Settlement",
+        }.get(time_type)
         for change in self.history:
             if change.status == status and change.at <= now:
                 return change.at
@@ -124,7 +131,7 @@ def pacific_text(moment: datetime) -> str:
 
 
 def admitad_text(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _cents(amount: Decimal) -> Decimal:
@@ -134,7 +141,7 @@ def _cents(amount: Decimal) -> Decimal:
 def generate(seed: int, *, start: datetime, days: int = 30, orders_per_day: int = 8, users: int = 40) -> World:
     """The world of `days` days from `start` (orders are placed in it; their later statuses may fall after it)."""
     rng = random.Random(seed)
-    start = start.astimezone(timezone.utc)
+    start = start.astimezone(UTC)
     world = World(seed=seed, start=start, end=start + timedelta(days=days))
     shoppers = [(f"user-{seed}-{number:04d}", *rng.choice(COUNTRIES)) for number in range(users)]
     click_no = 0
@@ -144,8 +151,16 @@ def generate(seed: int, *, start: datetime, days: int = 30, orders_per_day: int 
         click_no += 1
         user_id, country, currency = rng.choice(shoppers)
         sub_id = f"{partner[:2]}{seed}x{click_no:06d}"
-        world.clicks.append({"sub_id": sub_id, "user_id": user_id, "clicked_at": at.isoformat(),
-                             "partner": partner, "account_currency": currency, "country": country})
+        world.clicks.append(
+            {
+                "sub_id": sub_id,
+                "user_id": user_id,
+                "clicked_at": at.isoformat(),
+                "partner": partner,
+                "account_currency": currency,
+                "country": country,
+            }
+        )
         return sub_id
 
     index_id = 10_000
@@ -161,8 +176,11 @@ def generate(seed: int, *, start: datetime, days: int = 30, orders_per_day: int 
             country = rng.choice(COUNTRIES)[0]
             for sub in range(rng.choice((1, 1, 1, 2, 2, 3))):
                 index_id += rng.randrange(1, 5)
-                world.aliexpress.append(_ali_sub_order(rng, index_id, str(order_no), order_no * 10 + sub + 1,
-                                                       sub_id, created, paid, country))
+                world.aliexpress.append(
+                    _ali_sub_order(
+                        rng, index_id, str(order_no), order_no * 10 + sub + 1, sub_id, created, paid, country
+                    )
+                )
         for _ in range(max(1, orders_per_day // 2)):
             created = start + timedelta(days=day, seconds=rng.randrange(86_400))
             sub_id = click("admitad", created - timedelta(minutes=rng.randrange(2, 240)))
@@ -170,8 +188,16 @@ def generate(seed: int, *, start: datetime, days: int = 30, orders_per_day: int 
     return world
 
 
-def _ali_sub_order(rng: random.Random, index_id: int, order_id: str, sub_order_id: int, sub_id: str,
-                   created: datetime, paid: datetime, country: str) -> AliOrder:
+def _ali_sub_order(
+    rng: random.Random,
+    index_id: int,
+    order_id: str,
+    sub_order_id: int,
+    sub_id: str,
+    created: datetime,
+    paid: datetime,
+    country: str,
+) -> AliOrder:
     category = rng.choice(list(CATEGORIES))
     hot = rng.random() < 0.1
     affiliate = rng.random() > 0.1
@@ -207,8 +233,13 @@ def _ali_sub_order(rng: random.Random, index_id: int, order_id: str, sub_order_i
     history = [Change(paid, "Payment Completed")]
     roll = rng.random()
     if roll < 0.08:
-        history.append(Change(paid + timedelta(days=rng.randrange(1, 4), hours=rng.randrange(24)), "Invalid",
-                              rng.choice(("FullRefund", "Antispam"))))
+        history.append(
+            Change(
+                paid + timedelta(days=rng.randrange(1, 4), hours=rng.randrange(24)),
+                "Invalid",
+                rng.choice(("FullRefund", "Antispam")),
+            )
+        )
     elif roll < 0.85:
         receipt = paid + timedelta(days=rng.randrange(5, 20), hours=rng.randrange(24))
         history.append(Change(receipt, "Buyer Confirmed Receipt"))
@@ -225,17 +256,41 @@ def _admitad_action(rng: random.Random, action_id: int, sub_id: str, created: da
         category = rng.choice([key for key in CATEGORIES if key != "200001"])
         rate = Decimal(CATEGORIES[category][1].rstrip("%"))
         amount = _cents(Decimal(rng.randrange(199, 8_000)) / 100 * scale)
-        positions.append({"id": number, "amount": amount, "payment": _cents(amount * rate / 100),
-                          "rate": rate, "percentage": True, "product_id": str(2_000_000 + rng.randrange(10**6)),
-                          "product_category_id": category, "datetime": admitad_text(created)})
+        positions.append(
+            {
+                "id": number,
+                "amount": amount,
+                "payment": _cents(amount * rate / 100),
+                "rate": rate,
+                "percentage": True,
+                "product_id": str(2_000_000 + rng.randrange(10**6)),
+                "product_category_id": category,
+                "datetime": admitad_text(created),
+            }
+        )
     cart = sum((position["amount"] for position in positions), Decimal(0))
     fields = {
-        "id": action_id, "action_id": action_id, "order_id": f"AD-{action_id}", "action": "Sale",
-        "action_type": "sale", "advcampaign_id": 6115, "advcampaign_name": "Cashback store",
-        "cart": cart, "payment": sum((position["payment"] for position in positions), Decimal(0)),
-        "currency": currency, "subid": sub_id, "subid1": None, "subid2": None, "subid3": None, "subid4": None,
-        "promocode": "", "click_date": admitad_text(created - timedelta(minutes=rng.randrange(2, 120))),
-        "action_date": admitad_text(created), "closing_date": None, "processed": 0, "paid": 0,
+        "id": action_id,
+        "action_id": action_id,
+        "order_id": f"AD-{action_id}",
+        "action": "Sale",
+        "action_type": "sale",
+        "advcampaign_id": 6115,
+        "advcampaign_name": "Cashback store",
+        "cart": cart,
+        "payment": sum((position["payment"] for position in positions), Decimal(0)),
+        "currency": currency,
+        "subid": sub_id,
+        "subid1": None,
+        "subid2": None,
+        "subid3": None,
+        "subid4": None,
+        "promocode": "",
+        "click_date": admitad_text(created - timedelta(minutes=rng.randrange(2, 120))),
+        "action_date": admitad_text(created),
+        "closing_date": None,
+        "processed": 0,
+        "paid": 0,
         "positions": positions,
     }
     pending = created + timedelta(minutes=rng.randrange(1, 30))

@@ -1,18 +1,24 @@
 """Point a (local) stack's partner configuration at the simulator: its fixed test credentials into the partners'
 secrets, its URL into the endpoint parameters, and the currency rates of its non-USD lines into the options."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Mapping
 
 from accrual.adapters.partner_config import parameter_name, secret_name
 from accrual.settings import Settings
 from accrual_dev.simulator.server import Credentials
 
 
-def configure_local_partners(settings: Settings, simulator_url: str, credentials: Credentials | None = None, *,
-                             usd_rates: Mapping[str, Decimal] | None = None) -> dict[str, str]:
+def configure_local_partners(
+    settings: Settings,
+    simulator_url: str,
+    credentials: Credentials | None = None,
+    *,
+    usd_rates: Mapping[str, Decimal] | None = None,
+) -> dict[str, str]:
     credentials = credentials or Credentials()
     secrets = settings.client("secretsmanager")
     ssm = settings.client("ssm")
@@ -28,8 +34,10 @@ def configure_local_partners(settings: Settings, simulator_url: str, credentials
             secrets.put_secret_value(SecretId=name, SecretString=json.dumps(secret))
         except secrets.exceptions.ResourceNotFoundException:
             secrets.create_secret(Name=name, SecretString=json.dumps(secret))
-        ssm.put_parameter(Name=parameter_name(settings, partner, "endpoint"), Value=endpoints[partner],
-                          Type="String", Overwrite=True)
-        ssm.put_parameter(Name=parameter_name(settings, partner, "options"), Value=options, Type="String",
-                          Overwrite=True)
+        ssm.put_parameter(
+            Name=parameter_name(settings, partner, "endpoint"), Value=endpoints[partner], Type="String", Overwrite=True
+        )
+        ssm.put_parameter(
+            Name=parameter_name(settings, partner, "options"), Value=options, Type="String", Overwrite=True
+        )
     return endpoints

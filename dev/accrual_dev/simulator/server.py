@@ -1,6 +1,7 @@
 """The simulator's HTTP side: a WSGI app speaking the AliExpress sync gateway (`/sync`) and Admitad (`/token/`,
 `/statistics/actions/`), plus a small control API (`/_simulator/...`) for demos driving it from another process.
 """
+
 from __future__ import annotations
 
 import base64
@@ -10,10 +11,11 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from werkzeug.wrappers import Request, Response
@@ -64,12 +66,18 @@ class Stats:
 
 
 class SimulatorApp:
-    def __init__(self, world: World, *, credentials: Credentials | None = None, faults: Faults | None = None,
-                 now: datetime | None = None):
+    def __init__(
+        self,
+        world: World,
+        *,
+        credentials: Credentials | None = None,
+        faults: Faults | None = None,
+        now: datetime | None = None,
+    ):
         self.world = world
         self.credentials = credentials or Credentials()
         self.faults = faults or Faults()
-        self.now = (now or world.end).astimezone(timezone.utc)
+        self.now = (now or world.end).astimezone(UTC)
         self.stats = Stats()
         self._tokens: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -80,9 +88,15 @@ class SimulatorApp:
         request = Request(environ)
         with self._lock:
             self.stats.requests += 1
-        routes = {"/sync": self.sync, "/token/": self.token, "/statistics/actions/": self.actions,
-                  "/_simulator/now": self.control_now, "/_simulator/faults": self.control_faults,
-                  "/_simulator/clicks": self.control_clicks, "/_simulator/stats": self.control_stats}
+        routes = {
+            "/sync": self.sync,
+            "/token/": self.token,
+            "/statistics/actions/": self.actions,
+            "/_simulator/now": self.control_now,
+            "/_simulator/faults": self.control_faults,
+            "/_simulator/clicks": self.control_clicks,
+            "/_simulator/stats": self.control_stats,
+        }
         handler = routes.get(request.path)
         response = handler(request) if handler else _json({"error": "not_found", "path": request.path}, 404)
         return response(environ, start_response)
@@ -164,7 +178,7 @@ class SimulatorApp:
             page_no, total_pages = None, None
         else:
             page_no = max(1, int(params.get("page_no") or 1))
-            page = matching[(page_no - 1) * page_size: page_no * page_size]
+            page = matching[(page_no - 1) * page_size : page_no * page_size]
             total_pages = max(1, -(-len(matching) // page_size))
         orders = []
         for order, record in page:
@@ -172,10 +186,20 @@ class SimulatorApp:
             if order.listed_twice:
                 orders.append(record)
         if self.faults.malformed_line and page:
-            orders.insert(len(orders) // 2, {"order_id": "broken", "order_status": "Payment Completed",
-                                             "paid_amount": "12.x", "created_time": "2026-13-45 99:00:00"})
-        result: dict[str, Any] = {"current_record_count": len(orders), "total_record_count": len(matching),
-                                  "orders": {"order": orders}}
+            orders.insert(
+                len(orders) // 2,
+                {
+                    "order_id": "broken",
+                    "order_status": "Payment Completed",
+                    "paid_amount": "12.x",
+                    "created_time": "2026-13-45 99:00:00",
+                },
+            )
+        result: dict[str, Any] = {
+            "current_record_count": len(orders),
+            "total_record_count": len(matching),
+            "orders": {"order": orders},
+        }
         if page_no is None:
             if page:
                 result["min_query_index_id"] = str(page[0][0].index_id)
@@ -184,8 +208,14 @@ class SimulatorApp:
             result.update(current_page_no=page_no, total_page_no=total_pages)
         self._page_served()
         envelope = method.replace(".", "_") + "_response"
-        return _json({envelope: {"resp_result": {"resp_code": 200, "resp_msg": "call succeeds", "result": result},
-                                 "request_id": secrets.token_hex(6)}})
+        return _json(
+            {
+                envelope: {
+                    "resp_result": {"resp_code": 200, "resp_msg": "call succeeds", "result": result},
+                    "request_id": secrets.token_hex(6),
+                }
+            }
+        )
 
     def _check_signature(self, params: dict[str, str]) -> Response | None:
         if params.get("app_key") != self.credentials.app_key:
@@ -209,8 +239,7 @@ class SimulatorApp:
 
     def token(self, request: Request) -> Response:
         header = request.headers.get("Authorization", "")
-        expected = base64.b64encode(
-            f"{self.credentials.client_id}:{self.credentials.client_secret}".encode()).decode()
+        expected = base64.b64encode(f"{self.credentials.client_id}:{self.credentials.client_secret}".encode()).decode()
         if request.method != "POST" or header != f"Basic {expected}":
             return _json({"error": "invalid_client", "error_description": "Client authentication failed"}, 401)
         if request.form.get("grant_type") != "client_credentials":
@@ -219,21 +248,31 @@ class SimulatorApp:
         with self._lock:
             self._tokens[token] = time.monotonic() + self.credentials.token_lifetime
             self.stats.tokens_issued += 1
-        return _json({"access_token": token, "token_type": "bearer", "expires_in": self.credentials.token_lifetime,
-                      "refresh_token": secrets.token_hex(16), "scope": request.form.get("scope", "statistics"),
-                      "username": "cashback", "id": 1, "group": "webmaster", "language": "en"})
+        return _json(
+            {
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_in": self.credentials.token_lifetime,
+                "refresh_token": secrets.token_hex(16),
+                "scope": request.form.get("scope", "statistics"),
+                "username": "cashback",
+                "id": 1,
+                "group": "webmaster",
+                "language": "en",
+            }
+        )
 
     def actions(self, request: Request) -> Response:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         with self._lock:
             expires = self._tokens.get(token)
         if expires is None or expires < time.monotonic():
-            return _json({"error": "invalid_token", "error_description": "The access token is invalid or expired"},
-                         401)
+            return _json({"error": "invalid_token", "error_description": "The access token is invalid or expired"}, 401)
         fault = self._fault()
         if fault == "rate_limit":
-            return _json({"error": "rate_limit", "error_description": "Too many requests"}, 429,
-                         headers={"Retry-After": "0"})
+            return _json(
+                {"error": "rate_limit", "error_description": "Too many requests"}, 429, headers={"Retry-After": "0"}
+            )
         if fault is not None:
             return fault
         try:
@@ -242,8 +281,10 @@ class SimulatorApp:
             limit = int(request.args.get("limit", 20))
             offset = int(request.args.get("offset", 0))
         except (KeyError, ValueError):
-            return _json({"error": "invalid_request",
-                          "error_description": "status_updated_start/_end as dd.mm.YYYY HH:MM:SS"}, 400)
+            return _json(
+                {"error": "invalid_request", "error_description": "status_updated_start/_end as dd.mm.YYYY HH:MM:SS"},
+                400,
+            )
         if not 1 <= limit <= 500 or offset < 0:
             return _json({"error": "invalid_request", "error_description": "limit 1..500, offset >= 0"}, 400)
         rows = []
@@ -254,10 +295,12 @@ class SimulatorApp:
                 if action.listed_twice:
                     rows.append((updated, action))
         rows.sort(key=lambda row: (row[0], row[1].fields["action_id"]))
-        results = [action.as_of(self.now) for _, action in rows[offset: offset + limit]]
+        results = [action.as_of(self.now) for _, action in rows[offset : offset + limit]]
         if self.faults.malformed_line and results:
-            results.insert(len(results) // 2, {"action_id": 1, "status": "on_hold", "currency": "USD",
-                                               "positions": [{"id": 1, "amount": "-3"}]})
+            results.insert(
+                len(results) // 2,
+                {"action_id": 1, "status": "on_hold", "currency": "USD", "positions": [{"id": 1, "amount": "-3"}]},
+            )
         self._page_served()
         return _json({"results": results, "_meta": {"count": len(rows), "limit": limit, "offset": offset}})
 
@@ -282,11 +325,11 @@ class SimulatorApp:
 
 
 def _pacific(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=PACIFIC).astimezone(timezone.utc)
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=PACIFIC).astimezone(UTC)
 
 
 def _admitad_time(text: str) -> datetime:
-    return datetime.strptime(text, "%d.%m.%Y %H:%M:%S").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%d.%m.%Y %H:%M:%S").replace(tzinfo=UTC)
 
 
 def _encode(value: Any) -> Any:
@@ -296,8 +339,7 @@ def _encode(value: Any) -> Any:
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, default=_encode), status=status, headers=headers,
-                    mimetype="application/json")
+    return Response(json.dumps(body, default=_encode), status=status, headers=headers, mimetype="application/json")
 
 
 def _ali_error(code: str, message: str, sub_message: str | None = None) -> Response:

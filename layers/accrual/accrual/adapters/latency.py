@@ -8,6 +8,7 @@ is installed. Never set it on a deployed stack.
 botocore has no process-wide event hook: the handler is registered on every botocore session, the ones that exist
 (boto3's default session) and the ones created later (PynamoDB creates its own per connection).
 """
+
 from __future__ import annotations
 
 import os
@@ -44,7 +45,7 @@ def install(milliseconds: float) -> None:
         original_init(self, *args, **kwargs)
         self.register(EVENT, _wait, unique_id="accrual-dynamodb-latency")
 
-    botocore_session.Session.__init__ = init_with_latency  # type: ignore[method-assign]
+    botocore_session.Session.__init__ = init_with_latency
     if boto3.DEFAULT_SESSION is not None:
         boto3.DEFAULT_SESSION._session.register(EVENT, _wait, unique_id="accrual-dynamodb-latency")
     _installed.append(True)

@@ -16,6 +16,7 @@ Outbox table: one item per notification, written in that same transaction; GSI u
   work list and the stream feeds the deployed relay.
 Clicks table: by sub_id. Control table: configuration versions, the new-user-coupon registry, cursors, quarantine.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -134,7 +135,7 @@ class DecisionRecord(Model):
     body_z = BinaryAttribute(null=True, legacy_encoding=False)  # zlib of a large body (orders of many lines)
 
     @classmethod
-    def of(cls, key: str, text: str) -> "DecisionRecord":
+    def of(cls, key: str, text: str) -> DecisionRecord:
         """A decision item; a body above COMPRESS_ABOVE bytes is stored compressed so the item stays under
         DynamoDB's 400 KB however many lines the order has."""
         if len(text.encode()) <= COMPRESS_ABOVE:
@@ -270,8 +271,12 @@ def load_order_items(key: str) -> tuple[OrderRecord | None, DecisionRecord | Non
     order, decision, lines = None, None, []
     start = None
     while True:
-        page = connection.query(key, range_key_condition=OrderRecord.sk.between(LINE_PREFIX, DECISION_SK),
-                                consistent_read=True, exclusive_start_key=start)
+        page = connection.query(
+            key,
+            range_key_condition=OrderRecord.sk.between(LINE_PREFIX, DECISION_SK),
+            consistent_read=True,
+            exclusive_start_key=start,
+        )
         for item in page.get("Items", []):
             sort_key = item["sk"]["S"]
             if sort_key == ORDER_SK:

@@ -10,20 +10,21 @@
   (over DynamoDB's 400 KB item limit) is quarantined like any other. A rerun of the same page overwrites the same
   records.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Iterator
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.models import Model
 
 from accrual.adapters.pynamo import bind_model
-from accrual.partners.http import PagePosition
 from accrual.domain.models import MAX_REASON_CHARS
+from accrual.partners.http import PagePosition
 from accrual.partners.report import QuarantinedLine
 from accrual.settings import Settings
 
@@ -103,8 +104,9 @@ class PartnerState:
             resume = PagePosition(record.stage, record.position, int(record.page_no or 1))
         return Cursor(partner, record.last_window_end, record.window_start, record.window_end, resume)
 
-    def page_done(self, partner: str, window_start: datetime, window_end: datetime, after: PagePosition,
-                  now: datetime) -> None:
+    def page_done(
+        self, partner: str, window_start: datetime, window_end: datetime, after: PagePosition, now: datetime
+    ) -> None:
         """Record the position after a reconciled page; a finished window moves `last_window_end` instead."""
         record = self._record(partner)
         if after.stage is None:
@@ -124,18 +126,37 @@ class PartnerState:
             self.cursor(partner)
         return self._records[partner]
 
-    def quarantine(self, partner: str, source: str, lines: Iterable[QuarantinedLine], *, run_id: str,
-                   now: datetime, raw_key: str | None = None) -> int:
+    def quarantine(
+        self,
+        partner: str,
+        source: str,
+        lines: Iterable[QuarantinedLine],
+        *,
+        run_id: str,
+        now: datetime,
+        raw_key: str | None = None,
+    ) -> int:
         """One bounded record per quarantined line; `raw_key` names the S3 object with the whole raw lines."""
         written = 0
         with QuarantineRecord.batch_write() as batch:
             for line in lines:
                 raw = raw_bytes(line.raw)
-                batch.save(QuarantineRecord(
-                    quarantine_pk(partner), f"{source_ref(source)}#{line.position:06d}", partner=partner,
-                    source=source, position=line.position, reason=valid_text(line.reason)[:MAX_REASON_CHARS],
-                    raw=valid_text(line.raw[:RAW_PREFIX_CHARS]), raw_bytes=len(raw),
-                    raw_sha256=hashlib.sha256(raw).hexdigest(), raw_key=raw_key, run_id=run_id, at=now))
+                batch.save(
+                    QuarantineRecord(
+                        quarantine_pk(partner),
+                        f"{source_ref(source)}#{line.position:06d}",
+                        partner=partner,
+                        source=source,
+                        position=line.position,
+                        reason=valid_text(line.reason)[:MAX_REASON_CHARS],
+                        raw=valid_text(line.raw[:RAW_PREFIX_CHARS]),
+                        raw_bytes=len(raw),
+                        raw_sha256=hashlib.sha256(raw).hexdigest(),
+                        raw_key=raw_key,
+                        run_id=run_id,
+                        at=now,
+                    )
+                )
                 written += 1
         return written
 

@@ -1,5 +1,6 @@
 """PynamoDB plumbing shared by every DynamoDB adapter: exact Decimal money, and binding a model to the table of the
 current stack (names are known only at run time: they carry the stack's name)."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -30,7 +31,9 @@ def bind_model(model: type[Model], table_name: str, settings: Settings) -> None:
     """Point a model at `table_name` on the configured endpoint (AWS_ENDPOINT_URL locally, AWS when deployed)."""
     meta = model.Meta
     if (getattr(meta, "table_name", None), getattr(meta, "host", None), getattr(meta, "region", None)) == (
-        table_name, settings.endpoint_url, settings.region
+        table_name,
+        settings.endpoint_url,
+        settings.region,
     ):
         return
     meta.table_name = table_name

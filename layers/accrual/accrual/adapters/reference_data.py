@@ -1,10 +1,10 @@
 """Reference data the ledger reads: accrual configuration versions and clicks."""
+
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
@@ -31,14 +31,16 @@ def save_config(config: AccrualConfig, *, now: datetime, reason: str | None = No
     created = True
     try:
         ControlRecord(CONFIG, config.version, body=body, at=now.isoformat(), reason=reason).save(
-            condition=ControlRecord.pk.does_not_exist())
+            condition=ControlRecord.pk.does_not_exist()
+        )
     except PutError as error:
         if error.cause_response_code != "ConditionalCheckFailedException":
             raise
         if ControlRecord.get(CONFIG, config.version).body != body:
             raise ConfigVersionConflict(
                 f"configuration version {config.version!r} is already stored with different content; "
-                "give the new document a new version") from None
+                "give the new document a new version"
+            ) from None
         created = False
     ControlRecord(CONFIG_CURRENT, "current", body=config.version, at=now.isoformat()).save()
     return created
@@ -111,15 +113,18 @@ def _compare(record: ClickRecord, click: Click) -> str | None:
 
 
 def _currency_refusal(click: Click, currency: str) -> str:
-    return (f"sub_id {click.sub_id!r}: user {click.user_id!r} already has account currency {currency}, this click "
-            f"says {click.account_currency}; a shopper has one account currency")
+    return (
+        f"sub_id {click.sub_id!r}: user {click.user_id!r} already has account currency {currency}, this click "
+        f"says {click.account_currency}; a shopper has one account currency"
+    )
 
 
 def account_currencies(user_ids: Iterable[str]) -> dict[str, str]:
     """The stored account currency of each of these shoppers that has one (BatchGetItem, strongly consistent)."""
     keys = [(f"{USER_PREFIX}{user_id}", ACCOUNT_CURRENCY) for user_id in sorted(set(user_ids))]
-    return {record.pk[len(USER_PREFIX):]: record.body
-            for record in ControlRecord.batch_get(keys, consistent_read=True)}
+    return {
+        record.pk[len(USER_PREFIX) :]: record.body for record in ControlRecord.batch_get(keys, consistent_read=True)
+    }
 
 
 def _claim_account_currency(user_id: str, currency: str, *, now: datetime) -> str:
@@ -127,7 +132,8 @@ def _claim_account_currency(user_id: str, currency: str, *, now: datetime) -> st
     makes two concurrent loads agree: the first currency written stays."""
     try:
         ControlRecord(f"{USER_PREFIX}{user_id}", ACCOUNT_CURRENCY, body=currency, at=now.isoformat()).save(
-            condition=ControlRecord.pk.does_not_exist() | (ControlRecord.body == currency))
+            condition=ControlRecord.pk.does_not_exist() | (ControlRecord.body == currency)
+        )
     except PutError as error:
         if not _conditional_failed(error):
             raise
@@ -144,8 +150,10 @@ def store_clicks(clicks: Sequence[Click], *, now: datetime) -> StoredClicks:
     never overwrite each other: the loser's click is re-read and counted as unchanged or refused.
     """
     result = StoredClicks()
-    existing = {record.sub_id: record
-                for record in ClickRecord.batch_get([click.sub_id for click in clicks], consistent_read=True)}
+    existing = {
+        record.sub_id: record
+        for record in ClickRecord.batch_get([click.sub_id for click in clicks], consistent_read=True)
+    }
     new: list[Click] = []
     for click in clicks:
         record = existing.get(click.sub_id)
@@ -160,8 +168,7 @@ def store_clicks(clicks: Sequence[Click], *, now: datetime) -> StoredClicks:
     for click in new:
         currency = recorded.get(click.user_id)
         if currency is None:
-            currency = recorded[click.user_id] = _claim_account_currency(click.user_id, click.account_currency,
-                                                                         now=now)
+            currency = recorded[click.user_id] = _claim_account_currency(click.user_id, click.account_currency, now=now)
         if currency != click.account_currency:
             result.refused[click.sub_id] = _currency_refusal(click, currency)
             continue
@@ -184,7 +191,7 @@ def save_clicks(clicks: Iterable[Click], *, now: datetime | None = None) -> int:
     """Store clicks (as `accrual clicks load` does) and return how many are stored or were already; raises
     ClicksRefused, naming each refused sub-id, when any click contradicts a stored one or another of the batch."""
     screened = screen([(None, click) for click in clicks])
-    result = store_clicks([click for _, click in screened.accepted], now=now or datetime.now(timezone.utc))
+    result = store_clicks([click for _, click in screened.accepted], now=now or datetime.now(UTC))
     reasons = [str(refusal) for refusal in screened.refusals] + list(result.refused.values())
     if reasons:
         raise ClicksRefused("; ".join(reasons))
@@ -212,8 +219,9 @@ def find_clicks(sub_ids: Iterable[str]) -> dict[str, Click | None]:
 def register_new_user_coupon(user_id: str, buyer_account: str, order_key: str, *, now: datetime) -> bool:
     """Record that a store account of this shopper used a new-user coupon on an order. True when it is new."""
     try:
-        ControlRecord(f"NEW_USER_COUPON#{user_id}", f"{order_key}#{buyer_account}", body=buyer_account,
-                      at=now.isoformat()).save(condition=ControlRecord.pk.does_not_exist())
+        ControlRecord(
+            f"NEW_USER_COUPON#{user_id}", f"{order_key}#{buyer_account}", body=buyer_account, at=now.isoformat()
+        ).save(condition=ControlRecord.pk.does_not_exist())
     except PutError as error:
         if error.cause_response_code != "ConditionalCheckFailedException":
             raise
@@ -223,6 +231,7 @@ def register_new_user_coupon(user_id: str, buyer_account: str, order_key: str, *
 
 def new_user_coupon_uses(user_id: str) -> list[tuple[str, str]]:
     """(order key, store account) of every order of this shopper on which a new-user coupon was used."""
-    return [(record.sk[: -len(record.body) - 1], record.body)
-            for record in ControlRecord.query(f"NEW_USER_COUPON#{user_id}", consistent_read=True)]
-
+    return [
+        (record.sk[: -len(record.body) - 1], record.body)
+        for record in ControlRecord.query(f"NEW_USER_COUPON#{user_id}", consistent_read=True)
+    ]

@@ -4,19 +4,20 @@ in it, so a rerun of the same window overwrites the same objects instead of pili
 page go to `quarantine/<partner>/<window start>/<page key>.json`, a drop's to `quarantine/<partner>/drops/<file>.json`
 and those of any other source to `quarantine/<partner>/files/<name>.json`.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime, timezone
-from typing import Sequence
+from datetime import UTC, datetime
 
 from accrual.partners.report import QuarantinedLine
 from accrual.settings import Settings
 
 
 def window_label(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def raw_key(partner: str, window_start: datetime, page_key: str) -> str:
@@ -45,15 +46,20 @@ class ReportArchive:
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=raw, ContentType="application/json")
         return key
 
-    def put_quarantine(self, source_key: str, lines: Sequence[QuarantinedLine], *, run_id: str,
-                       partner: str = "other") -> str:
+    def put_quarantine(
+        self, source_key: str, lines: Sequence[QuarantinedLine], *, run_id: str, partner: str = "other"
+    ) -> str:
         """Every quarantined line of a source with its whole raw text (the quarantine records keep only a prefix and
         name this object). Undecodable bytes, read as lone surrogates, are written as their JSON escapes."""
         key = quarantine_key(source_key, partner)
-        body = json.dumps({"source": source_key, "run_id": run_id, "lines": [asdict(line) for line in lines]},
-                          ensure_ascii=False, indent=1)
-        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode("utf-8", "backslashreplace"),
-                            ContentType="application/json")
+        body = json.dumps(
+            {"source": source_key, "run_id": run_id, "lines": [asdict(line) for line in lines]},
+            ensure_ascii=False,
+            indent=1,
+        )
+        self._s3.put_object(
+            Bucket=self.bucket, Key=key, Body=body.encode("utf-8", "backslashreplace"), ContentType="application/json"
+        )
         return key
 
     def put_object(self, key: str, data: bytes) -> str:

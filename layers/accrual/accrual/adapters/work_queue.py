@@ -4,6 +4,7 @@ confirmation schedule to the reconcile workers, and its dead-letter queue.
 The queue's URL comes from WORK_QUEUE_URL (set by template.yaml) or the stack's output WorkQueueUrl (the operator's
 CLI and the local stack); the dead-letter queue's from WORK_DEAD_LETTER_QUEUE_URL or WorkDeadLetterQueueUrl.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,9 @@ SEND_BATCH = 10  # SendMessageBatch's limit
 
 
 def queue_url(settings: Settings, *, dead_letter: bool = False) -> str:
-    env, output = (("WORK_DEAD_LETTER_QUEUE_URL", "WorkDeadLetterQueueUrl") if dead_letter
-                   else ("WORK_QUEUE_URL", "WorkQueueUrl"))
+    env, output = (
+        ("WORK_DEAD_LETTER_QUEUE_URL", "WorkDeadLetterQueueUrl") if dead_letter else ("WORK_QUEUE_URL", "WorkQueueUrl")
+    )
     url = os.environ.get(env) or stack_outputs(settings.stack, settings.region).get(output)
     if not url:
         raise LookupError(f"stack {settings.stack!r} has no {output} (nor {env} in the environment)")
@@ -33,18 +35,24 @@ class WorkQueue:
         """Send message bodies in batches of ten; a message SQS refuses raises (the caller's cursor stays put)."""
         pending = list(bodies)
         for start in range(0, len(pending), SEND_BATCH):
-            batch = pending[start:start + SEND_BATCH]
-            answer = self._sqs.send_message_batch(QueueUrl=self.url, Entries=[
-                {"Id": str(index), "MessageBody": body} for index, body in enumerate(batch)])
+            batch = pending[start : start + SEND_BATCH]
+            answer = self._sqs.send_message_batch(
+                QueueUrl=self.url, Entries=[{"Id": str(index), "MessageBody": body} for index, body in enumerate(batch)]
+            )
             if answer.get("Failed"):
                 raise RuntimeError(f"the work queue refused {len(answer['Failed'])} unit(s): {answer['Failed'][0]}")
         return len(pending)
 
-    def receive(self, *, limit: int = 10, wait_seconds: int = 0, visibility_timeout: int | None = None
-                ) -> list[dict[str, Any]]:
-        options: dict[str, Any] = {"QueueUrl": self.url, "MaxNumberOfMessages": min(limit, 10),
-                                   "WaitTimeSeconds": wait_seconds, "AttributeNames": ["All"],
-                                   "MessageAttributeNames": ["All"]}
+    def receive(
+        self, *, limit: int = 10, wait_seconds: int = 0, visibility_timeout: int | None = None
+    ) -> list[dict[str, Any]]:
+        options: dict[str, Any] = {
+            "QueueUrl": self.url,
+            "MaxNumberOfMessages": min(limit, 10),
+            "WaitTimeSeconds": wait_seconds,
+            "AttributeNames": ["All"],
+            "MessageAttributeNames": ["All"],
+        }
         if visibility_timeout is not None:
             options["VisibilityTimeout"] = visibility_timeout
         return self._sqs.receive_message(**options).get("Messages", [])
@@ -52,9 +60,13 @@ class WorkQueue:
     def delete(self, receipt_handles: Iterable[str]) -> None:
         handles = list(receipt_handles)
         for start in range(0, len(handles), SEND_BATCH):
-            self._sqs.delete_message_batch(QueueUrl=self.url, Entries=[
-                {"Id": str(index), "ReceiptHandle": handle}
-                for index, handle in enumerate(handles[start:start + SEND_BATCH])])
+            self._sqs.delete_message_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {"Id": str(index), "ReceiptHandle": handle}
+                    for index, handle in enumerate(handles[start : start + SEND_BATCH])
+                ],
+            )
 
     def release(self, receipt_handles: Iterable[str]) -> None:
         """Make received messages visible again at once (a failed unit is retried without waiting its timeout)."""
@@ -62,7 +74,10 @@ class WorkQueue:
             self._sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=handle, VisibilityTimeout=0)
 
     def depth(self) -> dict[str, int]:
-        attributes = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-        return {"visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
-                "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))}
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return {
+            "visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
+            "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        }

@@ -8,6 +8,7 @@ audit recomputes exactly what the ledger decided.
 * `pinned_user` fixes the shopper: an order whose money was already posted (confirmed, reversed) stays with the
   shopper it was posted to, and an operator's verdict on a conflict names the shopper the order goes to.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -31,8 +32,9 @@ class Attribution:
         return self.click is None and bool(self.conflict)
 
 
-def attribute(lines: Mapping[str, OrderLine], clicks: Mapping[str, Click | None], *,
-              pinned_user: str | None = None) -> Attribution:
+def attribute(
+    lines: Mapping[str, OrderLine], clicks: Mapping[str, Click | None], *, pinned_user: str | None = None
+) -> Attribution:
     """The order's shopper from its lines (a mapping line_id -> line) and the clicks found for their sub-ids. The
     click used is the one of the first line, by line_id, that names the chosen shopper."""
     matched: list[Click] = []
@@ -58,8 +60,7 @@ def attribute(lines: Mapping[str, OrderLine], clicks: Mapping[str, Click | None]
     return Attribution(matched[0], (), tuple(sorted(unmatched)))
 
 
-def pinned_shopper(state: str | None, user_id: str | None, review: str | None, review_user: str | None
-                   ) -> str | None:
+def pinned_shopper(state: str | None, user_id: str | None, review: str | None, review_user: str | None) -> str | None:
     """The shopper an order is fixed to, if any: the one its money was posted to (confirmed, reversed), else the one
     an operator released it to."""
     if state in ("confirmed", "reversed"):

@@ -2,6 +2,7 @@
 a `sub_id` names one click, so a batch naming it twice with different content is refused (the same content twice
 counts once); a shopper has one account currency, so a click whose user has another currency earlier in the batch is
 refused. What is already stored is checked by the store (adapters/reference_data.store_clicks)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -54,21 +55,35 @@ def screen(entries: list[tuple[int | None, Click]]) -> Screened:
             result.repeated += len(occurrences) - 1
             continue
         lines = ", ".join(str(line) for line, _ in occurrences if line is not None)
-        for line, click in occurrences:
-            result.refusals.append(Refusal(line, sub_id, (
-                f"sub_id {sub_id!r} appears {len(occurrences)} times in this batch"
-                + (f" (lines {lines})" if lines else "")
-                + f" with different content ({differences(first, other[1])}); none of them is stored")))
+        for line, _click in occurrences:
+            result.refusals.append(
+                Refusal(
+                    line,
+                    sub_id,
+                    (
+                        f"sub_id {sub_id!r} appears {len(occurrences)} times in this batch"
+                        + (f" (lines {lines})" if lines else "")
+                        + f" with different content ({differences(first, other[1])}); none of them is stored"
+                    ),
+                )
+            )
     unique.sort(key=lambda entry: (entry[0] is None, entry[0] or 0))
 
     currencies: dict[str, tuple[str, int | None]] = {}
     for line, click in unique:
         established = currencies.setdefault(click.user_id, (click.account_currency, line))
         if established[0] != click.account_currency:
-            result.refusals.append(Refusal(line, click.sub_id, (
-                f"sub_id {click.sub_id!r}: user {click.user_id!r} has account currency {established[0]} "
-                f"({where(established[1])}), this click says {click.account_currency}; "
-                "a shopper has one account currency")))
+            result.refusals.append(
+                Refusal(
+                    line,
+                    click.sub_id,
+                    (
+                        f"sub_id {click.sub_id!r}: user {click.user_id!r} has account currency {established[0]} "
+                        f"({where(established[1])}), this click says {click.account_currency}; "
+                        "a shopper has one account currency"
+                    ),
+                )
+            )
             continue
         result.accepted.append((line, click))
     result.refusals.sort(key=lambda refusal: (refusal.line is None, refusal.line or 0))

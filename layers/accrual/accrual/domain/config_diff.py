@@ -1,5 +1,6 @@
 """What a new configuration document changes relative to the stored one: the fx band check of `accrual config load`
 and the changes `accrual config diff` prints. Pure functions of two validated configurations."""
+
 from __future__ import annotations
 
 import json
@@ -24,13 +25,20 @@ class FxOutOfBand:
         return f"fx_rates.{self.day}.{self.currency}"
 
     def __str__(self) -> str:
-        return (f"{self.field}: rate {self.rate} is more than a factor of {FX_BAND} away from {self.previous_rate}, "
-                f"the rate of {self.previous_day} in the current version {self.previous_version!r} "
-                f"(value: \"{self.rate}\")")
+        return (
+            f"{self.field}: rate {self.rate} is more than a factor of {FX_BAND} away from {self.previous_rate}, "
+            f"the rate of {self.previous_day} in the current version {self.previous_version!r} "
+            f'(value: "{self.rate}")'
+        )
 
     def to_dict(self) -> dict[str, str]:
-        return {"field": self.field, "value": str(self.rate), "previous_rate": str(self.previous_rate),
-                "previous_day": self.previous_day, "previous_version": self.previous_version}
+        return {
+            "field": self.field,
+            "value": str(self.rate),
+            "previous_rate": str(self.previous_rate),
+            "previous_day": self.previous_day,
+            "previous_version": self.previous_version,
+        }
 
 
 def fx_out_of_band(previous: AccrualConfig, new: AccrualConfig) -> list[FxOutOfBand]:
@@ -47,8 +55,11 @@ def fx_out_of_band(previous: AccrualConfig, new: AccrualConfig) -> list[FxOutOfB
                 continue
             previous_rate, previous_day = reference
             if rate > previous_rate * FX_BAND or rate * FX_BAND < previous_rate:
-                problems.append(FxOutOfBand(day.isoformat(), currency, rate, previous_rate, previous_day.isoformat(),
-                                            previous.version))
+                problems.append(
+                    FxOutOfBand(
+                        day.isoformat(), currency, rate, previous_rate, previous_day.isoformat(), previous.version
+                    )
+                )
     return problems
 
 
@@ -58,24 +69,35 @@ def fx_out_of_band(previous: AccrualConfig, new: AccrualConfig) -> list[FxOutOfB
 def _view(config: AccrualConfig) -> dict[str, Any]:
     """The document as nested dicts keyed by what names each thing (a rate card by partner and start, a promotion by
     partner and window); sets for lists whose order means nothing."""
+
     def card(rate_card) -> dict[str, Any]:
-        return {"valid_to": rate_card.valid_to.isoformat() if rate_card.valid_to else None,
-                "default_rate": rate_card.default_rate, "non_affiliate_rate": rate_card.non_affiliate_rate,
-                "hot_product_rate": rate_card.hot_product_rate, "categories": dict(rate_card.categories)}
+        return {
+            "valid_to": rate_card.valid_to.isoformat() if rate_card.valid_to else None,
+            "default_rate": rate_card.default_rate,
+            "non_affiliate_rate": rate_card.non_affiliate_rate,
+            "hot_product_rate": rate_card.hot_product_rate,
+            "categories": dict(rate_card.categories),
+        }
 
     return {
         "partners": frozenset(config.partners),
         "rate_cards": {f"{item.partner} from {item.valid_from.isoformat()}": card(item) for item in config.rate_cards},
-        "promotions": {f"{item.partner} {item.starts_at.isoformat()}..{item.ends_at.isoformat()}":
-                       {"rate": item.rate, "categories": frozenset(item.categories)} for item in config.promotions},
-        "exclusions": {"excluded_shops": frozenset(config.excluded_shops),
-                       "virtual_categories": frozenset(config.virtual_categories),
-                       "own_promo_codes": frozenset(config.own_promo_codes)},
+        "promotions": {
+            f"{item.partner} {item.starts_at.isoformat()}..{item.ends_at.isoformat()}": {
+                "rate": item.rate,
+                "categories": frozenset(item.categories),
+            }
+            for item in config.promotions
+        },
+        "exclusions": {
+            "excluded_shops": frozenset(config.excluded_shops),
+            "virtual_categories": frozenset(config.virtual_categories),
+            "own_promo_codes": frozenset(config.own_promo_codes),
+        },
         "fx_rates": {day.isoformat(): dict(rates) for day, rates in config.fx_rates.items()},
         "days": {"awaiting_payment_days": config.awaiting_payment_days, "hold_days": dict(config.hold_days)},
         "vat_rates": dict(config.vat_rates),
-        "limits": {"cap_usd": config.cap_usd, "min_cashback_usd": config.min_cashback_usd,
-                   "max_rate": config.max_rate},
+        "limits": {"cap_usd": config.cap_usd, "min_cashback_usd": config.min_cashback_usd, "max_rate": config.max_rate},
     }
 
 
@@ -103,8 +125,7 @@ def _walk(path: list[str], old: Any, new: Any, changes: list[dict[str, Any]]) ->
         for item in sorted(old - new):
             changes.append({"section": path[0], "path": path, "change": "removed", "from": item})
     elif old != new:
-        changes.append({"section": path[0], "path": path, "change": "changed", "from": _plain(old),
-                        "to": _plain(new)})
+        changes.append({"section": path[0], "path": path, "change": "changed", "from": _plain(old), "to": _plain(new)})
 
 
 _MISSING = object()
@@ -120,22 +141,25 @@ def diff(old: AccrualConfig | None, new: AccrualConfig) -> dict[str, Any]:
         before = old_view[section]
         if before is _MISSING:
             if new_view[section] not in ({}, frozenset()):
-                changes.append({"section": section, "path": [section], "change": "added",
-                                "to": _plain(new_view[section])})
+                changes.append(
+                    {"section": section, "path": [section], "change": "added", "to": _plain(new_view[section])}
+                )
             continue
         _walk([section], before, new_view[section], changes)
-    return {"from_version": old.version if old is not None else None, "to_version": new.version,
-            "changes": changes}
+    return {"from_version": old.version if old is not None else None, "to_version": new.version, "changes": changes}
 
 
 def describe(result: dict[str, Any]) -> list[str]:
     """The diff as readable lines: `+ path: value`, `- path: value`, `~ path: old → new`."""
+
     def shown(value: Any) -> str:
         return value if isinstance(value, str) else json_text(value)
 
-    head = (f"configuration {result['to_version']} against the current version {result['from_version']}"
-            if result["from_version"] is not None else
-            f"configuration {result['to_version']}: no configuration is stored, everything is new")
+    head = (
+        f"configuration {result['to_version']} against the current version {result['from_version']}"
+        if result["from_version"] is not None
+        else f"configuration {result['to_version']}: no configuration is stored, everything is new"
+    )
     lines = [head + (f": {len(result['changes'])} changes" if result["changes"] else ": no changes")]
     for change in result["changes"]:
         path = " › ".join(change["path"])

@@ -8,6 +8,7 @@ reversed order does not move again. Everything else is recomputed from the lines
 What an order contributes to its shopper's balances is its `Holding`; the ledger moves money by the difference
 between the holding it has and the holding the lifecycle asks for, as one journal entry.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -69,13 +70,21 @@ class Holding:
     pending: Decimal = ZERO
     confirmed: Decimal = ZERO
 
-    def minus(self, other: "Holding") -> "Holding":
-        return Holding(self.pending_usd - other.pending_usd, self.confirmed_usd - other.confirmed_usd,
-                       self.pending - other.pending, self.confirmed - other.confirmed)
+    def minus(self, other: Holding) -> Holding:
+        return Holding(
+            self.pending_usd - other.pending_usd,
+            self.confirmed_usd - other.confirmed_usd,
+            self.pending - other.pending,
+            self.confirmed - other.confirmed,
+        )
 
-    def plus(self, other: "Holding") -> "Holding":
-        return Holding(self.pending_usd + other.pending_usd, self.confirmed_usd + other.confirmed_usd,
-                       self.pending + other.pending, self.confirmed + other.confirmed)
+    def plus(self, other: Holding) -> Holding:
+        return Holding(
+            self.pending_usd + other.pending_usd,
+            self.confirmed_usd + other.confirmed_usd,
+            self.pending + other.pending,
+            self.confirmed + other.confirmed,
+        )
 
     @property
     def is_zero(self) -> bool:
@@ -95,7 +104,9 @@ class Step:
     refused: str | None = None
 
 
-def latest_lines(stored: Mapping[str, OrderLine], incoming: Sequence[OrderLine]) -> tuple[dict[str, OrderLine], list[OrderLine], list[OrderLine]]:
+def latest_lines(
+    stored: Mapping[str, OrderLine], incoming: Sequence[OrderLine]
+) -> tuple[dict[str, OrderLine], list[OrderLine], list[OrderLine]]:
     """Merge incoming report lines into the stored ones: the newer `status_at` wins; an older one changes nothing.
 
     Two different versions with the same `status_at` are ordered by their canonical JSON so that any arrival order
@@ -123,8 +134,7 @@ def _newer(candidate: OrderLine, current: OrderLine) -> bool:
 def earning_holding(decision: OrderDecision, lines: Mapping[str, OrderLine], fx_rate: Decimal) -> Holding:
     """The pending holding the decision asks for: the shares of lines that are past payment (a line still awaiting
     payment earns nothing yet)."""
-    usd = sum((share.cashback_usd for share in decision.lines
-               if lines[share.line_id].status in PAST_PAYMENT), ZERO)
+    usd = sum((share.cashback_usd for share in decision.lines if lines[share.line_id].status in PAST_PAYMENT), ZERO)
     return Holding(pending_usd=usd, pending=to_account_currency(usd, fx_rate))
 
 
@@ -136,14 +146,25 @@ def settle_time(decision: OrderDecision, lines: Mapping[str, OrderLine], hold_da
     return max(line.settled_at or line.status_at for line in earning) + timedelta(days=hold_days)
 
 
-def next_step(current: OrderState | None, held: Holding, decision: OrderDecision, lines: Mapping[str, OrderLine],
-              *, fx_rate: Decimal, hold_days: int, awaiting_payment_days: int, now: datetime,
-              confirming: bool, review: ReviewVerdict | None = None) -> Step:
+def next_step(
+    current: OrderState | None,
+    held: Holding,
+    decision: OrderDecision,
+    lines: Mapping[str, OrderLine],
+    *,
+    fx_rate: Decimal,
+    hold_days: int,
+    awaiting_payment_days: int,
+    now: datetime,
+    confirming: bool,
+    review: ReviewVerdict | None = None,
+) -> Step:
     """The state and holding an order should have now. `confirming` is True in the scheduled confirmation cycle,
     the only place where pending money is posted; `review` is the verdict on an order held for review."""
     if current == OrderState.REVERSED:
-        return Step(current, held, None, refused=None if held.is_zero and decision.cashback_usd == 0
-                    else "reversed is final")
+        return Step(
+            current, held, None, refused=None if held.is_zero and decision.cashback_usd == 0 else "reversed is final"
+        )
     if current == OrderState.CONFIRMED:
         return _after_confirmation(held, decision, lines, fx_rate)
 
@@ -159,21 +180,25 @@ def next_step(current: OrderState | None, held: Holding, decision: OrderDecision
     if pending.pending_usd == 0:
         # every earning line still awaits payment: look again when the wait expires
         first_order = min(lines[share.line_id].ordered_at for share in decision.lines if share.cashback_usd > 0)
-        return Step(OrderState.AWAITING_PAYMENT, NOTHING,
-                    first_order + timedelta(days=awaiting_payment_days, microseconds=1))
+        return Step(
+            OrderState.AWAITING_PAYMENT, NOTHING, first_order + timedelta(days=awaiting_payment_days, microseconds=1)
+        )
     settles_at = settle_time(decision, lines, hold_days)
     if confirming and settles_at is not None and settles_at <= now:
         return Step(OrderState.CONFIRMED, Holding(confirmed_usd=pending.pending_usd, confirmed=pending.pending), None)
     # a sub-order still awaiting payment must be looked at again when its wait expires, or the order never settles
-    unpaid = [lines[share.line_id].ordered_at + timedelta(days=awaiting_payment_days, microseconds=1)
-              for share in decision.lines
-              if share.cashback_usd > 0 and lines[share.line_id].status == LineStatus.AWAITING_PAYMENT]
+    unpaid = [
+        lines[share.line_id].ordered_at + timedelta(days=awaiting_payment_days, microseconds=1)
+        for share in decision.lines
+        if share.cashback_usd > 0 and lines[share.line_id].status == LineStatus.AWAITING_PAYMENT
+    ]
     due = [moment for moment in (settles_at, *unpaid) if moment is not None]
     return Step(OrderState.PENDING, pending, min(due) if due else None)
 
 
-def _after_confirmation(held: Holding, decision: OrderDecision, lines: Mapping[str, OrderLine],
-                        fx_rate: Decimal) -> Step:
+def _after_confirmation(
+    held: Holding, decision: OrderDecision, lines: Mapping[str, OrderLine], fx_rate: Decimal
+) -> Step:
     """Confirmed money only goes down: a refund, dispute or chargeback claws back what the lines no longer earn."""
     still_earned = decision.cashback_usd if decision.outcome == Outcome.EARNS else ZERO
     if still_earned >= held.confirmed_usd:
@@ -185,8 +210,11 @@ def _after_confirmation(held: Holding, decision: OrderDecision, lines: Mapping[s
         return Step(OrderState.CONFIRMED, held, None, refused=refused)
     if still_earned == 0:
         return Step(OrderState.REVERSED, NOTHING, None)
-    return Step(OrderState.CONFIRMED,
-                Holding(confirmed_usd=still_earned, confirmed=to_account_currency(still_earned, fx_rate)), None)
+    return Step(
+        OrderState.CONFIRMED,
+        Holding(confirmed_usd=still_earned, confirmed=to_account_currency(still_earned, fx_rate)),
+        None,
+    )
 
 
 def transition_of(before: Holding, after: Holding) -> Transition | None:
@@ -208,8 +236,9 @@ def event_of(before: OrderState | None, after: OrderState, moved: Transition | N
     """The notification a shopper gets for this change, if any. Every move of money is announced, including one
     that takes money away without a decision the shopper would call a decline (back to awaiting payment, held
     for review, moved to another order)."""
-    if moved is None and (after in (OrderState.UNATTRIBUTED, OrderState.AWAITING_PAYMENT, OrderState.MOVED)
-                          or before == after):
+    if moved is None and (
+        after in (OrderState.UNATTRIBUTED, OrderState.AWAITING_PAYMENT, OrderState.MOVED) or before == after
+    ):
         return None
     if after == OrderState.CONFIRMED and moved == Transition.POST:
         return EventType.CONFIRMED
@@ -217,8 +246,13 @@ def event_of(before: OrderState | None, after: OrderState, moved: Transition | N
         return EventType.REVERSED
     if after == OrderState.DECLINED:
         return EventType.DECLINED
-    if after == OrderState.PENDING and before in (None, OrderState.AWAITING_PAYMENT, OrderState.DECLINED,
-                                                  OrderState.UNATTRIBUTED, OrderState.ON_REVIEW):
+    if after == OrderState.PENDING and before in (
+        None,
+        OrderState.AWAITING_PAYMENT,
+        OrderState.DECLINED,
+        OrderState.UNATTRIBUTED,
+        OrderState.ON_REVIEW,
+    ):
         return EventType.PENDING
     return EventType.UPDATED
 

@@ -1,4 +1,5 @@
 """Money arithmetic: Decimal only, rounding half up to cents, and conversion between USD and other currencies."""
+
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -103,7 +104,7 @@ def notification(
 ) -> NotificationMessage:
     """The message for one shopper: `holding` is what the order holds for them after the change, `change` what
     moved. (Every field of the message is built here, and only here.)"""
-    fields = dict(
+    fields: dict[str, Any] = dict(
         event_id=notification_id(order_key, order_version, event, user_id),
         event_type=event,
         occurred_at=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),

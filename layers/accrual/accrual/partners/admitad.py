@@ -79,7 +79,8 @@ def parse_page(
                 report.take({**action, "positions": [position]}, lambda: map_position(action, position, index, options))  # noqa: B023 - called at once
         else:
             report.take(action, lambda: map_position(action, None, 0, options))  # noqa: B023 - called at once
-    meta = payload.get("_meta") if isinstance(payload.get("_meta"), Mapping) else {}
+    found = payload.get("_meta")
+    meta: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     return report, meta
 
 

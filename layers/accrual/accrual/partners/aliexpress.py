@@ -410,9 +410,9 @@ class AliExpressClient:
         first = stages.index(resume.stage) if resume and resume.stage in stages else 0
         for stage_index in range(first, len(stages)):
             time_type = stages[stage_index]
-            resuming = resume is not None and resume.stage == time_type
-            position = resume.position if resuming else None
-            page_no = resume.page_no if resuming else 1
+            resumed = resume if resume is not None and resume.stage == time_type else None
+            position = resumed.position if resumed is not None else None
+            page_no = resumed.page_no if resumed is not None else 1
             following = stages[stage_index + 1] if stage_index + 1 < len(stages) else None
             while True:
                 business = {

@@ -8,11 +8,13 @@
 
 Amounts are decimal strings in currency units; times are ISO-8601 (a time without a zone is read in `timezone`).
 """
+
 from __future__ import annotations
 
 import csv
 import io
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from accrual.domain.models import OrderLine
 from accrual.partners.report import (
@@ -28,18 +30,37 @@ from accrual.partners.report import (
     show,
 )
 
-TEXT_FIELDS = ("line_id", "order_id", "partner_order_id", "sub_id", "status_detail", "category_id", "product_id",
-               "shop_id", "promo_section", "promo_code", "promo_code_kind", "buyer_account", "ship_to_country")
+TEXT_FIELDS = (
+    "line_id",
+    "order_id",
+    "partner_order_id",
+    "sub_id",
+    "status_detail",
+    "category_id",
+    "product_id",
+    "shop_id",
+    "promo_section",
+    "promo_code",
+    "promo_code_kind",
+    "buyer_account",
+    "ship_to_country",
+)
 AMOUNT_FIELDS = ("amount", "shipping", "tax", "commission", "usd_rate")
 TIME_FIELDS = ("status_at", "ordered_at", "paid_at", "settled_at", "added_to_cart_at")
-FLAG_FIELDS = {"is_affiliate": True, "is_hot": False, "new_user_coupon": False, "dispute": False,
-               "price_adjusted": False}
+FLAG_FIELDS = {
+    "is_affiliate": True,
+    "is_hot": False,
+    "new_user_coupon": False,
+    "dispute": False,
+    "price_adjusted": False,
+}
 ALL_FIELDS = (*TEXT_FIELDS, "status", "currency", *AMOUNT_FIELDS, *TIME_FIELDS, *FLAG_FIELDS)
 REQUIRED = ("line_id", "order_id", "status", "ordered_at", "amount")
 
 DEFAULT_COLUMNS: Mapping[str, str] = {name: name for name in ALL_FIELDS}
-DEFAULT_STATUSES: Mapping[str, str] = {name: name for name in
-                                       ("awaiting_payment", "paid", "received", "settled", "invalid")}
+DEFAULT_STATUSES: Mapping[str, str] = {
+    name: name for name in ("awaiting_payment", "paid", "received", "settled", "invalid")
+}
 
 
 def column_map(options: PartnerOptions) -> dict[str, str]:
@@ -66,7 +87,7 @@ class _PhysicalLines:
         self._lines = iter(io.StringIO(text, newline=""))  # splits at \n, \r\n and \r only, as csv does
         self._taken: list[str] = []
 
-    def __iter__(self) -> "_PhysicalLines":
+    def __iter__(self) -> _PhysicalLines:
         return self
 
     def __next__(self) -> str:
@@ -79,14 +100,14 @@ class _PhysicalLines:
         return text
 
 
-def parse_csv(data: bytes | str, *, source: str, partner: str, options: PartnerOptions | None = None
-              ) -> ParsedReport:
+def parse_csv(data: bytes | str, *, source: str, partner: str, options: PartnerOptions | None = None) -> ParsedReport:
     options = options or PartnerOptions()
     # Undecodable bytes become lone surrogates, so they spoil only the row they are in.
     text = data.decode("utf-8-sig", "surrogateescape") if isinstance(data, bytes) else data.lstrip("\ufeff")
     columns = column_map(options)
-    statuses = {word.strip().lower(): status for word, status in
-                {**DEFAULT_STATUSES, **(options.statuses or {})}.items()}
+    statuses = {
+        word.strip().lower(): status for word, status in {**DEFAULT_STATUSES, **(options.statuses or {})}.items()
+    }
     lines = _PhysicalLines(text)
     reader = csv.reader(lines, delimiter=options.delimiter)
     try:
@@ -115,8 +136,16 @@ def parse_csv(data: bytes | str, *, source: str, partner: str, options: PartnerO
         if len(row) != len(header):
             report.reject(f"row has {len(row)} cells, the header has {len(header)}", raw)
             continue
-        report.take(raw, lambda: map_row(_utf8_row(dict(zip(header, row)), reader.line_num),  # noqa: B023
-                                         columns, statuses, partner, options))
+        report.take(
+            raw,
+            lambda: map_row(
+                _utf8_row(dict(zip(header, row, strict=False)), reader.line_num),  # noqa: B023
+                columns,
+                statuses,
+                partner,
+                options,
+            ),
+        )
     return report
 
 
@@ -130,8 +159,13 @@ def _utf8_row(record: dict[str, str], line_number: int) -> dict[str, str]:
     return record
 
 
-def map_row(record: Mapping[str, str], columns: Mapping[str, str], statuses: Mapping[str, str], partner: str,
-            options: PartnerOptions) -> OrderLine:
+def map_row(
+    record: Mapping[str, str],
+    columns: Mapping[str, str],
+    statuses: Mapping[str, str],
+    partner: str,
+    options: PartnerOptions,
+) -> OrderLine:
     def cell(name: str) -> str | None:
         value = record.get(columns[name])
         return value.strip() if value is not None and value.strip() else None
@@ -145,15 +179,17 @@ def map_row(record: Mapping[str, str], columns: Mapping[str, str], statuses: Map
         raise LineRejected(f"{columns['status']}: missing")
     status = statuses.get(status_word.lower())
     if status is None:
-        raise LineRejected(f"{columns['status']}={show(status_word)}: unknown status "
-                           f"(known: {', '.join(sorted(statuses))})")
+        raise LineRejected(
+            f"{columns['status']}={show(status_word)}: unknown status (known: {', '.join(sorted(statuses))})"
+        )
     values["status"] = status
     for name in AMOUNT_FIELDS:
         values[name] = decimal_amount(by_header, columns[name], required=name == "amount")
     for name in TIME_FIELDS:
         values[name] = local_time(by_header, columns[name], options.timezone, required=name == "ordered_at")
     values["status_at"] = values["status_at"] or max(
-        moment for moment in (values["ordered_at"], values["paid_at"], values["settled_at"]) if moment)
+        moment for moment in (values["ordered_at"], values["paid_at"], values["settled_at"]) if moment
+    )
     for name, default in FLAG_FIELDS.items():
         values[name] = flag(by_header, columns[name], default)
     values["shipping"] = values["shipping"] if values["shipping"] is not None else "0"
@@ -161,5 +197,7 @@ def map_row(record: Mapping[str, str], columns: Mapping[str, str], statuses: Map
     currency = cell("currency") or "USD"
     values["currency"] = currency
     values["usd_rate"] = currency_rate(currency, values["usd_rate"], options)
-    return build_line({key: value for key, value in values.items() if value is not None},
-                      {name: columns[name] for name in ALL_FIELDS if columns[name] != name})
+    return build_line(
+        {key: value for key, value in values.items() if value is not None},
+        {name: columns[name] for name in ALL_FIELDS if columns[name] != name},
+    )

@@ -1,12 +1,14 @@
 """What the partner API clients share: a page as fetched (raw bytes, a stable key, where to resume after it), the
 error a partner call ends with, and retries with backoff for the failures that pass (rate limits, 5xx, timeouts).
 """
+
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import requests
 
@@ -17,8 +19,15 @@ class PartnerApiError(RuntimeError):
     """A partner call that failed. `transient` failures (rate limit, 5xx, timeout) are retried; the others (bad
     signature, refused credentials, a refused window) fail the run at once with this message."""
 
-    def __init__(self, partner: str, message: str, *, transient: bool = False, retry_after: float | None = None,
-                 code: str | None = None):
+    def __init__(
+        self,
+        partner: str,
+        message: str,
+        *,
+        transient: bool = False,
+        retry_after: float | None = None,
+        code: str | None = None,
+    ):
         super().__init__(f"{partner}: {message}")
         self.partner = partner
         self.transient = transient
@@ -61,7 +70,7 @@ class RetryPolicy:
         return backoff * random.uniform(0.5, 1.0)  # jitter: parallel runs do not retry in lockstep
 
 
-def with_retries(policy: RetryPolicy, call: Callable[[], T]) -> T:
+def with_retries[T](policy: RetryPolicy, call: Callable[[], T]) -> T:
     attempt = 1
     while True:
         try:
@@ -70,25 +79,33 @@ def with_retries(policy: RetryPolicy, call: Callable[[], T]) -> T:
             if not error.transient:
                 raise
             if attempt >= policy.attempts:
-                raise PartnerApiError(error.partner, f"gave up after {attempt} attempts: {error}",
-                                      transient=True, code=error.code) from error
+                raise PartnerApiError(
+                    error.partner, f"gave up after {attempt} attempts: {error}", transient=True, code=error.code
+                ) from error
             policy.sleep(policy.delay(attempt, error))
             attempt += 1
 
 
-def send(partner: str, session: requests.Session, method: str, url: str, *, timeout: float, **kwargs
-         ) -> requests.Response:
+def send(
+    partner: str, session: requests.Session, method: str, url: str, *, timeout: float, **kwargs
+) -> requests.Response:
     """One HTTP exchange; a network failure or a timeout is transient, an HTTP error is classified by status."""
     try:
         response = session.request(method, url, timeout=timeout, **kwargs)
     except (requests.ConnectionError, requests.Timeout) as error:
         raise PartnerApiError(partner, f"{method} {url} failed: {type(error).__name__}", transient=True) from None
     if response.status_code == 429:
-        raise PartnerApiError(partner, f"rate limited (HTTP 429) on {url}", transient=True,
-                              retry_after=_retry_after(response), code="429")
+        raise PartnerApiError(
+            partner, f"rate limited (HTTP 429) on {url}", transient=True, retry_after=_retry_after(response), code="429"
+        )
     if response.status_code >= 500:
-        raise PartnerApiError(partner, f"HTTP {response.status_code} on {url}", transient=True,
-                              retry_after=_retry_after(response), code=str(response.status_code))
+        raise PartnerApiError(
+            partner,
+            f"HTTP {response.status_code} on {url}",
+            transient=True,
+            retry_after=_retry_after(response),
+            code=str(response.status_code),
+        )
     return response
 
 

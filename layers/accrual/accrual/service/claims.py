@@ -348,9 +348,11 @@ def claims_after_reconcile(
     settings: Settings, ledger: Ledger, lines: Sequence[OrderLine], *, now: datetime
 ) -> dict[str, int]:
     """The ledger's claims hook after a reconcile."""
-    return ClaimService(settings, ledger=ledger, rules=ledger.claims.rules).after_reconcile(lines, now=now)
+    rules = ledger.claims.rules if ledger.claims is not None else None
+    return ClaimService(settings, ledger=ledger, rules=rules).after_reconcile(lines, now=now)
 
 
 def claims_sweep(settings: Settings, ledger: Ledger, *, now: datetime) -> dict[str, int]:
     """The ledger's claims hook at the end of a confirmation cycle."""
-    return ClaimService(settings, ledger=ledger, rules=ledger.claims.rules).sweep(now=now)
+    rules = ledger.claims.rules if ledger.claims is not None else None
+    return ClaimService(settings, ledger=ledger, rules=rules).sweep(now=now)

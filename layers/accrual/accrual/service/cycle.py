@@ -3,25 +3,39 @@
 Every step is safe to rerun: pulls resume from their cursors and the ledger is idempotent, confirmation works from the
 due index, and the relay publishes each outbox event once. A failed cycle is simply run again.
 """
+
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from accrual.service.ingest import ledger_reconcile
 from accrual.service.fanout import ConcurrentLedger
+from accrual.service.ingest import ledger_reconcile
 from accrual.service.outbox import OutboxRelay
 from accrual.service.pull import HandOn, pull_all
 from accrual.settings import Settings
 
 
-def pull_partners(settings: Settings, *, now: datetime, partner: str | None = None,
-                  run_id: str | None = None, workers: int = 1, hand_on: HandOn | None = None) -> dict[str, Any]:
+def pull_partners(
+    settings: Settings,
+    *,
+    now: datetime,
+    partner: str | None = None,
+    run_id: str | None = None,
+    workers: int = 1,
+    hand_on: HandOn | None = None,
+) -> dict[str, Any]:
     initial = timedelta(days=settings.pull_initial_lookback_days)
-    return pull_all(now=now, settings=settings, reconcile=ledger_reconcile(settings, now, workers),
-                    partners=[partner] if partner else None, run_id=run_id, initial_lookback=initial,
-                    hand_on=hand_on)
+    return pull_all(
+        now=now,
+        settings=settings,
+        reconcile=ledger_reconcile(settings, now, workers),
+        partners=[partner] if partner else None,
+        run_id=run_id,
+        initial_lookback=initial,
+        hand_on=hand_on,
+    )
 
 
 def run_cycle(settings: Settings, now: datetime, *, workers: int = 1) -> dict[str, Any]:
@@ -30,8 +44,17 @@ def run_cycle(settings: Settings, now: datetime, *, workers: int = 1) -> dict[st
     confirmed = ConcurrentLedger(settings, workers=workers).confirm(now=now)
     grace = timedelta(seconds=settings.outbox_sweep_grace_seconds)
     published = OutboxRelay(settings).publish_unpublished(now=now, grace=grace)
-    unsettled = sum(counts.get(name, 0) for counts in (confirmed, *(
-        partner.get("reconciled", {}) for partner in pulled.get("partners", {}).values()))
-        for name in ("orders_failed", "journal_conflicts"))
-    return {"run_id": run_id, "now": now.isoformat(), "pull": pulled, "confirm": confirmed, "notify": published,
-            "orders_unsettled": unsettled, "ok": not pulled.get("failed") and not unsettled}
+    unsettled = sum(
+        counts.get(name, 0)
+        for counts in (confirmed, *(partner.get("reconciled", {}) for partner in pulled.get("partners", {}).values()))
+        for name in ("orders_failed", "journal_conflicts")
+    )
+    return {
+        "run_id": run_id,
+        "now": now.isoformat(),
+        "pull": pulled,
+        "confirm": confirmed,
+        "notify": published,
+        "orders_unsettled": unsettled,
+        "ok": not pulled.get("failed") and not unsettled,
+    }

@@ -7,6 +7,7 @@ optional SSM parameter `<partner parameters prefix><partner>/columns` (JSON of P
 `delimiter`, `timezone`, `usd_rates`); without it the headers are the normalised field names. The key is taken as
 given (an S3 event's URL-encoded key is decoded by the handler).
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -36,13 +37,29 @@ def drop_format(partner: str, key: str) -> str:
     return "csv"
 
 
-def ingest_drop(bucket: str, key: str, *, settings: Settings, now: datetime, reconcile: Reconcile | None = None,
-                run_id: str | None = None) -> dict[str, Any]:
+def ingest_drop(
+    bucket: str,
+    key: str,
+    *,
+    settings: Settings,
+    now: datetime,
+    reconcile: Reconcile | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
     """Ingest one dropped object (already in the bucket: the drop is its own archive); its partner is the folder
     under `drops/`. `reconcile` defaults to the ledger's, as of `now`."""
     partner = drop_partner(key)
     archive = ReportArchive(settings)
     data = archive.get(key, bucket=bucket)
-    result = ingest_report(data, drop_format(partner, key), partner=partner, source=key, settings=settings, now=now,
-                           reconcile=reconcile, run_id=run_id, archive=archive)
+    result = ingest_report(
+        data,
+        drop_format(partner, key),
+        partner=partner,
+        source=key,
+        settings=settings,
+        now=now,
+        reconcile=reconcile,
+        run_id=run_id,
+        archive=archive,
+    )
     return {**result, "bucket": bucket}

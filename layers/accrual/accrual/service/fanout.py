@@ -13,6 +13,7 @@ Thread safety: a boto3/botocore client is safe to share between threads, a sessi
 Ledger (whose click cache is per reconcile call) from a pool built in the calling thread, and the PynamoDB models'
 shared connections create their clients in the calling thread before any task starts.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,15 @@ from accrual.settings import Settings
 MAX_WORKERS = 256
 CHUNK_ORDERS = 8  # orders per task: small enough to spread, large enough to batch the click lookups
 # counts a second pass adds to the first: the work it did; what it merely re-read is not counted twice
-_SECOND_PASS_ADDS = ("orders_changed", "lines_applied", "lines_moved", "notifications", "retries",
-                     "pending_later_than_promised", "transitions_refused")
+_SECOND_PASS_ADDS = (
+    "orders_changed",
+    "lines_applied",
+    "lines_moved",
+    "notifications",
+    "retries",
+    "pending_later_than_promised",
+    "transitions_refused",
+)
 
 T = TypeVar("T")
 
@@ -55,8 +63,13 @@ def warm_connections(settings: Settings, threads: int = 1) -> None:
     connection pool as large as the threads that share them (botocore keeps 10, and a thread beyond them would open
     and drop a connection per call)."""
     ledger_tables.bind_ledger_tables(settings)
-    for model in {*ledger_tables.ORDER_TABLE_MODELS, ledger_tables.BalanceRecord, ledger_tables.OutboxRecord,
-                  ledger_tables.ClickRecord, ledger_tables.ControlRecord}:
+    for model in {
+        *ledger_tables.ORDER_TABLE_MODELS,
+        ledger_tables.BalanceRecord,
+        ledger_tables.OutboxRecord,
+        ledger_tables.ClickRecord,
+        ledger_tables.ControlRecord,
+    }:
         if getattr(model.Meta, "max_pool_connections", 10) < threads:
             model.Meta.max_pool_connections = threads
             model._connection = None
@@ -74,8 +87,9 @@ def transaction_connection(settings: Settings, threads: int) -> Connection:
     key = (settings.region, settings.endpoint_url, max(threads, 10))
     with _connections_lock:
         if key not in _transaction_connections:
-            connection = Connection(region=settings.region, host=settings.endpoint_url, max_retry_attempts=8,
-                                    max_pool_connections=key[2])
+            connection = Connection(
+                region=settings.region, host=settings.endpoint_url, max_retry_attempts=8, max_pool_connections=key[2]
+            )
             _ = connection.client
             _transaction_connections[key] = connection
         return _transaction_connections[key]
@@ -105,7 +119,7 @@ class LedgerPool:
             self._free.put(ledger)
 
 
-def run_bounded(tasks: Sequence[Callable[[], T]], workers: int) -> list[T]:
+def run_bounded[T](tasks: Sequence[Callable[[], T]], workers: int) -> list[T]:
     """Run the tasks on at most `workers` threads (in this thread when 1); results in the tasks' order."""
     if workers <= 1 or len(tasks) <= 1:
         return [task() for task in tasks]
@@ -120,8 +134,9 @@ def order_chunks(lines: Sequence[OrderLine], workers: int) -> list[list[OrderLin
         by_order.setdefault(line.order_key, []).append(line)
     keys = sorted(by_order)
     size = max(1, min(CHUNK_ORDERS, math.ceil(len(keys) / (workers * 4))))
-    return [[line for key in keys[start:start + size] for line in by_order[key]]
-            for start in range(0, len(keys), size)]
+    return [
+        [line for key in keys[start : start + size] for line in by_order[key]] for start in range(0, len(keys), size)
+    ]
 
 
 def add_counts(total: Counter[str], counts: Mapping[str, object]) -> None:
@@ -162,15 +177,17 @@ class ConcurrentLedger:
             def run() -> dict[str, int]:
                 with pool.borrow() as ledger:
                     return ledger.reconcile(chunk, now=now)
+
             return run
 
         results = run_bounded([task(chunk) for chunk in chunks], self.workers)
         return self._second_pass(chunks, results, lambda chunk: self._serial.reconcile(chunk, now=now))
 
-    def _second_pass(self, units: Sequence[T], results: list[dict[str, int]],
-                     again: Callable[[T], dict[str, int]]) -> dict[str, int]:
+    def _second_pass(
+        self, units: Sequence[T], results: list[dict[str, int]], again: Callable[[T], dict[str, int]]
+    ) -> dict[str, int]:
         total: Counter[str] = Counter()
-        for unit, counts in zip(units, results):
+        for unit, counts in zip(units, results, strict=False):
             if counts.get("orders_failed"):
                 # lost to contention (or an outage) after the ledger's retries: once more, alone
                 logger.warning("chunk reconciled again", extra={"orders_failed": counts["orders_failed"]})
@@ -198,12 +215,13 @@ class ConcurrentLedger:
         keys = self.due_orders(now=now, shards=shards)
         pool = self._ledgers()
         size = max(1, min(CHUNK_ORDERS, math.ceil(len(keys) / (self.workers * 4))))
-        chunks = [keys[start:start + size] for start in range(0, len(keys), size)]
+        chunks = [keys[start : start + size] for start in range(0, len(keys), size)]
 
         def task(chunk: list[str]) -> Callable[[], dict[str, int]]:
             def run() -> dict[str, int]:
                 with pool.borrow() as ledger:
                     return ledger.confirm_orders(chunk, now=now)
+
             return run
 
         results = run_bounded([task(chunk) for chunk in chunks], self.workers)

@@ -4,14 +4,16 @@ said, normalise it through the partner's adapter, quarantine what cannot be norm
 The same path serves `accrual ingest FILE` and a file dropped on S3, and the pull does the same per page; so a saved
 page and a live one give the same lines, and counts read = accepted + quarantined hold for every way in.
 """
+
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from accrual.adapters.partner_config import drop_options, partner_options
 from accrual.adapters.partner_state import PartnerState
@@ -64,28 +66,42 @@ def options_for(report_format: str, partner: str, settings: Settings) -> Partner
     return None
 
 
-def ingest_report(data: bytes, report_format: str, *, partner: str, source: str, settings: Settings, now: datetime,
-                  reconcile: Reconcile | None = None, run_id: str | None = None,
-                  archive: ReportArchive | None = None) -> dict[str, Any]:
+def ingest_report(
+    data: bytes,
+    report_format: str,
+    *,
+    partner: str,
+    source: str,
+    settings: Settings,
+    now: datetime,
+    reconcile: Reconcile | None = None,
+    run_id: str | None = None,
+    archive: ReportArchive | None = None,
+) -> dict[str, Any]:
     run_id = run_id or uuid.uuid4().hex
     reconcile = reconcile or ledger_reconcile(settings, now)
     archive = archive or ReportArchive(settings)
-    report = read_report(data, report_format, source=source,
-                         options=options_for(report_format, partner, settings))
+    report = read_report(data, report_format, source=source, options=options_for(report_format, partner, settings))
     screen_report(report, reconcile)
     if report.quarantined:
         # The whole raw lines go to S3 first: the quarantine records keep a bounded prefix and name that object.
         raw_key = archive.put_quarantine(source, report.quarantined, run_id=run_id, partner=partner)
-        PartnerState(settings).quarantine(partner, source, report.quarantined, run_id=run_id, now=now,
-                                          raw_key=raw_key)
+        PartnerState(settings).quarantine(partner, source, report.quarantined, run_id=run_id, now=now, raw_key=raw_key)
     reconciled = dict(reconcile(report.lines)) if report.lines else {}
-    return {"partner": partner, "source": source, "format": report_format, "run_id": run_id, **report.counts,
-            "quarantine_reasons": [f"{line.position}: {line.reason}" for line in report.quarantined],
-            "reconciled": reconciled}
+    return {
+        "partner": partner,
+        "source": source,
+        "format": report_format,
+        "run_id": run_id,
+        **report.counts,
+        "quarantine_reasons": [f"{line.position}: {line.reason}" for line in report.quarantined],
+        "reconciled": reconciled,
+    }
 
 
-def ingest_file(path: Path, report_format: str, *, settings: Settings, now: datetime,
-                workers: int = 1) -> dict[str, Any]:
+def ingest_file(
+    path: Path, report_format: str, *, settings: Settings, now: datetime, workers: int = 1
+) -> dict[str, Any]:
     """`accrual ingest FILE --partner P`: the file is archived first under a key made of its content, so ingesting
     the same file twice writes the same object (and, through the idempotent ledger, changes nothing)."""
     if report_format == "normalized":  # streamed part by part: memory does not grow with the file
@@ -96,7 +112,16 @@ def ingest_file(path: Path, report_format: str, *, settings: Settings, now: date
     partner = report_format
     archive = ReportArchive(settings)
     digest = hashlib.sha256(data).hexdigest()[:16]
-    source = archive.put_raw(partner, now.replace(hour=0, minute=0, second=0, microsecond=0),
-                             f"{path.stem}-{digest}", data)
-    return ingest_report(data, report_format, partner=partner, source=source, settings=settings, now=now,
-                         archive=archive, reconcile=ledger_reconcile(settings, now, workers))
+    source = archive.put_raw(
+        partner, now.replace(hour=0, minute=0, second=0, microsecond=0), f"{path.stem}-{digest}", data
+    )
+    return ingest_report(
+        data,
+        report_format,
+        partner=partner,
+        source=source,
+        settings=settings,
+        now=now,
+        archive=archive,
+        reconcile=ledger_reconcile(settings, now, workers),
+    )

@@ -19,6 +19,7 @@ Identity rules the ledger keeps (DOMAIN.md, "Identity and integrity"):
   decisions, journal entries, balances and notifications. The order records the digest of the line versions it was
   decided from, so an order whose lines changed without its decision (a run stopped in between) is decided again.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -212,13 +213,22 @@ class Redecided:
     reasons_removed: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return {**self.__dict__, "reasons_added": list(self.reasons_added),
-                "reasons_removed": list(self.reasons_removed)}
+        return {
+            **self.__dict__,
+            "reasons_added": list(self.reasons_added),
+            "reasons_removed": list(self.reasons_removed),
+        }
 
 
 class Ledger:
-    def __init__(self, settings: Settings | None = None, *, store: LedgerStore | None = None,
-                 config: AccrualConfig | None = None, claims: ClaimAttribution | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: LedgerStore | None = None,
+        config: AccrualConfig | None = None,
+        claims: ClaimAttribution | None = None,
+    ) -> None:
         if store is None:
             if settings is None:
                 raise ValueError("a Ledger needs its settings or a store")
@@ -312,13 +322,13 @@ class Ledger:
         conflict = attribute(view.lines, self._clicks_for(view.lines)).conflict
         if verdict == ReviewVerdict.RELEASED and conflict:
             if user_id not in conflict:
-                raise ValueError(f"order {key} names several shoppers ({', '.join(conflict)}): release it to one "
-                                 "of them with --user")
+                raise ValueError(
+                    f"order {key} names several shoppers ({', '.join(conflict)}): release it to one of them with --user"
+                )
         elif user_id is not None:
             raise ValueError(f"order {key} is not in attribution conflict: --user does not apply")
         counts = RunCounts()
-        self._settle_order(key, [], now=now, confirming=False, counts=counts, redecide=True,
-                           review=(verdict, user_id))
+        self._settle_order(key, [], now=now, confirming=False, counts=counts, redecide=True, review=(verdict, user_id))
         if counts.unsettled:
             raise RuntimeError(f"order {key} could not be settled: {counts.as_dict()}")
         state = self.load_order(key).state
@@ -326,8 +336,9 @@ class Ledger:
         return state
 
     # ---- deciding again under the current configuration ----------------------------------------------------
-    def redecide(self, keys: Iterable[str], *, now: datetime, dry_run: bool = False
-                 ) -> tuple[list[Redecided], RunCounts]:
+    def redecide(
+        self, keys: Iterable[str], *, now: datetime, dry_run: bool = False
+    ) -> tuple[list[Redecided], RunCounts]:
         """Decide these orders again under the current configuration, through the same path as a report (the
         trail names the configuration version that decided). Orders with confirmed money, reversed or moved are
         never touched. A dry run plans every change and writes nothing."""
@@ -344,8 +355,7 @@ class Ledger:
                 results.append(Redecided(key, "skipped_confirmed", state_from=before.record.state))
                 continue
             tally = RunCounts()
-            ledger._settle_order(key, [], now=now, confirming=False, counts=tally, redecide=True,
-                                 unsettled_only=True)
+            ledger._settle_order(key, [], now=now, confirming=False, counts=tally, redecide=True, unsettled_only=True)
             counts.merge(tally)
             if tally.unsettled:
                 results.append(Redecided(key, "failed", state_from=before.record.state))
@@ -364,11 +374,13 @@ class Ledger:
     def _claims_after_reconcile(self, lines: Sequence[OrderLine], now: datetime) -> dict[str, int]:
         from accrual.service.claims import claims_after_reconcile
 
+        assert self.settings is not None  # the hook runs only with a claims table, which needs the settings
         return claims_after_reconcile(self.settings, self, lines, now=now)
 
     def _claims_sweep(self, now: datetime) -> dict[str, int]:
         from accrual.service.claims import claims_sweep
 
+        assert self.settings is not None
         return claims_sweep(self.settings, self, now=now)
 
     # ---- claims hook: decide one order again (a claim now matches it) ------------------------------------------
@@ -380,20 +392,37 @@ class Ledger:
         return counts.as_dict()
 
     # ---- one order ------------------------------------------------------------------------------------------
-    def _settle_order(self, key: str, incoming: list[OrderLine], *, now: datetime, confirming: bool,
-                      counts: RunCounts, redecide: bool = False,
-                      review: tuple[ReviewVerdict, str | None] | None = None, unsettled_only: bool = False) -> None:
+    def _settle_order(
+        self,
+        key: str,
+        incoming: list[OrderLine],
+        *,
+        now: datetime,
+        confirming: bool,
+        counts: RunCounts,
+        redecide: bool = False,
+        review: tuple[ReviewVerdict, str | None] | None = None,
+        unsettled_only: bool = False,
+    ) -> None:
         """Settle one order, retrying lost races with backoff. Whatever still fails is counted and logged, and the
         run goes on: the order is left as it was for the next run (nothing half-written)."""
         try:
             for attempt in range(MAX_ATTEMPTS):
                 tally = RunCounts()
                 try:
-                    self._try_settle(key, incoming, now=now, confirming=confirming, counts=tally,
-                                     redecide=redecide, review=review, unsettled_only=unsettled_only)
+                    self._try_settle(
+                        key,
+                        incoming,
+                        now=now,
+                        confirming=confirming,
+                        counts=tally,
+                        redecide=redecide,
+                        review=review,
+                        unsettled_only=unsettled_only,
+                    )
                 except LostRace:
                     counts.add("retries")
-                    time.sleep(min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** attempt) * random.random())
+                    time.sleep(min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt) * random.random())
                     continue
                 counts.merge(tally)
                 return
@@ -409,9 +438,18 @@ class Ledger:
             counts.add("orders_failed")
             logger.exception("order not settled", extra={"order": key, "error_type": type(error).__name__})
 
-    def _try_settle(self, key: str, incoming: list[OrderLine], *, now: datetime, confirming: bool,
-                    counts: RunCounts, redecide: bool,
-                    review: tuple[ReviewVerdict, str | None] | None, unsettled_only: bool = False) -> None:
+    def _try_settle(
+        self,
+        key: str,
+        incoming: list[OrderLine],
+        *,
+        now: datetime,
+        confirming: bool,
+        counts: RunCounts,
+        redecide: bool,
+        review: tuple[ReviewVerdict, str | None] | None,
+        unsettled_only: bool = False,
+    ) -> None:
         """One optimistic attempt: plan the change of this order (and of the orders lines move from), write it.
         Raises LostRace when it lost a race."""
         view = self.load_order(key)
@@ -454,30 +492,59 @@ class Ledger:
 
         if not merged and not view.lines:
             return
-        if (view.record is not None and not changed and not leaving and not dirty and not confirming
-                and not redecide and view.state not in (OrderState.UNATTRIBUTED, OrderState.ON_REVIEW)):
+        if (
+            view.record is not None
+            and not changed
+            and not leaving
+            and not dirty
+            and not confirming
+            and not redecide
+            and view.state not in (OrderState.UNATTRIBUTED, OrderState.ON_REVIEW)
+        ):
             return
 
         plans = []
         for other_key, lines_out in sorted(leaving.items()):
             other = others[other_key]
-            remaining = {line_id: line for line_id, line in other.lines.items()
-                         if line_id not in {line.line_id for line in lines_out}}
-            plan = self._plan(other_key, other, remaining, [], now=now, confirming=False, redecide=True,
-                              review=None, counts=counts)
+            remaining = {
+                line_id: line
+                for line_id, line in other.lines.items()
+                if line_id not in {line.line_id for line in lines_out}
+            }
+            plan = self._plan(
+                other_key, other, remaining, [], now=now, confirming=False, redecide=True, review=None, counts=counts
+            )
             if plan is None:
                 continue
             plan.tombstones = [(key, line) for line in lines_out]
             plans.append(plan)
         for other_key, other in others.items():
             if other_key not in leaving and other.dirty:
-                plan = self._plan(other_key, other, other.lines, [], now=now, confirming=False, redecide=True,
-                                  review=None, counts=counts)
+                plan = self._plan(
+                    other_key,
+                    other,
+                    other.lines,
+                    [],
+                    now=now,
+                    confirming=False,
+                    redecide=True,
+                    review=None,
+                    counts=counts,
+                )
                 if plan is not None:
                     plans.append(plan)
         if merged or view.record is not None:
-            own = self._plan(key, view, merged, changed, now=now, confirming=confirming,
-                             redecide=redecide or dirty or bool(leaving), review=review, counts=counts)
+            own = self._plan(
+                key,
+                view,
+                merged,
+                changed,
+                now=now,
+                confirming=confirming,
+                redecide=redecide or dirty or bool(leaving),
+                review=review,
+                counts=counts,
+            )
             if own is not None:
                 own.tombstones = giving_up
                 plans.append(own)
@@ -491,22 +558,34 @@ class Ledger:
             for entry in plan.entries:
                 counts.move(entry.transition)
             counts.add("notifications", sum(1 for entry in plan.entries if entry.event) + (1 if plan.notice else 0))
-            if (plan.view.state != OrderState.PENDING and plan.step.state == OrderState.PENDING
-                    and later_than_promised(plan.all_lines, now)):
+            if (
+                plan.view.state != OrderState.PENDING
+                and plan.step.state == OrderState.PENDING
+                and later_than_promised(plan.all_lines, now)
+            ):
                 counts.add("pending_later_than_promised")
             if plan.step.refused and plan.lines:
                 for line in plan.lines:
-                    self.store.record_refusal(plan.key, line, plan.step.refused, plan.step.state.value,
-                                              utc_text(now))
+                    self.store.record_refusal(plan.key, line, plan.step.refused, plan.step.state.value, utc_text(now))
                 counts.add("transitions_refused")
 
     def _homes(self, line: OrderLine, key: str) -> list[str]:
         """The other orders holding an item of this partner line (live or a tombstone)."""
         return sorted(home for home in self.store.line_homes(line.partner, line.line_id) if home != key)
 
-    def _plan(self, key: str, view: OrderView, merged: Mapping[str, OrderLine], changed: list[OrderLine], *,
-              now: datetime, confirming: bool, redecide: bool,
-              review: tuple[ReviewVerdict, str | None] | None, counts: RunCounts) -> OrderPlan | None:
+    def _plan(
+        self,
+        key: str,
+        view: OrderView,
+        merged: Mapping[str, OrderLine],
+        changed: list[OrderLine],
+        *,
+        now: datetime,
+        confirming: bool,
+        redecide: bool,
+        review: tuple[ReviewVerdict, str | None] | None,
+        counts: RunCounts,
+    ) -> OrderPlan | None:
         """What this order should become with these lines; None when nothing would change."""
         record = view.record
         if not merged:
@@ -522,26 +601,47 @@ class Ledger:
             # before this order's own write: a run stopped in between redoes both when rerun
             for other in also_affected:
                 self._settle_order(other, [], now=now, confirming=False, counts=counts, redecide=True)
-        decision = decide_order(list(merged.values()), attribution.click, config, now=now,
-                                other_new_user_coupon_accounts=review_accounts, conflict=attribution.conflict)
+        decision = decide_order(
+            list(merged.values()),
+            attribution.click,
+            config,
+            now=now,
+            other_new_user_coupon_accounts=review_accounts,
+            conflict=attribution.conflict,
+        )
         decision = with_claim_step(decision, claim_of(attribution))  # claims hook: the trail names the claim
 
         holder = view.holder
         same_shopper = holder is None or holder == decision.user_id
         held = view.holding if same_shopper else NOTHING
         fx_rate = record.fx_rate if record is not None and holder is not None and same_shopper else decision.fx_rate
-        step = next_step(view.state if same_shopper else None, held, decision, merged, fx_rate=fx_rate,
-                         hold_days=config.hold_days_for(decision.partner),
-                         awaiting_payment_days=config.awaiting_payment_days, now=now, confirming=confirming,
-                         review=verdict)
+        step = next_step(
+            view.state if same_shopper else None,
+            held,
+            decision,
+            merged,
+            fx_rate=fx_rate,
+            hold_days=config.hold_days_for(decision.partner),
+            awaiting_payment_days=config.awaiting_payment_days,
+            now=now,
+            confirming=confirming,
+            review=verdict,
+        )
         decision_json = canonical(decision.to_dict())
         due_at = utc_text(step.due_at) if step.due_at else None
         digest = lines_digest(merged)
-        if (record is not None and not changed and record.state == step.state and view.holding == step.holding
-                and view.decision_json == decision_json and record.due_at == due_at
-                and record.review == (verdict.value if verdict else None)
-                and record.review_user == (review_user if verdict else None)
-                and record.lines_digest in (None, digest) and same_shopper):
+        if (
+            record is not None
+            and not changed
+            and record.state == step.state
+            and view.holding == step.holding
+            and view.decision_json == decision_json
+            and record.due_at == due_at
+            and record.review == (verdict.value if verdict else None)
+            and record.review_user == (review_user if verdict else None)
+            and record.lines_digest in (None, digest)
+            and same_shopper
+        ):
             return None
 
         entries = []
@@ -549,14 +649,34 @@ class Ledger:
         if not same_shopper:
             # the first shopper's money is voided as its own entry, the second's appears from nothing
             assert record is not None and holder is not None
-            entries.append(_Entry(holder, record.account_currency, record.fx_rate, view.holding, NOTHING,
-                                  _moved(view.holding, NOTHING), view.state, None))
+            entries.append(
+                _Entry(
+                    holder,
+                    record.account_currency,
+                    record.fx_rate,
+                    view.holding,
+                    NOTHING,
+                    _moved(view.holding, NOTHING),
+                    view.state,
+                    None,
+                )
+            )
             start = NOTHING
         if step.holding != start:
             if decision.user_id is None:
                 raise JournalConflict(f"order {key} would move money without a shopper")
-            entries.append(_Entry(decision.user_id, decision.account_currency, fx_rate, start, step.holding,
-                                  _moved(start, step.holding), view.state if same_shopper else None, None))
+            entries.append(
+                _Entry(
+                    decision.user_id,
+                    decision.account_currency,
+                    fx_rate,
+                    start,
+                    step.holding,
+                    _moved(start, step.holding),
+                    view.state if same_shopper else None,
+                    None,
+                )
+            )
         for entry in entries:
             after_state = step.state if entry.user_id == decision.user_id else _lost_state(step.state)
             entry.event = event_of(entry.state_from, after_state, entry.transition)
@@ -565,11 +685,22 @@ class Ledger:
             notice = event_of(view.state, step.state, None)
 
         version = (record.version or 0) + 1 if record else 1
-        new_record = self._order_record(key, view, merged, decision, step, fx_rate, review_accounts,
-                                        verdict, review_user, digest, len(entries), now)
-        return OrderPlan(key=key, view=view, record=new_record, decision=decision, decision_json=decision_json,
-                         step=step, version=version, all_lines=merged, lines=list(changed), entries=entries,
-                         notice=notice)
+        new_record = self._order_record(
+            key, view, merged, decision, step, fx_rate, review_accounts, verdict, review_user, digest, len(entries), now
+        )
+        return OrderPlan(
+            key=key,
+            view=view,
+            record=new_record,
+            decision=decision,
+            decision_json=decision_json,
+            step=step,
+            version=version,
+            all_lines=merged,
+            lines=list(changed),
+            entries=entries,
+            notice=notice,
+        )
 
     def _claimed(self, key: str, lines: Mapping[str, OrderLine], attribution: Attribution) -> Attribution:
         """Claims hook: the claimant's attribution when no click names a shopper and a claim matches the order. The
@@ -591,21 +722,50 @@ class Ledger:
         step = Step(OrderState.MOVED, NOTHING, None)
         entries = []
         if view.holder is not None:
-            entries.append(_Entry(view.holder, record.account_currency, record.fx_rate, view.holding, NOTHING,
-                                  _moved(view.holding, NOTHING), view.state,
-                                  event_of(view.state, OrderState.MOVED, _moved(view.holding, NOTHING))))
+            entries.append(
+                _Entry(
+                    view.holder,
+                    record.account_currency,
+                    record.fx_rate,
+                    view.holding,
+                    NOTHING,
+                    _moved(view.holding, NOTHING),
+                    view.state,
+                    event_of(view.state, OrderState.MOVED, _moved(view.holding, NOTHING)),
+                )
+            )
         record.entries = (record.entries or 0) + len(entries)
         record.state = OrderState.MOVED.value
         record.pending_usd = record.confirmed_usd = record.pending = record.confirmed = Decimal("0")
         record.due_at = None
         record.lines_digest = lines_digest({})
         record.decided_at = record.updated_at = utc_text(now)
-        return OrderPlan(key=key, view=view, record=record, decision=decision, decision_json=view.decision_json,
-                         step=step, version=(record.version or 0) + 1, entries=entries)
+        return OrderPlan(
+            key=key,
+            view=view,
+            record=record,
+            decision=decision,
+            decision_json=view.decision_json,
+            step=step,
+            version=(record.version or 0) + 1,
+            entries=entries,
+        )
 
-    def _order_record(self, key: str, view: OrderView, merged: Mapping[str, OrderLine], decision: OrderDecision,
-                      step: Step, fx_rate: Decimal, review_accounts: frozenset[str], verdict: ReviewVerdict | None,
-                      review_user: str | None, digest: str, entries: int, now: datetime) -> OrderItem:
+    def _order_record(
+        self,
+        key: str,
+        view: OrderView,
+        merged: Mapping[str, OrderLine],
+        decision: OrderDecision,
+        step: Step,
+        fx_rate: Decimal,
+        review_accounts: frozenset[str],
+        verdict: ReviewVerdict | None,
+        review_user: str | None,
+        digest: str,
+        entries: int,
+        now: datetime,
+    ) -> OrderItem:
         # the view's own item is updated in place (as it always was): the plan reads the order after the change
         record = view.record or OrderItem(key, entries=0)
         record.entries = (record.entries or 0) + entries
@@ -630,8 +790,9 @@ class Ledger:
         record.updated_at = utc_text(now)
         return record
 
-    def _review_accounts(self, key: str, attribution: Attribution, lines: Mapping[str, OrderLine],
-                         now: datetime) -> tuple[frozenset[str], list[str]]:
+    def _review_accounts(
+        self, key: str, attribution: Attribution, lines: Mapping[str, OrderLine], now: datetime
+    ) -> tuple[frozenset[str], list[str]]:
         """The multi-account rule's input: every store account of this shopper that used a new-user coupon. When
         there are several, the shopper's other coupon orders are decided again too (a no-op when they already
         know), so all of them are held whatever order the reports arrived in."""
@@ -658,8 +819,9 @@ class Ledger:
         """The plan as the store's value: the order over the version it was read at, the decision when it changed,
         the lines and tombstones, the journal entries with their balance deltas and notifications."""
         order = dataclasses.replace(plan.record, version=plan.view.record.version if plan.view.record else None)
-        lines = [LineWrite(line) for line in plan.lines] + [LineWrite(line, moved_to) for moved_to, line
-                                                            in plan.tombstones]
+        lines = [LineWrite(line) for line in plan.lines] + [
+            LineWrite(line, moved_to) for moved_to, line in plan.tombstones
+        ]
         entries, balances, outbox = [], [], []
         sequence = (plan.record.entries or 0) - len(plan.entries)
         for entry in plan.entries:
@@ -671,37 +833,74 @@ class Ledger:
         if plan.notice is not None:
             assert plan.decision.user_id is not None
             outbox.append(self._outbox_message(plan, plan.decision.user_id, plan.notice, None, now))
-        return OrderChange(order=order, decision=plan.decision_json if plan.decision_changed else None,
-                           lines=tuple(lines), entries=tuple(entries), balances=tuple(balances),
-                           outbox=tuple(outbox))
+        return OrderChange(
+            order=order,
+            decision=plan.decision_json if plan.decision_changed else None,
+            lines=tuple(lines),
+            entries=tuple(entries),
+            balances=tuple(balances),
+            outbox=tuple(outbox),
+        )
 
     def _journal_entry(self, plan: OrderPlan, entry: _Entry, sequence: int, now: datetime) -> JournalEntry:
         delta = entry.delta
         entry_id = journal_entry_id(plan.key, sequence, entry.transition.value)
         state_from = entry.state_from.value if entry.state_from else None
         state_to = plan.step.state if entry.user_id == plan.decision.user_id else _lost_state(plan.step.state)
-        payload = {"entry_id": entry_id, "transition": entry.transition.value, "user_id": entry.user_id,
-                   "pending_usd": str(delta.pending_usd), "confirmed_usd": str(delta.confirmed_usd),
-                   "pending": str(delta.pending), "confirmed": str(delta.confirmed),
-                   "state_from": state_from, "state_to": state_to.value}
-        return JournalEntry(plan.key, sequence, entry.transition.value, entry.user_id, entry.account_currency,
-                            entry.fx_rate, delta, state_from, state_to.value,
-                            hashlib.sha256(canonical(payload).encode()).hexdigest(), utc_text(now))
+        payload = {
+            "entry_id": entry_id,
+            "transition": entry.transition.value,
+            "user_id": entry.user_id,
+            "pending_usd": str(delta.pending_usd),
+            "confirmed_usd": str(delta.confirmed_usd),
+            "pending": str(delta.pending),
+            "confirmed": str(delta.confirmed),
+            "state_from": state_from,
+            "state_to": state_to.value,
+        }
+        return JournalEntry(
+            plan.key,
+            sequence,
+            entry.transition.value,
+            entry.user_id,
+            entry.account_currency,
+            entry.fx_rate,
+            delta,
+            state_from,
+            state_to.value,
+            hashlib.sha256(canonical(payload).encode()).hexdigest(),
+            utc_text(now),
+        )
 
-    def _outbox_message(self, plan: OrderPlan, user_id: str, event: EventType, entry: _Entry | None,
-                        now: datetime) -> OutboxMessage:
+    def _outbox_message(
+        self, plan: OrderPlan, user_id: str, event: EventType, entry: _Entry | None, now: datetime
+    ) -> OutboxMessage:
         """The notification (domain/notification.py), fixed at the moment of the change, kept in the outbox."""
         decision, step = plan.decision, plan.step
         mine = user_id == decision.user_id
         message = notification(
-            order_key=plan.key, order_version=plan.version, user_id=user_id, event=event, decision=decision,
+            order_key=plan.key,
+            order_version=plan.version,
+            user_id=user_id,
+            event=event,
+            decision=decision,
             state=step.state if mine else _lost_state(step.state),
             previous_state=entry.state_from if entry is not None else plan.view.state,
-            holding=step.holding if mine else NOTHING, change=entry.delta if entry is not None else NOTHING,
-            account_currency=entry.account_currency if entry is not None else decision.account_currency, now=now,
-            click=self._clicks.get(plan.record.sub_id or "") if mine else None)
-        return OutboxMessage(message.event_id, event.value, user_id, message.body(), message.attributes(),
-                             utc_text(now), int(now.timestamp()) + OUTBOX_RETENTION_DAYS * 86400)
+            holding=step.holding if mine else NOTHING,
+            change=entry.delta if entry is not None else NOTHING,
+            account_currency=entry.account_currency if entry is not None else decision.account_currency,
+            now=now,
+            click=self._clicks.get(plan.record.sub_id or "") if mine else None,
+        )
+        return OutboxMessage(
+            message.event_id,
+            event.value,
+            user_id,
+            message.body(),
+            message.attributes(),
+            utc_text(now),
+            int(now.timestamp()) + OUTBOX_RETENTION_DAYS * 86400,
+        )
 
 
 class DryRunStore:
@@ -739,17 +938,24 @@ class DryRunStore:
 def _compare_decisions(key: str, before: OrderView, after: OrderView) -> Redecided:
     old = json.loads(before.decision_json) if before.decision_json else {}
     new = json.loads(after.decision_json) if after.decision_json else {}
-    changed = (old != new or (before.record and after.record and (
-        before.record.state != after.record.state or before.holding != after.holding)))
+    changed = old != new or (
+        before.record
+        and after.record
+        and (before.record.state != after.record.state or before.holding != after.holding)
+    )
     old_reasons, new_reasons = old.get("reasons", []), new.get("reasons", [])
     return Redecided(
-        key, "changed" if changed else "unchanged",
+        key,
+        "changed" if changed else "unchanged",
         state_from=before.record.state if before.record else None,
         state_to=after.record.state if after.record else None,
-        config_version_from=old.get("config_version"), config_version_to=new.get("config_version"),
-        cashback_usd_from=old.get("cashback_usd"), cashback_usd_to=new.get("cashback_usd"),
+        config_version_from=old.get("config_version"),
+        config_version_to=new.get("config_version"),
+        cashback_usd_from=old.get("cashback_usd"),
+        cashback_usd_to=new.get("cashback_usd"),
         reasons_added=tuple(reason for reason in new_reasons if reason not in old_reasons),
-        reasons_removed=tuple(reason for reason in old_reasons if reason not in new_reasons))
+        reasons_removed=tuple(reason for reason in old_reasons if reason not in new_reasons),
+    )
 
 
 def _moved(before: Holding, after: Holding) -> Transition:
@@ -787,5 +993,19 @@ def _sub_id_of(lines: Mapping[str, OrderLine], decision: OrderDecision) -> str |
     return _first(lines, "sub_id")
 
 
-__all__ = ["Ledger", "JournalConflict", "OrderContention", "OrderChange", "OrderPlan", "OrderView", "Redecided",
-           "RunCounts", "load_order", "order_key", "utc_text", "parse_utc", "lines_digest", "canonical"]
+__all__ = [
+    "Ledger",
+    "JournalConflict",
+    "OrderContention",
+    "OrderChange",
+    "OrderPlan",
+    "OrderView",
+    "Redecided",
+    "RunCounts",
+    "load_order",
+    "order_key",
+    "utc_text",
+    "parse_utc",
+    "lines_digest",
+    "canonical",
+]

@@ -11,6 +11,7 @@ left by a killed invocation expires with that invocation's timeout). The schedul
 `unpublished` index for what the relay left behind; deployed, the sweep leaves events younger than a grace period to
 the relay, so the two do not race.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,17 +39,23 @@ class OutboxRelay:
         self.store = store or DynamoLedgerStore(settings)
         self.settings = settings
         self._sns = settings.client("sns")
-        self._idempotency = IdempotencyConfig(event_key_jmespath="event_id",
-                                              expires_after_seconds=IDEMPOTENCY_DAYS * 86400)
+        self._idempotency = IdempotencyConfig(
+            event_key_jmespath="event_id", expires_after_seconds=IDEMPOTENCY_DAYS * 86400
+        )
         persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto_config=BOTO_CONFIG)
-        self._publish_once = idempotent_function(data_keyword_argument="event", persistence_store=persistence,
-                                                 config=self._idempotency)(self._publish)
+        self._publish_once = idempotent_function(
+            data_keyword_argument="event", persistence_store=persistence, config=self._idempotency
+        )(self._publish)
 
     def _publish(self, event: dict[str, Any]) -> dict[str, str]:
-        attributes = {name: {"DataType": "String", "StringValue": value}
-                      for name, value in json.loads(event["attributes"]).items() if value}
-        response = self._sns.publish(TopicArn=self.settings.notifications_topic_arn, Message=event["body"],
-                                     MessageAttributes=attributes)
+        attributes = {
+            name: {"DataType": "String", "StringValue": value}
+            for name, value in json.loads(event["attributes"]).items()
+            if value
+        }
+        response = self._sns.publish(
+            TopicArn=self.settings.notifications_topic_arn, Message=event["body"], MessageAttributes=attributes
+        )
         return {"message_id": response["MessageId"]}
 
     def publish(self, event: dict[str, Any], *, now: datetime, lambda_context=None) -> str:
@@ -66,8 +73,9 @@ class OutboxRelay:
         self.store.mark_published(event["event_id"], now.isoformat(), result["message_id"])
         return "published"
 
-    def publish_unpublished(self, *, now: datetime, grace: timedelta = timedelta(0),
-                            page_size: int = 100) -> dict[str, int]:
+    def publish_unpublished(
+        self, *, now: datetime, grace: timedelta = timedelta(0), page_size: int = 100
+    ) -> dict[str, int]:
         """Sweep the sparse `unpublished` index, oldest first per shard, leaving events younger than `grace`."""
         counts: Counter[str] = Counter()
         for message in self.store.unpublished(utc_text(now - grace), page_size):

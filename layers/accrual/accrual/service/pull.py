@@ -6,11 +6,13 @@ parsed, its quarantined lines are recorded, its accepted lines are handed to `re
 re-reading the overlap changes nothing), and only then does the cursor move past it. A run that fails therefore
 resumes at the page after the last one reconciled.
 """
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from accrual.adapters.partner_config import partner_credentials, partner_endpoint, partner_options
 from accrual.adapters.partner_state import Cursor, PartnerState
@@ -28,39 +30,54 @@ DEFAULT_OVERLAP = timedelta(days=5)
 DEFAULT_WINDOW = timedelta(days=2)
 
 Reconcile = Callable[[Sequence[OrderLine]], Mapping[str, int]]
-HandOn = Callable[[WorkUnit], None]
+HandOn = Callable[[WorkUnit], object]
 
 
 class PartnerClient(Protocol):
     partner: str
 
-    def pages(self, start: datetime, end: datetime, resume: PagePosition | None = None) -> Iterator[FetchedPage]:
-        ...
+    def pages(self, start: datetime, end: datetime, resume: PagePosition | None = None) -> Iterator[FetchedPage]: ...
 
 
-def make_client(partner: str, settings: Settings, options: PartnerOptions, *, retry: RetryPolicy | None = None,
-                page_size: int | None = None) -> PartnerClient:
+def make_client(
+    partner: str,
+    settings: Settings,
+    options: PartnerOptions,
+    *,
+    retry: RetryPolicy | None = None,
+    page_size: int | None = None,
+) -> PartnerClient:
     """The partner's API client, with credentials from Secrets Manager and the endpoint from SSM."""
     credentials = partner_credentials(settings, partner)
     endpoint = partner_endpoint(settings, partner)
     if partner == "aliexpress":
         from accrual.partners.aliexpress import AliExpressClient
 
-        return AliExpressClient(endpoint=endpoint, app_key=credentials["app_key"],
-                                app_secret=credentials["app_secret"],
-                                sign_method=credentials.get("sign_method", "sha256"), retry=retry,
-                                **({"page_size": page_size} if page_size else {}))
+        return AliExpressClient(
+            endpoint=endpoint,
+            app_key=credentials["app_key"],
+            app_secret=credentials["app_secret"],
+            sign_method=credentials.get("sign_method", "sha256"),
+            retry=retry,
+            **({"page_size": page_size} if page_size else {}),  # type: ignore[arg-type]
+        )
     if partner == "admitad":
         from accrual.partners.admitad import AdmitadClient
 
-        return AdmitadClient(endpoint=endpoint, client_id=credentials["client_id"],
-                             client_secret=credentials["client_secret"], timezone=options.timezone, retry=retry,
-                             **({"limit": page_size} if page_size else {}))
+        return AdmitadClient(
+            endpoint=endpoint,
+            client_id=credentials["client_id"],
+            client_secret=credentials["client_secret"],
+            timezone=options.timezone,
+            retry=retry,
+            **({"limit": page_size} if page_size else {}),  # type: ignore[arg-type]
+        )
     raise ValueError(f"{partner!r} has no API client; API partners are {', '.join(API_PARTNERS)}")
 
 
-def plan_windows(cursor: Cursor, now: datetime, overlap: timedelta, window: timedelta,
-                 initial_lookback: timedelta | None = None) -> list[tuple[datetime, datetime, PagePosition | None]]:
+def plan_windows(
+    cursor: Cursor, now: datetime, overlap: timedelta, window: timedelta, initial_lookback: timedelta | None = None
+) -> list[tuple[datetime, datetime, PagePosition | None]]:
     """The windows of this run: first the interrupted window of a failed run (from its saved position), then
     windows of at most `window` from where the cursor says, minus the overlap, up to `now`. A partner without a
     cursor yet is read back `initial_lookback` (at least the overlap): its first pull backfills."""
@@ -80,11 +97,20 @@ def plan_windows(cursor: Cursor, now: datetime, overlap: timedelta, window: time
     return planned
 
 
-def pull_partner(partner: str, *, now: datetime, settings: Settings, reconcile: Reconcile,
-                 overlap: timedelta = DEFAULT_OVERLAP, window: timedelta = DEFAULT_WINDOW,
-                 client: PartnerClient | None = None, options: PartnerOptions | None = None,
-                 run_id: str | None = None, initial_lookback: timedelta | None = None,
-                 hand_on: HandOn | None = None) -> dict[str, Any]:
+def pull_partner(
+    partner: str,
+    *,
+    now: datetime,
+    settings: Settings,
+    reconcile: Reconcile,
+    overlap: timedelta = DEFAULT_OVERLAP,
+    window: timedelta = DEFAULT_WINDOW,
+    client: PartnerClient | None = None,
+    options: PartnerOptions | None = None,
+    run_id: str | None = None,
+    initial_lookback: timedelta | None = None,
+    hand_on: HandOn | None = None,
+) -> dict[str, Any]:
     """Pull one partner up to `now`. Returns counts: read = accepted + quarantined over every page. A partner error
     (after retries) propagates; the cursor then stands after the last reconciled page.
 
@@ -92,7 +118,7 @@ def pull_partner(partner: str, *, now: datetime, settings: Settings, reconcile: 
     the reconcile workers, and the cursor moves past it only when `hand_on` has returned (the queue holds it)."""
     if now.tzinfo is None:
         raise ValueError("now must carry a zone")
-    now = now.astimezone(timezone.utc)
+    now = now.astimezone(UTC)
     run_id = run_id or uuid.uuid4().hex
     options = options or partner_options(settings, partner)
     client = client or make_client(partner, settings, options)
@@ -100,10 +126,19 @@ def pull_partner(partner: str, *, now: datetime, settings: Settings, reconcile: 
     archive = ReportArchive(settings)
     cursor = state.cursor(partner)
     windows = plan_windows(cursor, now, overlap, window, initial_lookback)
-    counts: dict[str, Any] = {"partner": partner, "run_id": run_id, "read": 0, "accepted": 0, "quarantined": 0,
-                              "pages": 0, "windows": len(windows), "resumed": cursor.resume is not None,
-                              "from": windows[0][0].isoformat() if windows else None, "to": now.isoformat(),
-                              "reconciled": {}}
+    counts: dict[str, Any] = {
+        "partner": partner,
+        "run_id": run_id,
+        "read": 0,
+        "accepted": 0,
+        "quarantined": 0,
+        "pages": 0,
+        "windows": len(windows),
+        "resumed": cursor.resume is not None,
+        "from": windows[0][0].isoformat() if windows else None,
+        "to": now.isoformat(),
+        "reconciled": {},
+    }
     for start, end, resume in windows:
         for page in client.pages(start, end, resume):
             key = archive.put_raw(partner, start, page.page_key, page.raw)
@@ -147,19 +182,42 @@ def configured_partners(settings: Settings) -> list[str]:
     return configured
 
 
-def pull_all(*, now: datetime, settings: Settings, reconcile: Reconcile, overlap: timedelta = DEFAULT_OVERLAP,
-             window: timedelta = DEFAULT_WINDOW, partners: Sequence[str] | None = None,
-             run_id: str | None = None, initial_lookback: timedelta | None = None,
-             hand_on: HandOn | None = None) -> dict[str, Any]:
+def pull_all(
+    *,
+    now: datetime,
+    settings: Settings,
+    reconcile: Reconcile,
+    overlap: timedelta = DEFAULT_OVERLAP,
+    window: timedelta = DEFAULT_WINDOW,
+    partners: Sequence[str] | None = None,
+    run_id: str | None = None,
+    initial_lookback: timedelta | None = None,
+    hand_on: HandOn | None = None,
+) -> dict[str, Any]:
     """Pull every configured partner; one partner's failure is reported and does not stop the others."""
     run_id = run_id or uuid.uuid4().hex
-    summary: dict[str, Any] = {"run_id": run_id, "read": 0, "accepted": 0, "quarantined": 0, "pages": 0,
-                               "partners": {}, "failed": []}
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        "read": 0,
+        "accepted": 0,
+        "quarantined": 0,
+        "pages": 0,
+        "partners": {},
+        "failed": [],
+    }
     for partner in partners or configured_partners(settings):
         try:
-            result = pull_partner(partner, now=now, settings=settings, reconcile=reconcile, overlap=overlap,
-                                  window=window, run_id=run_id, initial_lookback=initial_lookback,
-                                  hand_on=hand_on)
+            result = pull_partner(
+                partner,
+                now=now,
+                settings=settings,
+                reconcile=reconcile,
+                overlap=overlap,
+                window=window,
+                run_id=run_id,
+                initial_lookback=initial_lookback,
+                hand_on=hand_on,
+            )
         except Exception as error:  # noqa: BLE001 - reported per partner; its cursor already stands where it stopped
             logger.exception("partner pull failed", extra={"partner": partner})
             summary["partners"][partner] = {"error": f"{type(error).__name__}: {error}"}

@@ -1,4 +1,5 @@
 """Reading the ledger: a shopper's balance, an order's explanation, and the audit that recomputes both."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,10 @@ def _settings_of(source: Settings | LedgerStore) -> Settings | None:
 
 def balance(source: Settings | LedgerStore, user_id: str) -> dict[str, Any]:
     stored = _store(source).balance(user_id)
-    result: dict[str, Any] = {"user_id": user_id,
-                              "account_currency": (stored.account_currency if stored else None) or "USD"}
+    result: dict[str, Any] = {
+        "user_id": user_id,
+        "account_currency": (stored.account_currency if stored else None) or "USD",
+    }
     holding = stored.holding if stored else Holding()
     for figure in FIGURES:
         result[figure] = money_str(getattr(holding, figure))
@@ -63,13 +66,20 @@ def explain(source: Settings | LedgerStore, order_number: str, *, lang: str = "e
     decision = OrderDecision.from_dict(json.loads(view.decision_json))
     lines = {line_id: line.model_dump(mode="json") for line_id, line in view.lines.items()}
     journal = [
-        {"entry_id": entry.entry_id, "transition": entry.transition, "at": entry.at,
-         "state_from": entry.state_from, "state_to": entry.state_to,
-         **{figure: str(getattr(entry.delta, figure)) for figure in FIGURES}}
+        {
+            "entry_id": entry.entry_id,
+            "transition": entry.transition,
+            "at": entry.at,
+            "state_from": entry.state_from,
+            "state_to": entry.state_to,
+            **{figure: str(getattr(entry.delta, figure)) for figure in FIGURES},
+        }
         for entry in store.journal(record.key)
     ]
-    refused = [{"line": item.ref, "reason": item.reason, "at": item.at, **_refused_report(item.body)}
-               for item in store.refusals(record.key)]
+    refused = [
+        {"line": item.ref, "reason": item.reason, "at": item.at, **_refused_report(item.body)}
+        for item in store.refusals(record.key)
+    ]
     return {
         "order_id": record.order_id,
         "partner": record.partner,
@@ -86,10 +96,13 @@ def explain(source: Settings | LedgerStore, order_number: str, *, lang: str = "e
         "config_version": decision.config_version,
         "decided_at": record.decided_at,
         "lines": [
-            {**decision_line.__dict__, "reasons": list(decision_line.reasons),
-             "status_at": lines.get(decision_line.line_id, {}).get("status_at"),
-             "amount": lines.get(decision_line.line_id, {}).get("amount"),
-             "currency": lines.get(decision_line.line_id, {}).get("currency")}
+            {
+                **decision_line.__dict__,
+                "reasons": list(decision_line.reasons),
+                "status_at": lines.get(decision_line.line_id, {}).get("status_at"),
+                "amount": lines.get(decision_line.line_id, {}).get("amount"),
+                "currency": lines.get(decision_line.line_id, {}).get("currency"),
+            }
             for decision_line in decision.lines
         ],
         "trail": [step.__dict__ for step in decision.trail],
@@ -132,19 +145,31 @@ def audit(source: Settings | LedgerStore) -> dict[str, Any]:
         seen_users.add(stored_balance.user_id)
         stored = stored_balance.holding
         if stored != journal_by_user.get(stored_balance.user_id, Holding()):
-            differences.append({"kind": "balance", "user_id": stored_balance.user_id, "stored": _figures(stored),
-                                "journal": _figures(journal_by_user.get(stored_balance.user_id, Holding()))})
+            differences.append(
+                {
+                    "kind": "balance",
+                    "user_id": stored_balance.user_id,
+                    "stored": _figures(stored),
+                    "journal": _figures(journal_by_user.get(stored_balance.user_id, Holding())),
+                }
+            )
         if stored.confirmed_usd < 0:
             negative.append(stored_balance.user_id)
         if stored.pending_usd < 0 or stored.pending < 0:
-            differences.append({"kind": "negative_pending", "user_id": stored_balance.user_id, "stored": _figures(stored)})
-        used = currencies.get(stored_balance.user_id, set()) | ({stored_balance.account_currency} if stored_balance.account_currency else set())
+            differences.append(
+                {"kind": "negative_pending", "user_id": stored_balance.user_id, "stored": _figures(stored)}
+            )
+        used = currencies.get(stored_balance.user_id, set()) | (
+            {stored_balance.account_currency} if stored_balance.account_currency else set()
+        )
         if len(used) > 1:
-            differences.append({"kind": "mixed_currencies", "user_id": stored_balance.user_id,
-                                "currencies": sorted(used)})
+            differences.append(
+                {"kind": "mixed_currencies", "user_id": stored_balance.user_id, "currencies": sorted(used)}
+            )
     for user_id in sorted(set(journal_by_user) - seen_users):
-        differences.append({"kind": "balance_missing", "user_id": user_id,
-                            "journal": _figures(journal_by_user[user_id])})
+        differences.append(
+            {"kind": "balance_missing", "user_id": user_id, "journal": _figures(journal_by_user[user_id])}
+        )
 
     homes: dict[str, list[str]] = defaultdict(list)
     for line_ref, key in store.scan_live_lines():
@@ -164,25 +189,47 @@ def audit(source: Settings | LedgerStore) -> dict[str, Any]:
         try:
             differences.extend(_audit_order(store, record, journal, configs, claims))
         except Exception as error:  # noqa: BLE001 - an order the audit cannot even recompute is itself a finding
-            differences.append({"kind": "order_unreadable", "order": record.key,
-                                "error": f"{type(error).__name__}: {error}"[:500]})
+            differences.append(
+                {"kind": "order_unreadable", "order": record.key, "error": f"{type(error).__name__}: {error}"[:500]}
+            )
     for key in sorted(journal_by_order):
         differences.append({"kind": "journal_without_order", "order": key})
-    return {"ok": not differences, "orders": orders, "balances": balances, "journal_entries": entries,
-            "negative_confirmed_balances": negative, "differences": differences}
+    return {
+        "ok": not differences,
+        "orders": orders,
+        "balances": balances,
+        "journal_entries": entries,
+        "negative_confirmed_balances": negative,
+        "differences": differences,
+    }
 
 
-def _audit_order(store: LedgerStore, record: OrderItem, journal: dict[str, Holding], configs: dict[str, Any],
-                 claims: ClaimAttribution | None = None) -> Iterable[dict[str, Any]]:
+def _audit_order(
+    store: LedgerStore,
+    record: OrderItem,
+    journal: dict[str, Holding],
+    configs: dict[str, Any],
+    claims: ClaimAttribution | None = None,
+) -> Iterable[dict[str, Any]]:
     held = Holding(record.pending_usd, record.confirmed_usd, record.pending, record.confirmed)
     mine = journal.get(record.user_id, Holding()) if record.user_id else Holding()
     if held != mine:
-        yield {"kind": "order_holding", "order": record.key, "user_id": record.user_id, "held": _figures(held),
-               "journal": _figures(mine)}
+        yield {
+            "kind": "order_holding",
+            "order": record.key,
+            "user_id": record.user_id,
+            "held": _figures(held),
+            "journal": _figures(mine),
+        }
     for user_id, holding in sorted(journal.items()):
         if user_id != record.user_id and not holding.is_zero:
-            yield {"kind": "money_with_other_shopper", "order": record.key, "user_id": user_id,
-                   "order_user_id": record.user_id, "journal": _figures(holding)}
+            yield {
+                "kind": "money_with_other_shopper",
+                "order": record.key,
+                "user_id": user_id,
+                "order_user_id": record.user_id,
+                "journal": _figures(holding),
+            }
     if min(held.pending_usd, held.confirmed_usd, held.pending, held.confirmed) < 0:
         yield {"kind": "negative_holding", "order": record.key, "held": _figures(held)}
     view = load_order(record.key, store)
@@ -205,25 +252,40 @@ def _audit_order(store: LedgerStore, record: OrderItem, journal: dict[str, Holdi
     attribution = attribute(lines, clicks, pinned_user=pinned)
     if claims is not None:  # claims hook
         attribution = claims.attribute(record.key, lines, attribution, configs[version])
-    recomputed = decide_order(list(lines.values()), attribution.click, configs[version],
-                              now=parse_utc(record.decided_at),
-                              other_new_user_coupon_accounts=frozenset(record.review_accounts or ()),
-                              conflict=attribution.conflict)
+    recomputed = decide_order(
+        list(lines.values()),
+        attribution.click,
+        configs[version],
+        now=parse_utc(record.decided_at),
+        other_new_user_coupon_accounts=frozenset(record.review_accounts or ()),
+        conflict=attribution.conflict,
+    )
     recomputed = with_claim_step(recomputed, claim_of(attribution))  # claims hook
     if canonical(recomputed.to_dict()) != canonical(stored.to_dict()):
-        yield {"kind": "decision", "order": record.key, "stored_cashback_usd": str(stored.cashback_usd),
-               "recomputed_cashback_usd": str(recomputed.cashback_usd),
-               "stored_user_id": stored.user_id, "recomputed_user_id": recomputed.user_id}
+        yield {
+            "kind": "decision",
+            "order": record.key,
+            "stored_cashback_usd": str(stored.cashback_usd),
+            "recomputed_cashback_usd": str(recomputed.cashback_usd),
+            "stored_user_id": stored.user_id,
+            "recomputed_user_id": recomputed.user_id,
+        }
     if record.user_id != stored.user_id:
         yield {"kind": "order_user", "order": record.key, "user_id": record.user_id, "decided": stored.user_id}
     expected = _expected_holding(OrderState(record.state), stored, lines, record.fx_rate, held)
     if expected is not None and expected != held:
-        yield {"kind": "state_holding", "order": record.key, "state": record.state, "held": _figures(held),
-               "expected": _figures(expected)}
+        yield {
+            "kind": "state_holding",
+            "order": record.key,
+            "state": record.state,
+            "held": _figures(held),
+            "expected": _figures(expected),
+        }
 
 
-def _expected_holding(state: OrderState, decision: OrderDecision, lines: dict[str, OrderLine], fx_rate: Decimal,
-                      held: Holding) -> Holding | None:
+def _expected_holding(
+    state: OrderState, decision: OrderDecision, lines: dict[str, OrderLine], fx_rate: Decimal, held: Holding
+) -> Holding | None:
     if state == OrderState.PENDING:
         return earning_holding(decision, lines, fx_rate)
     if state == OrderState.CONFIRMED:

@@ -10,15 +10,16 @@ A unit that fails (an order the ledger could not settle after its retries, a pag
 UnitFailed: the queue delivers it again, and after a few receives moves it to the dead-letter queue. Its last reason
 is recorded in the control table under the message's id (which survives the move), for `accrual dlq list`.
 """
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from accrual.adapters.ledger_tables import ControlRecord, DUE_SHARDS, bind_ledger_tables
+from accrual.adapters.ledger_tables import DUE_SHARDS, ControlRecord, bind_ledger_tables
 from accrual.adapters.report_archive import ReportArchive
 from accrual.adapters.work_queue import WorkQueue
 from accrual.partners import API_PARTNERS
@@ -56,10 +57,12 @@ class UnitFailed(RuntimeError):
     idempotent)."""
 
 
-def page_unit(partner: str, key: str, report_format: str, *, now: datetime, run_id: str,
-              first_line: int = 1) -> WorkUnit:
-    return WorkUnit(kind="page", run_id=run_id, now=now, partner=partner, key=key, format=report_format,
-                    first_line=first_line)
+def page_unit(
+    partner: str, key: str, report_format: str, *, now: datetime, run_id: str, first_line: int = 1
+) -> WorkUnit:
+    return WorkUnit(
+        kind="page", run_id=run_id, now=now, partner=partner, key=key, format=report_format, first_line=first_line
+    )
 
 
 def confirm_units(*, now: datetime, run_id: str | None = None) -> list[WorkUnit]:
@@ -88,7 +91,7 @@ def split_records(data: bytes, *, header: bool, lines_per_part: int) -> list[tup
         elif byte == 0x0A:
             line_number += 1
             if not quoted:
-                records.append((record_line, data[start:index + 1]))
+                records.append((record_line, data[start : index + 1]))
                 start, record_line = index + 1, line_number
     if data[start:].strip():
         records.append((record_line, data[start:]))
@@ -98,25 +101,45 @@ def split_records(data: bytes, *, header: bool, lines_per_part: int) -> list[tup
         records = records[1:]
     parts = []
     for first in range(0, len(records), lines_per_part):
-        chunk = records[first:first + lines_per_part]
+        chunk = records[first : first + lines_per_part]
         parts.append((chunk[0][0], head + b"".join(record for _, record in chunk)))
     return parts or [(1, head)]
 
 
-def drop_units(bucket: str, key: str, *, settings: Settings, now: datetime, run_id: str,
-               lines_per_part: int = DROP_PAGE_LINES) -> list[WorkUnit]:
+def drop_units(
+    bucket: str, key: str, *, settings: Settings, now: datetime, run_id: str, lines_per_part: int = DROP_PAGE_LINES
+) -> list[WorkUnit]:
     """The units of a dropped file. A saved API page is one unit as it lies; a CSV or JSON Lines file with more
     lines than a part is split, each part archived under raw/<partner>/drops/<file>/ like a pulled page."""
     partner = drop_partner(key)
     report_format = drop_format(partner, key)
     archive = ReportArchive(settings)
     data = archive.get(key, bucket=bucket)
-    return file_units(data, report_format, partner=partner, key=key, archive=archive, now=now, run_id=run_id,
-                      parts_prefix=f"raw/{partner}/drops/{key.split('/', 2)[2]}", lines_per_part=lines_per_part)
+    return file_units(
+        data,
+        report_format,
+        partner=partner,
+        key=key,
+        archive=archive,
+        now=now,
+        run_id=run_id,
+        parts_prefix=f"raw/{partner}/drops/{key.split('/', 2)[2]}",
+        lines_per_part=lines_per_part,
+    )
 
 
-def file_units(data: bytes, report_format: str, *, partner: str, key: str, archive: ReportArchive, now: datetime,
-               run_id: str, parts_prefix: str, lines_per_part: int = DROP_PAGE_LINES) -> list[WorkUnit]:
+def file_units(
+    data: bytes,
+    report_format: str,
+    *,
+    partner: str,
+    key: str,
+    archive: ReportArchive,
+    now: datetime,
+    run_id: str,
+    parts_prefix: str,
+    lines_per_part: int = DROP_PAGE_LINES,
+) -> list[WorkUnit]:
     """A report already archived under `key`: one unit when it is an API page or small, else one per part, each
     part archived under `parts_prefix`/part-NNNNN."""
     if report_format in API_PARTNERS or data.count(b"\n") <= lines_per_part + 1:
@@ -149,9 +172,17 @@ def run_unit(unit: WorkUnit, settings: Settings, *, workers: int) -> dict[str, A
         return result
     archive = ReportArchive(settings)
     data = archive.get(unit.key or "")
-    result = ingest_report(data, unit.format or "", partner=unit.partner or "", source=unit.key or "",
-                           settings=settings, now=unit.now, run_id=unit.run_id, archive=archive,
-                           reconcile=ledger_reconcile(settings, unit.now, workers))
+    result = ingest_report(
+        data,
+        unit.format or "",
+        partner=unit.partner or "",
+        source=unit.key or "",
+        settings=settings,
+        now=unit.now,
+        run_id=unit.run_id,
+        archive=archive,
+        reconcile=ledger_reconcile(settings, unit.now, workers),
+    )
     result["kind"] = "page"
     _raise_if_unsettled(unit, result["reconciled"])
     return result
@@ -166,8 +197,13 @@ def _raise_if_unsettled(unit: WorkUnit, counts: dict[str, int]) -> None:
 def record_failure(settings: Settings, message_id: str, unit_text: str, reason: str, *, receives: int) -> None:
     """Keep the last reason a message failed, under its id (the dead-letter queue keeps the message itself)."""
     bind_ledger_tables(settings)
-    ControlRecord(FAILURE_PK, message_id, body=unit_text, reason=reason[:REASON_LIMIT],
-                  at=f"{datetime.now(timezone.utc).isoformat()} receive {receives}").save()
+    ControlRecord(
+        FAILURE_PK,
+        message_id,
+        body=unit_text,
+        reason=reason[:REASON_LIMIT],
+        at=f"{datetime.now(UTC).isoformat()} receive {receives}",
+    ).save()
 
 
 def failure_reason(settings: Settings, message_id: str) -> tuple[str | None, str | None]:
