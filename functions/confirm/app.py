@@ -3,7 +3,6 @@ settle the shards in parallel), then the outbox events the stream relay left beh
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +14,7 @@ from accrual.adapters.idempotency import once
 from accrual.observability import logger, metrics, tracer
 from accrual.service.outbox import OutboxRelay
 from accrual.service.work import confirm_units, hand_on
-from accrual.settings import Settings
+from accrual.settings import load_settings
 
 
 class ScheduledConfirm(BaseModel):
@@ -30,14 +29,14 @@ class ScheduledConfirm(BaseModel):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = parse(event=event, model=ScheduledConfirm)
     now = scheduled.scheduled_time or datetime.now(UTC)
-    settings = Settings.from_env()
+    settings = load_settings()
 
     @once(settings, key="now", expires_after_seconds=86400, lambda_context=context)
     def confirm(request: dict[str, str]) -> dict[str, Any]:
         units = confirm_units(now=now, run_id=scheduled.execution_id)
         handed = hand_on(settings, units)
         # fresh events belong to the stream relay for a while (OUTBOX_SWEEP_GRACE_SECONDS); older ones are swept
-        grace = timedelta(seconds=int(os.environ.get("OUTBOX_SWEEP_GRACE_SECONDS", "0")))
+        grace = timedelta(seconds=settings.outbox_sweep_grace_seconds)
         swept = OutboxRelay(settings).publish_unpublished(now=now, grace=grace)
         return {"now": now.isoformat(), "shards_handed_on": handed, "notify": swept}
 

@@ -14,7 +14,7 @@ from accrual.adapters.idempotency import once
 from accrual.observability import logger, metrics, tracer
 from accrual.service.cycle import pull_partners
 from accrual.service.work import hand_on
-from accrual.settings import Settings
+from accrual.settings import load_settings
 
 
 class ScheduledPull(BaseModel):
@@ -32,7 +32,7 @@ class ScheduledPull(BaseModel):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = parse(event=event, model=ScheduledPull)
     now = scheduled.scheduled_time or datetime.now(UTC)
-    settings = Settings.from_env()
+    settings = load_settings()
     logger.append_keys(partner=scheduled.partner, pull_now=now.isoformat(), attempt=scheduled.attempt)
 
     # a second delivery of the same tick must not pull (and hand on) the same pages again while the first runs

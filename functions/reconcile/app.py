@@ -4,7 +4,6 @@ after a few receives, moves it to the dead-letter queue; its reason is kept for 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -15,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from accrual.observability import logger, metrics, tracer
 from accrual.service.work import WorkUnit, record_failure, run_unit
-from accrual.settings import Settings
+from accrual.settings import load_settings
 
 
 class WorkRecord(SqsRecordModel):
@@ -32,8 +31,8 @@ last_results: list[dict[str, Any]] = []
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = Settings.from_env()
-    workers = int(os.environ.get("RECONCILE_WORKERS", "16"))
+    settings = load_settings()
+    workers = settings.reconcile_workers
     last_results.clear()
 
     def work(record: WorkRecord) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from accrual.domain.claims import ClaimRequest, ClaimState
 from accrual.service.claims import ClaimService
 from accrual.service.ledger import Ledger
 from accrual.service.reading import audit, explain
+from accrual.settings import Settings
 from support.ledger import T0, balance_of, line, load_reference_data
 from support.schemas import assert_valid_message
 
@@ -158,6 +159,7 @@ def test_second_claimant_of_an_unattributed_order_is_refused(world):
 
 def test_unmatched_claim_escalates_after_the_configured_time(world, monkeypatch):
     monkeypatch.setenv("CLAIM_ESCALATE_AFTER_DAYS", "3")
+    world = Settings.from_env()  # the stack's settings as a cold start reads them, with the setting
     service = ClaimService(world)
     claim, _ = service.file(request(number="NEVER"), now=T0)
     assert claim.escalate_at == T0 + 3 * DAY

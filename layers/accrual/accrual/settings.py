@@ -11,6 +11,7 @@ only helps when the same provider is asked again — are made once from that `Se
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import cached_property, lru_cache
 from typing import Any, Literal
 
@@ -41,6 +42,15 @@ class BotoRetries(BaseSettings):
 
 
 BOTO_CONFIG = BotoRetries().config()
+
+
+class BenchmarkSettings(BaseSettings):
+    """Knobs for benchmarks and checks only, never set on a deployed stack."""
+
+    model_config = _ENVIRONMENT
+
+    # a fixed wait before every DynamoDB request of the process, to model a real round trip on a local emulator
+    dynamodb_latency_ms: float = Field(0, ge=0, validation_alias="ACCRUAL_DYNAMODB_LATENCY_MS")
 
 
 class ObservabilitySettings(BaseSettings):
@@ -102,6 +112,16 @@ class Settings(BaseSettings):
     pull_initial_lookback_days: int = Field(30, ge=0, validation_alias="PULL_INITIAL_LOOKBACK_DAYS")
     # deployed, fresh outbox events belong to the stream relay for a while (template.yaml sets it); locally, none
     outbox_sweep_grace_seconds: int = Field(0, ge=0, validation_alias="OUTBOX_SWEEP_GRACE_SECONDS")
+    # the fan-out: the work queue (else the stack's outputs) and the threads of one reconcile worker
+    work_queue_url: str | None = Field(None, validation_alias="WORK_QUEUE_URL")
+    work_dead_letter_queue_url: str | None = Field(None, validation_alias="WORK_DEAD_LETTER_QUEUE_URL")
+    reconcile_workers: int = Field(16, ge=1, le=256, validation_alias="RECONCILE_WORKERS")
+    # missing-cashback claims: matching tolerances and escalation (unset: the rules' defaults)
+    claim_window_days: float | None = Field(None, ge=0, validation_alias="CLAIM_WINDOW_DAYS")
+    claim_amount_tolerance: Decimal | None = Field(None, ge=0, le=1, validation_alias="CLAIM_AMOUNT_TOLERANCE")
+    claim_amount_floor_usd: Decimal | None = Field(None, ge=0, validation_alias="CLAIM_AMOUNT_FLOOR_USD")
+    claim_report_delay_days: float | None = Field(None, ge=0, validation_alias="CLAIM_REPORT_DELAY_DAYS")
+    claim_escalate_after_days: float | None = Field(None, ge=0, validation_alias="CLAIM_ESCALATE_AFTER_DAYS")
 
     @model_validator(mode="before")
     @classmethod

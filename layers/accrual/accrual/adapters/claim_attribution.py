@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from accrual.adapters.claims_table import bind_claims_table, claim_rules_from_env, claims_for_numbers
+from accrual.adapters.claims_table import bind_claims_table, claim_rules_of, claims_for_numbers
 from accrual.domain.attribution import Attribution
 from accrual.domain.claims import Claim, ClaimRules, claim_click, claimant, order_facts
 from accrual.domain.models import AccrualConfig, OrderLine
@@ -27,7 +27,7 @@ class ClaimedAttribution(Attribution):
 class ClaimAttribution:
     def __init__(self, settings: Settings, rules: ClaimRules | None = None) -> None:
         bind_claims_table(settings)
-        self.rules = rules or claim_rules_from_env()
+        self.rules = rules or claim_rules_of(settings)
 
     def attribute(
         self, key: str, lines: Mapping[str, OrderLine], attribution: Attribution, config: AccrualConfig

@@ -13,7 +13,6 @@ version, so two runs resolving one claim cannot both publish.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -31,18 +30,27 @@ def claims_table_name(settings: Settings) -> str:
     return settings.claims_table or f"{settings.stack}-claims"
 
 
-def claim_rules_from_env() -> ClaimRules:
-    """The matching and escalation settings (CLAIM_* variables; the defaults are ClaimRules')."""
+def claim_rules_of(settings: Settings) -> ClaimRules:
+    """The matching and escalation settings (the CLAIM_* settings; unset ones are ClaimRules' defaults)."""
     from datetime import timedelta
 
     defaults = ClaimRules()
-    escalate = os.environ.get("CLAIM_ESCALATE_AFTER_DAYS")
+
+    def days(value: float | None, default: timedelta) -> timedelta:
+        return timedelta(days=value) if value is not None else default
+
     return ClaimRules(
-        window=timedelta(days=float(os.environ.get("CLAIM_WINDOW_DAYS", defaults.window.days))),
-        amount_tolerance=Decimal(os.environ.get("CLAIM_AMOUNT_TOLERANCE", str(defaults.amount_tolerance))),
-        amount_floor_usd=Decimal(os.environ.get("CLAIM_AMOUNT_FLOOR_USD", str(defaults.amount_floor_usd))),
-        report_delay=timedelta(days=float(os.environ.get("CLAIM_REPORT_DELAY_DAYS", defaults.report_delay.days))),
-        escalate_after=timedelta(days=float(escalate)) if escalate else None,
+        window=days(settings.claim_window_days, defaults.window),
+        amount_tolerance=settings.claim_amount_tolerance
+        if settings.claim_amount_tolerance is not None
+        else defaults.amount_tolerance,
+        amount_floor_usd=settings.claim_amount_floor_usd
+        if settings.claim_amount_floor_usd is not None
+        else defaults.amount_floor_usd,
+        report_delay=days(settings.claim_report_delay_days, defaults.report_delay),
+        escalate_after=timedelta(days=settings.claim_escalate_after_days)
+        if settings.claim_escalate_after_days is not None
+        else None,
     )
 
 

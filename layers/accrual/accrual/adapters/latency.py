@@ -11,7 +11,6 @@ botocore has no process-wide event hook: the handler is registered on every boto
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -52,6 +51,8 @@ def install(milliseconds: float) -> None:
 
 
 def install_from_env() -> None:
-    value = os.environ.get(ENVIRONMENT_VARIABLE, "").strip()
-    if value:
-        install(float(value))
+    from accrual.settings import BenchmarkSettings  # the composition root reads the environment, once
+
+    latency_ms = BenchmarkSettings().dynamodb_latency_ms
+    if latency_ms:
+        install(latency_ms)

@@ -7,7 +7,6 @@ CLI and the local stack); the dead-letter queue's from WORK_DEAD_LETTER_QUEUE_UR
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,7 +19,8 @@ def queue_url(settings: Settings, *, dead_letter: bool = False) -> str:
     env, output = (
         ("WORK_DEAD_LETTER_QUEUE_URL", "WorkDeadLetterQueueUrl") if dead_letter else ("WORK_QUEUE_URL", "WorkQueueUrl")
     )
-    url = os.environ.get(env) or stack_outputs(settings.stack, settings.region).get(output)
+    given = settings.work_dead_letter_queue_url if dead_letter else settings.work_queue_url
+    url = given or stack_outputs(settings.stack, settings.region).get(output)
     if not url:
         raise LookupError(f"stack {settings.stack!r} has no {output} (nor {env} in the environment)")
     return url

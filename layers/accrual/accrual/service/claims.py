@@ -29,7 +29,7 @@ from accrual.adapters.claims_table import (
     ClaimRecord,
     all_claims,
     bind_claims_table,
-    claim_rules_from_env,
+    claim_rules_of,
     claims_for_numbers,
     claims_in_state,
     claims_of_user,
@@ -75,7 +75,7 @@ class ClaimService:
         bind_claims_table(settings)
         bind_ledger_tables(settings)
         self.settings = settings
-        self.rules = rules or claim_rules_from_env()
+        self.rules = rules or claim_rules_of(settings)
         self._ledger = ledger
         self._store = ledger.store if ledger is not None else DynamoLedgerStore(settings)
         self._connection = Connection(region=settings.region, host=settings.endpoint_url, max_retry_attempts=8)
