@@ -1,4 +1,4 @@
-"""Small builders for the accrual rules' tests: a configuration like DOMAIN.md's example, a click, an order line."""
+"""Small builders for the accrual rules' tests: a configuration like the rules' worked example, a click, an order line."""
 
 from __future__ import annotations
 

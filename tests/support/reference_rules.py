@@ -22,7 +22,7 @@ class Outcome(StrEnum):
 class Code(StrEnum):
     """Reason codes. Exclusions make a line earn 0; informational codes explain an amount that still earns."""
 
-    # exclusions (DOMAIN.md)
+    # exclusions (docs/rules.md)
     PROMO_SECTION_3_FOR_5_99 = "PROMO_SECTION_3_FOR_5_99"
     SHOP_EXCLUDED = "SHOP_EXCLUDED"
     CART_BEFORE_CLICK = "CART_BEFORE_CLICK"

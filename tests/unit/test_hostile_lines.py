@@ -1,4 +1,4 @@
-"""One hostile line never stops a report (DOMAIN.md: "Nothing a partner sends can stop a feed"). Each case below
+"""One hostile line never stops a report (docs/rules.md: "Nothing a partner sends can stop a feed"). Each case below
 once failed the whole page or file: a 450 KB field, ids over DynamoDB's key limits, dates that overflow date
 arithmetic, decimals that overflow, deep nesting, a huge CSV cell, superscript and 5,000-digit amounts. Now the bad
 line is quarantined with a bounded reason naming the field, and the good line beside it is accepted."""

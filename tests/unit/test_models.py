@@ -1,4 +1,4 @@
-"""The limits of a click and the checks of a configuration against the world (DOMAIN.md, "Identity and integrity"),
+"""The limits of a click and the checks of a configuration against the world (docs/rules.md, "Identity and integrity"),
 the batch checks of clicks, the fx band and the configuration diff."""
 
 from __future__ import annotations

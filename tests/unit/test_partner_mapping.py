@@ -238,7 +238,7 @@ def test_aliexpress_non_usd_line_takes_the_configured_rate():
 
 
 def test_a_non_usd_line_without_any_rate_is_accepted_for_the_ledger_to_convert():
-    # The ledger converts it at the configuration's fx rate of the line's day (DOMAIN.md, "Rates are checked").
+    # The ledger converts it at the configuration's fx rate of the line's day (docs/rules.md, "Rates are checked").
     ali = one(read_report(ali_page(ali_order(settled_currency="RUB")), "aliexpress", source="p"))
     adm = one(read_report(admitad_page(admitad_action(currency="EUR")), "admitad", source="p"))
     assert (ali.currency, ali.usd_rate, adm.currency, adm.usd_rate) == ("RUB", None, "EUR", None)

@@ -1,4 +1,4 @@
-"""Worked examples of the accrual rules, figures computed by hand in each row (DOMAIN.md, "How the amount is
+"""Worked examples of the accrual rules, figures computed by hand in each row (docs/rules.md, "How the amount is
 computed" and "Exclusions"). The example configuration: default 3%, category 100001 5.5%, category 200002 15%, hot 12%,
 non-affiliate 1%, promotion 8% on 100001 for clicks on 11 Nov 2026, VAT RU 20%, cap 40 USD, RUB 92.50 (1 Nov),
 95.00 (10 Nov), 99.00 (20 Nov), EUR 0.93 (1 Nov)."""

@@ -1,4 +1,4 @@
-"""Which shopper an order belongs to (DOMAIN.md, "Identity and integrity"): the one its lines' clicks name.
+"""Which shopper an order belongs to (docs/rules.md, "Identity and integrity"): the one its lines' clicks name.
 
 Pure: the ledger and the audit both call `attribute` with the order's lines and the clicks their sub-ids find, so the
 audit recomputes exactly what the ledger decided.

@@ -1,4 +1,4 @@
-"""Missing-cashback claims (DOMAIN.md, "Missing cashback"): what a claim is, when it is valid, and how it matches an
+"""Missing-cashback claims (docs/rules.md, "Missing cashback"): what a claim is, when it is valid, and how it matches an
 order. Pure: the claims service and the ledger's claim hook both call these functions, so the audit recomputes the
 same attribution the ledger decided.
 

@@ -1,4 +1,4 @@
-"""The checks a batch of clicks passes before storage, on the batch alone (DOMAIN.md, "Identity and integrity"):
+"""The checks a batch of clicks passes before storage, on the batch alone (docs/rules.md, "Identity and integrity"):
 a `sub_id` names one click, so a batch naming it twice with different content is refused (the same content twice
 counts once); a shopper has one account currency, so a click whose user has another currency earlier in the batch is
 refused. What is already stored is checked by the store (adapters/reference_data.store_clicks)."""

@@ -1,4 +1,4 @@
-"""The lifecycle of one order's cashback (DOMAIN.md, "Lifecycle"), as pure functions.
+"""The lifecycle of one order's cashback (docs/rules.md, "Lifecycle"), as pure functions.
 
 The state an order should be in is computed from its lines (the latest status of each, by `status_at`), the rules'
 decision and the time, never from the order in which report lines arrived: that is what makes the ledger

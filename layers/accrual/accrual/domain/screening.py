@@ -2,7 +2,7 @@
 
 A reader knows the partner's format; only the configuration knows which partners exist and what a currency was worth
 on a day. A line that fails here is quarantined with its reason like a line that could not be read, so an inverted
-exchange rate or an unknown partner never reaches a shopper's balance (DOMAIN.md, "Identity and integrity").
+exchange rate or an unknown partner never reaches a shopper's balance (docs/rules.md, "Identity and integrity").
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ items under deterministic ids), the ADD to each shopper's balance and the outbox
 re-reads the order and finds nothing left to do. A run that stops anywhere leaves either the whole change or none of
 it, so rerunning it ends where a clean run ends.
 
-Identity rules the ledger keeps (DOMAIN.md, "Identity and integrity"):
+Identity rules the ledger keeps (docs/rules.md, "Identity and integrity"):
 
 * **One partner line, one order.** A line is looked up by its partner id (`by_line`) before it is placed; when a later
   version names another order, the line moves there and the money follows, both orders in the same transaction. The
