@@ -385,13 +385,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dlq_redrive.set_defaults(handler=fanout_commands.dlq_redrive)
 
-    audit = commands.add_parser(
-        "audit",
-        help="recompute balances from the journal; exit 1 on any difference",
-        description="Check every balance against the journal, every order's holding, every decision recomputed from "
-        "its lines, clicks and configuration version, and each partner line in exactly one order. Exit 1 "
-        "on any difference, each naming the order, shopper or line.",
-    )
     # ---- missing-cashback claims (accrual_dev.claim_commands) ----
     from accrual_dev import claim_commands
 
@@ -435,7 +428,13 @@ def build_parser() -> argparse.ArgumentParser:
     claim_match.set_defaults(handler=claim_commands.claim_match)
     # ---- end of missing-cashback claims ----
 
-    audit = commands.add_parser("audit", help="recompute balances from the journal; exit 1 on any difference")
+    audit = commands.add_parser(
+        "audit",
+        help="recompute balances from the journal; exit 1 on any difference",
+        description="Check every balance against the journal, every order's holding, every decision recomputed from "
+        "its lines, clicks and configuration version, and each partner line in exactly one order. Exit 1 "
+        "on any difference, each naming the order, shopper or line.",
+    )
     audit.add_argument("--json", action="store_true", help="print JSON")
     audit.set_defaults(handler=operator_commands.audit)
     return parser
