@@ -352,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
         "time the order was placed (--since/--until, on its ordered_at). Exit 1 when an order could "
         "not be decided, 2 on a usage error.",
     )
-    redecide.add_argument("orders", nargs="*", metavar="ORDER")
+    redecide.add_argument(
+        "orders", nargs="*", metavar="ORDER", help="orders as partner#order_id, or a store or partner order number"
+    )
     redecide.add_argument("--user", default=None, help="every order of this shopper")
     redecide.add_argument("--since", type=parse_now, default=None, help="orders placed at or after this ISO-8601 time")
     redecide.add_argument("--until", type=parse_now, default=None, help="orders placed before this ISO-8601 time")
@@ -410,12 +412,23 @@ def build_parser() -> argparse.ArgumentParser:
     claim_file.add_argument("--json", action="store_true", help="print JSON")
     _now_option(claim_file)
     claim_file.set_defaults(handler=claim_commands.claim_file)
-    claim_show = claim.add_parser("show", help="one claim: state, the order it matched, what was searched")
-    claim_show.add_argument("claim_id")
+    claim_show = claim.add_parser(
+        "show",
+        help="one claim: state, the order it matched, what was searched",
+        description="Print one claim as stored: its state, the order it matched, what was searched and when it "
+        "escalates. Exit 2 when no claim has this id.",
+    )
+    claim_show.add_argument("claim_id", help="the claim's id, as `claim file` printed it")
     claim_show.add_argument("--json", action="store_true", help="print JSON")
     claim_show.set_defaults(handler=claim_commands.claim_show)
-    claim_list = claim.add_parser("list", help="claims, by state and/or shopper, oldest first")
-    claim_list.add_argument("--state", choices=("open", "matched", "resolved", "escalated", "rejected"))
+    claim_list = claim.add_parser(
+        "list",
+        help="claims, by state and/or shopper, oldest first",
+        description="Every claim in a state (--state) and/or of a shopper (--user), oldest first.",
+    )
+    claim_list.add_argument(
+        "--state", choices=("open", "matched", "resolved", "escalated", "rejected"), help="only claims in this state"
+    )
     claim_list.add_argument("--user", help="only this shopper's claims")
     claim_list.add_argument("--json", action="store_true", help="print JSON")
     claim_list.set_defaults(handler=claim_commands.claim_list)
@@ -423,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
         "match",
         help="match every claim still searched now (each reconcile and "
         "confirm does it too); escalates those whose time has come",
+        description="Match every open claim against the ledger now, as each reconcile and confirmation cycle does, "
+        "and escalate the claims whose time has come.",
     )
     _now_option(claim_match)
     claim_match.set_defaults(handler=claim_commands.claim_match)
