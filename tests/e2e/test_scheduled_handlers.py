@@ -86,9 +86,11 @@ def test_scheduled_pull_hands_pages_to_the_workers_and_confirm_sweeps(
         {**event("confirm"), "scheduled_time": (SCHEDULED + timedelta(hours=1)).isoformat()}, FakeContext()
     )
     assert int(environment["OUTBOX_SWEEP_GRACE_SECONDS"]) > 0
-    assert confirmed["shards_handed_on"] == DUE_SHARDS
+    assert confirmed["shards_handed_on"] == DUE_SHARDS + 1  # a unit per due shard, and the cycle's claims sweep
     shards = LocalPoller(stack, workers=8).drain(timeout=300)
-    assert sorted(result["shard"] for result in shards["results"]) == list(range(DUE_SHARDS))
+    confirm_results = [result for result in shards["results"] if result["kind"] == "confirm"]
+    assert sorted(result["shard"] for result in confirm_results) == list(range(DUE_SHARDS))
+    assert [result["kind"] for result in shards["results"]].count("claims") == 1
     assert balances() == after_pull  # nothing was due an hour later
 
     published = confirmed["notify"].get("published", 0)
