@@ -18,22 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from accrual_dev.local.provision import Provisioned, default_template_path, provision
-from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
+from accrual_dev.local.server import LOCAL_ENVIRONMENT, RESOURCE_VARIABLES, MotoServer
 
-# Names Settings.from_env prefers to the stack's outputs.
-RESOURCE_VARIABLES = (
-    "ORDERS_TABLE",
-    "BALANCES_TABLE",
-    "OUTBOX_TABLE",
-    "CLICKS_TABLE",
-    "CONTROL_TABLE",
-    "IDEMPOTENCY_TABLE",
-    "NOTIFICATIONS_TOPIC_ARN",
-    "REPORTS_BUCKET",
-    "LOCAL_NOTIFICATIONS_QUEUE_URL",
-    "PARTNER_SECRETS_PREFIX",
-    "PARTNER_PARAMETERS_PREFIX",
-)
 DEMO_CONFIG = default_template_path().parent / "events" / "demo-config.json"
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from accrual_dev.local.provision import default_template_path, provision
-from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
+from accrual_dev.local.server import LOCAL_ENVIRONMENT, RESOURCE_VARIABLES, MotoServer
 
 STACK = "demo"
 SEED = 3
@@ -40,20 +40,6 @@ SECOND_CYCLE = FIRST_CYCLE + timedelta(days=21)
 WORKERS = 4  # threads per reconcile worker (accrual run --workers)
 ROOT = default_template_path().parent
 CONFIG = ROOT / "events" / "demo-config.json"
-# Names Settings.from_env prefers to the stack's outputs: a developer's shell must not redirect the demo.
-RESOURCE_VARIABLES = (
-    "ORDERS_TABLE",
-    "BALANCES_TABLE",
-    "OUTBOX_TABLE",
-    "CLICKS_TABLE",
-    "CONTROL_TABLE",
-    "IDEMPOTENCY_TABLE",
-    "NOTIFICATIONS_TOPIC_ARN",
-    "REPORTS_BUCKET",
-    "LOCAL_NOTIFICATIONS_QUEUE_URL",
-    "PARTNER_SECRETS_PREFIX",
-    "PARTNER_PARAMETERS_PREFIX",
-)
 # Which order to explain, in order of preference: the ones support is asked about most.
 INTERESTING = ("CAP_APPLIED", "NON_AFFILIATE_RATE", "PARTNER_INVALID", "VIRTUAL_PRODUCT", "HOT_PRODUCT_RATE")
 

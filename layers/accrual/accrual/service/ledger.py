@@ -291,10 +291,7 @@ class Ledger:
         """Confirm settled orders whose hold has passed, decline orders unpaid for too long: every order the due
         index lists as due at or before `now`, page by page (bounded memory), each in its own transaction, so the
         cycle can stop anywhere and be rerun."""
-        counts = RunCounts()
-        for key in self.store.due_orders(utc_text(now), page_size):
-            counts.add("orders_due")
-            self._settle_order(key, [], now=now, confirming=True, counts=counts)
+        counts = RunCounts.of(self.confirm_orders(self.store.due_orders(utc_text(now), page_size), now=now))
         if self.claims is not None:
             counts.merge(RunCounts.of(self._claims_sweep(now)))  # claims hook
         return counts.as_dict()
