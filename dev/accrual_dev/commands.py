@@ -271,7 +271,7 @@ def _check_partner_arguments(args) -> None:
         raise OperatorError(f"--as is for --partner csv only: {args.partner} lines name their partner themselves")
 
 
-def _lines_partner(args) -> str:
+def lines_partner(args) -> str:
     """The partner the file's lines belong to: the API partner itself, `--as NAME` for a CSV file (checked against
     the configuration's partners), and `normalized` for JSON Lines, whose lines name their own partner."""
     named = getattr(args, "as_partner", None)
@@ -287,14 +287,9 @@ def _lines_partner(args) -> str:
     return named
 
 
-def ingest(args) -> int:
-    import hashlib
-
-    from accrual.adapters.report_archive import ReportArchive
-    from accrual.partners import ReportFormatError
-    from accrual.service.ingest import ingest_report
-    from accrual_dev.progress import ProgressSink
-
+def read_report(args) -> bytes:
+    """The report file of `accrual ingest`, after its arguments are checked: refused in one line when it is empty
+    or binary."""
     _check_partner_arguments(args)
     data = read_bytes(args.file)
     if not data.strip():
@@ -304,8 +299,20 @@ def ingest(args) -> int:
             f"{args.file}: a binary file (a NUL byte at offset {data.index(b'\x00')}), not "
             f"{'JSON' if args.partner in ('aliexpress', 'admitad') else args.partner} text"
         )
+    return data
+
+
+def ingest(args) -> int:
+    import hashlib
+
+    from accrual.adapters.report_archive import ReportArchive
+    from accrual.partners import ReportFormatError
+    from accrual.service.ingest import ingest_report
+    from accrual_dev.progress import ProgressSink
+
+    data = read_report(args)
     settings = _settings()
-    partner = _lines_partner(args)
+    partner = lines_partner(args)
     now = _now(args)
     archive = ReportArchive(settings)
     # the same file ingested twice is archived under the same key (and, through the idempotent ledger, changes nothing)

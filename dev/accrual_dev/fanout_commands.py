@@ -69,12 +69,14 @@ def ingest(args) -> int:
     """A saved report: archived, split into page-sized units when large, reconciled by the workers."""
     from accrual.adapters.report_archive import ReportArchive
     from accrual.service.work import file_units, hand_on
+    from accrual_dev.commands import lines_partner, read_report
 
-    settings, now = _settings(), _now(args)
     check_workers(args.workers)
+    data = read_report(args)  # the same checks and one-line errors as the in-process ingest
+    settings, now = _settings(), _now(args)
     path = Path(args.file)
-    data = path.read_bytes()
-    partner = report_format = args.partner
+    # `--partner csv --as NAME`: the lines are NAME's, read with the CSV reader
+    partner, report_format = lines_partner(args), args.partner
     archive = ReportArchive(settings)
     digest = hashlib.sha256(data).hexdigest()[:16]
     source = archive.put_raw(

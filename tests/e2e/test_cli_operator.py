@@ -64,11 +64,18 @@ def one_line(stderr: str) -> str:
 # ---- CSV and normalised input with a partner -------------------------------------------------------------------
 
 
-def test_a_csv_named_as_a_partner_is_credited_to_that_partner(accrual, tmp_path):
+# in this process, and the deployed way (the work queue and the reconcile handler): both read `--as` the same way
+PATHS = pytest.mark.parametrize("path", [(), ("--workers", "2")], ids=["in-process", "workers"])
+
+
+@PATHS
+def test_a_csv_named_as_a_partner_is_credited_to_that_partner(accrual, tmp_path, path):
     (tmp_path / "admitad.csv").write_text(
         CSV_HEADER + "c-1,C-100,click-2,paid,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,100.00,USD,4.00\n"
     )
-    result = json.loads(accrual("ingest", tmp_path / "admitad.csv", "--partner", "csv", "--as", "admitad").stdout)
+    result = json.loads(
+        accrual("ingest", tmp_path / "admitad.csv", "--partner", "csv", "--as", "admitad", *path).stdout
+    )
     assert (result["partner"], result["read"], result["accepted"], result["quarantined"]) == ("admitad", 1, 1, 0)
     explained = json.loads(accrual("explain", "C-100", "--json").stdout)
     assert explained["partner"] == "admitad" and explained["state"] == "pending"
@@ -76,13 +83,16 @@ def test_a_csv_named_as_a_partner_is_credited_to_that_partner(accrual, tmp_path)
     assert explained["cashback_usd"] == "4.00"
 
 
-def test_a_csv_without_a_named_partner_or_with_an_unknown_one_is_refused_in_one_line(accrual, tmp_path):
+@PATHS
+def test_a_csv_without_a_named_partner_or_with_an_unknown_one_is_refused_in_one_line(accrual, tmp_path, path):
     (tmp_path / "r.csv").write_text(CSV_HEADER + "c-1,C-1,click-2,paid,2026-11-03T18:00:00Z,,1.00,USD,0\n")
-    assert "--as NAME" in one_line(accrual("ingest", tmp_path / "r.csv", "--partner", "csv", expect=2).stderr)
-    refused = one_line(accrual("ingest", tmp_path / "r.csv", "--partner", "csv", "--as", "AliExpress", expect=2).stderr)
+    assert "--as NAME" in one_line(accrual("ingest", tmp_path / "r.csv", "--partner", "csv", *path, expect=2).stderr)
+    refused = one_line(
+        accrual("ingest", tmp_path / "r.csv", "--partner", "csv", "--as", "AliExpress", *path, expect=2).stderr
+    )
     assert "'AliExpress'" in refused and "did you mean 'aliexpress'" in refused
     assert "'ebay'" in one_line(
-        accrual("ingest", tmp_path / "r.csv", "--partner", "csv", "--as", "ebay", expect=2).stderr
+        accrual("ingest", tmp_path / "r.csv", "--partner", "csv", "--as", "ebay", *path, expect=2).stderr
     )
 
 

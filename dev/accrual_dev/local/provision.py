@@ -37,6 +37,7 @@ from botocore.exceptions import ClientError
 from accrual.settings import BOTO_CONFIG, stack_outputs
 
 STAGING_BUCKET = "accrual-local-staging"
+TEMPLATE_BODY_MAX_BYTES = 51_200
 # Created by provision() through their own APIs, in this order (moto's CloudFormation skips them).
 SUPPLEMENTED = (
     "AWS::SecretsManager::Secret",
@@ -522,6 +523,18 @@ def _apply_topic_encryption(
             )
 
 
+def _template_argument(s3, stack: str, body: str) -> dict[str, str]:
+    """TemplateBody when the body fits CloudFormation's 51,200-byte limit on a request, else the body is put in the
+    staging bucket and passed as TemplateURL, as `sam deploy` does with its own bucket (ministack enforces the limit;
+    the translated template is past it)."""
+    if len(body.encode()) <= TEMPLATE_BODY_MAX_BYTES:
+        return {"TemplateBody": body}
+    key = f"templates/{stack}.json"
+    s3.put_object(Bucket=STAGING_BUCKET, Key=key, Body=body.encode())
+    # The path form (bucket first) is the one both emulators read back from their own S3.
+    return {"TemplateURL": f"https://s3.amazonaws.com/{STAGING_BUCKET}/{key}"}
+
+
 def provision(stack: str | None = None, template_path: Path | None = None, region: str | None = None) -> Provisioned:
     """Create the stack, or update it when the template changed; an unchanged stack is left as it is."""
     stack = stack or os.environ.get("ACCRUAL_STACK", "accrual")
@@ -545,13 +558,14 @@ def provision(stack: str | None = None, template_path: Path | None = None, regio
         },
     }
     body = json.dumps(emulated, sort_keys=True)
+    template = _template_argument(session.client("s3", config=BOTO_CONFIG), stack, body)
 
     existing = _describe(cloudformation, stack)
     if existing and existing["StackStatus"] == "ROLLBACK_COMPLETE":
         cloudformation.delete_stack(StackName=stack)
         existing = None
     if existing is None:
-        cloudformation.create_stack(StackName=stack, TemplateBody=body, Capabilities=CAPABILITIES)
+        cloudformation.create_stack(StackName=stack, Capabilities=CAPABILITIES, **template)
         action = "created"
     else:
         stored = cloudformation.get_template(StackName=stack)["TemplateBody"]
@@ -559,7 +573,7 @@ def provision(stack: str | None = None, template_path: Path | None = None, regio
         if stored_body == body:
             action = "unchanged"
         else:
-            cloudformation.update_stack(StackName=stack, TemplateBody=body, Capabilities=CAPABILITIES)
+            cloudformation.update_stack(StackName=stack, Capabilities=CAPABILITIES, **template)
             action = "updated"
     described = _wait(cloudformation, stack)
 
