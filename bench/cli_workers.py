@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -21,9 +22,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _common import ROOT, save_results, table  # noqa: E402
-from accrual_dev.local.ministack import MinistackServer  # noqa: E402
 from accrual_dev.local.server import LOCAL_ENVIRONMENT  # noqa: E402
 from embedded_volume import write_inputs  # noqa: E402
+from throughput import Ministack  # noqa: E402
 
 CLI = str(Path(sys.executable).parent / "accrual")
 
@@ -43,7 +44,7 @@ def ledger(environment: dict[str, str]) -> str:
     ).stdout
 
 
-def run(server: MinistackServer, folder: Path, workers: int, latency_ms: float) -> dict:
+def run(server: Ministack, folder: Path, workers: int, latency_ms: float) -> dict:
     stack = f"cli{workers}x{int(time.time() * 1000) % 100000}"
     environment = {
         **os.environ,
@@ -60,15 +61,25 @@ def run(server: MinistackServer, folder: Path, workers: int, latency_ms: float) 
         subprocess.run([CLI, *command], env=environment, check=True, capture_output=True)
     command = [CLI, "ingest", str(folder / "month.csv"), "--partner", "csv", "--as", "admitad"]
     command += ["--now", "2026-11-02T00:00:00Z", "--no-progress", "--workers", str(workers)]
-    started = time.monotonic()
+    started, server_cpu = time.monotonic(), server.cpu_seconds()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         command, env={**environment, "ACCRUAL_DYNAMODB_LATENCY_MS": str(latency_ms)}, capture_output=True, text=True
     )
-    seconds = time.monotonic() - started
+    seconds, server_cpu = time.monotonic() - started, server.cpu_seconds() - server_cpu
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cli_cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if done.returncode != 0:
         raise SystemExit(f"--workers {workers} failed: {done.stderr[-2000:]}")
     result = json.loads(done.stdout)
-    return {"workers": workers, "seconds": seconds, "result": result, "ledger": ledger(environment)}
+    return {
+        "workers": workers,
+        "seconds": seconds,
+        "cli_cpu_seconds": cli_cpu,
+        "emulator_cpu_seconds": server_cpu,
+        "result": result,
+        "ledger": ledger(environment),
+    }
 
 
 def main() -> int:
@@ -78,7 +89,7 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     args = parser.parse_args()
     counts = [int(value) for value in args.workers.split(",")]
-    with tempfile.TemporaryDirectory() as name, MinistackServer() as server:
+    with tempfile.TemporaryDirectory() as name, Ministack() as server:
         folder = Path(name)
         write_inputs(folder, args.orders)
         runs = [run(server, folder, workers, args.latency_ms) for workers in counts]
@@ -90,6 +101,9 @@ def main() -> int:
             f"{item['seconds']:.1f}",
             f"{item['result']['read'] / item['seconds']:.0f}",
             f"{serial['seconds'] / item['seconds']:.1f}x",
+            f"{1000 * item['cli_cpu_seconds'] / item['result']['read']:.1f}",
+            f"{1000 * item['emulator_cpu_seconds'] / item['result']['read']:.1f}",
+            item["result"]["fanout"].get("processes", 1),
             "yes" if item["ledger"] == serial["ledger"] else "NO",
         ]
         for item in runs
@@ -97,7 +111,17 @@ def main() -> int:
     print(
         table(
             rows,
-            ["--workers", "lines", "seconds", "lines/s", "speed-up", "same ledger"],
+            [
+                "--workers",
+                "lines",
+                "seconds",
+                "lines/s",
+                "speed-up",
+                "CLI CPU ms/line",
+                "emulator CPU ms/line",
+                "processes",
+                "same ledger",
+            ],
             title=f"accrual ingest on ministack, {args.latency_ms:g} ms added per DynamoDB call, {os.cpu_count()} cores",
         )
     )
@@ -106,7 +130,15 @@ def main() -> int:
         {
             "latency_ms": args.latency_ms,
             "orders": args.orders,
-            "runs": [{"workers": i["workers"], "seconds": round(i["seconds"], 2)} for i in runs],
+            "runs": [
+                {
+                    "workers": i["workers"],
+                    "seconds": round(i["seconds"], 2),
+                    "cli_cpu_seconds": round(i["cli_cpu_seconds"], 2),
+                    "emulator_cpu_seconds": round(i["emulator_cpu_seconds"], 2),
+                }
+                for i in runs
+            ],
         },
     )
     return 0 if all(item["ledger"] == serial["ledger"] for item in runs) else 1

@@ -51,9 +51,9 @@ def _sum(results: list[dict[str, Any]], key: str | None = None) -> dict[str, int
 
 
 def drain(settings: Settings, workers: int) -> dict[str, Any]:
-    from accrual_dev.poller import LocalPoller
+    from accrual_dev import poller
 
-    return LocalPoller(settings, workers=check_workers(workers)).drain()
+    return poller.drain(settings, check_workers(workers))
 
 
 def _page_summary(results: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
@@ -62,6 +62,18 @@ def _page_summary(results: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
     summary["reconciled"] = _sum(pages, "reconciled")
     summary["quarantine_reasons"] = [reason for page in pages for reason in page.get("quarantine_reasons", [])]
     return summary
+
+
+def part_lines(lines: int, workers: int) -> int:
+    """Lines per unit of a file ingested with `workers`: a dropped file's part size, smaller when that would leave
+    a poller process without units (two units per process at least, 50 lines at the smallest)."""
+    from accrual.service.work import DROP_PAGE_LINES
+    from accrual_dev.poller import poller_processes
+
+    processes = poller_processes(workers, units=workers)
+    if processes == 1:
+        return DROP_PAGE_LINES
+    return max(50, min(DROP_PAGE_LINES, -(-lines // (2 * processes))))
 
 
 # ---- the commands ---------------------------------------------------------------------------------------------------
@@ -92,6 +104,7 @@ def ingest(args) -> int:
         now=now,
         run_id=run_id,
         parts_prefix=f"raw/{partner}/files/{path.stem}-{digest}",
+        lines_per_part=part_lines(data.count(b"\n"), args.workers),
     )
     hand_on(settings, units)
     drained = drain(settings, args.workers)

@@ -6,15 +6,25 @@ makes the failed ones visible again (Lambda would leave them for the visibility 
 wait). SQS counts the receives and moves a unit to the dead-letter queue after the template's maxReceiveCount.
 A poller that dies between the handler and the delete leaves its messages to be received again: the units are
 idempotent, so nothing is doubled.
+
+`drain(settings, workers)` runs the pollers the way Lambda runs concurrent instances of the function: each its own
+process. A process's threads share one core (the GIL), and a worker's CPU per line (botocore's serialising and
+signing, mostly) is what bounds it once the waits on DynamoDB overlap, so N workers are spread over one poller process
+per core (at most one per unit of work), each with its share of the N threads.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import importlib.util
+import json
+import math
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -24,7 +34,7 @@ from types import ModuleType
 from typing import Any
 
 from accrual.adapters.work_queue import WorkQueue
-from accrual.settings import Settings
+from accrual.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH_SIZE = 4  # template.yaml, ReconcileFunction's SQS event: BatchSize
@@ -103,6 +113,7 @@ class LocalPoller:
             QueueUrl=self.queue.url, AttributeNames=["QueueArn"]
         )["Attributes"]["QueueArn"]
         os.environ["RECONCILE_WORKERS"] = str(workers)  # the function's environment variable (template.yaml)
+        load_settings.cache_clear()  # the handler reads it at its "cold start": this poller's
         self.handler = load_function("reconcile")
 
     def invoke(self, messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[str]]:
@@ -148,3 +159,68 @@ class LocalPoller:
             tally["units_done"] += done
             tally["unit_failures"] += failed
         return {"fanout": {"workers": self.workers, **tally}, "results": results}
+
+
+def poller_processes(workers: int, units: int) -> int:
+    """How many poller processes share `workers` threads: one per core at most (a process's threads share one core;
+    ACCRUAL_POLLER_PROCESSES sets another bound), never more than there are workers or units to share."""
+    cores = int(os.environ.get("ACCRUAL_POLLER_PROCESSES", 0)) or os.cpu_count() or 1
+    return max(1, min(cores, workers, units))
+
+
+def drain(settings: Settings, workers: int, *, timeout: float = 3600.0) -> dict[str, Any]:
+    """Work the queue off with `workers` threads in all, spread over `poller_processes` processes: this one and
+    children started with the same environment (the stack, the endpoint); their results are merged into one answer."""
+    queue = WorkQueue(settings)
+    units = queue.depth()["visible"]
+    processes = poller_processes(workers, units)
+    threads = math.ceil(workers / processes)
+    # a batch no larger than an even share, so every process gets units (Lambda's batches are "up to" BatchSize too)
+    batch_size = max(1, min(BATCH_SIZE, units // processes)) if processes > 1 else BATCH_SIZE
+    children = []
+    with tempfile.TemporaryDirectory(prefix="accrual-pollers-") as folder:
+        try:
+            for number in range(1, processes):
+                answer = Path(folder) / f"poller-{number}.json"
+                command = [sys.executable, "-m", "accrual_dev.poller", "--threads", str(threads)]
+                command += ["--batch-size", str(batch_size), "--timeout", str(timeout), "--answer", str(answer)]
+                children.append(
+                    (subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL), answer)
+                )
+            drained = LocalPoller(settings, workers=threads, batch_size=batch_size).drain(timeout=timeout)
+            for child, answer in children:
+                if child.wait() != 0 or not answer.exists():
+                    raise RuntimeError(f"a poller process ended with exit code {child.returncode}")
+                theirs = json.loads(answer.read_text())
+                drained["results"].extend(theirs["results"])
+                for name, value in theirs["fanout"].items():
+                    if name != "workers":
+                        drained["fanout"][name] = drained["fanout"].get(name, 0) + value
+        finally:
+            for child, _ in children:
+                if child.poll() is None:
+                    child.terminate()
+    drained["fanout"].update(workers=workers, processes=processes, threads_per_process=threads)
+    return drained
+
+
+def main(argv: list[str] | None = None) -> int:
+    """A poller process of `drain`: drain the stack's work queue (the environment names the stack and endpoint)
+    and write the results as JSON to --answer."""
+    parser = argparse.ArgumentParser(prog="python -m accrual_dev.poller", description=main.__doc__)
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--answer", type=Path, required=True)
+    args = parser.parse_args(argv)
+    from accrual.adapters.ledger_tables import bind_ledger_tables
+
+    settings = Settings.from_env()
+    bind_ledger_tables(settings)
+    drained = LocalPoller(settings, workers=args.threads, batch_size=args.batch_size).drain(timeout=args.timeout)
+    args.answer.write_text(json.dumps(drained, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,8 +22,10 @@ def accrual(stack, tmp_path):
     """The console script against this test's stack, with test_cli's configuration and clicks loaded."""
     env = {**os.environ, "ACCRUAL_STACK": stack.stack}
 
-    def run(*args, expect: int = 0):
-        result = subprocess.run([str(CLI), *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
+    def run(*args, expect: int = 0, environment: dict[str, str] | None = None):
+        result = subprocess.run(
+            [str(CLI), *map(str, args)], env={**env, **(environment or {})}, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == expect, (args, result.stdout[-2000:], result.stderr[-2000:])
         return result
 
@@ -81,6 +83,24 @@ def test_a_csv_named_as_a_partner_is_credited_to_that_partner(accrual, tmp_path,
     assert explained["partner"] == "admitad" and explained["state"] == "pending"
     # the admitad rate card's default 4% of 100.00 USD
     assert explained["cashback_usd"] == "4.00"
+
+
+def test_workers_spread_a_file_over_poller_processes_and_credit_every_line_once(accrual, tmp_path):
+    rows = [
+        f"w-{n},W-{n},click-2,paid,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,{10 + n}.00,USD,0\n" for n in range(120)
+    ]
+    (tmp_path / "many.csv").write_text(CSV_HEADER + "".join(rows))
+    two = {"ACCRUAL_POLLER_PROCESSES": "2"}
+    arguments = ("ingest", tmp_path / "many.csv", "--partner", "csv", "--as", "admitad", "--workers", "4")
+    first = json.loads(accrual(*arguments, environment=two).stdout)
+    assert first["units"] >= 2 and first["fanout"]["units_done"] == first["units"]
+    assert (first["fanout"]["processes"], first["fanout"]["threads_per_process"]) == (2, 2)
+    assert first["reconciled"]["lines_applied"] == first["reconciled"]["orders_changed"] == 120
+    again = json.loads(accrual(*arguments, environment=two).stdout)
+    assert again["reconciled"]["lines_unchanged"] == 120 and again["reconciled"].get("lines_applied", 0) == 0
+    explained = json.loads(accrual("explain", "W-7", "--json").stdout)
+    assert explained["cashback_usd"] == "0.68"  # 4% of 17.00 USD, credited once
+    assert json.loads(accrual("audit", "--json").stdout)["ok"] is True
 
 
 @PATHS
