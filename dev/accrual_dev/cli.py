@@ -287,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _now_option(run)
     _workers_option(run, fanout_commands.run)
+    _progress_option(run)
     run.set_defaults(handler=operator_commands.run_cycle)
 
     balance = commands.add_parser(

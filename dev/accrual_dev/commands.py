@@ -394,8 +394,23 @@ def confirm(args) -> int:
 
 def run_cycle(args) -> int:
     from accrual.service.cycle import run_cycle as cycle
+    from accrual_dev.progress import ProgressSink
 
-    summary = cycle(_settings(), now=_now(args))
+    settings, now = _settings(), _now(args)
+    sink = ProgressSink(settings, now, enabled=args.progress, label="run: pull partners")
+    try:
+        summary = cycle(settings, now=now, reconcile=sink)
+    except KeyboardInterrupt:
+        sink.close()
+        _print_json({"interrupted": True, **sink.counts()})
+        print(
+            f"accrual run: interrupted; {sink.summary()} (the cursors stand after the last reconciled page and "
+            "nothing was confirmed: the next run goes on from there)",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        sink.close()
     _print_json(summary)
     return 0 if summary["ok"] else 1
 

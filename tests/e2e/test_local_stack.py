@@ -49,15 +49,18 @@ def test_stack_up_points_the_partners_at_the_simulator_and_run_works(tmp_path):
         def accrual(*args):
             done = subprocess.run([str(CLI), *map(str, args)], env=shell, capture_output=True, text=True, timeout=600)
             assert done.returncode == 0, (args, done.stdout[-2000:], done.stderr[-2000:])
-            return done.stdout
+            return done
 
         accrual("config", "load", ROOT / "events" / "demo-config.json")
         accrual("clicks", "load", clicks)
-        summary = json.loads(accrual("run"))
+        run = accrual("run", "--progress")
+        summary = json.loads(run.stdout)
         assert summary["ok"] and summary["pull"]["failed"] == []
         assert set(summary["pull"]["partners"]) == {"aliexpress", "admitad"}
         assert summary["pull"]["accepted"] > 0
-        assert "all agree" in accrual("audit")
+        # the pull's progress on stderr: the orders reconciled so far, of the pages read so far
+        assert "run: pull partners" in run.stderr and "order" in run.stderr
+        assert "all agree" in accrual("audit").stdout
     finally:
         stack.send_signal(signal.SIGTERM)
         stack.wait(timeout=60)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from accrual.service.fanout import ConcurrentLedger
-from accrual.service.ingest import ledger_reconcile
+from accrual.service.ingest import LedgerSink, ledger_reconcile
 from accrual.service.outbox import OutboxRelay
 from accrual.service.pull import HandOn, pull_all
 from accrual.settings import Settings
@@ -25,12 +25,15 @@ def pull_partners(
     run_id: str | None = None,
     workers: int = 1,
     hand_on: HandOn | None = None,
+    reconcile: LedgerSink | None = None,
 ) -> dict[str, Any]:
+    """Pull every partner (or one); the pages are reconciled by `reconcile` (by default the ledger with `workers`
+    threads; the CLI passes its sink with a progress bar) or handed on as units of work."""
     initial = timedelta(days=settings.pull_initial_lookback_days)
     return pull_all(
         now=now,
         settings=settings,
-        reconcile=ledger_reconcile(settings, now, workers),
+        reconcile=reconcile or ledger_reconcile(settings, now, workers),
         partners=[partner] if partner else None,
         run_id=run_id,
         initial_lookback=initial,
@@ -38,9 +41,11 @@ def pull_partners(
     )
 
 
-def run_cycle(settings: Settings, now: datetime, *, workers: int = 1) -> dict[str, Any]:
+def run_cycle(
+    settings: Settings, now: datetime, *, workers: int = 1, reconcile: LedgerSink | None = None
+) -> dict[str, Any]:
     run_id = uuid.uuid4().hex
-    pulled = pull_partners(settings, now=now, run_id=run_id, workers=workers)
+    pulled = pull_partners(settings, now=now, run_id=run_id, workers=workers, reconcile=reconcile)
     confirmed = ConcurrentLedger(settings, workers=workers).confirm(now=now)
     grace = timedelta(seconds=settings.outbox_sweep_grace_seconds)
     published = OutboxRelay(settings).publish_unpublished(now=now, grace=grace)
