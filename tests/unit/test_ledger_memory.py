@@ -67,6 +67,28 @@ def test_confirm_posts_after_the_hold_once_and_a_later_refund_reverses():
     assert balance(ledger.store, "alice")["confirmed_usd"] == "0.00" and audit(ledger.store)["ok"]
 
 
+def test_confirm_reads_the_clicks_of_many_due_orders_together(monkeypatch):
+    shoppers = {f"u{n}": "USD" for n in range(7)}
+    ledger = memory_ledger(users=shoppers)
+    settled_at = T0 + timedelta(days=10)
+    ledger.reconcile(
+        [line(f"O{n}", amount="40.00", status="settled", at=settled_at, user=f"u{n}") for n in range(7)],
+        now=settled_at,
+    )
+    reads: list[set[str]] = []
+    find_clicks = ledger.store.find_clicks
+
+    def counted(sub_ids):
+        wanted = set(sub_ids)
+        reads.append(wanted)
+        return find_clicks(wanted)
+
+    monkeypatch.setattr(ledger.store, "find_clicks", counted)
+    assert ledger.confirm(now=settled_at + timedelta(days=1))["moves_post"] == 7
+    assert reads == [{f"c-u{n}" for n in range(7)}]  # one read for the seven orders' clicks, none per order
+    assert ledger._clicks == {}  # nothing kept after the confirmation (bounded memory)
+
+
 def test_a_refused_transition_is_recorded_and_ignored():
     ledger = memory_ledger()
     settled_at = T0 + timedelta(days=10)

@@ -285,6 +285,9 @@ class LedgerStore(Protocol):
     def current_config(self) -> AccrualConfig: ...
     def config_version(self, version: str) -> AccrualConfig: ...
     def find_clicks(self, sub_ids: Iterable[str]) -> dict[str, Click | None]: ...
+    def order_sub_ids(self, keys: Sequence[str]) -> set[str]:
+        """The sub-ids the orders' own items name (the orders' clicks, read together before they are settled)."""
+
     def register_new_user_coupon(self, user_id: str, buyer_account: str, order_key: str, *, now: datetime) -> bool: ...
     def new_user_coupon_uses(self, user_id: str) -> list[tuple[str, str]]: ...
 
@@ -572,6 +575,11 @@ class DynamoLedgerStore:
 
     def find_clicks(self, sub_ids: Iterable[str]) -> dict[str, Click | None]:
         return reference_data.find_clicks(sub_ids)
+
+    def order_sub_ids(self, keys: Sequence[str]) -> set[str]:
+        # BatchGetItem of the order items, 100 keys a call (PynamoDB splits and retries unprocessed keys)
+        found = OrderRecord.batch_get([(key, "ORDER") for key in keys], attributes_to_get=["pk", "sk", "sub_id"])
+        return {record.sub_id for record in found if record.sub_id}
 
     def register_new_user_coupon(self, user_id: str, buyer_account: str, order_key: str, *, now: datetime) -> bool:
         return reference_data.register_new_user_coupon(user_id, buyer_account, order_key, now=now)

@@ -232,6 +232,10 @@ class InMemoryLedgerStore:
     def find_clicks(self, sub_ids: Iterable[str]) -> dict[str, Click | None]:
         return {sub_id: self.clicks.get(sub_id) for sub_id in sorted({sub_id for sub_id in sub_ids if sub_id})}
 
+    def order_sub_ids(self, keys: Sequence[str]) -> set[str]:
+        orders = (self.orders.get(key) for key in keys)
+        return {order.sub_id for order in orders if order is not None and order.sub_id}
+
     def register_new_user_coupon(self, user_id: str, buyer_account: str, order_key: str, *, now: datetime) -> bool:
         uses = self.coupons.setdefault(user_id, {})
         if (order_key, buyer_account) in uses:
