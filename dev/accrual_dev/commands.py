@@ -287,51 +287,75 @@ def lines_partner(args) -> str:
     return named
 
 
-def read_report(args) -> bytes:
-    """The report file of `accrual ingest`, after its arguments are checked: refused in one line when it is empty
-    or binary."""
+def checked_report_file(args) -> Path:
+    """The report file of `accrual ingest`, after its arguments are checked: refused in one line when it is missing,
+    empty or binary. Only its first block is read here (a large file is streamed later)."""
     _check_partner_arguments(args)
-    data = read_bytes(args.file)
-    if not data.strip():
+    path = Path(args.file)
+    try:
+        with path.open("rb") as file:
+            head = file.read(8192)
+            blank = not head.strip() and not file.read(1 << 16).strip()
+    except FileNotFoundError:
+        raise OperatorError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise OperatorError(f"{path}: is a directory, not a file") from None
+    except OSError as error:
+        raise OperatorError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if blank:
         raise OperatorError(f"{args.file}: empty file")
-    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 has NULs too
+    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 has NULs too
         raise OperatorError(
-            f"{args.file}: a binary file (a NUL byte at offset {data.index(b'\x00')}), not "
+            f"{args.file}: a binary file (a NUL byte at offset {head.index(b'\x00')}), not "
             f"{'JSON' if args.partner in ('aliexpress', 'admitad') else args.partner} text"
         )
-    return data
+    return path
+
+
+def read_report(args) -> bytes:
+    """The whole report file, checked as `checked_report_file` does."""
+    return read_bytes(checked_report_file(args))
 
 
 def ingest(args) -> int:
+    """A report file: JSON Lines and CSV files are streamed part by part (memory does not grow with the file); an API
+    page is read whole."""
     import hashlib
 
     from accrual.adapters.report_archive import ReportArchive
     from accrual.partners import ReportFormatError
     from accrual.service.ingest import ingest_report
+    from accrual.service.ingest_stream import ingest_file_streamed
     from accrual_dev.progress import ProgressSink
 
-    data = read_report(args)
+    path = checked_report_file(args)
     settings = _settings()
     partner = lines_partner(args)
     now = _now(args)
-    archive = ReportArchive(settings)
-    # the same file ingested twice is archived under the same key (and, through the idempotent ledger, changes nothing)
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    source = archive.put_raw(
-        partner, now.replace(hour=0, minute=0, second=0, microsecond=0), f"{Path(args.file).stem}-{digest}", data
-    )
-    sink = ProgressSink(settings, now, enabled=args.progress, label=Path(args.file).name)
+    sink = ProgressSink(settings, now, enabled=args.progress, label=path.name)
     try:
-        report = ingest_report(
-            data,
-            args.partner,
-            partner=partner,
-            source=source,
-            settings=settings,
-            now=now,
-            reconcile=sink,
-            archive=archive,
-        )
+        if args.partner in ("csv", "normalized"):
+            report = ingest_file_streamed(
+                path, args.partner, partner=partner, settings=settings, now=now, reconcile=sink
+            )
+        else:
+            data = read_bytes(path)
+            archive = ReportArchive(settings)
+            # the same file ingested twice is archived under the same key (and, through the idempotent ledger,
+            # changes nothing)
+            digest = hashlib.sha256(data).hexdigest()[:16]
+            day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            source = archive.put_raw(partner, day, f"{path.stem}-{digest}", data)
+            report = ingest_report(
+                data,
+                args.partner,
+                partner=partner,
+                source=source,
+                settings=settings,
+                now=now,
+                reconcile=sink,
+                archive=archive,
+            )
     except ReportFormatError as error:
         raise OperatorError(f"{args.file}: {error}") from None
     except KeyboardInterrupt:

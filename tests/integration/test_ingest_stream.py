@@ -95,3 +95,52 @@ def test_a_streamed_file_ends_as_the_file_read_whole(stack, tmp_path: Path, part
     # the raw file is archived whole under its content key
     body = stack.client("s3").get_object(Bucket=stack.reports_bucket, Key=streamed["source"])["Body"].read()
     assert body == data
+
+
+CSV_HEADER = "line_id,order_id,sub_id,status,ordered_at,paid_at,amount,currency,commission,category_id\n"
+
+
+def csv_report() -> bytes:
+    rows = [CSV_HEADER]
+    for order in range(12):
+        for line in range(1 + order % 3):  # orders of 1, 2 and 3 lines, one after the other
+            rows.append(
+                f"{order}-{line},order-{order},c-alice,paid,{T0.isoformat()},{T0.isoformat()},{10 + line}.00,USD,0,"
+                + ('"tools\nand more"' if order == 4 and line == 1 else "tools")  # a quoted newline: one record
+                + "\n"
+            )
+        if order % 4 == 1:
+            rows.append("only,three,cells\n")
+        if order % 5 == 2:
+            rows.append("\n")  # a blank line is skipped, not read
+    rows.append(f"99-0,order-99,c-alice,paid,{T0.isoformat()},,12.00,XYZ,0,tools\n")  # not a currency
+    return "".join(rows).encode()
+
+
+@pytest.mark.parametrize("part_lines", [1, 2, 1000])
+def test_a_streamed_csv_ends_as_the_csv_read_whole(stack, tmp_path: Path, part_lines: int) -> None:
+    from accrual.service.ingest_stream import csv_parts, ingest_file_streamed
+
+    load_reference_data(stack)
+    data = csv_report()
+    now = T0 + timedelta(minutes=10)
+    whole = ingest_report(data, "csv", partner="aliexpress", source="files/whole.csv", settings=stack, now=now)
+    whole_ledger, whole_balance = snapshot(), balance_of("alice")
+    wipe_ledger(stack)
+
+    path = tmp_path / "report.csv"
+    path.write_bytes(data)
+    pieces = list(csv_parts(path, part_lines))
+    assert all(piece.startswith(CSV_HEADER.encode()) for _, piece in pieces)
+    assert len(pieces) > 1 or part_lines == 1000
+    streamed = ingest_file_streamed(path, "csv", partner="aliexpress", settings=stack, now=now, part_lines=part_lines)
+    assert (streamed["read"], streamed["accepted"], streamed["quarantined"]) == (
+        whole["read"],
+        whole["accepted"],
+        whole["quarantined"],
+    )
+    assert streamed["accepted"] == 24 and streamed["quarantined"] == 4
+    assert streamed["quarantine_reasons"] == whole["quarantine_reasons"]
+    # every order decided once, with all its lines, as when the file is read whole
+    assert streamed["reconciled"] == whole["reconciled"]
+    assert snapshot() == whole_ledger and balance_of("alice") == whole_balance

@@ -100,8 +100,13 @@ class _PhysicalLines:
         return text
 
 
-def parse_csv(data: bytes | str, *, source: str, partner: str, options: PartnerOptions | None = None) -> ParsedReport:
+def parse_csv(
+    data: bytes | str, *, source: str, partner: str, options: PartnerOptions | None = None, first_line: int = 2
+) -> ParsedReport:
+    """`first_line` is the file line number of the first record after the header, for a part of a longer file (a
+    streamed ingest repeats the header at the top of each part)."""
     options = options or PartnerOptions()
+    line_offset = first_line - 2
     # Undecodable bytes become lone surrogates, so they spoil only the row they are in.
     text = data.decode("utf-8-sig", "surrogateescape") if isinstance(data, bytes) else data.lstrip("\ufeff")
     columns = column_map(options)
@@ -128,7 +133,7 @@ def parse_csv(data: bytes | str, *, source: str, partner: str, options: PartnerO
         except StopIteration:
             break
         except csv.Error as error:  # one unparsable row is quarantined; the reader goes on at the next line
-            report.reject(f"line {reader.line_num}: unreadable CSV row ({error})", lines.row_text())
+            report.reject(f"line {reader.line_num + line_offset}: unreadable CSV row ({error})", lines.row_text())
             continue
         raw = lines.row_text()
         if not any(cell.strip() for cell in row):
@@ -139,7 +144,7 @@ def parse_csv(data: bytes | str, *, source: str, partner: str, options: PartnerO
         report.take(
             raw,
             lambda: map_row(
-                _utf8_row(dict(zip(header, row, strict=False)), reader.line_num),  # noqa: B023
+                _utf8_row(dict(zip(header, row, strict=False)), reader.line_num + line_offset),  # noqa: B023
                 columns,
                 statuses,
                 partner,
