@@ -119,6 +119,7 @@ invoke: venv
 bench: venv ministack
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/cli_workers.py
 
 # The integration and end-to-end suites on both emulators, moto then ministack (the fixtures choose by
 # ACCRUAL_EMULATOR); a test one emulator gets wrong is marked only_on(...) with the reason (README, "Performance").

@@ -25,6 +25,8 @@ environment:
   AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   credentials as boto3 reads them
   POWERTOOLS_LOG_LEVEL  level of the JSON logs on stderr (INFO; WARNING keeps the terminal quiet)
   PULL_INITIAL_LOOKBACK_DAYS  how far a partner's first pull reads back (30)
+  ACCRUAL_POLLER_PROCESSES    with --workers N: at most this many poller processes (default: one per core)
+  ACCRUAL_DYNAMODB_LATENCY_MS benchmarks only: a fixed wait before every DynamoDB request (never on AWS)
 exit status: 0 done, 1 an answer that needs attention (orders failed, audit differences, unknown order), 2 a mistake
 in the command, a file or the environment (one line on stderr naming it), 130 interrupted (counts printed)"""
 
@@ -108,7 +110,8 @@ def _workers_option(parser: argparse.ArgumentParser, handler) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="hand the work to the work queue and run it with the reconcile handler on N threads",
+        help="hand the work to the work queue and run it with the reconcile handler on N threads in all, spread "
+        "over one poller process per core (as Lambda runs concurrent instances)",
     )
     parser.set_defaults(fanout_handler=handler)
 
