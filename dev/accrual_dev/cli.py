@@ -226,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="ingest a saved partner report (API page, CSV or normalised lines)",
         description="Archive a saved report to S3, read it in its partner's format, quarantine the lines that cannot "
         "be read or that the configuration refuses, and reconcile the rest into the ledger as of --now. "
+        "CSV and JSON Lines files are read part by part (a file of any length in bounded memory; the "
+        "lines of one order that follow each other are decided together). "
         "Ingesting the same file again changes nothing. Prints JSON counts (read = accepted + "
         "quarantined, the reconciled counts, each quarantined line's position and reason).\n\n" + FORMATS,
     )
