@@ -19,6 +19,7 @@ tests of the services.
 from __future__ import annotations
 
 import dataclasses
+import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,9 @@ from accrual.settings import Settings
 MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 ENTRY_PREFIX = "ENTRY#"
 REFUSED_PREFIX = "REFUSED#"
+
+
+OUTBOX_RETENTION_DAYS = 30  # a published notification's record is kept this long, then DynamoDB's TTL removes it
 
 
 def utc_text(moment: datetime) -> str:
@@ -189,7 +193,6 @@ class OutboxMessage:
     body: str
     attributes: str
     created_at: str
-    expires_at: int
 
 
 @dataclass(frozen=True)
@@ -367,7 +370,7 @@ def _outbox_record(message: OutboxMessage) -> OutboxRecord:
         attributes=message.attributes,
         created_at=message.created_at,
         unpublished_shard=unpublished_shard(message.event_id),
-        expires_at=message.expires_at,
+        # no expiry while unpublished: DynamoDB's TTL must never remove a notification before it is published
     )
 
 
@@ -379,7 +382,6 @@ def _outbox_message(record: OutboxRecord) -> OutboxMessage:
         record.body,
         record.attributes,
         record.created_at,
-        int(record.expires_at or 0),
     )
 
 
@@ -559,6 +561,9 @@ class DynamoLedgerStore:
                     OutboxRecord.published_at.set(at),
                     OutboxRecord.message_id.set(message_id),
                     OutboxRecord.unpublished_shard.remove(),
+                    # kept a while after publishing (an operator's look), then TTL removes it. Storage time, from the
+                    # clock (a run with a backdated --now must not have its records removed at once)
+                    OutboxRecord.expires_at.set(int(time.time()) + OUTBOX_RETENTION_DAYS * 86400),
                 ],
                 condition=OutboxRecord.event_id.exists(),
             )

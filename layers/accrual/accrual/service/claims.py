@@ -62,7 +62,6 @@ if TYPE_CHECKING:
     from accrual.service.ledger import Ledger
 
 CLAIM_SCHEMA = "claim.notification/1"
-OUTBOX_RETENTION_DAYS = 30
 EVENTS = {
     ClaimState.RESOLVED: "claim.resolved",
     ClaimState.ESCALATED: "claim.escalated",
@@ -325,7 +324,7 @@ class ClaimService:
             attributes=canonical(attributes),
             created_at=utc_text(now),
             unpublished_shard=str(int(event_id, 16) % OUTBOX_SHARDS),
-            expires_at=int(now.timestamp()) + OUTBOX_RETENTION_DAYS * 86400,
+            # no expiry while unpublished (the relay sets it when it publishes)
         )
 
 

@@ -81,7 +81,6 @@ from accrual.settings import Settings
 MAX_ATTEMPTS = 8  # optimistic-concurrency retries of one order before the run reports it as failed
 BACKOFF_BASE_SECONDS = 0.02  # doubled per attempt, with jitter, up to BACKOFF_CAP_SECONDS
 BACKOFF_CAP_SECONDS = 1.0
-OUTBOX_RETENTION_DAYS = 30
 CONFIRM_CLICKS_TOGETHER = 100  # due orders whose clicks are read together (BatchGetItem's 100 keys)
 # money already confirmed is never re-decided: an order in these states keeps its decision (redecide skips it)
 SETTLED_STATES = frozenset({OrderState.CONFIRMED, OrderState.REVERSED, OrderState.MOVED})
@@ -93,6 +92,13 @@ class OrderContention(RuntimeError):
 
 def canonical(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def amount_text(value: Decimal) -> str:
+    """An amount as a digest sees it: one number, one text, however many trailing zeros it carries. DynamoDB returns
+    numbers without them (-5.00 is read back as -5), so an entry computed from amounts read back must fingerprint
+    like the same entry computed in memory, or a rerun would take it for a conflicting one."""
+    return "0" if value == 0 else format(value.normalize(), "f")
 
 
 def lines_digest(lines: Mapping[str, OrderLine]) -> str:
@@ -858,10 +864,10 @@ class Ledger:
             "entry_id": entry_id,
             "transition": entry.transition.value,
             "user_id": entry.user_id,
-            "pending_usd": str(delta.pending_usd),
-            "confirmed_usd": str(delta.confirmed_usd),
-            "pending": str(delta.pending),
-            "confirmed": str(delta.confirmed),
+            "pending_usd": amount_text(delta.pending_usd),
+            "confirmed_usd": amount_text(delta.confirmed_usd),
+            "pending": amount_text(delta.pending),
+            "confirmed": amount_text(delta.confirmed),
             "state_from": state_from,
             "state_to": state_to.value,
         }
@@ -906,7 +912,6 @@ class Ledger:
             message.body(),
             message.attributes(),
             utc_text(now),
-            int(now.timestamp()) + OUTBOX_RETENTION_DAYS * 86400,
         )
 
 
