@@ -317,6 +317,14 @@ def read_report(args) -> bytes:
     return read_bytes(checked_report_file(args))
 
 
+def _interrupted(sink, command: str, resumes: str, **identity: str) -> int:
+    """Ctrl-C during a long ingest, pull or run: the counts so far as JSON, one line saying how to go on, exit 130."""
+    sink.close()
+    _print_json({**identity, "interrupted": True, **sink.counts()})
+    print(f"accrual {command}: interrupted; {sink.summary()} ({resumes})", file=sys.stderr)
+    return 130
+
+
 def ingest(args) -> int:
     """A report file: JSON Lines and CSV files are streamed part by part (memory does not grow with the file); an API
     page is read whole."""
@@ -359,14 +367,13 @@ def ingest(args) -> int:
     except ReportFormatError as error:
         raise OperatorError(f"{args.file}: {error}") from None
     except KeyboardInterrupt:
-        sink.close()
-        _print_json({"file": str(args.file), "partner": partner, "interrupted": True, **sink.counts()})
-        print(
-            f"accrual ingest: interrupted; {sink.summary()} (ingesting the file again finishes it: the ledger "
-            "skips what is done)",
-            file=sys.stderr,
+        return _interrupted(
+            sink,
+            "ingest",
+            "ingesting the file again finishes it: the ledger skips what is done",
+            file=str(args.file),
+            partner=partner,
         )
-        return 130
     finally:
         sink.close()
     _print_json({"file": str(args.file), **report})
@@ -392,14 +399,9 @@ def pull(args) -> int:
             initial_lookback=initial,
         )
     except KeyboardInterrupt:
-        sink.close()
-        _print_json({"interrupted": True, **sink.counts()})
-        print(
-            f"accrual pull: interrupted; {sink.summary()} (the cursors stand after the last reconciled page: the "
-            "next pull goes on from there)",
-            file=sys.stderr,
+        return _interrupted(
+            sink, "pull", "the cursors stand after the last reconciled page: the next pull goes on from there"
         )
-        return 130
     finally:
         sink.close()
     _print_json(summary)
@@ -425,14 +427,12 @@ def run_cycle(args) -> int:
     try:
         summary = cycle(settings, now=now, reconcile=sink)
     except KeyboardInterrupt:
-        sink.close()
-        _print_json({"interrupted": True, **sink.counts()})
-        print(
-            f"accrual run: interrupted; {sink.summary()} (the cursors stand after the last reconciled page and "
-            "nothing was confirmed: the next run goes on from there)",
-            file=sys.stderr,
+        return _interrupted(
+            sink,
+            "run",
+            "the cursors stand after the last reconciled page and nothing was confirmed: the next run goes on from "
+            "there",
         )
-        return 130
     finally:
         sink.close()
     _print_json(summary)

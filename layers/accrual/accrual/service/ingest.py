@@ -7,12 +7,10 @@ page and a live one give the same lines, and counts read = accepted + quarantine
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from accrual.adapters.partner_config import drop_options, partner_options
@@ -97,31 +95,3 @@ def ingest_report(
         "quarantine_reasons": [f"{line.position}: {line.reason}" for line in report.quarantined],
         "reconciled": reconciled,
     }
-
-
-def ingest_file(
-    path: Path, report_format: str, *, settings: Settings, now: datetime, workers: int = 1
-) -> dict[str, Any]:
-    """`accrual ingest FILE --partner P`: the file is archived first under a key made of its content, so ingesting
-    the same file twice writes the same object (and, through the idempotent ledger, changes nothing)."""
-    if report_format == "normalized":  # streamed part by part: memory does not grow with the file
-        from accrual.service.ingest_stream import ingest_jsonl_file
-
-        return ingest_jsonl_file(path, settings=settings, now=now)
-    data = path.read_bytes()
-    partner = report_format
-    archive = ReportArchive(settings)
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    source = archive.put_raw(
-        partner, now.replace(hour=0, minute=0, second=0, microsecond=0), f"{path.stem}-{digest}", data
-    )
-    return ingest_report(
-        data,
-        report_format,
-        partner=partner,
-        source=source,
-        settings=settings,
-        now=now,
-        archive=archive,
-        reconcile=ledger_reconcile(settings, now, workers),
-    )
