@@ -52,42 +52,68 @@ def write_report(path: Path, orders, wanted: int) -> int:
     return written
 
 
-def run_one(environment: dict, path: Path, now) -> dict:
-    """The command under a tiny parent that reports its peak RSS (ru_maxrss of the waited child, KiB on Linux)."""
-    probe = (
-        "import os, subprocess, sys, json, time; t = time.perf_counter(); "
-        "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL); "
-        "out = p.stdout.read(); _, status, usage = os.wait4(p.pid, 0); "
-        "print(json.dumps({'maxrss_kib': usage.ru_maxrss, 'status': os.waitstatus_to_exitcode(status), "
-        "'seconds': time.perf_counter() - t, 'out': out.decode()}))"
-    )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            probe,
-            str(CLI),
-            "ingest",
-            str(path),
-            "--partner",
-            "normalized",
-            "--now",
-            now.isoformat(),
-        ],
-        capture_output=True,
-        text=True,
-        env=environment,
-        stdin=subprocess.DEVNULL,
-    )
-    if done.returncode:
-        raise SystemExit(f"the probe failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout)
-    if result["status"] not in (0, 1):
-        raise SystemExit(f"accrual ingest failed ({result['status']}):\n{done.stderr[-3000:]}")
-    summary = json.loads(result["out"])
+def _progress(pid: int, path: Path) -> tuple[int | None, int | None, int | None]:
+    """(bytes of the report read so far, VmRSS KiB, VmHWM KiB) of a running command, from /proc."""
+    position = rss = hwm = None
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                    position = int(info.readline().split()[1])
+        with open(f"/proc/{pid}/status") as status:
+            for row in status:
+                if row.startswith("VmRSS:"):
+                    rss = int(row.split()[1])
+                elif row.startswith("VmHWM:"):
+                    hwm = int(row.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass  # the command has just exited
+    return position, rss, hwm
+
+
+def run_one(environment: dict, path: Path, now, trace: Path | None, every: float) -> dict:
+    """The command in its own process; its peak RSS is the kernel's ru_maxrss of the waited child (KiB on Linux).
+
+    With a trace, the position in the report and the resident set are appended to it every `every` seconds, so a
+    run stopped before the end still shows how memory grew with the lines read."""
+    started = time.perf_counter()
+    command = [str(CLI), "ingest", str(path), "--partner", "normalized", "--now", now.isoformat()]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=environment)
+        size = path.stat().st_size
+        while True:
+            try:
+                reaped, status, usage = os.wait4(process.pid, os.WNOHANG)
+            except ChildProcessError:
+                raise SystemExit("the command was reaped elsewhere") from None
+            if reaped:
+                break
+            if trace is not None:
+                position, rss, hwm = _progress(process.pid, path)
+                with trace.open("a") as sink:
+                    sink.write(
+                        json.dumps(
+                            {
+                                "file": path.name,
+                                "seconds": round(time.perf_counter() - started, 1),
+                                "read_share": round(position / size, 4) if position is not None else None,
+                                "rss_mib": round(rss / 1024, 1) if rss else None,
+                                "peak_rss_mib": round(hwm / 1024, 1) if hwm else None,
+                            }
+                        )
+                        + "\n"
+                    )
+            time.sleep(every if trace is not None else 0.5)
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+        out.seek(0)
+        err.seek(0)
+        output, errors = out.read().decode(), err.read().decode()
+    if process.returncode not in (0, 1):
+        raise SystemExit(f"accrual ingest failed ({process.returncode}):\n{errors[-3000:]}")
+    summary = json.loads(output)
     return {
-        "peak_rss_mib": round(result["maxrss_kib"] / 1024, 1),
-        "seconds": round(result["seconds"], 1),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "seconds": round(time.perf_counter() - started, 1),
         "read": summary["read"],
         "accepted": summary["accepted"],
         "quarantined": summary["quarantined"],
@@ -96,7 +122,7 @@ def run_one(environment: dict, path: Path, now) -> dict:
     }
 
 
-def run(volumes: list[int], emulator: str) -> dict:
+def run(volumes: list[int], emulator: str, trace: Path | None = None, every: float = 60.0) -> dict:
     orders = build_orders()
     now = orders.last_event + timedelta(hours=1)
     from accrual_dev.local.provision import provision
@@ -135,7 +161,7 @@ def run(volumes: list[int], emulator: str) -> dict:
             path = folder / f"lines-{wanted}.jsonl"
             lines = write_report(path, orders, wanted)
             started = time.perf_counter()
-            figures = run_one(dict(os.environ), path, now)
+            figures = run_one(dict(os.environ), path, now, trace, every)
             figures.update(
                 lines=lines,
                 file_mib=round(path.stat().st_size / 2**20, 1),
@@ -180,8 +206,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", default="1000,10000", help="comma-separated volumes (full profile: 100000,1000000)")
     parser.add_argument("--emulator", choices=("ministack", "moto"), default="ministack")
+    parser.add_argument("--trace", type=Path, help="append the command's position and memory to this JSON Lines file")
+    parser.add_argument("--every", type=float, default=60.0, help="seconds between trace samples")
     args = parser.parse_args()
-    result = run(sorted(int(value) for value in args.lines.split(",")), args.emulator)
+    result = run(sorted(int(value) for value in args.lines.split(",")), args.emulator, args.trace, args.every)
     save_results("ingest_memory", result)
     print(report(result))
     return 0 if result["streamed"] else 1
