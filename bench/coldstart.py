@@ -31,6 +31,9 @@ ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME": "accrual",
     "POWERTOOLS_METRICS_NAMESPACE": "Accrual",
     "ACCRUAL_STACK": "coldstart",
+    # as in Lambda: the handlers trace there (outside Lambda they skip the X-Ray recorder and its import)
+    "AWS_LAMBDA_FUNCTION_NAME": "coldstart",
+    "LAMBDA_TASK_ROOT": str(ROOT),
 }
 PROBE = (
     "import time, importlib.util, sys; started = time.perf_counter(); "
