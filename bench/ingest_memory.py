@@ -82,10 +82,7 @@ def run_one(environment: dict, path: Path, now, trace: Path | None, every: float
         process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=environment)
         size = path.stat().st_size
         while True:
-            try:
-                reaped, status, usage = os.wait4(process.pid, os.WNOHANG)
-            except ChildProcessError:
-                raise SystemExit("the command was reaped elsewhere") from None
+            reaped, status, usage = os.wait4(process.pid, os.WNOHANG)
             if reaped:
                 break
             if trace is not None:
