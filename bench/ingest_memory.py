@@ -71,13 +71,14 @@ def _progress(pid: int, path: Path) -> tuple[int | None, int | None, int | None]
     return position, rss, hwm
 
 
-def run_one(environment: dict, path: Path, now, trace: Path | None, every: float) -> dict:
+def run_one(environment: dict, path: Path, now, trace: Path | None, every: float, threads: int = 1) -> dict:
     """The command in its own process; its peak RSS is the kernel's ru_maxrss of the waited child (KiB on Linux).
 
     With a trace, the position in the report and the resident set are appended to it every `every` seconds, so a
     run stopped before the end still shows how memory grew with the lines read."""
     started = time.perf_counter()
     command = [str(CLI), "ingest", str(path), "--partner", "normalized", "--now", now.isoformat()]
+    command += ["--threads", str(threads)]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=environment)
         size = path.stat().st_size
@@ -119,7 +120,7 @@ def run_one(environment: dict, path: Path, now, trace: Path | None, every: float
     }
 
 
-def run(volumes: list[int], emulator: str, trace: Path | None = None, every: float = 60.0) -> dict:
+def run(volumes: list[int], emulator: str, trace: Path | None = None, every: float = 60.0, threads: int = 1) -> dict:
     orders = build_orders()
     now = orders.last_event + timedelta(hours=1)
     from accrual_dev.local.provision import provision
@@ -158,7 +159,7 @@ def run(volumes: list[int], emulator: str, trace: Path | None = None, every: flo
             path = folder / f"lines-{wanted}.jsonl"
             lines = write_report(path, orders, wanted)
             started = time.perf_counter()
-            figures = run_one(dict(os.environ), path, now, trace, every)
+            figures = run_one(dict(os.environ), path, now, trace, every, threads)
             figures.update(
                 lines=lines,
                 file_mib=round(path.stat().st_size / 2**20, 1),
@@ -171,6 +172,7 @@ def run(volumes: list[int], emulator: str, trace: Path | None = None, every: flo
     ratio = round(largest["peak_rss_mib"] / smallest["peak_rss_mib"], 2)
     return {
         "emulator": emulator,
+        "threads": threads,
         "volumes": results,
         "largest_over_smallest": ratio,
         "limit": LIMIT,
@@ -205,8 +207,10 @@ def main() -> int:
     parser.add_argument("--emulator", choices=("ministack", "moto"), default="ministack")
     parser.add_argument("--trace", type=Path, help="append the command's position and memory to this JSON Lines file")
     parser.add_argument("--every", type=float, default=60.0, help="seconds between trace samples")
+    parser.add_argument("--threads", type=int, default=1, help="`accrual ingest --threads N` (default 1)")
     args = parser.parse_args()
-    result = run(sorted(int(value) for value in args.lines.split(",")), args.emulator, args.trace, args.every)
+    volumes = sorted(int(value) for value in args.lines.split(","))
+    result = run(volumes, args.emulator, args.trace, args.every, args.threads)
     save_results("ingest_memory", result)
     print(report(result))
     return 0 if result["streamed"] else 1

@@ -102,6 +102,15 @@ def _progress_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _threads(text: str) -> int:
+    from accrual.service.fanout import check_workers
+
+    try:
+        return check_workers(int(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).replace("workers", "threads")) from None
+
+
 def _workers_option(parser: argparse.ArgumentParser, handler) -> None:
     """--workers N: the command goes the deployed way, through the work queue and the reconcile handler with N
     threads (accrual_dev.fanout_commands); without it, the command runs in this process as before."""
@@ -249,6 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _now_option(ingest)
     _progress_option(ingest)
+    ingest.add_argument(
+        "--threads",
+        type=_threads,
+        default=1,
+        metavar="N",
+        help="reconcile each part of the file with N threads in this process (default 1; the file is still read "
+        "part by part, so memory does not grow with it). Worth it against a remote DynamoDB, where a line waits "
+        "on the network; without --workers only",
+    )
     _workers_option(ingest, fanout_commands.ingest)
     ingest.set_defaults(handler=operator_commands.ingest)
 
@@ -462,7 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "workers", None) is not None and getattr(args, "threads", 1) != 1:
+        parser.error("--threads is for the command in this process; with --workers N the reconcile handler has N")
     try:
         handler = args.handler
         if getattr(args, "fanout_handler", None) is not None and getattr(args, "workers", None) is not None:

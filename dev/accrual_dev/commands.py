@@ -340,7 +340,7 @@ def ingest(args) -> int:
     settings = _settings()
     partner = lines_partner(args)
     now = _now(args)
-    sink = ProgressSink(settings, now, enabled=args.progress, label=path.name)
+    sink = ProgressSink(settings, now, enabled=args.progress, label=path.name, threads=args.threads)
     try:
         if args.partner in ("csv", "normalized"):
             report = ingest_file_streamed(

@@ -27,8 +27,10 @@ ORDERS_PER_SLICE = 200
 class ProgressSink(LedgerSink):
     """The ledger's reconcile (and screening) with progress and running counts."""
 
-    def __init__(self, settings: Settings, now: datetime, *, enabled: bool | None = None, label: str = "") -> None:
-        super().__init__(settings, now)
+    def __init__(
+        self, settings: Settings, now: datetime, *, enabled: bool | None = None, label: str = "", threads: int = 1
+    ) -> None:
+        super().__init__(settings, now, threads)
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.label = label
         self.reconciled: Counter[str] = Counter()

@@ -103,6 +103,37 @@ def test_workers_spread_a_file_over_poller_processes_and_credit_every_line_once(
     assert json.loads(accrual("audit", "--json").stdout)["ok"] is True
 
 
+def test_threads_reconcile_a_streamed_file_concurrently_and_credit_every_line_once(accrual, tmp_path):
+    rows = [
+        f"t-{n},T-{n},click-2,paid,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,{10 + n}.00,USD,0\n" for n in range(120)
+    ]
+    (tmp_path / "many.csv").write_text(CSV_HEADER + "".join(rows))
+    arguments = ("ingest", tmp_path / "many.csv", "--partner", "csv", "--as", "admitad", "--threads", "4")
+    first = json.loads(accrual(*arguments).stdout)
+    assert first["reconciled"]["lines_applied"] == first["reconciled"]["orders_changed"] == 120
+    assert first["reconciled"].get("orders_failed", 0) == 0
+    again = json.loads(accrual(*arguments).stdout)
+    assert again["reconciled"]["lines_unchanged"] == 120 and again["reconciled"].get("lines_applied", 0) == 0
+    assert json.loads(accrual("explain", "T-7", "--json").stdout)["cashback_usd"] == "0.68"  # 4% of 17.00 USD
+    assert json.loads(accrual("audit", "--json").stdout)["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        (("--threads", "0"), "threads must be 1..256"),
+        (("--threads", "many"), "invalid literal"),
+        (("--threads", "4", "--workers", "2"), "--threads is for the command in this process"),
+    ],
+)
+def test_threads_out_of_range_or_beside_workers_are_refused(tmp_path, capsys, arguments, says):
+    (tmp_path / "r.jsonl").write_text(normalized() + "\n")
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["ingest", str(tmp_path / "r.jsonl"), "--partner", "normalized", *arguments])
+    assert refused.value.code == 2
+    assert says in capsys.readouterr().err
+
+
 @PATHS
 def test_a_csv_without_a_named_partner_or_with_an_unknown_one_is_refused_in_one_line(accrual, tmp_path, path):
     (tmp_path / "r.csv").write_text(CSV_HEADER + "c-1,C-1,click-2,paid,2026-11-03T18:00:00Z,,1.00,USD,0\n")
