@@ -4,14 +4,11 @@ partner's order number, the readable notification, `explain`'s claim part, show 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-CLI = Path(sys.executable).parent / "accrual"
+from support.cli import operator_cli
+
 CONFIG = {
     "version": "claims-1",
     "rate_cards": [
@@ -67,18 +64,7 @@ def normalized(line_id, *, affiliate=True):
 
 @pytest.fixture
 def accrual(stack, tmp_path):
-    env = {**os.environ, "ACCRUAL_STACK": stack.stack}
-
-    def run(*args, expect: int = 0):
-        result = subprocess.run([str(CLI), *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
-        assert result.returncode == expect, (args, result.stdout[-2000:], result.stderr[-2000:])
-        return result
-
-    (tmp_path / "config.json").write_text(json.dumps(CONFIG))
-    (tmp_path / "clicks.jsonl").write_text(json.dumps(CLICK) + "\n")
-    run("config", "load", tmp_path / "config.json")
-    run("clicks", "load", tmp_path / "clicks.jsonl")
-    return run
+    return operator_cli(stack, tmp_path, CONFIG, [CLICK])
 
 
 def test_a_claim_by_the_partner_order_number_is_filed_resolved_explained_and_listed(accrual, tmp_path, stack):

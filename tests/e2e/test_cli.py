@@ -4,15 +4,13 @@ shapes the partners publish."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-CLI = Path(sys.executable).parent / "accrual"
+from support.cli import operator_cli
+
 CONFIG = {
     "version": "cli-1",
     "rate_cards": [
@@ -116,18 +114,7 @@ def aliexpress_page(*orders):
 
 @pytest.fixture
 def accrual(stack, tmp_path):
-    env = {**os.environ, "ACCRUAL_STACK": stack.stack}
-
-    def run(*args, expect: int = 0):
-        result = subprocess.run([str(CLI), *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
-        assert result.returncode == expect, (args, result.stdout[-2000:], result.stderr[-2000:])
-        return result
-
-    (tmp_path / "config.json").write_text(json.dumps(CONFIG))
-    (tmp_path / "clicks.jsonl").write_text("".join(json.dumps(click) + "\n" for click in CLICKS))
-    run("config", "load", tmp_path / "config.json")
-    run("clicks", "load", tmp_path / "clicks.jsonl")
-    return run
+    return operator_cli(stack, tmp_path, CONFIG, CLICKS)
 
 
 def test_a_bad_configuration_is_refused_naming_the_field_and_the_value(accrual, tmp_path):

@@ -4,36 +4,22 @@ that name the file, line, field and value, progress, and the counts of an interr
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
 import time
 from datetime import UTC
 
 import pytest
-from test_cli import CLI, CLICKS, CONFIG, aliexpress_order, aliexpress_page
+from test_cli import CLICKS, CONFIG, aliexpress_order, aliexpress_page
 
 from accrual.service.drop import ingest_drop
 from accrual_dev import cli
+from support.cli import operator_cli
 
 
 @pytest.fixture
 def accrual(stack, tmp_path):
     """The console script against this test's stack, with test_cli's configuration and clicks loaded."""
-    env = {**os.environ, "ACCRUAL_STACK": stack.stack}
-
-    def run(*args, expect: int = 0, environment: dict[str, str] | None = None):
-        result = subprocess.run(
-            [str(CLI), *map(str, args)], env={**env, **(environment or {})}, capture_output=True, text=True, timeout=120
-        )
-        assert result.returncode == expect, (args, result.stdout[-2000:], result.stderr[-2000:])
-        return result
-
-    (tmp_path / "config.json").write_text(json.dumps(CONFIG))
-    (tmp_path / "clicks.jsonl").write_text("".join(json.dumps(click) + "\n" for click in CLICKS))
-    run("config", "load", tmp_path / "config.json")
-    run("clicks", "load", tmp_path / "clicks.jsonl")
-    return run
+    return operator_cli(stack, tmp_path, CONFIG, CLICKS)
 
 
 CSV_HEADER = "line_id,order_id,sub_id,status,ordered_at,paid_at,amount,currency,commission\n"
