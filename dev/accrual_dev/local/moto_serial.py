@@ -33,6 +33,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+import moto.backends as moto_backends
 import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
@@ -250,6 +251,13 @@ def without_table_copies() -> None:
     Table.delete_item = delete_item  # type: ignore[method-assign]
 
 
+def _cached_module_list() -> None:
+    """moto's dispatcher lists its own package folder (a directory read and about 200 stat calls) on every request to
+    learn which services exist; the list does not change while the server runs."""
+    modules = tuple(moto_backends.list_of_moto_modules())
+    moto_backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -262,6 +270,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.stock_transactions:
         without_table_copies()
+    _cached_module_list()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, serialised(app), threaded=True, request_handler=MotoRequestHandler)
 
