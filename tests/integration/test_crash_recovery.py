@@ -86,7 +86,13 @@ def delivered(stack) -> Counter[str]:
         for message in messages:
             body = json.loads(message["Body"])
             seen[json.loads(body.get("Message", message["Body"]))["event_id"]] += 1
-            sqs.delete_message(QueueUrl=stack.local_notifications_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        sqs.delete_message_batch(
+            QueueUrl=stack.local_notifications_queue_url,
+            Entries=[
+                {"Id": str(number), "ReceiptHandle": message["ReceiptHandle"]}
+                for number, message in enumerate(messages)
+            ],
+        )
 
 
 @pytest.mark.slow

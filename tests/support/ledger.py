@@ -139,15 +139,19 @@ def snapshot() -> dict[str, Any]:
     return {"orders": orders, "journal": journal, "balances": balances, "outbox": outbox}
 
 
+_key_names: dict[str, list[str]] = {}
+
+
 def wipe_ledger(settings: Settings) -> None:
     """Empty what the ledger writes (orders, balances, outbox, idempotency), keeping configuration and clicks."""
     import boto3
 
     dynamodb = boto3.client("dynamodb", region_name=settings.region)
     for table in (settings.orders_table, settings.balances_table, settings.outbox_table, settings.idempotency_table):
-        keys = [
-            attribute["AttributeName"] for attribute in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]
-        ]
+        keys = _key_names.get(table)
+        if keys is None:  # a table's key schema does not change: read once (the crash tests wipe hundreds of times)
+            schema = dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]
+            keys = _key_names[table] = [attribute["AttributeName"] for attribute in schema]
         for page in dynamodb.get_paginator("scan").paginate(
             TableName=table,
             ProjectionExpression=", ".join(f"#k{index}" for index in range(len(keys))),

@@ -115,18 +115,33 @@ class _NoManagedPolicies:
         return {}
 
 
+def _zipped_files(folder: Path) -> list[tuple[Path, str]]:
+    files = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if not path.is_file() or _SKIPPED_PARTS.intersection(relative.parts):
+            continue
+        if path.suffix == ".pyc" or any(part.endswith(".egg-info") for part in relative.parts):
+            continue
+        files.append((path, relative.as_posix()))
+    return files
+
+
 def _zip_folder(folder: Path, prefix: str = "") -> bytes:
+    files = _zipped_files(folder)
+    # the files' sizes and modification times: a folder zipped again (a stack each test) is compressed only once
+    signature = tuple((name, path.stat().st_mtime_ns, path.stat().st_size) for path, name in files)
+    return _zip_files(folder, prefix, signature)
+
+
+@functools.lru_cache(maxsize=32)
+def _zip_files(folder: Path, prefix: str, signature: tuple[tuple[str, int, int], ...]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.rglob("*")):
-            relative = path.relative_to(folder)
-            if not path.is_file() or _SKIPPED_PARTS.intersection(relative.parts):
-                continue
-            if path.suffix == ".pyc" or any(part.endswith(".egg-info") for part in relative.parts):
-                continue
-            info = zipfile.ZipInfo(prefix + relative.as_posix(), date_time=(2020, 1, 1, 0, 0, 0))
+        for name, _, _ in signature:
+            info = zipfile.ZipInfo(prefix + name, date_time=(2020, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
-            archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+            archive.writestr(info, (folder / name).read_bytes(), zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
@@ -165,13 +180,21 @@ def _staged_md5(s3, key: str) -> str | None:
 
 def transform_template(template_path: Path, s3) -> dict[str, Any]:
     """The CloudFormation template that template.yaml becomes, with its code staged on the emulator."""
-    from samtranslator.translator.transform import transform
-
     # The translator warns about its own unpublished usage metrics on every run; nothing here publishes them.
     logging.getLogger("samtranslator").setLevel(logging.ERROR)
     sam_template = load_template(template_path)
     _stage_code(sam_template, template_path.parent, s3)
-    return transform(sam_template, {}, _NoManagedPolicies())
+    staged = json.dumps(sam_template, sort_keys=True)
+    return copy.deepcopy(_transformed(staged, os.environ.get("AWS_DEFAULT_REGION", "")))
+
+
+@functools.lru_cache(maxsize=8)
+def _transformed(staged: str, region: str) -> dict[str, Any]:
+    """The translator's output for a staged template (the same for every stack made from it: names come from the
+    stack, resolved by CloudFormation); the caller gets a copy."""
+    from samtranslator.translator.transform import transform
+
+    return transform(json.loads(staged), {}, _NoManagedPolicies())
 
 
 def _describe(cloudformation, stack: str) -> dict[str, Any] | None:
@@ -254,6 +277,27 @@ def _apply_bucket_settings(template: dict[str, Any], resources: dict[str, str], 
             )
 
 
+class _Clients:
+    """One boto3 session and one client per service for a region and endpoint, kept by the process. A session made
+    per stack reads every service model again for each client it makes (about 0.1 s a client, a dozen per stack), and
+    the tests provision a stack each."""
+
+    def __init__(self, region: str) -> None:
+        self.session = boto3.session.Session(region_name=region)
+        self._made: dict[str, Any] = {}
+
+    def client(self, service: str):
+        if service not in self._made:
+            self._made[service] = self.session.client(service, config=BOTO_CONFIG)
+        return self._made[service]
+
+
+@functools.lru_cache(maxsize=8)
+def _clients_for(region: str, endpoint: str | None, access_key: str | None) -> _Clients:
+    # the endpoint and credentials come from the environment when a client is made: they are part of the key
+    return _Clients(region)
+
+
 class _Resolver:
     """Resolves the intrinsic functions of a transformed template against a created stack."""
 
@@ -262,10 +306,9 @@ class _Resolver:
         template: dict[str, Any],
         described: dict[str, Any],
         resources: dict[str, str],
-        session: boto3.session.Session,
+        clients: _Clients,
     ) -> None:
-        self.template, self.resources, self.session = template, resources, session
-        self._clients: dict[str, Any] = {}
+        self.template, self.resources, self.clients = template, resources, clients
         stack_id = described["StackId"]
         self.pseudo = {
             "AWS::StackName": described["StackName"],
@@ -279,10 +322,7 @@ class _Resolver:
         self.parameters.update({p["ParameterKey"]: p["ParameterValue"] for p in described.get("Parameters", [])})
 
     def client(self, service: str):
-        # one client per service: creating one takes 15-20 ms, and a provisioning asks for thirty-odd
-        if service not in self._clients:
-            self._clients[service] = self.session.client(service, config=BOTO_CONFIG)
-        return self._clients[service]
+        return self.clients.client(service)
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -510,10 +550,10 @@ _CREATORS = {
 
 
 def _supplement(
-    template: dict[str, Any], described: dict[str, Any], resources: dict[str, str], session: boto3.session.Session
+    template: dict[str, Any], described: dict[str, Any], resources: dict[str, str], clients: _Clients
 ) -> None:
     """Create what moto's CloudFormation skipped, recording physical ids in resources as they are made."""
-    resolver = _Resolver(template, described, resources, session)
+    resolver = _Resolver(template, described, resources, clients)
     for kind in SUPPLEMENTED:
         for logical_id, resource in template["Resources"].items():
             if resource["Type"] == kind:
@@ -533,11 +573,11 @@ def _emulated(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def _apply_topic_encryption(
-    template: dict[str, Any], described: dict[str, Any], resources: dict[str, str], session: boto3.session.Session
+    template: dict[str, Any], described: dict[str, Any], resources: dict[str, str], clients: _Clients
 ) -> None:
     """ministack's CloudFormation creates a topic without its KmsMasterKeyId (its SNS API keeps it): set it through
     SNS when the created topic lacks it, read from the same template (nothing to do on moto)."""
-    resolver = _Resolver(template, described, resources, session)
+    resolver = _Resolver(template, described, resources, clients)
     sns = resolver.client("sns")
     for logical_id, resource in template["Resources"].items():
         key = resource.get("Properties", {}).get("KmsMasterKeyId")
@@ -569,11 +609,11 @@ def provision(stack: str | None = None, template_path: Path | None = None, regio
     template_path = template_path or default_template_path()
     region = region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
     started = time.monotonic()
-    session = boto3.session.Session(region_name=region)
-    cloudformation = session.client("cloudformation", config=BOTO_CONFIG)
+    clients = _clients_for(region, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_ACCESS_KEY_ID"))
+    cloudformation = clients.client("cloudformation")
     # The translator reads the region (for ARNs and pseudo parameters) from the default session's environment.
     os.environ.setdefault("AWS_DEFAULT_REGION", region)
-    transformed = transform_template(template_path, session.client("s3", config=BOTO_CONFIG))
+    transformed = transform_template(template_path, clients.client("s3"))
     held_back = sorted(
         logical_id for logical_id, resource in transformed["Resources"].items() if resource["Type"] in HELD_BACK
     )
@@ -586,7 +626,7 @@ def provision(stack: str | None = None, template_path: Path | None = None, regio
         },
     }
     body = json.dumps(emulated, sort_keys=True)
-    template = _template_argument(session.client("s3", config=BOTO_CONFIG), stack, body)
+    template = _template_argument(clients.client("s3"), stack, body)
 
     existing = _describe(cloudformation, stack)
     if existing and existing["StackStatus"] == "ROLLBACK_COMPLETE":
@@ -610,11 +650,11 @@ def provision(stack: str | None = None, template_path: Path | None = None, regio
         for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack)
         for r in page["StackResourceSummaries"]
     }
-    _supplement(emulated, described, resources, session)
-    _apply_time_to_live(emulated, resources, session.client("dynamodb", config=BOTO_CONFIG))
-    _apply_topic_encryption(emulated, described, resources, session)
-    _apply_point_in_time_recovery(emulated, resources, session.client("dynamodb", config=BOTO_CONFIG))
-    _apply_bucket_settings(emulated, resources, session.client("s3", config=BOTO_CONFIG))
+    _supplement(emulated, described, resources, clients)
+    _apply_time_to_live(emulated, resources, clients.client("dynamodb"))
+    _apply_topic_encryption(emulated, described, resources, clients)
+    _apply_point_in_time_recovery(emulated, resources, clients.client("dynamodb"))
+    _apply_bucket_settings(emulated, resources, clients.client("s3"))
     stack_outputs.cache_clear()
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     return Provisioned(
