@@ -255,7 +255,7 @@ def _cached_module_list() -> None:
     """moto's dispatcher lists its own package folder (a directory read and about 200 stat calls) on every request to
     learn which services exist; the list does not change while the server runs."""
     modules = tuple(moto_backends.list_of_moto_modules())
-    moto_backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+    moto_backends.list_of_moto_modules = lambda: modules
 
 
 def main() -> None:
