@@ -57,9 +57,11 @@ $(MINISTACK_STAMP): requirements-ministack.txt
 	touch $(MINISTACK_STAMP)
 
 # Every test, including the template checks (cfn-lint, sam validate --lint, sam build, checkov) in tests/integration,
-# after the code checks (ruff and mypy: a lint failure stops before the slow suite).
+# after the code checks (ruff and mypy: a lint failure stops before the slow suite). Two workers that steal work from
+# each other: xdist's default hands each worker a long queue up front, and one worker sat idle for the last six
+# minutes while the other worked through the slow tests.
 test: venv tools checkov check
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist worksteal
 
 # The reader fuzzer's long profile: 2,600 hostile pages per reader (10,400 in all); `make test` runs its quick profile.
 test-fuzz: venv
@@ -125,12 +127,12 @@ bench: venv ministack
 # ACCRUAL_EMULATOR); a test one emulator gets wrong is marked only_on(...) with the reason (README, "Performance").
 CONFORMANCE := tests/integration tests/e2e --ignore=tests/integration/test_template.py
 test-conformance: venv ministack
-	ACCRUAL_EMULATOR=moto $(BIN)/pytest -n 2 -q $(CONFORMANCE)
-	ACCRUAL_EMULATOR=ministack $(BIN)/pytest -n 2 -q $(CONFORMANCE)
+	ACCRUAL_EMULATOR=moto $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE)
+	ACCRUAL_EMULATOR=ministack $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE)
 
 # The same suites on ministack only.
 test-ministack: venv ministack
-	ACCRUAL_EMULATOR=ministack $(BIN)/pytest -n 2 -q $(CONFORMANCE)
+	ACCRUAL_EMULATOR=ministack $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE)
 
 # CI's share (after `make test`, which runs everything on moto): the stack from the template, the ledger and the
 # ingest paths on ministack; the whole conformance run takes too long on 2 cores to run on every change.
@@ -138,7 +140,7 @@ CONFORMANCE_QUICK := tests/integration/test_stack.py tests/integration/test_ledg
 	tests/integration/test_hostile_ingest.py tests/integration/test_ingest_stream.py \
 	tests/integration/test_ministack_server.py -m "not slow"
 test-conformance-quick: venv ministack
-	ACCRUAL_EMULATOR=ministack $(BIN)/pytest -n 2 -q $(CONFORMANCE_QUICK)
+	ACCRUAL_EMULATOR=ministack $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE_QUICK)
 
 clean:
 	rm -rf $(VENV) .aws-sam .tools

@@ -43,7 +43,7 @@ def outbox() -> list[tuple[str, str]]:
 # ---- orders of any size -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("count", [96, 250, 1000])
+@pytest.mark.parametrize("count", [96, 1000])  # one transaction, and ten times its limit
 def test_an_order_of_many_lines_is_settled_capped_and_confirmed(stack, ledger, count):
     lines = [line("BIG", f"BIG-{index:04d}", amount="10.00") for index in range(count)]
     counts = ledger.reconcile(lines, now=T0)
