@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "layers" / "accrual"))  # when run without the edi
 from accrual.domain.models import AccrualConfig, Click, OrderLine  # noqa: E402
 from accrual.partners import admitad, aliexpress  # noqa: E402
 from accrual.partners.report import PartnerOptions  # noqa: E402
+from accrual.settings import RESOURCE_VARIABLES  # noqa: E402
 from accrual_dev.simulator import DEFAULT_START  # noqa: E402
 from accrual_dev.simulator.generator import World, generate  # noqa: E402
 
@@ -587,17 +588,7 @@ class LocalStack:
 
     def __enter__(self) -> LocalStack:
         url = self.server.start()
-        for name in (
-            "AWS_PROFILE",
-            "AWS_SESSION_TOKEN",
-            "ORDERS_TABLE",
-            "BALANCES_TABLE",
-            "OUTBOX_TABLE",
-            "CLICKS_TABLE",
-            "CONTROL_TABLE",
-            "IDEMPOTENCY_TABLE",
-            "NOTIFICATIONS_TOPIC_ARN",
-        ):
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", *RESOURCE_VARIABLES):
             os.environ.pop(name, None)
         os.environ.update(
             {**self._environment, "AWS_ENDPOINT_URL": url, "POWERTOOLS_LOG_LEVEL": "ERROR", "LOG_LEVEL": "ERROR"}

@@ -19,25 +19,11 @@ from collections.abc import Iterator
 import pytest
 
 from accrual import settings as settings_module
-from accrual.settings import Settings
+from accrual.settings import RESOURCE_VARIABLES, Settings
 from accrual_dev.local.ministack import MinistackServer
 from accrual_dev.local.provision import provision
 from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
 
-# Names Settings.from_env reads before the stack's outputs: a developer's shell must not redirect a test's stack.
-_RESOURCE_VARIABLES = (
-    "ORDERS_TABLE",
-    "BALANCES_TABLE",
-    "OUTBOX_TABLE",
-    "CLICKS_TABLE",
-    "CONTROL_TABLE",
-    "IDEMPOTENCY_TABLE",
-    "NOTIFICATIONS_TOPIC_ARN",
-    "REPORTS_BUCKET",
-    "LOCAL_NOTIFICATIONS_QUEUE_URL",
-    "PARTNER_SECRETS_PREFIX",
-    "PARTNER_PARAMETERS_PREFIX",
-)
 EMULATORS = {"moto": MotoServer, "ministack": MinistackServer}
 
 
@@ -115,7 +101,7 @@ def _clear_settings_caches() -> None:
 def stack(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """A fresh stack provisioned from template.yaml under a unique name; yields its Settings."""
     name = f"t{uuid.uuid4().hex[:10]}"
-    for variable in _RESOURCE_VARIABLES:
+    for variable in RESOURCE_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("ACCRUAL_STACK", name)
     provision(name)

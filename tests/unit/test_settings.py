@@ -7,24 +7,14 @@ import pytest
 
 from accrual import settings as settings_module
 from accrual.adapters.partner_config import providers
-from accrual.settings import BotoRetries, ObservabilitySettings, Settings, load_settings
+from accrual.settings import RESOURCE_VARIABLES, BotoRetries, ObservabilitySettings, Settings, load_settings
 
 VARIABLES = (
     "ACCRUAL_STACK",
     "AWS_DEFAULT_REGION",
     "AWS_REGION",
     "AWS_ENDPOINT_URL",
-    "ORDERS_TABLE",
-    "BALANCES_TABLE",
-    "OUTBOX_TABLE",
-    "CLICKS_TABLE",
-    "CONTROL_TABLE",
-    "IDEMPOTENCY_TABLE",
-    "NOTIFICATIONS_TOPIC_ARN",
-    "REPORTS_BUCKET",
-    "LOCAL_NOTIFICATIONS_QUEUE_URL",
-    "PARTNER_SECRETS_PREFIX",
-    "PARTNER_PARAMETERS_PREFIX",
+    *RESOURCE_VARIABLES,
     "PULL_INITIAL_LOOKBACK_DAYS",
     "OUTBOX_SWEEP_GRACE_SECONDS",
     "AWS_RETRY_MODE",
@@ -147,3 +137,16 @@ def test_retries_and_observability_names(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "svc")
     names = ObservabilitySettings()
     assert names.in_lambda and names.service == "svc" and names.namespace == "CashbackAccrual"
+
+
+def test_every_resource_the_template_hands_a_function_is_a_resource_variable_a_local_run_clears():
+    from accrual_dev.local.provision import default_template_path, load_template
+
+    template = load_template(default_template_path())
+    given = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            given |= set(resource["Properties"].get("Environment", {}).get("Variables", {}))
+    resources = {name for name in given if name.endswith(("_TABLE", "_ARN", "_BUCKET", "_QUEUE_URL", "_PREFIX"))}
+    assert resources and resources <= set(RESOURCE_VARIABLES)
+    assert {"CLAIMS_TABLE", "WORK_QUEUE_URL", "WORK_DEAD_LETTER_QUEUE_URL"} <= set(RESOURCE_VARIABLES)

@@ -17,8 +17,9 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from accrual.settings import RESOURCE_VARIABLES
 from accrual_dev.local.provision import Provisioned, default_template_path, provision
-from accrual_dev.local.server import LOCAL_ENVIRONMENT, RESOURCE_VARIABLES, MotoServer
+from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
 
 DEMO_CONFIG = default_template_path().parent / "events" / "demo-config.json"
 

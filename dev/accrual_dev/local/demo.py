@@ -23,8 +23,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from accrual.settings import RESOURCE_VARIABLES
 from accrual_dev.local.provision import default_template_path, provision
-from accrual_dev.local.server import LOCAL_ENVIRONMENT, RESOURCE_VARIABLES, MotoServer
+from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
 
 STACK = "demo"
 SEED = 3

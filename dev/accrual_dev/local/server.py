@@ -16,23 +16,6 @@ from typing import IO
 HOST = "127.0.0.1"
 LOCAL_REGION = "us-east-1"
 # moto accepts any credentials; fixed dummy ones keep a developer's real profile out of the local stack.
-# Names Settings.from_env prefers to the stack's outputs: a developer's shell must not redirect the local stack.
-RESOURCE_VARIABLES = (
-    "ORDERS_TABLE",
-    "BALANCES_TABLE",
-    "OUTBOX_TABLE",
-    "CLICKS_TABLE",
-    "CONTROL_TABLE",
-    "IDEMPOTENCY_TABLE",
-    "NOTIFICATIONS_TOPIC_ARN",
-    "REPORTS_BUCKET",
-    "CLAIMS_TABLE",
-    "LOCAL_NOTIFICATIONS_QUEUE_URL",
-    "WORK_QUEUE_URL",
-    "WORK_DEAD_LETTER_QUEUE_URL",
-    "PARTNER_SECRETS_PREFIX",
-    "PARTNER_PARAMETERS_PREFIX",
-)
 LOCAL_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": LOCAL_REGION,
     "AWS_ACCESS_KEY_ID": "testing",

@@ -164,6 +164,15 @@ class Settings(BaseSettings):
         return SSMProvider(boto3_client=self.client("ssm"))
 
 
+# The variables that name a stack's resources (a deployed function gets each from template.yaml). They are read
+# before the stack's outputs, so a local stack or a test clears them: a developer's shell must not redirect it.
+RESOURCE_VARIABLES: tuple[str, ...] = tuple(
+    str(field.validation_alias)
+    for name, field in Settings.model_fields.items()
+    if name.endswith(("_table", "_topic_arn", "_bucket", "_queue_url", "_prefix"))
+)
+
+
 @lru_cache(maxsize=1)
 def load_settings() -> Settings:
     """The process's Settings, read once (a Lambda cold start); handlers call this on every invocation."""
