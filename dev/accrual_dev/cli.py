@@ -126,9 +126,9 @@ def _threads(text: str) -> int:
     from accrual.service.fanout import check_workers
 
     try:
-        return check_workers(int(text))
+        return check_workers(int(text), "threads")
     except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error).replace("workers", "threads")) from None
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _workers_option(parser: argparse.ArgumentParser, handler) -> None:

@@ -8,11 +8,11 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-CLI = Path(sys.executable).parent / "accrual"
+from support.cli import CLI
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

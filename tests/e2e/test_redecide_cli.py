@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
+from support.cli import CLI
 from support.ledger import CONFIG
 
-CLI = Path(sys.executable).parent / "accrual"
 CLICK = {
     "sub_id": "c-alice",
     "user_id": "alice",

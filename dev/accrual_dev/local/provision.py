@@ -115,22 +115,22 @@ class _NoManagedPolicies:
         return {}
 
 
-def _zipped_files(folder: Path) -> list[tuple[Path, str]]:
-    files = []
+def _zipped_files(folder: Path) -> list[str]:
+    names = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         if not path.is_file() or _SKIPPED_PARTS.intersection(relative.parts):
             continue
         if path.suffix == ".pyc" or any(part.endswith(".egg-info") for part in relative.parts):
             continue
-        files.append((path, relative.as_posix()))
-    return files
+        names.append(relative.as_posix())
+    return names
 
 
 def _zip_folder(folder: Path, prefix: str = "") -> bytes:
-    files = _zipped_files(folder)
     # the files' sizes and modification times: a folder zipped again (a stack each test) is compressed only once
-    signature = tuple((name, path.stat().st_mtime_ns, path.stat().st_size) for path, name in files)
+    stats = {name: (folder / name).stat() for name in _zipped_files(folder)}
+    signature = tuple((name, stat.st_mtime_ns, stat.st_size) for name, stat in stats.items())
     return _zip_files(folder, prefix, signature)
 
 

@@ -51,9 +51,9 @@ _SECOND_PASS_ADDS = (
 T = TypeVar("T")
 
 
-def check_workers(workers: int) -> int:
+def check_workers(workers: int, what: str = "workers") -> int:
     if not 1 <= workers <= MAX_WORKERS:
-        raise ValueError(f"workers must be 1..{MAX_WORKERS}, got {workers}")
+        raise ValueError(f"{what} must be 1..{MAX_WORKERS}, got {workers}")
     return workers
 
 
