@@ -6,8 +6,10 @@ import json
 import os
 import socket
 import sys
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -16,6 +18,9 @@ from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import bind_ledger_tables
 from accrual.domain.models import AccrualConfig, Click
 from accrual.settings import Settings
+
+if TYPE_CHECKING:
+    from accrual.composition import Composition
 
 ENDPOINT_PROBE_SECONDS = 3.0
 
@@ -132,6 +137,14 @@ def _settings() -> Settings:
     settings = Settings.from_env()
     bind_ledger_tables(settings)
     return settings
+
+
+def _root() -> Composition:
+    """The stack's adapters and services, made once for the command (the same composition root as the handlers)."""
+    from accrual.composition import composition
+
+    check_endpoint()
+    return composition(Settings.from_env())
 
 
 def _read_config(path: str) -> AccrualConfig | None:
@@ -330,39 +343,27 @@ def ingest(args) -> int:
     page is read whole."""
     import hashlib
 
-    from accrual.adapters.report_archive import ReportArchive
     from accrual.partners import ReportFormatError
-    from accrual.service.ingest import ingest_report
     from accrual.service.ingest_stream import ingest_file_streamed
     from accrual_dev.progress import ProgressSink
 
     path = checked_report_file(args)
-    settings = _settings()
+    root = _root()
     partner = lines_partner(args)
     now = _now(args)
-    sink = ProgressSink(settings, now, enabled=args.progress, label=path.name, threads=args.threads)
+    sink = ProgressSink(root.concurrent_ledger(args.threads), now, enabled=args.progress, label=path.name)
     try:
         if args.partner in ("csv", "normalized"):
-            report = ingest_file_streamed(
-                path, args.partner, partner=partner, settings=settings, now=now, reconcile=sink
-            )
+            report = ingest_file_streamed(path, args.partner, partner=partner, ingest=root.ingest, sink=sink, now=now)
         else:
             data = read_bytes(path)
-            archive = ReportArchive(settings)
             # the same file ingested twice is archived under the same key (and, through the idempotent ledger,
             # changes nothing)
             digest = hashlib.sha256(data).hexdigest()[:16]
             day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-            source = archive.put_raw(partner, day, f"{path.stem}-{digest}", data)
-            report = ingest_report(
-                data,
-                args.partner,
-                partner=partner,
-                source=source,
-                settings=settings,
-                now=now,
-                reconcile=sink,
-                archive=archive,
+            source = root.archive.put_raw(partner, day, f"{path.stem}-{digest}", data)
+            report = root.ingest.page(
+                data, args.partner, partner=partner, source=source, sink=sink, now=now, run_id=uuid.uuid4().hex
             )
     except ReportFormatError as error:
         raise OperatorError(f"{args.file}: {error}") from None
@@ -376,44 +377,34 @@ def ingest(args) -> int:
         )
     finally:
         sink.close()
-    _print_json({"file": str(args.file), **report})
-    return _exit_code(report["reconciled"])
+    _print_json({"file": str(args.file), **report.as_dict()})
+    return _exit_code(report.reconciled.as_dict())
 
 
 def pull(args) -> int:
-    from datetime import timedelta
-
-    from accrual.service.pull import pull_all
     from accrual_dev.progress import ProgressSink
 
-    settings = _settings()
+    root = _root()
     now = _now(args)
-    initial = timedelta(days=int(os.environ.get("PULL_INITIAL_LOOKBACK_DAYS", "30")))
-    sink = ProgressSink(settings, now, enabled=args.progress, label=f"pull {args.partner or 'partners'}")
+    sink = ProgressSink(
+        root.concurrent_ledger(), now, enabled=args.progress, label=f"pull {args.partner or 'partners'}"
+    )
     try:
-        summary = pull_all(
-            now=now,
-            settings=settings,
-            reconcile=sink,
-            partners=[args.partner] if args.partner else None,
-            initial_lookback=initial,
-        )
+        summary = root.puller.pull_all(now=now, sink=sink, partners=[args.partner] if args.partner else None)
     except KeyboardInterrupt:
         return _interrupted(
             sink, "pull", "the cursors stand after the last reconciled page: the next pull goes on from there"
         )
     finally:
         sink.close()
-    _print_json(summary)
-    if summary["failed"]:
+    _print_json(summary.as_dict())
+    if summary.failed:
         return 1
-    return max((_exit_code(result.get("reconciled", {})) for result in summary["partners"].values()), default=0)
+    return _exit_code(summary.reconciled.as_dict())
 
 
 def confirm(args) -> int:
-    from accrual.service.ledger import Ledger
-
-    counts = Ledger(_settings()).confirm(now=_now(args))
+    counts = _root().confirm(now=_now(args)).as_dict()
     _print_json(counts)
     return _exit_code(counts)
 
@@ -422,10 +413,12 @@ def run_cycle(args) -> int:
     from accrual.service.cycle import run_cycle as cycle
     from accrual_dev.progress import ProgressSink
 
-    settings, now = _settings(), _now(args)
-    sink = ProgressSink(settings, now, enabled=args.progress, label="run: pull partners")
+    root, now = _root(), _now(args)
+    sink = ProgressSink(root.concurrent_ledger(), now, enabled=args.progress, label="run: pull partners")
     try:
-        summary = cycle(settings, now=now, reconcile=sink)
+        summary = cycle(
+            root.puller, root.concurrent_ledger(), root.relay, now=now, sink=sink, grace=root.outbox_grace
+        ).as_dict()
     except KeyboardInterrupt:
         return _interrupted(
             sink,

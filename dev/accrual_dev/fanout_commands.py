@@ -79,34 +79,32 @@ def part_lines(lines: int, workers: int) -> int:
 # ---- the commands ---------------------------------------------------------------------------------------------------
 def ingest(args) -> int:
     """A saved report: archived, split into page-sized units when large, reconciled by the workers."""
-    from accrual.adapters.report_archive import ReportArchive
-    from accrual.service.work import file_units, hand_on
+    from accrual.composition import composition
     from accrual_dev.commands import lines_partner, read_report
 
     check_workers(args.workers)
     data = read_report(args)  # the same checks and one-line errors as the in-process ingest
     settings, now = _settings(), _now(args)
+    work = composition(settings).work
     path = Path(args.file)
     # `--partner csv --as NAME`: the lines are NAME's, read with the CSV reader
     partner, report_format = lines_partner(args), args.partner
-    archive = ReportArchive(settings)
     digest = hashlib.sha256(data).hexdigest()[:16]
-    source = archive.put_raw(
+    source = work.archive.put_raw(
         partner, now.replace(hour=0, minute=0, second=0, microsecond=0), f"{path.stem}-{digest}", data
     )
     run_id = uuid.uuid4().hex
-    units = file_units(
+    units = work.file_units(
         data,
         report_format,
         partner=partner,
         key=source,
-        archive=archive,
         now=now,
         run_id=run_id,
         parts_prefix=f"raw/{partner}/files/{path.stem}-{digest}",
         lines_per_part=part_lines(data.count(b"\n"), args.workers),
     )
-    hand_on(settings, units)
+    work.hand_on(units)
     drained = drain(settings, args.workers)
     report = {
         "partner": partner,
@@ -122,13 +120,16 @@ def ingest(args) -> int:
 
 
 def _pull(settings: Settings, now: datetime, partner: str | None, workers: int) -> dict[str, Any]:
-    from accrual.service.cycle import pull_partners
-    from accrual.service.work import hand_on
+    from accrual.composition import composition
 
+    root = composition(settings)
     run_id = uuid.uuid4().hex
-    summary = pull_partners(
-        settings, now=now, partner=partner, run_id=run_id, hand_on=lambda unit: hand_on(settings, [unit])
-    )
+    summary = root.puller.pull_all(
+        now=now,
+        partners=[partner] if partner else None,
+        run_id=run_id,
+        hand_on=lambda unit: root.work.hand_on([unit]),
+    ).as_dict()
     drained = drain(settings, workers)
     for name, result in summary["partners"].items():
         if "error" in result:
@@ -151,10 +152,11 @@ def pull(args) -> int:
 
 
 def _confirm(settings: Settings, now: datetime, workers: int) -> dict[str, Any]:
-    from accrual.service.work import confirm_units, hand_on
+    from accrual.composition import composition
+    from accrual.service.work import confirm_units
 
     run_id = uuid.uuid4().hex
-    hand_on(settings, confirm_units(now=now, run_id=run_id))
+    composition(settings).work.hand_on(confirm_units(now=now, run_id=run_id))
     drained = drain(settings, workers)
     shards = [result for result in drained["results"] if result.get("kind") == "confirm"]
     counts = _sum([{key: value for key, value in shard.items() if key != "shard"} for shard in shards])
@@ -170,13 +172,13 @@ def confirm(args) -> int:
 def run(args) -> int:
     """One whole cycle as the deployed functions run it: pull (pages handed on and reconciled), confirm (shards
     handed on and settled), then the outbox published."""
-    from accrual.service.outbox import OutboxRelay
+    from accrual.composition import composition
 
     settings, now, workers = _settings(), _now(args), check_workers(args.workers)
     pulled = _pull(settings, now, None, workers)
     confirmed = _confirm(settings, now, workers)
     grace = timedelta(seconds=int(os.environ.get("OUTBOX_SWEEP_GRACE_SECONDS", "0")))
-    published = OutboxRelay(settings).publish_unpublished(now=now, grace=grace)
+    published = composition(settings).relay.publish_unpublished(now=now, grace=grace)
     unsettled = _unsettled(confirmed) + sum(
         _unsettled(partner.get("reconciled", {})) for partner in pulled["partners"].values()
     )
@@ -199,30 +201,30 @@ def run(args) -> int:
 def dead_letters(settings: Settings) -> list[dict[str, Any]]:
     """Every message in the work dead-letter queue, with the reason its last attempt failed. The messages are
     received and made visible again at once: listing moves nothing."""
-    from accrual.adapters.work_queue import WorkQueue
-    from accrual.service.work import failure_reason
+    from accrual.composition import composition
 
-    queue = WorkQueue(settings, dead_letter=True)
+    root = composition(settings)
+    queue = root.dead_letters
     seen: dict[str, dict[str, Any]] = {}
     handles = []
     while True:
         messages = queue.receive(limit=10, visibility_timeout=30)
-        fresh = [message for message in messages if message["MessageId"] not in seen]
+        fresh = [message for message in messages if message.message_id not in seen]
         if not fresh:
             break
         for message in fresh:
-            handles.append(message["ReceiptHandle"])
-            reason, at = failure_reason(settings, message["MessageId"])
+            handles.append(message.receipt_handle)
+            failure = root.work.failure_reason(message.message_id)
             try:
-                unit = json.loads(message["Body"])
+                unit = json.loads(message.body)
             except ValueError:
-                unit = {"body": message["Body"]}
-            seen[message["MessageId"]] = {
-                "message_id": message["MessageId"],
+                unit = {"body": message.body}
+            seen[message.message_id] = {
+                "message_id": message.message_id,
                 "unit": unit,
-                "reason": reason,
-                "failed_at": at,
-                "receipt_handle": message["ReceiptHandle"],
+                "reason": failure.reason if failure else None,
+                "failed_at": failure.at if failure else None,
+                "receipt_handle": message.receipt_handle,
             }
     queue.release(handles)
     return list(seen.values())
@@ -247,18 +249,19 @@ def dlq_list(args) -> int:
 def dlq_redrive(args) -> int:
     """Move the dead-letter queue's units back to the work queue (after the cause is fixed) and, with --workers,
     run them. (SQS's own message-move task does the same on AWS; this works on every emulator.)"""
-    from accrual.adapters.work_queue import WorkQueue
+    from accrual.composition import composition
 
     settings = _settings()
-    work, dead = WorkQueue(settings), WorkQueue(settings, dead_letter=True)
+    root = composition(settings)
+    work, dead = root.work_queue, root.dead_letters
     moved = 0
     while True:
         received = dead.receive(limit=10, visibility_timeout=30)
         if not received:
             break
         for message in received:
-            work.send([message["Body"]])
-            dead.delete([message["ReceiptHandle"]])
+            work.send([message.body])
+            dead.delete([message.receipt_handle])
             moved += 1
     result: dict[str, Any] = {"redriven": moved}
     if args.workers and moved:

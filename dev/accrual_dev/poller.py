@@ -33,7 +33,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from accrual.adapters.work_queue import WorkQueue
+from accrual.composition import composition
+from accrual.ports import QueuedMessage
 from accrual.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,24 +69,23 @@ def load_function(folder: str) -> ModuleType:
     return module
 
 
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+def sqs_event(messages: list[QueuedMessage], queue_arn: str, region: str) -> dict[str, Any]:
     """The event Lambda's SQS event source sends for these received messages."""
+    now_ms = str(int(time.time() * 1000))
     return {
         "Records": [
             {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
+                "messageId": message.message_id,
+                "receiptHandle": message.receipt_handle,
+                "body": message.body,
                 "attributes": {
-                    "ApproximateReceiveCount": message.get("Attributes", {}).get("ApproximateReceiveCount", "1"),
-                    "SentTimestamp": message.get("Attributes", {}).get("SentTimestamp", str(int(time.time() * 1000))),
-                    "SenderId": message.get("Attributes", {}).get("SenderId", "AIDAEXAMPLELOCAL"),
-                    "ApproximateFirstReceiveTimestamp": message.get("Attributes", {}).get(
-                        "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
-                    ),
+                    "ApproximateReceiveCount": str(message.receives),
+                    "SentTimestamp": str(message.sent_at_ms) if message.sent_at_ms else now_ms,
+                    "SenderId": "AIDAEXAMPLELOCAL",
+                    "ApproximateFirstReceiveTimestamp": now_ms,
                 },
                 "messageAttributes": {},
-                "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
+                "md5OfBody": hashlib.md5(message.body.encode()).hexdigest(),  # noqa: S324
                 "eventSource": "aws:sqs",
                 "eventSourceARN": queue_arn,
                 "awsRegion": region,
@@ -108,15 +108,13 @@ class LocalPoller:
         self.workers = workers
         self.batch_size = batch_size
         self.visibility_seconds = visibility_seconds
-        self.queue = WorkQueue(settings)
-        self.queue_arn = settings.client("sqs").get_queue_attributes(
-            QueueUrl=self.queue.url, AttributeNames=["QueueArn"]
-        )["Attributes"]["QueueArn"]
+        self.queue = composition(settings).work_queue
+        self.queue_arn = self.queue.arn()
         os.environ["RECONCILE_WORKERS"] = str(workers)  # the function's environment variable (template.yaml)
         load_settings.cache_clear()  # the handler reads it at its "cold start": this poller's
         self.handler = load_function("reconcile")
 
-    def invoke(self, messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[str]]:
+    def invoke(self, messages: list[QueuedMessage]) -> tuple[list[dict[str, Any]], set[str]]:
         """One invocation of the real handler: (results of the units that succeeded, ids of the failed ones)."""
         event = sqs_event(messages, self.queue_arn, self.settings.region)
         context = LocalContext(aws_request_id=str(uuid.uuid4()), deadline=time.monotonic() + 300)
@@ -125,7 +123,7 @@ class LocalPoller:
             try:
                 answer = self.handler.lambda_handler(event, context)
             except Exception:  # noqa: BLE001 - an invocation error fails the whole batch, as on Lambda
-                answer = {"batchItemFailures": [{"itemIdentifier": message["MessageId"]} for message in messages]}
+                answer = {"batchItemFailures": [{"itemIdentifier": message.message_id} for message in messages]}
         failed = {item["itemIdentifier"] for item in answer.get("batchItemFailures", [])}
         return list(self.handler.last_results), failed
 
@@ -135,9 +133,9 @@ class LocalPoller:
         if not messages:
             return None
         results, failed = self.invoke(messages)
-        self.queue.delete(message["ReceiptHandle"] for message in messages if message["MessageId"] not in failed)
+        self.queue.delete(message.receipt_handle for message in messages if message.message_id not in failed)
         # retried at once; SQS moves a unit past its maxReceiveCount to the dead-letter queue
-        self.queue.release(message["ReceiptHandle"] for message in messages if message["MessageId"] in failed)
+        self.queue.release(message.receipt_handle for message in messages if message.message_id in failed)
         return results, len(messages) - len(failed), len(failed)
 
     def drain(self, *, timeout: float = 3600.0) -> dict[str, Any]:
@@ -149,7 +147,7 @@ class LocalPoller:
             polled = self.poll_once()
             if polled is None:
                 depth = self.queue.depth()
-                if not depth["visible"] and not depth["in_flight"]:
+                if not depth.visible and not depth.in_flight:
                     break
                 time.sleep(0.5)
                 continue
@@ -171,8 +169,7 @@ def poller_processes(workers: int, units: int) -> int:
 def drain(settings: Settings, workers: int, *, timeout: float = 3600.0) -> dict[str, Any]:
     """Work the queue off with `workers` threads in all, spread over `poller_processes` processes: this one and
     children started with the same environment (the stack, the endpoint); their results are merged into one answer."""
-    queue = WorkQueue(settings)
-    units = queue.depth()["visible"]
+    units = composition(settings).work_queue.depth().visible
     processes = poller_processes(workers, units)
     threads = math.ceil(workers / processes)
     # a batch no larger than an even share, so every process gets units (Lambda's batches are "up to" BatchSize too)

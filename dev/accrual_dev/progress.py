@@ -18,19 +18,19 @@ from datetime import datetime
 from typing import Any
 
 from accrual.domain.models import OrderLine
-from accrual.service.ingest import LedgerSink
-from accrual.settings import Settings
+from accrual.service.counts import RunCounts
+from accrual.service.fanout import ConcurrentLedger, ReconcilingSink
 
 ORDERS_PER_SLICE = 200
 
 
-class ProgressSink(LedgerSink):
+class ProgressSink(ReconcilingSink):
     """The ledger's reconcile (and screening) with progress and running counts."""
 
     def __init__(
-        self, settings: Settings, now: datetime, *, enabled: bool | None = None, label: str = "", threads: int = 1
+        self, ledger: ConcurrentLedger, now: datetime, *, enabled: bool | None = None, label: str = ""
     ) -> None:
-        super().__init__(settings, now, threads)
+        super().__init__(ledger, now)
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.label = label
         self.reconciled: Counter[str] = Counter()
@@ -50,7 +50,7 @@ class ProgressSink(LedgerSink):
             )
         return accepted, refused
 
-    def __call__(self, lines: Sequence[OrderLine]) -> Mapping[str, int]:
+    def __call__(self, lines: Sequence[OrderLine]) -> RunCounts:
         by_order: dict[str, list[OrderLine]] = defaultdict(list)
         for line in lines:
             by_order[line.order_key].append(line)
@@ -63,7 +63,7 @@ class ProgressSink(LedgerSink):
                 if stop.is_set():
                     raise KeyboardInterrupt
                 self._reconcile_slice(keys[start : start + ORDERS_PER_SLICE], by_order, result, bar)
-        return dict(result)
+        return RunCounts.of(result)
 
     def _reconcile_slice(
         self, chosen: list[str], by_order: Mapping[str, list[OrderLine]], result: Counter[str], bar: Any

@@ -7,7 +7,8 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from accrual.adapters.ledger_store import DynamoLedgerStore, LedgerStore, utc_text
+from accrual.adapters.ledger_store import DynamoLedgerStore
+from accrual.ports import LedgerStore, utc_text
 from accrual.service.ledger import Ledger, Redecided
 from accrual.settings import Settings
 

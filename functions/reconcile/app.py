@@ -12,9 +12,9 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.parser.types import Json
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from accrual.composition import root
 from accrual.observability import logger, metrics, tracer
-from accrual.service.work import WorkUnit, record_failure, run_unit
-from accrual.settings import load_settings
+from accrual.service.work import WorkUnit
 
 
 class WorkRecord(SqsRecordModel):
@@ -31,8 +31,8 @@ last_results: list[dict[str, Any]] = []
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = load_settings()
-    workers = settings.reconcile_workers
+    services = root()
+    workers = services.settings.reconcile_workers
     last_results.clear()
 
     def work(record: WorkRecord) -> dict[str, Any]:
@@ -40,11 +40,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.set_correlation_id(unit.run_id)  # the pull or schedule run that handed the unit on
         receives = int(record.attributes.ApproximateReceiveCount)
         try:
-            result = run_unit(unit, settings, workers=workers)
+            done = services.work.run_unit(unit, workers=workers)
         except Exception as error:
             logger.exception("unit failed", extra={"unit": unit.label(), "receive": receives})
-            record_failure(
-                settings,
+            services.work.record_failure(
                 record.messageId,
                 unit.model_dump_json(),
                 f"{type(error).__name__}: {error}",
@@ -53,18 +52,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             metrics.add_metric(name="UnitsFailed", unit=MetricUnit.Count, value=1)
             raise
         metrics.add_metric(name="UnitsDone", unit=MetricUnit.Count, value=1)
-        settled = result.get("reconciled", result)
+        settled = done.page.reconciled if done.page else done.counts
         # orders that became pending later than the 5 days the service promises (alarmed in template.yaml)
         metrics.add_metric(
-            name="PendingLaterThanPromised", unit=MetricUnit.Count, value=settled.get("pending_later_than_promised", 0)
+            name="PendingLaterThanPromised", unit=MetricUnit.Count, value=settled.pending_later_than_promised
         )
-        if unit.kind == "page":
-            for name, metric in (
-                ("read", "LinesRead"),
-                ("accepted", "LinesAccepted"),
-                ("quarantined", "LinesQuarantined"),
-            ):
-                metrics.add_metric(name=metric, unit=MetricUnit.Count, value=result.get(name, 0))
+        if done.page is not None:
+            metrics.add_metric(name="LinesRead", unit=MetricUnit.Count, value=done.page.read)
+            metrics.add_metric(name="LinesAccepted", unit=MetricUnit.Count, value=done.page.accepted)
+            metrics.add_metric(name="LinesQuarantined", unit=MetricUnit.Count, value=done.page.quarantined)
+        result = done.as_dict()
         last_results.append(result)
         return {key: value for key, value in result.items() if key != "quarantine_reasons"}
 

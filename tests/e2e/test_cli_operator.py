@@ -11,9 +11,9 @@ from datetime import UTC
 import pytest
 from test_cli import CLICKS, CONFIG, aliexpress_order, aliexpress_page
 
-from accrual.service.drop import ingest_drop
 from accrual_dev import cli
 from support.cli import operator_cli
+from support.services import ingest_drop
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ import boto3
 import pytest
 
 from accrual.adapters import reference_data
-from accrual.adapters.ledger_tables import DUE_SHARDS, BalanceRecord, bind_ledger_tables
+from accrual.adapters.ledger_tables import BalanceRecord, bind_ledger_tables
 from accrual.adapters.work_queue import WorkQueue
 from accrual.domain.models import AccrualConfig, Click
+from accrual.ports import DUE_SHARDS
 from accrual.service.reading import audit
 from accrual.settings import Settings
 from accrual_dev.poller import LocalPoller

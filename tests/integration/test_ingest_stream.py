@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from accrual.adapters.partner_state import PartnerState
-from accrual.service.ingest import ingest_report
-from accrual.service.ingest_stream import ingest_jsonl_file, parts
+from accrual.adapters.partner_state import DynamoPartnerState as PartnerState
+from accrual.service.ingest_stream import parts
 from support.ledger import T0, balance_of, load_reference_data, snapshot, wipe_ledger
+from support.services import ingest_file_streamed, ingest_report
 
 
 def normalized(order: int, line: int, **changes) -> dict:
@@ -78,7 +78,9 @@ def test_a_streamed_file_ends_as_the_file_read_whole(stack, tmp_path: Path, part
 
     path = tmp_path / "report.jsonl"
     path.write_bytes(data)
-    streamed = ingest_jsonl_file(path, settings=stack, now=now, part_lines=part_lines)
+    streamed = ingest_file_streamed(
+        path, "normalized", partner="normalized", settings=stack, now=now, part_lines=part_lines
+    )
 
     assert (
         (streamed["read"], streamed["accepted"], streamed["quarantined"])
@@ -119,7 +121,7 @@ def csv_report() -> bytes:
 
 @pytest.mark.parametrize("part_lines", [1, 2, 1000])
 def test_a_streamed_csv_ends_as_the_csv_read_whole(stack, tmp_path: Path, part_lines: int) -> None:
-    from accrual.service.ingest_stream import csv_parts, ingest_file_streamed
+    from accrual.service.ingest_stream import csv_parts
 
     load_reference_data(stack)
     data = csv_report()

@@ -11,16 +11,15 @@ import pytest
 
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import bind_ledger_tables
-from accrual.adapters.partner_state import PartnerState
+from accrual.adapters.partner_state import DynamoPartnerState as PartnerState
 from accrual.domain.models import AccrualConfig, Click, OrderLine
 from accrual.partners import PartnerOptions
 from accrual.partners.http import PartnerApiError, RetryPolicy
-from accrual.service.drop import ingest_drop
 from accrual.service.ledger import Ledger
-from accrual.service.pull import make_client, pull_all, pull_partner
 from accrual_dev.simulator import Faults, running_simulator
 from accrual_dev.simulator.local import configure_local_partners
 from support.ledger import snapshot
+from support.services import ingest_drop, make_client, pull_all, pull_partner
 
 NOW = datetime(2026, 10, 20, tzinfo=UTC)
 OVERLAP = timedelta(days=5)
@@ -171,7 +170,7 @@ def test_malformed_lines_are_quarantined_and_the_rest_goes_on(partners, simulato
     assert counts["quarantined"] > 0 and counts["read"] == counts["accepted"] + counts["quarantined"]
     records = list(PartnerState(partners).quarantined(partner))
     assert len(records) == counts["quarantined"]
-    assert all(record.reason and record.raw and record.sk.startswith(f"raw/{partner}/") for record in records)
+    assert all(record.reason and record.raw and record.source.startswith(f"raw/{partner}/") for record in records)
     objects = archived(partners, f"quarantine/{partner}/")
     assert (
         objects

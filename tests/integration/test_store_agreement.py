@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from accrual.adapters.ledger_store import DynamoLedgerStore
-from accrual.adapters.memory_store import InMemoryLedgerStore
 from accrual.domain.lifecycle import ReviewVerdict
 from accrual.service.ledger import Ledger
 from accrual.service.reading import audit
+from support.fakes.ledger_store import InMemoryLedgerStore
 from support.ledger import T0, line, load_reference_data
 from support.memory import clicks, config, store_snapshot
 

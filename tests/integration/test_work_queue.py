@@ -11,10 +11,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from accrual.adapters.report_archive import ReportArchive
-from accrual.adapters.work_queue import WorkQueue
+from accrual.composition import composition
+from accrual.ports import QueueDepth
 from accrual.service.reading import audit
-from accrual.service.work import drop_units, hand_on, page_unit, split_records
+from accrual.service.work import WorkService, page_unit, split_records
 from accrual_dev import fanout_commands
 from accrual_dev.poller import LocalPoller
 from support.ledger import T0, line, load_reference_data, snapshot
@@ -23,7 +23,7 @@ USERS = {f"u{number}": "USD" for number in range(6)}
 
 
 def put_pages(stack, pages: int, per_page: int = 5) -> list:
-    archive, units = ReportArchive(stack), []
+    archive, units = composition(stack).archive, []
     run_id = uuid.uuid4().hex
     for page in range(pages):
         lines = [line(f"P{page}-{number}", user=f"u{number % 6}").model_dump_json() for number in range(per_page)]
@@ -35,27 +35,27 @@ def put_pages(stack, pages: int, per_page: int = 5) -> list:
 def test_a_worker_that_dies_mid_batch_leaves_its_units_and_nothing_is_doubled(stack, monkeypatch):
     load_reference_data(stack, users=USERS)
     units = put_pages(stack, pages=6)
-    hand_on(stack, units)
+    composition(stack).work.hand_on(units)
     poller = LocalPoller(stack, workers=4, visibility_seconds=3)
-    real = poller.handler.run_unit
+    real = WorkService.run_unit
     calls = []
 
-    def dies_on_the_second_unit(unit, settings, *, workers):
+    def dies_on_the_second_unit(self, unit, *, workers):
         calls.append(unit.key)
         if len(calls) == 2:
             raise SystemExit("the worker's process died")  # not an Exception: nothing is reported, nothing deleted
-        return real(unit, settings, workers=workers)
+        return real(self, unit, workers=workers)
 
-    monkeypatch.setattr(poller.handler, "run_unit", dies_on_the_second_unit)
+    monkeypatch.setattr(WorkService, "run_unit", dies_on_the_second_unit)
     with pytest.raises(SystemExit):
         poller.poll_once()
-    depth = WorkQueue(stack).depth()  # nothing deleted, though the first unit's work is already written
-    assert depth["visible"] + depth["in_flight"] == 6
-    monkeypatch.setattr(poller.handler, "run_unit", real)
+    depth = composition(stack).work_queue.depth()  # nothing deleted, though the first unit's work is already written
+    assert depth.visible + depth.in_flight == 6
+    monkeypatch.setattr(WorkService, "run_unit", real)
 
     drained = LocalPoller(stack, workers=4).drain(timeout=60)
     assert drained["fanout"]["units_done"] == 6 and drained["fanout"]["unit_failures"] == 0
-    assert WorkQueue(stack).depth() == {"visible": 0, "in_flight": 0}
+    assert composition(stack).work_queue.depth() == QueueDepth(0, 0)
     state = snapshot()
     assert len(state["orders"]) == 30 and len(state["journal"]) == 30 and len(state["outbox"]) == 30
     assert audit(stack)["ok"]
@@ -68,7 +68,7 @@ def test_a_unit_failing_every_receive_lands_in_the_dead_letter_queue_with_its_re
     load_reference_data(stack, users=USERS)
     good = put_pages(stack, pages=1)
     missing = page_unit("normalized", "raw/normalized/test/missing.jsonl", "normalized", now=T0, run_id="r1")
-    hand_on(stack, [*good, missing])
+    composition(stack).work.hand_on([*good, missing])
     drained = LocalPoller(stack, workers=2).drain(timeout=120)
     assert drained["fanout"]["units_done"] == 1 and drained["fanout"]["unit_failures"] >= 1
 
@@ -80,7 +80,7 @@ def test_a_unit_failing_every_receive_lands_in_the_dead_letter_queue_with_its_re
     assert listed[0]["unit"]["key"] == missing.key and "NoSuchKey" in listed[0]["reason"]
 
     # the cause fixed, the operator redrives it and it is reconciled
-    ReportArchive(stack).put_object(missing.key, line("M1", user="u1").model_dump_json().encode())
+    composition(stack).archive.put_object(missing.key, line("M1", user="u1").model_dump_json().encode())
     assert fanout_commands.dlq_redrive(SimpleNamespace(workers=2)) == 0
     assert json.loads(capsys.readouterr().out)["redriven"] == 1
     assert not fanout_commands.dead_letters(stack)
@@ -90,14 +90,12 @@ def test_a_unit_failing_every_receive_lands_in_the_dead_letter_queue_with_its_re
 def test_a_large_dropped_file_becomes_page_sized_units_that_reconcile_like_the_whole(stack):
     load_reference_data(stack, users=USERS)
     lines = [line(f"D{number:03d}", user=f"u{number % 6}").model_dump_json() for number in range(23)]
-    archive = ReportArchive(stack)
-    key = archive.put_object("drops/normalized/big file.jsonl", ("\n".join(lines) + "\n").encode())
-    units = drop_units(
-        archive.bucket, key, settings=stack, now=T0 + timedelta(hours=1), run_id="drop-1", lines_per_part=5
-    )
+    work = composition(stack).work
+    key = work.archive.put_object("drops/normalized/big file.jsonl", ("\n".join(lines) + "\n").encode())
+    units = work.drop_units(stack.reports_bucket, key, now=T0 + timedelta(hours=1), run_id="drop-1", lines_per_part=5)
     assert len(units) == 5 and all(unit.key.startswith("raw/normalized/drops/big file.jsonl/part-") for unit in units)
     assert [unit.first_line for unit in units] == [1, 6, 11, 16, 21]
-    hand_on(stack, units)
+    work.hand_on(units)
     drained = LocalPoller(stack, workers=4).drain(timeout=60)
     assert sum(result["read"] for result in drained["results"]) == 23
     assert len(snapshot()["orders"]) == 23

@@ -26,6 +26,7 @@ from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from accrual.adapters.pynamo import DecimalAttribute, bind_model
+from accrual.ports.ledger import OrderTooLarge
 from accrual.settings import Settings
 
 ORDER_SK = "ORDER"
@@ -33,13 +34,8 @@ COMPRESS_ABOVE = 64 * 1024
 MAX_DECISION_BYTES = 350 * 1024  # DynamoDB's item limit is 400 KB
 
 
-class OrderTooLarge(ValueError):
-    """An order whose decision cannot be stored in one item even compressed: counted and left for an operator."""
-
-
 DECISION_SK = "ORDER#DECISION"
 LINE_PREFIX = "LINE#"
-DUE_SHARDS = 8  # spreads the due index over partitions; the cycle reads them all
 OUTBOX_SHARDS = 4
 
 

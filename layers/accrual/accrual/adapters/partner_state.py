@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute
@@ -26,6 +25,7 @@ from accrual.adapters.pynamo import bind_model
 from accrual.domain.models import MAX_REASON_CHARS
 from accrual.partners.http import PagePosition
 from accrual.partners.report import QuarantinedLine
+from accrual.ports.reports import Cursor, StoredQuarantine
 from accrual.settings import Settings
 
 CURSOR_PK = "CURSOR"
@@ -74,19 +74,8 @@ class QuarantineRecord(Model):
     at = UTCDateTimeAttribute()
 
 
-@dataclass(frozen=True)
-class Cursor:
-    """A partner's pull state as the service sees it."""
-
-    partner: str
-    last_window_end: datetime | None = None
-    window_start: datetime | None = None
-    window_end: datetime | None = None
-    resume: PagePosition | None = None
-
-
-class PartnerState:
-    """Cursor and quarantine records of the stack's control table."""
+class DynamoPartnerState:
+    """Cursor and quarantine records of the stack's control table (the port `accrual.ports.PartnerState`)."""
 
     def __init__(self, settings: Settings):
         for model in (PartnerCursorRecord, QuarantineRecord):
@@ -160,8 +149,20 @@ class PartnerState:
                 written += 1
         return written
 
-    def quarantined(self, partner: str) -> Iterator[QuarantineRecord]:
-        return QuarantineRecord.query(quarantine_pk(partner))
+    def quarantined(self, partner: str) -> Iterator[StoredQuarantine]:
+        for record in QuarantineRecord.query(quarantine_pk(partner)):
+            yield StoredQuarantine(
+                record.partner,
+                record.source,
+                int(record.position),
+                record.reason,
+                record.raw,
+                None if record.raw_bytes is None else int(record.raw_bytes),
+                record.raw_sha256,
+                record.raw_key,
+                record.run_id,
+                record.at,
+            )
 
 
 def raw_bytes(raw: str) -> bytes:

@@ -1,97 +1,148 @@
-"""Ingesting one saved report (an API response page, a CSV file, normalised JSON Lines): archive what the partner
-said, normalise it through the partner's adapter, quarantine what cannot be normalised, reconcile the rest.
+"""The one ingest step: a report's bytes (an API response page, a CSV file or part, normalised JSON Lines) in, a
+`PageResult` out. The pull runs it per page, `accrual ingest FILE` and a dropped file per file or part, the streamed
+ingest per part; so a saved page and a live one give the same lines, and read = accepted + quarantined holds for every
+way in.
 
-The same path serves `accrual ingest FILE` and a file dropped on S3, and the pull does the same per page; so a saved
-page and a live one give the same lines, and counts read = accepted + quarantined hold for every way in.
+The step reads the report through the partner's adapter, screens the accepted lines against the accrual
+configuration (a line it refuses is quarantined like one that could not be read), keeps the quarantined lines (whole
+in the archive, bounded in the partner state) and hands the rest to the sink: the ledger.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from accrual.adapters.partner_config import drop_options, partner_options
-from accrual.adapters.partner_state import PartnerState
-from accrual.adapters.report_archive import ReportArchive
-from accrual.domain.models import OrderLine
-from accrual.partners import API_PARTNERS, ParsedReport, PartnerOptions, read_report
-from accrual.settings import Settings
-
-Reconcile = Callable[[Sequence[OrderLine]], Mapping[str, int]]
+from accrual.domain.models import OrderLine, order_key
+from accrual.partners import API_PARTNERS, ParsedReport, PartnerOptions, QuarantinedLine, read_report
+from accrual.partners.csv_drop import parse_csv
+from accrual.partners.normalized import parse_jsonl
+from accrual.ports import PartnerDirectory, PartnerState, ReportArchive
+from accrual.service.counts import RunCounts
 
 
-class LedgerSink:
-    """The ledger as a report's lines reach it: first screened against the accrual configuration (a line it refuses
-    is quarantined like one that could not be read), then reconciled as of `now` by `workers` threads."""
+class LedgerSink(Protocol):
+    """The ledger as a report's lines reach it: screening against the configuration, then reconciling."""
 
-    def __init__(self, settings: Settings, now: datetime, workers: int = 1) -> None:
-        from accrual.service.fanout import ConcurrentLedger
-
-        self.ledger = ConcurrentLedger(settings, workers=workers)
-        self.now = now
-
-    def screen(self, lines: Sequence[OrderLine]) -> tuple[list[OrderLine], list[tuple[OrderLine, str]]]:
-        return self.ledger.screen(lines)
-
-    def __call__(self, lines: Sequence[OrderLine]) -> Mapping[str, int]:
-        return self.ledger.reconcile(lines, now=self.now)
+    def screen(self, lines: Sequence[OrderLine]) -> tuple[list[OrderLine], list[tuple[OrderLine, str]]]: ...
+    def __call__(self, lines: Sequence[OrderLine]) -> RunCounts: ...
 
 
-def ledger_reconcile(settings: Settings, now: datetime, workers: int = 1) -> LedgerSink:
-    return LedgerSink(settings, now, workers)
+@dataclass
+class PageResult:
+    """What one report (or part) did: lines read = accepted + quarantined, and what the ledger made of them."""
+
+    partner: str
+    source: str
+    format: str
+    run_id: str
+    read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    quarantine_reasons: list[str] = field(default_factory=list)
+    reconciled: RunCounts = field(default_factory=RunCounts)
+
+    def add(self, report: ParsedReport) -> None:
+        self.read += report.read
+        self.accepted += len(report.lines)
+        self.quarantined += len(report.quarantined)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "partner": self.partner,
+            "source": self.source,
+            "format": self.format,
+            "run_id": self.run_id,
+            "read": self.read,
+            "accepted": self.accepted,
+            "quarantined": self.quarantined,
+            "quarantine_reasons": list(self.quarantine_reasons),
+            "reconciled": self.reconciled.as_dict(),
+        }
 
 
-def screen_report(report: ParsedReport, reconcile: Reconcile) -> None:
-    """Quarantine the accepted lines the configuration refuses (a reconcile that is not the ledger's screens
-    nothing). `read == accepted + quarantined` still holds."""
-    screen = getattr(reconcile, "screen", None)
-    if screen is None or not report.lines:
-        return
-    _, refused = screen(report.lines)
-    if refused:
-        report.quarantine_accepted(refused)
+class IngestStep:
+    def __init__(self, archive: ReportArchive, state: PartnerState, partners: PartnerDirectory) -> None:
+        self.archive = archive
+        self.state = state
+        self.partners = partners
+
+    def options_for(self, report_format: str, partner: str) -> PartnerOptions | None:
+        """Parsing settings are configuration, read per partner; the normalised format needs none."""
+        if report_format == "csv":
+            return replace(self.partners.drop_options(partner), partner=partner)
+        if report_format in API_PARTNERS:
+            return self.partners.options(partner)
+        return None
+
+    def read(
+        self,
+        data: bytes,
+        report_format: str,
+        *,
+        partner: str,
+        source: str,
+        sink: LedgerSink,
+        options: PartnerOptions | None = None,
+        first_line: int | None = None,
+    ) -> ParsedReport:
+        """Read and screen a report; `first_line` numbers the lines of a part of a longer CSV or JSON Lines file."""
+        options = options if options is not None else self.options_for(report_format, partner)
+        if first_line is not None and report_format == "csv":
+            report = parse_csv(data, source=source, partner=partner, options=options, first_line=first_line)
+        elif first_line is not None and report_format == "normalized":
+            text = data.decode("utf-8-sig" if first_line == 1 else "utf-8", "surrogateescape")
+            report = parse_jsonl(text, source=source, partner=partner, first_line=first_line)
+        else:
+            report = read_report(data, report_format, source=source, options=options)
+        if report.lines:
+            _, refused = sink.screen(report.lines)
+            if refused:
+                report.quarantine_accepted(refused)
+        return report
+
+    def keep_quarantined(
+        self, source: str, lines: Sequence[QuarantinedLine], *, partner: str, run_id: str, now: datetime
+    ) -> None:
+        """The whole raw lines go to the archive first: the quarantine records keep a bounded prefix and name it."""
+        if lines:
+            raw_key = self.archive.put_quarantine(source, lines, run_id=run_id, partner=partner)
+            self.state.quarantine(partner, source, lines, run_id=run_id, now=now, raw_key=raw_key)
+
+    def page(
+        self,
+        data: bytes,
+        report_format: str,
+        *,
+        partner: str,
+        source: str,
+        sink: LedgerSink,
+        now: datetime,
+        run_id: str,
+        options: PartnerOptions | None = None,
+        first_line: int | None = None,
+    ) -> PageResult:
+        """Ingest one report or part: read, screen, quarantine, reconcile."""
+        report = self.read(
+            data, report_format, partner=partner, source=source, sink=sink, options=options, first_line=first_line
+        )
+        self.keep_quarantined(source, report.quarantined, partner=partner, run_id=run_id, now=now)
+        result = PageResult(partner, source, report_format, run_id)
+        result.add(report)
+        result.quarantine_reasons = [f"{line.position}: {line.reason}" for line in report.quarantined]
+        if report.lines:
+            result.reconciled = sink(report.lines)
+        return result
 
 
-def options_for(report_format: str, partner: str, settings: Settings) -> PartnerOptions | None:
-    """Parsing settings are configuration (SSM), read per partner; the normalised format needs none."""
-    if report_format == "csv":
-        return replace(drop_options(settings, partner), partner=partner)
-    if report_format in API_PARTNERS:
-        return partner_options(settings, partner)
-    return None
-
-
-def ingest_report(
-    data: bytes,
-    report_format: str,
-    *,
-    partner: str,
-    source: str,
-    settings: Settings,
-    now: datetime,
-    reconcile: Reconcile | None = None,
-    run_id: str | None = None,
-    archive: ReportArchive | None = None,
-) -> dict[str, Any]:
-    run_id = run_id or uuid.uuid4().hex
-    reconcile = reconcile or ledger_reconcile(settings, now)
-    archive = archive or ReportArchive(settings)
-    report = read_report(data, report_format, source=source, options=options_for(report_format, partner, settings))
-    screen_report(report, reconcile)
-    if report.quarantined:
-        # The whole raw lines go to S3 first: the quarantine records keep a bounded prefix and name that object.
-        raw_key = archive.put_quarantine(source, report.quarantined, run_id=run_id, partner=partner)
-        PartnerState(settings).quarantine(partner, source, report.quarantined, run_id=run_id, now=now, raw_key=raw_key)
-    reconciled = dict(reconcile(report.lines)) if report.lines else {}
-    return {
-        "partner": partner,
-        "source": source,
-        "format": report_format,
-        "run_id": run_id,
-        **report.counts,
-        "quarantine_reasons": [f"{line.position}: {line.reason}" for line in report.quarantined],
-        "reconciled": reconciled,
-    }
+def jsonl_order(record: bytes) -> str | None:
+    """The order a JSON Lines record names, when it is readable enough to say; None otherwise (a part may end
+    there)."""
+    try:
+        value = json.loads(record)
+        return order_key(str(value["partner"]), str(value["order_id"]))
+    except (ValueError, KeyError, TypeError):
+        return None

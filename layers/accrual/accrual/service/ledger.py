@@ -35,24 +35,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from accrual.adapters.claim_attribution import ClaimAttribution, claim_of
-from accrual.adapters.ledger_store import (
-    BalanceDelta,
-    DynamoLedgerStore,
-    JournalConflict,
-    JournalEntry,
-    LedgerStore,
-    LineWrite,
-    LoadedOrder,
-    LostRace,
-    OrderChange,
-    OrderItem,
-    OutboxMessage,
-    StoredLine,
-    journal_entry_id,
-    parse_utc,
-    utc_text,
-)
-from accrual.adapters.ledger_tables import OrderTooLarge
+from accrual.adapters.ledger_store import DynamoLedgerStore
 from accrual.domain.attribution import Attribution, attribute, pinned_shopper
 from accrual.domain.claims import with_claim_step
 from accrual.domain.decision import MissingFxRate, OrderDecision
@@ -75,6 +58,23 @@ from accrual.domain.notification import notification
 from accrual.domain.rules import decide_order
 from accrual.domain.screening import screen_line
 from accrual.observability import logger
+from accrual.ports.ledger import (
+    BalanceDelta,
+    JournalConflict,
+    JournalEntry,
+    LedgerStore,
+    LineWrite,
+    LoadedOrder,
+    LostRace,
+    OrderChange,
+    OrderItem,
+    OrderTooLarge,
+    OutboxMessage,
+    StoredLine,
+    journal_entry_id,
+    parse_utc,
+    utc_text,
+)
 from accrual.service.counts import RunCounts
 from accrual.settings import Settings
 

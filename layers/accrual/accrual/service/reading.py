@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from accrual.adapters.claim_attribution import ClaimAttribution, claim_of, claims_naming
-from accrual.adapters.ledger_store import DynamoLedgerStore, LedgerStore, OrderItem, find_order_keys
+from accrual.adapters.ledger_store import DynamoLedgerStore, find_order_keys
 from accrual.domain.attribution import attribute, pinned_shopper
 from accrual.domain.claims import claim_note, with_claim_step
 from accrual.domain.decision import OrderDecision
@@ -18,6 +18,7 @@ from accrual.domain.models import OrderLine
 from accrual.domain.money import ZERO, money_str
 from accrual.domain.rules import decide_order
 from accrual.domain.trail import render_trail
+from accrual.ports import LedgerStore, OrderItem
 from accrual.service.ledger import canonical, load_order, parse_utc
 from accrual.settings import Settings
 
