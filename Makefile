@@ -129,7 +129,7 @@ bench: venv ministack
 	$(BIN)/python bench/cli_workers.py
 
 # The integration and end-to-end suites on both emulators, moto then ministack (the fixtures choose by
-# ACCRUAL_EMULATOR); a test one emulator gets wrong is marked only_on(...) with the reason (README, "Performance").
+# ACCRUAL_EMULATOR); a test one emulator gets wrong is marked only_on(...) with the reason (docs/emulators.md).
 CONFORMANCE := tests/integration tests/e2e --ignore=tests/integration/test_template.py
 test-conformance: venv ministack
 	ACCRUAL_EMULATOR=moto $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE)
