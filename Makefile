@@ -23,7 +23,7 @@ DYNAMODB_LOCAL_PACKAGE := amplify-dynamodb-simulator@2.9.30
 DYNAMODB_LOCAL_SHA256 := 3503ffac19f183407909fecdacf4db51ab1fdad1da7b2f177016670b2d80e4b9
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv tools checkov ministack dynamodb-local test-dynamodb-local test-conformance test-ministack test-conformance-quick test test-fuzz run local bench lint check format build clean sam-local test-sam-local invoke
+.PHONY: golden venv tools checkov ministack dynamodb-local test-dynamodb-local test-conformance test-ministack test-conformance-quick test test-fuzz run local bench lint check format build clean sam-local test-sam-local invoke
 
 venv: $(STAMP)
 
@@ -96,6 +96,11 @@ test: venv tools checkov check
 test-fuzz: venv
 	ACCRUAL_FUZZ=long $(BIN)/pytest tests/property/test_reader_fuzz.py -q -p no:randomly
 
+# The golden decisions (tests/golden/month.jsonl): written again on purpose when a rule changes; review the diff.
+golden: venv
+	PYTHONPATH=tests $(BIN)/python tests/support/golden.py --write
+	git diff --stat -- tests/golden
+
 # The code checks: ruff's lint rules, ruff's formatting (checked, not applied) and mypy, as configured in
 # pyproject.toml.
 check: venv
@@ -153,7 +158,7 @@ bench: venv ministack
 	$(BIN)/python bench/cli_workers.py
 
 # The integration and end-to-end suites on both emulators, moto then ministack (the fixtures choose by
-# ACCRUAL_EMULATOR); a test one emulator gets wrong is marked only_on(...) with the reason (README, "Performance").
+# ACCRUAL_EMULATOR); a test one emulator gets wrong is marked only_on(...) with the reason (docs/emulators.md).
 CONFORMANCE := tests/integration tests/e2e --ignore=tests/integration/test_template.py
 test-conformance: venv ministack
 	ACCRUAL_EMULATOR=moto $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE)
