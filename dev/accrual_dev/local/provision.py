@@ -276,7 +276,9 @@ def _create_tables(resolver: _Resolver, dynamodb) -> None:
             if key in properties
         }
         if "ProvisionedThroughput" in properties:
-            request["ProvisionedThroughput"] = {key: int(value) for key, value in properties["ProvisionedThroughput"].items()}
+            request["ProvisionedThroughput"] = {
+                key: int(value) for key, value in properties["ProvisionedThroughput"].items()
+            }
         if properties.get("GlobalSecondaryIndexes"):
             request["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
         if properties.get("LocalSecondaryIndexes"):
