@@ -351,9 +351,13 @@ def ingest(args) -> int:
     root = _root()
     partner = lines_partner(args)
     now = _now(args)
-    sink = ProgressSink(root.concurrent_ledger(args.threads), now, enabled=args.progress, label=path.name)
+    streamed = args.partner in ("csv", "normalized")
+    size = path.stat().st_size if streamed else None  # the bar's total: the whole file, not what was read so far
+    sink = ProgressSink(
+        root.concurrent_ledger(args.threads), now, enabled=args.progress, label=path.name, total_bytes=size
+    )
     try:
-        if args.partner in ("csv", "normalized"):
+        if streamed:
             report = ingest_file_streamed(path, args.partner, partner=partner, ingest=root.ingest, sink=sink, now=now)
         else:
             data = read_bytes(path)

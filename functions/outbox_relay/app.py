@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from accrual.adapters.ledger_store import stream_outbox_event
 from accrual.composition import root
 from accrual.observability import logger, metrics, tracer
 
@@ -24,6 +25,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     now = datetime.now(UTC)
 
     def publish(record: DynamoDBRecord) -> str:
-        return relay.publish_stream_record(record, now=now, lambda_context=context)
+        outbox_event = stream_outbox_event(record)
+        if outbox_event is None:
+            return "skipped"
+        return relay.publish(outbox_event, now=now, lambda_context=context)
 
     return process_partial_response(event=event, record_handler=publish, processor=processor, context=context)

@@ -38,6 +38,9 @@ class RecordingSink:
         counts = self.reconcile(lines) or {}
         return RunCounts.of({name: value for name, value in counts.items() if isinstance(value, int)})
 
+    def advance(self, consumed_bytes: int) -> None:
+        pass
+
 
 def root(settings: Settings) -> Composition:
     return composition(settings)

@@ -8,9 +8,10 @@ operator's CLI and the local poller all ask it for their services; no service bu
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 from accrual.adapters.failure_log import ControlFailureLog
 from accrual.adapters.ledger_store import DynamoLedgerStore, transaction_connection, warm_connections
@@ -125,10 +126,18 @@ class Composition:
         return WorkService(self.ingest, self, self.archive, self.work_queue, self.failures)
 
 
-@lru_cache(maxsize=8)
+_compositions: dict[int, tuple[Settings, Composition]] = {}
+_compositions_lock = threading.Lock()
+
+
 def composition(settings: Settings) -> Composition:
-    """The composition of these Settings, made once."""
-    return Composition(settings)
+    """The composition of this Settings object, made once. Another Settings object, even an equal one, gets its own
+    (as it gets its own parameter and secret providers: a command that reads the environment again starts with empty
+    caches)."""
+    with _compositions_lock:
+        if id(settings) not in _compositions:
+            _compositions[id(settings)] = (settings, Composition(settings))
+        return _compositions[id(settings)][1]
 
 
 def root() -> Composition:

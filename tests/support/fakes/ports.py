@@ -8,13 +8,14 @@ import hashlib
 import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from accrual.adapters.partner_state import RAW_PREFIX_CHARS, raw_bytes, source_ref
 from accrual.adapters.report_archive import quarantine_key, raw_key
+from accrual.domain.models import MAX_REASON_CHARS
 from accrual.partners import PartnerOptions, QuarantinedLine
 from accrual.partners.http import PagePosition
 from accrual.ports import Cursor, QueueDepth, QueuedMessage, StoredQuarantine, UnitFailure
@@ -24,12 +25,15 @@ class FakeArchive:
     def __init__(self, bucket: str = "reports") -> None:
         self.bucket = bucket
         self.objects: dict[tuple[str, str], bytes] = {}
+        self.content_types: dict[str, str] = {}
 
     def put_raw(self, partner: str, window_start: datetime, page_key: str, raw: bytes) -> str:
         return self.put_object(raw_key(partner, window_start, page_key), raw)
 
     def put_file(self, partner: str, window_start: datetime, page_key: str, path: Path, content_type: str) -> str:
-        return self.put_raw(partner, window_start, page_key, path.read_bytes())
+        key = self.put_raw(partner, window_start, page_key, path.read_bytes())
+        self.content_types[key] = content_type
+        return key
 
     def put_quarantine(
         self, source_key: str, lines: Sequence[QuarantinedLine], *, run_id: str, partner: str = "other"
@@ -45,6 +49,13 @@ class FakeArchive:
 
     def get(self, key: str, bucket: str | None = None) -> bytes:
         return self.objects[(bucket or self.bucket, key)]
+
+    def head(self, key: str, size: int) -> bytes:
+        return self.get(key)[:size]
+
+    def content_type(self, key: str) -> str:
+        # as archived: a CSV is put as text/csv by the streamed ingest, every other object as JSON
+        return self.content_types.get(key, "application/json")
 
 
 class FakePartnerState:
@@ -77,11 +88,13 @@ class FakePartnerState:
         written = 0
         for line in lines:
             raw = raw_bytes(line.raw)
-            self.records[(partner, f"{source_ref(source)}#{line.position:06d}")] = StoredQuarantine(
+            ref = f"{source_ref(source)}#{line.position:06d}"
+            self.records[(partner, ref)] = StoredQuarantine(
                 partner,
+                ref,
                 source,
                 line.position,
-                line.reason,
+                line.reason[:MAX_REASON_CHARS],
                 line.raw[:RAW_PREFIX_CHARS],
                 len(raw),
                 hashlib.sha256(raw).hexdigest(),
@@ -96,6 +109,16 @@ class FakePartnerState:
         for (owner, _), record in sorted(self.records.items()):
             if owner == partner:
                 yield record
+
+    def every_quarantined(self, partner: str | None = None) -> Iterator[StoredQuarantine]:
+        return iter([record for (owner, _), record in sorted(self.records.items()) if partner in (None, owner)])
+
+    def replayed(self, entry: StoredQuarantine, *, run_id: str, now: datetime) -> None:
+        self.records[(entry.partner, entry.ref)] = replace(self.records[(entry.partner, entry.ref)], replayed_at=now)
+
+    def still_quarantined(self, entry: StoredQuarantine, reason: str) -> None:
+        stored = self.records[(entry.partner, entry.ref)]
+        self.records[(entry.partner, entry.ref)] = replace(stored, reason=reason[:MAX_REASON_CHARS])
 
 
 @dataclass

@@ -17,12 +17,14 @@ The tests' in-memory store implements the same port with the same conditions, fo
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
@@ -45,6 +47,7 @@ from accrual.adapters.ledger_tables import (
     RefusedRecord,
     bind_ledger_tables,
     load_order_items,
+    unpack_text,
 )
 from accrual.domain.lifecycle import NOTHING, Holding
 from accrual.domain.models import AccrualConfig, Click, OrderLine
@@ -199,6 +202,24 @@ def _outbox_message(record: OutboxRecord) -> OutboxMessage:
     )
 
 
+def stream_outbox_event(record: Any) -> dict | None:
+    """The outbox event a stream record (Powertools DynamoDBRecord) brings to publish: a new, unpublished event; None
+    for the MODIFY that marks one published."""
+    image = record.dynamodb.new_image if record.dynamodb else None
+    if not image or not image.get("unpublished_shard"):
+        return None
+    return outbox_event(image)
+
+
+def outbox_event(image: dict) -> dict:
+    """An outbox item's stream image (Powertools' deserialised NewImage) with its body as text, whichever form it
+    was stored in (Powertools leaves a binary attribute as its base64 text)."""
+    packed = image.get("body_z")
+    if isinstance(packed, str):
+        packed = base64.b64decode(packed)
+    return {**image, "body": unpack_text(image.get("body"), getattr(packed, "value", packed))}
+
+
 def _balance_of(record: BalanceRecord) -> StoredBalance:
     zero = Decimal("0")
     return StoredBalance(
@@ -218,7 +239,7 @@ class DynamoLedgerStore:
         self.settings = settings
         # the transactions' own connection (the models keep theirs): its retries are the ledger's throttling policy
         self.connection = connection or Connection(
-            region=settings.region, host=settings.endpoint_url, max_retry_attempts=8
+            region=settings.region, host=settings.dynamodb_host, max_retry_attempts=8
         )
 
     # ---- orders ---------------------------------------------------------------------------------------------------
@@ -320,6 +341,13 @@ class DynamoLedgerStore:
         if until is not None:
             condition &= OrderRecord.ordered_at < until
         return sorted(item.pk for item in OrderRecord.scan(condition, attributes_to_get=["pk"]))
+
+    def orders_placed(self, since: str, until: str, page_size: int = 500) -> Iterator[str]:
+        # a paged scan of the order items alone (filtered server-side, only the key read back): a month's report
+        # runs once a month, so it pays one read of the table rather than an index written on every order change
+        condition = (OrderRecord.sk == ORDER_SK) & (OrderRecord.ordered_at >= since) & (OrderRecord.ordered_at < until)
+        for item in OrderRecord.scan(condition, attributes_to_get=["pk"], page_size=page_size):
+            yield item.pk
 
     def journal(self, key: str) -> list[JournalEntry]:
         return [
@@ -469,11 +497,11 @@ def transaction_connection(settings: Settings, threads: int) -> Connection:
     """One PynamoDB connection (one botocore client, its HTTP pool sized for the threads) shared by every ledger of
     the process for its transactions, kept across units and warm invocations: creating a client costs tens of
     milliseconds of CPU, which at 16 threads a unit would be seconds."""
-    key = (settings.region, settings.endpoint_url, max(threads, 10))
+    key = (settings.region, settings.dynamodb_host, max(threads, 10))
     with _connections_lock:
         if key not in _transaction_connections:
             connection = Connection(
-                region=settings.region, host=settings.endpoint_url, max_retry_attempts=8, max_pool_connections=key[2]
+                region=settings.region, host=settings.dynamodb_host, max_retry_attempts=8, max_pool_connections=key[2]
             )
             _ = connection.client
             _transaction_connections[key] = connection

@@ -8,7 +8,7 @@
   reason, the run and the time, and the raw line bounded: its first RAW_PREFIX_CHARS characters, its length in bytes
   and its sha256. The whole raw line is in the S3 quarantine object the record names (`raw_key`), so a 450 KB line
   (over DynamoDB's 400 KB item limit) is quarantined like any other. A rerun of the same page overwrites the same
-  records.
+  records. A line replayed and accepted (`accrual quarantine replay`) keeps its record, marked `replayed_at`.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ class QuarantineRecord(Model):
     raw_key = UnicodeAttribute(null=True)  # the S3 quarantine object holding the whole raw line
     run_id = UnicodeAttribute()
     at = UTCDateTimeAttribute()
+    replayed_at = UTCDateTimeAttribute(null=True)  # replayed and accepted: no longer waiting
+    replay_run = UnicodeAttribute(null=True)
 
 
 class DynamoPartnerState:
@@ -150,19 +152,39 @@ class DynamoPartnerState:
         return written
 
     def quarantined(self, partner: str) -> Iterator[StoredQuarantine]:
-        for record in QuarantineRecord.query(quarantine_pk(partner)):
-            yield StoredQuarantine(
-                record.partner,
-                record.source,
-                int(record.position),
-                record.reason,
-                record.raw,
-                None if record.raw_bytes is None else int(record.raw_bytes),
-                record.raw_sha256,
-                record.raw_key,
-                record.run_id,
-                record.at,
-            )
+        return map(_stored, QuarantineRecord.query(quarantine_pk(partner)))
+
+    def every_quarantined(self, partner: str | None = None) -> Iterator[StoredQuarantine]:
+        if partner is not None:
+            return self.quarantined(partner)
+        return map(_stored, QuarantineRecord.scan(QuarantineRecord.pk.startswith(quarantine_pk(""))))
+
+    def replayed(self, entry: StoredQuarantine, *, run_id: str, now: datetime) -> None:
+        QuarantineRecord(quarantine_pk(entry.partner), entry.ref).update(
+            actions=[QuarantineRecord.replayed_at.set(now), QuarantineRecord.replay_run.set(run_id)]
+        )
+
+    def still_quarantined(self, entry: StoredQuarantine, reason: str) -> None:
+        QuarantineRecord(quarantine_pk(entry.partner), entry.ref).update(
+            actions=[QuarantineRecord.reason.set(valid_text(reason)[:MAX_REASON_CHARS])]
+        )
+
+
+def _stored(record: QuarantineRecord) -> StoredQuarantine:
+    return StoredQuarantine(
+        record.partner,
+        record.sk,
+        record.source,
+        int(record.position),
+        record.reason,
+        record.raw,
+        None if record.raw_bytes is None else int(record.raw_bytes),
+        record.raw_sha256,
+        record.raw_key,
+        record.run_id,
+        record.at,
+        record.replayed_at,
+    )
 
 
 def raw_bytes(raw: str) -> bytes:

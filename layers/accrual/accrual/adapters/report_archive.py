@@ -76,5 +76,11 @@ class S3ReportArchive:
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=data)
         return key
 
+    def head(self, key: str, size: int) -> bytes:
+        return self._s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{size - 1}")["Body"].read()
+
+    def content_type(self, key: str) -> str:
+        return str(self._s3.head_object(Bucket=self.bucket, Key=key).get("ContentType", ""))
+
     def get(self, key: str, bucket: str | None = None) -> bytes:
         return self._s3.get_object(Bucket=bucket or self.bucket, Key=key)["Body"].read()

@@ -204,6 +204,9 @@ class LedgerStore(Protocol):
     def orders_between(self, since: str | None, until: str | None) -> list[str]:
         """Orders whose `ordered_at` (their first line's order time, UTC text) is in [since, until)."""
 
+    def orders_placed(self, since: str, until: str, page_size: int = 500) -> Iterator[str]:
+        """The same orders as `orders_between`, streamed page by page in no fixed order (a month's report)."""
+
     def journal(self, key: str) -> list[JournalEntry]: ...
     def refusals(self, key: str) -> list[StoredRefusal]: ...
     def balance(self, user_id: str) -> StoredBalance | None: ...

@@ -30,6 +30,10 @@ class ReportArchive(Protocol):
 
     def put_object(self, key: str, data: bytes) -> str: ...
     def get(self, key: str, bucket: str | None = None) -> bytes: ...
+    def head(self, key: str, size: int) -> bytes:
+        """The first `size` bytes of an archived object (a CSV's header row)."""
+
+    def content_type(self, key: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class StoredQuarantine:
     """A quarantined line as kept: the raw line bounded (a prefix, its length and hash; the whole is in `raw_key`)."""
 
     partner: str
+    ref: str  # names the line among the partner's: its source and position
     source: str
     position: int
     reason: str
@@ -58,6 +63,7 @@ class StoredQuarantine:
     raw_key: str | None
     run_id: str
     at: datetime
+    replayed_at: datetime | None = None  # replayed and accepted: no longer waiting
 
 
 class PartnerState(Protocol):
@@ -83,6 +89,14 @@ class PartnerState(Protocol):
         """One record per quarantined line (the same source and position again overwrites it); returns how many."""
 
     def quarantined(self, partner: str) -> Iterator[StoredQuarantine]: ...
+    def every_quarantined(self, partner: str | None = None) -> Iterator[StoredQuarantine]:
+        """One partner's quarantined lines, or every partner's."""
+
+    def replayed(self, entry: StoredQuarantine, *, run_id: str, now: datetime) -> None:
+        """A replayed line the ledger accepted: it stays, marked, and leaves the lines waiting."""
+
+    def still_quarantined(self, entry: StoredQuarantine, reason: str) -> None:
+        """A replayed line refused again: it says why now."""
 
 
 class PartnerDirectory(Protocol):

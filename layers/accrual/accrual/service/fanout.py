@@ -200,3 +200,6 @@ class ReconcilingSink:
 
     def __call__(self, lines: Sequence[OrderLine]) -> RunCounts:
         return RunCounts.of(self.ledger.reconcile(lines, now=self.now))
+
+    def advance(self, consumed_bytes: int) -> None:
+        pass

@@ -29,6 +29,8 @@ class LedgerSink(Protocol):
 
     def screen(self, lines: Sequence[OrderLine]) -> tuple[list[OrderLine], list[tuple[OrderLine, str]]]: ...
     def __call__(self, lines: Sequence[OrderLine]) -> RunCounts: ...
+    def advance(self, consumed_bytes: int) -> None:
+        """So many more bytes of a streamed file were read (a progress bar's measure; nothing else needs it)."""
 
 
 @dataclass
@@ -98,11 +100,15 @@ class IngestStep:
             report = parse_jsonl(text, source=source, partner=partner, first_line=first_line)
         else:
             report = read_report(data, report_format, source=source, options=options)
+        self.screen(report, sink)
+        return report
+
+    def screen(self, report: ParsedReport, sink: LedgerSink) -> None:
+        """Quarantine the accepted lines the configuration refuses; read = accepted + quarantined still holds."""
         if report.lines:
             _, refused = sink.screen(report.lines)
             if refused:
                 report.quarantine_accepted(refused)
-        return report
 
     def keep_quarantined(
         self, source: str, lines: Sequence[QuarantinedLine], *, partner: str, run_id: str, now: datetime

@@ -136,6 +136,7 @@ def ingest_file_streamed(
         ready = lines[: len(lines) - len(held)]
         if ready:
             result.reconciled.merge(sink(ready))
+        sink.advance(len(data))  # a progress bar counts the file's bytes
     if held:
         result.reconciled.merge(sink(held))
     ingest.keep_quarantined(source, quarantined, partner=partner, run_id=run_id, now=now)

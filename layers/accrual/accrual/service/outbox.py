@@ -45,12 +45,3 @@ class OutboxRelay:
             event = {"event_id": message.event_id, "body": message.body, "attributes": message.attributes}
             counts[self.publish(event, now=now)] += 1
         return dict(counts)
-
-    def publish_stream_record(self, record: Any, *, now: datetime, lambda_context: Any = None) -> str:
-        """The deployed relay's record handler: a DynamoDB stream record of the outbox table (Powertools
-        DynamoDBRecord). Only new, unpublished events are published; the MODIFY that marks one published is
-        skipped."""
-        image = record.dynamodb.new_image if record.dynamodb else None
-        if not image or not image.get("unpublished_shard"):
-            return "skipped"
-        return self.publish(image, now=now, lambda_context=lambda_context)
