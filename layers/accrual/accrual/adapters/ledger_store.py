@@ -404,7 +404,7 @@ class DynamoLedgerStore:
         self.settings = settings
         # the transactions' own connection (the models keep theirs): its retries are the ledger's throttling policy
         self.connection = connection or Connection(
-            region=settings.region, host=settings.endpoint_url, max_retry_attempts=8
+            region=settings.region, host=settings.dynamodb_host, max_retry_attempts=8
         )
 
     # ---- orders ---------------------------------------------------------------------------------------------------
