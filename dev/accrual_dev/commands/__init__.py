@@ -17,5 +17,7 @@ COMMANDS = (
     "redecide",
     "dlq",
     "claim",
+    "report",
+    "statement",
     "audit",
 )

@@ -109,9 +109,11 @@ def run(args: argparse.Namespace) -> int:
     stack = settings()
     partner = lines_partner(args)
     at = now(args)
-    sink = ProgressSink(stack, at, enabled=args.progress, label=path.name, threads=args.threads)
+    streamed = args.partner in ("csv", "normalized")
+    size = path.stat().st_size if streamed else None  # the bar's total: the whole file, not what was read so far
+    sink = ProgressSink(stack, at, enabled=args.progress, label=path.name, threads=args.threads, total_bytes=size)
     try:
-        if args.partner in ("csv", "normalized"):
+        if streamed:
             report = ingest_file_streamed(path, args.partner, partner=partner, settings=stack, now=at, reconcile=sink)
         else:
             data = read_bytes(path)
