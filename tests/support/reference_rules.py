@@ -36,6 +36,7 @@ class Code(StrEnum):
     ATTRIBUTION_CONFLICT = "ATTRIBUTION_CONFLICT"
     # exclusions this job adds: the partner itself invalidated the line; no rate card covers the click
     PARTNER_INVALID = "PARTNER_INVALID"
+    PARTNER_SETTLED_AT_ZERO = "PARTNER_SETTLED_AT_ZERO"
     NO_RATE_CARD = "NO_RATE_CARD"
     # informational
     NON_AFFILIATE_RATE = "NON_AFFILIATE_RATE"
@@ -61,6 +62,7 @@ EXCLUSIONS = frozenset(
         Code.UNATTRIBUTED,
         Code.ATTRIBUTION_CONFLICT,
         Code.PARTNER_INVALID,
+        Code.PARTNER_SETTLED_AT_ZERO,
         Code.NO_RATE_CARD,
     }
 )
@@ -357,6 +359,10 @@ def partner_invalid(ctx: LineContext) -> Code | None:
     return Code.PARTNER_INVALID if ctx.line.status == LineStatus.INVALID else None
 
 
+def partner_settled_at_zero(ctx: LineContext) -> Code | None:
+    return Code.PARTNER_SETTLED_AT_ZERO if ctx.line.status == LineStatus.SETTLED and ctx.line.amount == 0 else None
+
+
 def payment_deadline(line: OrderLine, config: AccrualConfig) -> datetime:
     return line.ordered_at + timedelta(days=config.awaiting_payment_days)
 
@@ -413,6 +419,7 @@ def no_rate_card(ctx: LineContext) -> Code | None:
 # The fixed precedence: a line takes the first exclusion of this list that fires.
 EXCLUSION_RULES: tuple[Callable[[LineContext], Code | None], ...] = (
     partner_invalid,
+    partner_settled_at_zero,
     awaiting_payment_expired,
     promo_section_excluded,
     shop_excluded,
@@ -435,6 +442,8 @@ def _exclusion_numbers(code: Code, ctx: LineContext) -> dict[str, str]:
     if code == Code.PARTNER_INVALID:
         # the partner's free text is shortened: a trail stays small however many lines an order has
         return {"status": line.status.value, "status_detail": _short(line.status_detail or "")}
+    if code == Code.PARTNER_SETTLED_AT_ZERO:
+        return {"status": line.status.value, "amount": str(line.amount), "currency": line.currency}
     if code == Code.AWAITING_PAYMENT_EXPIRED:
         return {
             "ordered_at": _iso(line.ordered_at),
@@ -461,6 +470,7 @@ def _exclusion_numbers(code: Code, ctx: LineContext) -> dict[str, str]:
 
 _EXCLUSION_NOTES = {
     Code.PARTNER_INVALID: "the partner marked the line invalid",
+    Code.PARTNER_SETTLED_AT_ZERO: "the partner settled the line with a final amount of 0",
     Code.AWAITING_PAYMENT_EXPIRED: "the order was not paid within the allowed days",
     Code.PROMO_SECTION_3_FOR_5_99: "bought in the '3 for $5.99' section, which earns no cashback",
     Code.SHOP_EXCLUDED: "the seller is on the list of shops without cashback",

@@ -269,14 +269,9 @@ def map_order(order: Any, options: PartnerOptions) -> OrderLine:
     finished_amount = minor_units_amount(order, "finished_amount", units, required=False)
     paid_commission = minor_units_amount(order, "estimated_paid_commission", units, required=False)
     finished_commission = minor_units_amount(order, "estimated_finished_commission", units, required=False)
-    finished = status in (LineStatus.RECEIVED, LineStatus.SETTLED)
-    # Once the order is finished, the finished figures are the partner's final word (a partial refund lowers them).
-    amount_field = "finished_amount" if finished and finished_amount else "paid_amount"
-    commission_field = (
-        "estimated_finished_commission" if finished and finished_commission else "estimated_paid_commission"
-    )
-    amount = finished_amount if finished and finished_amount else paid_amount
-    commission = finished_commission if finished and finished_commission else paid_commission
+    amount_field, commission_field = _figure_fields(status, finished_amount, finished_commission)
+    amount = finished_amount if amount_field == "finished_amount" else paid_amount
+    commission = finished_commission if commission_field == "estimated_finished_commission" else paid_commission
 
     currency = str(order.get("settled_currency") or "USD").strip()
     values = {
@@ -311,6 +306,24 @@ def map_order(order: Any, options: PartnerOptions) -> OrderLine:
         {**_SOURCE_NAMES, "amount": amount_field, "commission": commission_field},
         given={"amount": order.get(amount_field), "commission": order.get(commission_field)},
     )
+
+
+def _figure_fields(status: LineStatus, finished_amount: Any, finished_commission: Any) -> tuple[str, str]:
+    """Which figures a line earns from. A settled order's finished figures are the partner's last word: when given,
+    they are used as they are, 0 included (a full refund after receipt; the rules then decline the line with
+    PARTNER_SETTLED_AT_ZERO), never replaced by the earlier paid figures. A received order's finished figures are
+    used once the partner has filled them in (not 0)."""
+    if status is LineStatus.SETTLED:
+        return (
+            "finished_amount" if finished_amount is not None else "paid_amount",
+            "estimated_finished_commission" if finished_commission is not None else "estimated_paid_commission",
+        )
+    if status is LineStatus.RECEIVED:
+        return (
+            "finished_amount" if finished_amount else "paid_amount",
+            "estimated_finished_commission" if finished_commission else "estimated_paid_commission",
+        )
+    return "paid_amount", "estimated_paid_commission"
 
 
 def sub_id(order: Mapping[str, Any]) -> str | None:
