@@ -17,7 +17,7 @@ MINISTACK := .tools/ministack
 MINISTACK_STAMP := $(MINISTACK)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv tools checkov ministack test-conformance test-ministack test-conformance-quick test test-fuzz run local bench lint check format build clean sam-local test-sam-local invoke
+.PHONY: golden venv tools checkov ministack test-conformance test-ministack test-conformance-quick test test-fuzz run local bench lint check format build clean sam-local test-sam-local invoke
 
 venv: $(STAMP)
 
@@ -66,6 +66,11 @@ test: venv tools checkov check
 # The reader fuzzer's long profile: 2,600 hostile pages per reader (10,400 in all); `make test` runs its quick profile.
 test-fuzz: venv
 	ACCRUAL_FUZZ=long $(BIN)/pytest tests/property/test_reader_fuzz.py -q -p no:randomly
+
+# The golden decisions (tests/golden/month.jsonl): written again on purpose when a rule changes; review the diff.
+golden: venv
+	PYTHONPATH=tests $(BIN)/python tests/support/golden.py --write
+	git diff --stat -- tests/golden
 
 # The code checks: ruff's lint rules, ruff's formatting (checked, not applied) and mypy, as configured in
 # pyproject.toml.
@@ -124,7 +129,7 @@ bench: venv ministack
 	$(BIN)/python bench/cli_workers.py
 
 # The integration and end-to-end suites on both emulators, moto then ministack (the fixtures choose by
-# ACCRUAL_EMULATOR); a test one emulator gets wrong is marked only_on(...) with the reason (README, "Performance").
+# ACCRUAL_EMULATOR); a test one emulator gets wrong is marked only_on(...) with the reason (docs/emulators.md).
 CONFORMANCE := tests/integration tests/e2e --ignore=tests/integration/test_template.py
 test-conformance: venv ministack
 	ACCRUAL_EMULATOR=moto $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE)

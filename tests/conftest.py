@@ -7,7 +7,7 @@ Settings. Both are lazy: a unit test that asks for neither never starts the serv
 The emulator is chosen by one setting, ACCRUAL_EMULATOR: `moto` (the default, moto's server) or `ministack` (built by
 `make ministack`); `make test-conformance` runs the integration and end-to-end suites on both. A test that one
 emulator gets wrong is marked `only_on("moto", reason=...)` (or "ministack"): it is skipped on the other with the
-reason, and the README lists them.
+reason, and docs/emulators.md lists them.
 """
 
 from __future__ import annotations
