@@ -163,9 +163,7 @@ _PARTNER_TEXT = ("shop_id", "category_id", "promo_code", "promo_code_kind", "pro
 
 
 def _exclusion_sentence(step: TrailStep, lang: str) -> str:
-    numbers = {
-        name: shopper_token(value) if name in _PARTNER_TEXT else value for name, value in step.numbers.items()
-    }
+    numbers = {name: shopper_token(value) if name in _PARTNER_TEXT else value for name, value in step.numbers.items()}
     detail = numbers.get("status_detail", "")
     numbers["detail"] = f" ({detail})" if detail else ""
     numbers["days"] = numbers.get("awaiting_payment_days", "")
@@ -331,7 +329,9 @@ def _order_sentence(step: TrailStep, lang: str) -> str | None:
     if step.rule == "cap":
         return text["cap"].format(before=money(n["before"]), cap=money(n["cap"]), after=money(n["after"]))
     if step.rule == "cap_share":
-        return text["cap_share"].format(line_id=shopper_token(step.line_id), before=money(n["before"]), after=money(n["after"]))
+        return text["cap_share"].format(
+            line_id=shopper_token(step.line_id), before=money(n["before"]), after=money(n["after"])
+        )
     if step.rule == "fx":
         return text["fx"].format(
             cashback_usd=money(n["cashback_usd"]),
@@ -430,7 +430,10 @@ def render_trail(
         outcome += f"; {clawed_back}"
     out = [
         text["header"].format(
-            order_id=shopper_token(decision.order_id), partner=decision.partner, version=decision.config_version, outcome=outcome
+            order_id=shopper_token(decision.order_id),
+            partner=decision.partner,
+            version=decision.config_version,
+            outcome=outcome,
         )
     ]
     paid_words = _payment_words(decision)

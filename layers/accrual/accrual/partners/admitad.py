@@ -127,9 +127,7 @@ def position_keys(positions: list[Any]) -> list[str | None]:
     return [key if taken[key] == 1 else None for key in keys]
 
 
-def map_position(
-    action: Any, position: Any, index: int, options: PartnerOptions, key: str | None = ""
-) -> OrderLine:
+def map_position(action: Any, position: Any, index: int, options: PartnerOptions, key: str | None = "") -> OrderLine:
     """One line: the action with one of its positions (`key` from `position_keys`), or an action without positions
     (`position` None, `index` 0)."""
     if not isinstance(action, Mapping):
@@ -323,13 +321,17 @@ class AdmitadClient:
                     f"statistics/actions HTTP {response.status_code}: {_error_text(response)}",
                     code=str(response.status_code),
                 )
-            decode(response.content)
+            try:
+                decode(response.content)
+            except ReportFormatError:
+                pass  # a page of an unexpected shape is the pull's to archive and quarantine whole; paging goes on
             return response.content
         raise PartnerApiError(PARTNER, "statistics/actions refused a fresh token")
 
     def pages(self, start: datetime, end: datetime, resume: PagePosition | None = None) -> Iterator[FetchedPage]:
         offset = int(resume.position or 0) if resume and resume.stage == STAGE else 0
         page_no = resume.page_no if resume and resume.stage == STAGE else 1
+        total: int | None = None  # `_meta.count` of the last readable page
         while True:
             raw = self.actions(
                 {
@@ -339,17 +341,35 @@ class AdmitadClient:
                     "offset": offset,
                 }
             )
-            payload = decode(raw)
-            count = len(payload["results"])
-            total = _total(payload.get("_meta"), default=offset + count)
             # The next page starts a whole `limit` on: offsets count the partner's rows, not what this page held.
             next_offset = offset + self.limit
-            done = count == 0 or next_offset >= total
+            try:
+                payload = decode(raw)
+            except ReportFormatError:
+                # quarantined whole by the pull; paging goes on while this page's or an earlier page's count says
+                # there is more
+                total = _odd_page_total(raw, total)
+                done = total is None or next_offset >= total
+            else:
+                count = len(payload["results"])
+                total = _total(payload.get("_meta"), default=offset + count)
+                done = count == 0 or next_offset >= total
             resume_after = PagePosition(None) if done else PagePosition(STAGE, str(next_offset), page_no + 1)
             yield FetchedPage(raw=raw, page_key=f"actions-{page_no:04d}", resume_after=resume_after)
             if done:
                 return
             offset, page_no = next_offset, page_no + 1
+
+
+def _odd_page_total(raw: bytes, known: int | None) -> int | None:
+    """`_meta.count` of a page whose results are of an unexpected shape, when it has one; else `known`."""
+    try:
+        payload = loads(raw)
+    except ValueError:
+        return known
+    meta = payload.get("_meta") if isinstance(payload, Mapping) else None
+    count = _total(meta, default=-1)
+    return count if count >= 0 else known
 
 
 def _total(meta: Any, default: int) -> int:

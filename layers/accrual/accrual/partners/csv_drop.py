@@ -19,6 +19,7 @@ from typing import Any
 
 from accrual.domain.models import OrderLine
 from accrual.partners.report import (
+    ISO_AND_PLAIN,
     LineRejected,
     ParsedReport,
     PartnerOptions,
@@ -128,7 +129,11 @@ def parse_csv(
     header = [name.strip() for name in header]
     absent = [f"{name} (column {columns[name]!r})" for name in REQUIRED if columns[name] not in header]
     if absent:
-        raise ReportFormatError(f"{source}: CSV header lacks required columns: {', '.join(absent)}")
+        raise ReportFormatError(
+            f"{source}: CSV header lacks required columns: {', '.join(absent)}; the partner's column map (its"
+            " `columns`, with `delimiter`, `date_format`, `decimal_separator`, …) says which header holds each"
+            f" field (header found: {show(', '.join(header))[:200]})"
+        )
     report = ParsedReport(partner=partner, source=source)
     while True:
         try:
@@ -196,10 +201,15 @@ def map_row(
     for name in AMOUNT_FIELDS:
         values[name] = decimal_amount(by_header, columns[name], required=name == "amount", **separators(options))
     # with the map's date format, times are read in it only (28.11.2026 is never guessed to be ISO or the reverse)
-    dates = {"formats": (options.date_format,), "iso": False} if options.date_format else {}
+    formats = (options.date_format,) if options.date_format else ISO_AND_PLAIN
     for name in TIME_FIELDS:
         values[name] = local_time(
-            by_header, columns[name], options.timezone, required=name == "ordered_at", **dates
+            by_header,
+            columns[name],
+            options.timezone,
+            required=name == "ordered_at",
+            formats=formats,
+            iso=not options.date_format,
         )
     values["status_at"] = values["status_at"] or max(
         moment for moment in (values["ordered_at"], values["paid_at"], values["settled_at"]) if moment

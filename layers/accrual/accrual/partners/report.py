@@ -53,6 +53,7 @@ class ParsedReport:
     lines: list[OrderLine] = field(default_factory=list)
     quarantined: list[QuarantinedLine] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)  # the reading position of each accepted line
+    page_refused: str | None = None  # why the whole page was quarantined (an API page of an unexpected shape)
 
     def accept(self, line: OrderLine) -> None:
         self.read += 1
@@ -96,6 +97,14 @@ class ParsedReport:
             self.reject(unexpected(error), raw)
         else:
             self.accept(line)
+
+    @classmethod
+    def refused_page(cls, partner: str, source: str, raw: bytes | str, reason: str) -> ParsedReport:
+        """A page that could not be read as a whole: one quarantined record holding all of it."""
+        report = cls(partner=partner, source=source, page_refused=bounded_reason(reason))
+        text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
+        report.reject(f"page of an unexpected shape, quarantined whole: {reason}", text)
+        return report
 
     @property
     def counts(self) -> dict[str, int]:
@@ -386,6 +395,8 @@ def flag(record: Mapping[str, Any], name: str, default: bool) -> bool:
     raise LineRejected(f"{name}={show(value)}: not a yes/no flag")
 
 
+# The formats a time without a configured format is read in (ISO-8601 is tried after them).
+ISO_AND_PLAIN = ("%Y-%m-%d %H:%M:%S", "%d.%m.%Y %H:%M:%S")
 # No time a partner writes is longer (ISO-8601 with microseconds and an offset is 32 characters).
 _MAX_TIME_TEXT = 40
 
@@ -396,7 +407,7 @@ def local_time(
     zone: str,
     *,
     required: bool = True,
-    formats: tuple[str, ...] = ("%Y-%m-%d %H:%M:%S", "%d.%m.%Y %H:%M:%S"),
+    formats: tuple[str, ...] = ISO_AND_PLAIN,
     iso: bool = True,
 ) -> datetime | None:
     """A partner time in one of `formats`, or (with `iso`) ISO-8601: with a zone it is taken as is; a time without a
