@@ -72,6 +72,8 @@ def _line(rng: random.Random, line_id: str) -> dict[str, Any]:
         "ship_to_country": rng.choice([None, "RU", "DE"]),
         "new_user_coupon": rng.random() < 0.1,
         "buyer_account": rng.choice([None, "acc-1", "acc-2"]),
+        # the partner's commission, from the amount alone (no draw, so the other choices stay as they were)
+        "commission": str((amount * Decimal("0.021")).quantize(Decimal("0.01"))),
     }
 
 

@@ -462,6 +462,9 @@ class AccrualConfig(_Strict):
     hold_days: dict[Slug, Days] = Field(default_factory=dict)
     # how far a reported usd_rate may be from the fx rate of its day before the line is quarantined
     fx_tolerance: Rate = Decimal("0.20")
+    # an order whose cashback is above this share of the partner's commission on it is held for review
+    # (OVER_COMMISSION_SHARE); "1.0" never pays a shopper more than the partner pays. None: no such hold.
+    max_cashback_share: Amount | None = None
 
     @field_validator("own_promo_codes")
     @classmethod

@@ -115,6 +115,14 @@ REASONS: dict[Code, Reason] = {
             ru="купоны новых покупателей использованы с нескольких аккаунтов магазина: заказ на проверке",
         ),
     ),
+    Code.OVER_COMMISSION_SHARE: Reason(
+        note="the cashback is above the allowed share of the partner's commission: held for review",
+        short=Words(
+            en="the cashback would be more than the allowed share of what the store pays us: the order is held"
+            " for review",
+            ru="кэшбэк превысил бы допустимую долю комиссии магазина: заказ на проверке",
+        ),
+    ),
     Code.UNATTRIBUTED: Reason(
         note="kept for a missing-cashback claim",
         short=Words(

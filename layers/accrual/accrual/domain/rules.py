@@ -35,6 +35,11 @@ Pure Python and Decimal only. The fixed choices these rules make, so that a deci
   new-user coupon was used on this order by a store account other than one the same user already used a new-user
   coupon with (the amount is still computed so it can be released); else `EARNS` when the cashback is above 0; else
   `NOTHING`.
+* **Commission and margin.** The order's commission is the partner's commission on its lines that earn (no
+  exclusion, not below the minimum), each converted to USD with the line's own rate, summed and rounded half up to
+  cents; its margin is the commission minus the cashback. With `max_cashback_share` configured, an order whose
+  cashback is strictly above that share of its commission is held `ON_REVIEW` (`OVER_COMMISSION_SHARE`) with its
+  amount computed, so an operator can release it.
 """
 
 from __future__ import annotations
@@ -434,6 +439,18 @@ def convert(cashback_usd: Decimal, currency: str, config: AccrualConfig, credite
     return Conversion(fx_rate, fx_day, to_account_currency(cashback_usd, fx_rate))
 
 
+def order_commission(works: Sequence[_LineWork]) -> Decimal:
+    """The partner's commission on the lines that earn, in USD cents."""
+    earning = (work for work in works if work.exclusion is None)
+    total = sum((usd_from(work.line.commission, work.line.currency, work.base.usd_rate) for work in earning), ZERO)
+    return to_cents(total)
+
+
+def over_commission_share(cashback_usd: Decimal, commission_usd: Decimal, share: Decimal | None) -> bool:
+    """The cashback is strictly above the configured share of the commission (no limit when none is set)."""
+    return share is not None and cashback_usd > share * commission_usd
+
+
 def order_outcome(held_for_review: bool, cashback_usd: Decimal) -> Outcome:
     if held_for_review:
         return Outcome.ON_REVIEW
@@ -504,6 +521,7 @@ def _order_decision(
     cashback_usd: Decimal,
     currency: str,
     conversion: Conversion,
+    commission_usd: Decimal,
     order_codes: set[Code],
     lines: tuple[LineDecision, ...],
     steps: list[TrailStep],
@@ -522,6 +540,8 @@ def _order_decision(
         fx_rate=conversion.rate,
         fx_day=conversion.day,
         cashback=conversion.cashback,
+        commission_usd=commission_usd,
+        margin_usd=commission_usd - cashback_usd,
         reasons=tuple(sorted(reasons)),
         lines=lines,
         trail=tuple(steps),
@@ -550,6 +570,7 @@ def _without_shopper(lines: list[OrderLine], config: AccrualConfig, conflict: tu
         NO_CASHBACK,
         "USD",
         Conversion(ONE, None, NO_CASHBACK),
+        NO_CASHBACK,
         {code},
         tuple(decisions),
         steps,
@@ -613,7 +634,14 @@ def _decide_attributed(
             trail.fx(cashback_usd, conversion.rate, conversion.day, day, click.account_currency, conversion.cashback)
         )
 
-    outcome = order_outcome(bool(conflicting), cashback_usd)
+    commission_usd = order_commission(works)
+    over_share = over_commission_share(cashback_usd, commission_usd, config.max_cashback_share)
+    if over_share:
+        assert config.max_cashback_share is not None
+        order_codes.add(Code.OVER_COMMISSION_SHARE)
+        steps.append(trail.commission_share(cashback_usd, commission_usd, config.max_cashback_share))
+
+    outcome = order_outcome(bool(conflicting) or over_share, cashback_usd)
     steps.append(trail.outcome(outcome, cashback_usd, conversion.cashback, click.account_currency))
     return _order_decision(
         lines[0],
@@ -623,6 +651,7 @@ def _decide_attributed(
         cashback_usd,
         click.account_currency,
         conversion,
+        commission_usd,
         order_codes,
         tuple(_line_decision(work) for work in works),
         steps,

@@ -88,6 +88,9 @@ _TEXT = {
         "fx": "{cashback_usd} USD = {cashback} {currency} at {rate} {currency} per USD (rate of {day}).",
         "multi_account": "New-user coupons were used from several store accounts of one person ({accounts}): the order"
         " is held for review; the amount is kept until a decision.",
+        "commission_share": "The cashback {cashback_usd} USD is above {share} of the store's commission"
+        " {commission_usd} USD (at most {limit_usd} USD): the order is held for review; the amount is kept until a"
+        " decision.",
         "unattributed": "The order is kept for a missing-cashback claim.",
         "in_short": "In short: {reasons}.",
         "excluded_items": "some items are excluded ({codes})",
@@ -132,6 +135,8 @@ _TEXT = {
         "fx": "{cashback_usd} USD = {cashback} {currency} по курсу {rate} {currency} за 1 USD (курс на {day}).",
         "multi_account": "Купоны новых покупателей использованы с нескольких аккаунтов магазина одного человека"
         " ({accounts}): заказ на проверке, сумма сохранена до решения.",
+        "commission_share": "Кэшбэк {cashback_usd} USD больше доли {share} от комиссии магазина"
+        " {commission_usd} USD (не более {limit_usd} USD): заказ на проверке, сумма сохранена до решения.",
         "unattributed": "Заказ сохранён для заявки на потерянный кэшбэк.",
         "in_short": "Кратко: {reasons}.",
         "excluded_items": "часть позиций исключена ({codes})",
@@ -322,6 +327,13 @@ def _order_sentence(step: TrailStep, lang: str) -> str | None:
     if step.rule == "multi_account":
         accounts = ",".join(shopper_token(account) for account in n.get("buyer_accounts", "").split(","))
         return text["multi_account"].format(accounts=accounts)
+    if step.rule == "commission_share":
+        return text["commission_share"].format(
+            cashback_usd=money(n["cashback_usd"]),
+            share=n["max_cashback_share"],
+            commission_usd=money(n["commission_usd"]),
+            limit_usd=money(n["limit_usd"]),
+        )
     if step.rule == "unattributed":
         return text["unattributed"]
     if step.rule == "total":

@@ -210,6 +210,17 @@ def cap_share(line_id: str, before: Decimal, after: Decimal) -> TrailStep:
     )
 
 
+def commission_share(cashback_usd: Decimal, commission_usd: Decimal, share: Decimal) -> TrailStep:
+    code = Code.OVER_COMMISSION_SHARE
+    numbers = {
+        "cashback_usd": str(cashback_usd),
+        "commission_usd": str(commission_usd),
+        "max_cashback_share": str(share),
+        "limit_usd": str(share * commission_usd),
+    }
+    return step("commission_share", code, None, numbers, note(code))
+
+
 def fx(
     cashback_usd: Decimal, fx_rate: Decimal, fx_day: date | None, credited_on: date, currency: str, converted: Decimal
 ) -> TrailStep:

@@ -77,7 +77,7 @@ class ClaimService:
         self.rules = rules or claim_rules_of(settings)
         self._ledger = ledger
         self._store = ledger.store if ledger is not None else DynamoLedgerStore(settings)
-        self._connection = Connection(region=settings.region, host=settings.endpoint_url, max_retry_attempts=8)
+        self._connection = Connection(region=settings.region, host=settings.dynamodb_host, max_retry_attempts=8)
 
     @property
     def ledger(self) -> Ledger:

@@ -169,6 +169,9 @@ def ingest_file_streamed(
         ready = lines[: len(lines) - len(held)]
         if ready:
             reconciled.update(reconcile(ready))
+        advance = getattr(reconcile, "advance", None)  # a progress bar counting the file's bytes
+        if advance is not None:
+            advance(len(data))
     if held:
         reconciled.update(reconcile(held))
     if quarantined:
