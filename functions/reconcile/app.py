@@ -61,6 +61,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             metrics.add_metric(name="LinesRead", unit=MetricUnit.Count, value=done.page.read)
             metrics.add_metric(name="LinesAccepted", unit=MetricUnit.Count, value=done.page.accepted)
             metrics.add_metric(name="LinesQuarantined", unit=MetricUnit.Count, value=done.page.quarantined)
+            # a page of an unexpected shape (alarmed)
+            metrics.add_metric(name="PagesQuarantined", unit=MetricUnit.Count, value=done.page.pages_quarantined)
         result = done.as_dict()
         last_results.append(result)
         return {key: value for key, value in result.items() if key != "quarantine_reasons"}

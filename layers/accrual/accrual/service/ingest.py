@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from accrual.domain.models import OrderLine, order_key
-from accrual.partners import API_PARTNERS, ParsedReport, PartnerOptions, QuarantinedLine, read_report
+from accrual.partners import API_PARTNERS, ParsedReport, PartnerOptions, QuarantinedLine, read_page, read_report
 from accrual.partners.csv_drop import parse_csv
 from accrual.partners.normalized import parse_jsonl
 from accrual.ports import PartnerDirectory, PartnerState, ReportArchive
@@ -44,6 +44,7 @@ class PageResult:
     read: int = 0
     accepted: int = 0
     quarantined: int = 0
+    pages_quarantined: int = 0  # a pulled page of an unexpected shape, quarantined whole
     quarantine_reasons: list[str] = field(default_factory=list)
     reconciled: RunCounts = field(default_factory=RunCounts)
 
@@ -51,6 +52,7 @@ class PageResult:
         self.read += report.read
         self.accepted += len(report.lines)
         self.quarantined += len(report.quarantined)
+        self.pages_quarantined += 1 if report.page_refused else 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +63,7 @@ class PageResult:
             "read": self.read,
             "accepted": self.accepted,
             "quarantined": self.quarantined,
+            **({"pages_quarantined": self.pages_quarantined} if self.pages_quarantined else {}),
             "quarantine_reasons": list(self.quarantine_reasons),
             "reconciled": self.reconciled.as_dict(),
         }
@@ -90,14 +93,19 @@ class IngestStep:
         sink: LedgerSink,
         options: PartnerOptions | None = None,
         first_line: int | None = None,
+        pulled_page: bool = False,
     ) -> ParsedReport:
-        """Read and screen a report; `first_line` numbers the lines of a part of a longer CSV or JSON Lines file."""
+        """Read and screen a report; `first_line` numbers the lines of a part of a longer CSV or JSON Lines file. A
+        pulled API page (`pulled_page`) of an unexpected shape is quarantined whole rather than refused, so that it
+        cannot stop the partner's feed."""
         options = options if options is not None else self.options_for(report_format, partner)
         if first_line is not None and report_format == "csv":
             report = parse_csv(data, source=source, partner=partner, options=options, first_line=first_line)
         elif first_line is not None and report_format == "normalized":
             text = data.decode("utf-8-sig" if first_line == 1 else "utf-8", "surrogateescape")
             report = parse_jsonl(text, source=source, partner=partner, first_line=first_line)
+        elif pulled_page and report_format in API_PARTNERS:
+            report = read_page(data, report_format, source=source, options=options)
         else:
             report = read_report(data, report_format, source=source, options=options)
         self.screen(report, sink)
@@ -130,10 +138,18 @@ class IngestStep:
         run_id: str,
         options: PartnerOptions | None = None,
         first_line: int | None = None,
+        pulled_page: bool = False,
     ) -> PageResult:
         """Ingest one report or part: read, screen, quarantine, reconcile."""
         report = self.read(
-            data, report_format, partner=partner, source=source, sink=sink, options=options, first_line=first_line
+            data,
+            report_format,
+            partner=partner,
+            source=source,
+            sink=sink,
+            options=options,
+            first_line=first_line,
+            pulled_page=pulled_page,
         )
         self.keep_quarantined(source, report.quarantined, partner=partner, run_id=run_id, now=now)
         result = PageResult(partner, source, report_format, run_id)

@@ -5,7 +5,8 @@ changes arrive days later) up to `now`, in windows of at most `window`. Every pa
 then either the ingest step runs on it here (its quarantined lines kept, its accepted lines reconciled by the sink:
 the ledger, idempotent, so re-reading the overlap changes nothing) or, deployed, it is handed on as a unit of work
 to the reconcile workers. Only then does the cursor move past it, so a run that fails resumes at the page after the
-last one done.
+last one done. A page of an unexpected shape is quarantined whole (counted in `pages_quarantined`) and the cursor
+moves past it too: no page stops a feed.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ DEFAULT_OVERLAP = timedelta(days=5)
 DEFAULT_WINDOW = timedelta(days=2)
 
 HandOn = Callable[[WorkUnit], object]
-COUNTS = ("read", "accepted", "quarantined", "pages")
+COUNTS = ("read", "accepted", "quarantined", "pages", "pages_quarantined")
 
 
 class PartnerClient(Protocol):
@@ -111,6 +112,7 @@ class PartnerPull:
     accepted: int = 0
     quarantined: int = 0
     pages: int = 0
+    pages_quarantined: int = 0
     handed_on: int = 0
     reconciled: RunCounts = field(default_factory=RunCounts)
 
@@ -122,6 +124,7 @@ class PartnerPull:
             "accepted": self.accepted,
             "quarantined": self.quarantined,
             "pages": self.pages,
+            "pages_quarantined": self.pages_quarantined,
             "windows": self.windows,
             "resumed": self.resumed,
             "from": self.start,
@@ -243,10 +246,14 @@ class Puller:
                         now=now,
                         run_id=run_id,
                         options=options,
+                        pulled_page=True,
                     )
+                    if done.pages_quarantined:
+                        logger.error("partner page quarantined whole", extra={"partner": partner, "page": key})
                     pulled.read += done.read
                     pulled.accepted += done.accepted
                     pulled.quarantined += done.quarantined
+                    pulled.pages_quarantined += done.pages_quarantined
                     pulled.reconciled.merge(done.reconciled)
                     logger.info(
                         "partner page",

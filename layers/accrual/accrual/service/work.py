@@ -238,6 +238,7 @@ class WorkService:
                 sink=self.ledgers.sink(unit.now, workers),
                 now=unit.now,
                 run_id=unit.run_id,
+                pulled_page=True,
             )
             done = UnitDone(unit, page=page)
         if done.unsettled:
