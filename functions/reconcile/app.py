@@ -1,6 +1,7 @@
 """The reconcile worker: a batch of units from the reconcile queue (archived pages, due-index shards), each done with
 a bounded pool of threads. A unit that fails is reported alone (partial batch response): SQS delivers it again and,
-after a few receives, moves it to the dead-letter queue; its reason is kept for `accrual dlq list`."""
+after a few receives, moves it to the dead-letter queue; its reason is kept for `accrual dlq list`. What each unit
+did (or why it failed) is logged under its run, for the command that handed the run on."""
 
 from __future__ import annotations
 
@@ -22,9 +23,6 @@ class WorkRecord(SqsRecordModel):
 
 
 processor = BatchProcessor(event_type=EventType.SQS, model=WorkRecord)
-# The results of the last batch's completed units, for the local poller (accrual_dev.poller) to report; Lambda
-# itself only reads the partial batch answer.
-last_results: list[dict[str, Any]] = []
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -33,7 +31,6 @@ last_results: list[dict[str, Any]] = []
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     services = root()
     workers = services.settings.reconcile_workers
-    last_results.clear()
 
     def work(record: WorkRecord) -> dict[str, Any]:
         unit = record.body
@@ -43,12 +40,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             done = services.work.run_unit(unit, workers=workers)
         except Exception as error:
             logger.exception("unit failed", extra={"unit": unit.label(), "receive": receives})
-            services.work.record_failure(
-                record.messageId,
-                unit.model_dump_json(),
-                f"{type(error).__name__}: {error}",
-                receives=receives,
-            )
+            services.work.record_failure(record.messageId, unit, f"{type(error).__name__}: {error}", receives=receives)
             metrics.add_metric(name="UnitsFailed", unit=MetricUnit.Count, value=1)
             raise
         metrics.add_metric(name="UnitsDone", unit=MetricUnit.Count, value=1)
@@ -63,8 +55,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             metrics.add_metric(name="LinesQuarantined", unit=MetricUnit.Count, value=done.page.quarantined)
             # a page of an unexpected shape (alarmed)
             metrics.add_metric(name="PagesQuarantined", unit=MetricUnit.Count, value=done.page.pages_quarantined)
-        result = done.as_dict()
-        last_results.append(result)
-        return {key: value for key, value in result.items() if key != "quarantine_reasons"}
+        # what the unit did, under its run: the command that handed the run's units on reads it there
+        services.work.finish(unit, done, receives=receives)
+        return {key: value for key, value in done.as_dict().items() if key != "quarantine_reasons"}
 
     return process_partial_response(event=event, record_handler=work, processor=processor, context=context)

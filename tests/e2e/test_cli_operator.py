@@ -287,13 +287,17 @@ def test_progress_goes_to_stderr(accrual, tmp_path):
 
 
 def test_the_ingest_bar_counts_the_file_against_its_whole_size(stack, accrual, tmp_path):
+    from accrual.composition import composition
     from accrual.service.ingest_stream import ingest_file_streamed
     from accrual_dev.progress import ProgressSink
 
     path = tmp_path / "many.csv"
     _many_orders(path, 12)
     size = path.stat().st_size
-    sink = ProgressSink(stack, datetime.now(UTC), enabled=True, label="many.csv", total_bytes=size)
+    services = composition(stack)
+    sink = ProgressSink(
+        services.concurrent_ledger(), datetime.now(UTC), enabled=True, label="many.csv", total_bytes=size
+    )
     seen = []
     reconcile = sink.ledger.reconcile
 
@@ -303,7 +307,7 @@ def test_the_ingest_bar_counts_the_file_against_its_whole_size(stack, accrual, t
 
     sink.ledger.reconcile = watched
     ingest_file_streamed(
-        path, "csv", partner="admitad", settings=stack, now=datetime.now(UTC), reconcile=sink, part_lines=3
+        path, "csv", partner="admitad", ingest=services.ingest, sink=sink, now=datetime.now(UTC), part_lines=3
     )
     final = sink._bar.n
     sink.close()

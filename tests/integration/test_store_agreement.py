@@ -15,11 +15,11 @@ from accrual.composition import composition
 from accrual.domain.lifecycle import ReviewVerdict
 from accrual.partners import QuarantinedLine
 from accrual.partners.http import PagePosition
-from accrual.ports import FailureLog, PartnerState, ReportArchive, WorkQueue
+from accrual.ports import PartnerState, ReportArchive, UnitLog, WorkQueue
 from accrual.service.ledger import Ledger
 from accrual.service.reading import audit
 from support.fakes.ledger_store import InMemoryLedgerStore
-from support.fakes.ports import FakeArchive, FakeFailureLog, FakePartnerState, FakeWorkQueue
+from support.fakes.ports import FakeArchive, FakePartnerState, FakeUnitLog, FakeWorkQueue
 from support.ledger import T0, line, load_reference_data
 from support.memory import clicks, config, store_snapshot
 
@@ -124,7 +124,7 @@ def work_queue_story(queue: WorkQueue) -> list:
     return told
 
 
-def failure_log_story(log: FailureLog) -> list:
+def unit_log_story(log: UnitLog) -> list:
     log.record("m-1", '{"kind": "page"}', "KeyError: " + "k" * 2000, receives=2)
     log.record("m-1", '{"kind": "page"}', "RuntimeError: again", receives=3)
     found = log.reason("m-1")
@@ -138,4 +138,4 @@ def test_each_fake_answers_as_its_adapter_on_the_stack(stack, tmp_path):
     assert archive_story(services.archive, tmp_path / "s3") == archive_story(FakeArchive(), tmp_path / "fake")
     assert partner_state_story(services.partner_state) == partner_state_story(FakePartnerState())
     assert work_queue_story(services.work_queue) == work_queue_story(FakeWorkQueue())
-    assert failure_log_story(services.failures) == failure_log_story(FakeFailureLog())
+    assert unit_log_story(services.unit_log) == unit_log_story(FakeUnitLog())

@@ -15,6 +15,7 @@ from accrual.composition import composition
 from accrual.ports import QueueDepth
 from accrual.service.reading import audit
 from accrual.service.work import WorkService, page_unit, split_records
+from accrual_dev import poller
 from accrual_dev.commands import dlq
 from accrual_dev.poller import LocalPoller
 from support.ledger import T0, line, load_reference_data, snapshot
@@ -22,12 +23,12 @@ from support.ledger import T0, line, load_reference_data, snapshot
 USERS = {f"u{number}": "USD" for number in range(6)}
 
 
-def put_pages(stack, pages: int, per_page: int = 5) -> list:
+def put_pages(stack, pages: int, per_page: int = 5, folder: str = "test") -> list:
     archive, units = composition(stack).archive, []
     run_id = uuid.uuid4().hex
     for page in range(pages):
         lines = [line(f"P{page}-{number}", user=f"u{number % 6}").model_dump_json() for number in range(per_page)]
-        key = archive.put_object(f"raw/normalized/test/page-{page}.jsonl", "\n".join(lines).encode())
+        key = archive.put_object(f"raw/normalized/{folder}/page-{page}.jsonl", "\n".join(lines).encode())
         units.append(page_unit("normalized", key, "normalized", now=T0, run_id=run_id))
     return units
 
@@ -99,6 +100,28 @@ def test_a_large_dropped_file_becomes_page_sized_units_that_reconcile_like_the_w
     drained = LocalPoller(stack, workers=4).drain(timeout=60)
     assert sum(result["read"] for result in drained["results"]) == 23
     assert len(snapshot()["orders"]) == 23
+
+
+def test_a_command_waits_for_its_own_units_and_leaves_another_commands_queued(stack, monkeypatch):
+    # Given another command's unit still on the queue, and this command's three units after it
+    load_reference_data(stack, users=USERS)
+    monkeypatch.setenv("ACCRUAL_POLLER_PROCESSES", "1")
+    work = composition(stack).work
+    stale = [
+        unit.model_copy(update={"run_id": "someone-else"})
+        for unit in put_pages(stack, pages=1, per_page=2, folder="stale")
+    ]
+    work.hand_on(stale)
+    own = put_pages(stack, pages=3)
+    work.hand_on(own)
+    # When it waits for its run
+    drained = poller.drain(stack, 2, runs={own[0].run_id: len(own)}, timeout=120)
+    # Then it did and reports its own units only, and names the other one, which stays queued for its owner
+    assert drained["fanout"]["units_done"] == 3 and len(drained["results"]) == 3
+    assert {result["run_id"] for result in drained["results"]} == {own[0].run_id}
+    assert drained["fanout"]["others_left_queued"] == [stale[0].label()]
+    assert composition(stack).work_queue.depth() == QueueDepth(1, 0)
+    assert [outcome.unit for outcome in work.outcomes("someone-else")] == []
 
 
 def test_a_csv_splits_on_records_keeping_quoted_newlines_and_the_header():

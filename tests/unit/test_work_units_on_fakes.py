@@ -113,13 +113,19 @@ def test_a_file_done_as_units_sends_one_notification_per_order_as_the_whole_file
     done = []
     while messages := split.work_queue.receive(limit=10):
         for message in messages:
-            done.append(split.work.run_unit(WorkUnit.model_validate_json(message.body), workers=1))
+            unit = WorkUnit.model_validate_json(message.body)
+            done.append(split.work.run_unit(unit, workers=1))
+            split.work.finish(unit, done[-1], receives=message.receives)
         split.work_queue.delete(message.receipt_handle for message in messages)
     # Then every unit is done, the ledgers agree, and each order was announced once
     assert len(done) == len(units) and split.work_queue.depth().visible == 0
     assert sum(unit.page.read for unit in done if unit.page) == 60
     assert store_snapshot(split.store) == store_snapshot(whole.store)
     assert len(split.store.outbox) == len(whole.store.outbox) == 30
+    # and the run's log holds what each of its units did, for the command waiting for them
+    logged = split.work.outcomes("run-1")
+    assert len(logged) == len(units) and all(outcome.done for outcome in logged)
+    assert sum(json.loads(outcome.detail)["read"] for outcome in logged) == 60
 
 
 def test_a_split_that_ignored_orders_would_have_announced_an_order_twice():
@@ -159,7 +165,10 @@ def test_a_unit_that_cannot_be_read_fails_and_its_reason_is_kept():
     failing = WorkUnit(kind="page", run_id="r", now=NOW, partner="normalized", key="raw/missing", format="normalized")
     with pytest.raises(KeyError):
         world.work.run_unit(failing, workers=1)
-    world.work.record_failure("m-1", failing.model_dump_json(), "KeyError: raw/missing", receives=3)
+    world.work.record_failure("m-1", failing, "KeyError: raw/missing", receives=3)
     failure = world.work.failure_reason("m-1")
     assert failure is not None and failure.reason == "KeyError: raw/missing" and "receive 3" in failure.at
     assert world.work.failure_reason("m-2") is None
+    # and its run says so: the command that handed it on sees which of its units failed, on which receive
+    [outcome] = world.work.outcomes("r")
+    assert (outcome.unit, outcome.done, outcome.receives) == ("page raw/missing", False, 3)

@@ -97,22 +97,32 @@ def redrive(args: argparse.Namespace) -> int:
     """Move the dead-letter queue's units back to the work queue (after the cause is fixed) and, with --workers,
     run them. (SQS's own message-move task does the same on AWS; this works on every emulator.)"""
     from accrual.composition import composition
+    from accrual.service.work import WorkUnit
 
     stack = settings()
     root = composition(stack)
     work, dead = root.work_queue, root.dead_letters
     moved = 0
+    runs: set[str] = set()
     while True:
         received = dead.receive(limit=10, visibility_timeout=30)
         if not received:
             break
         for message in received:
+            try:
+                unit = WorkUnit.model_validate_json(message.body)
+            except ValueError:
+                unit = None  # not a unit: moved back as it is, the workers will say why
+            if unit is not None:
+                root.work.handed_on_again(unit)
+                runs.add(unit.run_id)
             work.send([message.body])
             dead.delete([message.receipt_handle])
             moved += 1
     result: dict[str, Any] = {"redriven": moved}
     if args.workers and moved:
-        drained = _fanout.drain(stack, args.workers)
+        # every unit the runs ever logged: the ones redriven are waited for again, the others are done
+        drained = _fanout.drain(stack, args.workers, {run: len(root.work.outcomes(run)) for run in runs})
         result["fanout"] = drained["fanout"]
         result["reconciled"] = _fanout.sum_counts(
             [item for item in drained["results"] if item.get("kind") == "page"], "reconciled"

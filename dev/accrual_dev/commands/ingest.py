@@ -173,7 +173,7 @@ def run_workers(args: argparse.Namespace) -> int:
         lines_per_part=part_lines(data.count(b"\n"), args.workers),
     )
     work.hand_on(units)
-    drained = _fanout.drain(stack, args.workers)
+    drained = _fanout.drain(stack, args.workers, {run_id: len(units)})
     report = {
         "partner": partner,
         "source": source,

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
-from accrual.adapters.failure_log import ControlFailureLog
 from accrual.adapters.ledger_store import DynamoLedgerStore, transaction_connection, warm_connections
 from accrual.adapters.ledger_tables import bind_ledger_tables
 from accrual.adapters.notifications import SnsPublisher
 from accrual.adapters.partner_config import SsmPartnerDirectory
 from accrual.adapters.partner_state import DynamoPartnerState
 from accrual.adapters.report_archive import S3ReportArchive
+from accrual.adapters.unit_log import ControlUnitLog
 from accrual.adapters.work_queue import SqsWorkQueue
 from accrual.domain.models import AccrualConfig
 from accrual.service.claims import claims_sweep
@@ -72,8 +72,8 @@ class Composition:
         return SqsWorkQueue(self.settings, dead_letter=True)
 
     @cached_property
-    def failures(self) -> ControlFailureLog:
-        return ControlFailureLog(self.settings)
+    def unit_log(self) -> ControlUnitLog:
+        return ControlUnitLog(self.settings)
 
     @cached_property
     def publisher(self) -> SnsPublisher:
@@ -123,7 +123,7 @@ class Composition:
 
     @cached_property
     def work(self) -> WorkService:
-        return WorkService(self.ingest, self, self.archive, self.work_queue, self.failures)
+        return WorkService(self.ingest, self, self.archive, self.work_queue, self.unit_log)
 
 
 _compositions: dict[int, tuple[Settings, Composition]] = {}

@@ -18,7 +18,7 @@ from accrual.adapters.report_archive import quarantine_key, raw_key
 from accrual.domain.models import MAX_REASON_CHARS
 from accrual.partners import PartnerOptions, QuarantinedLine
 from accrual.partners.http import PagePosition
-from accrual.ports import Cursor, QueueDepth, QueuedMessage, StoredQuarantine, UnitFailure
+from accrual.ports import Cursor, QueueDepth, QueuedMessage, StoredQuarantine, UnitFailure, UnitOutcome
 
 
 class FakeArchive:
@@ -186,10 +186,20 @@ class FakeWorkQueue:
     def depth(self) -> QueueDepth:
         return QueueDepth(len(self.messages) - len(self.in_flight), len(self.in_flight))
 
+    def hide(self, receipt_handles: Iterable[str], seconds: int) -> None:
+        pass  # received messages stay invisible here until deleted or released
 
-class FakeFailureLog:
+
+class FakeUnitLog:
     def __init__(self) -> None:
         self.failures: dict[str, UnitFailure] = {}
+        self.runs: dict[str, dict[str, UnitOutcome]] = {}
+
+    def record_outcome(self, run_id: str, outcome: UnitOutcome) -> None:
+        self.runs.setdefault(run_id, {})[outcome.unit] = outcome
+
+    def outcomes(self, run_id: str) -> list[UnitOutcome]:
+        return [outcome for _, outcome in sorted(self.runs.get(run_id, {}).items())]
 
     def record(self, message_id: str, unit_text: str, reason: str, *, receives: int) -> None:
         self.failures[message_id] = UnitFailure(reason[:1000], f"receive {receives}")

@@ -17,10 +17,10 @@ from accrual.service.work import WorkService
 from support.fakes.ledger_store import InMemoryLedgerStore
 from support.fakes.ports import (
     FakeArchive,
-    FakeFailureLog,
     FakePartnerDirectory,
     FakePartnerState,
     FakePublisher,
+    FakeUnitLog,
     FakeWorkQueue,
 )
 from support.memory import clicks, config
@@ -35,12 +35,12 @@ class FakeWorld:
         self.partner_state = FakePartnerState()
         self.partners = FakePartnerDirectory()
         self.work_queue = FakeWorkQueue()
-        self.failures = FakeFailureLog()
+        self.unit_log = FakeUnitLog()
         self.publisher = FakePublisher()
         self.ingest = IngestStep(self.archive, self.partner_state, self.partners)
         self.puller = Puller(self.ingest, self.partners)
         self.relay = OutboxRelay(self.store, self.publisher)
-        self.work = WorkService(self.ingest, self, self.archive, self.work_queue, self.failures)
+        self.work = WorkService(self.ingest, self, self.archive, self.work_queue, self.unit_log)
 
     def ledger(self, config: AccrualConfig | None = None, *, threads: int = 1) -> Ledger:
         return Ledger(store=self.store, config=config)

@@ -7,6 +7,7 @@ CLI and the local stack); the dead-letter queue's from WORK_DEAD_LETTER_QUEUE_UR
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -84,6 +85,16 @@ class SqsWorkQueue:
         """Make received messages visible again at once (a failed unit is retried without waiting its timeout)."""
         for handle in receipt_handles:
             self._sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=handle, VisibilityTimeout=0)
+
+    def hide(self, receipt_handles: Iterable[str], seconds: int) -> None:
+        for handle in receipt_handles:
+            self._sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=handle, VisibilityTimeout=seconds)
+
+    def max_receives(self) -> int | None:
+        """How many receives the queue allows a message before its dead-letter queue takes it (None: no limit)."""
+        attributes = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["RedrivePolicy"])["Attributes"]
+        policy = attributes.get("RedrivePolicy")
+        return int(json.loads(policy)["maxReceiveCount"]) if policy else None
 
     def depth(self) -> QueueDepth:
         attributes = self._sqs.get_queue_attributes(

@@ -29,7 +29,7 @@ from accrual.ports.ledger import (
 )
 from accrual.ports.notify import NotificationPublisher
 from accrual.ports.reports import Cursor, PartnerDirectory, PartnerState, ReportArchive, StoredQuarantine
-from accrual.ports.work import FailureLog, QueueDepth, QueuedMessage, UnitFailure, WorkQueue
+from accrual.ports.work import QueueDepth, QueuedMessage, UnitFailure, UnitLog, UnitOutcome, WorkQueue
 
 __all__ = [
     "DUE_SHARDS",
@@ -37,7 +37,7 @@ __all__ = [
     "BalanceDelta",
     "Clock",
     "Cursor",
-    "FailureLog",
+    "UnitLog",
     "JournalConflict",
     "JournalEntry",
     "LedgerStore",
@@ -59,6 +59,7 @@ __all__ = [
     "StoredQuarantine",
     "StoredRefusal",
     "UnitFailure",
+    "UnitOutcome",
     "WorkQueue",
     "journal_entry_id",
     "parse_utc",

@@ -1,5 +1,6 @@
-"""The ports of the fan-out: the queue that carries units of work to the reconcile workers, and the log that keeps
-why a unit failed (for the operator reading the dead-letter queue)."""
+"""The ports of the fan-out: the queue that carries units of work to the reconcile workers, and the log of what
+became of each unit: why one failed (for the operator reading the dead-letter queue) and, per run, which units are
+done and what they did (for the command that handed them on and waits for its own)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ class WorkQueue(Protocol):
         """Make received messages visible again at once."""
 
     def depth(self) -> QueueDepth: ...
+    def hide(self, receipt_handles: Iterable[str], seconds: int) -> None:
+        """Keep received messages invisible this long (a unit another command owns, left for it)."""
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,22 @@ class UnitFailure:
     at: str  # when, and on which receive
 
 
-class FailureLog(Protocol):
+@dataclass(frozen=True)
+class UnitOutcome:
+    """What became of one unit of a run: done, with what it did (JSON), or failed on a receive, with why."""
+
+    unit: str  # the unit's name within its run
+    done: bool
+    detail: str
+    receives: int = 1
+
+
+class UnitLog(Protocol):
     def record(self, message_id: str, unit_text: str, reason: str, *, receives: int) -> None:
         """Keep the last reason a message failed, under its id (the dead-letter queue keeps the message)."""
 
     def reason(self, message_id: str) -> UnitFailure | None: ...
+    def record_outcome(self, run_id: str, outcome: UnitOutcome) -> None:
+        """What became of a unit of the run (the last word on it: a repeated unit overwrites its outcome)."""
+
+    def outcomes(self, run_id: str) -> list[UnitOutcome]: ...

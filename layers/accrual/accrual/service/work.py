@@ -13,6 +13,7 @@ is recorded in the control table under the message's id (which survives the move
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from accrual.partners import API_PARTNERS
 from accrual.partners.csv_drop import parse_csv
-from accrual.ports import DUE_SHARDS, FailureLog, ReportArchive, UnitFailure, WorkQueue
+from accrual.ports import DUE_SHARDS, ReportArchive, UnitFailure, UnitLog, UnitOutcome, WorkQueue
 from accrual.service.counts import RunCounts
 from accrual.service.drop import drop_format, drop_partner
 from accrual.service.ingest import IngestStep, LedgerSink, PageResult, jsonl_order
@@ -45,6 +46,12 @@ class WorkUnit(BaseModel):
     format: str | None = None  # page: aliexpress | admitad | csv | normalized
     shard: int | None = None  # confirm: the due-index shard
     first_line: int = 1  # page: the part's first line in its dropped file (quarantine positions stay readable)
+
+    def name(self) -> str:
+        """The unit's name within its run."""
+        if self.kind == "page":
+            return f"page {self.key}"
+        return f"confirm {self.shard}" if self.kind == "confirm" else "claims"
 
     def label(self) -> str:
         if self.kind == "claims":
@@ -148,13 +155,13 @@ class WorkService:
     """Units of work: made from files and schedules, sent to the queue, and done by a worker."""
 
     def __init__(
-        self, ingest: IngestStep, ledgers: WorkLedgers, archive: ReportArchive, queue: WorkQueue, failures: FailureLog
+        self, ingest: IngestStep, ledgers: WorkLedgers, archive: ReportArchive, queue: WorkQueue, unit_log: UnitLog
     ) -> None:
         self.ingest = ingest
         self.ledgers = ledgers
         self.archive = archive
         self.queue = queue
-        self.failures = failures
+        self.unit_log = unit_log
 
     def hand_on(self, units: Sequence[WorkUnit]) -> int:
         """Send units to the reconcile queue; returns when the queue holds them (the callers move their cursors
@@ -249,9 +256,23 @@ class WorkService:
             )
         return done
 
-    def record_failure(self, message_id: str, unit_text: str, reason: str, *, receives: int) -> None:
-        """Keep the last reason a message failed, under its id (the dead-letter queue keeps the message itself)."""
-        self.failures.record(message_id, unit_text, reason, receives=receives)
+    def finish(self, unit: WorkUnit, done: UnitDone, *, receives: int) -> None:
+        """Log what the unit did under its run, for the command waiting for the run's units."""
+        detail = json.dumps(done.as_dict(), default=str)
+        self.unit_log.record_outcome(unit.run_id, UnitOutcome(unit.name(), True, detail, receives))
+
+    def record_failure(self, message_id: str, unit: WorkUnit, reason: str, *, receives: int) -> None:
+        """Keep the last reason a message failed, under its id (the dead-letter queue keeps the message itself),
+        and under its run."""
+        self.unit_log.record(message_id, unit.model_dump_json(), reason, receives=receives)
+        self.unit_log.record_outcome(unit.run_id, UnitOutcome(unit.name(), False, reason, receives))
+
+    def outcomes(self, run_id: str) -> list[UnitOutcome]:
+        return self.unit_log.outcomes(run_id)
+
+    def handed_on_again(self, unit: WorkUnit) -> None:
+        """A dead-lettered unit back on the queue: its run waits for it again (its failure is not its last word)."""
+        self.unit_log.record_outcome(unit.run_id, UnitOutcome(unit.name(), False, "handed on again", receives=0))
 
     def failure_reason(self, message_id: str) -> UnitFailure | None:
-        return self.failures.reason(message_id)
+        return self.unit_log.reason(message_id)
