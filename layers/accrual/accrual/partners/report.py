@@ -133,9 +133,7 @@ def top_reasons(quarantined: Sequence[QuarantinedLine], limit: int = 3) -> list[
     examples: dict[str, str] = {}
     for line in quarantined:
         examples.setdefault(reason_kind(line.reason), line.reason)
-    return [
-        {"reason": kind, "lines": lines, "example": examples[kind]} for kind, lines in counted.most_common(limit)
-    ]
+    return [{"reason": kind, "lines": lines, "example": examples[kind]} for kind, lines in counted.most_common(limit)]
 
 
 class LineRejected(Exception):
