@@ -431,3 +431,23 @@ def test_a_csv_its_map_does_not_describe_names_the_map_and_how_to_set_it():
     assert "column map" in message and "/accrual/partners/awin/columns" in message
     assert "aws ssm put-parameter --name /accrual/partners/awin/columns" in message
     assert with_map_hint(refused.value, "admitad", "admitad", settings) is refused.value
+
+
+@pytest.mark.parametrize("hostile", [*HOSTILE_IDS, "x" * 257, ""])
+def test_a_claims_user_id_is_refused_exactly_when_a_clicks_is(hostile):
+    from pydantic import ValidationError
+
+    from accrual.domain.claims import ClaimRequest
+    from accrual.domain.models import Click
+
+    def refused(model, **fields):
+        try:
+            model.model_validate(fields)
+        except ValidationError as error:
+            return {problem["loc"][0] for problem in error.errors()}
+        return set()
+
+    click = {"sub_id": "s-1", "clicked_at": "2026-11-03T18:00:00Z", "partner": "aliexpress"}
+    assert refused(Click, user_id=hostile, **click) == {"user_id"}
+    assert refused(ClaimRequest, user_id=hostile, order_number="123") == {"user_id"}
+    assert refused(ClaimRequest, user_id="u-1", order_number=hostile) == {"order_number"}
