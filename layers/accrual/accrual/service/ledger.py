@@ -569,7 +569,7 @@ class Ledger:
             counts.add("lines_applied", len(plan.lines))
             counts.add("lines_moved", len(plan.tombstones))
             for entry in plan.entries:
-                counts.move(entry.transition)
+                counts.move(entry.transition, entry.delta, plan.decision.margin_usd)
             counts.add("notifications", sum(1 for entry in plan.entries if entry.event) + (1 if plan.notice else 0))
             if (
                 plan.view.state != OrderState.PENDING
