@@ -24,7 +24,12 @@ class WorkRecord(SqsRecordModel):
 processor = BatchProcessor(event_type=EventType.SQS, model=WorkRecord)
 
 # The metrics of a unit's counts (the dashboard in template.yaml shows them; a test holds its names to these).
-LINE_METRICS = {"read": "LinesRead", "accepted": "LinesAccepted", "quarantined": "LinesQuarantined"}
+LINE_METRICS = {
+    "read": "LinesRead",
+    "accepted": "LinesAccepted",
+    "quarantined": "LinesQuarantined",
+    "pages_quarantined": "PagesQuarantined",  # a page of an unexpected shape (alarmed)
+}
 COUNT_METRICS = {
     "moves_pending": "CashbackMovesPending",
     "moves_post": "CashbackMovesConfirmed",

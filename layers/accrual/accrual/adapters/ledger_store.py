@@ -18,6 +18,7 @@ tests of the services.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import time
 import zlib
@@ -47,6 +48,7 @@ from accrual.adapters.ledger_tables import (
     RefusedRecord,
     bind_ledger_tables,
     load_order_items,
+    unpack_text,
 )
 from accrual.domain.lifecycle import NOTHING, Holding
 from accrual.domain.models import AccrualConfig, Click, OrderLine
@@ -386,6 +388,15 @@ def _outbox_message(record: OutboxRecord) -> OutboxMessage:
         record.attributes,
         record.created_at,
     )
+
+
+def outbox_event(image: dict) -> dict:
+    """An outbox item's stream image (Powertools' deserialised NewImage) with its body as text, whichever form it
+    was stored in (Powertools leaves a binary attribute as its base64 text)."""
+    packed = image.get("body_z")
+    if isinstance(packed, str):
+        packed = base64.b64decode(packed)
+    return {**image, "body": unpack_text(image.get("body"), getattr(packed, "value", packed))}
 
 
 def _balance_of(record: BalanceRecord) -> StoredBalance:
