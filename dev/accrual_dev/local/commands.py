@@ -1,7 +1,8 @@
 """`accrual stack up` and `accrual stack provision`: the embedded local stack for operators and developers.
 
-`stack up` (and `make local`) start everything `accrual run` needs: moto provisioned from template.yaml, and the
-partner simulator with the stack's partner endpoints and secrets pointing at it.
+`stack up` (and `make local`) start everything `accrual run` needs: the local AWS provisioned from template.yaml (moto,
+or the emulator ACCRUAL_EMULATOR names: `make local` runs DynamoDB Local beside moto), and the partner simulator with
+the stack's partner endpoints and secrets pointing at it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from accrual.settings import RESOURCE_VARIABLES
+from accrual_dev.local.emulators import EMULATORS, emulator_name
 from accrual_dev.local.provision import Provisioned, default_template_path, provision
-from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
+from accrual_dev.local.server import ENDPOINT_VARIABLES, LOCAL_ENVIRONMENT
 
 DEMO_CONFIG = default_template_path().parent / "events" / "demo-config.json"
 
@@ -46,19 +48,25 @@ def stack_provision(args: argparse.Namespace) -> int:
 
 
 def stack_up(args: argparse.Namespace) -> int:
-    """Start a moto server, provision the stack on it, start the partner simulator beside it and point the partners'
-    endpoints and secrets at it, print the exports, and keep running until Ctrl-C."""
+    """Start the local AWS (ACCRUAL_EMULATOR, moto unless set), provision the stack on it, start the partner simulator
+    beside it and point the partners' endpoints and secrets at it, print the exports, and keep running until Ctrl-C."""
     stack = os.environ.get("ACCRUAL_STACK", "accrual")
+    try:
+        emulator = emulator_name()
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    with MotoServer() as server, ExitStack() as simulator_lifetime:
-        for name in RESOURCE_VARIABLES:  # a shell of another stack must not redirect this one
+    with EMULATORS[emulator]() as server, ExitStack() as simulator_lifetime:
+        for name in (*RESOURCE_VARIABLES, *ENDPOINT_VARIABLES):  # a shell of another stack must not redirect this one
             os.environ.pop(name, None)
-        os.environ.update({**LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL": server.url, "ACCRUAL_STACK": stack})
+        os.environ.update({**LOCAL_ENVIRONMENT, **server.endpoints, "ACCRUAL_STACK": stack})
         provisioned = provision(stack)
-        print(f"# local AWS (moto) at {server.url}: paste these into another shell")
+        where = ", ".join(f"{name} {pid}" for name, pid in server.pids.items())
+        print(f"# local AWS ({emulator}) at {server.url} (processes: {where}): paste these into another shell")
         for name, value in {
-            "AWS_ENDPOINT_URL": server.url,
+            **server.endpoints,
             "ACCRUAL_STACK": stack,
             **LOCAL_ENVIRONMENT,
             "POWERTOOLS_LOG_LEVEL": "WARNING",

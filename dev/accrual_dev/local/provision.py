@@ -296,12 +296,18 @@ def _apply_point_in_time_recovery(template: dict[str, Any], resources: dict[str,
         specification = resource.get("Properties", {}).get("PointInTimeRecoverySpecification")
         if resource.get("Type") != "AWS::DynamoDB::Table" or not specification:
             continue
-        dynamodb.update_continuous_backups(
-            TableName=resources[logical_id],
-            PointInTimeRecoverySpecification={
-                "PointInTimeRecoveryEnabled": bool(specification.get("PointInTimeRecoveryEnabled"))
-            },
-        )
+        try:
+            dynamodb.update_continuous_backups(
+                TableName=resources[logical_id],
+                PointInTimeRecoverySpecification={
+                    "PointInTimeRecoveryEnabled": bool(specification.get("PointInTimeRecoveryEnabled"))
+                },
+            )
+        except ClientError as error:
+            # DynamoDB Local has no backups at all (UnknownOperationException): nothing to recover to locally
+            if error.response["Error"]["Code"] != "UnknownOperationException":
+                raise
+            return
 
 
 def _apply_bucket_settings(template: dict[str, Any], resources: dict[str, str], s3) -> None:
