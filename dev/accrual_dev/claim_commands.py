@@ -13,9 +13,9 @@ from accrual.settings import Settings
 
 
 def _service():
-    from accrual.service.claims import ClaimService
+    from accrual.service.claims import claim_service
 
-    return ClaimService(Settings.from_env())
+    return claim_service(Settings.from_env())
 
 
 def _print(claim: Claim, as_json: bool) -> None:

@@ -411,9 +411,14 @@ def pull(args) -> int:
 
 
 def confirm(args) -> int:
+    from accrual.service.claims import claim_service
     from accrual.service.ledger import Ledger
 
-    counts = Ledger(_settings()).confirm(now=_now(args))
+    settings, now = _settings(), _now(args)
+    ledger = Ledger(settings)
+    counts = ledger.confirm(now=now)
+    for name, value in claim_service(settings, ledger).sweep(now=now).items():  # the claims step after the ledger's
+        counts[name] = counts.get(name, 0) + value
     _print_json(counts)
     return _exit_code(counts)
 
