@@ -15,9 +15,15 @@ CHECKOV_STAMP := $(CHECKOV)/.installed
 # ministack, the second emulator, pins its own botocore: a fourth virtual environment (started by the tests' fixtures).
 MINISTACK := .tools/ministack
 MINISTACK_STAMP := $(MINISTACK)/.installed
+# DynamoDB Local, AWS's own DynamoDB emulator (the third emulator): a Java program, shipped whole inside a pinned npm
+# tarball whose sha256 is checked; its licence is not open source, so it is fetched here and never committed.
+DYNAMODB_LOCAL := .tools/dynamodb-local
+DYNAMODB_LOCAL_STAMP := $(DYNAMODB_LOCAL)/.installed
+DYNAMODB_LOCAL_PACKAGE := amplify-dynamodb-simulator@2.9.30
+DYNAMODB_LOCAL_SHA256 := 3503ffac19f183407909fecdacf4db51ab1fdad1da7b2f177016670b2d80e4b9
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv tools checkov ministack test-conformance test-ministack test-conformance-quick test test-fuzz run local bench lint check format build clean sam-local test-sam-local invoke
+.PHONY: chromium golden venv tools checkov ministack dynamodb-local test-dynamodb-local test-conformance test-ministack test-conformance-quick test test-fuzz run local bench lint check format build clean sam-local test-sam-local invoke
 
 venv: $(STAMP)
 
@@ -56,16 +62,53 @@ $(MINISTACK_STAMP): requirements-ministack.txt
 	$(MINISTACK)/bin/pip install -q -r requirements-ministack.txt
 	touch $(MINISTACK_STAMP)
 
+# DynamoDB Local 1.25.1 (DynamoDBLocal.jar and its native libraries) from the pinned npm tarball, and Java 17 from
+# Debian (default-jre-headless) when no `java` is on PATH; non-interactive, as CI runs it (root, no stdin).
+dynamodb-local: $(DYNAMODB_LOCAL_STAMP)
+
+$(DYNAMODB_LOCAL_STAMP):
+	@command -v java >/dev/null || { echo "installing Java (default-jre-headless)"; \
+		$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends default-jre-headless >/dev/null; }
+	@command -v npm >/dev/null || { echo "installing npm"; \
+		$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+	rm -rf $(DYNAMODB_LOCAL) $(DYNAMODB_LOCAL).download
+	mkdir -p $(DYNAMODB_LOCAL).download
+	cd $(DYNAMODB_LOCAL).download && npm pack --silent $(DYNAMODB_LOCAL_PACKAGE) >/dev/null
+	echo "$(DYNAMODB_LOCAL_SHA256)  $$(ls $(DYNAMODB_LOCAL).download/*.tgz)" | sha256sum --check --quiet
+	mkdir -p $(DYNAMODB_LOCAL)
+	tar -xzf $(DYNAMODB_LOCAL).download/*.tgz -C $(DYNAMODB_LOCAL) --strip-components=2 \
+		package/emulator/DynamoDBLocal.jar package/emulator/DynamoDBLocal_lib package/emulator/LICENSE.txt
+	rm -rf $(DYNAMODB_LOCAL).download
+	touch $(DYNAMODB_LOCAL_STAMP)
+
+# Debian's Chromium for the HTML report's browser test (tests/e2e/test_books_html.py), non-interactively as CI runs
+# it (root, no stdin); where it cannot be installed the test is skipped and says why.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { echo "installing Chromium"; \
+		$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends chromium >/dev/null || \
+		echo "Chromium could not be installed: the HTML report's browser test will be skipped"; }
+
 # Every test, including the template checks (cfn-lint, sam validate --lint, sam build, checkov) in tests/integration,
 # after the code checks (ruff and mypy: a lint failure stops before the slow suite). Two workers that steal work from
 # each other: xdist's default hands each worker a long queue up front, and one worker sat idle for the last six
 # minutes while the other worked through the slow tests.
-test: venv tools checkov check
+test: venv tools checkov chromium check
 	$(BIN)/pytest -n 2 --dist worksteal
 
 # The reader fuzzer's long profile: 2,600 hostile pages per reader (10,400 in all); `make test` runs its quick profile.
 test-fuzz: venv
 	ACCRUAL_FUZZ=long $(BIN)/pytest tests/property/test_reader_fuzz.py -q -p no:randomly
+
+# The golden decisions (tests/golden/month.jsonl): written again on purpose when a rule changes; review the diff.
+golden: venv
+	PYTHONPATH=tests $(BIN)/python tests/support/golden.py --write
+	git diff --stat -- tests/golden
 
 # The code checks: ruff's lint rules, ruff's formatting (checked, not applied) and mypy, as configured in
 # pyproject.toml.
@@ -124,7 +167,7 @@ bench: venv ministack
 	$(BIN)/python bench/cli_workers.py
 
 # The integration and end-to-end suites on both emulators, moto then ministack (the fixtures choose by
-# ACCRUAL_EMULATOR); a test one emulator gets wrong is marked only_on(...) with the reason (README, "Performance").
+# ACCRUAL_EMULATOR); a test one emulator gets wrong is marked only_on(...) with the reason (docs/emulators.md).
 CONFORMANCE := tests/integration tests/e2e --ignore=tests/integration/test_template.py
 test-conformance: venv ministack
 	ACCRUAL_EMULATOR=moto $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE)

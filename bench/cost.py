@@ -2,7 +2,7 @@
 whole life, per million orders, and an on-demand cost estimate.
 
 Two sources, both printed when present: bench/steps.py (the CLI counted from outside the project's code, capacity
-units as the emulator charged them; the figures the README quotes) and bench/ledger.py (the ledger in-process, with
+units as the emulator charged them; the figures docs/performance.md quotes) and bench/ledger.py (the ledger in-process, with
 the stream relay's cost per notification, F).
 
 The life of one order, as the design runs it:

@@ -4,10 +4,11 @@
 `stack` (per test) provisions a fresh stack from template.yaml on that server under a unique name and yields its
 Settings. Both are lazy: a unit test that asks for neither never starts the server.
 
-The emulator is chosen by one setting, ACCRUAL_EMULATOR: `moto` (the default, moto's server) or `ministack` (built by
-`make ministack`); `make test-conformance` runs the integration and end-to-end suites on both. A test that one
-emulator gets wrong is marked `only_on("moto", reason=...)` (or "ministack"): it is skipped on the other with the
-reason, and the README lists them.
+The emulator is chosen by one setting, ACCRUAL_EMULATOR: `moto` (the default, moto's server), `ministack` (built by
+`make ministack`) or `dynamodb-local` (AWS's DynamoDB Local for DynamoDB, moto for the rest; built by
+`make dynamodb-local`); `make test-conformance` runs the integration and end-to-end suites on all three. A test that an
+emulator gets wrong is marked `only_on("moto", reason=...)` (or several names: `only_on("moto", "ministack",
+reason=...)`): it is skipped on the others with the reason, and docs/emulators.md lists them.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import pytest
 
 from accrual import settings as settings_module
 from accrual.settings import RESOURCE_VARIABLES, Settings
+from accrual_dev.local.dynamodb_local import DynamoDBLocalStack
 from accrual_dev.local.ministack import MinistackServer
 from accrual_dev.local.provision import provision
 from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
 
-EMULATORS = {"moto": MotoServer, "ministack": MinistackServer}
+EMULATORS = {"moto": MotoServer, "ministack": MinistackServer, "dynamodb-local": DynamoDBLocalStack}
 
 
 def emulator_name() -> str:
@@ -38,8 +40,8 @@ def emulator_name() -> str:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "only_on(emulator, reason): the emulator this test is right on; skipped on "
-        "the other one with the reason (the emulator is wrong there, not the ledger)",
+        "only_on(*emulators, reason): the emulators this test is right on; skipped on "
+        "the others with the reason (the emulator is wrong there, not the ledger)",
     )
     emulator_name()
 
@@ -52,25 +54,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     current = emulator_name()
     for item in items:
         for marker in item.iter_markers("only_on"):
-            wanted = marker.args[0] if marker.args else marker.kwargs.get("emulator")
-            if wanted not in EMULATORS:
+            if "reason" in marker.kwargs:
+                wanted, reason = list(marker.args), marker.kwargs["reason"]
+            else:
+                wanted, reason = list(marker.args[:1]), (marker.args[1] if len(marker.args) > 1 else "")
+            unknown = [name for name in wanted if name not in EMULATORS]
+            if not wanted or unknown:
                 raise pytest.UsageError(f"{item.nodeid}: only_on({wanted!r}) names no known emulator")
-            if wanted != current:
-                reason = marker.kwargs.get("reason") or (marker.args[1] if len(marker.args) > 1 else "")
-                item.add_marker(pytest.mark.skip(reason=f"{wanted} only: {reason}"))
+            if current not in wanted:
+                item.add_marker(pytest.mark.skip(reason=f"{' and '.join(wanted)} only: {reason}"))
 
 
 @pytest.fixture(scope="session")
 def emulator() -> str:
-    """The name of the local AWS emulator this run uses (moto or ministack)."""
+    """The name of the local AWS emulator this run uses (moto, ministack or dynamodb-local)."""
     return emulator_name()
 
 
 @pytest.fixture(scope="session")
 def aws_endpoint(emulator: str) -> Iterator[str]:
-    """The URL of this session's emulator; AWS_ENDPOINT_URL, region and dummy credentials point boto3 at it."""
+    """The URL of this session's emulator (moto's beside DynamoDB Local); boto3's endpoint variables, region and dummy
+    credentials point boto3 at it (DynamoDB at DynamoDB Local under `dynamodb-local`)."""
     with EMULATORS[emulator]() as server:
-        overrides = {**LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL": server.url}
+        overrides = {**LOCAL_ENVIRONMENT, **server.endpoints}
         saved = {name: os.environ.get(name) for name in (*overrides, "AWS_PROFILE", "AWS_SESSION_TOKEN")}
         os.environ.pop("AWS_PROFILE", None)
         os.environ.pop("AWS_SESSION_TOKEN", None)
@@ -89,6 +95,12 @@ def aws_endpoint(emulator: str) -> Iterator[str]:
 def moto_endpoint(aws_endpoint: str) -> str:
     """The older name of `aws_endpoint` (whichever emulator ACCRUAL_EMULATOR chose, not necessarily moto)."""
     return aws_endpoint
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint(aws_endpoint: str) -> str:
+    """The URL this session's DynamoDB answers at (DynamoDB Local's under `dynamodb-local`, else the emulator's)."""
+    return os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or aws_endpoint
 
 
 def _clear_settings_caches() -> None:

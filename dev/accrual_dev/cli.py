@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, datetime
 
 from accrual_dev import commands as operator_commands
+from accrual_dev.books import commands as books_commands
 
 
 class _HandlersOf:
@@ -485,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     _now_option(claim_match)
     claim_match.set_defaults(handler=claim_commands.claim_match)
     # ---- end of missing-cashback claims ----
+    books_commands.register(commands)  # report, statement reconcile
 
     audit = commands.add_parser(
         "audit",

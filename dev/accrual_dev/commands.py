@@ -340,9 +340,11 @@ def ingest(args) -> int:
     settings = _settings()
     partner = lines_partner(args)
     now = _now(args)
-    sink = ProgressSink(settings, now, enabled=args.progress, label=path.name, threads=args.threads)
+    streamed = args.partner in ("csv", "normalized")
+    size = path.stat().st_size if streamed else None  # the bar's total: the whole file, not what was read so far
+    sink = ProgressSink(settings, now, enabled=args.progress, label=path.name, threads=args.threads, total_bytes=size)
     try:
-        if args.partner in ("csv", "normalized"):
+        if streamed:
             report = ingest_file_streamed(
                 path, args.partner, partner=partner, settings=settings, now=now, reconcile=sink
             )

@@ -7,7 +7,7 @@ embedded moto server is started with a stack provisioned from template.yaml, the
 partner simulator behind the partners' endpoints, and stopped afterwards. The objects an event names (a dropped
 file, an archived page) are uploaded from events/objects/ when the stack's bucket lacks them, and an S3 event's
 bucket is the stack's reports bucket. Prints the handler's answer as JSON; exits 1 when the handler raises.
-With Docker, `sam local invoke` does the same in a Lambda container (README).
+With Docker, `sam local invoke` does the same in a Lambda container (docs/sam-local.md).
 """
 
 from __future__ import annotations

@@ -1,10 +1,15 @@
-"""Progress of long ingests and pulls on stderr, and the counts so far when the operator interrupts.
+"""Progress of long commands on stderr, and the counts so far when the operator interrupts.
 
 The ledger is handed a report's lines a slice of orders at a time (all the lines of one order in the same slice, so
 every order is decided exactly as in one call), and a progress bar (tqdm, a development dependency only: the Lambda
-layer never imports this module) shows lines, orders, the rate and the time left. The first Ctrl-C stops at the end
-of the slice being reconciled (a second one at once); what was reconciled is counted and stays reconciled (the ledger
-is idempotent, so the same file or pull run again finishes the job).
+layer never imports this module) shows lines, orders, the rate and the time left. A file's bar counts its bytes
+against the file's size, so its percentage and time left cover the whole file; a pull's pages are not known ahead, so
+its bar counts orders without a total (and promises no time left). The first Ctrl-C stops at the end of the slice
+being reconciled (a second one at once); what was reconciled is counted and stays reconciled (the ledger is
+idempotent, so the same file or pull run again finishes the job).
+
+`Progress` does the same for the commands that work through a list (clicks, due orders, orders to decide again,
+the audit's scans): a bar when stderr is a terminal, and Ctrl-C asked between two steps.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import signal
 import sys
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from itertools import batched
 from typing import Any
 
 from accrual.domain.models import OrderLine
@@ -28,11 +34,20 @@ class ProgressSink(LedgerSink):
     """The ledger's reconcile (and screening) with progress and running counts."""
 
     def __init__(
-        self, settings: Settings, now: datetime, *, enabled: bool | None = None, label: str = "", threads: int = 1
+        self,
+        settings: Settings,
+        now: datetime,
+        *,
+        enabled: bool | None = None,
+        label: str = "",
+        threads: int = 1,
+        total_bytes: int | None = None,
     ) -> None:
         super().__init__(settings, now, threads)
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.label = label
+        self.total_bytes = total_bytes  # a file: the bar counts its bytes read against its size
+        self.bytes_read = 0
         self.reconciled: Counter[str] = Counter()
         self.lines = 0
         self.orders = 0
@@ -75,8 +90,17 @@ class ProgressSink(LedgerSink):
         self.lines += len(slice_lines)
         self.orders += len(chosen)
         if bar is not None:
-            bar.update(len(chosen))
-            bar.set_postfix(lines=self.lines, failed=self.reconciled.get("orders_failed", 0), refresh=False)
+            if self.total_bytes is None:
+                bar.update(len(chosen))
+            bar.set_postfix(
+                lines=self.lines, orders=self.orders, failed=self.reconciled.get("orders_failed", 0), refresh=False
+            )
+
+    def advance(self, size: int) -> None:
+        """A part of the file of `size` bytes has been read and handed on (a streamed ingest calls it)."""
+        self.bytes_read += size
+        if self._bar is not None and self.total_bytes is not None:
+            self._bar.update(min(size, max(self.total_bytes - self._bar.n, 0)))
 
     def _stop_between_slices(self) -> _StopBetweenSlices:
         return _StopBetweenSlices()
@@ -90,12 +114,11 @@ class ProgressSink(LedgerSink):
             except ImportError:  # progress is a convenience of the development install, never a requirement
                 self.enabled = False
                 return None
-            self._bar = tqdm(
-                total=orders, unit="order", desc=self.label, file=sys.stderr, dynamic_ncols=True, smoothing=0.1
-            )
-        elif self.pages > 1:  # a pull: the total grows page by page
-            self._bar.total = (self._bar.total or 0) + orders
-            self._bar.refresh()
+            if self.total_bytes is not None:
+                options: dict[str, Any] = {"total": self.total_bytes, "unit": "B", "unit_scale": True}
+            else:  # pages not known ahead: a count and a rate, no total and no time left
+                options = {"total": None, "unit": "order"}
+            self._bar = tqdm(desc=self.label, file=sys.stderr, dynamic_ncols=True, smoothing=0.1, **options)
         return self._bar
 
     def counts(self) -> dict[str, Any]:
@@ -116,6 +139,84 @@ class ProgressSink(LedgerSink):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class Progress:
+    """A command's progress through a list: a bar on stderr (when enabled: by default when stderr is a terminal), and
+    Ctrl-C asked between two steps (`check` raises KeyboardInterrupt there; a second Ctrl-C stops at once)."""
+
+    def __init__(self, label: str, *, total: int | None = None, unit: str = "order", enabled: bool | None = None):
+        self.label, self.total, self.unit = label, total, unit
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.done = 0
+        self._bar: Any = None
+        self._stop = _StopBetweenSlices()
+
+    def __enter__(self) -> Progress:
+        self._requested = self._stop.__enter__()
+        if self.enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:  # progress is a convenience of the development install, never a requirement
+                self.enabled = False
+            else:
+                self._bar = tqdm(total=self.total, unit=self.unit, desc=self.label, file=sys.stderr, dynamic_ncols=True)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.__exit__()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def check(self) -> None:
+        """Between two steps: stop here when the operator asked to."""
+        if self._requested.is_set():
+            raise KeyboardInterrupt
+
+    def step(self, size: int = 1, **postfix: object) -> None:
+        self.done += size
+        if self._bar is not None:
+            self._bar.update(size)
+            if postfix:
+                self._bar.set_postfix(refresh=False, **postfix)
+
+    def each[T](self, items: Iterable[T]) -> Iterator[T]:
+        """The items, one step each, checked between them."""
+        for item in items:
+            self.check()
+            yield item
+            self.step()
+
+
+def in_steps[T](
+    items: Iterable[T], work: Callable[[list[T]], Mapping[str, int]], progress: Progress, *, size: int
+) -> tuple[Counter[str], bool]:
+    """`work` over the items `size` at a time, its counts added up; stops between two steps at Ctrl-C. Returns the
+    counts and whether it was interrupted."""
+    counts: Counter[str] = Counter()
+    try:
+        for chunk in batched(items, size):
+            progress.check()
+            counts.update(work(list(chunk)))
+            progress.step(len(chunk))
+    except KeyboardInterrupt:
+        return counts, True
+    return counts, False
+
+
+def count(items: Iterable[object]) -> int:
+    """A first pass over a list that is not known ahead (the due index): how many steps the bar has."""
+    return sum(1 for _ in items)
+
+
+def interrupted(command: str, counts: Mapping[str, Any], resumes: str) -> int:
+    """The counts so far as JSON, one line saying how to go on, exit 130."""
+    import json
+
+    print(json.dumps({"interrupted": True, **counts}, indent=2, default=str))
+    print(f"accrual {command}: interrupted ({resumes})", file=sys.stderr)
+    return 130
 
 
 class _StopBetweenSlices:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 
 import pytest
 from test_cli import CLICKS, CONFIG, aliexpress_order, aliexpress_page
@@ -281,8 +281,36 @@ def _many_orders(path, count):
 def test_progress_goes_to_stderr(accrual, tmp_path):
     _many_orders(tmp_path / "many.csv", 30)
     result = accrual("ingest", tmp_path / "many.csv", "--partner", "csv", "--as", "admitad", "--progress")
-    assert "30/30" in result.stderr and "order" in result.stderr
+    size = (tmp_path / "many.csv").stat().st_size
+    assert f"{size / 1000:.2f}k/{size / 1000:.2f}k" in result.stderr and "orders=30" in result.stderr
     assert json.loads(result.stdout)["reconciled"]["lines_received"] == 30
+
+
+def test_the_ingest_bar_counts_the_file_against_its_whole_size(stack, accrual, tmp_path):
+    from accrual.service.ingest_stream import ingest_file_streamed
+    from accrual_dev.progress import ProgressSink
+
+    path = tmp_path / "many.csv"
+    _many_orders(path, 12)
+    size = path.stat().st_size
+    sink = ProgressSink(stack, datetime.now(UTC), enabled=True, label="many.csv", total_bytes=size)
+    seen = []
+    reconcile = sink.ledger.reconcile
+
+    def watched(lines, *, now):
+        seen.append((sink._bar.n, sink._bar.total))
+        return reconcile(lines, now=now)
+
+    sink.ledger.reconcile = watched
+    ingest_file_streamed(
+        path, "csv", partner="admitad", settings=stack, now=datetime.now(UTC), reconcile=sink, part_lines=3
+    )
+    final = sink._bar.n
+    sink.close()
+    # the total is the file's size from the first part on; the bytes read grow part by part to the whole file
+    assert [total for _, total in seen] == [size] * len(seen) and len(seen) >= 4
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen) and seen[0][0] < size / 2
+    assert final == size
 
 
 def test_an_interrupted_ingest_prints_its_counts(accrual, tmp_path, monkeypatch, capsys):

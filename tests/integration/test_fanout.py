@@ -118,7 +118,7 @@ def test_the_latency_hook_waits_before_every_dynamodb_request_of_boto3_and_pynam
     latency.install(7)
     try:
         boto3.client("dynamodb", region_name=stack.region).describe_table(TableName=stack.orders_table)
-        Connection(region=stack.region, host=stack.endpoint_url).describe_table(stack.balances_table)
+        Connection(region=stack.region, host=stack.dynamodb_host).describe_table(stack.balances_table)
         boto3.client("s3", region_name=stack.region).list_buckets()  # not DynamoDB: no wait
     finally:
         latency.install(0)

@@ -225,7 +225,7 @@ def test_throttling_is_retried_and_an_order_that_still_fails_is_left_for_the_nex
     assert ledger.reconcile([line("A")], now=T0).get("orders_failed", 0) == 0
     assert calls[0] == 2 and balance_of("alice")[0] == D("5.00")
 
-    connection = Connection(region=stack.region, host=stack.endpoint_url, max_retry_attempts=1)
+    connection = Connection(region=stack.region, host=stack.dynamodb_host, max_retry_attempts=1)
     stubborn = Ledger(stack, store=DynamoLedgerStore(stack, connection=connection))
     _throttle_orders(connection, "aliexpress#B", times=None)
     counts = stubborn.reconcile([line("B"), line("C")], now=T0)

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from accrual_dev.local.server import HOST, LOCAL_ENVIRONMENT, free_port
+from accrual_dev.local.server import ENDPOINT_VARIABLES, HOST, LOCAL_ENVIRONMENT, free_port
 
 HEALTH_PATH = "/_ministack/health"
 RESET_PATH = "/_ministack/reset"
@@ -84,6 +84,15 @@ class MinistackServer:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
+    @property
+    def pids(self) -> dict[str, int | None]:
+        return {"ministack": self.pid}
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """The endpoint variables that point boto3 at this server (every service)."""
+        return {"AWS_ENDPOINT_URL": self.url}
+
     def start(self) -> str:
         """Start the server and return its URL once its health endpoint answers."""
         if self._process is not None:
@@ -131,7 +140,7 @@ class MinistackServer:
             "LOG_LEVEL": "WARNING",
             **self.environment,
         }
-        for name in ("AWS_ENDPOINT_URL", "VIRTUAL_ENV", "PYTHONPATH"):
+        for name in (*ENDPOINT_VARIABLES, "VIRTUAL_ENV", "PYTHONPATH"):
             environment.pop(name, None)
         # its log goes to a file, never to a pipe nobody drains (a full pipe would block the server)
         self._log = tempfile.TemporaryFile()

@@ -20,7 +20,7 @@ and looks each new line up in `by_line`). Here a query is handed only its candid
 for the table's own key, and for a GSI the items a per-table index (GSI hash attribute -> value -> items) lists. The
 index is built on the first query of a table and kept up to date by every write moto makes (put, update, delete, a
 rolled back transaction); moto's own filtering, sorting and paging then run on the candidates unchanged. Measured
-figures are in the README ("Local AWS").
+figures are in docs/limits.md and docs/local.md.
 
     python -m accrual_dev.local.moto_serial -H 127.0.0.1 -p PORT
 """

@@ -15,6 +15,10 @@ mapping, because moto runs its function through Docker inside every PutItem on t
 stream's records, which would leave the outbox stream empty. Locally the outbox is published by the cycle's sweep or
 by reading the stream; the mapping's settings are checked in the transformed template instead (and so are the
 functions' layers, which moto neither attaches nor survives in a stack update).
+
+When DynamoDB has an endpoint of its own (AWS_ENDPOINT_URL_DYNAMODB: DynamoDB Local beside moto), the template's
+tables are also created there, with the same names, keys, indexes, stream, TTL and billing mode, from the same
+definitions: the application's DynamoDB calls go there, and the copies moto's CloudFormation makes stay unused.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import yaml
 from botocore.exceptions import ClientError
 
 from accrual.settings import BOTO_CONFIG, stack_outputs
+from accrual_dev.local.server import ENDPOINT_VARIABLES
 
 STAGING_BUCKET = "accrual-local-staging"
 TEMPLATE_BODY_MAX_BYTES = 51_200
@@ -249,6 +254,43 @@ def _apply_time_to_live(template: dict[str, Any], resources: dict[str, str], dyn
         )
 
 
+def _dynamodb_apart(clients: _Clients) -> bool:
+    """DynamoDB is served by another endpoint than the stack (DynamoDB Local beside moto)."""
+    return clients.client("dynamodb").meta.endpoint_url != clients.client("cloudformation").meta.endpoint_url
+
+
+def _create_tables(resolver: _Resolver, dynamodb) -> None:
+    """Create the template's tables on the DynamoDB endpoint when they are not there, from their definitions."""
+    existing = set(dynamodb.list_tables()["TableNames"])  # a local stack holds a few dozen tables at most
+    for logical_id, resource in resolver.template["Resources"].items():
+        if resource["Type"] != "AWS::DynamoDB::Table":
+            continue
+        properties = resolver.resolve(resource["Properties"])
+        name = properties["TableName"]
+        resolver.resources[logical_id] = name
+        if name in existing:
+            continue
+        request: dict[str, Any] = {
+            key: properties[key]
+            for key in ("TableName", "AttributeDefinitions", "KeySchema", "BillingMode", "DeletionProtectionEnabled")
+            if key in properties
+        }
+        if "ProvisionedThroughput" in properties:
+            request["ProvisionedThroughput"] = {
+                key: int(value) for key, value in properties["ProvisionedThroughput"].items()
+            }
+        if properties.get("GlobalSecondaryIndexes"):
+            request["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+        if properties.get("LocalSecondaryIndexes"):
+            request["LocalSecondaryIndexes"] = properties["LocalSecondaryIndexes"]
+        if "StreamSpecification" in properties:
+            request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
+        if "SSESpecification" in properties:
+            request["SSESpecification"] = {"Enabled": bool(properties["SSESpecification"].get("SSEEnabled"))}
+        dynamodb.create_table(**request)
+        dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300})
+
+
 def _apply_point_in_time_recovery(template: dict[str, Any], resources: dict[str, str], dynamodb) -> None:
     for logical_id, resource in template["Resources"].items():
         specification = resource.get("Properties", {}).get("PointInTimeRecoverySpecification")
@@ -293,7 +335,7 @@ class _Clients:
 
 
 @functools.lru_cache(maxsize=8)
-def _clients_for(region: str, endpoint: str | None, access_key: str | None) -> _Clients:
+def _clients_for(region: str, endpoints: tuple[str | None, ...], access_key: str | None) -> _Clients:
     # the endpoint and credentials come from the environment when a client is made: they are part of the key
     return _Clients(region)
 
@@ -353,6 +395,9 @@ class _Resolver:
             if key == "Fn::Equals":
                 left, right = self.resolve(argument)
                 return str(left) == str(right)
+            if key == "Fn::Not":
+                (inner,) = argument
+                return not self.resolve(inner)
             if key.startswith("Fn::"):
                 raise ValueError(f"{key} is not resolved by the local provisioner")
         return {key: self.resolve(item) for key, item in value.items()}
@@ -609,7 +654,8 @@ def provision(stack: str | None = None, template_path: Path | None = None, regio
     template_path = template_path or default_template_path()
     region = region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
     started = time.monotonic()
-    clients = _clients_for(region, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_ACCESS_KEY_ID"))
+    endpoints = tuple(os.environ.get(name) for name in ENDPOINT_VARIABLES)
+    clients = _clients_for(region, endpoints, os.environ.get("AWS_ACCESS_KEY_ID"))
     cloudformation = clients.client("cloudformation")
     # The translator reads the region (for ARNs and pseudo parameters) from the default session's environment.
     os.environ.setdefault("AWS_DEFAULT_REGION", region)
@@ -650,6 +696,8 @@ def provision(stack: str | None = None, template_path: Path | None = None, regio
         for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack)
         for r in page["StackResourceSummaries"]
     }
+    if _dynamodb_apart(clients):
+        _create_tables(_Resolver(emulated, described, resources, clients), clients.client("dynamodb"))
     _supplement(emulated, described, resources, clients)
     _apply_time_to_live(emulated, resources, clients.client("dynamodb"))
     _apply_topic_encryption(emulated, described, resources, clients)

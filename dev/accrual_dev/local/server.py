@@ -21,6 +21,9 @@ LOCAL_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
 }
+# boto3's endpoint variables the local stacks set (DynamoDB's only with DynamoDB Local): an emulator's own process
+# never inherits them
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
 
 
 def free_port(host: str = HOST) -> int:
@@ -32,6 +35,8 @@ def free_port(host: str = HOST) -> int:
 
 class MotoServer:
     """moto's server as a child process; `with MotoServer() as server:` starts it and stops it."""
+
+    name = "moto"
 
     def __init__(self, host: str = HOST, port: int | None = None, startup_timeout: float = 30.0) -> None:
         self.host = host
@@ -46,6 +51,19 @@ class MotoServer:
         if self._process is None or self._bound_port is None:
             raise RuntimeError("the moto server is not started")
         return f"http://{self.host}:{self._bound_port}"
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """The endpoint variables that point boto3 at this server (every service)."""
+        return {"AWS_ENDPOINT_URL": self.url}
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def pids(self) -> dict[str, int | None]:
+        return {"moto": self.pid}
 
     def start(self) -> str:
         """Start the server and return its URL once GET /moto-api/ answers."""
@@ -79,8 +97,8 @@ class MotoServer:
         self.stop()
 
     def _launch(self, port: int) -> bool:
-        environment = {**os.environ, **LOCAL_ENVIRONMENT}
-        environment.pop("AWS_ENDPOINT_URL", None)
+        environment = {name: value for name, value in os.environ.items() if name not in ENDPOINT_VARIABLES}
+        environment.update(LOCAL_ENVIRONMENT)
         # moto logs every request: to a file, never to a pipe nobody drains (a full pipe would block the server).
         self._log = tempfile.TemporaryFile()
         self._process = subprocess.Popen(

@@ -95,7 +95,11 @@ class Settings(BaseSettings):
 
     stack: str = Field("accrual", validation_alias="ACCRUAL_STACK")
     region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION"))
+    # boto3's own endpoint variables: AWS_ENDPOINT_URL for every service, AWS_ENDPOINT_URL_<SERVICE> for one (read by
+    # boto3 itself for the clients made by client()); PynamoDB is given DynamoDB's as a host (dynamodb_host)
     endpoint_url: str | None = Field(None, validation_alias="AWS_ENDPOINT_URL")
+    dynamodb_endpoint_url: str | None = Field(None, validation_alias="AWS_ENDPOINT_URL_DYNAMODB")
+    ignore_configured_endpoint_urls: bool = Field(False, validation_alias="AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
     orders_table: str = Field("", validation_alias="ORDERS_TABLE")
     balances_table: str = Field("", validation_alias="BALANCES_TABLE")
     outbox_table: str = Field("", validation_alias="OUTBOX_TABLE")
@@ -149,7 +153,16 @@ class Settings(BaseSettings):
                 update[name] = default.format(stack=given.stack)
         return given.model_copy(update=update) if update else given
 
+    @property
+    def dynamodb_host(self) -> str | None:
+        """The DynamoDB endpoint as boto3 resolves it (AWS_ENDPOINT_URL_DYNAMODB, else AWS_ENDPOINT_URL; None is AWS
+        itself), for PynamoDB, whose host would otherwise override the service's own variable."""
+        if self.ignore_configured_endpoint_urls:
+            return None
+        return self.dynamodb_endpoint_url or self.endpoint_url
+
     def client(self, service: str) -> Any:
+        """A boto3 client; boto3 picks its endpoint (AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL)."""
         return boto3.client(service, region_name=self.region, config=BOTO_CONFIG)
 
     # Made once per Settings (so once per cold start through load_settings) and reused: their max_age cache then

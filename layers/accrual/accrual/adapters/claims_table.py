@@ -197,7 +197,7 @@ class DynamoClaimsStore:
     def __init__(self, settings: Settings) -> None:
         bind_claims_table(settings)
         bind_ledger_tables(settings)
-        self._connection = Connection(region=settings.region, host=settings.endpoint_url, max_retry_attempts=8)
+        self._connection = Connection(region=settings.region, host=settings.dynamodb_host, max_retry_attempts=8)
 
     def get(self, claim_id: str) -> tuple[Claim, int] | None:
         return get_claim(claim_id)

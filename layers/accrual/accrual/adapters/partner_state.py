@@ -8,7 +8,7 @@
   reason, the run and the time, and the raw line bounded: its first RAW_PREFIX_CHARS characters, its length in bytes
   and its sha256. The whole raw line is in the S3 quarantine object the record names (`raw_key`), so a 450 KB line
   (over DynamoDB's 400 KB item limit) is quarantined like any other. A rerun of the same page overwrites the same
-  records.
+  records. A line replayed and accepted (`accrual quarantine replay`) keeps its record, marked `replayed_at`.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ class QuarantineRecord(Model):
     raw_key = UnicodeAttribute(null=True)  # the S3 quarantine object holding the whole raw line
     run_id = UnicodeAttribute()
     at = UTCDateTimeAttribute()
+    replayed_at = UTCDateTimeAttribute(null=True)  # replayed and accepted: no longer waiting
+    replay_run = UnicodeAttribute(null=True)
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,20 @@ class PartnerState:
 
     def quarantined(self, partner: str) -> Iterator[QuarantineRecord]:
         return QuarantineRecord.query(quarantine_pk(partner))
+
+    def every_quarantined(self, partner: str | None = None) -> Iterator[QuarantineRecord]:
+        """One partner's quarantined lines, or every partner's (a scan of the control table's quarantine items)."""
+        if partner is not None:
+            return self.quarantined(partner)
+        return QuarantineRecord.scan(QuarantineRecord.pk.startswith(quarantine_pk("")))
+
+    def replayed(self, record: QuarantineRecord, *, run_id: str, now: datetime) -> None:
+        """A replayed line the ledger accepted: its record stays, marked, and leaves the list of waiting lines."""
+        record.update(actions=[QuarantineRecord.replayed_at.set(now), QuarantineRecord.replay_run.set(run_id)])
+
+    def still_quarantined(self, record: QuarantineRecord, reason: str) -> None:
+        """A replayed line refused again: its record says why now."""
+        record.update(actions=[QuarantineRecord.reason.set(valid_text(reason)[:MAX_REASON_CHARS])])
 
 
 def raw_bytes(raw: str) -> bytes:

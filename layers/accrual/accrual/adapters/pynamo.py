@@ -28,16 +28,17 @@ class DecimalAttribute(Attribute[Decimal]):
 
 
 def bind_model(model: type[Model], table_name: str, settings: Settings) -> None:
-    """Point a model at `table_name` on the configured endpoint (AWS_ENDPOINT_URL locally, AWS when deployed)."""
+    """Point a model at `table_name` on the configured DynamoDB endpoint (AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL
+    locally, AWS when deployed)."""
     meta = model.Meta
     if (getattr(meta, "table_name", None), getattr(meta, "host", None), getattr(meta, "region", None)) == (
         table_name,
-        settings.endpoint_url,
+        settings.dynamodb_host,
         settings.region,
     ):
         return
     meta.table_name = table_name
-    meta.host = settings.endpoint_url
+    meta.host = settings.dynamodb_host
     meta.region = settings.region
     meta.max_retry_attempts = 8
     model._connection = None  # the cached connection belongs to the previous table

@@ -97,7 +97,13 @@ def _view(config: AccrualConfig) -> dict[str, Any]:
         "fx_rates": {day.isoformat(): dict(rates) for day, rates in config.fx_rates.items()},
         "days": {"awaiting_payment_days": config.awaiting_payment_days, "hold_days": dict(config.hold_days)},
         "vat_rates": dict(config.vat_rates),
-        "limits": {"cap_usd": config.cap_usd, "min_cashback_usd": config.min_cashback_usd, "max_rate": config.max_rate},
+        "limits": {
+            "cap_usd": config.cap_usd,
+            "min_cashback_usd": config.min_cashback_usd,
+            "max_rate": config.max_rate,
+            # absent by default: setting it shows as added, removing it as removed
+            **({} if config.max_cashback_share is None else {"max_cashback_share": config.max_cashback_share}),
+        },
     }
 
 

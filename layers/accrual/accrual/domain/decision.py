@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 class Outcome(StrEnum):
     EARNS = "earns"  # at least one line earns cashback (possibly capped)
     NOTHING = "nothing"  # every line is excluded or below the minimum: cashback 0 with reason codes
-    ON_REVIEW = "on_review"  # held for a decision (MULTI_ACCOUNT_NEW_USER_COUPON, ATTRIBUTION_CONFLICT)
+    ON_REVIEW = "on_review"  # held for a decision (MULTI_ACCOUNT_NEW_USER_COUPON, ATTRIBUTION_CONFLICT,
+    # OVER_COMMISSION_SHARE)
     UNATTRIBUTED = "unattributed"  # no click matches the sub_id: kept for a missing-cashback claim
 
 
@@ -34,11 +35,15 @@ class Code(StrEnum):
     DISPUTE_OR_PRICE_ADJUSTED = "DISPUTE_OR_PRICE_ADJUSTED"
     PROMO_CODE_NOT_ALLOWED = "PROMO_CODE_NOT_ALLOWED"
     MULTI_ACCOUNT_NEW_USER_COUPON = "MULTI_ACCOUNT_NEW_USER_COUPON"
+    # a hold this job adds: the cashback is above the configured share of the partner's commission
+    OVER_COMMISSION_SHARE = "OVER_COMMISSION_SHARE"
     BELOW_MINIMUM = "BELOW_MINIMUM"
     UNATTRIBUTED = "UNATTRIBUTED"
     ATTRIBUTION_CONFLICT = "ATTRIBUTION_CONFLICT"
-    # exclusions this job adds: the partner itself invalidated the line; no rate card covers the click
+    # exclusions this job adds: the partner itself invalidated the line, or settled it with a final amount of 0 (its
+    # last word: never replaced by an earlier figure); no rate card covers the click
     PARTNER_INVALID = "PARTNER_INVALID"
+    PARTNER_SETTLED_AT_ZERO = "PARTNER_SETTLED_AT_ZERO"
     NO_RATE_CARD = "NO_RATE_CARD"
     # informational
     NON_AFFILIATE_RATE = "NON_AFFILIATE_RATE"
@@ -64,6 +69,7 @@ EXCLUSIONS = frozenset(
         Code.UNATTRIBUTED,
         Code.ATTRIBUTION_CONFLICT,
         Code.PARTNER_INVALID,
+        Code.PARTNER_SETTLED_AT_ZERO,
         Code.NO_RATE_CARD,
     }
 )
@@ -114,6 +120,10 @@ class OrderDecision(_Record):
     fx_rate: Decimal  # units of the account currency per 1 USD (1 for USD)
     fx_day: date | None  # the day of the fx table used (None for USD)
     cashback: Decimal  # in the account currency, rounded half up to 2 decimals
+    # the partner's commission on the lines that earn (before the cap), in USD cents, and what is left of it
+    # after the cashback: commission_usd - cashback_usd (negative when the shopper gets more than the partner pays)
+    commission_usd: Decimal
+    margin_usd: Decimal
     reasons: tuple[str, ...]  # every code, sorted, unique
     lines: tuple[LineDecision, ...]
     trail: tuple[TrailStep, ...]

@@ -204,7 +204,7 @@ def claim_notification(
         "reason": claim.reason,
         "searched": [dict(item) for item in claim.searched],
         "lang": lang,
-        "text": claim_text(claim, shown, decision, lang, event=event),
+        "text": claim_text(claim, shown, decision, lang),
     }
     attributes = {
         "event_type": event,

@@ -17,7 +17,7 @@ Pure Python and Decimal only. The fixed choices these rules make, so that a deci
   in that order wins (a promotion that only equals the category rate did not raise anything). The winner is never
   above `config.max_rate` (clamped, `RATE_LIMITED_TO_MAX`).
 * **Exclusion precedence.** A line earns 0 with the first exclusion that fires, in this order: `PARTNER_INVALID`,
-  `AWAITING_PAYMENT_EXPIRED`, `PROMO_SECTION_3_FOR_5_99`, `SHOP_EXCLUDED`, `CART_BEFORE_CLICK`, `VIRTUAL_PRODUCT`,
+  `PARTNER_SETTLED_AT_ZERO`, `AWAITING_PAYMENT_EXPIRED`, `PROMO_SECTION_3_FOR_5_99`, `SHOP_EXCLUDED`, `CART_BEFORE_CLICK`, `VIRTUAL_PRODUCT`,
   `DISPUTE_OR_PRICE_ADJUSTED`, `PROMO_CODE_NOT_ALLOWED`, `NO_RATE_CARD`. The trail lists every exclusion that fired;
   the line's `exclusion` and `reasons` carry only the decisive one. An excluded line has rate 0 and no rate source.
 * **Minimum and rounding.** `raw = base_usd * rate`; below `min_cashback_usd` the line earns 0 with `BELOW_MINIMUM`
@@ -35,6 +35,11 @@ Pure Python and Decimal only. The fixed choices these rules make, so that a deci
   new-user coupon was used on this order by a store account other than one the same user already used a new-user
   coupon with (the amount is still computed so it can be released); else `EARNS` when the cashback is above 0; else
   `NOTHING`.
+* **Commission and margin.** The order's commission is the partner's commission on its lines that earn (no
+  exclusion, not below the minimum), each converted to USD with the line's own rate, summed and rounded half up to
+  cents; its margin is the commission minus the cashback. With `max_cashback_share` configured, an order whose
+  cashback is strictly above that share of its commission is held `ON_REVIEW` (`OVER_COMMISSION_SHARE`) with its
+  amount computed, so an operator can release it.
 """
 
 from __future__ import annotations
@@ -211,6 +216,11 @@ def partner_invalid(ctx: LineContext) -> Code | None:
     return Code.PARTNER_INVALID if ctx.line.status == LineStatus.INVALID else None
 
 
+def partner_settled_at_zero(ctx: LineContext) -> Code | None:
+    """A settled line's amount is the partner's final figure: 0 there earns 0, with its own reason."""
+    return Code.PARTNER_SETTLED_AT_ZERO if ctx.line.status == LineStatus.SETTLED and ctx.line.amount == 0 else None
+
+
 def payment_deadline(line: OrderLine, config: AccrualConfig) -> datetime:
     return line.ordered_at + timedelta(days=config.awaiting_payment_days)
 
@@ -267,6 +277,7 @@ def no_rate_card(ctx: LineContext) -> Code | None:
 # The fixed precedence: a line takes the first exclusion of this list that fires.
 EXCLUSION_RULES: tuple[Callable[[LineContext], Code | None], ...] = (
     partner_invalid,
+    partner_settled_at_zero,
     awaiting_payment_expired,
     promo_section_excluded,
     shop_excluded,
@@ -405,6 +416,18 @@ def convert(cashback_usd: Decimal, currency: str, config: AccrualConfig, credite
     return Conversion(fx_rate, fx_day, to_account_currency(cashback_usd, fx_rate))
 
 
+def order_commission(works: Sequence[_LineWork]) -> Decimal:
+    """The partner's commission on the lines that earn, in USD cents."""
+    earning = (work for work in works if work.exclusion is None)
+    total = sum((usd_from(work.line.commission, work.line.currency, work.base.usd_rate) for work in earning), ZERO)
+    return to_cents(total)
+
+
+def over_commission_share(cashback_usd: Decimal, commission_usd: Decimal, share: Decimal | None) -> bool:
+    """The cashback is strictly above the configured share of the commission (no limit when none is set)."""
+    return share is not None and cashback_usd > share * commission_usd
+
+
 def order_outcome(held_for_review: bool, cashback_usd: Decimal) -> Outcome:
     if held_for_review:
         return Outcome.ON_REVIEW
@@ -475,6 +498,7 @@ def _order_decision(
     cashback_usd: Decimal,
     currency: str,
     conversion: Conversion,
+    commission_usd: Decimal,
     order_codes: set[Code],
     lines: tuple[LineDecision, ...],
     steps: list[TrailStep],
@@ -493,6 +517,8 @@ def _order_decision(
         fx_rate=conversion.rate,
         fx_day=conversion.day,
         cashback=conversion.cashback,
+        commission_usd=commission_usd,
+        margin_usd=commission_usd - cashback_usd,
         reasons=tuple(sorted(reasons)),
         lines=lines,
         trail=tuple(steps),
@@ -521,6 +547,7 @@ def _without_shopper(lines: list[OrderLine], config: AccrualConfig, conflict: tu
         NO_CASHBACK,
         "USD",
         Conversion(ONE, None, NO_CASHBACK),
+        NO_CASHBACK,
         {code},
         tuple(decisions),
         steps,
@@ -584,7 +611,14 @@ def _decide_attributed(
             trail.fx(cashback_usd, conversion.rate, conversion.day, day, click.account_currency, conversion.cashback)
         )
 
-    outcome = order_outcome(bool(conflicting), cashback_usd)
+    commission_usd = order_commission(works)
+    over_share = over_commission_share(cashback_usd, commission_usd, config.max_cashback_share)
+    if over_share:
+        assert config.max_cashback_share is not None
+        order_codes.add(Code.OVER_COMMISSION_SHARE)
+        steps.append(trail.commission_share(cashback_usd, commission_usd, config.max_cashback_share))
+
+    outcome = order_outcome(bool(conflicting) or over_share, cashback_usd)
     steps.append(trail.outcome(outcome, cashback_usd, conversion.cashback, click.account_currency))
     return _order_decision(
         lines[0],
@@ -594,6 +628,7 @@ def _decide_attributed(
         cashback_usd,
         click.account_currency,
         conversion,
+        commission_usd,
         order_codes,
         tuple(_line_decision(work) for work in works),
         steps,

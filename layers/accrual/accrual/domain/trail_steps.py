@@ -121,6 +121,8 @@ def exclusion_numbers(
     if code == Code.PARTNER_INVALID:
         # the partner's free text is shortened: a trail stays small however many lines an order has
         return {"status": line.status.value, "status_detail": _short(line.status_detail or "")}
+    if code == Code.PARTNER_SETTLED_AT_ZERO:
+        return {"status": line.status.value, "amount": str(line.amount), "currency": line.currency}
     if code == Code.AWAITING_PAYMENT_EXPIRED:
         return {
             "ordered_at": _iso(line.ordered_at),
@@ -202,6 +204,17 @@ def cap_share(line_id: str, before: Decimal, after: Decimal) -> TrailStep:
         {"before": str(before), "after": str(after)},
         "the line's share of the cap, in proportion to what it earned (largest remainder)",
     )
+
+
+def commission_share(cashback_usd: Decimal, commission_usd: Decimal, share: Decimal) -> TrailStep:
+    code = Code.OVER_COMMISSION_SHARE
+    numbers = {
+        "cashback_usd": str(cashback_usd),
+        "commission_usd": str(commission_usd),
+        "max_cashback_share": str(share),
+        "limit_usd": str(share * commission_usd),
+    }
+    return step("commission_share", code, None, numbers, note(code))
 
 
 def fx(

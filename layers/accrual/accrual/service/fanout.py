@@ -84,11 +84,11 @@ def transaction_connection(settings: Settings, threads: int) -> Connection:
     """One PynamoDB connection (one botocore client, its HTTP pool sized for the threads) shared by every ledger of
     the process for its transactions, kept across units and warm invocations: creating a client costs tens of
     milliseconds of CPU, which at 16 threads a unit would be seconds."""
-    key = (settings.region, settings.endpoint_url, max(threads, 10))
+    key = (settings.region, settings.dynamodb_host, max(threads, 10))
     with _connections_lock:
         if key not in _transaction_connections:
             connection = Connection(
-                region=settings.region, host=settings.endpoint_url, max_retry_attempts=8, max_pool_connections=key[2]
+                region=settings.region, host=settings.dynamodb_host, max_retry_attempts=8, max_pool_connections=key[2]
             )
             _ = connection.client
             _transaction_connections[key] = connection

@@ -91,6 +91,8 @@ def explain(
         "cashback_usd": money_str(decision.cashback_usd),
         "account_currency": decision.account_currency,
         "cashback": money_str(decision.cashback),
+        "commission_usd": money_str(decision.commission_usd),
+        "margin_usd": money_str(decision.margin_usd),
         "fx_rate": str(record.fx_rate),
         "fx_day": record.fx_day,
         "held": {figure: money_str(getattr(record, figure)) for figure in FIGURES},

@@ -1,0 +1,230 @@
+"""What shoppers' subscribers receive, seen from the operator's shell.
+
+Publishing: deployed, the outbox relay (a Lambda on the outbox table's stream) publishes every notification the
+ledger writes. A local emulator runs no stream, so every command that writes the outbox (`ingest`, `confirm`, `claim`,
+`review`, `redecide`) then publishes what is unpublished through the same relay code, which marks each record
+published: a rerun publishes nothing twice. Against AWS the command leaves it to the relay.
+
+Reading: `accrual notifications tail` reads the stack's subscriber queue (`LocalNotificationsQueue`, subscribed to
+every notification), as a subscriber would: a message shown is taken off the queue, so the next tail shows what
+arrived since; messages a `--type`/`--user` filter leaves out stay on the queue for the next tail. `--source outbox`
+reads the outbox table instead, without taking anything: every notification written, published or not.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from accrual.settings import Settings
+
+# how long a message a filter leaves out stays hidden while this tail runs (SQS's longest: 12 hours); it is made
+# visible again when the tail ends. Received five times, SQS moves it to the notifications dead-letter queue.
+HIDDEN_WHILE_FOLLOWING_SECONDS = 12 * 3600
+HIDDEN_WHILE_READING_SECONDS = 60
+# the local moto server answers one request at a time: a long poll would hold every other client, so --follow
+# polls briefly and sleeps between
+FOLLOW_POLL_SECONDS = 1.0
+
+
+def publish_written(settings: Settings, now: datetime) -> dict[str, int] | None:
+    """Publish what the command wrote to the outbox, as the deployed relay would, on a local stack only (deployed,
+    the stream relay does it). Returns the relay's counts (`{"published": n}`), or None when left to the relay."""
+    if not settings.endpoint_url:
+        return None
+    from accrual.service.outbox import OutboxRelay
+
+    # a record is stamped with the command's --now, which may be later than the clock (a confirmation run ahead)
+    until = max(now, datetime.now(UTC))
+    return {"published": 0, **OutboxRelay(settings).publish_unpublished(now=until)}
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One notification as a subscriber receives it: the message body, and where it came from."""
+
+    body: dict[str, Any]
+    receipt_handle: str | None = None  # the queue's handle, to take it off the queue
+    message_id: str | None = None
+    published_at: str | None = None  # read from the outbox: when the relay published it (None: not yet)
+
+    @property
+    def event_type(self) -> str:
+        return str(self.body.get("event_type", ""))
+
+    @property
+    def user_id(self) -> str:
+        return str(self.body.get("user_id", ""))
+
+    @property
+    def occurred_at(self) -> str:
+        return str(self.body.get("occurred_at", ""))
+
+    def order(self) -> tuple[str, ...]:
+        """Shown in the order things happened; at one instant, by order and type."""
+        body = self.body
+        return tuple(str(body.get(name, "")) for name in ("occurred_at", "partner", "order_id", "event_type"))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """`--type` (an event type, or its family: `claim` selects every `claim.*`) and `--user`; empty selects all."""
+
+    types: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+
+    def __call__(self, notification: Notification) -> bool:
+        kind = notification.event_type
+        if self.types and not any(kind == wanted or kind.startswith(wanted + ".") for wanted in self.types):
+            return False
+        return not self.users or notification.user_id in self.users
+
+
+def describe(notification: Notification) -> str:
+    """One readable line: when, what, whom, which order, the state change and the money."""
+    body = notification.body
+    what = f"{body.get('occurred_at', '?')}  {notification.event_type:<18} user {notification.user_id}"
+    order = body.get("order_id") or body.get("order_number")
+    if order:
+        what += f"  order {body.get('partner', '?')}#{order}"
+    if body.get("claim_id"):
+        what += f"  claim {body['claim_id']}"
+    if body.get("state"):
+        before = body.get("previous_state")
+        what += f"  {before} -> {body['state']}" if before else f"  {body['state']}"
+    if body.get("cashback") is not None:
+        what += f"  {body['cashback']} {body.get('account_currency', '')} ({body.get('cashback_usd')} USD)"
+    return what
+
+
+@dataclass
+class QueueTail:
+    """The subscriber queue, read as a subscriber does (see the module's docstring)."""
+
+    settings: Settings
+    selection: Selection = field(default_factory=Selection)
+    follow: bool = False
+
+    def __post_init__(self) -> None:
+        url = self.settings.local_notifications_queue_url
+        if not url:
+            raise LookupError(
+                f"stack {self.settings.stack!r} has no subscriber queue (output LocalNotificationsQueueUrl); "
+                "read the outbox with --source outbox"
+            )
+        self.url = url
+        self._sqs = self.settings.client("sqs")
+        self._left_out: dict[str, str] = {}  # message id -> receipt handle of messages the filter leaves out
+
+    def batches(self) -> Iterator[list[Notification]]:
+        """The selected messages, a batch at a time, each batch in the order they occurred. Without `follow`, ends
+        when the queue holds nothing more; with it, goes on until interrupted. Shown messages are deleted."""
+        hidden = HIDDEN_WHILE_FOLLOWING_SECONDS if self.follow else HIDDEN_WHILE_READING_SECONDS
+        chosen: list[Notification] = []
+        try:
+            while True:
+                while received := self._receive(hidden):
+                    chosen += [message for message in received if self._keep(message)]
+                if chosen:
+                    chosen.sort(key=Notification.order)
+                    yield chosen
+                    self._delete(chosen)
+                    chosen = []
+                if not self.follow:
+                    return
+                time.sleep(FOLLOW_POLL_SECONDS)
+        finally:
+            self._release([*self._left_out.values(), *(message.receipt_handle or "" for message in chosen)])
+
+    def _receive(self, hidden: int) -> list[Notification]:
+        answer = self._sqs.receive_message(
+            QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=hidden
+        )
+        return [_from_queue(message) for message in answer.get("Messages", [])]
+
+    def _keep(self, message: Notification) -> bool:
+        if self.selection(message):
+            return True
+        assert message.message_id is not None and message.receipt_handle is not None
+        self._left_out[message.message_id] = message.receipt_handle
+        return False
+
+    def _delete(self, messages: list[Notification]) -> None:
+        handles = [message.receipt_handle for message in messages if message.receipt_handle]
+        for start in range(0, len(handles), 10):
+            self._sqs.delete_message_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": handle} for n, handle in enumerate(handles[start : start + 10])
+                ],
+            )
+
+    def _release(self, handles: list[str]) -> None:
+        """The messages the filter left out (and any not shown when the tail stopped), visible again for the next
+        tail."""
+        for start in range(0, len(handles), 10):
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                    for n, handle in enumerate(handles[start : start + 10])
+                ],
+            )
+
+
+def _from_queue(message: dict[str, Any]) -> Notification:
+    """An SQS message delivered by SNS: the SNS envelope's `Message` is the notification body."""
+    envelope = json.loads(message["Body"])
+    text = envelope.get("Message", message["Body"]) if isinstance(envelope, dict) else message["Body"]
+    return Notification(json.loads(text), message["ReceiptHandle"], message["MessageId"])
+
+
+@dataclass
+class OutboxTail:
+    """The outbox table: every notification written, published or not, oldest first; nothing is taken."""
+
+    settings: Settings
+    selection: Selection = field(default_factory=Selection)
+    follow: bool = False
+
+    def batches(self) -> Iterator[list[Notification]]:
+        from accrual.adapters.ledger_tables import OutboxRecord, bind_ledger_tables
+
+        bind_ledger_tables(self.settings)
+        shown: set[str] = set()
+        while True:
+            fresh = [
+                Notification(json.loads(record.body), published_at=record.published_at)
+                for record in OutboxRecord.scan()
+                if record.event_id not in shown
+            ]
+            shown.update(str(message.body.get("event_id")) for message in fresh)
+            chosen = sorted(filter(self.selection, fresh), key=Notification.order)
+            if chosen:
+                yield chosen
+            if not self.follow:
+                return
+            time.sleep(FOLLOW_POLL_SECONDS)
+
+
+def tail(
+    settings: Settings,
+    *,
+    source: str = "queue",
+    selection: Selection | None = None,
+    follow: bool = False,
+    show: Callable[[Notification], None],
+) -> int:
+    """Show the selected notifications (`show` prints one); returns how many were shown. Ctrl-C ends a follow."""
+    reader = (QueueTail if source == "queue" else OutboxTail)(settings, selection or Selection(), follow)
+    shown = 0
+    batches: Iterable[list[Notification]] = reader.batches()
+    for batch in batches:
+        for message in batch:
+            show(message)
+            shown += 1
+    return shown

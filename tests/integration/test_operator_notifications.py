@@ -1,0 +1,67 @@
+"""What a subscriber receives, seen locally: a command that wrote the outbox publishes it once (as the deployed relay
+would), and the subscriber queue shows one message per change, selected by type and shopper; what a selection leaves
+out stays on the queue for the next look."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from accrual.service.ledger import Ledger
+from accrual_dev.notifications import QueueTail, Selection, publish_written, tail
+from support.ledger import T0, line, load_reference_data
+
+
+def shown(stack, **options) -> list[tuple[str, str, str]]:
+    seen = []
+    tail(
+        stack,
+        show=lambda message: seen.append((message.event_type, message.user_id, message.body["order_id"])),
+        **options,
+    )
+    return seen
+
+
+def test_each_change_is_published_once_and_read_once_by_type_and_shopper(stack):
+    load_reference_data(stack, {"alice": "EUR", "bob": "USD"})
+    ledger = Ledger(stack)
+    ledger.reconcile(
+        [line("A-1"), line("B-1", user="bob"), line("B-2", user="bob", shop_id="plaza")], now=T0 + timedelta(minutes=1)
+    )
+    assert publish_written(stack, T0 + timedelta(minutes=1)) == {"published": 3}
+    assert publish_written(stack, T0 + timedelta(minutes=2)) == {"published": 0}  # marked: a rerun sends nothing
+
+    settled = T0 + timedelta(days=1)
+    ledger.reconcile([line("A-1", status="settled", at=settled)], now=settled)
+    ledger.confirm(now=settled + timedelta(days=2))
+    assert publish_written(stack, settled + timedelta(days=2)) == {"published": 1}
+
+    assert sorted(shown(stack, selection=Selection(users=("bob",)))) == [
+        ("cashback.declined", "bob", "B-2"),
+        ("cashback.pending", "bob", "B-1"),
+    ]
+    assert shown(stack, selection=Selection(types=("cashback.confirmed",))) == [("cashback.confirmed", "alice", "A-1")]
+    # what the selections left out is still there, once; then the queue is empty
+    assert shown(stack) == [("cashback.pending", "alice", "A-1")]
+    assert shown(stack) == []
+
+
+def test_the_outbox_shows_every_notification_without_taking_any(stack):
+    load_reference_data(stack)
+    Ledger(stack).reconcile([line("A-1")], now=T0)
+    for _ in range(2):
+        assert shown(stack, source="outbox") == [("cashback.pending", "alice", "A-1")]
+    publish_written(stack, T0)
+    assert shown(stack, source="outbox", selection=Selection(types=("cashback",))) == [
+        ("cashback.pending", "alice", "A-1")
+    ]
+    assert shown(stack, source="outbox", selection=Selection(types=("claim",))) == []
+
+
+def test_a_stopped_tail_leaves_what_it_did_not_show_on_the_queue(stack):
+    load_reference_data(stack, {"alice": "EUR", "bob": "USD"})
+    Ledger(stack).reconcile([line("A-1"), line("B-1", user="bob")], now=T0)
+    publish_written(stack, T0)
+    batches = QueueTail(stack, Selection(users=("alice",))).batches()
+    next(batches)
+    batches.close()  # Ctrl-C while the first batch is shown: it is not taken off the queue
+    assert sorted(shown(stack)) == [("cashback.pending", "alice", "A-1"), ("cashback.pending", "bob", "B-1")]

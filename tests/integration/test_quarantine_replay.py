@@ -1,0 +1,84 @@
+"""Quarantined lines replayed after a fix (a CSV column map, the configuration), through the normal ingest path:
+counted, each accepted line leaving the list, and a second replay changing nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from accrual.adapters.ledger_tables import OrderRecord
+from accrual.service.ingest_stream import ingest_file_streamed
+from accrual.service.quarantine import QuarantineReplay, quarantine_id, waiting
+from accrual.settings import Settings
+from support.ledger import T0, load_reference_data, snapshot
+
+HEADER = "line_id,order_id,sub_id,status,ordered_at,paid_at,amount,currency,commission,category_id\n"
+WHEN = T0.isoformat()
+
+
+def row(order: str, status: str = "paid", currency: str = "USD") -> str:
+    return f"{order}-1,{order},c-alice,{status},{WHEN},{WHEN},100.00,{currency},1.00,tools\n"
+
+
+def fresh(stack: Settings) -> Settings:
+    """The settings as a new command reads them (the partner parameters' cache starts empty)."""
+    return Settings.from_env()
+
+
+def orders() -> set[str]:
+    return {record.pk for record in OrderRecord.scan(OrderRecord.sk == "ORDER")}
+
+
+def test_replay_after_a_map_and_a_configuration_fix(stack, tmp_path):
+    load_reference_data(stack)
+    report = tmp_path / "aliexpress.csv"
+    # Q-1's status word is not one the reader knows; Q-3 is in a currency the configuration has no rate for
+    report.write_text(HEADER + row("Q-1", status="Approved") + row("Q-2") + row("Q-3", currency="GBP"))
+    now = T0 + timedelta(minutes=5)
+    ingested = ingest_file_streamed(report, "csv", partner="aliexpress", settings=stack, now=now)
+    assert (ingested["accepted"], ingested["quarantined"]) == (1, 2)
+    assert orders() == {"aliexpress#Q-2"}
+    listed = waiting(stack, partner="aliexpress")
+    assert [record.position for record in listed] == [1, 3]
+    assert waiting(stack, since=now + timedelta(seconds=1)) == []
+
+    # nothing fixed yet: a dry run says both would stay, and writes nothing
+    dry = QuarantineReplay(fresh(stack), now).replay(listed, dry_run=True)
+    assert (dry["selected"], dry["accepted"], dry["still_quarantined"]) == (2, 0, 2)
+
+    # the partner's map now reads its status word; the dry run sees it, and still writes nothing
+    columns = {"statuses": {"Approved": "paid"}}
+    stack.client("ssm").put_parameter(
+        Name=f"/{stack.stack}/partners/aliexpress/columns", Value=json.dumps(columns), Type="String", Overwrite=True
+    )
+    before = snapshot()
+    dry = QuarantineReplay(fresh(stack), now).replay(waiting(stack), dry_run=True)
+    assert (dry["accepted"], dry["still_quarantined"]) == (1, 1)
+    assert "GBP" in next(line["reason_now"] for line in dry["lines"] if line["outcome"] == "still_quarantined")
+    assert snapshot() == before and len(waiting(stack)) == 2
+
+    # replay the map's line by its id: credited, and it leaves the list
+    (approved,) = [record for record in waiting(stack) if record.position == 1]
+    done = QuarantineReplay(fresh(stack), now).replay(waiting(stack, ids=[quarantine_id(approved)]))
+    assert (done["selected"], done["accepted"], done["still_quarantined"]) == (1, 1, 0)
+    assert done["reconciled"]["orders_changed"] == 1
+    assert orders() == {"aliexpress#Q-2", "aliexpress#Q-1"}
+    assert [record.position for record in waiting(stack)] == [3]
+
+    # the configuration gains the rate: the last line goes through too; the replayed ones are kept, marked
+    load_reference_data(stack, version="ledger-2", fx_rates={"2026-01-01": {"EUR": "0.90", "GBP": "0.80"}})
+    done = QuarantineReplay(fresh(stack), now).replay(waiting(stack))
+    assert (done["selected"], done["accepted"]) == (1, 1)
+    assert orders() == {"aliexpress#Q-1", "aliexpress#Q-2", "aliexpress#Q-3"}
+    assert waiting(stack) == []
+    assert all(record.replayed_at is not None for record in waiting(stack, replayed=True))
+
+    # a second replay finds nothing to do and changes nothing
+    after = snapshot()
+    again = QuarantineReplay(fresh(stack), now).replay(waiting(stack, partner="aliexpress"))
+    assert (again["selected"], again["accepted"], again["reconciled"]) == (0, 0, {})
+    assert snapshot() == after
+    with pytest.raises(LookupError, match=quarantine_id(approved)):
+        waiting(stack, ids=[quarantine_id(approved)])
