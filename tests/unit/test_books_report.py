@@ -11,7 +11,14 @@ import pytest
 
 from accrual.domain.claims import Claim, ClaimState
 from accrual.domain.lifecycle import ReviewVerdict
-from accrual_dev.books.report import LagHistogram, Quarantined, month_bounds, month_report, quarantined_line
+from accrual_dev.books.report import (
+    LagHistogram,
+    Quarantined,
+    month_bounds,
+    month_report,
+    quarantined_line,
+    reason_kind,
+)
 from support.books import march_ledger
 from support.ledger import T0, line
 from support.memory import memory_ledger
@@ -187,3 +194,25 @@ def test_a_quarantined_line_counts_for_the_partner_and_the_order_month_it_names(
         quarantined=[quarantined_line("aliexpress", aliexpress, quarantined_at, partners)],
     )
     assert report["quarantined"] == {"aliexpress": 1}
+
+
+def test_quarantined_lines_by_the_field_their_reason_names():
+    assert reason_kind("amount='a lot': not a decimal number") == "amount"
+    assert reason_kind("lines[0].currency='RUR': not an active ISO 4217 code") == "lines[0].currency"
+    assert (
+        reason_kind("page of an unexpected shape, quarantined whole: no orders")
+        == "page of an unexpected shape, quarantined whole"
+    )
+    at = datetime(2026, 3, 5, tzinfo=UTC)
+    report = month_report(
+        memory_ledger().store,
+        "2026-03",
+        quarantined=[
+            Quarantined("aliexpress", at, "amount"),
+            Quarantined("aliexpress", at, "amount"),
+            Quarantined("aliexpress", at, "currency"),
+            Quarantined("admitad", at, "partner"),
+        ],
+    )
+    assert report["quarantined"] == {"admitad": 1, "aliexpress": 3}
+    assert report["quarantined_by_reason"] == {"admitad": {"partner": 1}, "aliexpress": {"amount": 2, "currency": 1}}

@@ -74,7 +74,7 @@ def _quarantined(settings: Settings, partners: list[str], wanted: str | None) ->
     state = PartnerState(settings)
     for source in sorted({*partners, NORMALIZED}):
         for record in state.quarantined(source):
-            line = quarantined_line(record.partner, record.raw, record.at, partners)
+            line = quarantined_line(record.partner, record.raw, record.at, partners, record.reason)
             if wanted is None or line.partner == wanted:
                 yield line
 
