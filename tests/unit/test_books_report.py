@@ -11,7 +11,7 @@ import pytest
 
 from accrual.domain.claims import Claim, ClaimState
 from accrual.domain.lifecycle import ReviewVerdict
-from accrual_dev.books.report import LagHistogram, Quarantined, month_bounds, month_report
+from accrual_dev.books.report import LagHistogram, Quarantined, month_bounds, month_report, quarantined_line
 from support.books import march_ledger
 from support.ledger import T0, line
 from support.memory import memory_ledger
@@ -161,3 +161,29 @@ def test_a_month_is_yyyy_mm():
     assert month_bounds("2024-02")[1] == datetime(2024, 3, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="YYYY-MM"):
         month_bounds("2024-13")
+
+
+def test_a_quarantined_line_counts_for_the_partner_and_the_order_month_it_names():
+    quarantined_at = datetime(2026, 4, 2, tzinfo=UTC)
+    partners = ["aliexpress", "admitad"]
+    normalised = '{"partner": "admitad", "ordered_at": "2026-03-31T23:00:00-02:00", "amount": "a lot"}'
+    assert quarantined_line("normalized", normalised, quarantined_at, partners) == Quarantined(
+        "admitad", datetime(2026, 4, 1, 1, tzinfo=UTC)
+    )
+    aliexpress = '{"order_id": 1, "created_time": "2026-03-30 10:00:00", "paid_amount": "x"}'
+    assert quarantined_line("aliexpress", aliexpress, quarantined_at, partners).at == datetime(
+        2026, 3, 30, 10, tzinfo=UTC
+    )
+    unknown_partner = '{"partner": "nobody", "ordered_at": "not a time"}'
+    assert quarantined_line("normalized", unknown_partner, quarantined_at, partners) == Quarantined(
+        "normalized", quarantined_at
+    )
+    assert quarantined_line("csv-shop", "a;broken;row", quarantined_at, partners) == Quarantined(
+        "csv-shop", quarantined_at
+    )
+    report = month_report(
+        memory_ledger().store,
+        "2026-03",
+        quarantined=[quarantined_line("aliexpress", aliexpress, quarantined_at, partners)],
+    )
+    assert report["quarantined"] == {"aliexpress": 1}

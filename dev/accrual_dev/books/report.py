@@ -19,7 +19,8 @@ What each figure counts:
 - `negative_margin`: those earning orders whose margin is below zero.
 - `exclusions`: declined orders counted once under each reason code of their decision that made them earn nothing
   (exclusions and review holds); `exclusions_by_shop`: the same orders by the shop of their excluded lines (top 20).
-- `quarantined`: lines quarantined during the month (the time they were quarantined), by partner.
+- `quarantined`: quarantined lines by partner, in the month of the order time they name when that much of them can
+  be read, else of the time they were quarantined.
 - `claims`: missing-cashback claims filed during the month, by their state now.
 - `lag`: hours from the order to its first pending entry, and from the last settlement of its lines to the entry
   that confirmed it, as percentiles (nearest rank over whole minutes).
@@ -63,10 +64,35 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
 
 @dataclass(frozen=True)
 class Quarantined:
-    """One quarantined line as the report counts it."""
+    """One quarantined line as the report counts it: its partner and the time that places it in a month."""
 
     partner: str
     at: datetime
+
+
+# where a raw line names its order time: the normalised line, AliExpress's order, Admitad's action
+ORDER_TIME_FIELDS = ("ordered_at", "created_time", "action_date")
+
+
+def quarantined_line(source: str, raw: str, quarantined_at: datetime, partners: Iterable[str]) -> Quarantined:
+    """A quarantined line counts for the partner it names (when it can be read that far and the partner is known),
+    else for the partner whose report it came from; and in the month of the order time it names (read in UTC when it
+    gives no zone), else in the month it was quarantined."""
+    try:
+        fields = json.loads(raw)
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict):
+        return Quarantined(source, quarantined_at)
+    named = fields.get("partner")
+    partner = named if isinstance(named, str) and named in set(partners) else source
+    for name in ORDER_TIME_FIELDS:
+        try:
+            moment = datetime.fromisoformat(str(fields[name]).strip().replace(" ", "T", 1))
+        except (KeyError, ValueError):
+            continue
+        return Quarantined(partner, moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return Quarantined(partner, quarantined_at)
 
 
 def _money() -> dict[str, Decimal]:

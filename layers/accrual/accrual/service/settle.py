@@ -244,7 +244,7 @@ class Settler:
             counts.add("lines_applied", len(plan.lines))
             counts.add("lines_moved", len(plan.tombstones))
             for entry in plan.entries:
-                counts.move(entry.transition)
+                counts.move(entry.transition, entry.delta, plan.decision.margin_usd)
             counts.add("notifications", sum(1 for entry in plan.entries if entry.event) + (1 if plan.notice else 0))
             if (
                 plan.view.state != OrderState.PENDING
