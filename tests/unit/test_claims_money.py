@@ -214,3 +214,16 @@ def test_a_second_claim_before_posting_holds_the_order_and_after_posting_is_reje
     assert third.state == ClaimState.REJECTED and third.reason == "ORDER_OF_ANOTHER_SHOPPER"
     assert held(ledger, "ua") == (0, Decimal("5.00")) and order(ledger).state == "confirmed"
     assert_clean(ledger)
+
+
+def test_after_an_agents_approval_a_later_claim_does_not_contest_the_order():
+    ledger, claims = world()
+    page(ledger, claims, [lost()], T0)
+    claim, _ = claims.file(evidence("ua", amount=None, currency=None), now=T0 + DAY)
+    claims.resolve(claim.claim_id, approve=True, reason="receipt checked", now=T0 + 2 * DAY)
+
+    later, _ = claims.file(evidence("ub"), now=T0 + 3 * DAY)
+
+    assert later.state == ClaimState.REJECTED and later.reason == "ORDER_OF_ANOTHER_SHOPPER"
+    assert order(ledger).user_id == "ua" and held(ledger, "ua") == (Decimal("5.00"), 0)
+    assert_clean(ledger)

@@ -48,7 +48,7 @@ from accrual.domain.notification import ClaimOrder, claim_notification
 from accrual.observability import logger
 from accrual.ports.claims import ClaimsStore
 from accrual.service.ledger import Ledger
-from accrual.service.order_view import load_order
+from accrual.service.order_view import OrderView, load_order
 from accrual.settings import Settings
 
 # the claims a reconcile looks at: those still searched, and those whose order's lines may move (they follow them)
@@ -144,7 +144,13 @@ class ClaimService:
             if view.record is None or not view.lines:
                 continue
             facts = order_facts(
-                key, view.lines, user_id=view.record.user_id, state=view.record.state, config=config, claims=view.claims
+                key,
+                view.lines,
+                user_id=view.record.user_id,
+                state=view.record.state,
+                config=config,
+                claims=view.claims,
+                clicked=self._clicked(view),
             )
             verdict, why = judge(claim, facts, self.rules, config)
             if verdict == Verdict.NOT_THIS:
@@ -154,6 +160,14 @@ class ClaimService:
                 if rivals(claim, self.store.for_numbers(facts.numbers()), facts, self.rules, config):
                     rivalled.add(key)
         return conclude(claim, verdicts, now=now, rivalled=frozenset(rivalled))
+
+    def _clicked(self, view: OrderView) -> bool:
+        """Whether a click of the order's lines names its shopper (then no claim contests it)."""
+        user = view.record.user_id if view.record else None
+        if user is None or not view.claims:
+            return False
+        clicks = self.ledger.store.find_clicks(line.sub_id for line in view.lines.values() if line.sub_id)
+        return any(click is not None and click.user_id == user for click in clicks.values())
 
     def _config(self) -> AccrualConfig | None:
         try:
@@ -247,7 +261,7 @@ class ClaimService:
         if view.record.state in POSTED_STATES and view.record.user_id != claim.user_id:
             raise ValueError(f"order {key} was posted to another shopper: posted money does not move")
         others = [fact.claim_id for fact in view.claims if fact.claim_id != claim.claim_id]
-        counts = self.ledger.credit_claim(key, fact_of(claim), now=now, alone=True)
+        counts = self.ledger.credit_claim(key, fact_of(claim, by_agent=True), now=now, alone=True)
         after_view = self.ledger.load_order(key)
         if counts.get("orders_failed") or counts.get("journal_conflicts"):
             raise RuntimeError(f"order {key} could not be settled: {counts}")
