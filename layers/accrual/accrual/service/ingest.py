@@ -26,19 +26,25 @@ Reconcile = Callable[[Sequence[OrderLine]], Mapping[str, int]]
 
 class LedgerSink:
     """The ledger as a report's lines reach it: first screened against the accrual configuration (a line it refuses
-    is quarantined like one that could not be read), then reconciled as of `now` by `workers` threads."""
+    is quarantined like one that could not be read), then reconciled as of `now` by `workers` threads; then the
+    claims naming the lines' orders are matched (the claims step runs after the ledger, on what it wrote)."""
 
     def __init__(self, settings: Settings, now: datetime, workers: int = 1) -> None:
+        from accrual.service.claims import claim_service
         from accrual.service.fanout import ConcurrentLedger
 
         self.ledger = ConcurrentLedger(settings, workers=workers)
+        self.claims = claim_service(settings)
         self.now = now
 
     def screen(self, lines: Sequence[OrderLine]) -> tuple[list[OrderLine], list[tuple[OrderLine, str]]]:
         return self.ledger.screen(lines)
 
     def __call__(self, lines: Sequence[OrderLine]) -> Mapping[str, int]:
-        return self.ledger.reconcile(lines, now=self.now)
+        counts = dict(self.ledger.reconcile(lines, now=self.now))
+        for name, value in self.claims.after_reconcile(lines, now=self.now).items():
+            counts[name] = counts.get(name, 0) + value
+        return counts
 
 
 def ledger_reconcile(settings: Settings, now: datetime, workers: int = 1) -> LedgerSink:
