@@ -21,7 +21,8 @@ What each figure counts:
   (exclusions and review holds); `exclusions_by_shop`: the same orders by the shop of their excluded lines (top 20).
 - `quarantined`: quarantined lines by partner, in the month of the order time they name when that much of them can
   be read, else of the time they were quarantined; `quarantined_by_reason`: the same by the field the reason names.
-- `claims`: missing-cashback claims filed during the month, by their state now.
+- `claims`: missing-cashback claims about orders of the month (the order time the shopper gave, else the time the
+  claim was filed), by their state now.
 - `lag`: hours from the order to its first pending entry, and from the last settlement of its lines to the entry
   that confirmed it, as percentiles (nearest rank over whole minutes).
 """
@@ -296,6 +297,16 @@ def _add_lags(books: _Books, order: OrderItem, journal: list[JournalEntry], line
         books.to_confirmed.add(parse_utc(posted[0].at) - max(settled))
 
 
+def claim_time(claim: Claim) -> datetime:
+    """What places a claim in a month: the order time the shopper gave (a bare date at midnight UTC), else when the
+    claim was filed."""
+    if claim.ordered_at is not None:
+        return claim.ordered_at
+    if claim.ordered_on is not None:
+        return datetime.combine(claim.ordered_on, datetime.min.time(), tzinfo=UTC)
+    return claim.filed_at
+
+
 def _result(
     books: _Books,
     start: datetime,
@@ -320,7 +331,7 @@ def _result(
     claim_counts: Counter[str] = Counter(
         claim.state.value
         for claim in claims
-        if start <= claim.filed_at < end and (partner is None or (claim.order_key or "").startswith(f"{partner}#"))
+        if start <= claim_time(claim) < end and (partner is None or (claim.order_key or "").startswith(f"{partner}#"))
     )
     shops = sorted(books.shops.items(), key=lambda item: (-item[1]["orders"], item[0]))[:TOP_SHOPS]
     return {
