@@ -46,7 +46,9 @@ from accrual.settings import Settings, load_settings
 ROOT = Path(__file__).resolve().parents[2]
 BATCH_SIZE = 4  # template.yaml, ReconcileFunction's SQS event: BatchSize
 VISIBILITY_SECONDS = 120
-HOLD_SECONDS = 6 * 3600  # another command's unit is hidden this long at most (under SQS's 12 hours), released at the end
+HOLD_SECONDS = (
+    6 * 3600
+)  # another command's unit is hidden this long at most (under SQS's 12 hours), released at the end
 
 
 @dataclass

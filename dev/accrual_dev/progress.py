@@ -25,7 +25,7 @@ from typing import Any
 
 from accrual.domain.models import OrderLine
 from accrual.service.counts import RunCounts
-from accrual.service.fanout import ConcurrentLedger, ReconcilingSink
+from accrual.service.fanout import ClaimsStep, ConcurrentLedger, ReconcilingSink
 
 ORDERS_PER_SLICE = 200
 
@@ -38,11 +38,12 @@ class ProgressSink(ReconcilingSink):
         ledger: ConcurrentLedger,
         now: datetime,
         *,
+        claims: ClaimsStep | None = None,
         enabled: bool | None = None,
         label: str = "",
         total_bytes: int | None = None,
     ) -> None:
-        super().__init__(ledger, now)
+        super().__init__(ledger, now, claims)
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.label = label
         self.total_bytes = total_bytes  # a file: the bar counts its bytes read against its size
@@ -77,7 +78,10 @@ class ProgressSink(ReconcilingSink):
                 if stop.is_set():
                     raise KeyboardInterrupt
                 self._reconcile_slice(keys[start : start + ORDERS_PER_SLICE], by_order, result, bar)
-        return RunCounts.of(result)
+        counts = RunCounts.of(result)
+        if self.claims is not None:  # the claims step, after the ledger's
+            counts.merge(RunCounts.of(self.claims.after_reconcile(lines, now=self.now)))
+        return counts
 
     def _reconcile_slice(
         self, chosen: list[str], by_order: Mapping[str, list[OrderLine]], result: Counter[str], bar: Any

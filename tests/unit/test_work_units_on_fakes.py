@@ -172,3 +172,16 @@ def test_a_unit_that_cannot_be_read_fails_and_its_reason_is_kept():
     # and its run says so: the command that handed it on sees which of its units failed, on which receive
     [outcome] = world.work.outcomes("r")
     assert (outcome.unit, outcome.done, outcome.receives) == ("page raw/missing", False, 3)
+
+
+def test_a_pulled_page_of_an_unexpected_shape_is_quarantined_whole_by_the_worker_not_failed():
+    world = FakeWorld()
+    raw = b'{"results": {"id": 7}, "_meta": {"count": 1}}'
+    key = world.archive.put_object("raw/admitad/test/odd-page.json", raw)
+    done = world.work.run_unit(
+        WorkUnit(kind="page", run_id="r-odd", now=NOW, partner="admitad", key=key, format="admitad"), workers=1
+    )
+    result = done.as_dict()
+    assert (result["read"], result["accepted"], result["quarantined"], result["pages_quarantined"]) == (1, 0, 1, 1)
+    (record,) = [record for record in world.partner_state.quarantined("admitad") if record.source == key]
+    assert record.reason.startswith("page of an unexpected shape, quarantined whole") and record.raw == raw.decode()

@@ -13,7 +13,7 @@ from accrual_dev.commands._common import exit_code, now, now_option, print_json,
 def register(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "confirm",
-        help="settle, expire and reverse orders as of --now",
+        help="settle, expire and reverse orders as of --now, then match the claims",
         description="Look at every order due by --now (the due index): settle what the partner settled and the hold "
         "has passed, expire what stayed unpaid, reverse what was invalidated after confirmation. Prints "
         "JSON counts; exit 1 when an order could not be settled (the counts say which).",
@@ -28,7 +28,10 @@ def run(args: argparse.Namespace) -> int:
         return run_workers(args)
     from accrual.composition import composition
 
-    counts = composition(settings()).confirm(now=now(args)).as_dict()
+    root, at = composition(settings()), now(args)
+    confirmed = root.confirm(now=at)
+    confirmed.merge(root.claims_sweep(now=at))  # the claims step after the ledger's
+    counts = confirmed.as_dict()
     print_json(counts)
     return exit_code(counts)
 

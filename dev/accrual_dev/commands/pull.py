@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     root = composition(settings())
     at = now(args)
     label = f"pull {args.partner or 'partners'}"
-    sink = ProgressSink(root.concurrent_ledger(), at, enabled=args.progress, label=label)
+    sink = ProgressSink(root.concurrent_ledger(), at, claims=root.claims, enabled=args.progress, label=label)
     try:
         pulled = root.puller.pull_all(now=at, sink=sink, partners=[args.partner] if args.partner else None)
     except KeyboardInterrupt:

@@ -43,10 +43,11 @@ def run(args: argparse.Namespace) -> int:
     from accrual_dev.progress import ProgressSink
 
     root, at = composition(settings()), now(args)
-    sink = ProgressSink(root.concurrent_ledger(), at, enabled=args.progress, label="run: pull partners")
+    label = "run: pull partners"
+    sink = ProgressSink(root.concurrent_ledger(), at, claims=root.claims, enabled=args.progress, label=label)
     try:
         summary = run_cycle(
-            root.puller, root.concurrent_ledger(), root.relay, now=at, sink=sink, grace=root.outbox_grace
+            root.puller, root.concurrent_ledger(), root.claims, root.relay, now=at, sink=sink, grace=root.outbox_grace
         ).as_dict()
     except KeyboardInterrupt:
         return interrupted(

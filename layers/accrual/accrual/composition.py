@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
+from accrual.adapters.claims_table import DynamoClaimsStore, claim_rules_of
 from accrual.adapters.ledger_store import DynamoLedgerStore, transaction_connection, warm_connections
 from accrual.adapters.ledger_tables import bind_ledger_tables
 from accrual.adapters.notifications import SnsPublisher
@@ -22,7 +23,7 @@ from accrual.adapters.report_archive import S3ReportArchive
 from accrual.adapters.unit_log import ControlUnitLog
 from accrual.adapters.work_queue import SqsWorkQueue
 from accrual.domain.models import AccrualConfig
-from accrual.service.claims import claims_sweep
+from accrual.service.claims import ClaimService
 from accrual.service.counts import RunCounts
 from accrual.service.fanout import ConcurrentLedger, ReconcilingSink
 from accrual.service.ingest import IngestStep
@@ -92,8 +93,13 @@ class Composition:
     def concurrent_ledger(self, workers: int = 1, config: AccrualConfig | None = None) -> ConcurrentLedger:
         return ConcurrentLedger(self, workers=workers, config=config)
 
+    @cached_property
+    def claims(self) -> ClaimService:
+        """The claims step, after the ledger's (its own ledger: it runs in the calling thread)."""
+        return ClaimService(DynamoClaimsStore(self.settings), self.ledger(), claim_rules_of(self.settings))
+
     def sink(self, now: datetime, workers: int = 1) -> ReconcilingSink:
-        return ReconcilingSink(self.concurrent_ledger(workers), now)
+        return ReconcilingSink(self.concurrent_ledger(workers), now, self.claims)
 
     def confirm(self, *, now: datetime, shards: Sequence[int] | None = None, workers: int = 1) -> RunCounts:
         """Confirm, expire and decline what is due at `now` (in the given due-index shards, else all)."""
@@ -101,7 +107,7 @@ class Composition:
 
     def claims_sweep(self, *, now: datetime) -> RunCounts:
         """Match the open claims and escalate the overdue ones."""
-        return RunCounts.of(claims_sweep(self.settings, self.ledger(), now=now))
+        return RunCounts.of(self.claims.sweep(now=now))
 
     @cached_property
     def ingest(self) -> IngestStep:

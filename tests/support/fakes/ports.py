@@ -127,6 +127,7 @@ class FakePartnerDirectory:
     columns_by_partner: dict[str, PartnerOptions] = field(default_factory=dict)
     credentials_by_partner: dict[str, dict[str, Any]] = field(default_factory=dict)
     endpoints: dict[str, str] = field(default_factory=dict)
+    parameters_prefix: str = "/accrual/partners/"
 
     def options(self, partner: str) -> PartnerOptions:
         return self.options_by_partner.get(partner, PartnerOptions())
@@ -143,6 +144,9 @@ class FakePartnerDirectory:
         if partner not in self.endpoints:
             raise RuntimeError(f"partner endpoint parameter {partner!r} is missing")
         return self.endpoints[partner]
+
+    def column_map_name(self, partner: str) -> str:
+        return f"{self.parameters_prefix}{partner}/columns"
 
 
 class FakeWorkQueue:

@@ -158,6 +158,7 @@ def _entry_record(entry: JournalEntry) -> JournalEntryRecord:
         state_to=entry.state_to,
         digest=entry.digest,
         at=entry.at,
+        fact_at=entry.fact_at,
     )
 
 
@@ -175,10 +176,11 @@ def _entry_of(record: JournalEntryRecord) -> JournalEntry:
         record.state_to,
         record.digest,
         record.at,
+        record.fact_at,
     )
 
 
-def _outbox_record(message: OutboxMessage) -> OutboxRecord:
+def outbox_record(message: OutboxMessage) -> OutboxRecord:
     return OutboxRecord(
         message.event_id,
         event_type=message.event_type,
@@ -276,7 +278,7 @@ class DynamoLedgerStore:
                         transaction.save(_entry_record(entry), condition=JournalEntryRecord.pk.does_not_exist())
                         kinds.append("entry")
                     for message in change.outbox:
-                        transaction.save(_outbox_record(message), condition=OutboxRecord.event_id.does_not_exist())
+                        transaction.save(outbox_record(message), condition=OutboxRecord.event_id.does_not_exist())
                         kinds.append("outbox")
                 for balance in merged_balances(changes):
                     delta = balance.delta

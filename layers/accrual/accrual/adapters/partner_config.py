@@ -93,3 +93,6 @@ class SsmPartnerDirectory:
 
     def endpoint(self, partner: str) -> str:
         return partner_endpoint(self.settings, partner)
+
+    def column_map_name(self, partner: str) -> str:
+        return parameter_name(self.settings, partner, "columns")

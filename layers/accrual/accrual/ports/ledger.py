@@ -62,6 +62,7 @@ class OrderItem:
     review_accounts: list[str] | None = None  # the multi-account rule's input
     review: str | None = None  # an operator's verdict on an order held for review
     review_user: str | None = None  # the shopper an operator gave an order in attribution conflict
+    claims: str | None = None  # the missing-cashback claims recorded on the order (JSON, domain.attribution)
     lines_digest: str | None = None  # of the line versions the order was decided from
     account_currency: str = ""
     fx_rate: Decimal = Decimal("0")  # fixed when the amount was first credited, used for every later move
@@ -119,6 +120,7 @@ class JournalEntry:
     state_to: str
     digest: str  # of the payload without times: same id + different digest is a conflict
     at: str
+    fact_at: str | None = None  # when the fact behind the move happened: a line's status, a claim, a due time
 
     @property
     def entry_id(self) -> str:

@@ -113,3 +113,6 @@ class PartnerDirectory(Protocol):
 
     def endpoint(self, partner: str) -> str:
         """The API's base URL; raises RuntimeError naming what is missing."""
+
+    def column_map_name(self, partner: str) -> str:
+        """Where a partner's CSV column map lives (what an operator sets to fix a misread file)."""

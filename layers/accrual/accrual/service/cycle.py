@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from accrual.service.counts import RunCounts
-from accrual.service.fanout import ConcurrentLedger
+from accrual.service.fanout import ClaimsStep, ConcurrentLedger
 from accrual.service.ingest import LedgerSink
 from accrual.service.outbox import OutboxRelay
 from accrual.service.pull import Puller, PullSummary
@@ -49,16 +49,19 @@ class CycleResult:
 def run_cycle(
     puller: Puller,
     ledger: ConcurrentLedger,
+    claims: ClaimsStep,
     relay: OutboxRelay,
     *,
     now: datetime,
     sink: LedgerSink,
     grace: timedelta = timedelta(0),
 ) -> CycleResult:
-    """Pull every configured partner through `sink`, confirm what is due with `ledger`, then sweep the outbox
-    (leaving events younger than `grace` to the stream relay)."""
+    """Pull every configured partner through `sink`, confirm what is due with `ledger`, match and escalate the
+    claims (the claims step after the ledger's), then sweep the outbox (leaving events younger than `grace` to the
+    stream relay)."""
     run_id = uuid.uuid4().hex
     pulled = puller.pull_all(now=now, sink=sink, run_id=run_id)
     confirmed = RunCounts.of(ledger.confirm(now=now))
+    confirmed.merge(RunCounts.of(claims.sweep(now=now)))
     published = relay.publish_unpublished(now=now, grace=grace)
     return CycleResult(run_id, now, pulled, confirmed, published)

@@ -188,18 +188,30 @@ class ConcurrentLedger:
         return self._second_pass(chunks, results, lambda chunk: self._serial.confirm_orders(chunk, now=now))
 
 
-class ReconcilingSink:
-    """The ledger as the ingest step's sink: screening, then reconciling as of `now` with the ledger's threads."""
+class ClaimsStep(Protocol):
+    """The claims step, after the ledger's: the claims naming reconciled orders matched, the open ones swept."""
 
-    def __init__(self, ledger: ConcurrentLedger, now: datetime) -> None:
+    def after_reconcile(self, lines: Sequence[OrderLine], *, now: datetime) -> Mapping[str, int]: ...
+    def sweep(self, *, now: datetime) -> Mapping[str, int]: ...
+
+
+class ReconcilingSink:
+    """The ledger as the ingest step's sink: screening, then reconciling as of `now` with the ledger's threads,
+    then the claims step on the orders reconciled (when there is one)."""
+
+    def __init__(self, ledger: ConcurrentLedger, now: datetime, claims: ClaimsStep | None = None) -> None:
         self.ledger = ledger
         self.now = now
+        self.claims = claims
 
     def screen(self, lines: Sequence[OrderLine]) -> tuple[list[OrderLine], list[tuple[OrderLine, str]]]:
         return self.ledger.screen(lines)
 
     def __call__(self, lines: Sequence[OrderLine]) -> RunCounts:
-        return RunCounts.of(self.ledger.reconcile(lines, now=self.now))
+        counts = RunCounts.of(self.ledger.reconcile(lines, now=self.now))
+        if self.claims is not None:
+            counts.merge(RunCounts.of(self.claims.after_reconcile(lines, now=self.now)))
+        return counts
 
     def advance(self, consumed_bytes: int) -> None:
         pass

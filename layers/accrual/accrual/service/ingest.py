@@ -17,9 +17,18 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from accrual.domain.models import OrderLine, order_key
-from accrual.partners import API_PARTNERS, ParsedReport, PartnerOptions, QuarantinedLine, read_page, read_report
+from accrual.partners import (
+    API_PARTNERS,
+    ParsedReport,
+    PartnerOptions,
+    QuarantinedLine,
+    ReportFormatError,
+    read_page,
+    read_report,
+)
 from accrual.partners.csv_drop import parse_csv
 from accrual.partners.normalized import parse_jsonl
+from accrual.partners.report import top_reasons
 from accrual.ports import PartnerDirectory, PartnerState, ReportArchive
 from accrual.service.counts import RunCounts
 
@@ -46,6 +55,8 @@ class PageResult:
     quarantined: int = 0
     pages_quarantined: int = 0  # a pulled page of an unexpected shape, quarantined whole
     quarantine_reasons: list[str] = field(default_factory=list)
+    top_reasons: list[dict[str, Any]] = field(default_factory=list)  # the most frequent kinds of reason
+    column_map: str | None = None  # a CSV: where its partner's column map lives (what to fix when it is misread)
     reconciled: RunCounts = field(default_factory=RunCounts)
 
     def add(self, report: ParsedReport) -> None:
@@ -65,6 +76,8 @@ class PageResult:
             "quarantined": self.quarantined,
             **({"pages_quarantined": self.pages_quarantined} if self.pages_quarantined else {}),
             "quarantine_reasons": list(self.quarantine_reasons),
+            "top_reasons": list(self.top_reasons),
+            **({"column_map": self.column_map} if self.column_map else {}),
             "reconciled": self.reconciled.as_dict(),
         }
 
@@ -99,15 +112,18 @@ class IngestStep:
         pulled API page (`pulled_page`) of an unexpected shape is quarantined whole rather than refused, so that it
         cannot stop the partner's feed."""
         options = options if options is not None else self.options_for(report_format, partner)
-        if first_line is not None and report_format == "csv":
-            report = parse_csv(data, source=source, partner=partner, options=options, first_line=first_line)
-        elif first_line is not None and report_format == "normalized":
-            text = data.decode("utf-8-sig" if first_line == 1 else "utf-8", "surrogateescape")
-            report = parse_jsonl(text, source=source, partner=partner, first_line=first_line)
-        elif pulled_page and report_format in API_PARTNERS:
-            report = read_page(data, report_format, source=source, options=options)
-        else:
-            report = read_report(data, report_format, source=source, options=options)
+        try:
+            if first_line is not None and report_format == "csv":
+                report = parse_csv(data, source=source, partner=partner, options=options, first_line=first_line)
+            elif first_line is not None and report_format == "normalized":
+                text = data.decode("utf-8-sig" if first_line == 1 else "utf-8", "surrogateescape")
+                report = parse_jsonl(text, source=source, partner=partner, first_line=first_line)
+            elif pulled_page and report_format in API_PARTNERS:
+                report = read_page(data, report_format, source=source, options=options)
+            else:
+                report = read_report(data, report_format, source=source, options=options)
+        except ReportFormatError as error:
+            raise self.map_hint(error, report_format, partner) from None
         self.screen(report, sink)
         return report
 
@@ -117,6 +133,24 @@ class IngestStep:
             _, refused = sink.screen(report.lines)
             if refused:
                 report.quarantine_accepted(refused)
+
+    def quarantined(self, result: PageResult, lines: Sequence[QuarantinedLine]) -> None:
+        """The result's account of its quarantined lines, and where a CSV's column map lives."""
+        result.quarantine_reasons = [f"{line.position}: {line.reason}" for line in lines]
+        result.top_reasons = top_reasons(lines)
+        if result.format == "csv":
+            result.column_map = self.partners.column_map_name(result.partner)
+
+    def map_hint(self, error: ReportFormatError, report_format: str, partner: str) -> ReportFormatError:
+        """A CSV that its map does not describe: the error says where the map lives and how to set it."""
+        if report_format != "csv":
+            return error
+        name = self.partners.column_map_name(partner)
+        return ReportFormatError(
+            f"{error}. The column map of {partner} is the SSM parameter {name}; set it with `aws ssm put-parameter"
+            f" --name {name} --type String --overwrite --value file://columns.json` (its fields: docs/formats.md,"
+            ' "CSV column maps")'
+        )
 
     def keep_quarantined(
         self, source: str, lines: Sequence[QuarantinedLine], *, partner: str, run_id: str, now: datetime
@@ -154,7 +188,7 @@ class IngestStep:
         self.keep_quarantined(source, report.quarantined, partner=partner, run_id=run_id, now=now)
         result = PageResult(partner, source, report_format, run_id)
         result.add(report)
-        result.quarantine_reasons = [f"{line.position}: {line.reason}" for line in report.quarantined]
+        self.quarantined(result, report.quarantined)
         if report.lines:
             result.reconciled = sink(report.lines)
         return result
@@ -168,3 +202,13 @@ def jsonl_order(record: bytes) -> str | None:
         return order_key(str(value["partner"]), str(value["order_id"]))
     except (ValueError, KeyError, TypeError):
         return None
+
+
+# A file more than this share of whose lines are quarantined is mostly unread: likely a column map, a date format or
+# a number format that does not describe it (the operator's ingest exits non-zero and names the top reasons).
+MOSTLY_QUARANTINED = 0.5
+
+
+def mostly_quarantined(read: int, quarantined: int, share: float = MOSTLY_QUARANTINED) -> bool:
+    """More than `share` of the report's `read` lines were quarantined."""
+    return read > 0 and quarantined > share * read

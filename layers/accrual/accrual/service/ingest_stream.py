@@ -140,5 +140,5 @@ def ingest_file_streamed(
     if held:
         result.reconciled.merge(sink(held))
     ingest.keep_quarantined(source, quarantined, partner=partner, run_id=run_id, now=now)
-    result.quarantine_reasons = [f"{line.position}: {line.reason}" for line in quarantined]
+    ingest.quarantined(result, quarantined)
     return result

@@ -15,6 +15,7 @@ the archived report, a CSV (archived as `text/csv`), normalised JSON Lines (part
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import uuid
@@ -149,7 +150,7 @@ class QuarantineReplay:
         if origin.report_format == "csv":
             from accrual.partners.csv_drop import parse_csv
 
-            header = self._header(origin.source)
+            header = self._header(origin.source, options.encoding)
             report = parse_csv(
                 header + "".join(raw + "\n" for raw in raws),
                 source=origin.source,
@@ -190,12 +191,14 @@ class QuarantineReplay:
             report_format = record.partner
         return _Origin(record.partner, record.source, record.raw_key, report_format)
 
-    def _header(self, source: str) -> str:
-        """The CSV header row of the archived file the lines came from."""
-        first = self.archive.head(source, HEADER_BYTES).decode("utf-8-sig", "replace").splitlines()
-        if not first:
+    def _header(self, source: str, encoding: str) -> str:
+        """The CSV header row of the archived file the lines came from, in the file's encoding (its map's)."""
+        codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+        head = self.archive.head(source, HEADER_BYTES)
+        first = head.decode(codec, "replace").lstrip("\ufeff").split("\n")[0].rstrip("\r")
+        if not first.strip():
             raise LookupError(f"{source}: the archived file has no header row")
-        return first[0] + "\n"
+        return first + "\n"
 
     def _raw(self, record: StoredQuarantine) -> str:
         """The whole raw line: from the quarantine object when the record's prefix is not all of it."""
