@@ -200,6 +200,7 @@ def run_workers(args: argparse.Namespace) -> int:
 
     from accrual.adapters.report_archive import ReportArchive
     from accrual.service.fanout import check_workers
+    from accrual.service.ingest import map_of
     from accrual.service.work import file_units, hand_on
 
     check_workers(args.workers)
@@ -234,6 +235,7 @@ def run_workers(args: argparse.Namespace) -> int:
         "run_id": run_id,
         "units": len(units),
         **_fanout.page_summary(drained["results"], run_id),
+        **map_of(report_format, partner, stack),
         "fanout": drained["fanout"],
     }
     print_json(report)
