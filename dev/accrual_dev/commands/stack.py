@@ -1,4 +1,4 @@
-"""`accrual stack up` and `accrual stack provision`: the embedded local stack for operators and developers.
+"""`accrual stack up | provision`: the embedded local stack for operators and developers.
 
 `stack up` (and `make local`) start everything `accrual run` needs: moto provisioned from template.yaml, and the
 partner simulator with the stack's partner endpoints and secrets pointing at it.
@@ -16,12 +16,52 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from accrual.settings import RESOURCE_VARIABLES
-from accrual_dev.local.provision import Provisioned, default_template_path, provision
-from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
+from accrual_dev.commands._common import command_group
 
-DEMO_CONFIG = default_template_path().parent / "events" / "demo-config.json"
+if TYPE_CHECKING:
+    from accrual_dev.local.provision import Provisioned
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    parser, stack = command_group(subparsers, "stack", "the embedded local AWS stack")
+    up = stack.add_parser(
+        "up",
+        help="start the local stack (moto + partner simulator), provision template.yaml, wait for Ctrl-C",
+        description="Start a moto server on a free loopback port, provision template.yaml on it, start the partner "
+        "simulator beside it and point the partners' endpoints (SSM) and credentials (Secrets Manager) "
+        "at the simulator. Prints the `export` lines for another shell, where `accrual config load`, "
+        "`clicks load` and `run` then work against the simulator. Runs until Ctrl-C (which forgets "
+        "everything).",
+    )
+    up.add_argument(
+        "--no-simulator",
+        dest="simulator",
+        action="store_false",
+        help="leave the partners' endpoints and secrets as the template sets them (the real APIs)",
+    )
+    up.add_argument("--seed", type=int, default=1, help="the simulator's seeded world (default 1)")
+    up.add_argument("--days", type=int, default=30, help="days of simulated orders, ending today (default 30)")
+    up.add_argument("--orders-per-day", type=int, default=8, help="simulated orders a day (default 8)")
+    up.add_argument(
+        "--clicks",
+        default=None,
+        metavar="FILE",
+        help="where to write the simulator's clicks as JSON Lines (default: a file in the temporary "
+        "directory, named in the output)",
+    )
+    stack.add_parser(
+        "provision",
+        help="provision template.yaml's resources at AWS_ENDPOINT_URL",
+        description="Provision template.yaml's resources under ACCRUAL_STACK on the emulator at AWS_ENDPOINT_URL "
+        "(a moto server started another way); prints the resource names. Not for AWS: deploy with SAM.",
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"up": up, "provision": provision}[args.stack_command](args)
 
 
 def _print_resources(provisioned: Provisioned, prefix: str = "") -> None:
@@ -32,8 +72,10 @@ def _print_resources(provisioned: Provisioned, prefix: str = "") -> None:
         print(f"{prefix}not emulated (moto): {', '.join(provisioned.held_back)}")
 
 
-def stack_provision(args: argparse.Namespace) -> int:
+def provision(args: argparse.Namespace) -> int:
     """Provision template.yaml's resources at AWS_ENDPOINT_URL under ACCRUAL_STACK; print the resource names."""
+    from accrual_dev.local.provision import provision as provision_stack
+
     if not os.environ.get("AWS_ENDPOINT_URL"):
         print(
             "AWS_ENDPOINT_URL is not set: `stack provision` targets a local emulator "
@@ -41,13 +83,17 @@ def stack_provision(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    _print_resources(provision())
+    _print_resources(provision_stack())
     return 0
 
 
-def stack_up(args: argparse.Namespace) -> int:
+def up(args: argparse.Namespace) -> int:
     """Start a moto server, provision the stack on it, start the partner simulator beside it and point the partners'
     endpoints and secrets at it, print the exports, and keep running until Ctrl-C."""
+    from accrual.settings import RESOURCE_VARIABLES
+    from accrual_dev.local.provision import provision as provision_stack
+    from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
+
     stack = os.environ.get("ACCRUAL_STACK", "accrual")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -55,7 +101,7 @@ def stack_up(args: argparse.Namespace) -> int:
         for name in RESOURCE_VARIABLES:  # a shell of another stack must not redirect this one
             os.environ.pop(name, None)
         os.environ.update({**LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL": server.url, "ACCRUAL_STACK": stack})
-        provisioned = provision(stack)
+        provisioned = provision_stack(stack)
         print(f"# local AWS (moto) at {server.url}: paste these into another shell")
         for name, value in {
             "AWS_ENDPOINT_URL": server.url,
@@ -82,6 +128,7 @@ def _simulated_partners(args: argparse.Namespace, stack: str) -> Iterator[None]:
     """The partner simulator on a free port, serving orders of the last `days` days as of now, with the stack's
     partner endpoints (SSM), credentials (Secrets Manager) and currency rates (partner options) pointing at it."""
     from accrual.settings import Settings
+    from accrual_dev.local.provision import default_template_path
     from accrual_dev.simulator import launch
     from accrual_dev.simulator.local import configure_local_partners
 
@@ -112,7 +159,7 @@ def _simulated_partners(args: argparse.Namespace, stack: str) -> Iterator[None]:
                 f"credentials in the secret {settings.partner_secrets_prefix}{partner}"
             )
         print("# then, in that shell:")
-        print(f"#   accrual config load {DEMO_CONFIG}")
+        print(f"#   accrual config load {default_template_path().parent / 'events' / 'demo-config.json'}")
         print(f"#   accrual clicks load {clicks}")
         print("#   accrual run          # pulls the simulator, reconciles, confirms, notifies")
         print("#   accrual audit", flush=True)
