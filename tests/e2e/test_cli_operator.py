@@ -333,3 +333,42 @@ def test_an_interrupted_ingest_prints_its_counts(accrual, tmp_path, monkeypatch,
     counts = json.loads(out)
     assert counts["interrupted"] is True and counts["orders_reconciled"] == 2 and counts["lines_reconciled"] == 2
     assert "interrupted; 2 lines of 2 orders reconciled" in err
+
+
+def test_an_interrupted_confirm_prints_its_counts_and_confirming_again_finishes(accrual, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from accrual.service.ledger import Ledger
+    from accrual_dev.commands import confirm
+
+    rows = [
+        f"u-{n},U-{n},click-2,awaiting_payment,2026-11-03T18:00:00Z,,{n + 10}.00,USD,0.40" for n in range(5)
+    ]  # never paid: each is due for expiry three days after it was ordered
+    (tmp_path / "unpaid.csv").write_text(CSV_HEADER + "\n".join(rows) + "\n")
+    accrual("ingest", tmp_path / "unpaid.csv", "--partner", "csv", "--as", "admitad", "--now", "2026-11-03T19:00:00Z")
+    monkeypatch.setattr(confirm, "CONFIRM_STEP", 2)
+    confirm_orders, steps = Ledger.confirm_orders, []
+
+    def ctrl_c_during_the_second_step(self, keys, *, now):
+        steps.append(list(keys))
+        if len(steps) == 2:
+            signal.raise_signal(signal.SIGINT)  # the operator's Ctrl-C: the step being confirmed finishes
+        return confirm_orders(self, keys, now=now)
+
+    monkeypatch.setattr(Ledger, "confirm_orders", ctrl_c_during_the_second_step)
+    assert cli.main(["confirm", "--now", "2026-11-10T00:00:00Z", "--progress"]) == 130
+    out, err = capsys.readouterr()
+    counts = json.loads(out)
+    assert counts["interrupted"] is True and counts["orders_due"] == 4 and len(steps) == 2
+    assert "confirm" in err and "/5" in err  # the bar's total: the due orders counted first
+    assert "interrupted" in err.splitlines()[-1]
+
+    # what was confirmed is no longer due: the same command again finishes the rest
+    assert cli.main(["confirm", "--now", "2026-11-10T00:00:00Z"]) == 0
+    assert json.loads(capsys.readouterr().out)["orders_due"] == 1
+
+
+def test_audit_shows_its_progress_on_request_and_not_with_json(accrual):
+    shown = accrual("audit", "--progress")
+    assert "audit" in shown.stderr and "item" in shown.stderr
+    assert "audit" not in accrual("audit", "--json", "--progress").stderr
