@@ -372,3 +372,45 @@ def test_audit_shows_its_progress_on_request_and_not_with_json(accrual):
     shown = accrual("audit", "--progress")
     assert "audit" in shown.stderr and "item" in shown.stderr
     assert "audit" not in accrual("audit", "--json", "--progress").stderr
+
+
+# ---- quarantine and notifications --------------------------------------------------------------------------------
+
+
+def test_quarantined_lines_are_listed_and_replayed_once_after_a_map_fix(accrual, stack, tmp_path):
+    (tmp_path / "admitad.csv").write_text(
+        CSV_HEADER
+        + "q-1,Q-1,click-2,Approved,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,100.00,USD,4.00\n"
+        + "q-2,Q-2,click-2,paid,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,50.00,USD,2.00\n"
+    )
+    ingested = json.loads(accrual("ingest", tmp_path / "admitad.csv", "--partner", "csv", "--as", "admitad").stdout)
+    assert (ingested["accepted"], ingested["quarantined"]) == (1, 1)
+    (waiting,) = json.loads(accrual("quarantine", "list", "--json").stdout)
+    assert waiting["partner"] == "admitad" and waiting["position"] == 1 and "Approved" in waiting["reason"]
+    assert "Approved" in accrual("quarantine", "list", "--partner", "admitad").stdout
+    assert json.loads(accrual("quarantine", "list", "--json", "--since", "2100-01-01").stdout) == []
+    accrual("quarantine", "replay", expect=2)  # neither ids nor a partner: one line saying what to give
+
+    stack.client("ssm").put_parameter(
+        Name=f"/{stack.stack}/partners/admitad/columns",
+        Value=json.dumps({"statuses": {"Approved": "settled"}}),
+        Type="String",
+        Overwrite=True,
+    )
+    dry = json.loads(accrual("quarantine", "replay", "--partner", "admitad", "--dry-run").stdout)
+    assert (dry["selected"], dry["accepted"], dry["reconciled"]) == (1, 1, {})
+    assert len(json.loads(accrual("quarantine", "list", "--json").stdout)) == 1
+    accrual("notifications", "tail")  # the ingest's own notification, out of the way
+
+    done = json.loads(accrual("quarantine", "replay", waiting["id"]).stdout)
+    assert (done["selected"], done["accepted"], done["still_quarantined"]) == (1, 1, 0)
+    assert done["notified"] == {"published": 1}
+    assert json.loads(accrual("explain", "Q-1", "--json").stdout)["state"] == "pending"
+    assert json.loads(accrual("quarantine", "list", "--json").stdout) == []
+    replayed = json.loads(accrual("quarantine", "list", "--json", "--all").stdout)
+    assert [line["id"] for line in replayed] == [waiting["id"]] and replayed[0]["replayed_at"]
+    # once: a second replay selects nothing, and nothing more is announced
+    again = json.loads(accrual("quarantine", "replay", "--partner", "admitad").stdout)
+    assert (again["selected"], again["notified"]) == (0, {"published": 0})
+    tail = accrual("notifications", "tail", "--json").stdout.splitlines()
+    assert [json.loads(line)["order_id"] for line in tail] == ["Q-1"]
