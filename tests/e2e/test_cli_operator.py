@@ -414,3 +414,27 @@ def test_quarantined_lines_are_listed_and_replayed_once_after_a_map_fix(accrual,
     assert (again["selected"], again["notified"]) == (0, {"published": 0})
     tail = accrual("notifications", "tail", "--json").stdout.splitlines()
     assert [json.loads(line)["order_id"] for line in tail] == ["Q-1"]
+
+
+def test_notifications_tail_follows_until_ctrl_c(accrual, stack, tmp_path):
+    import os
+    import signal
+    import subprocess
+
+    from support.cli import CLI
+
+    follow = subprocess.Popen(
+        [str(CLI), "notifications", "tail", "--follow", "--user", "masha"],
+        env={**os.environ, "ACCRUAL_STACK": stack.stack},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        (tmp_path / "one.jsonl").write_text(normalized(order_id="F-1", line_id="f-1") + "\n")
+        accrual("ingest", tmp_path / "one.jsonl", "--partner", "normalized")
+        line = follow.stdout.readline()  # printed as it arrives
+        assert "cashback.pending" in line and "user masha" in line and "admitad#F-1" in line
+    finally:
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(timeout=30) == 0
