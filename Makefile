@@ -23,7 +23,7 @@ DYNAMODB_LOCAL_PACKAGE := amplify-dynamodb-simulator@2.9.30
 DYNAMODB_LOCAL_SHA256 := 3503ffac19f183407909fecdacf4db51ab1fdad1da7b2f177016670b2d80e4b9
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: golden venv tools checkov ministack dynamodb-local test-dynamodb-local test-conformance test-ministack test-conformance-quick test test-fuzz run local bench lint check format build clean sam-local test-sam-local invoke
+.PHONY: chromium golden venv tools checkov ministack dynamodb-local test-dynamodb-local test-conformance test-ministack test-conformance-quick test test-fuzz run local bench lint check format build clean sam-local test-sam-local invoke
 
 venv: $(STAMP)
 
@@ -85,11 +85,20 @@ $(DYNAMODB_LOCAL_STAMP):
 	rm -rf $(DYNAMODB_LOCAL).download
 	touch $(DYNAMODB_LOCAL_STAMP)
 
+# Debian's Chromium for the HTML report's browser test (tests/e2e/test_books_html.py), non-interactively as CI runs
+# it (root, no stdin); where it cannot be installed the test is skipped and says why.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { echo "installing Chromium"; \
+		$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends chromium >/dev/null || \
+		echo "Chromium could not be installed: the HTML report's browser test will be skipped"; }
+
 # Every test, including the template checks (cfn-lint, sam validate --lint, sam build, checkov) in tests/integration,
 # after the code checks (ruff and mypy: a lint failure stops before the slow suite). Two workers that steal work from
 # each other: xdist's default hands each worker a long queue up front, and one worker sat idle for the last six
 # minutes while the other worked through the slow tests.
-test: venv tools checkov check
+test: venv tools checkov chromium check
 	$(BIN)/pytest -n 2 --dist worksteal
 
 # The reader fuzzer's long profile: 2,600 hostile pages per reader (10,400 in all); `make test` runs its quick profile.

@@ -42,7 +42,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from _common import ROOT, accrual_config, build_orders, save_results, table
+from _common import ROOT, accrual_config, build_orders, item_size, save_results, table, write_units
 
 HOOK = ROOT / "bench" / "_hook"
 sys.path.insert(0, str(HOOK))
@@ -151,8 +151,42 @@ def run_project(env: dict, files: dict, times: dict, folder: Path) -> dict:
             "counted": counted,
             "printed": printed.get("reconciled", printed),
             "seconds": round(time.perf_counter() - started, 2),
+            "weights": weigh_items(env["ACCRUAL_STACK"]),
         }
     return out
+
+
+def _kind(name: str, item: dict) -> str:
+    if name != "orders":
+        return name
+    sort_key = item.get("sk", {}).get("S", "")
+    if sort_key.startswith("LINE#"):
+        return "line" if "moved_to" not in item else "line tombstone"
+    if sort_key.startswith("CLAIM#") or item.get("pk", {}).get("S", "").startswith("LINE#"):
+        return "line claim"
+    return {"ORDER": "order", "ORDER#DECISION": "decision"}.get(sort_key, sort_key.split("#", 1)[0].lower())
+
+
+def weigh_items(stack: str) -> dict:
+    """What each kind of item the ledger keeps weighs after a step (DynamoDB's size rules, bench/_common.item_size),
+    and the write units one transactional write of it costs (2 per started KB)."""
+    import boto3
+
+    db = boto3.client("dynamodb")
+    sizes: dict[str, list[int]] = {}
+    for name in ("orders", "outbox", "balances"):
+        for page in db.get_paginator("scan").paginate(TableName=f"{stack}-{name}"):
+            for item in page["Items"]:
+                sizes.setdefault(_kind(name, item), []).append(item_size(item))
+    return {
+        kind: {
+            "items": len(values),
+            "median_bytes": sorted(values)[len(values) // 2],
+            "mean_bytes": round(sum(values) / len(values)),
+            "mean_transaction_wru": round(sum(2 * write_units(size) for size in values) / len(values), 2),
+        }
+        for kind, values in sorted(sizes.items())
+    }
 
 
 # ---- the reference --------------------------------------------------------------------------------------------------
@@ -371,6 +405,7 @@ def run(n: int, emulator: str) -> dict:
                 **per_order(mine["counted"], n),
                 "ledger_counts": mine["printed"],
                 "cli_seconds": mine["seconds"],
+                "item_weights": mine["weights"],
             },
             "reference": {
                 **per_order(theirs["counted"], n),
@@ -421,6 +456,19 @@ def report(result: dict) -> str:
         for step, figures in result["steps"].items()
     ]
     lines.append(table(rows, ["step", "project: DynamoDB calls per order by operation"]))
+    for step in ("first_report", "settlement"):
+        weights = result["steps"][step]["project"]["item_weights"]
+        rows = [
+            [kind, w["items"], w["median_bytes"], w["mean_bytes"], w["mean_transaction_wru"]]
+            for kind, w in weights.items()
+        ]
+        lines.append(
+            table(
+                rows,
+                ["item", "items", "median bytes", "mean bytes", "WRU in a transaction (mean)"],
+                title=f"items held after {step.replace('_', ' ')}",
+            )
+        )
     confirm = result["steps"]["confirmation"]["project"]["calls_by_table"]
     lines.append(
         "confirmation, calls by table: " + ", ".join(f"{name}: {count}" for name, count in sorted(confirm.items()))

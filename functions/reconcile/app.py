@@ -63,6 +63,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 ("read", "LinesRead"),
                 ("accepted", "LinesAccepted"),
                 ("quarantined", "LinesQuarantined"),
+                ("pages_quarantined", "PagesQuarantined"),  # a page of an unexpected shape (alarmed)
             ):
                 metrics.add_metric(name=metric, unit=MetricUnit.Count, value=result.get(name, 0))
         last_results.append(result)

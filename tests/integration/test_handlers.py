@@ -3,7 +3,9 @@ the local stack: the handler, the template's wiring and the package meet here.""
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 
 import boto3
 import pytest
@@ -47,6 +49,25 @@ def test_outbox_relay_publishes_the_new_event_and_skips_the_published_one(
     published = [json.loads(message["Body"]) for message in messages]
     assert [json.loads(p["Message"])["event_id"] for p in published] == ["cashback.pending:aliexpress#8123456789:1"]
     assert published[0]["MessageAttributes"]["event_type"]["Value"] == "cashback.pending"
+
+
+def test_outbox_relay_publishes_a_body_stored_compressed(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body above the compression threshold reaches the stream as `body_z`; subscribers get the same text."""
+    function_environment(stack, "OutboxRelayFunction", monkeypatch)
+    batch = event("outbox_relay")
+    image = batch["Records"][0]["dynamodb"]["NewImage"]
+    text = image.pop("body")["S"][:-1] + ', "note": "' + "x" * 2000 + '"}'
+    image["body_z"] = {"B": base64.b64encode(zlib.compress(text.encode())).decode()}
+
+    response = load_handler("outbox_relay").lambda_handler(batch, FakeContext())
+
+    assert response == {"batchItemFailures": []}
+    messages = (
+        boto3.client("sqs")
+        .receive_message(QueueUrl=stack.local_notifications_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        .get("Messages", [])
+    )
+    assert [json.loads(message["Body"])["Message"] for message in messages] == [text]
 
 
 def test_outbox_relay_reports_a_failed_record_alone(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -113,7 +113,7 @@ def balance_of(user: str) -> tuple[Decimal, Decimal, Decimal, Decimal]:
 
 def snapshot() -> dict[str, Any]:
     """Everything the ledger owns, in a comparable form (times of writing left out)."""
-    decisions = {item.pk: item.body for item in DecisionRecord.scan(DecisionRecord.sk == "ORDER#DECISION")}
+    decisions = {item.pk: item.text for item in DecisionRecord.scan(DecisionRecord.sk == "ORDER#DECISION")}
     orders = {
         item.pk: (
             item.state,

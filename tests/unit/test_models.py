@@ -45,7 +45,7 @@ def test_the_iso_4217_list_holds_active_codes_only():
         ({"sub_id": "x" * 257}, "sub_id", "257 bytes"),
         ({"sub_id": "é" * 129}, "sub_id", "258 bytes"),  # 129 characters, 2 bytes each
         ({"user_id": "u" * 300}, "user_id", "300 bytes"),
-        ({"user_id": "a\x00b"}, "user_id", "control character"),
+        ({"user_id": "a\x00b"}, "user_id", "control or format character"),
         ({"sub_id": " "}, "sub_id", "at least 1"),
         ({"partner": "AliExpress"}, "partner", "did you mean 'aliexpress'"),
         ({"partner": "ali express!"}, "partner", "lowercase slug"),

@@ -17,6 +17,8 @@ COMMANDS = (
     "redecide",
     "dlq",
     "claim",
+    "report",
+    "statement",
     "audit",
     "notifications",
     "quarantine",

@@ -168,7 +168,7 @@ def _ledger_summary(settings, failures: list[str]) -> list[str]:
     for record in OrderRecord.scan(OrderRecord.sk == "ORDER"):
         states[f"{record.partner} {record.state}"] += 1
     for decision in DecisionRecord.scan(DecisionRecord.sk == DECISION_SK):
-        body = json.loads(decision.body)
+        body = json.loads(decision.text)
         for reason in body.get("reasons", []):
             by_reason.setdefault(reason, []).append(body["order_id"])
     moves: Counter[str] = Counter(

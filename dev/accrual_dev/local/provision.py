@@ -395,6 +395,9 @@ class _Resolver:
             if key == "Fn::Equals":
                 left, right = self.resolve(argument)
                 return str(left) == str(right)
+            if key == "Fn::Not":
+                (inner,) = argument
+                return not self.resolve(inner)
             if key.startswith("Fn::"):
                 raise ValueError(f"{key} is not resolved by the local provisioner")
         return {key: self.resolve(item) for key, item in value.items()}

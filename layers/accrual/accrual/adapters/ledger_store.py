@@ -18,6 +18,7 @@ tests of the services.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import time
 import zlib
@@ -47,6 +48,7 @@ from accrual.adapters.ledger_tables import (
     RefusedRecord,
     bind_ledger_tables,
     load_order_items,
+    unpack_text,
 )
 from accrual.domain.lifecycle import NOTHING, Holding
 from accrual.domain.models import AccrualConfig, Click, OrderLine
@@ -273,6 +275,9 @@ class LedgerStore(Protocol):
     def orders_between(self, since: str | None, until: str | None) -> list[str]:
         """Orders whose `ordered_at` (their first line's order time, UTC text) is in [since, until)."""
 
+    def orders_placed(self, since: str, until: str, page_size: int = 500) -> Iterator[str]:
+        """The same orders as `orders_between`, streamed page by page in no fixed order (a month's report)."""
+
     def journal(self, key: str) -> list[JournalEntry]: ...
     def refusals(self, key: str) -> list[StoredRefusal]: ...
     def balance(self, user_id: str) -> StoredBalance | None: ...
@@ -383,6 +388,15 @@ def _outbox_message(record: OutboxRecord) -> OutboxMessage:
         record.attributes,
         record.created_at,
     )
+
+
+def outbox_event(image: dict) -> dict:
+    """An outbox item's stream image (Powertools' deserialised NewImage) with its body as text, whichever form it
+    was stored in (Powertools leaves a binary attribute as its base64 text)."""
+    packed = image.get("body_z")
+    if isinstance(packed, str):
+        packed = base64.b64decode(packed)
+    return {**image, "body": unpack_text(image.get("body"), getattr(packed, "value", packed))}
 
 
 def _balance_of(record: BalanceRecord) -> StoredBalance:
@@ -506,6 +520,13 @@ class DynamoLedgerStore:
         if until is not None:
             condition &= OrderRecord.ordered_at < until
         return sorted(item.pk for item in OrderRecord.scan(condition, attributes_to_get=["pk"]))
+
+    def orders_placed(self, since: str, until: str, page_size: int = 500) -> Iterator[str]:
+        # a paged scan of the order items alone (filtered server-side, only the key read back): a month's report
+        # runs once a month, so it pays one read of the table rather than an index written on every order change
+        condition = (OrderRecord.sk == ORDER_SK) & (OrderRecord.ordered_at >= since) & (OrderRecord.ordered_at < until)
+        for item in OrderRecord.scan(condition, attributes_to_get=["pk"], page_size=page_size):
+            yield item.pk
 
     def journal(self, key: str) -> list[JournalEntry]:
         return [

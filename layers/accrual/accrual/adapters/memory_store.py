@@ -176,6 +176,9 @@ class InMemoryLedgerStore:
             if (since is None or order.ordered_at >= since) and (until is None or order.ordered_at < until)
         )
 
+    def orders_placed(self, since: str, until: str, page_size: int = 500) -> Iterator[str]:
+        yield from self.orders_between(since, until)
+
     def journal(self, key: str) -> list[JournalEntry]:
         return sorted(
             (entry for entry in self.entries.values() if entry.key == key),

@@ -39,8 +39,10 @@ class Code(StrEnum):
     BELOW_MINIMUM = "BELOW_MINIMUM"
     UNATTRIBUTED = "UNATTRIBUTED"
     ATTRIBUTION_CONFLICT = "ATTRIBUTION_CONFLICT"
-    # exclusions this job adds: the partner itself invalidated the line; no rate card covers the click
+    # exclusions this job adds: the partner itself invalidated the line, or settled it with a final amount of 0 (its
+    # last word: never replaced by an earlier figure); no rate card covers the click
     PARTNER_INVALID = "PARTNER_INVALID"
+    PARTNER_SETTLED_AT_ZERO = "PARTNER_SETTLED_AT_ZERO"
     NO_RATE_CARD = "NO_RATE_CARD"
     # informational
     NON_AFFILIATE_RATE = "NON_AFFILIATE_RATE"
@@ -66,6 +68,7 @@ EXCLUSIONS = frozenset(
         Code.UNATTRIBUTED,
         Code.ATTRIBUTION_CONFLICT,
         Code.PARTNER_INVALID,
+        Code.PARTNER_SETTLED_AT_ZERO,
         Code.NO_RATE_CARD,
     }
 )

@@ -17,7 +17,7 @@ Pure Python and Decimal only. The fixed choices these rules make, so that a deci
   in that order wins (a promotion that only equals the category rate did not raise anything). The winner is never
   above `config.max_rate` (clamped, `RATE_LIMITED_TO_MAX`).
 * **Exclusion precedence.** A line earns 0 with the first exclusion that fires, in this order: `PARTNER_INVALID`,
-  `AWAITING_PAYMENT_EXPIRED`, `PROMO_SECTION_3_FOR_5_99`, `SHOP_EXCLUDED`, `CART_BEFORE_CLICK`, `VIRTUAL_PRODUCT`,
+  `PARTNER_SETTLED_AT_ZERO`, `AWAITING_PAYMENT_EXPIRED`, `PROMO_SECTION_3_FOR_5_99`, `SHOP_EXCLUDED`, `CART_BEFORE_CLICK`, `VIRTUAL_PRODUCT`,
   `DISPUTE_OR_PRICE_ADJUSTED`, `PROMO_CODE_NOT_ALLOWED`, `NO_RATE_CARD`. The trail lists every exclusion that fired;
   the line's `exclusion` and `reasons` carry only the decisive one. An excluded line has rate 0 and no rate source.
 * **Minimum and rounding.** `raw = base_usd * rate`; below `min_cashback_usd` the line earns 0 with `BELOW_MINIMUM`
@@ -239,6 +239,11 @@ def partner_invalid(ctx: LineContext) -> Code | None:
     return Code.PARTNER_INVALID if ctx.line.status == LineStatus.INVALID else None
 
 
+def partner_settled_at_zero(ctx: LineContext) -> Code | None:
+    """A settled line's amount is the partner's final figure: 0 there earns 0, with its own reason."""
+    return Code.PARTNER_SETTLED_AT_ZERO if ctx.line.status == LineStatus.SETTLED and ctx.line.amount == 0 else None
+
+
 def payment_deadline(line: OrderLine, config: AccrualConfig) -> datetime:
     return line.ordered_at + timedelta(days=config.awaiting_payment_days)
 
@@ -295,6 +300,7 @@ def no_rate_card(ctx: LineContext) -> Code | None:
 # The fixed precedence: a line takes the first exclusion of this list that fires.
 EXCLUSION_RULES: tuple[Callable[[LineContext], Code | None], ...] = (
     partner_invalid,
+    partner_settled_at_zero,
     awaiting_payment_expired,
     promo_section_excluded,
     shop_excluded,

@@ -125,6 +125,8 @@ def exclusion_numbers(
     if code == Code.PARTNER_INVALID:
         # the partner's free text is shortened: a trail stays small however many lines an order has
         return {"status": line.status.value, "status_detail": _short(line.status_detail or "")}
+    if code == Code.PARTNER_SETTLED_AT_ZERO:
+        return {"status": line.status.value, "amount": str(line.amount), "currency": line.currency}
     if code == Code.AWAITING_PAYMENT_EXPIRED:
         return {
             "ordered_at": _iso(line.ordered_at),

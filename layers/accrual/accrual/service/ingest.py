@@ -17,7 +17,7 @@ from accrual.adapters.partner_config import drop_options, partner_options
 from accrual.adapters.partner_state import PartnerState
 from accrual.adapters.report_archive import ReportArchive
 from accrual.domain.models import OrderLine
-from accrual.partners import API_PARTNERS, ParsedReport, PartnerOptions, read_report
+from accrual.partners import API_PARTNERS, ParsedReport, PartnerOptions, read_page, read_report
 from accrual.settings import Settings
 
 Reconcile = Callable[[Sequence[OrderLine]], Mapping[str, int]]
@@ -75,11 +75,15 @@ def ingest_report(
     reconcile: Reconcile | None = None,
     run_id: str | None = None,
     archive: ReportArchive | None = None,
+    pulled_page: bool = False,
 ) -> dict[str, Any]:
+    """With `pulled_page` (a page a pull handed on) a page of an unexpected shape is quarantined whole rather than
+    refused, so that it cannot stop the partner's feed."""
     run_id = run_id or uuid.uuid4().hex
     reconcile = reconcile or ledger_reconcile(settings, now)
     archive = archive or ReportArchive(settings)
-    report = read_report(data, report_format, source=source, options=options_for(report_format, partner, settings))
+    read = read_page if pulled_page and report_format in API_PARTNERS else read_report
+    report = read(data, report_format, source=source, options=options_for(report_format, partner, settings))
     screen_report(report, reconcile)
     if report.quarantined:
         # The whole raw lines go to S3 first: the quarantine records keep a bounded prefix and name that object.
@@ -92,6 +96,7 @@ def ingest_report(
         "format": report_format,
         "run_id": run_id,
         **report.counts,
+        **({"pages_quarantined": 1} if report.page_refused else {}),
         "quarantine_reasons": [f"{line.position}: {line.reason}" for line in report.quarantined],
         "reconciled": reconciled,
     }

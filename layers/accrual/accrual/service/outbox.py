@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
-from accrual.adapters.ledger_store import DynamoLedgerStore, LedgerStore, utc_text
+from accrual.adapters.ledger_store import DynamoLedgerStore, LedgerStore, outbox_event, utc_text
 from accrual.settings import BOTO_CONFIG, Settings
 
 IDEMPOTENCY_DAYS = 7
@@ -90,7 +90,7 @@ def publish_stream_record(record, settings: Settings, *, now: datetime, lambda_c
     image = record.dynamodb.new_image if record.dynamodb else None
     if not image or not image.get("unpublished_shard"):
         return "skipped"
-    return _relay(settings).publish(image, now=now, lambda_context=lambda_context)
+    return _relay(settings).publish(outbox_event(image), now=now, lambda_context=lambda_context)
 
 
 _relays: dict[Settings, OutboxRelay] = {}

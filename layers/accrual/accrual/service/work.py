@@ -182,6 +182,7 @@ def run_unit(unit: WorkUnit, settings: Settings, *, workers: int) -> dict[str, A
         run_id=unit.run_id,
         archive=archive,
         reconcile=ledger_reconcile(settings, unit.now, workers),
+        pulled_page=True,
     )
     result["kind"] = "page"
     _raise_if_unsettled(unit, result["reconciled"])

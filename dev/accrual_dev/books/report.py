@@ -1,0 +1,319 @@
+"""The month's books, read from the ledger (never a second copy of the money): orders, lines and cashback by partner
+and state, the partners' commission and the margin, the orders paid above their commission, exclusions by reason
+and by shop, quarantined lines, claims, and the confirmation lag.
+
+An order belongs to the month of its `ordered_at` (UTC). The orders are streamed from the store's `orders_placed`
+(a paged scan of the order items, keys only) and read one at a time (`load_order`, `journal`), so memory holds one
+order plus the running totals: counters by partner, state, code, shop and day, and the lags as a histogram of whole
+minutes. Every figure is a sum or a count, so the result does not depend on the order the scan returns; lists are
+sorted before they are printed.
+
+What each figure counts:
+
+- `orders`: orders by their state now; `lines`: their live lines by the partner's last status.
+- `cashback_usd.pending` / `.confirmed`: what the month's orders hold now; `.declined`: the pending money voided by
+  declines (journal entries `void` into `declined`); `.reversed`: the confirmed money clawed back (`reverse`
+  entries). `by_currency` gives the same four in each account currency.
+- `commission_usd`, `margin_usd`: over the orders that earn now (pending or confirmed), the partner's commission on
+  the lines they earn from and that commission minus their cashback, as their decisions record them.
+- `negative_margin`: those earning orders whose margin is below zero.
+- `exclusions`: declined orders counted once under each reason code of their decision that made them earn nothing
+  (exclusions and review holds); `exclusions_by_shop`: the same orders by the shop of their excluded lines (top 20).
+- `quarantined`: lines quarantined during the month (the time they were quarantined), by partner.
+- `claims`: missing-cashback claims filed during the month, by their state now.
+- `lag`: hours from the order to its first pending entry, and from the last settlement of its lines to the entry
+  that confirmed it, as percentiles (nearest rank over whole minutes).
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from accrual.adapters.ledger_store import JournalEntry, LedgerStore, OrderItem, parse_utc, utc_text
+from accrual.domain.claims import Claim
+from accrual.domain.decision import EXCLUSIONS, Code, OrderDecision
+from accrual.domain.lifecycle import OrderState, Transition
+from accrual.domain.models import LineStatus, OrderLine
+from accrual.domain.money import ZERO, money_str
+
+STATES_OF_MONEY = ("pending", "confirmed", "declined", "reversed")
+EARNING = frozenset({OrderState.PENDING.value, OrderState.CONFIRMED.value})
+# the codes that make a declined order earn nothing: the exclusions and the review holds an operator declined
+DECLINE_CODES = EXCLUSIONS | {Code.MULTI_ACCOUNT_NEW_USER_COUPON, Code.OVER_COMMISSION_SHARE}
+PERCENTILES = (50, 90, 99)
+TOP_SHOPS = 20
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """`YYYY-MM` to the month's first instant and the next month's, in UTC."""
+    try:
+        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"month {month!r} is not YYYY-MM") from None
+    days = calendar.monthrange(start.year, start.month)[1]
+    return start, start + timedelta(days=days)
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """One quarantined line as the report counts it."""
+
+    partner: str
+    at: datetime
+
+
+def _money() -> dict[str, Decimal]:
+    return dict.fromkeys(STATES_OF_MONEY, ZERO)
+
+
+@dataclass
+class _Partner:
+    orders: Counter[str] = field(default_factory=Counter)
+    lines: Counter[str] = field(default_factory=Counter)
+    cashback_usd: dict[str, Decimal] = field(default_factory=_money)
+    by_currency: dict[str, dict[str, Decimal]] = field(default_factory=lambda: defaultdict(_money))
+    commission_usd: Decimal = ZERO
+    margin_usd: Decimal = ZERO
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "orders": dict(sorted(self.orders.items())),
+            "lines": dict(sorted(self.lines.items())),
+            "cashback_usd": _money_strs(self.cashback_usd),
+            "by_currency": {currency: _money_strs(self.by_currency[currency]) for currency in sorted(self.by_currency)},
+            "commission_usd": money_str(self.commission_usd),
+            "margin_usd": money_str(self.margin_usd),
+        }
+
+
+def _money_strs(amounts: dict[str, Decimal]) -> dict[str, str]:
+    return {state: money_str(amounts[state]) for state in STATES_OF_MONEY}
+
+
+class LagHistogram:
+    """Lags counted in whole minutes: percentiles by nearest rank without keeping every order's lag."""
+
+    def __init__(self) -> None:
+        self.minutes: Counter[int] = Counter()
+
+    def add(self, lag: timedelta) -> None:
+        self.minutes[max(0, int(lag.total_seconds() // 60))] += 1
+
+    @property
+    def count(self) -> int:
+        return sum(self.minutes.values())
+
+    def percentile(self, p: int) -> int:
+        rank = -(-p * self.count // 100)  # ceil(p% of n), at least 1
+        seen = 0
+        for minute in sorted(self.minutes):
+            seen += self.minutes[minute]
+            if seen >= max(rank, 1):
+                return minute
+        raise ValueError("no lags")
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"orders": self.count}
+        if self.count:
+            for p in PERCENTILES:
+                result[f"p{p}_hours"] = _hours(self.percentile(p))
+            result["max_hours"] = _hours(max(self.minutes))
+        return result
+
+    def buckets(self) -> list[tuple[int, int]]:
+        """(whole hours, orders) for a chart of the distribution."""
+        hours: Counter[int] = Counter()
+        for minute, count in self.minutes.items():
+            hours[minute // 60] += count
+        return sorted(hours.items())
+
+
+def _hours(minutes: int) -> str:
+    return str((Decimal(minutes) / 60).quantize(Decimal("0.01")))
+
+
+@dataclass
+class _Books:
+    month: str
+    partners: dict[str, _Partner] = field(default_factory=lambda: defaultdict(_Partner))
+    negative: list[dict[str, str]] = field(default_factory=list)
+    exclusions: Counter[str] = field(default_factory=Counter)
+    shops: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    daily: dict[str, dict[str, Decimal | int]] = field(default_factory=dict)
+    to_pending: LagHistogram = field(default_factory=LagHistogram)
+    to_confirmed: LagHistogram = field(default_factory=LagHistogram)
+
+
+def month_report(
+    store: LedgerStore,
+    month: str,
+    *,
+    partner: str | None = None,
+    quarantined: Iterable[Quarantined] = (),
+    claims: Iterable[Claim] = (),
+) -> dict[str, Any]:
+    """The month's books as the JSON contract prints them (decimal strings, sorted keys and lists)."""
+    start, end = month_bounds(month)
+    books = _Books(month)
+    for day in range((end - start).days):
+        books.daily[(start + timedelta(days=day)).date().isoformat()] = {
+            "orders": 0,
+            "pending_usd": ZERO,
+            "confirmed_usd": ZERO,
+        }
+    for key in store.orders_placed(utc_text(start), utc_text(end)):
+        if partner is not None and not key.startswith(f"{partner}#"):
+            continue
+        _add_order(books, store, key)
+    return _result(books, start, end, partner, quarantined, claims)
+
+
+def _add_order(books: _Books, store: LedgerStore, key: str) -> None:
+    loaded = store.load_order(key)
+    order = loaded.order
+    if order is None or loaded.decision is None:
+        return
+    decision = OrderDecision.from_dict(json.loads(loaded.decision))
+    lines = [OrderLine.model_validate_json(line.body) for line in loaded.lines if line.moved_to is None]
+    journal = store.journal(key)
+    figures = books.partners[order.partner]
+    figures.orders[order.state] += 1
+    figures.lines.update(line.status.value for line in lines)
+    _add_money(figures, order, journal)
+    day = books.daily.get(parse_utc(order.ordered_at).date().isoformat())
+    if day is not None:
+        day["orders"] += 1
+        day["pending_usd"] += order.pending_usd
+        day["confirmed_usd"] += order.confirmed_usd
+    if order.state in EARNING:
+        figures.commission_usd += decision.commission_usd
+        figures.margin_usd += decision.margin_usd
+        if decision.margin_usd < 0:
+            books.negative.append(
+                {
+                    "order_id": order.order_id,
+                    "partner": order.partner,
+                    "state": order.state,
+                    "cashback_usd": money_str(decision.cashback_usd),
+                    "commission_usd": money_str(decision.commission_usd),
+                    "margin_usd": money_str(decision.margin_usd),
+                }
+            )
+    if order.state == OrderState.DECLINED.value:
+        _add_decline(books, decision, lines)
+    _add_lags(books, order, journal, lines)
+
+
+def _add_money(figures: _Partner, order: OrderItem, journal: list[JournalEntry]) -> None:
+    figures.cashback_usd["pending"] += order.pending_usd
+    figures.cashback_usd["confirmed"] += order.confirmed_usd
+    if order.pending or order.confirmed:
+        in_currency = figures.by_currency[order.account_currency]
+        in_currency["pending"] += order.pending
+        in_currency["confirmed"] += order.confirmed
+    for entry in journal:
+        if entry.transition == Transition.VOID.value and entry.state_to == OrderState.DECLINED.value:
+            figures.cashback_usd["declined"] -= entry.delta.pending_usd
+            figures.by_currency[entry.account_currency]["declined"] -= entry.delta.pending
+        elif entry.transition == Transition.REVERSE.value:
+            figures.cashback_usd["reversed"] -= entry.delta.confirmed_usd
+            figures.by_currency[entry.account_currency]["reversed"] -= entry.delta.confirmed
+
+
+def _add_decline(books: _Books, decision: OrderDecision, lines: list[OrderLine]) -> None:
+    codes = sorted(code for code in decision.reasons if code in DECLINE_CODES)
+    books.exclusions.update(codes)
+    shop_of = {line.line_id: line.shop_id for line in lines}
+    excluded = {decided.line_id: decided.exclusion for decided in decision.lines if decided.exclusion}
+    by_shop: dict[str, set[str]] = defaultdict(set)
+    for line_id, code in excluded.items():
+        shop = shop_of.get(line_id)
+        if shop:
+            by_shop[shop].add(code)
+    for shop, shop_codes in by_shop.items():
+        books.shops[shop]["orders"] += 1
+        books.shops[shop].update(shop_codes)
+
+
+def _add_lags(books: _Books, order: OrderItem, journal: list[JournalEntry], lines: list[OrderLine]) -> None:
+    pending = [entry for entry in journal if entry.transition == Transition.PENDING.value]
+    if pending:
+        books.to_pending.add(parse_utc(pending[0].at) - parse_utc(order.ordered_at))
+    posted = [entry for entry in journal if entry.transition == Transition.POST.value]
+    settled = [line.settled_at or line.status_at for line in lines if line.status == LineStatus.SETTLED]
+    if posted and settled:
+        books.to_confirmed.add(parse_utc(posted[0].at) - max(settled))
+
+
+def _result(
+    books: _Books,
+    start: datetime,
+    end: datetime,
+    partner: str | None,
+    quarantined: Iterable[Quarantined],
+    claims: Iterable[Claim],
+) -> dict[str, Any]:
+    partners = {name: books.partners[name].as_dict() for name in sorted(books.partners)}
+    totals = _money()
+    commission = margin = ZERO
+    for figures in books.partners.values():
+        for state in STATES_OF_MONEY:
+            totals[state] += figures.cashback_usd[state]
+        commission += figures.commission_usd
+        margin += figures.margin_usd
+    quarantine_counts: Counter[str] = Counter(
+        item.partner for item in quarantined if start <= item.at < end and partner in (None, item.partner)
+    )
+    claim_counts: Counter[str] = Counter(
+        claim.state.value
+        for claim in claims
+        if start <= claim.filed_at < end and (partner is None or (claim.order_key or "").startswith(f"{partner}#"))
+    )
+    shops = sorted(books.shops.items(), key=lambda item: (-item[1]["orders"], item[0]))[:TOP_SHOPS]
+    return {
+        "month": books.month,
+        "partner": partner,
+        "partners": partners,
+        "totals": {
+            "orders": sum(sum(figures.orders.values()) for figures in books.partners.values()),
+            "cashback_usd": _money_strs(totals),
+            "commission_usd": money_str(commission),
+            "margin_usd": money_str(margin),
+        },
+        "negative_margin": sorted(books.negative, key=lambda item: (item["partner"], item["order_id"])),
+        "exclusions": dict(sorted(books.exclusions.items())),
+        "exclusions_by_shop": [
+            {
+                "shop": shop,
+                "orders": counts["orders"],
+                "reasons": {code: n for code, n in sorted(counts.items()) if code != "orders"},
+            }
+            for shop, counts in shops
+        ],
+        "quarantined": dict(sorted(quarantine_counts.items())),
+        "claims": dict(sorted(claim_counts.items())),
+        "lag": {
+            "order_to_pending": books.to_pending.as_dict(),
+            "settlement_to_confirmed": books.to_confirmed.as_dict(),
+        },
+        "daily": [
+            {
+                "day": day,
+                "orders": figures["orders"],
+                "pending_usd": money_str(Decimal(figures["pending_usd"])),
+                "confirmed_usd": money_str(Decimal(figures["confirmed_usd"])),
+            }
+            for day, figures in sorted(books.daily.items())
+        ],
+        "lag_distribution": {
+            "order_to_pending": [[hours, count] for hours, count in books.to_pending.buckets()],
+            "settlement_to_confirmed": [[hours, count] for hours, count in books.to_confirmed.buckets()],
+        },
+    }

@@ -1,0 +1,117 @@
+"""`accrual report --month M`: the month's books from the ledger (accrual_dev.books)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from accrual_dev.commands._common import settings as stack_settings
+
+if TYPE_CHECKING:
+    from accrual.settings import Settings
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    report = subparsers.add_parser(
+        "report",
+        help="the month's books from the ledger: cashback by partner and state, commission, margin, exclusions, "
+        "quarantines, claims, confirmation lag",
+        description="The books of the orders placed in a month (UTC): orders and lines by partner and state; cashback "
+        "pending, confirmed, declined and reversed (USD and per account currency); the partners' commission and the "
+        "margin, and the orders paid above their commission; declined orders by reason and by shop (top 20); lines "
+        "quarantined by partner; claims filed by state; the confirmation lag as percentiles. Read from the ledger "
+        "an order at a time; the same figures on every run over the same data.",
+    )
+    report.add_argument("--month", required=True, help="YYYY-MM: the month the orders were placed in (UTC)")
+    report.add_argument("--partner", help="only this partner's orders, quarantines and claims")
+    report.add_argument("--json", action="store_true", help="print the report as JSON (the contract)")
+    report.add_argument("--html", metavar="FILE", help="also write the report as one self-contained HTML file")
+    return report
+
+
+def _store(settings: Settings):
+    from accrual.adapters.ledger_store import DynamoLedgerStore
+
+    return DynamoLedgerStore(settings)
+
+
+def run(args: argparse.Namespace) -> int:
+    from accrual_dev.books.report import month_bounds, month_report
+
+    month_bounds(args.month)  # a mistyped month is refused before any read
+    settings = stack_settings()
+    store = _store(settings)
+    result = month_report(
+        store,
+        args.month,
+        partner=args.partner,
+        quarantined=_quarantined(settings, store.current_config().partners, args.partner),
+        claims=_claims(settings),
+    )
+    if args.html:
+        from accrual_dev.books.html import render_html
+
+        Path(args.html).write_text(render_html(result), encoding="utf-8")
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        _print_summary(result, args.html)
+    return 0
+
+
+NORMALIZED = "normalized"  # the quarantine of JSON Lines files, which name their partner on each line
+
+
+def _quarantined(settings: Settings, partners: list[str], wanted: str | None) -> Iterator:
+    """Each quarantined line with its partner: the partner whose report it came from, or for a normalised JSON line
+    the partner the line itself names when that much of it can be read."""
+    from accrual.adapters.partner_state import PartnerState
+    from accrual_dev.books.report import Quarantined
+
+    state = PartnerState(settings)
+    for source in sorted({*partners, NORMALIZED}):
+        for record in state.quarantined(source):
+            partner = _named_partner(record.raw, partners) if source == NORMALIZED else record.partner
+            if wanted is None or partner == wanted:
+                yield Quarantined(partner, record.at)
+
+
+def _named_partner(raw: str, partners: list[str]) -> str:
+    try:
+        named = json.loads(raw).get("partner")
+    except (ValueError, AttributeError):
+        return NORMALIZED
+    return named if named in partners else NORMALIZED
+
+
+def _claims(settings: Settings) -> Iterator:
+    from accrual.adapters.claims_table import all_claims, bind_claims_table
+
+    bind_claims_table(settings)
+    yield from all_claims()
+
+
+def _print_summary(result: dict, html: str | None) -> None:
+    totals = result["totals"]
+    money = totals["cashback_usd"]
+    print(
+        f"{result['month']}: {totals['orders']} orders; cashback USD pending {money['pending']}, confirmed "
+        f"{money['confirmed']}, declined {money['declined']}, reversed {money['reversed']}; commission "
+        f"{totals['commission_usd']}, margin {totals['margin_usd']}"
+    )
+    for partner, figures in result["partners"].items():
+        states = ", ".join(f"{state} {count}" for state, count in figures["orders"].items())
+        print(f"  {partner}: {states}; commission {figures['commission_usd']}, margin {figures['margin_usd']}")
+    if result["negative_margin"]:
+        print(f"  {len(result['negative_margin'])} orders pay more cashback than their commission (--json lists them)")
+    if result["exclusions"]:
+        print("  declined by reason: " + ", ".join(f"{code} {n}" for code, n in result["exclusions"].items()))
+    if result["quarantined"]:
+        print("  quarantined lines: " + ", ".join(f"{p} {n}" for p, n in result["quarantined"].items()))
+    if result["claims"]:
+        print("  claims filed: " + ", ".join(f"{state} {n}" for state, n in result["claims"].items()))
+    if html:
+        print(f"  written to {html}")
