@@ -16,27 +16,40 @@ from support.cli import CLI
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def quick_start() -> list[str]:
-    """The first fenced block of docs/quickstart.md, without its comments."""
+def blocks() -> list[list[str]]:
+    """The fenced blocks of docs/quickstart.md as commands: comments dropped, continued lines joined."""
     text = (ROOT / "docs" / "quickstart.md").read_text()
-    block = re.search(r"^```\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
-    assert block, "docs/quickstart.md has no command block"
-    return [line.split("#", 1)[0].strip() for line in block.group(1).splitlines() if line.split("#", 1)[0].strip()]
+    found = []
+    for block in re.findall(r"^```\n(.*?)^```", text, re.DOTALL | re.MULTILINE):
+        joined = block.replace("\\\n", " ")
+        found.append([line.split("#", 1)[0].strip() for line in joined.splitlines() if line.split("#", 1)[0].strip()])
+    return found
+
+
+def quick_start() -> list[str]:
+    """The first block: the quick start itself."""
+    return blocks()[0]
+
+
+def run(command: str, stack) -> subprocess.CompletedProcess[str]:
+    words = shlex.split(command)
+    assert words[0] == "accrual", command
+    done = subprocess.run(
+        [str(CLI), *words[1:]],
+        cwd=ROOT,
+        env={**os.environ, "ACCRUAL_STACK": stack.stack},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-2000:])
+    return done
 
 
 def test_the_quick_start_runs_as_written(stack):
     commands = quick_start()
     assert commands[0] == "make local"  # the stack: here the test's own, provisioned from the same template
-    environment = {**os.environ, "ACCRUAL_STACK": stack.stack}
-    printed: dict[str, subprocess.CompletedProcess[str]] = {}
-    for command in commands[1:]:
-        words = shlex.split(command)
-        assert words[0] == "accrual", command
-        done = subprocess.run(
-            [str(CLI), *words[1:]], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
-        )
-        assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-2000:])
-        printed[command] = done
+    printed = {command: run(command, stack) for command in commands[1:]}
 
     ingested = json.loads(printed["accrual ingest examples/report.jsonl --partner normalized"].stdout)
     assert (ingested["read"], ingested["accepted"], ingested["quarantined"]) == (4, 4, 0)
@@ -55,3 +68,27 @@ def test_the_quick_start_runs_as_written(stack):
     explained = printed["accrual explain 8100200301 --lang en"].stdout
     assert "confirmed" in explained.splitlines()[0] and "RUB" in explained.splitlines()[0]
     assert "pending 0.00 RUB" in printed["accrual balance u-anna"].stdout
+
+
+def test_the_partner_csv_section_runs_as_written(stack):
+    """The second block: the column map stored as the partner's parameter (the `aws` line, done here through boto3
+    as it is written), then the CSV ingested through it."""
+    put, *commands = blocks()[1]
+    words = shlex.split(put)
+    assert words[:3] == ["aws", "ssm", "put-parameter"], put
+    options, rest = {}, words[3:]
+    while rest:
+        option = rest.pop(0)
+        options[option] = rest.pop(0) if rest and not rest[0].startswith("--") else ""
+    assert "--overwrite" in options
+    name = options["--name"].replace("$ACCRUAL_STACK", stack.stack)
+    value = (ROOT / options["--value"].removeprefix("file://")).read_text()
+    stack.client("ssm").put_parameter(Name=name, Value=value, Type=options["--type"], Overwrite=True)
+    for command in quick_start()[1:3]:  # the configuration and the clicks
+        run(command, stack)
+    (ingest,) = commands
+    ingested = json.loads(run(ingest, stack).stdout)
+    # Moscow times and decimal commas read through the map: every line taken in
+    assert (ingested["partner"], ingested["read"], ingested["accepted"], ingested["quarantined"]) == ("awin", 2, 2, 0)
+    explained = json.loads(run("accrual explain RU-55002 --json", stack).stdout)
+    assert explained["user_id"] == "u-anna" and explained["state"] == "pending"
