@@ -23,7 +23,7 @@ CONFIRM_STEP = 100  # due orders confirmed together (their clicks read in one ba
 def register(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "confirm",
-        help="settle, expire and reverse orders as of --now",
+        help="settle, expire and reverse orders as of --now, then match the claims",
         description="Look at every order due by --now (the due index): settle what the partner settled and the hold "
         "has passed, expire what stayed unpaid, reverse what was invalidated after confirmation. Prints "
         "JSON counts; exit 1 when an order could not be settled (the counts say which).",
@@ -39,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
     stops between two steps with the counts so far. What was written is then published (on a local stack)."""
     if args.workers is not None:
         return run_workers(args)
-    from accrual.service.claims import claims_sweep
-    from accrual.service.counts import RunCounts
+    from accrual.service.claims import claim_service
     from accrual.service.ledger import Ledger
     from accrual_dev.notifications import publish_written
     from accrual_dev.progress import Progress, count, in_steps, interrupted
@@ -56,17 +55,17 @@ def run(args: argparse.Namespace) -> int:
             progress,
             size=CONFIRM_STEP,
         )
-    counts = RunCounts.of(dict(confirmed))
+    counts = dict(confirmed)
     if stopped:
         return interrupted(
             "confirm",
-            {**counts.as_dict(), "notified": publish_written(stack, at)},
+            {**counts, "notified": publish_written(stack, at)},
             "confirming again goes on: what was confirmed is no longer due",
         )
-    counts.merge(RunCounts.of(claims_sweep(stack, ledger, now=at)))
-    result = counts.as_dict()
-    print_json({**result, "notified": publish_written(stack, at)})
-    return exit_code(result)
+    for name, value in claim_service(stack, ledger).sweep(now=at).items():  # the claims step after the ledger's
+        counts[name] = counts.get(name, 0) + value
+    print_json({**counts, "notified": publish_written(stack, at)})
+    return exit_code(counts)
 
 
 def run_workers(args: argparse.Namespace) -> int:
