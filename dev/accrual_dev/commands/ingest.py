@@ -201,6 +201,7 @@ def run_workers(args: argparse.Namespace) -> int:
 
     from accrual.adapters.report_archive import ReportArchive
     from accrual.service.fanout import check_workers
+    from accrual.service.ingest import map_of
     from accrual.service.work import file_units, hand_on
     from accrual_dev.notifications import publish_written
 
@@ -236,6 +237,7 @@ def run_workers(args: argparse.Namespace) -> int:
         "run_id": run_id,
         "units": len(units),
         **_fanout.page_summary(drained["results"], run_id),
+        **map_of(report_format, partner, stack),
         "fanout": drained["fanout"],
         "notified": publish_written(stack, at),
     }
