@@ -149,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
     from accrual.composition import composition
     from accrual.partners import ReportFormatError
     from accrual.service.ingest_stream import ingest_file_streamed
+    from accrual_dev.notifications import publish_written
     from accrual_dev.progress import ProgressSink
 
     path = checked_report_file(args)
@@ -184,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         sink.close()
-    print_json({"file": str(args.file), **report.as_dict()})
+    print_json({"file": str(args.file), **report.as_dict(), "notified": publish_written(root.settings, at)})
     return max(exit_code(report.reconciled.as_dict()), 1 if mostly_quarantined(report.as_dict(), args) else 0)
 
 
@@ -194,6 +195,7 @@ def run_workers(args: argparse.Namespace) -> int:
 
     from accrual.composition import composition
     from accrual.service.fanout import check_workers
+    from accrual_dev.notifications import publish_written
 
     check_workers(args.workers)
     data = read_bytes(checked_report_file(args))  # the same checks and one-line errors as the in-process ingest
@@ -226,7 +228,9 @@ def run_workers(args: argparse.Namespace) -> int:
         "run_id": run_id,
         "units": len(units),
         **_fanout.page_summary(drained["results"], run_id),
+        **({"column_map": work.ingest.partners.column_map_name(partner)} if report_format == "csv" else {}),
         "fanout": drained["fanout"],
+        "notified": publish_written(stack, at),
     }
     print_json(report)
     failed = _fanout.unsettled(report["reconciled"]) or drained["fanout"].get("unit_failures")

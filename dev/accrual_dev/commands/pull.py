@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         sink.close()
-    print_json(pulled.as_dict())
+    from accrual_dev.notifications import publish_written
+
+    print_json({**pulled.as_dict(), "notified": publish_written(root.settings, at)})
     if pulled.failed:
         return 1
     return exit_code(pulled.reconciled.as_dict())
@@ -66,9 +68,11 @@ def run(args: argparse.Namespace) -> int:
 
 def run_workers(args: argparse.Namespace) -> int:
     from accrual.service.fanout import check_workers
+    from accrual_dev.notifications import publish_written
 
-    summary = _fanout.pull(settings(), now(args), args.partner, check_workers(args.workers))
-    print_json(summary)
+    stack, at = settings(), now(args)
+    summary = _fanout.pull(stack, at, args.partner, check_workers(args.workers))
+    print_json({**summary, "notified": publish_written(stack, at)})
     if summary["failed"]:
         return 1
     unsettled = sum(_fanout.unsettled(result.get("reconciled", {})) for result in summary["partners"].values())
