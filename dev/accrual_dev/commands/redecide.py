@@ -41,6 +41,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from accrual.adapters.ledger_store import DynamoLedgerStore
+    from accrual.service.claims import claim_service
     from accrual.service.ledger import Ledger
 
     if not (args.orders or args.user or args.since or args.until):
@@ -52,8 +53,12 @@ def run(args: argparse.Namespace) -> int:
     stack = settings()
     store = DynamoLedgerStore(stack)
     keys = select_orders(store, orders=args.orders, user=args.user, since=args.since, until=args.until)
-    ledger = Ledger(stack, store=store)
-    results, counts = ledger.redecide(keys, now=now(args), dry_run=args.dry_run)
+    ledger, at = Ledger(stack, store=store), now(args)
+    results, counts = ledger.redecide(keys, now=at, dry_run=args.dry_run)
+    if not args.dry_run:  # the claims recorded on the orders follow what the ledger decided
+        claim_service(stack, ledger).after_orders_changed(
+            [item.order for item in results if item.outcome == "changed"], now=at
+        )
     if args.json:
         print(
             json.dumps(
