@@ -80,6 +80,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=settled.get(name, 0))
         for name, metric in CENTS_METRICS.items():
             metrics.add_metric(name=metric, unit=MetricUnit.NoUnit, value=settled.get(name, 0) / 100)
+        if settled.get("moves_post"):  # the average lag of the orders this unit confirmed
+            lag_hours = settled.get("confirmation_lag_minutes", 0) / settled["moves_post"] / 60
+            metrics.add_metric(name="ConfirmationLagHours", unit=MetricUnit.NoUnit, value=lag_hours)
         if unit.kind == "page":
             for name, metric in LINE_METRICS.items():
                 metrics.add_metric(name=metric, unit=MetricUnit.Count, value=result.get(name, 0))

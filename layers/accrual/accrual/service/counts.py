@@ -38,6 +38,7 @@ class RunCounts(BaseModel):
     cashback_pending_cents: int = 0  # USD cents that became pending (pending entries)
     cashback_confirmed_cents: int = 0  # USD cents confirmed (post entries)
     orders_negative_margin: int = 0  # orders that became pending paying more cashback than their commission
+    confirmation_lag_minutes: int = 0  # summed over the confirmed orders: settlement to confirmation
     transitions_refused: int = 0
     orders_redecided: int = 0  # redecide: orders whose decision or holding changed under the current configuration
     orders_skipped_confirmed: int = 0  # redecide: confirmed (or later) orders, never touched
