@@ -70,4 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     claim_service(stack, ledger).after_orders_changed(keys, now=at)  # the claims on the order follow the verdict
     print(f"order {keys[0]}: {args.verdict}, now {state.value}")
+    from accrual_dev.notifications import publish_written
+
+    publish_written(stack, now(args))
     return 0
