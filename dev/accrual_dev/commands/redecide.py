@@ -9,7 +9,9 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from accrual_dev.commands._common import json_option, now, now_option, parse_now, settings
+from accrual_dev.commands._common import json_option, now, now_option, parse_now, progress_option, settings
+
+REDECIDE_STEP = 50  # orders decided again between two looks at Ctrl-C
 
 if TYPE_CHECKING:
     from accrual.adapters.ledger_store import LedgerStore
@@ -36,12 +38,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
     json_option(parser)
     now_option(parser)
+    progress_option(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from accrual.adapters.ledger_store import DynamoLedgerStore
+    from accrual.service.counts import RunCounts
     from accrual.service.ledger import Ledger
+    from accrual_dev.notifications import publish_written
+    from accrual_dev.progress import Progress, interrupted
 
     if not (args.orders or args.user or args.since or args.until):
         print(
@@ -53,7 +59,27 @@ def run(args: argparse.Namespace) -> int:
     store = DynamoLedgerStore(stack)
     keys = select_orders(store, orders=args.orders, user=args.user, since=args.since, until=args.until)
     ledger = Ledger(stack, store=store)
-    results, counts = ledger.redecide(keys, now=now(args), dry_run=args.dry_run)
+    at = now(args)
+    results: list = []
+    counts = RunCounts()
+    # a step of orders at a time: a bar on a terminal (not with --json), and Ctrl-C between two steps
+    with Progress("redecide", total=len(keys), enabled=False if args.json else args.progress) as progress:
+        try:
+            for start in range(0, len(keys), REDECIDE_STEP):
+                progress.check()
+                done, tally = ledger.redecide(keys[start : start + REDECIDE_STEP], now=at, dry_run=args.dry_run)
+                results += done
+                counts.merge(tally)
+                progress.step(len(done))
+        except KeyboardInterrupt:
+            notified = None if args.dry_run else publish_written(stack, at)
+            return interrupted(
+                "redecide",
+                {"selected": len(keys), "decided": len(results), "counts": counts.as_dict(), "notified": notified},
+                "the same command again goes on: an order decided again is unchanged the second time",
+            )
+    if not args.dry_run:
+        publish_written(stack, at)
     if args.json:
         print(
             json.dumps(

@@ -69,4 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(str(error), file=sys.stderr)
         return 2
     print(f"order {keys[0]}: {args.verdict}, now {state.value}")
+    from accrual_dev.notifications import publish_written
+
+    publish_written(stack, now(args))
     return 0
