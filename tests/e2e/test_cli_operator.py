@@ -502,3 +502,30 @@ def test_notifications_tail_follows_until_ctrl_c(accrual, stack, tmp_path):
     finally:
         follow.send_signal(signal.SIGINT)
         assert follow.wait(timeout=30) == 0
+
+
+def test_an_interrupted_clicks_load_prints_what_it_stored(accrual, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from accrual.adapters import reference_data
+    from accrual_dev.commands import clicks
+
+    new = [{**CLICKS[0], "sub_id": f"late-{n}", "user_id": f"late-{n}"} for n in range(3)]
+    (tmp_path / "late.jsonl").write_text("".join(json.dumps(click) + "\n" for click in new))
+    monkeypatch.setattr(clicks, "CLICKS_STEP", 1)
+    store, steps = reference_data.store_clicks, []
+
+    def ctrl_c_during_the_second_step(batch, *, now):
+        steps.append(batch)
+        if len(steps) == 2:
+            signal.raise_signal(signal.SIGINT)
+        return store(batch, now=now)
+
+    monkeypatch.setattr(reference_data, "store_clicks", ctrl_c_during_the_second_step)
+    assert cli.main(["clicks", "load", str(tmp_path / "late.jsonl")]) == 130
+    counts = json.loads(capsys.readouterr().out)
+    assert (counts["interrupted"], counts["read"], counts["stored"]) == (True, 3, 2)
+    # loading the file again finishes it: the two stored count as unchanged
+    assert cli.main(["clicks", "load", str(tmp_path / "late.jsonl")]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["stored"], again["unchanged"]) == (1, 2)

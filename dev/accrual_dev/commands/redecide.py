@@ -44,6 +44,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from accrual.adapters.ledger_store import DynamoLedgerStore
+    from accrual.service.claims import claim_service
     from accrual.service.counts import RunCounts
     from accrual.service.ledger import Ledger
     from accrual_dev.notifications import publish_written
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     store = DynamoLedgerStore(stack)
     keys = select_orders(store, orders=args.orders, user=args.user, since=args.since, until=args.until)
     ledger = Ledger(stack, store=store)
+    claims = claim_service(stack, ledger)
     at = now(args)
     results: list = []
     counts = RunCounts()
@@ -68,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
             for start in range(0, len(keys), REDECIDE_STEP):
                 progress.check()
                 done, tally = ledger.redecide(keys[start : start + REDECIDE_STEP], now=at, dry_run=args.dry_run)
+                if not args.dry_run:  # the claims recorded on the orders follow what the ledger decided
+                    claims.after_orders_changed([item.order for item in done if item.outcome == "changed"], now=at)
                 results += done
                 counts.merge(tally)
                 progress.step(len(done))
