@@ -5,6 +5,7 @@ Services import these and the domain only; `accrual/adapters/` implements them o
 fakes of every port to the same behaviour as its adapter (tests/integration/test_store_agreement.py).
 """
 
+from accrual.ports.claims import ClaimsStore
 from accrual.ports.clock import Clock
 from accrual.ports.ledger import (
     DUE_SHARDS,
@@ -35,6 +36,7 @@ __all__ = [
     "DUE_SHARDS",
     "ORDER_FIELDS",
     "BalanceDelta",
+    "ClaimsStore",
     "Clock",
     "Cursor",
     "UnitLog",
