@@ -17,9 +17,9 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.parser.types import Json
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from accrual.composition import claim_service
 from accrual.domain.claims import ClaimRequest
 from accrual.observability import logger, metrics, tracer
-from accrual.service.claims import claim_service
 from accrual.settings import load_settings
 
 

@@ -20,9 +20,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from accrual.composition import composition
     from accrual.service.reading import balance
 
-    result = balance(settings(), args.user_id)
+    result = balance(composition(settings()).ledger_store, args.user_id)
     if args.json:
         print_json(result)
     else:

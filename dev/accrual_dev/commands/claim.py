@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _service() -> ClaimService:
-    from accrual.service.claims import claim_service
+    from accrual.composition import claim_service
 
     return claim_service(settings())
 
