@@ -58,6 +58,15 @@ class OrderTooLarge(ValueError):
 
 DECISION_SK = "ORDER#DECISION"
 LINE_PREFIX = "LINE#"
+# Set while a large order's lines are written ahead of its transaction (they do not fit in it), deleted by that
+# transaction: an order that has it is read with the Query, which sees lines its item does not list yet.
+FACTS_SK = "ORDER#FACTS"
+# A partner line's claim: pk CLAIM#<partner>#<line_id>, sk CLAIM, `homes` the orders that may hold it live (a
+# superset: written before the transaction that places the line). Read in batches instead of the by_line index.
+CLAIM_PREFIX = "CLAIM#"
+CLAIM_SK = "CLAIM"
+MIGRATION_PK = "MIGRATION"  # control table: LINE_CLAIMS once every stored line has its claim
+LINE_CLAIMS = "LINE_CLAIMS"
 DUE_SHARDS = 8  # spreads the due index over partitions; the cycle reads them all
 OUTBOX_SHARDS = 4
 
@@ -133,6 +142,7 @@ class OrderRecord(Model):
     due_shard = UnicodeAttribute(null=True)
     due_at = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute()
+    line_ids = ListAttribute(of=UnicodeAttribute, null=True)  # every line item of the order (batch reads); None: Query
     version = VersionAttribute()
 
     by_user = ByUser()
@@ -174,13 +184,24 @@ class LineRecord(Model):
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
-    line_ref = UnicodeAttribute()  # partner#line_id
+    # partner#line_id, the by_line index's key: written only while the orders table's lines are not all claimed
+    line_ref = UnicodeAttribute(null=True)
     moved_to = UnicodeAttribute(null=True)  # set when the line left this order for another: the order ignores it
     status = UnicodeAttribute()
     status_at = UnicodeAttribute()
     body = UnicodeAttribute()  # the normalised line as JSON
 
     by_line = ByLine()
+
+
+class FactsRecord(Model):
+    """The FACTS_SK marker of an order whose lines are being written ahead of its transaction."""
+
+    class Meta:
+        table_name = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default=FACTS_SK)
 
 
 class JournalEntryRecord(Model):
@@ -298,7 +319,7 @@ class ControlRecord(Model):
     reason = UnicodeAttribute(null=True)  # a configuration version loaded with --force-fx: the operator's reason
 
 
-ORDER_TABLE_MODELS = (OrderRecord, DecisionRecord, LineRecord, JournalEntryRecord, RefusedRecord)
+ORDER_TABLE_MODELS = (OrderRecord, DecisionRecord, LineRecord, FactsRecord, JournalEntryRecord, RefusedRecord)
 
 
 def load_order_items(key: str) -> tuple[OrderRecord | None, DecisionRecord | None, list[LineRecord]]:

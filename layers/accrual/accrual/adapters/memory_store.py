@@ -79,6 +79,9 @@ class InMemoryLedgerStore:
         lines = tuple(item.stored for _, item in sorted(self.lines.get(key, {}).items()))
         return LoadedOrder(copy.deepcopy(order), self.decisions.get(key), lines)
 
+    def read_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> None:
+        return None  # every read is already free
+
     def apply(self, changes: Sequence[OrderChange]) -> None:
         facts_first = transaction_size(changes, with_lines=True) > MAX_TRANSACTION_ITEMS
         if facts_first:

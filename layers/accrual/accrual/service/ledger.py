@@ -82,6 +82,7 @@ MAX_ATTEMPTS = 8  # optimistic-concurrency retries of one order before the run r
 BACKOFF_BASE_SECONDS = 0.02  # doubled per attempt, with jitter, up to BACKOFF_CAP_SECONDS
 BACKOFF_CAP_SECONDS = 1.0
 CONFIRM_CLICKS_TOGETHER = 100  # due orders whose clicks are read together (BatchGetItem's 100 keys)
+READ_AHEAD_ORDERS = 100  # orders of a report read together before they are settled (bounded memory)
 # money already confirmed is never re-decided: an order in these states keeps its decision (redecide skips it)
 SETTLED_STATES = frozenset({OrderState.CONFIRMED, OrderState.REVERSED, OrderState.MOVED})
 
@@ -279,8 +280,11 @@ class Ledger:
         # the page's clicks in a few batch reads rather than one read per order (clicks never change once made)
         self._clicks = self.store.find_clicks(line.sub_id for line in lines if line.sub_id)
         try:
-            for key in sorted(by_order):
-                self._settle_order(key, by_order[key], now=now, confirming=False, counts=counts)
+            for chunk in itertools.batched(sorted(by_order), READ_AHEAD_ORDERS):
+                # the chunk's orders and the claims of their new lines in a few batch reads, not a Query each
+                self.store.read_ahead(chunk, [line for key in chunk for line in by_order[key]])
+                for key in chunk:
+                    self._settle_order(key, by_order[key], now=now, confirming=False, counts=counts)
         finally:
             self._clicks = {}
         if self.claims is not None:
@@ -317,6 +321,7 @@ class Ledger:
             # order; an order whose lines name other sub-ids reads those as before. Kept per chunk: memory stays
             # bounded over a month-end's confirmation.
             self._clicks = self.store.find_clicks(self.store.order_sub_ids(chunk))
+            self.store.read_ahead(chunk)
             try:
                 for key in chunk:
                     counts.add("orders_due")
@@ -935,6 +940,9 @@ class DryRunStore:
         for write in change.lines:
             lines[write.line.line_id] = StoredLine(write.line.model_dump_json(), write.moved_to)
         return LoadedOrder(change.order, change.decision or loaded.decision, tuple(lines.values()))
+
+    def read_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> None:
+        return None  # it would write the lines' claims
 
     def apply(self, changes: Sequence[OrderChange]) -> None:
         for change in changes:
