@@ -97,7 +97,8 @@ def test_a_streamed_file_ends_as_the_file_read_whole(stack, tmp_path: Path, part
     assert body == data
 
 
-CSV_HEADER = "line_id,order_id,sub_id,status,ordered_at,paid_at,amount,currency,commission,category_id\n"
+# the last column is free text: a newline inside it is kept (an id with one is quarantined)
+CSV_HEADER = "line_id,order_id,sub_id,status,ordered_at,paid_at,amount,currency,commission,status_detail\n"
 
 
 def csv_report() -> bytes:

@@ -3,6 +3,9 @@ index Query per new line), and the migration that claims the lines of a table wr
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 from datetime import timedelta
 
 import boto3
@@ -14,6 +17,7 @@ from accrual.adapters.ledger_tables import FactsRecord, LineRecord
 from accrual.adapters.migrations import migrate_line_claims
 from accrual.service.ledger import Ledger
 from accrual.service.reading import audit, explain
+from accrual_dev import cli
 from support.ledger import T0, line, load_reference_data
 
 
@@ -110,16 +114,23 @@ def test_migrate_claims_the_lines_of_an_old_table_resumably_and_the_ledger_then_
     first = migrate_line_claims(stack, page_size=1, max_pages=2)
     assert not first.finished and first.pages == 2
     assert not DynamoLedgerStore(stack).claims_complete()
-    rest = migrate_line_claims(stack, page_size=1)
-    assert rest.finished and rest.resumed and first.lines + rest.lines == 3
+    rest = _migrate_command("--page-size", "1")  # the operator's command goes on from the saved position
+    assert rest["finished"] and rest["resumed"] and first.lines + rest["lines"] == 3
     assert _claims(stack) == {f"CLAIM#aliexpress#{order}-1": {f"aliexpress#{order}"} for order in ("A", "B", "C")}
-    assert migrate_line_claims(stack).already_done
+    assert _migrate_command()["already_done"]
 
     # the ledger now finds a renumbered line by its claim alone (the index is not asked)
     monkeypatch.setattr(LineRecord.by_line, "query", lambda *a, **k: pytest.fail("by_line queried"))
     Ledger(stack).reconcile([line("D", "A-1", at=T0 + timedelta(hours=1))], now=T0 + timedelta(hours=1))
     assert explain(stack, "A")["state"] == "moved" and explain(stack, "D")["state"] == "pending"
     assert audit(stack)["ok"]
+
+
+def _migrate_command(*options: str) -> dict:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert cli.main(["migrate", *options, "--json"]) == 0
+    return json.loads(printed.getvalue())
 
 
 def test_a_new_order_item_is_stored_with_its_lines_listed(stack, ledger):

@@ -207,6 +207,30 @@ def test_a_failed_run_resumes_from_its_cursor(partners, simulator, partner):
 
 
 @pytest.mark.parametrize("partner", ["aliexpress", "admitad"])
+def test_a_page_of_an_unexpected_shape_never_stalls_the_feed(partners, simulator, partner):
+    clean = Recorder()
+    clean_counts = pull(partner, partners, reconcile=clean)
+    partners.client("dynamodb").delete_item(
+        TableName=partners.control_table, Key={"pk": {"S": "CURSOR"}, "sk": {"S": partner}}
+    )
+    # Given the partner serves its first page of the run in a shape it does not document
+    simulator.app.faults = Faults(odd_pages=1)
+    first = Recorder()
+    counts = pull(partner, partners, reconcile=first)
+    # Then the page is archived and quarantined whole, counted, the other pages are read and the cursor moves
+    assert counts["pages_quarantined"] == 1 and counts["pages"] == clean_counts["pages"]
+    assert counts["read"] == counts["accepted"] + counts["quarantined"]
+    (record,) = [item for item in PartnerState(partners).quarantined(partner) if "page of an unexpected" in item.reason]
+    assert "unexpected" in record.raw
+    assert PartnerState(partners).cursor(partner).last_window_end == NOW
+    assert set(first.lines) < set(clean.lines)
+    # And the next pull goes on (the overlap re-reads the page, now readable): together nothing is missing
+    second = Recorder()
+    again = pull(partner, partners, now=NOW + timedelta(hours=1), reconcile=second)
+    assert again["pages_quarantined"] == 0 and {**first.lines, **second.lines}.keys() == clean.lines.keys()
+
+
+@pytest.mark.parametrize("partner", ["aliexpress", "admitad"])
 def test_archive_keys_are_stable_across_reruns(partners, simulator, partner):
     pull(partner, partners)
     keys = archived(partners, f"raw/{partner}/")

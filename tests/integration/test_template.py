@@ -231,7 +231,8 @@ def test_tables_the_audit_and_the_outbox_need_have_point_in_time_recovery() -> N
 
 
 def test_no_function_may_delete_from_the_orders_or_balances_table(transformed: dict[str, Any]) -> None:
-    """The journal is immutable by IAM too: no DeleteItem, no wildcard, on those tables, in any role."""
+    """No DeleteItem, no wildcard, on those tables, in any role. (PutItem can still overwrite an item: IAM cannot say
+    "only if it does not exist"; the ledger's conditional writes and the audit protect the journal.)"""
     for logical_id, statement in role_statements(transformed):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         if not names(statement["Resource"]) & {"OrdersTable", "BalancesTable"}:
@@ -336,7 +337,7 @@ def test_every_function_error_and_every_dead_letter_queue_alarms_on_the_encrypte
     errors = {
         dimension["Value"]["Ref"]
         for alarm in alarms
-        if alarm["Namespace"] == "AWS/Lambda" and alarm["MetricName"] == "Errors"
+        if alarm.get("Namespace") == "AWS/Lambda" and alarm["MetricName"] == "Errors"
         for dimension in alarm["Dimensions"]
         if dimension["Name"] == "FunctionName"
     }
@@ -344,7 +345,7 @@ def test_every_function_error_and_every_dead_letter_queue_alarms_on_the_encrypte
     depths = {
         dimension["Value"]["Fn::GetAtt"][0]
         for alarm in alarms
-        if alarm["Namespace"] == "AWS/SQS" and alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        if alarm.get("Namespace") == "AWS/SQS" and alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
         for dimension in alarm["Dimensions"]
         if dimension["Name"] == "QueueName"
     }
@@ -358,7 +359,9 @@ def test_every_function_error_and_every_dead_letter_queue_alarms_on_the_encrypte
     } <= depths
     for alarm in alarms:
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], alarm
-        assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        # any occurrence alarms, except the quarantine rate (a share of the lines read, in percent)
+        assert alarm["Threshold"] == (5 if "Metrics" in alarm else 0), alarm
     topic = resources_of(transformed, "AWS::SNS::Topic")["AlarmTopic"]
     # CloudWatch publishes to an encrypted topic only through a customer managed key that lets it
     assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
@@ -397,3 +400,50 @@ def test_claim_intake_reads_its_queue_with_partial_batch_failures_and_a_dead_let
     assert {logical_id for logical_id, _ in claims} >= {"ClaimIntakeFunctionRole", "ClaimsForLedgerFunctionsPolicy"}
     for _, statement in claims:
         assert not any("Delete" in action or "*" in action for action in statement["Action"]), statement
+
+
+CONFIGURATION_KEYS = ("CONFIG", "CONFIG_CURRENT")
+
+
+def test_no_function_can_change_the_configuration_or_its_current_version(transformed: dict[str, Any]) -> None:
+    """Every write a function may make to the control table is scoped by partition key, and no scope reaches the
+    configuration versions or the current-version pointer: only configuration loading changes rates."""
+    from fnmatch import fnmatchcase
+
+    writes = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+    scoped = {}
+    for logical_id, statement in role_statements(transformed):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if "ControlTable" not in names(statement["Resource"]) or not writes & set(actions):
+            continue
+        assert statement["Effect"] == "Allow" and "dynamodb:DeleteItem" not in actions, (logical_id, statement)
+        (operator, keys), *others = statement["Condition"].items()
+        assert not others and operator in ("ForAllValues:StringEquals", "ForAllValues:StringLike"), statement
+        patterns = keys["dynamodb:LeadingKeys"]
+        assert not [key for key in CONFIGURATION_KEYS for pattern in patterns if fnmatchcase(key, pattern)]
+        scoped[logical_id] = set(patterns)
+    roles = function_roles(transformed)
+    assert scoped[roles["ReconcileFunction"]] == {"NEW_USER_COUPON#*", "QUARANTINE#*", "UNIT_FAILURE"}
+    assert scoped[roles["ClaimIntakeFunction"]] == {"NEW_USER_COUPON#*"}
+    assert scoped[roles["PullFunction"]] == {"CURSOR"}
+
+
+def test_only_the_named_sender_may_send_claims(transformed: dict[str, Any]) -> None:
+    (policy,) = [
+        properties
+        for properties in resources_of(transformed, "AWS::SQS::QueuePolicy").values()
+        if properties["Queues"] == [{"Ref": "ClaimIntakeQueue"}]
+    ]
+    deny, allow = policy["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "sqs:SendMessage"
+    named = deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]["Fn::If"]
+    assert named[0] == "ClaimSenderNamed" and named[1] == {"Ref": "ClaimSenderArn"}
+    assert allow["Effect"] == "Allow" and allow["Principal"]["AWS"]["Fn::If"] == named
+    assert transformed["Parameters"]["ClaimSenderArn"]["Default"] == ""
+
+
+def test_a_page_quarantined_whole_is_alarmed_on(transformed: dict[str, Any]) -> None:
+    alarms = resources_of(transformed, "AWS::CloudWatch::Alarm")
+    alarm = alarms["PagesQuarantinedAlarm"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("CashbackAccrual", "PagesQuarantined")
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] and alarm["Threshold"] == 0

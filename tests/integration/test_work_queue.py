@@ -15,7 +15,7 @@ from accrual.adapters.report_archive import ReportArchive
 from accrual.adapters.work_queue import WorkQueue
 from accrual.service.reading import audit
 from accrual.service.work import drop_units, hand_on, page_unit, split_records
-from accrual_dev import fanout_commands
+from accrual_dev.commands import dlq
 from accrual_dev.poller import LocalPoller
 from support.ledger import T0, line, load_reference_data, snapshot
 
@@ -72,18 +72,18 @@ def test_a_unit_failing_every_receive_lands_in_the_dead_letter_queue_with_its_re
     drained = LocalPoller(stack, workers=2).drain(timeout=120)
     assert drained["fanout"]["units_done"] == 1 and drained["fanout"]["unit_failures"] >= 1
 
-    letters = fanout_commands.dead_letters(stack)
+    letters = dlq.dead_letters(stack)
     assert [letter["unit"]["key"] for letter in letters] == [missing.key]
     assert "NoSuchKey" in letters[0]["reason"]
-    assert fanout_commands.dlq_list(SimpleNamespace(json=True)) == 0
+    assert dlq.list_units(SimpleNamespace(json=True)) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed[0]["unit"]["key"] == missing.key and "NoSuchKey" in listed[0]["reason"]
 
     # the cause fixed, the operator redrives it and it is reconciled
     ReportArchive(stack).put_object(missing.key, line("M1", user="u1").model_dump_json().encode())
-    assert fanout_commands.dlq_redrive(SimpleNamespace(workers=2)) == 0
+    assert dlq.redrive(SimpleNamespace(workers=2)) == 0
     assert json.loads(capsys.readouterr().out)["redriven"] == 1
-    assert not fanout_commands.dead_letters(stack)
+    assert not dlq.dead_letters(stack)
     assert "aliexpress#M1" in snapshot()["orders"]
 
 

@@ -405,7 +405,7 @@ def csv_good(draw, index: int) -> dict:
         "status": draw(st.sampled_from(["paid", "settled", "invalid", "received", "awaiting_payment"])),
         "ordered_at": draw(st.sampled_from(["2026-11-03T18:00:00Z", "2026-11-03 18:00:00"])),
         "paid_at": "",
-        "amount": draw(st.sampled_from(["11.13", "0", "1000000", "12,50"])),
+        "amount": draw(st.sampled_from(["11.13", "0", "1000000", "12.50"])),
         "currency": draw(st.sampled_from(["USD", "EUR"])),
         "usd_rate": draw(st.sampled_from(["", "0.93"])),
         "commission": "0.77",

@@ -420,6 +420,7 @@ def test_csv_column_map_is_configuration():
                 },
                 "statuses": {"Approved": "settled"},
                 "delimiter": ";",
+                "decimal_separator": ",",
                 "timezone": "Europe/Moscow",
                 "partner": "awin",
             }

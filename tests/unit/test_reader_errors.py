@@ -53,7 +53,9 @@ def test_an_admitad_position_names_its_index():
 def test_an_unreadable_position_amount_names_the_position():
     positions = [{"id": 1, "amount": "1.00", "payment": "0.1"}, {"id": 2, "amount": "12,5,0", "payment": "0.1"}]
     report = read_report(admitad_page(admitad_action(positions=positions)), "admitad", source="page.json")
-    assert report.quarantined[0].reason == "positions[1].amount='12,5,0': not a decimal amount"
+    assert report.quarantined[0].reason == (
+        "positions[1].amount='12,5,0': not an amount written with decimal separator '.' and no thousands separator"
+    )
 
 
 def test_an_admitad_action_without_a_date_names_action_date():

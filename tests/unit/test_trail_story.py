@@ -157,6 +157,7 @@ def _context_for(rule):
 
     changes = {
         "partner_invalid": {"status": "invalid"},
+        "partner_settled_at_zero": {"status": "settled", "amount": "0"},
         "awaiting_payment_expired": {"status": "awaiting_payment", "paid_at": None},
         "promo_section_excluded": {"promo_section": "3_for_5_99"},
         "shop_excluded": {"shop_id": "plaza"},

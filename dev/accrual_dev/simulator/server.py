@@ -45,7 +45,9 @@ class Faults:
     - `server_error`: the next N data requests answer HTTP 503;
     - `malformed_line`: every page carries one extra line that cannot be normalised;
     - `slow_seconds` / `slow_requests`: the next N data requests wait that long before answering;
-    - `fail_after_pages`: after N more pages are served, every data request answers HTTP 500 until cleared.
+    - `fail_after_pages`: after N more pages are served, every data request answers HTTP 500 until cleared;
+    - `odd_pages`: the next N pages are of a shape the partner does not document (AliExpress: `orders.order` a
+      text; Admitad: `results` an object), their paging numbers intact.
     """
 
     rate_limit: int = 0
@@ -54,6 +56,7 @@ class Faults:
     slow_seconds: float = 0.0
     slow_requests: int = 0
     fail_after_pages: int | None = None
+    odd_pages: int = 0
 
 
 @dataclass
@@ -133,6 +136,14 @@ class SimulatorApp:
             if self.faults.fail_after_pages is not None:
                 self.faults.fail_after_pages -= 1
 
+    def _odd_page(self) -> bool:
+        with self._lock:
+            if self.faults.odd_pages <= 0:
+                return False
+            self.faults.odd_pages -= 1
+            self._count("odd_pages")
+            return True
+
     def _count(self, name: str) -> None:
         self.stats.faults_served[name] = self.stats.faults_served.get(name, 0) + 1
 
@@ -198,7 +209,7 @@ class SimulatorApp:
         result: dict[str, Any] = {
             "current_record_count": len(orders),
             "total_record_count": len(matching),
-            "orders": {"order": orders},
+            "orders": {"order": "unexpected" if self._odd_page() else orders},
         }
         if page_no is None:
             if page:
@@ -302,7 +313,8 @@ class SimulatorApp:
                 {"action_id": 1, "status": "on_hold", "currency": "USD", "positions": [{"id": 1, "amount": "-3"}]},
             )
         self._page_served()
-        return _json({"results": results, "_meta": {"count": len(rows), "limit": limit, "offset": offset}})
+        shaped: Any = {"unexpected": results} if self._odd_page() else results
+        return _json({"results": shaped, "_meta": {"count": len(rows), "limit": limit, "offset": offset}})
 
     # --- control --------------------------------------------------------------------------------------------------
 

@@ -122,6 +122,7 @@ class OrderItem:
     review_accounts: list[str] | None = None  # the multi-account rule's input
     review: str | None = None  # an operator's verdict on an order held for review
     review_user: str | None = None  # the shopper an operator gave an order in attribution conflict
+    claims: str | None = None  # the missing-cashback claims recorded on the order (JSON, domain.attribution)
     lines_digest: str | None = None  # of the line versions the order was decided from
     account_currency: str = ""
     fx_rate: Decimal = Decimal("0")  # fixed when the amount was first credited, used for every later move
@@ -179,6 +180,7 @@ class JournalEntry:
     state_to: str
     digest: str  # of the payload without times: same id + different digest is a conflict
     at: str
+    fact_at: str | None = None  # when the fact behind the move happened: a line's status, a claim, a due time
 
     @property
     def entry_id(self) -> str:
@@ -280,20 +282,7 @@ class LedgerStore(Protocol):
         a line fact lost to a newer version), JournalConflict when a journal entry or notification id is taken."""
 
     def line_homes(self, partner: str, line_id: str) -> set[str]:
-        """From the line's claim (read ahead, else one GetItem); on a table not migrated yet, also from the by_line
-        index (lines placed before claims existed are only there)."""
-        ref = line_ref(partner, line_id)
-        if ref not in self._homes:
-            claim = self.connection.client.get_item(
-                TableName=self.settings.orders_table,
-                Key={"pk": {"S": CLAIM_PREFIX + ref}, "sk": {"S": CLAIM_SK}},
-                ConsistentRead=True,
-            ).get("Item")
-            self._homes[ref] = set(claim["homes"]["SS"]) if claim else set()
-        homes = set(self._homes[ref])
-        if not self.claims_complete():
-            homes |= {item.pk for item in LineRecord.by_line.query(ref)}
-        return homes
+        """Every order that may hold an item of this partner line (live or a tombstone; a superset)."""
 
     def due_orders(self, until: str, page_size: int, shards: Iterable[int] | None = None) -> Iterator[str]: ...
     def record_refusal(self, key: str, line: OrderLine, reason: str, state: str, at: str) -> None: ...
@@ -384,6 +373,7 @@ def _entry_record(entry: JournalEntry) -> JournalEntryRecord:
         state_to=entry.state_to,
         digest=entry.digest,
         at=entry.at,
+        fact_at=entry.fact_at,
     )
 
 
@@ -401,10 +391,11 @@ def _entry_of(record: JournalEntryRecord) -> JournalEntry:
         record.state_to,
         record.digest,
         record.at,
+        record.fact_at,
     )
 
 
-def _outbox_record(message: OutboxMessage) -> OutboxRecord:
+def outbox_record(message: OutboxMessage) -> OutboxRecord:
     return OutboxRecord(
         message.event_id,
         event_type=message.event_type,
@@ -646,7 +637,7 @@ class DynamoLedgerStore:
                         transaction.save(_entry_record(entry), condition=JournalEntryRecord.pk.does_not_exist())
                         kinds.append("entry")
                     for message in change.outbox:
-                        transaction.save(_outbox_record(message), condition=OutboxRecord.event_id.does_not_exist())
+                        transaction.save(outbox_record(message), condition=OutboxRecord.event_id.does_not_exist())
                         kinds.append("outbox")
                 for balance in merged_balances(changes):
                     delta = balance.delta
@@ -697,10 +688,9 @@ class DynamoLedgerStore:
             raise
 
     def line_homes(self, partner: str, line_id: str) -> set[str]:
-        """From the line's claim (read ahead, else one GetItem) once every line has one; else the by_line index."""
+        """From the line's claim (read ahead, else one GetItem); on a table not migrated yet, also from the by_line
+        index (lines placed before claims existed are only there)."""
         ref = line_ref(partner, line_id)
-        if not self.claims_complete():
-            return {item.pk for item in LineRecord.by_line.query(ref)}
         if ref not in self._homes:
             claim = self.connection.client.get_item(
                 TableName=self.settings.orders_table,
@@ -708,7 +698,10 @@ class DynamoLedgerStore:
                 ConsistentRead=True,
             ).get("Item")
             self._homes[ref] = set(claim["homes"]["SS"]) if claim else set()
-        return set(self._homes[ref])
+        homes = set(self._homes[ref])
+        if not self.claims_complete():
+            homes |= {item.pk for item in LineRecord.by_line.query(ref)}
+        return homes
 
     def due_orders(self, until: str, page_size: int, shards: Iterable[int] | None = None) -> Iterator[str]:
         for shard in range(DUE_SHARDS) if shards is None else shards:

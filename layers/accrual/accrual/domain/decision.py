@@ -6,6 +6,7 @@ Frozen pydantic models: the ledger stores `to_dict()` (pydantic's JSON form) wit
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -39,8 +40,10 @@ class Code(StrEnum):
     BELOW_MINIMUM = "BELOW_MINIMUM"
     UNATTRIBUTED = "UNATTRIBUTED"
     ATTRIBUTION_CONFLICT = "ATTRIBUTION_CONFLICT"
-    # exclusions this job adds: the partner itself invalidated the line; no rate card covers the click
+    # exclusions this job adds: the partner itself invalidated the line, or settled it with a final amount of 0 (its
+    # last word: never replaced by an earlier figure); no rate card covers the click
     PARTNER_INVALID = "PARTNER_INVALID"
+    PARTNER_SETTLED_AT_ZERO = "PARTNER_SETTLED_AT_ZERO"
     NO_RATE_CARD = "NO_RATE_CARD"
     # informational
     NON_AFFILIATE_RATE = "NON_AFFILIATE_RATE"
@@ -66,6 +69,7 @@ EXCLUSIONS = frozenset(
         Code.UNATTRIBUTED,
         Code.ATTRIBUTION_CONFLICT,
         Code.PARTNER_INVALID,
+        Code.PARTNER_SETTLED_AT_ZERO,
         Code.NO_RATE_CARD,
     }
 )
@@ -131,3 +135,29 @@ class OrderDecision(_Record):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OrderDecision:
         return cls.model_validate(data)
+
+
+# ---- the rules' intermediate values (domain/rules.py computes them, domain/trail_steps.py records them) ----
+@dataclass(frozen=True)
+class Base:
+    """What the shopper paid for the items, without VAT and shipping, in the line currency and in USD."""
+
+    amount: Decimal
+    tax: Decimal  # VAT taken out of the amount (reported, or computed from the country's rate); 0 when none
+    vat_rate: Decimal | None  # the configured VAT rate used when the partner did not report tax
+    shipping: Decimal
+    base: Decimal
+    base_usd: Decimal
+    codes: tuple[Code, ...]
+    usd_rate: Decimal | None = None  # units of the line currency per 1 USD (None for USD)
+    usd_rate_day: date | None = None  # the configuration's fx day, when the report gave no rate
+
+
+@dataclass(frozen=True)
+class RateChoice:
+    rate: Decimal  # the rate applied, after the max-rate clamp
+    source: str  # "category:<id>", "default", "non_affiliate", "hot", "promotion:<starts_at iso>"
+    winning_rate: Decimal  # the winning candidate before the clamp
+    candidates: tuple[tuple[str, Decimal], ...]  # in tie-break order
+    category_rate: Decimal  # the category (or default) rate, to explain a non-affiliate line
+    codes: tuple[Code, ...]

@@ -7,6 +7,7 @@ A bad value is rejected with a pydantic ValidationError whose message names the 
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -138,6 +139,9 @@ MAX_USD_RATE = Decimal("10000000")
 # quotes is shortened to MAX_SHOWN_CHARS with its length stated.
 MAX_REASON_CHARS = 500
 MAX_SHOWN_CHARS = 80
+# A decimal amount as text: ASCII digits, an optional fraction after "." and an exponent (Decimal() alone also takes
+# "NaN", "Infinity", "1_000" and non-ASCII digits).
+DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,9})?")
 
 
 def brief(value: object) -> str:
@@ -171,11 +175,27 @@ def _utf8_size(value: str) -> int:
         raise ValueError("not valid UTF-8 text (undecodable bytes)") from None
 
 
+# Control and format characters (newlines, bell, bidi overrides, zero-width characters) and line or paragraph
+# separators: an id holding one could start a new paragraph or reorder the text it is shown in.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def hidden_character(value: str) -> str | None:
+    """The first control, format or separator character of `value` (as `U+XXXX`), or None."""
+    for char in value:
+        if unicodedata.category(char) in HIDDEN_CATEGORIES:
+            return f"U+{ord(char):04X}"
+    return None
+
+
 def _line_id(value: str) -> str:
     # A character is at least one byte: a long text is refused without encoding all of it.
     size = len(value) if len(value) > MAX_ID_BYTES else _utf8_size(value)
     if size > MAX_ID_BYTES:
         raise ValueError(f"an id of {size} bytes or more; at most {MAX_ID_BYTES} UTF-8 bytes")
+    hidden = hidden_character(value)
+    if hidden is not None:
+        raise ValueError(f"an id may not hold control or format characters ({hidden})")
     return value
 
 
@@ -273,6 +293,9 @@ class OrderLine(_Strict):
     def _money_from_text(cls, value):
         if isinstance(value, float):
             return Decimal(repr(value))
+        # Decimal() also reads "1_234", "１２" and "١٢": an amount is ASCII digits with "." before the fraction
+        if isinstance(value, str) and not DECIMAL_TEXT.fullmatch(value.strip()):
+            raise ValueError("not a decimal number (ASCII digits, '.' before the fraction)")
         return value
 
     @model_validator(mode="after")
@@ -307,8 +330,9 @@ def _key(value: str) -> str:
     size = len(value.encode("utf-8"))
     if size > MAX_KEY_BYTES:
         raise ValueError(f"{value[:40]!r}… is {size} bytes in UTF-8; at most {MAX_KEY_BYTES} are allowed")
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
-        raise ValueError(f"{value[:40]!r} contains a control character")
+    hidden = hidden_character(value)
+    if hidden is not None:
+        raise ValueError(f"{value[:40]!r} contains a control or format character ({hidden})")
     return value
 
 

@@ -39,6 +39,13 @@ REASONS: dict[Code, Reason] = {
             en="the store marked this item invalid{detail}", ru="магазин признал эту позицию недействительной{detail}"
         ),
     ),
+    Code.PARTNER_SETTLED_AT_ZERO: Reason(
+        note="the partner settled the line with a final amount of 0",
+        why=Words(
+            en="the store's final figure for this item is 0 {currency} (refunded or adjusted after the order)",
+            ru="итоговая сумма магазина по этой позиции — 0 {currency} (возврат или изменение после заказа)",
+        ),
+    ),
     Code.AWAITING_PAYMENT_EXPIRED: Reason(
         note="the order was not paid within the allowed days",
         why=Words(

@@ -17,7 +17,7 @@ Pure Python and Decimal only. The fixed choices these rules make, so that a deci
   in that order wins (a promotion that only equals the category rate did not raise anything). The winner is never
   above `config.max_rate` (clamped, `RATE_LIMITED_TO_MAX`).
 * **Exclusion precedence.** A line earns 0 with the first exclusion that fires, in this order: `PARTNER_INVALID`,
-  `AWAITING_PAYMENT_EXPIRED`, `PROMO_SECTION_3_FOR_5_99`, `SHOP_EXCLUDED`, `CART_BEFORE_CLICK`, `VIRTUAL_PRODUCT`,
+  `PARTNER_SETTLED_AT_ZERO`, `AWAITING_PAYMENT_EXPIRED`, `PROMO_SECTION_3_FOR_5_99`, `SHOP_EXCLUDED`, `CART_BEFORE_CLICK`, `VIRTUAL_PRODUCT`,
   `DISPUTE_OR_PRICE_ADJUSTED`, `PROMO_CODE_NOT_ALLOWED`, `NO_RATE_CARD`. The trail lists every exclusion that fired;
   the line's `exclusion` and `reasons` carry only the decisive one. An excluded line has rate 0 and no rate source.
 * **Minimum and rounding.** `raw = base_usd * rate`; below `min_cashback_usd` the line earns 0 with `BELOW_MINIMUM`
@@ -51,11 +51,13 @@ from decimal import Decimal, localcontext
 
 from accrual.domain import trail_steps as trail
 from accrual.domain.decision import (
+    Base,
     Code,
     LineDecision,
     MissingFxRate,
     OrderDecision,
     Outcome,
+    RateChoice,
     TrailStep,
 )
 from accrual.domain.models import (
@@ -79,21 +81,6 @@ ALLOWED_PROMO_CODE_KINDS = frozenset({PromoCodeKind.SERVICE, PromoCodeKind.SELLE
 
 
 # --- base ------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Base:
-    """What the shopper paid for the items, without VAT and shipping, in the line currency and in USD."""
-
-    amount: Decimal
-    tax: Decimal  # VAT taken out of the amount (reported, or computed from the country's rate); 0 when none
-    vat_rate: Decimal | None  # the configured VAT rate used when the partner did not report tax
-    shipping: Decimal
-    base: Decimal
-    base_usd: Decimal
-    codes: tuple[Code, ...]
-    usd_rate: Decimal | None = None  # units of the line currency per 1 USD (None for USD)
-    usd_rate_day: date | None = None  # the configuration's fx day, when the report gave no rate
 
 
 def line_base(line: OrderLine, config: AccrualConfig) -> Base:
@@ -152,16 +139,6 @@ def rate_card_at(config: AccrualConfig, partner: str, moment: datetime) -> RateC
     """The partner's rate card in force at `moment` (the click time); the latest `valid_from` among overlapping."""
     cards = [card for card in config.rate_cards if card.partner == partner and card.in_force_at(moment)]
     return max(cards, key=lambda card: card.valid_from, default=None)
-
-
-@dataclass(frozen=True)
-class RateChoice:
-    rate: Decimal  # the rate applied, after the max-rate clamp
-    source: str  # "category:<id>", "default", "non_affiliate", "hot", "promotion:<starts_at iso>"
-    winning_rate: Decimal  # the winning candidate before the clamp
-    candidates: tuple[tuple[str, Decimal], ...]  # in tie-break order
-    category_rate: Decimal  # the category (or default) rate, to explain a non-affiliate line
-    codes: tuple[Code, ...]
 
 
 def category_rate(line: OrderLine, card: RateCard) -> tuple[str, Decimal]:
@@ -239,6 +216,11 @@ def partner_invalid(ctx: LineContext) -> Code | None:
     return Code.PARTNER_INVALID if ctx.line.status == LineStatus.INVALID else None
 
 
+def partner_settled_at_zero(ctx: LineContext) -> Code | None:
+    """A settled line's amount is the partner's final figure: 0 there earns 0, with its own reason."""
+    return Code.PARTNER_SETTLED_AT_ZERO if ctx.line.status == LineStatus.SETTLED and ctx.line.amount == 0 else None
+
+
 def payment_deadline(line: OrderLine, config: AccrualConfig) -> datetime:
     return line.ordered_at + timedelta(days=config.awaiting_payment_days)
 
@@ -295,6 +277,7 @@ def no_rate_card(ctx: LineContext) -> Code | None:
 # The fixed precedence: a line takes the first exclusion of this list that fires.
 EXCLUSION_RULES: tuple[Callable[[LineContext], Code | None], ...] = (
     partner_invalid,
+    partner_settled_at_zero,
     awaiting_payment_expired,
     promo_section_excluded,
     shop_excluded,

@@ -24,6 +24,29 @@ RUSSIAN_COUNTRIES = frozenset({"RU", "BY", "KZ", "KG", "TJ", "UZ", "AM", "AZ", "
 RUSSIAN_CURRENCIES = frozenset({"RUB", "BYN", "KZT", "KGS"})
 
 
+# A partner's value (an order number, an item id, a promo code) placed in a shopper's text is a plain token: letters,
+# digits and "-", "_", "#" only, at most this many characters. Nothing a partner writes can become a new line or
+# paragraph, markup (`<`, `>`), a link (a scheme needs ":", a host "."), or reorder the text (bidi controls).
+MAX_TOKEN_CHARS = 64
+SHORTENED = "…"
+
+
+def _plain(char: str) -> bool:
+    return char.isalnum() or char in "-_#"
+
+
+def shopper_token(value: object) -> str:
+    """`value` as a shopper may read it: its leading run of plain characters (letters, digits, "-", "_", "#"), with
+    "…" where anything was left out (the rest after a character that is not plain, or beyond MAX_TOKEN_CHARS)."""
+    text = "" if value is None else str(value)
+    end = 0
+    while end < len(text) and end < MAX_TOKEN_CHARS and _plain(text[end]):
+        end += 1
+    if end == len(text):
+        return text
+    return text[: min(end, MAX_TOKEN_CHARS - len(SHORTENED))] + SHORTENED
+
+
 def language_of(country: str | None, account_currency: str | None = None) -> str:
     if country:
         return "ru" if country.upper() in RUSSIAN_COUNTRIES else "en"
@@ -41,6 +64,7 @@ def percent(rate: str | Decimal) -> str:
 _WHY = {
     "en": {
         "PARTNER_INVALID": "the store cancelled the order{detail}",
+        "PARTNER_SETTLED_AT_ZERO": "the store's final amount for the order is 0 (refunded or adjusted)",
         "AWAITING_PAYMENT_EXPIRED": "the order was not paid within the time allowed",
         "PROMO_SECTION_3_FOR_5_99": 'it was bought in the "3 for $5.99" section, which earns no cashback',
         "SHOP_EXCLUDED": "this seller does not pay cashback",
@@ -56,6 +80,7 @@ _WHY = {
     },
     "ru": {
         "PARTNER_INVALID": "магазин отменил заказ{detail}",
+        "PARTNER_SETTLED_AT_ZERO": "итоговая сумма магазина по заказу — 0 (возврат или изменение)",
         "AWAITING_PAYMENT_EXPIRED": "заказ не был оплачен в отведённый срок",
         "PROMO_SECTION_3_FOR_5_99": "товар куплен в разделе «3 за $5.99», где кэшбэк не начисляется",
         "SHOP_EXCLUDED": "этот продавец не платит кэшбэк",
@@ -155,7 +180,7 @@ def cashback_text(
     body: Mapping[str, Any], decision: OrderDecision, lang: str, *, status_detail: str | None = None
 ) -> str:
     """The shopper's paragraph for a `cashback.*` notification body (the fields of the published message)."""
-    event, order, currency = body["event_type"], body["order_id"], body["account_currency"]
+    event, order, currency = body["event_type"], shopper_token(body["order_id"]), body["account_currency"]
     amount = _money(body["cashback"], currency, body["cashback_usd"])
     change = body.get("change") or {}
     delta = Decimal(change.get("pending", "0")) + Decimal(change.get("confirmed", "0"))
@@ -220,6 +245,10 @@ _CLAIM = {
         "nothing": ", but it earns no cashback: {why}",
         "ORDER_OF_ANOTHER_SHOPPER": "this order is credited to another account",
         "UNKNOWN_SHOPPER": "we have no record of you following a cashback link",
+        "REJECTED_BY_AGENT": "our support team checked the order and could not confirm it is yours",
+        "ANOTHER_CLAIM_APPROVED": "our support team found that the order belongs to another account",
+        "claim.needs_review": "Your missing-cashback claim for order {number} needs a check by our support team,"
+        " who will reply to you.",
     },
     "ru": {
         "claim.resolved": "Ваша заявка на потерянный кэшбэк по заказу {number} решена: мы нашли заказ{cashback}.",
@@ -230,19 +259,26 @@ _CLAIM = {
         "nothing": ", но кэшбэк за него не начисляется: {why}",
         "ORDER_OF_ANOTHER_SHOPPER": "этот заказ начислен другому аккаунту",
         "UNKNOWN_SHOPPER": "у нас нет ваших переходов по кэшбэк-ссылкам",
+        "REJECTED_BY_AGENT": "служба поддержки проверила заказ и не смогла подтвердить, что он ваш",
+        "ANOTHER_CLAIM_APPROVED": "служба поддержки установила, что заказ принадлежит другому аккаунту",
+        "claim.needs_review": "Заявку на потерянный кэшбэк по заказу {number} проверит служба поддержки,"
+        " она ответит вам.",
     },
 }
 
 
 def claim_text(claim: Any, order: Mapping[str, Any], decision: OrderDecision | None, lang: str) -> str:
-    """The shopper's paragraph for a `claim.*` notification (`claim` is accrual.domain.claims.Claim)."""
+    """The shopper's paragraph for a `claim.*` notification (`claim` is accrual.domain.claims.Claim); a claim that
+    waits for an agent is announced as `claim.escalated`, in its own words."""
     words = _CLAIM[lang]
-    state = claim.state.value if hasattr(claim.state, "value") else str(claim.state)
-    event = f"claim.{state}"
+    state = str(claim.state)
+    event = "claim.escalated" if state == "needs_review" else f"claim.{state}"
     if event == "claim.rejected":
-        return words[event].format(number=claim.order_number, why=words.get(claim.reason or "", claim.reason or ""))
+        why = words.get(claim.reason or "", claim.reason or "")  # a code's words, or the agent's own
+        return words[event].format(number=shopper_token(claim.order_number), why=why)
     if event == "claim.escalated":
-        return words[event].format(number=claim.order_number)
+        key = "claim.needs_review" if state == "needs_review" else event
+        return words[key].format(number=shopper_token(claim.order_number))
     cashback = ""
     if Decimal(order.get("cashback") or "0") > 0:
         cashback = words["cashback"].format(
@@ -253,4 +289,4 @@ def claim_text(claim: Any, order: Mapping[str, Any], decision: OrderDecision | N
         why = _why(all_out or list(decision.reasons), lang, _status_detail(decision))
         if why:
             cashback = words["nothing"].format(why=why)
-    return words["claim.resolved"].format(number=claim.order_number, cashback=cashback)
+    return words["claim.resolved"].format(number=shopper_token(claim.order_number), cashback=cashback)

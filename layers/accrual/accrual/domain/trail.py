@@ -14,6 +14,7 @@ from accrual.domain import reasons
 from accrual.domain.decision import Code, OrderDecision, Outcome, TrailStep
 from accrual.domain.money import money_str
 from accrual.domain.reasons import LANGUAGES
+from accrual.domain.shopper_text import shopper_token
 
 
 def percent(rate: str | Decimal) -> str:
@@ -162,8 +163,12 @@ def _raw(amount: str) -> str:
         return amount
 
 
+# The trail figures that are a partner's text (ids, codes, sub-reasons): shown as plain tokens (shopper_token).
+_PARTNER_TEXT = ("shop_id", "category_id", "promo_code", "promo_code_kind", "promo_section", "status_detail", "sub_id")
+
+
 def _exclusion_sentence(step: TrailStep, lang: str) -> str:
-    numbers = dict(step.numbers)
+    numbers = {name: shopper_token(value) if name in _PARTNER_TEXT else value for name, value in step.numbers.items()}
     detail = numbers.get("status_detail", "")
     numbers["detail"] = f" ({detail})" if detail else ""
     numbers["days"] = numbers.get("awaiting_payment_days", "")
@@ -316,11 +321,12 @@ def _order_sentence(step: TrailStep, lang: str) -> str | None:
             return None
         if "clicked_at" in n:
             return text["click"].format(clicked_at=n["clicked_at"])
-        return text["no_click"].format(sub_id=n.get("sub_id", ""))
+        return text["no_click"].format(sub_id=shopper_token(n.get("sub_id", "")))
     if step.rule == "rate_card":
         return text["rate_card"].format(valid_from=n["valid_from"])
     if step.rule == "multi_account":
-        return text["multi_account"].format(accounts=n.get("buyer_accounts", ""))
+        accounts = ",".join(shopper_token(account) for account in n.get("buyer_accounts", "").split(","))
+        return text["multi_account"].format(accounts=accounts)
     if step.rule == "commission_share":
         return text["commission_share"].format(
             cashback_usd=money(n["cashback_usd"]),
@@ -335,7 +341,9 @@ def _order_sentence(step: TrailStep, lang: str) -> str | None:
     if step.rule == "cap":
         return text["cap"].format(before=money(n["before"]), cap=money(n["cap"]), after=money(n["after"]))
     if step.rule == "cap_share":
-        return text["cap_share"].format(line_id=step.line_id, before=money(n["before"]), after=money(n["after"]))
+        return text["cap_share"].format(
+            line_id=shopper_token(step.line_id), before=money(n["before"]), after=money(n["after"])
+        )
     if step.rule == "fx":
         return text["fx"].format(
             cashback_usd=money(n["cashback_usd"]),
@@ -371,12 +379,17 @@ def _clawed_back(journal: Sequence[Mapping[str, Any]], lang: str) -> str | None:
 
 
 def _history(journal: Sequence[Mapping[str, Any]], refused: Sequence[Mapping[str, Any]], lang: str) -> list[str]:
-    """Every move of this order's money and every report that was not applied, in time order."""
+    """Every move of this order's money and every report that was not applied, in the order of the facts: a move is
+    dated by the fact behind it (the report's status time, the claim's time, when the order fell due), never by the
+    `now` of the command that read it, and never before the move it follows (the journal's own order), so a
+    claw-back never appears before the confirmation it undoes."""
     text = _TEXT[lang]
     events: list[tuple[str, int, str]] = []
     pending = Decimal("0")
+    latest = ""
     for position, entry in enumerate(journal):
-        transition, at = str(entry.get("transition", "")), str(entry.get("at", ""))
+        latest = max(latest, _moment(entry.get("fact_at") or entry.get("at")))
+        transition, at = str(entry.get("transition", "")), latest
         pending_delta, confirmed_delta = _decimal(entry.get("pending_usd")), _decimal(entry.get("confirmed_usd"))
         pending += pending_delta
         state = _STATE[lang].get(str(entry.get("state_to", "")), str(entry.get("state_to", "")))
@@ -395,17 +408,24 @@ def _history(journal: Sequence[Mapping[str, Any]], refused: Sequence[Mapping[str
             sentence = f"{at}: {transition}"
         events.append((at, position, sentence))
     for position, item in enumerate(refused, start=len(events)):
+        at = _moment(item.get("at"))  # when the report was read and refused
         reason = str(item.get("reason", ""))
         status = str(item.get("status", ""))
         sentence = text["refused"].format(
-            at=item.get("at", ""),
-            line_id=item.get("line_id", ""),
+            at=at,
+            line_id=shopper_token(item.get("line_id", "")),
             status=_LINE_STATUS[lang].get(status, status),
             status_at=item.get("status_at", ""),
             reason=_REFUSAL[lang].get(reason, reason),
         )
-        events.append((str(item.get("at", "")), position, sentence))
+        events.append((at, position, sentence))
     return [sentence for _, _, sentence in sorted(events)]
+
+
+def _moment(value: Any) -> str:
+    """A time as the timeline sorts and shows it: UTC to the second (stored times differ in their fraction digits)."""
+    text = str(value or "")
+    return text[:19] + "Z" if len(text) >= 19 else text
 
 
 def render_trail(
@@ -434,7 +454,10 @@ def render_trail(
         outcome += f"; {clawed_back}"
     out = [
         text["header"].format(
-            order_id=decision.order_id, partner=decision.partner, version=decision.config_version, outcome=outcome
+            order_id=shopper_token(decision.order_id),
+            partner=decision.partner,
+            version=decision.config_version,
+            outcome=outcome,
         )
     ]
     paid_words = _payment_words(decision)
@@ -443,7 +466,7 @@ def render_trail(
         if step.line_id is not None and step.rule != "cap_share":
             if step.line_id != current_line:
                 current_line = step.line_id
-                out.append(text["line"].format(line_id=step.line_id))
+                out.append(text["line"].format(line_id=shopper_token(step.line_id)))
             sentence = _line_sentence(step, lang, paid_words.get(step.line_id, "base"))
             if sentence:
                 out.append(f"  - {sentence}")

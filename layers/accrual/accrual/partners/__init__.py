@@ -40,6 +40,15 @@ def read_report(data: bytes | str, partner: str, *, source: str, options: Partne
     raise ValueError(f"unknown partner format {partner!r}; expected one of {', '.join(PARTNERS)}")
 
 
+def read_page(data: bytes | str, partner: str, *, source: str, options: PartnerOptions | None = None) -> ParsedReport:
+    """One API page as a pull reads it: like `read_report`, except that a page of an unexpected shape is quarantined
+    whole (`page_refused` says why) instead of raising, so that no page a partner serves can stop its feed."""
+    try:
+        return read_report(data, partner, source=source, options=options)
+    except ReportFormatError as error:
+        return ParsedReport.refused_page(partner, source, data, str(error))
+
+
 __all__ = [
     "API_PARTNERS",
     "PARTNERS",
@@ -49,5 +58,6 @@ __all__ = [
     "QuarantinedLine",
     "ReportFormatError",
     "options_from_json",
+    "read_page",
     "read_report",
 ]

@@ -1,8 +1,11 @@
 """Admitad: the OAuth2 client-credentials token, the `statistics/actions` client (paged by limit/offset, incremental
 by `status_updated_start`/`_end`) and the mapping of a response page to normalised order lines.
 
-One action becomes one line per entry of `positions[]` (line_id `<action_id>#<position id>`; an action without
-positions is one line with the action's own id and amounts). `read` therefore counts positions. Times are written
+One action becomes one line per entry of `positions[]`; an action without positions is one line with the action's
+own id and amounts. `read` therefore counts positions, and no position collapses into another: a position's line id is
+`<action_id>#<position id>`, the k-th repeat of a position id within the action `<action_id>#<position id>#<k>`, and
+a position without an id `<action_id>#<its 1-based place>` (`#<place>#position` when a position id already names
+that place). A position whose line id would still not be unique is quarantined, never merged. Times are written
 without a zone; they are read in `PartnerOptions.timezone` (UTC by default).
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -32,6 +36,7 @@ from accrual.partners.report import (
     loads,
     local_time,
     require,
+    separators,
     show,
 )
 
@@ -74,9 +79,13 @@ def parse_page(
     for action in payload["results"]:
         positions = action.get("positions") if isinstance(action, Mapping) else None
         if isinstance(positions, list) and positions:
-            for index, position in enumerate(positions, start=1):
+            keys = position_keys(positions)
+            for index, (position, key) in enumerate(zip(positions, keys, strict=True), start=1):
                 # The line's raw text is its action with this one position: what the line was built from.
-                report.take({**action, "positions": [position]}, lambda: map_position(action, position, index, options))  # noqa: B023 - called at once
+                report.take(
+                    {**action, "positions": [position]},
+                    lambda: map_position(action, position, index, options, key),  # noqa: B023 - called at once
+                )
         else:
             report.take(action, lambda: map_position(action, None, 0, options))  # noqa: B023 - called at once
     found = payload.get("_meta")
@@ -94,7 +103,33 @@ def decode(data: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     return payload
 
 
-def map_position(action: Any, position: Any, index: int, options: PartnerOptions) -> OrderLine:
+def position_keys(positions: list[Any]) -> list[str | None]:
+    """Each position's part of its line id (see the module's docstring), or None where it would not be unique."""
+    own: list[str | None] = []
+    for position in positions:
+        try:
+            own.append(identifier(position, "id", required=False) if isinstance(position, Mapping) else None)
+        except LineRejected:
+            own.append(None)  # map_position quarantines the position for its id
+    keys: list[str] = []
+    repeats: Counter[str] = Counter()
+    for given in own:
+        if given is not None:
+            repeats[given] += 1
+            keys.append(given if repeats[given] == 1 else f"{given}#{repeats[given]}")
+        else:
+            keys.append("")
+    named = set(keys)
+    for place, given in enumerate(own, start=1):
+        if given is None:
+            keys[place - 1] = str(place) if str(place) not in named else f"{place}#position"
+    taken = Counter(keys)
+    return [key if taken[key] == 1 else None for key in keys]
+
+
+def map_position(action: Any, position: Any, index: int, options: PartnerOptions, key: str | None = "") -> OrderLine:
+    """One line: the action with one of its positions (`key` from `position_keys`), or an action without positions
+    (`position` None, `index` 0)."""
     if not isinstance(action, Mapping):
         raise LineRejected(f"action={show(action)}: not a JSON object")
     if position is not None and not isinstance(position, Mapping):
@@ -116,7 +151,14 @@ def map_position(action: Any, position: Any, index: int, options: PartnerOptions
     amount_field, commission_field = ("amount", "payment") if position is not None else ("cart", "payment")
     line_id = action_id
     if position is not None:
-        line_id = f"{action_id}#{identifier(position, 'id', required=False) or index}"
+        own_id = identifier(position, "id", required=False)
+        if key is None:
+            raise LineRejected(
+                f"positions[{index - 1}].id={show(own_id)}: another position of action {show(action_id)} would have"
+                " the same line id; neither is merged into the other"
+            )
+        line_id = f"{action_id}#{key or own_id or index}"
+    number_format = separators(options)
     currency = str(action.get("currency") or "").strip()
     if not currency:
         raise LineRejected("currency: missing")
@@ -133,11 +175,15 @@ def map_position(action: Any, position: Any, index: int, options: PartnerOptions
         # `closing_date` is the advertiser's deadline to process the action, not when it was approved; an approved
         # action was settled when its status last changed.
         "settled_at": status_at if status is LineStatus.SETTLED else None,
-        "amount": _in_position(index, lambda: decimal_amount(source, amount_field)),
+        "amount": _in_position(index, lambda: decimal_amount(source, amount_field, **number_format)),
         "shipping": "0",
         "currency": currency,
-        "usd_rate": currency_rate(currency, decimal_amount(action, "usd_rate", required=False), options),
-        "commission": _in_position(index, lambda: decimal_amount(source, commission_field, required=False))
+        "usd_rate": currency_rate(
+            currency, decimal_amount(action, "usd_rate", required=False, **number_format), options
+        ),
+        "commission": _in_position(
+            index, lambda: decimal_amount(source, commission_field, required=False, **number_format)
+        )
         or Decimal("0"),
         "category_id": _in_position(index, lambda: identifier(source, "product_category_id", required=False)),
         "product_id": _in_position(index, lambda: identifier(source, "product_id", required=False)),
@@ -275,13 +321,17 @@ class AdmitadClient:
                     f"statistics/actions HTTP {response.status_code}: {_error_text(response)}",
                     code=str(response.status_code),
                 )
-            decode(response.content)
+            try:
+                decode(response.content)
+            except ReportFormatError:
+                pass  # a page of an unexpected shape is the pull's to archive and quarantine whole; paging goes on
             return response.content
         raise PartnerApiError(PARTNER, "statistics/actions refused a fresh token")
 
     def pages(self, start: datetime, end: datetime, resume: PagePosition | None = None) -> Iterator[FetchedPage]:
         offset = int(resume.position or 0) if resume and resume.stage == STAGE else 0
         page_no = resume.page_no if resume and resume.stage == STAGE else 1
+        total: int | None = None  # `_meta.count` of the last readable page
         while True:
             raw = self.actions(
                 {
@@ -291,17 +341,35 @@ class AdmitadClient:
                     "offset": offset,
                 }
             )
-            payload = decode(raw)
-            count = len(payload["results"])
-            total = _total(payload.get("_meta"), default=offset + count)
             # The next page starts a whole `limit` on: offsets count the partner's rows, not what this page held.
             next_offset = offset + self.limit
-            done = count == 0 or next_offset >= total
+            try:
+                payload = decode(raw)
+            except ReportFormatError:
+                # quarantined whole by the pull; paging goes on while this page's or an earlier page's count says
+                # there is more
+                total = _odd_page_total(raw, total)
+                done = total is None or next_offset >= total
+            else:
+                count = len(payload["results"])
+                total = _total(payload.get("_meta"), default=offset + count)
+                done = count == 0 or next_offset >= total
             resume_after = PagePosition(None) if done else PagePosition(STAGE, str(next_offset), page_no + 1)
             yield FetchedPage(raw=raw, page_key=f"actions-{page_no:04d}", resume_after=resume_after)
             if done:
                 return
             offset, page_no = next_offset, page_no + 1
+
+
+def _odd_page_total(raw: bytes, known: int | None) -> int | None:
+    """`_meta.count` of a page whose results are of an unexpected shape, when it has one; else `known`."""
+    try:
+        payload = loads(raw)
+    except ValueError:
+        return known
+    meta = payload.get("_meta") if isinstance(payload, Mapping) else None
+    count = _total(meta, default=-1)
+    return count if count >= 0 else known
 
 
 def _total(meta: Any, default: int) -> int:

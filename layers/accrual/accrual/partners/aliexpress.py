@@ -13,7 +13,7 @@ import hmac
 import re
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -183,11 +183,14 @@ def decode(data: bytes | str | Mapping[str, Any]) -> tuple[Mapping[str, Any], li
 
 
 def _orders(result: Mapping[str, Any]) -> list[Any]:
+    """`orders.order[]`, `orders[]`, or the one-element case of XML turned into JSON: `orders.order` as one object."""
     orders = result.get("orders") or []
     if isinstance(orders, Mapping):
         orders = orders.get("order") or []
+    if isinstance(orders, Mapping):
+        orders = [orders]
     if not isinstance(orders, list):
-        raise ReportFormatError("aliexpress result.orders.order is not a list")
+        raise ReportFormatError(f"aliexpress result.orders.order is not a list or an order: {show(orders)}")
     return orders
 
 
@@ -232,6 +235,28 @@ def page_info(result: Mapping[str, Any], orders: list[Any]) -> PageInfo:
     )
 
 
+def paging(raw: bytes | str) -> PageInfo | None:
+    """The paging numbers of a page, also when its orders are of an unexpected shape (they then count as a full
+    page, so that the cursor goes on while it moves); None when the page has no readable `result` at all."""
+    try:
+        result, orders = decode(raw)
+        return page_info(result, orders)
+    except ReportFormatError:
+        pass
+    try:
+        payload = loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(payload, Mapping):
+        return None
+    envelope = next((value for key, value in payload.items() if key.endswith("_response")), payload)
+    resp_result = envelope.get("resp_result") if isinstance(envelope, Mapping) else None
+    found = resp_result.get("result") if isinstance(resp_result, Mapping) else envelope
+    if not isinstance(found, Mapping):
+        return None
+    return replace(page_info(found, []), order_count=MAX_PAGE_SIZE)
+
+
 def parse_page(
     data: bytes | str | Mapping[str, Any], *, source: str, options: PartnerOptions | None = None
 ) -> tuple[ParsedReport, PageInfo]:
@@ -269,14 +294,9 @@ def map_order(order: Any, options: PartnerOptions) -> OrderLine:
     finished_amount = minor_units_amount(order, "finished_amount", units, required=False)
     paid_commission = minor_units_amount(order, "estimated_paid_commission", units, required=False)
     finished_commission = minor_units_amount(order, "estimated_finished_commission", units, required=False)
-    finished = status in (LineStatus.RECEIVED, LineStatus.SETTLED)
-    # Once the order is finished, the finished figures are the partner's final word (a partial refund lowers them).
-    amount_field = "finished_amount" if finished and finished_amount else "paid_amount"
-    commission_field = (
-        "estimated_finished_commission" if finished and finished_commission else "estimated_paid_commission"
-    )
-    amount = finished_amount if finished and finished_amount else paid_amount
-    commission = finished_commission if finished and finished_commission else paid_commission
+    amount_field, commission_field = _figure_fields(status, finished_amount, finished_commission)
+    amount = finished_amount if amount_field == "finished_amount" else paid_amount
+    commission = finished_commission if commission_field == "estimated_finished_commission" else paid_commission
 
     currency = str(order.get("settled_currency") or "USD").strip()
     values = {
@@ -311,6 +331,24 @@ def map_order(order: Any, options: PartnerOptions) -> OrderLine:
         {**_SOURCE_NAMES, "amount": amount_field, "commission": commission_field},
         given={"amount": order.get(amount_field), "commission": order.get(commission_field)},
     )
+
+
+def _figure_fields(status: LineStatus, finished_amount: Any, finished_commission: Any) -> tuple[str, str]:
+    """Which figures a line earns from. A settled order's finished figures are the partner's last word: when given,
+    they are used as they are, 0 included (a full refund after receipt; the rules then decline the line with
+    PARTNER_SETTLED_AT_ZERO), never replaced by the earlier paid figures. A received order's finished figures are
+    used once the partner has filled them in (not 0)."""
+    if status is LineStatus.SETTLED:
+        return (
+            "finished_amount" if finished_amount is not None else "paid_amount",
+            "estimated_finished_commission" if finished_commission is not None else "estimated_paid_commission",
+        )
+    if status is LineStatus.RECEIVED:
+        return (
+            "finished_amount" if finished_amount else "paid_amount",
+            "estimated_finished_commission" if finished_commission else "estimated_paid_commission",
+        )
+    return "paid_amount", "estimated_paid_commission"
 
 
 def sub_id(order: Mapping[str, Any]) -> str | None:
@@ -402,7 +440,10 @@ class AliExpressClient:
                 f"HTTP {response.status_code} from {self.endpoint}: {response.text[:200]}",
                 code=str(response.status_code),
             )
-        decode(response.content)  # raises for error answers, so they are retried or reported here
+        try:
+            decode(response.content)  # raises for error answers, so they are retried or reported here
+        except ReportFormatError:
+            pass  # a page of an unexpected shape is the pull's to archive and quarantine whole; paging goes on
         return response.content
 
     def pages(self, start: datetime, end: datetime, resume: PagePosition | None = None) -> Iterator[FetchedPage]:
@@ -427,9 +468,8 @@ class AliExpressClient:
                 else:
                     business["page_no"] = position or "1"
                 raw = self.call(self.method, business)
-                result, orders = decode(raw)
-                info = page_info(result, orders)
-                next_position = self._next_position(info, position)
+                info = paging(raw)
+                next_position = self._next_position(info, position) if info is not None else None
                 done = next_position is None
                 resume_after = PagePosition(following) if done else PagePosition(time_type, next_position, page_no + 1)
                 yield FetchedPage(raw=raw, page_key=f"{_slug(time_type)}-{page_no:04d}", resume_after=resume_after)

@@ -11,6 +11,7 @@ Amounts are decimal strings in currency units; times are ISO-8601 (a time withou
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from typing import Any
 
 from accrual.domain.models import OrderLine
 from accrual.partners.report import (
+    ISO_AND_PLAIN,
     LineRejected,
     ParsedReport,
     PartnerOptions,
@@ -27,6 +29,7 @@ from accrual.partners.report import (
     decimal_amount,
     flag,
     local_time,
+    separators,
     show,
 )
 
@@ -108,7 +111,8 @@ def parse_csv(
     options = options or PartnerOptions()
     line_offset = first_line - 2
     # Undecodable bytes become lone surrogates, so they spoil only the row they are in.
-    text = data.decode("utf-8-sig", "surrogateescape") if isinstance(data, bytes) else data.lstrip("\ufeff")
+    encoding = "utf-8-sig" if codecs.lookup(options.encoding).name == "utf-8" else options.encoding
+    text = (data.decode(encoding, "surrogateescape") if isinstance(data, bytes) else data).lstrip("\ufeff")
     columns = column_map(options)
     statuses = {
         word.strip().lower(): status for word, status in {**DEFAULT_STATUSES, **(options.statuses or {})}.items()
@@ -125,7 +129,11 @@ def parse_csv(
     header = [name.strip() for name in header]
     absent = [f"{name} (column {columns[name]!r})" for name in REQUIRED if columns[name] not in header]
     if absent:
-        raise ReportFormatError(f"{source}: CSV header lacks required columns: {', '.join(absent)}")
+        raise ReportFormatError(
+            f"{source}: CSV header lacks required columns: {', '.join(absent)}; the partner's column map (its"
+            " `columns`, with `delimiter`, `date_format`, `decimal_separator`, …) says which header holds each"
+            f" field (header found: {show(', '.join(header))[:200]})"
+        )
     report = ParsedReport(partner=partner, source=source)
     while True:
         try:
@@ -160,7 +168,9 @@ def _utf8_row(record: dict[str, str], line_number: int) -> dict[str, str]:
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
-                raise LineRejected(f"{header}: not valid UTF-8 (undecodable bytes, line {line_number})") from None
+                raise LineRejected(
+                    f"{header}: bytes that are not text in the file's encoding (line {line_number})"
+                ) from None
     return record
 
 
@@ -189,9 +199,18 @@ def map_row(
         )
     values["status"] = status
     for name in AMOUNT_FIELDS:
-        values[name] = decimal_amount(by_header, columns[name], required=name == "amount")
+        values[name] = decimal_amount(by_header, columns[name], required=name == "amount", **separators(options))
+    # with the map's date format, times are read in it only (28.11.2026 is never guessed to be ISO or the reverse)
+    formats = (options.date_format,) if options.date_format else ISO_AND_PLAIN
     for name in TIME_FIELDS:
-        values[name] = local_time(by_header, columns[name], options.timezone, required=name == "ordered_at")
+        values[name] = local_time(
+            by_header,
+            columns[name],
+            options.timezone,
+            required=name == "ordered_at",
+            formats=formats,
+            iso=not options.date_format,
+        )
     values["status_at"] = values["status_at"] or max(
         moment for moment in (values["ordered_at"], values["paid_at"], values["settled_at"]) if moment
     )

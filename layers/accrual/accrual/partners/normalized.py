@@ -1,6 +1,8 @@
 """JSON Lines of the normalised order line (README.md, "The formats"): one object per line, amounts as decimal
-strings, times ISO-8601 with a zone. Blank lines are skipped; every other line is read and either accepted or
-quarantined (bad JSON, bytes that are not UTF-8 and values nested too deep included): one line never stops the file."""
+strings, times ISO-8601 with a zone. Lines end at `\n` only (a `\r` before it is dropped): U+2028, U+2029, U+0085
+and the other characters `str.splitlines` also breaks at are valid inside a JSON string. Blank lines are skipped;
+every other line is read and either accepted or quarantined (bad JSON, bytes that are not UTF-8 and values nested too
+deep included): one line never stops the file."""
 
 from __future__ import annotations
 
@@ -14,11 +16,19 @@ def parse_jsonl(data: bytes | str, *, source: str, partner: str = "normalized", 
     # Undecodable bytes become lone surrogates, so they spoil only the line they are in.
     text = data.decode("utf-8-sig", "surrogateescape") if isinstance(data, bytes) else data
     report = ParsedReport(partner=partner, source=source)
-    for number, line in enumerate(text.splitlines(), start=first_line):
+    for number, line in enumerate(json_lines(text), start=first_line):
         if not line.strip():
             continue
         report.take(line, lambda: _map_line(number, line))  # noqa: B023 - called at once, inside the loop
     return report
+
+
+def json_lines(text: str) -> list[str]:
+    """The lines of a JSON Lines text: split at `\n` only, each without its trailing `\r`."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
 
 
 def _map_line(number: int, line: str):

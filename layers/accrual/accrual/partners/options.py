@@ -3,10 +3,12 @@ file). A bad document is refused as a whole with one line per problem naming the
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError
@@ -18,6 +20,42 @@ def _known_zone(name: str) -> str:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError("not a time zone name (e.g. UTC, Europe/Moscow)") from None
+    return name
+
+
+def _date_format(pattern: str) -> str:
+    """A strptime pattern that names a day, a month and a four-digit year (a time of day is optional: midnight in
+    the zone without one), and reads back what it writes."""
+    needed = {"%d": ("%d",), "%m": ("%m", "%b"), "%Y": ("%Y",)}
+    missing = [name for name, ways in needed.items() if not any(way in pattern for way in ways)]
+    if missing:
+        raise ValueError(f"a date format needs {', '.join(missing)} (e.g. %d.%m.%Y %H:%M)")
+    if "%I" in pattern and "%p" not in pattern:
+        raise ValueError("a 12-hour %I needs %p (AM/PM), or use %H")
+    sample = datetime(2026, 11, 28, 12, 34, 56)
+    try:
+        written = sample.strftime(pattern)
+        read = datetime.strptime(written, pattern)
+    except ValueError as error:
+        raise ValueError(f"not a date format strptime reads ({error})") from None
+    if read.date() != sample.date() or ("%H" in pattern or "%I" in pattern) and read.hour != sample.hour:
+        raise ValueError("a date format that does not read back the time it writes")
+    return pattern
+
+
+def _ascii_compatible(name: str) -> str:
+    """An encoding the streamed CSV reader can cut at newlines and quotes: ASCII text is the same bytes in it."""
+    try:
+        codec = codecs.lookup(name)
+    except LookupError:
+        raise ValueError("not an encoding Python knows (e.g. utf-8, cp1251, latin-1)") from None
+    sample = 'line_id,"a;b"\r\n0123456789.'
+    try:
+        same = sample.encode(codec.name) == sample.encode("ascii")
+    except UnicodeError:
+        same = False
+    if not same:
+        raise ValueError("not an ASCII-compatible encoding (UTF-16 and UTF-32 files must be converted to UTF-8)")
     return name
 
 
@@ -36,6 +74,11 @@ class PartnerOptions:
     - `timezone`: the zone of times written without one (Admitad, CSV). AliExpress times are always Pacific.
     - `columns`, `statuses`, `delimiter`: the CSV column map (normalised field -> CSV header), the partner's status
       words -> normalised status, and the CSV delimiter.
+    - `decimal_separator`, `thousands_separator`: how amounts written as text are read (`.` and none by default). An
+      amount that does not read exactly under them is quarantined: `"1,234"` is never guessed to be 1.234 or 1234.
+    - `date_format`: the strptime pattern of the CSV's times (e.g. `%d.%m.%Y %H:%M`), read in `timezone`; without
+      it times are ISO-8601.
+    - `encoding`: the CSV file's encoding (`utf-8` by default; a byte order mark is skipped).
     - `partner`: the partner name written on CSV lines (a drop under `drops/<partner>/` names it).
     """
 
@@ -45,7 +88,19 @@ class PartnerOptions:
     columns: Mapping[str, str] | None = None
     statuses: Mapping[str, str] | None = None
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
+    decimal_separator: Literal[".", ","] = "."
+    # a space, a no-break space, a narrow no-break space and an apostrophe group digits too (fr, ru, de-CH)
+    thousands_separator: Literal[",", ".", " ", "\u00a0", "\u202f", "'"] | None = None
+    date_format: Annotated[str, Field(min_length=2, max_length=64), AfterValidator(_date_format)] | None = None
+    encoding: Annotated[str, Field(min_length=1, max_length=32), AfterValidator(_ascii_compatible)] = "utf-8"
     partner: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.thousands_separator == self.decimal_separator:
+            raise ValueError(
+                f"thousands_separator {self.thousands_separator!r} is also the decimal_separator: amounts could not"
+                " be read exactly"
+            )
 
 
 class PartnerOptionsError(ValueError):

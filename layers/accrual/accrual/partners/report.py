@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from accrual.domain.models import (
+    DECIMAL_TEXT,
     EARLIEST_YEAR,
     LATEST_YEAR,
     MAX_ID_BYTES,
@@ -52,6 +53,7 @@ class ParsedReport:
     lines: list[OrderLine] = field(default_factory=list)
     quarantined: list[QuarantinedLine] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)  # the reading position of each accepted line
+    page_refused: str | None = None  # why the whole page was quarantined (an API page of an unexpected shape)
 
     def accept(self, line: OrderLine) -> None:
         self.read += 1
@@ -95,6 +97,14 @@ class ParsedReport:
             self.reject(unexpected(error), raw)
         else:
             self.accept(line)
+
+    @classmethod
+    def refused_page(cls, partner: str, source: str, raw: bytes | str, reason: str) -> ParsedReport:
+        """A page that could not be read as a whole: one quarantined record holding all of it."""
+        report = cls(partner=partner, source=source, page_refused=bounded_reason(reason))
+        text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
+        report.reject(f"page of an unexpected shape, quarantined whole: {reason}", text)
+        return report
 
     @property
     def counts(self) -> dict[str, int]:
@@ -312,25 +322,52 @@ def minor_units_amount(
     return Decimal(value) / Decimal(minor_units)
 
 
-# A decimal amount as text: ASCII digits, an optional fraction and exponent (Decimal() alone also takes "NaN",
-# "Infinity" and non-ASCII digits), and not longer than any real amount.
-_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,9})?")
+# A decimal amount as text is at most this long: longer than any real amount.
 _MAX_DECIMAL_TEXT = 64
 
 
-def decimal_amount(record: Mapping[str, Any], name: str, *, required: bool = True) -> Decimal | None:
-    """A decimal amount given as a JSON number (read as Decimal) or a decimal string. Bounds (places, magnitude)
-    are the order line's; this only refuses what is not a finite decimal number at all."""
+def separators(options: PartnerOptions) -> dict[str, Any]:
+    """The partner's number format, as `decimal_amount` takes it."""
+    return {"decimal": options.decimal_separator, "thousands": options.thousands_separator}
+
+
+def _amount_text(decimal: str, thousands: str | None) -> re.Pattern[str]:
+    """Digits with `decimal` before the fraction, and, with `thousands`, the integer part either ungrouped or in
+    correct groups of three (`1,234` and `1234`, never `1,23` or `12,34,567`). No exponent: it is not how a
+    partner writes a sum in its own format."""
+    point = re.escape(decimal)
+    whole = "[0-9]+"
+    if thousands is not None:
+        whole = f"(?:[0-9]{{1,3}}(?:{re.escape(thousands)}[0-9]{{3}})+|[0-9]+)"
+    return re.compile(f"[+-]?(?:{whole}(?:{point}[0-9]*)?|{point}[0-9]+)")
+
+
+def format_words(decimal: str, thousands: str | None) -> str:
+    grouping = f"thousands separator {thousands!r}" if thousands is not None else "no thousands separator"
+    return f"decimal separator {decimal!r} and {grouping}"
+
+
+def decimal_amount(
+    record: Mapping[str, Any], name: str, *, required: bool = True, decimal: str = ".", thousands: str | None = None
+) -> Decimal | None:
+    """A decimal amount given as a JSON number (read as Decimal) or as text written with `decimal` before the
+    fraction and, optionally, `thousands` between groups of three digits (the partner options say which). Text that
+    does not read exactly under them is refused, never guessed. Bounds (places, magnitude) are the order line's;
+    this only refuses what is not a finite decimal number at all."""
     value = present(record, name, required=required)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise LineRejected(f"{name}={show(value)}: not a decimal amount")
     if isinstance(value, str):
-        text = value.strip().replace(",", ".")
-        if len(text) > _MAX_DECIMAL_TEXT or not _DECIMAL_TEXT.fullmatch(text):
-            raise LineRejected(f"{name}={show(value)}: not a decimal amount")
-        amount = Decimal(text)
+        text = value.strip()
+        plain = decimal == "." and thousands is None
+        pattern = DECIMAL_TEXT if plain else _amount_text(decimal, thousands)
+        if len(text) > _MAX_DECIMAL_TEXT or not pattern.fullmatch(text):
+            raise LineRejected(f"{name}={show(value)}: not an amount written with {format_words(decimal, thousands)}")
+        if thousands is not None:
+            text = text.replace(thousands, "")
+        amount = Decimal(text.replace(decimal, "."))
     else:
         amount = Decimal(value)
     if not amount.is_finite():
@@ -358,6 +395,8 @@ def flag(record: Mapping[str, Any], name: str, default: bool) -> bool:
     raise LineRejected(f"{name}={show(value)}: not a yes/no flag")
 
 
+# The formats a time without a configured format is read in (ISO-8601 is tried after them).
+ISO_AND_PLAIN = ("%Y-%m-%d %H:%M:%S", "%d.%m.%Y %H:%M:%S")
 # No time a partner writes is longer (ISO-8601 with microseconds and an offset is 32 characters).
 _MAX_TIME_TEXT = 40
 
@@ -368,10 +407,12 @@ def local_time(
     zone: str,
     *,
     required: bool = True,
-    formats: tuple[str, ...] = ("%Y-%m-%d %H:%M:%S", "%d.%m.%Y %H:%M:%S"),
+    formats: tuple[str, ...] = ISO_AND_PLAIN,
+    iso: bool = True,
 ) -> datetime | None:
-    """A partner time: ISO-8601 with a zone is taken as is; a time without a zone is read in `zone`. A year outside
-    EARLIEST_YEAR..LATEST_YEAR is refused before any conversion (year 1 at +14:00 overflows when made UTC)."""
+    """A partner time in one of `formats`, or (with `iso`) ISO-8601: with a zone it is taken as is; a time without a
+    zone is read in `zone`. A year outside EARLIEST_YEAR..LATEST_YEAR is refused before any conversion (year 1 at
+    +14:00 overflows when made UTC)."""
     value = record.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
@@ -387,6 +428,8 @@ def local_time(
             break
         except ValueError:
             continue
+    if parsed is None and not iso:
+        raise LineRejected(f"{name}={show(value)}: not a time in the format {' or '.join(formats)}")
     if parsed is None:
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -17,7 +17,7 @@ from accrual.adapters.partner_config import drop_options, partner_options
 from accrual.adapters.partner_state import PartnerState
 from accrual.adapters.report_archive import ReportArchive
 from accrual.domain.models import OrderLine
-from accrual.partners import API_PARTNERS, ParsedReport, PartnerOptions, read_report
+from accrual.partners import API_PARTNERS, ParsedReport, PartnerOptions, read_page, read_report
 from accrual.settings import Settings
 
 Reconcile = Callable[[Sequence[OrderLine]], Mapping[str, int]]
@@ -25,19 +25,25 @@ Reconcile = Callable[[Sequence[OrderLine]], Mapping[str, int]]
 
 class LedgerSink:
     """The ledger as a report's lines reach it: first screened against the accrual configuration (a line it refuses
-    is quarantined like one that could not be read), then reconciled as of `now` by `workers` threads."""
+    is quarantined like one that could not be read), then reconciled as of `now` by `workers` threads; then the
+    claims naming the lines' orders are matched (the claims step runs after the ledger, on what it wrote)."""
 
     def __init__(self, settings: Settings, now: datetime, workers: int = 1) -> None:
+        from accrual.service.claims import claim_service
         from accrual.service.fanout import ConcurrentLedger
 
         self.ledger = ConcurrentLedger(settings, workers=workers)
+        self.claims = claim_service(settings)
         self.now = now
 
     def screen(self, lines: Sequence[OrderLine]) -> tuple[list[OrderLine], list[tuple[OrderLine, str]]]:
         return self.ledger.screen(lines)
 
     def __call__(self, lines: Sequence[OrderLine]) -> Mapping[str, int]:
-        return self.ledger.reconcile(lines, now=self.now)
+        counts = dict(self.ledger.reconcile(lines, now=self.now))
+        for name, value in self.claims.after_reconcile(lines, now=self.now).items():
+            counts[name] = counts.get(name, 0) + value
+        return counts
 
 
 def ledger_reconcile(settings: Settings, now: datetime, workers: int = 1) -> LedgerSink:
@@ -75,11 +81,15 @@ def ingest_report(
     reconcile: Reconcile | None = None,
     run_id: str | None = None,
     archive: ReportArchive | None = None,
+    pulled_page: bool = False,
 ) -> dict[str, Any]:
+    """With `pulled_page` (a page a pull handed on) a page of an unexpected shape is quarantined whole rather than
+    refused, so that it cannot stop the partner's feed."""
     run_id = run_id or uuid.uuid4().hex
     reconcile = reconcile or ledger_reconcile(settings, now)
     archive = archive or ReportArchive(settings)
-    report = read_report(data, report_format, source=source, options=options_for(report_format, partner, settings))
+    read = read_page if pulled_page and report_format in API_PARTNERS else read_report
+    report = read(data, report_format, source=source, options=options_for(report_format, partner, settings))
     screen_report(report, reconcile)
     if report.quarantined:
         # The whole raw lines go to S3 first: the quarantine records keep a bounded prefix and name that object.
@@ -92,6 +102,7 @@ def ingest_report(
         "format": report_format,
         "run_id": run_id,
         **report.counts,
+        **({"pages_quarantined": 1} if report.page_refused else {}),
         "quarantine_reasons": [f"{line.position}: {line.reason}" for line in report.quarantined],
         "reconciled": reconciled,
     }

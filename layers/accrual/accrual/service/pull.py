@@ -3,7 +3,8 @@
 A run reads the partner's cursor and pulls from an overlap before where the last run ended (late lines and status
 changes arrive days later) up to `now`, in windows of at most `window`. Every page is archived to S3 before it is
 parsed, its quarantined lines are recorded, its accepted lines are handed to `reconcile` (the ledger, idempotent, so
-re-reading the overlap changes nothing), and only then does the cursor move past it. A run that fails therefore
+re-reading the overlap changes nothing), and only then does the cursor move past it. A page of an unexpected shape
+is quarantined whole (counted in `pages_quarantined`) and the cursor moves past it too: no page stops a feed. A run that fails therefore
 resumes at the page after the last one reconciled.
 """
 
@@ -19,7 +20,7 @@ from accrual.adapters.partner_state import Cursor, PartnerState
 from accrual.adapters.report_archive import ReportArchive
 from accrual.domain.models import OrderLine
 from accrual.observability import logger
-from accrual.partners import API_PARTNERS, PartnerOptions, read_report
+from accrual.partners import API_PARTNERS, PartnerOptions, read_page
 from accrual.partners.http import FetchedPage, PagePosition, RetryPolicy
 from accrual.service.ingest import screen_report
 from accrual.service.work import WorkUnit, page_unit
@@ -133,6 +134,7 @@ def pull_partner(
         "accepted": 0,
         "quarantined": 0,
         "pages": 0,
+        "pages_quarantined": 0,
         "windows": len(windows),
         "resumed": cursor.resume is not None,
         "from": windows[0][0].isoformat() if windows else None,
@@ -148,7 +150,10 @@ def pull_partner(
                 counts["pages"] += 1
                 counts["handed_on"] = counts.get("handed_on", 0) + 1
                 continue
-            report = read_report(page.raw, partner, source=key, options=options)
+            report = read_page(page.raw, partner, source=key, options=options)
+            if report.page_refused:
+                counts["pages_quarantined"] += 1
+                logger.error("partner page quarantined whole", extra={"partner": partner, "page": key})
             screen_report(report, reconcile)
             if report.quarantined:
                 # The whole raw lines go to S3 first: the quarantine records keep a bounded prefix and name it.
@@ -202,6 +207,7 @@ def pull_all(
         "accepted": 0,
         "quarantined": 0,
         "pages": 0,
+        "pages_quarantined": 0,
         "partners": {},
         "failed": [],
     }
@@ -224,6 +230,6 @@ def pull_all(
             summary["failed"].append(partner)
             continue
         summary["partners"][partner] = result
-        for name in ("read", "accepted", "quarantined", "pages"):
+        for name in ("read", "accepted", "quarantined", "pages", "pages_quarantined"):
             summary[name] += result[name]
     return summary

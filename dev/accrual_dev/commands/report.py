@@ -1,22 +1,21 @@
-"""`accrual report` and `accrual statement reconcile`: the month's books and the partner's payout statement.
-
-`register(subparsers)` adds the commands to the operator CLI; each handler reads the stack's settings, calls
-`accrual_dev.books`, prints and returns the exit code.
-"""
+"""`accrual report --month M`: the month's books from the ledger (accrual_dev.books)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from collections.abc import Iterator
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from accrual.settings import Settings
+from accrual_dev.commands._common import settings as stack_settings
+
+if TYPE_CHECKING:
+    from accrual.settings import Settings
 
 
-def register(commands: argparse._SubParsersAction) -> None:
-    report = commands.add_parser(
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    report = subparsers.add_parser(
         "report",
         help="the month's books from the ledger: cashback by partner and state, commission, margin, exclusions, "
         "quarantines, claims, confirmation lag",
@@ -30,31 +29,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     report.add_argument("--partner", help="only this partner's orders, quarantines and claims")
     report.add_argument("--json", action="store_true", help="print the report as JSON (the contract)")
     report.add_argument("--html", metavar="FILE", help="also write the report as one self-contained HTML file")
-    report.set_defaults(handler=report_command)
-
-    statement = commands.add_parser("statement", help="partners' payout statements").add_subparsers(
-        dest="statement_command", required=True, metavar="COMMAND"
-    )
-    reconcile = statement.add_parser(
-        "reconcile",
-        help="a partner's payout statement against the ledger; exit 1 when they differ",
-        description="Read a partner's payout statement (CSV with a header row; columns line_id, order_id, "
-        "commission, currency, status unless --columns renames them; status `settled` is a paid line; a row may "
-        "name a line or a whole order) and list, against the ledger's confirmed lines of the partner: paid lines "
-        "unknown to the ledger, confirmed lines the partner did not pay, commission differences beyond the "
-        "tolerance, and the totals. Nothing in the ledger changes. Exit 0 when they agree, 1 when they differ.",
-    )
-    reconcile.add_argument("file", help="the statement (CSV)")
-    reconcile.add_argument("--partner", required=True, help="the partner whose statement it is")
-    reconcile.add_argument("--month", help="YYYY-MM: only the ledger's orders placed in this month")
-    reconcile.add_argument(
-        "--tolerance", default="0.05", help="USD a line's commission may differ by before it is reported (0.05)"
-    )
-    reconcile.add_argument(
-        "--columns", help="the partner's headers: line_id=Sub Order,order_id=Order,commission=Paid,..."
-    )
-    reconcile.add_argument("--json", action="store_true", help="print JSON")
-    reconcile.set_defaults(handler=statement_reconcile_command)
+    return report
 
 
 def _store(settings: Settings):
@@ -63,12 +38,11 @@ def _store(settings: Settings):
     return DynamoLedgerStore(settings)
 
 
-def report_command(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from accrual_dev.books.report import month_bounds, month_report
-    from accrual_dev.commands import _settings
 
     month_bounds(args.month)  # a mistyped month is refused before any read
-    settings = _settings()
+    settings = stack_settings()
     store = _store(settings)
     result = month_report(
         store,
@@ -92,25 +66,17 @@ NORMALIZED = "normalized"  # the quarantine of JSON Lines files, which name thei
 
 
 def _quarantined(settings: Settings, partners: list[str], wanted: str | None) -> Iterator:
-    """Each quarantined line with its partner: the partner whose report it came from, or for a normalised JSON line
-    the partner the line itself names when that much of it can be read."""
+    """Every quarantined line of the configured partners' reports and of JSON Lines files, placed by
+    `books.report.quarantined_line` (the partner and the order time it names, when readable)."""
     from accrual.adapters.partner_state import PartnerState
-    from accrual_dev.books.report import Quarantined
+    from accrual_dev.books.report import quarantined_line
 
     state = PartnerState(settings)
     for source in sorted({*partners, NORMALIZED}):
         for record in state.quarantined(source):
-            partner = _named_partner(record.raw, partners) if source == NORMALIZED else record.partner
-            if wanted is None or partner == wanted:
-                yield Quarantined(partner, record.at)
-
-
-def _named_partner(raw: str, partners: list[str]) -> str:
-    try:
-        named = json.loads(raw).get("partner")
-    except (ValueError, AttributeError):
-        return NORMALIZED
-    return named if named in partners else NORMALIZED
+            line = quarantined_line(record.partner, record.raw, record.at, partners, record.reason)
+            if wanted is None or line.partner == wanted:
+                yield line
 
 
 def _claims(settings: Settings) -> Iterator:
@@ -141,30 +107,3 @@ def _print_summary(result: dict, html: str | None) -> None:
         print("  claims filed: " + ", ".join(f"{state} {n}" for state, n in result["claims"].items()))
     if html:
         print(f"  written to {html}")
-
-
-def statement_reconcile_command(args) -> int:
-    from accrual_dev.books.report import month_bounds
-    from accrual_dev.books.statement import column_map, describe, json_text, reconcile_file
-    from accrual_dev.commands import OperatorError, _settings
-
-    try:
-        tolerance = Decimal(args.tolerance)
-    except InvalidOperation:
-        raise OperatorError(f"--tolerance {args.tolerance!r} is not a decimal number of USD like 0.05") from None
-    if not tolerance.is_finite() or tolerance < 0:
-        raise OperatorError(f"--tolerance {args.tolerance!r} is not a non-negative amount of USD")
-    if args.month:
-        month_bounds(args.month)
-    columns = column_map(args.columns)
-    path = Path(args.file)
-    if not path.is_file():
-        raise OperatorError(f"{args.file}: no such statement file")
-    result = reconcile_file(
-        _store(_settings()), path, partner=args.partner, month=args.month, tolerance=tolerance, columns=columns
-    )
-    if args.json:
-        print(json_text(result))
-    else:
-        print("\n".join(describe(result)))
-    return 0 if result["agree"] else 1

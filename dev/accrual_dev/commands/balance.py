@@ -1,0 +1,34 @@
+"""`accrual balance USER`: a shopper's pending and confirmed balances."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from accrual_dev.commands._common import json_option, print_json, settings
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "balance",
+        help="a shopper's pending and confirmed balances",
+        description="A shopper's pending and confirmed cashback, in the account currency and in USD.",
+    )
+    parser.add_argument("user_id", help="the shopper's user_id, as in the clicks")
+    json_option(parser)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from accrual.service.reading import balance
+
+    result = balance(settings(), args.user_id)
+    if args.json:
+        print_json(result)
+    else:
+        currency = result["account_currency"]
+        print(
+            f"{result['user_id']}: pending {result['pending']} {currency} ({result['pending_usd']} USD), "
+            f"confirmed {result['confirmed']} {currency} ({result['confirmed_usd']} USD)"
+        )
+    return 0

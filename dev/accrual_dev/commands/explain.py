@@ -1,0 +1,43 @@
+"""`accrual explain ORDER`: why an order earns what it earns."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from accrual_dev.commands._common import json_option, print_json, settings
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "explain",
+        help="why an order earns what it earns (store or partner order number)",
+        description="An order's state, cashback and decision trail (every rule that fired with its numbers), its "
+        "journal and refused transitions, and the explanation in plain words. Exit 1 when no order has "
+        "that number.",
+    )
+    parser.add_argument(
+        "order_id", help="the store's order number, the partner's order number, or the order key partner#order_id"
+    )
+    json_option(parser)
+    parser.add_argument("--lang", choices=("en", "ru"), default="en", help="language of the plain-words answer")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from accrual.service.reading import explain
+
+    result = explain(settings(), args.order_id, lang=args.lang)
+    if result is None:
+        print(f"no order {args.order_id!r} (neither a store nor a partner order number)", file=sys.stderr)
+        return 1
+    if args.json:
+        print_json(result)
+    else:
+        print(
+            f"order {result['order_id']} ({result['partner']}), {result['state']}: "
+            f"{result['cashback']} {result['account_currency']} ({result['cashback_usd']} USD)"
+        )
+        print(result["explanation"])
+    return 0
