@@ -314,6 +314,10 @@ class LedgerStore(Protocol):
 
     def register_new_user_coupon(self, user_id: str, buyer_account: str, order_key: str, *, now: datetime) -> bool: ...
     def new_user_coupon_uses(self, user_id: str) -> list[tuple[str, str]]: ...
+    def coupon_accounts_decided(self, user_id: str) -> frozenset[str]:
+        """The store accounts all this shopper's coupon orders were last decided with (empty when not recorded)."""
+
+    def record_coupon_accounts_decided(self, user_id: str, accounts: frozenset[str]) -> None: ...
 
 
 # ---- DynamoDB --------------------------------------------------------------------------------------------------------
@@ -331,9 +335,10 @@ def _line_id(sort_key: str) -> str:
     return sort_key[len(LINE_PREFIX) :]
 
 
-def mark_claims_complete(settings: Settings, client) -> None:
+def mark_claims_complete(control_table: str, client) -> None:
+    """Record in the control table that every line of the orders table has its claim."""
     client.put_item(
-        TableName=settings.control_table,
+        TableName=control_table,
         Item={"pk": {"S": MIGRATION_PK}, "sk": {"S": LINE_CLAIMS}, "at": {"S": utc_text(datetime.now(UTC))}},
     )
 
@@ -487,7 +492,11 @@ class DynamoLedgerStore:
         listed: dict[str, list[str]] = {}
         for key, line_ids in incoming.items():
             order = first.get((key, ORDER_SK))
-            if (key, FACTS_SK) in first or (order is not None and "line_ids" not in order):
+            facts = first.get((key, FACTS_SK))
+            unfinished = facts is not None and (
+                order is None or int(order["version"]["N"]) <= int(facts["version"]["N"])
+            )
+            if unfinished or (order is not None and "line_ids" not in order):
                 continue  # the Query reads it
             if order is None:
                 if not any((key, LINE_PREFIX + line_id) in first for line_id in line_ids):
@@ -588,16 +597,14 @@ class DynamoLedgerStore:
         self._homes.setdefault(ref, set()).add(key)
 
     def claims_complete(self) -> bool:
-        """Whether every stored line has its claim, so `line_homes` may read claims: once `accrual migrate` has run,
-        or from the start on a new (empty) orders table. Asked once per store."""
+        """Whether every stored line has its claim (recorded by `accrual migrate`, or by the local provisioning of a
+        new stack), so that `line_homes` need not ask the by_line index. Asked once per store."""
         if self._claims_read is None:
-            client = self.connection.client
             key = {"pk": {"S": MIGRATION_PK}, "sk": {"S": LINE_CLAIMS}}
-            done = "Item" in client.get_item(TableName=self.settings.control_table, Key=key, ConsistentRead=True)
-            if not done and not client.scan(TableName=self.settings.orders_table, Limit=1).get("Items"):
-                mark_claims_complete(self.settings, client)
-                done = True
-            self._claims_read = done
+            answer = self.connection.client.get_item(
+                TableName=self.settings.control_table, Key=key, ConsistentRead=True
+            )
+            self._claims_read = "Item" in answer
         return self._claims_read
 
     def apply(self, changes: Sequence[OrderChange]) -> None:
@@ -614,7 +621,7 @@ class DynamoLedgerStore:
         facts_first = transaction_size(changes, with_lines=True) > MAX_TRANSACTION_ITEMS
         if facts_first:
             for change in changes:
-                FactsRecord(change.key).save()
+                FactsRecord(change.key, version=change.order.version or 0).save()
                 for write in change.lines:
                     self.put_line_fact(change.key, write)
         kinds: list[str] = []  # what each item of the transaction is, to read its cancellation reasons
@@ -623,9 +630,6 @@ class DynamoLedgerStore:
                 for change in changes:
                     transaction.save(self._order_record(change))  # VersionAttribute: version unchanged (or new)
                     kinds.append("order")
-                    if facts_first:
-                        transaction.delete(FactsRecord(change.key))
-                        kinds.append("facts")
                     if change.decision is not None:
                         transaction.save(DecisionRecord.of(change.key, change.decision))
                         kinds.append("decision")
@@ -816,6 +820,12 @@ class DynamoLedgerStore:
 
     def new_user_coupon_uses(self, user_id: str) -> list[tuple[str, str]]:
         return reference_data.new_user_coupon_uses(user_id)
+
+    def coupon_accounts_decided(self, user_id: str) -> frozenset[str]:
+        return reference_data.coupon_accounts_decided(user_id)
+
+    def record_coupon_accounts_decided(self, user_id: str, accounts: frozenset[str]) -> None:
+        reference_data.record_coupon_accounts_decided(user_id, accounts)
 
 
 def find_order_keys(order_number: str) -> list[str]:

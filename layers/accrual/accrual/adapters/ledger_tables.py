@@ -58,8 +58,9 @@ class OrderTooLarge(ValueError):
 
 DECISION_SK = "ORDER#DECISION"
 LINE_PREFIX = "LINE#"
-# Set while a large order's lines are written ahead of its transaction (they do not fit in it), deleted by that
-# transaction: an order that has it is read with the Query, which sees lines its item does not list yet.
+# Written before a large order's lines are written ahead of its transaction (they do not fit in it), with the order
+# version that transaction writes over: while the order item is not past that version, the order is read with the
+# Query, which sees lines its item does not list yet. (Never deleted: no role may delete from the orders table.)
 FACTS_SK = "ORDER#FACTS"
 # A partner line's claim: pk CLAIM#<partner>#<line_id>, sk CLAIM, `homes` the orders that may hold it live (a
 # superset: written before the transaction that places the line). Read in batches instead of the by_line index.
@@ -203,6 +204,7 @@ class FactsRecord(Model):
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default=FACTS_SK)
+    version = NumberAttribute()  # the order version the transaction after the facts writes over (0: a new order)
 
 
 class JournalEntryRecord(Model):

@@ -63,6 +63,7 @@ class InMemoryLedgerStore:
         self.current: str | None = None
         self.clicks: dict[str, Click] = {}
         self.coupons: dict[str, dict[tuple[str, str], str]] = {}  # user -> (order key, account) -> account
+        self.coupon_accounts: dict[str, frozenset[str]] = {}  # user -> accounts its coupon orders were decided with
 
     # ---- set-up (what `config load` and `clicks load` store) -------------------------------------------------------
     def save_config(self, config: AccrualConfig) -> None:
@@ -251,3 +252,9 @@ class InMemoryLedgerStore:
 
     def new_user_coupon_uses(self, user_id: str) -> list[tuple[str, str]]:
         return sorted(self.coupons.get(user_id, {}))
+
+    def coupon_accounts_decided(self, user_id: str) -> frozenset[str]:
+        return self.coupon_accounts.get(user_id, frozenset())
+
+    def record_coupon_accounts_decided(self, user_id: str, accounts: frozenset[str]) -> None:
+        self.coupon_accounts[user_id] = frozenset(accounts)

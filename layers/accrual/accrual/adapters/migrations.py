@@ -82,7 +82,7 @@ def migrate_line_claims(
         if on_page is not None:
             on_page(pages, lines)
         if not start:
-            mark_claims_complete(settings, client)
+            mark_claims_complete(control, client)
             client.delete_item(TableName=control, Key=cursor_key)
             return MigrationResult(True, False, pages, lines, claims, resumed)
         client.put_item(TableName=control, Item={**cursor_key, "body": {"S": json.dumps(start)}})

@@ -265,6 +265,9 @@ class DryRunStore:
     def record_refusal(self, key: str, line: OrderLine, reason: str, state: str, at: str) -> None:
         return None
 
+    def record_coupon_accounts_decided(self, user_id: str, accounts: frozenset[str]) -> None:
+        return None
+
     def register_new_user_coupon(self, user_id: str, buyer_account: str, order_key: str, *, now: datetime) -> bool:
         return False
 
