@@ -617,7 +617,8 @@ class DynamoLedgerStore:
             for write in change.lines:
                 if write.moved_to is None and (stored is None or write.line.line_id not in stored):
                     self._claim(change.key, write.line)  # a line new to this order: its claim first
-        indexed = not self.claims_complete()  # the by_line index serves only tables not migrated yet
+        # the by_line index serves only tables not migrated yet (asked only when lines are written)
+        indexed = any(change.lines for change in changes) and not self.claims_complete()
         facts_first = transaction_size(changes, with_lines=True) > MAX_TRANSACTION_ITEMS
         if facts_first:
             for change in changes:
