@@ -35,6 +35,7 @@ REQUIRED = {
     "UnitsDone",
     "UnitsFailed",
     "PendingLaterThanPromised",
+    "ConfirmationLagHours",
 }
 
 
@@ -136,3 +137,4 @@ def test_the_ledger_counts_the_money_the_dashboard_shows():
     assert counts["orders_negative_margin"] == 1  # B pays 5.00 on a 1.00 commission
     confirmed = ledger.confirm(now=settled + timedelta(days=2))
     assert confirmed["cashback_confirmed_cents"] == 500
+    assert confirmed["confirmation_lag_minutes"] == 2 * 24 * 60  # settled, then confirmed two days later

@@ -66,7 +66,7 @@ def render_html(report: dict[str, Any]) -> str:
         _negative_margin_table(report),
         _exclusions_tables(report),
         _quarantine_table(report),
-        _counts_table("Missing-cashback claims filed, by state", "state", report["claims"]),
+        _counts_table("Missing-cashback claims about the month's orders, by state", "state", report["claims"]),
         _lag_table(report),
         "</body></html>",
     ]

@@ -20,5 +20,7 @@ COMMANDS = (
     "report",
     "statement",
     "audit",
+    "notifications",
+    "quarantine",
     "migrate",
 )

@@ -26,6 +26,7 @@ from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from accrual.adapters.pynamo import DecimalAttribute, bind_model
+from accrual.ports.ledger import OrderTooLarge
 from accrual.settings import Settings
 
 ORDER_SK = "ORDER"
@@ -52,10 +53,6 @@ def unpack_text(plain: str | None, packed: bytes | None) -> str:
     return zlib.decompress(packed).decode()
 
 
-class OrderTooLarge(ValueError):
-    """An order whose decision cannot be stored in one item even compressed: counted and left for an operator."""
-
-
 DECISION_SK = "ORDER#DECISION"
 LINE_PREFIX = "LINE#"
 # Written before a large order's lines are written ahead of its transaction (they do not fit in it), with the order
@@ -68,7 +65,6 @@ CLAIM_PREFIX = "CLAIM#"
 CLAIM_SK = "CLAIM"
 MIGRATION_PK = "MIGRATION"  # control table: LINE_CLAIMS once every stored line has its claim
 LINE_CLAIMS = "LINE_CLAIMS"
-DUE_SHARDS = 8  # spreads the due index over partitions; the cycle reads them all
 OUTBOX_SHARDS = 4
 
 

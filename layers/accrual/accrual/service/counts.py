@@ -28,6 +28,7 @@ class RunCounts(BaseModel):
     orders_failed: int = 0  # left as they were for the next run (no fx rate, contention, throttling, too large)
     journal_conflicts: int = 0  # a journal entry id taken with another payload: never passed off
     retries: int = 0  # lost races, retried
+    chunks_retried: int = 0  # concurrent workers: chunks reconciled once more, alone, after contention
     moves_pending: int = 0
     moves_adjust: int = 0
     moves_post: int = 0
@@ -38,6 +39,7 @@ class RunCounts(BaseModel):
     cashback_pending_cents: int = 0  # USD cents that became pending (pending entries)
     cashback_confirmed_cents: int = 0  # USD cents confirmed (post entries)
     orders_negative_margin: int = 0  # orders that became pending paying more cashback than their commission
+    confirmation_lag_minutes: int = 0  # summed over the confirmed orders: settlement to confirmation
     transitions_refused: int = 0
     orders_redecided: int = 0  # redecide: orders whose decision or holding changed under the current configuration
     orders_skipped_confirmed: int = 0  # redecide: confirmed (or later) orders, never touched
