@@ -160,9 +160,9 @@ invoke: venv
 	$(BIN)/python -m accrual_dev.invoke $(FN) $(EVENT)
 
 # Benchmarks (docs/performance.md): calls and capacity units per order for each step on ministack beside a reference
-# and the lower bound, CPU per line, ingest memory, handler import time, cost per million orders. Prints tables and
-# writes bench/results.json. `make bench BENCH_ARGS=--full-memory` adds 100,000 and 1,000,000 lines (hours).
-bench: venv ministack
+# and the lower bound, CPU per line, ingest memory (on DynamoDB Local beside moto), handler import time, cost per
+# million orders. Prints tables and writes bench/results.json. `make bench BENCH_ARGS=--full-memory` adds 100,000 and 1,000,000 lines (hours).
+bench: venv ministack dynamodb-local
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/cli_workers.py
