@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
 from test_cli import CLICKS, CONFIG, aliexpress_order, aliexpress_page
 
-from accrual.service.drop import ingest_drop
 from accrual_dev import cli
 from support.cli import operator_cli
+from support.services import ingest_drop
 
 
 @pytest.fixture
@@ -89,6 +90,27 @@ def test_workers_spread_a_file_over_poller_processes_and_credit_every_line_once(
     assert json.loads(accrual("audit", "--json").stdout)["ok"] is True
 
 
+def test_workers_keep_each_order_in_one_unit_and_announce_it_once(accrual, stack, tmp_path):
+    from accrual.adapters.ledger_tables import OutboxRecord, bind_ledger_tables
+
+    # Given 60 orders of 1 to 3 lines (120 lines) split into units of about 30 lines: many orders straddle a boundary
+    rows = [
+        f"s-{n}-{k},S-{n},click-2,paid,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,{10 + k}.00,USD,0\n"
+        for n in range(60)
+        for k in range(1 + n % 3)
+    ]
+    (tmp_path / "orders.csv").write_text(CSV_HEADER + "".join(rows))
+    two = {"ACCRUAL_POLLER_PROCESSES": "2"}
+    arguments = ("ingest", tmp_path / "orders.csv", "--partner", "csv", "--as", "admitad", "--workers", "4")
+    result = json.loads(accrual(*arguments, environment=two).stdout)
+    # Then every order was decided once, by one unit, and announced once, as when the file is ingested whole
+    assert result["units"] >= 3 and result["read"] == len(rows) == 120
+    assert result["reconciled"]["orders_changed"] == 60 and result["reconciled"].get("moves_adjust", 0) == 0
+    bind_ledger_tables(stack)
+    announced = Counter(json.loads(record.body).get("order_id") for record in OutboxRecord.scan())
+    assert len(announced) == 60 and set(announced.values()) == {1}
+
+
 def test_threads_reconcile_a_streamed_file_concurrently_and_credit_every_line_once(accrual, tmp_path):
     rows = [
         f"t-{n},T-{n},click-2,paid,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,{10 + n}.00,USD,0\n" for n in range(120)
@@ -144,13 +166,51 @@ def test_normalised_lines_of_unknown_partners_and_currencies_are_quarantined_wit
         )
         + "\n"
     )
-    result = json.loads(accrual("ingest", tmp_path / "lines.jsonl", "--partner", "normalized").stdout)
+    # two of three lines quarantined: mostly unread, so the command exits 1 (the lines read are reconciled all the same)
+    ingested = accrual("ingest", tmp_path / "lines.jsonl", "--partner", "normalized", expect=1)
+    result = json.loads(ingested.stdout)
     assert (result["read"], result["accepted"], result["quarantined"]) == (3, 1, 2)
+    assert "2 of 3 lines quarantined, more than 50%" in ingested.stderr
     reasons = result["quarantine_reasons"]
     assert reasons[0].startswith("2: partner='ebay'") and "not a partner" in reasons[0]
     assert reasons[1].startswith("3: currency='XYZ'")
     assert result["reconciled"]["lines_received"] == 1
     accrual("explain", "N-2", expect=1)
+
+
+def test_a_csv_in_its_own_formats_reads_through_its_map_and_a_mostly_unread_one_exits_1(stack, accrual, tmp_path):
+    (tmp_path / "moscow.csv").write_text(
+        "Номер;Заказ;Клик;Статус;Дата;Сумма\n"
+        "m-1;M-1;click-2;Оплачен;28.11.2026 12:00;1 234,50\n"
+        "m-2;M-2;click-2;Оплачен;28.11.2026 13:00;100,00\n",
+        encoding="cp1251",
+    )
+    arguments = ("ingest", tmp_path / "moscow.csv", "--partner", "csv", "--as", "admitad")
+    # Without its map the file is not described: refused whole, naming the map's parameter and how to set it
+    refused = one_line(accrual(*arguments, expect=2).stderr)
+    parameter = f"{stack.partner_parameters_prefix}admitad/columns"
+    assert "lacks required columns" in refused and parameter in refused and "aws ssm put-parameter" in refused
+    # With a map of its columns only, every time and amount is quarantined: exit 1 with the top reasons
+    columns = {"line_id": "Номер", "order_id": "Заказ", "sub_id": "Клик", "status": "Статус"}
+    columns |= {"ordered_at": "Дата", "amount": "Сумма"}
+    document = {"columns": columns, "statuses": {"Оплачен": "paid"}, "delimiter": ";", "encoding": "cp1251"}
+    ssm = stack.client("ssm")
+    ssm.put_parameter(Name=parameter, Type="String", Overwrite=True, Value=json.dumps(document))
+    unread = accrual(*arguments, expect=1)
+    assert json.loads(unread.stdout)["quarantined"] == 2
+    assert (
+        "2 of 2 lines quarantined" in unread.stderr and "2 lines: Сумма=…: not an amount written with" in unread.stderr
+    )
+    assert parameter in unread.stderr
+    # With its date format, time zone and number format the file reads
+    document |= {"date_format": "%d.%m.%Y %H:%M", "timezone": "Europe/Moscow"}
+    document |= {"decimal_separator": ",", "thousands_separator": " "}
+    ssm.put_parameter(Name=parameter, Type="String", Overwrite=True, Value=json.dumps(document))
+    result = json.loads(accrual(*arguments).stdout)
+    assert (result["read"], result["accepted"], result["quarantined"]) == (2, 2, 0)
+    explained = json.loads(accrual("explain", "M-1", "--json").stdout)
+    assert explained["lines"][0]["amount"] == "1234.50"
+    assert explained["lines"][0]["status_at"].startswith("2026-11-28T09:00:00")
 
 
 def test_a_drop_under_an_unknown_partner_folder_is_quarantined_by_the_ledger(stack, accrual):
@@ -172,7 +232,7 @@ def test_an_aliexpress_amount_is_quoted_as_written(accrual, tmp_path):
         '"paid_amount": 12000', '"paid_amount": 1e400'
     )
     (tmp_path / "page.json").write_text(page)
-    result = json.loads(accrual("ingest", tmp_path / "page.json", "--partner", "aliexpress").stdout)
+    result = json.loads(accrual("ingest", tmp_path / "page.json", "--partner", "aliexpress", expect=1).stdout)
     assert result["quarantine_reasons"] == ["1: paid_amount=1e400: not a plausible amount in minor units"]
 
 
@@ -287,13 +347,17 @@ def test_progress_goes_to_stderr(accrual, tmp_path):
 
 
 def test_the_ingest_bar_counts_the_file_against_its_whole_size(stack, accrual, tmp_path):
+    from accrual.composition import composition
     from accrual.service.ingest_stream import ingest_file_streamed
     from accrual_dev.progress import ProgressSink
 
     path = tmp_path / "many.csv"
     _many_orders(path, 12)
     size = path.stat().st_size
-    sink = ProgressSink(stack, datetime.now(UTC), enabled=True, label="many.csv", total_bytes=size)
+    services = composition(stack)
+    sink = ProgressSink(
+        services.concurrent_ledger(), datetime.now(UTC), enabled=True, label="many.csv", total_bytes=size
+    )
     seen = []
     reconcile = sink.ledger.reconcile
 
@@ -303,7 +367,7 @@ def test_the_ingest_bar_counts_the_file_against_its_whole_size(stack, accrual, t
 
     sink.ledger.reconcile = watched
     ingest_file_streamed(
-        path, "csv", partner="admitad", settings=stack, now=datetime.now(UTC), reconcile=sink, part_lines=3
+        path, "csv", partner="admitad", ingest=services.ingest, sink=sink, now=datetime.now(UTC), part_lines=3
     )
     final = sink._bar.n
     sink.close()
@@ -333,3 +397,135 @@ def test_an_interrupted_ingest_prints_its_counts(accrual, tmp_path, monkeypatch,
     counts = json.loads(out)
     assert counts["interrupted"] is True and counts["orders_reconciled"] == 2 and counts["lines_reconciled"] == 2
     assert "interrupted; 2 lines of 2 orders reconciled" in err
+
+
+def test_an_interrupted_confirm_prints_its_counts_and_confirming_again_finishes(accrual, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from accrual.service.ledger import Ledger
+    from accrual_dev.commands import confirm
+
+    rows = [
+        f"u-{n},U-{n},click-2,awaiting_payment,2026-11-03T18:00:00Z,,{n + 10}.00,USD,0.40" for n in range(5)
+    ]  # never paid: each is due for expiry three days after it was ordered
+    (tmp_path / "unpaid.csv").write_text(CSV_HEADER + "\n".join(rows) + "\n")
+    accrual("ingest", tmp_path / "unpaid.csv", "--partner", "csv", "--as", "admitad", "--now", "2026-11-03T19:00:00Z")
+    monkeypatch.setattr(confirm, "CONFIRM_STEP", 2)
+    confirm_orders, steps = Ledger.confirm_orders, []
+
+    def ctrl_c_during_the_second_step(self, keys, *, now):
+        steps.append(list(keys))
+        if len(steps) == 2:
+            signal.raise_signal(signal.SIGINT)  # the operator's Ctrl-C: the step being confirmed finishes
+        return confirm_orders(self, keys, now=now)
+
+    monkeypatch.setattr(Ledger, "confirm_orders", ctrl_c_during_the_second_step)
+    assert cli.main(["confirm", "--now", "2026-11-10T00:00:00Z", "--progress"]) == 130
+    out, err = capsys.readouterr()
+    counts = json.loads(out)
+    assert counts["interrupted"] is True and counts["orders_due"] == 4 and len(steps) == 2
+    assert "confirm" in err and "/5" in err  # the bar's total: the due orders counted first
+    assert "interrupted" in err.splitlines()[-1]
+
+    # what was confirmed is no longer due: the same command again finishes the rest
+    assert cli.main(["confirm", "--now", "2026-11-10T00:00:00Z"]) == 0
+    assert json.loads(capsys.readouterr().out)["orders_due"] == 1
+
+
+def test_audit_shows_its_progress_on_request_and_not_with_json(accrual):
+    shown = accrual("audit", "--progress")
+    assert "audit" in shown.stderr and "item" in shown.stderr
+    assert "audit" not in accrual("audit", "--json", "--progress").stderr
+
+
+# ---- quarantine and notifications --------------------------------------------------------------------------------
+
+
+def test_quarantined_lines_are_listed_and_replayed_once_after_a_map_fix(accrual, stack, tmp_path):
+    (tmp_path / "admitad.csv").write_text(
+        CSV_HEADER
+        + "q-1,Q-1,click-2,Approved,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,100.00,USD,4.00\n"
+        + "q-2,Q-2,click-2,paid,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,50.00,USD,2.00\n"
+    )
+    ingested = json.loads(accrual("ingest", tmp_path / "admitad.csv", "--partner", "csv", "--as", "admitad").stdout)
+    assert (ingested["accepted"], ingested["quarantined"]) == (1, 1)
+    (waiting,) = json.loads(accrual("quarantine", "list", "--json").stdout)
+    assert waiting["partner"] == "admitad" and waiting["position"] == 1 and "Approved" in waiting["reason"]
+    assert "Approved" in accrual("quarantine", "list", "--partner", "admitad").stdout
+    assert json.loads(accrual("quarantine", "list", "--json", "--since", "2100-01-01").stdout) == []
+    accrual("quarantine", "replay", expect=2)  # neither ids nor a partner: one line saying what to give
+
+    stack.client("ssm").put_parameter(
+        Name=f"/{stack.stack}/partners/admitad/columns",
+        Value=json.dumps({"statuses": {"Approved": "settled"}}),
+        Type="String",
+        Overwrite=True,
+    )
+    dry = json.loads(accrual("quarantine", "replay", "--partner", "admitad", "--dry-run").stdout)
+    assert (dry["selected"], dry["accepted"], dry["reconciled"]) == (1, 1, {})
+    assert len(json.loads(accrual("quarantine", "list", "--json").stdout)) == 1
+    accrual("notifications", "tail")  # the ingest's own notification, out of the way
+
+    done = json.loads(accrual("quarantine", "replay", waiting["id"]).stdout)
+    assert (done["selected"], done["accepted"], done["still_quarantined"]) == (1, 1, 0)
+    assert done["notified"] == {"published": 1}
+    assert json.loads(accrual("explain", "Q-1", "--json").stdout)["state"] == "pending"
+    assert json.loads(accrual("quarantine", "list", "--json").stdout) == []
+    replayed = json.loads(accrual("quarantine", "list", "--json", "--all").stdout)
+    assert [line["id"] for line in replayed] == [waiting["id"]] and replayed[0]["replayed_at"]
+    # once: a second replay selects nothing, and nothing more is announced
+    again = json.loads(accrual("quarantine", "replay", "--partner", "admitad").stdout)
+    assert (again["selected"], again["notified"]) == (0, {"published": 0})
+    tail = accrual("notifications", "tail", "--json").stdout.splitlines()
+    assert [json.loads(line)["order_id"] for line in tail] == ["Q-1"]
+
+
+def test_notifications_tail_follows_until_ctrl_c(accrual, stack, tmp_path):
+    import os
+    import signal
+    import subprocess
+
+    from support.cli import CLI
+
+    follow = subprocess.Popen(
+        [str(CLI), "notifications", "tail", "--follow", "--user", "masha"],
+        env={**os.environ, "ACCRUAL_STACK": stack.stack},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        (tmp_path / "one.jsonl").write_text(normalized(order_id="F-1", line_id="f-1") + "\n")
+        accrual("ingest", tmp_path / "one.jsonl", "--partner", "normalized")
+        line = follow.stdout.readline()  # printed as it arrives
+        assert "cashback.pending" in line and "user masha" in line and "admitad#F-1" in line
+    finally:
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(timeout=30) == 0
+
+
+def test_an_interrupted_clicks_load_prints_what_it_stored(accrual, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from accrual.adapters import reference_data
+    from accrual_dev.commands import clicks
+
+    new = [{**CLICKS[0], "sub_id": f"late-{n}", "user_id": f"late-{n}"} for n in range(3)]
+    (tmp_path / "late.jsonl").write_text("".join(json.dumps(click) + "\n" for click in new))
+    monkeypatch.setattr(clicks, "CLICKS_STEP", 1)
+    store, steps = reference_data.store_clicks, []
+
+    def ctrl_c_during_the_second_step(batch, *, now):
+        steps.append(batch)
+        if len(steps) == 2:
+            signal.raise_signal(signal.SIGINT)
+        return store(batch, now=now)
+
+    monkeypatch.setattr(reference_data, "store_clicks", ctrl_c_during_the_second_step)
+    assert cli.main(["clicks", "load", str(tmp_path / "late.jsonl")]) == 130
+    counts = json.loads(capsys.readouterr().out)
+    assert (counts["interrupted"], counts["read"], counts["stored"]) == (True, 3, 2)
+    # loading the file again finishes it: the two stored count as unchanged
+    assert cli.main(["clicks", "load", str(tmp_path / "late.jsonl")]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["stored"], again["unchanged"]) == (1, 2)

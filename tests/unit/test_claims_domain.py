@@ -89,6 +89,8 @@ def test_a_bare_date_is_a_day_and_the_claim_id_is_the_shopper_and_the_number():
         (facts(user_id="bob", state="pending"), Verdict.OTHERS),  # a click's: never taken
         (facts(user_id="bob", state="pending", claim_ids=("clm_bob",)), Verdict.CONTESTS),  # a claimant's, not posted
         (facts(user_id="bob", state="confirmed", claim_ids=("clm_bob",), posted=True), Verdict.OTHERS),
+        (facts(user_id="bob", state="pending", claim_ids=("clm_bob",), clicked=True), Verdict.OTHERS),  # bob's click
+        (facts(user_id="bob", state="pending", claim_ids=("clm_bob",), by_agent=True), Verdict.OTHERS),  # an agent's
         (facts(state="on_review"), Verdict.WAITING),
         (facts(ordered_at=T0 + timedelta(days=3)), Verdict.MISMATCH),
         (facts(items_usd=Decimal("150"), total_usd=Decimal("150")), Verdict.MISMATCH),

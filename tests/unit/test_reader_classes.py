@@ -319,6 +319,9 @@ def test_a_page_of_an_unexpected_shape_is_quarantined_whole_and_its_paging_still
         ("aliexpress", "<html>busy</html>"),
         ("aliexpress", "[1, 2]"),
         ("aliexpress", '{"resp_result": 5}'),
+        ("aliexpress", '{"x_response": {"resp_result": {"result": {"orders": []}}}}'),
+        ("aliexpress", '{"x_response": {"resp_result": {"resp_code": null, "result": {}}}}'),
+        ("aliexpress", '{"x_response": {"resp_result": {"resp_code": 200, "result": [1]}}}'),
         ("admitad", '{"results": {"id": 1}}'),
         ("admitad", "null"),
         ("admitad", b"\xff\xfe garbage"),
@@ -390,3 +393,76 @@ def test_the_streamed_splitter_cuts_and_numbers_at_newlines_only(tmp_path):
     assert sum(report.read for report in reports) == 7
     assert [line.line_id for report in reports for line in report.lines] == ["L1", "L2", "L3", "L4", "L5", "L7"]
     assert [q.reason for report in reports for q in report.quarantined][0].startswith("line 6: not valid JSON")
+
+
+# --- a file that is mostly quarantined says why, and where its map is ----------------------------------------------
+def test_the_top_reasons_count_reasons_by_kind_not_by_value():
+    from accrual.partners.report import top_reasons
+
+    data = "line_id,order_id,status,ordered_at,amount\n" + "".join(
+        f"L{n},O{n},paid,{n:02d}.11.2026 12:00,{'1,5' if n % 3 == 0 else '1'}\n" for n in range(1, 10)
+    )
+    report = counted(read_report(data, "csv", source="f.csv"))
+    assert report.quarantined and not report.lines
+    first, second = top_reasons(report.quarantined)
+    assert first == {
+        "reason": "ordered_at=…: not a time",
+        "lines": 6,
+        "example": "ordered_at='01.11.2026 12:00': not a time",
+    }
+    assert (second["reason"], second["lines"]) == ("row has 6 cells, the header has 5", 3)  # 1,5 is two cells
+
+
+@pytest.mark.parametrize(
+    ("read", "quarantined", "mostly"), [(0, 0, False), (10, 5, False), (10, 6, True), (1, 1, True), (3, 1, False)]
+)
+def test_mostly_quarantined_is_more_than_the_share(read, quarantined, mostly):
+    from accrual.service.ingest import mostly_quarantined
+
+    assert mostly_quarantined(read, quarantined) is mostly
+    assert mostly_quarantined(read, quarantined, share=0.0) is (quarantined > 0)
+
+
+def test_a_csv_its_map_does_not_describe_names_the_map_and_how_to_set_it():
+    from support.fakes.world import FakeWorld
+
+    ingest = FakeWorld().ingest
+    with pytest.raises(ReportFormatError) as refused:
+        read_report("Transaction ID,Sale Amount\nT1,5\n", "csv", source="f.csv")
+    message = str(ingest.map_hint(refused.value, "csv", "awin"))
+    assert "column map" in message and "/accrual/partners/awin/columns" in message
+    assert "aws ssm put-parameter --name /accrual/partners/awin/columns" in message
+    assert ingest.map_hint(refused.value, "admitad", "admitad") is refused.value
+
+
+@pytest.mark.parametrize("hostile", [*HOSTILE_IDS, "x" * 257, ""])
+def test_a_claims_user_id_is_refused_exactly_when_a_clicks_is(hostile):
+    from pydantic import ValidationError
+
+    from accrual.domain.claims import ClaimRequest
+    from accrual.domain.models import Click
+
+    def refused(model, **fields):
+        try:
+            model.model_validate(fields)
+        except ValidationError as error:
+            return {problem["loc"][0] for problem in error.errors()}
+        return set()
+
+    click = {"sub_id": "s-1", "clicked_at": "2026-11-03T18:00:00Z", "partner": "aliexpress"}
+    assert refused(Click, user_id=hostile, **click) == {"user_id"}
+    assert refused(ClaimRequest, user_id=hostile, order_number="123") == {"user_id"}
+    assert refused(ClaimRequest, user_id="u-1", order_number=hostile) == {"order_number"}
+
+
+@pytest.mark.parametrize(
+    ("document", "words"),
+    [
+        ({"columns": {"price": "Price"}}, "columns names 'price', not a normalised field"),
+        ({"columns": {"partner": "Network"}}, "columns names 'partner'"),
+        ({"statuses": {"Approved": "approved"}}, "statuses maps 'Approved' to 'approved', which is not a status"),
+    ],
+)
+def test_a_map_naming_what_is_not_a_field_or_a_status_is_refused_on_reading(document, words):
+    with pytest.raises(ValueError, match=words):
+        options_from_json(json.dumps(document))

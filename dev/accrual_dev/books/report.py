@@ -3,9 +3,9 @@ and state, the partners' commission and the margin, the orders paid above their 
 and by shop, quarantined lines, claims, and the confirmation lag.
 
 An order belongs to the month of its `ordered_at` (UTC). The orders are streamed from the store's `orders_placed`
-(a paged scan of the order items, keys only) and read one at a time (`load_order`, `journal`), so memory holds one
-order plus the running totals: counters by partner, state, code, shop and day, and the lags as a histogram of whole
-minutes. Every figure is a sum or a count, so the result does not depend on the order the scan returns; lists are
+(a paged scan of the order items, keys only) and read a batch at a time (`load_order`, `journal`, on a few
+threads), so memory holds one batch of orders plus the running totals: counters by partner, state, code, shop and
+day, and the lags as a histogram of whole minutes. Every figure is a sum or a count, so the result does not depend on the order the scan returns; lists are
 sorted before they are printed.
 
 What each figure counts:
@@ -19,8 +19,10 @@ What each figure counts:
 - `negative_margin`: those earning orders whose margin is below zero.
 - `exclusions`: declined orders counted once under each reason code of their decision that made them earn nothing
   (exclusions and review holds); `exclusions_by_shop`: the same orders by the shop of their excluded lines (top 20).
-- `quarantined`: lines quarantined during the month (the time they were quarantined), by partner.
-- `claims`: missing-cashback claims filed during the month, by their state now.
+- `quarantined`: quarantined lines by partner, in the month of the order time they name when that much of them can
+  be read, else of the time they were quarantined; `quarantined_by_reason`: the same by the field the reason names.
+- `claims`: missing-cashback claims about orders of the month (the order time the shopper gave, else the time the
+  claim was filed), by their state now.
 - `lag`: hours from the order to its first pending entry, and from the last settlement of its lines to the entry
   that confirmed it, as percentiles (nearest rank over whole minutes).
 """
@@ -29,19 +31,22 @@ from __future__ import annotations
 
 import calendar
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
-from accrual.adapters.ledger_store import JournalEntry, LedgerStore, OrderItem, parse_utc, utc_text
 from accrual.domain.claims import Claim
 from accrual.domain.decision import EXCLUSIONS, Code, OrderDecision
 from accrual.domain.lifecycle import OrderState, Transition
 from accrual.domain.models import LineStatus, OrderLine
 from accrual.domain.money import ZERO, money_str
+from accrual.ports import JournalEntry, LedgerStore, LoadedOrder, OrderItem, parse_utc, utc_text
 
 STATES_OF_MONEY = ("pending", "confirmed", "declined", "reversed")
 EARNING = frozenset({OrderState.PENDING.value, OrderState.CONFIRMED.value})
@@ -49,6 +54,7 @@ EARNING = frozenset({OrderState.PENDING.value, OrderState.CONFIRMED.value})
 DECLINE_CODES = EXCLUSIONS | {Code.MULTI_ACCOUNT_NEW_USER_COUPON, Code.OVER_COMMISSION_SHARE}
 PERCENTILES = (50, 90, 99)
 TOP_SHOPS = 20
+READ_BATCH = 16  # orders read per worker before their figures are added (what memory holds at once)
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
@@ -63,10 +69,52 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
 
 @dataclass(frozen=True)
 class Quarantined:
-    """One quarantined line as the report counts it."""
+    """One quarantined line as the report counts it: its partner and the time that places it in a month."""
 
     partner: str
     at: datetime
+    reason: str = ""  # the reason's kind: the field it names ("amount", "currency"), else its first words
+
+
+REASON_FIELD = re.compile(r"([A-Za-z_][\w.\[\]]*)=")
+REASON_WORDS = 60
+
+
+def reason_kind(reason: str) -> str:
+    """A quarantine reason grouped by what it is about: `amount='a lot': not a decimal` is `amount`; a reason that
+    names no field is its first clause."""
+    field = REASON_FIELD.match(reason)
+    if field:
+        return field.group(1)
+    return reason.split(":", 1)[0].strip()[:REASON_WORDS]
+
+
+# where a raw line names its order time: the normalised line, AliExpress's order, Admitad's action
+ORDER_TIME_FIELDS = ("ordered_at", "created_time", "action_date")
+
+
+def quarantined_line(
+    source: str, raw: str, quarantined_at: datetime, partners: Iterable[str], reason: str = ""
+) -> Quarantined:
+    """A quarantined line counts for the partner it names (when it can be read that far and the partner is known),
+    else for the partner whose report it came from; and in the month of the order time it names (read in UTC when it
+    gives no zone), else in the month it was quarantined."""
+    try:
+        fields = json.loads(raw)
+    except ValueError:
+        fields = None
+    kind = reason_kind(reason)
+    if not isinstance(fields, dict):
+        return Quarantined(source, quarantined_at, kind)
+    named = fields.get("partner")
+    partner = named if isinstance(named, str) and named in set(partners) else source
+    for name in ORDER_TIME_FIELDS:
+        try:
+            moment = datetime.fromisoformat(str(fields[name]).strip().replace(" ", "T", 1))
+        except (KeyError, ValueError):
+            continue
+        return Quarantined(partner, moment if moment.tzinfo else moment.replace(tzinfo=UTC), kind)
+    return Quarantined(partner, quarantined_at, kind)
 
 
 def _money() -> dict[str, Decimal]:
@@ -158,8 +206,10 @@ def month_report(
     partner: str | None = None,
     quarantined: Iterable[Quarantined] = (),
     claims: Iterable[Claim] = (),
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """The month's books as the JSON contract prints them (decimal strings, sorted keys and lists)."""
+    """The month's books as the JSON contract prints them (decimal strings, sorted keys and lists). `workers` threads
+    read the orders (a few batches of keys in flight at a time); the totals are added up in this thread."""
     start, end = month_bounds(month)
     books = _Books(month)
     for day in range((end - start).days):
@@ -168,21 +218,29 @@ def month_report(
             "pending_usd": ZERO,
             "confirmed_usd": ZERO,
         }
-    for key in store.orders_placed(utc_text(start), utc_text(end)):
-        if partner is not None and not key.startswith(f"{partner}#"):
-            continue
-        _add_order(books, store, key)
+    keys = (
+        key
+        for key in store.orders_placed(utc_text(start), utc_text(end))
+        if partner is None or key.startswith(f"{partner}#")
+    )
+
+    def read(key: str) -> tuple[LoadedOrder, list[JournalEntry]]:
+        loaded = store.load_order(key)
+        return loaded, store.journal(key) if loaded.order is not None else []
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        while batch := list(islice(keys, READ_BATCH * max(1, workers))):
+            for loaded, journal in pool.map(read, batch):
+                _add_order(books, loaded, journal)
     return _result(books, start, end, partner, quarantined, claims)
 
 
-def _add_order(books: _Books, store: LedgerStore, key: str) -> None:
-    loaded = store.load_order(key)
+def _add_order(books: _Books, loaded: LoadedOrder, journal: list[JournalEntry]) -> None:
     order = loaded.order
     if order is None or loaded.decision is None:
         return
     decision = OrderDecision.from_dict(json.loads(loaded.decision))
     lines = [OrderLine.model_validate_json(line.body) for line in loaded.lines if line.moved_to is None]
-    journal = store.journal(key)
     figures = books.partners[order.partner]
     figures.orders[order.state] += 1
     figures.lines.update(line.status.value for line in lines)
@@ -252,6 +310,16 @@ def _add_lags(books: _Books, order: OrderItem, journal: list[JournalEntry], line
         books.to_confirmed.add(parse_utc(posted[0].at) - max(settled))
 
 
+def claim_time(claim: Claim) -> datetime:
+    """What places a claim in a month: the order time the shopper gave (a bare date at midnight UTC), else when the
+    claim was filed."""
+    if claim.ordered_at is not None:
+        return claim.ordered_at
+    if claim.ordered_on is not None:
+        return datetime.combine(claim.ordered_on, datetime.min.time(), tzinfo=UTC)
+    return claim.filed_at
+
+
 def _result(
     books: _Books,
     start: datetime,
@@ -268,13 +336,15 @@ def _result(
             totals[state] += figures.cashback_usd[state]
         commission += figures.commission_usd
         margin += figures.margin_usd
-    quarantine_counts: Counter[str] = Counter(
-        item.partner for item in quarantined if start <= item.at < end and partner in (None, item.partner)
-    )
+    in_month = [item for item in quarantined if start <= item.at < end and partner in (None, item.partner)]
+    quarantine_counts: Counter[str] = Counter(item.partner for item in in_month)
+    quarantine_reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    for item in in_month:
+        quarantine_reasons[item.partner][item.reason] += 1
     claim_counts: Counter[str] = Counter(
         claim.state.value
         for claim in claims
-        if start <= claim.filed_at < end and (partner is None or (claim.order_key or "").startswith(f"{partner}#"))
+        if start <= claim_time(claim) < end and (partner is None or (claim.order_key or "").startswith(f"{partner}#"))
     )
     shops = sorted(books.shops.items(), key=lambda item: (-item[1]["orders"], item[0]))[:TOP_SHOPS]
     return {
@@ -298,6 +368,9 @@ def _result(
             for shop, counts in shops
         ],
         "quarantined": dict(sorted(quarantine_counts.items())),
+        "quarantined_by_reason": {
+            name: dict(sorted(quarantine_reasons[name].items())) for name in sorted(quarantine_reasons)
+        },
         "claims": dict(sorted(claim_counts.items())),
         "lag": {
             "order_to_pending": books.to_pending.as_dict(),

@@ -88,7 +88,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     handlers = {"file": file_claim, "show": show, "list": list_claims, "match": match, "resolve": resolve}
-    return handlers[args.claim_command](args)
+    code = handlers[args.claim_command](args)
+    if args.claim_command in ("file", "match", "resolve"):  # they may resolve, reject or escalate: notifications
+        from accrual_dev.notifications import publish_written
+
+        publish_written(settings(), now(args))
+    return code
 
 
 def _service() -> ClaimService:

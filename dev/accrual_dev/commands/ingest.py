@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,14 @@ formats (--partner):
   admitad      one saved response page of statistics/actions (JSON {"results": [...], "_meta": {...}})
   csv          a CSV file with a header row; its columns are the normalised field names unless the partner's SSM
                parameter /<stack>/partners/NAME/columns maps them (JSON {"columns": {"amount": "Sale Amount", ...},
-               "statuses": {...}, "delimiter": ";", "timezone": "Europe/Moscow", "usd_rates": {"RUB": "92.5"}});
-               --as NAME names the partner (required)
+               "statuses": {...}, "delimiter": ";", "decimal_separator": ",", "thousands_separator": " ",
+               "date_format": "%d.%m.%Y %H:%M", "timezone": "Europe/Moscow", "encoding": "cp1251",
+               "usd_rates": {"RUB": "92.5"}}; docs/formats.md, "CSV column maps"); --as NAME names the partner
   normalized   JSON Lines of the normalised order line, each line naming its own partner
 A line that cannot be read, names a partner the configuration does not list, or a currency that is not ISO 4217 is
-quarantined with its reason (the counts and `quarantine_reasons` say which line and why); the rest is reconciled."""
+quarantined with its reason (the counts and `quarantine_reasons` say which line and why, `top_reasons` the most
+frequent kinds); the rest is reconciled. A file more than --max-quarantined of whose lines are quarantined exits 1
+with its top reasons on stderr."""
 
 
 def _threads(text: str) -> int:
@@ -86,8 +90,49 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "part by part, so memory does not grow with it). Worth it against a remote DynamoDB, where a line waits "
         "on the network; without --workers only",
     )
+    parser.add_argument(
+        "--max-quarantined",
+        type=_share,
+        default=None,
+        metavar="SHARE",
+        help="exit 1, naming the top reasons, when more than this share of the file's lines is quarantined (default "
+        "0.5: a file mostly unread is likely one its column map, date or number format does not describe)",
+    )
     workers_option(parser)
     return parser
+
+
+def _share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        share = -1.0
+    if not 0 <= share <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share from 0 to 1 (0.5 is half the lines)")
+    return share
+
+
+def mostly_quarantined(report: dict[str, Any], args: argparse.Namespace) -> bool:
+    """True (with the top reasons on stderr) when more than --max-quarantined of the file's lines were quarantined."""
+    from accrual.service.ingest import MOSTLY_QUARANTINED
+    from accrual.service.ingest import mostly_quarantined as beyond
+
+    share = MOSTLY_QUARANTINED if args.max_quarantined is None else args.max_quarantined
+    if not beyond(int(report.get("read") or 0), int(report.get("quarantined") or 0), share):
+        return False
+    print(
+        f"accrual ingest: {report['quarantined']} of {report['read']} lines quarantined, more than {share:.0%};"
+        " top reasons:",
+        file=sys.stderr,
+    )
+    for item in report.get("top_reasons", []):
+        print(f"  {item['lines']} lines: {item['reason']} (e.g. {item['example']})", file=sys.stderr)
+    if report.get("column_map"):
+        print(
+            f'  the column map is the SSM parameter {report["column_map"]} (docs/formats.md, "CSV column maps")',
+            file=sys.stderr,
+        )
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,39 +144,34 @@ def run(args: argparse.Namespace) -> int:
                 "--threads is for the command in this process; with --workers N the reconcile handler has N"
             )
         return run_workers(args)
-    from accrual.adapters.report_archive import ReportArchive
+    import uuid
+
+    from accrual.composition import composition
     from accrual.partners import ReportFormatError
-    from accrual.service.ingest import ingest_report
     from accrual.service.ingest_stream import ingest_file_streamed
+    from accrual_dev.notifications import publish_written
     from accrual_dev.progress import ProgressSink
 
     path = checked_report_file(args)
-    stack = settings()
+    root = composition(settings())
     partner = lines_partner(args)
     at = now(args)
     streamed = args.partner in ("csv", "normalized")
     size = path.stat().st_size if streamed else None  # the bar's total: the whole file, not what was read so far
-    sink = ProgressSink(stack, at, enabled=args.progress, label=path.name, threads=args.threads, total_bytes=size)
+    ledger = root.concurrent_ledger(args.threads)
+    sink = ProgressSink(ledger, at, claims=root.claims, enabled=args.progress, label=path.name, total_bytes=size)
     try:
         if streamed:
-            report = ingest_file_streamed(path, args.partner, partner=partner, settings=stack, now=at, reconcile=sink)
+            report = ingest_file_streamed(path, args.partner, partner=partner, ingest=root.ingest, sink=sink, now=at)
         else:
             data = read_bytes(path)
-            archive = ReportArchive(stack)
             # the same file ingested twice is archived under the same key (and, through the idempotent ledger,
             # changes nothing)
             digest = hashlib.sha256(data).hexdigest()[:16]
             day = at.replace(hour=0, minute=0, second=0, microsecond=0)
-            source = archive.put_raw(partner, day, f"{path.stem}-{digest}", data)
-            report = ingest_report(
-                data,
-                args.partner,
-                partner=partner,
-                source=source,
-                settings=stack,
-                now=at,
-                reconcile=sink,
-                archive=archive,
+            source = root.archive.put_raw(partner, day, f"{path.stem}-{digest}", data)
+            report = root.ingest.page(
+                data, args.partner, partner=partner, source=source, sink=sink, now=at, run_id=uuid.uuid4().hex
             )
     except ReportFormatError as error:
         raise OperatorError(f"{args.file}: {error}") from None
@@ -145,43 +185,42 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         sink.close()
-    print_json({"file": str(args.file), **report})
-    return exit_code(report["reconciled"])
+    print_json({"file": str(args.file), **report.as_dict(), "notified": publish_written(root.settings, at)})
+    return max(exit_code(report.reconciled.as_dict()), 1 if mostly_quarantined(report.as_dict(), args) else 0)
 
 
 def run_workers(args: argparse.Namespace) -> int:
     """--workers N: the report archived, split into page-sized units when large, reconciled by the workers."""
     import uuid
 
-    from accrual.adapters.report_archive import ReportArchive
+    from accrual.composition import composition
     from accrual.service.fanout import check_workers
-    from accrual.service.work import file_units, hand_on
+    from accrual_dev.notifications import publish_written
 
     check_workers(args.workers)
     data = read_bytes(checked_report_file(args))  # the same checks and one-line errors as the in-process ingest
     stack, at = settings(), now(args)
+    work = composition(stack).work
     path = Path(args.file)
     # `--partner csv --as NAME`: the lines are NAME's, read with the CSV reader
     partner, report_format = lines_partner(args), args.partner
-    archive = ReportArchive(stack)
     digest = hashlib.sha256(data).hexdigest()[:16]
-    source = archive.put_raw(
+    source = work.archive.put_raw(
         partner, at.replace(hour=0, minute=0, second=0, microsecond=0), f"{path.stem}-{digest}", data
     )
     run_id = uuid.uuid4().hex
-    units = file_units(
+    units = work.file_units(
         data,
         report_format,
         partner=partner,
         key=source,
-        archive=archive,
         now=at,
         run_id=run_id,
         parts_prefix=f"raw/{partner}/files/{path.stem}-{digest}",
         lines_per_part=part_lines(data.count(b"\n"), args.workers),
     )
-    hand_on(stack, units)
-    drained = _fanout.drain(stack, args.workers)
+    work.hand_on(units)
+    drained = _fanout.drain(stack, args.workers, {run_id: len(units)})
     report = {
         "partner": partner,
         "source": source,
@@ -189,10 +228,13 @@ def run_workers(args: argparse.Namespace) -> int:
         "run_id": run_id,
         "units": len(units),
         **_fanout.page_summary(drained["results"], run_id),
+        **({"column_map": work.ingest.partners.column_map_name(partner)} if report_format == "csv" else {}),
         "fanout": drained["fanout"],
+        "notified": publish_written(stack, at),
     }
     print_json(report)
-    return 1 if _fanout.unsettled(report["reconciled"]) or drained["fanout"].get("unit_failures") else 0
+    failed = _fanout.unsettled(report["reconciled"]) or drained["fanout"].get("unit_failures")
+    return 1 if failed or mostly_quarantined(report, args) else 0
 
 
 def part_lines(lines: int, workers: int) -> int:

@@ -9,10 +9,12 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from accrual_dev.commands._common import json_option, now, now_option, parse_now, settings
+from accrual_dev.commands._common import json_option, now, now_option, parse_now, progress_option, settings
+
+REDECIDE_STEP = 50  # orders decided again between two looks at Ctrl-C
 
 if TYPE_CHECKING:
-    from accrual.adapters.ledger_store import LedgerStore
+    from accrual.ports import LedgerStore
     from accrual.service.ledger import Redecided
 
 
@@ -36,12 +38,17 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
     json_option(parser)
     now_option(parser)
+    progress_option(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from accrual.adapters.ledger_store import DynamoLedgerStore
+    from accrual.service.claims import claim_service
+    from accrual.service.counts import RunCounts
     from accrual.service.ledger import Ledger
+    from accrual_dev.notifications import publish_written
+    from accrual_dev.progress import Progress, interrupted
 
     if not (args.orders or args.user or args.since or args.until):
         print(
@@ -53,7 +60,30 @@ def run(args: argparse.Namespace) -> int:
     store = DynamoLedgerStore(stack)
     keys = select_orders(store, orders=args.orders, user=args.user, since=args.since, until=args.until)
     ledger = Ledger(stack, store=store)
-    results, counts = ledger.redecide(keys, now=now(args), dry_run=args.dry_run)
+    claims = claim_service(stack, ledger)
+    at = now(args)
+    results: list = []
+    counts = RunCounts()
+    # a step of orders at a time: a bar on a terminal (not with --json), and Ctrl-C between two steps
+    with Progress("redecide", total=len(keys), enabled=False if args.json else args.progress) as progress:
+        try:
+            for start in range(0, len(keys), REDECIDE_STEP):
+                progress.check()
+                done, tally = ledger.redecide(keys[start : start + REDECIDE_STEP], now=at, dry_run=args.dry_run)
+                if not args.dry_run:  # the claims recorded on the orders follow what the ledger decided
+                    claims.after_orders_changed([item.order for item in done if item.outcome == "changed"], now=at)
+                results += done
+                counts.merge(tally)
+                progress.step(len(done))
+        except KeyboardInterrupt:
+            notified = None if args.dry_run else publish_written(stack, at)
+            return interrupted(
+                "redecide",
+                {"selected": len(keys), "decided": len(results), "counts": counts.as_dict(), "notified": notified},
+                "the same command again goes on: an order decided again is unchanged the second time",
+            )
+    if not args.dry_run:
+        publish_written(stack, at)
     if args.json:
         print(
             json.dumps(
@@ -83,7 +113,7 @@ def select_orders(
 ) -> list[str]:
     """The orders named (`partner#order_id`, or a store or partner order number), else those of the shopper and/or
     those ordered in [since, until) (the order's `ordered_at`: the earliest order time of its lines)."""
-    from accrual.adapters.ledger_store import utc_text
+    from accrual.ports import utc_text
 
     if orders:
         keys: set[str] = set()

@@ -22,13 +22,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description="The books of the orders placed in a month (UTC): orders and lines by partner and state; cashback "
         "pending, confirmed, declined and reversed (USD and per account currency); the partners' commission and the "
         "margin, and the orders paid above their commission; declined orders by reason and by shop (top 20); lines "
-        "quarantined by partner; claims filed by state; the confirmation lag as percentiles. Read from the ledger "
+        "quarantined by partner; claims by state; the confirmation lag as percentiles. Read from the ledger "
         "an order at a time; the same figures on every run over the same data.",
     )
     report.add_argument("--month", required=True, help="YYYY-MM: the month the orders were placed in (UTC)")
     report.add_argument("--partner", help="only this partner's orders, quarantines and claims")
     report.add_argument("--json", action="store_true", help="print the report as JSON (the contract)")
     report.add_argument("--html", metavar="FILE", help="also write the report as one self-contained HTML file")
+    report.add_argument(
+        "--threads", type=int, default=8, metavar="N", help="threads reading the orders (8; the figures do not change)"
+    )
     return report
 
 
@@ -50,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         partner=args.partner,
         quarantined=_quarantined(settings, store.current_config().partners, args.partner),
         claims=_claims(settings),
+        workers=args.threads,
     )
     if args.html:
         from accrual_dev.books.html import render_html
@@ -66,25 +70,17 @@ NORMALIZED = "normalized"  # the quarantine of JSON Lines files, which name thei
 
 
 def _quarantined(settings: Settings, partners: list[str], wanted: str | None) -> Iterator:
-    """Each quarantined line with its partner: the partner whose report it came from, or for a normalised JSON line
-    the partner the line itself names when that much of it can be read."""
-    from accrual.adapters.partner_state import PartnerState
-    from accrual_dev.books.report import Quarantined
+    """Every quarantined line of the configured partners' reports and of JSON Lines files, placed by
+    `books.report.quarantined_line` (the partner and the order time it names, when readable)."""
+    from accrual.composition import composition
+    from accrual_dev.books.report import quarantined_line
 
-    state = PartnerState(settings)
+    state = composition(settings).partner_state
     for source in sorted({*partners, NORMALIZED}):
         for record in state.quarantined(source):
-            partner = _named_partner(record.raw, partners) if source == NORMALIZED else record.partner
-            if wanted is None or partner == wanted:
-                yield Quarantined(partner, record.at)
-
-
-def _named_partner(raw: str, partners: list[str]) -> str:
-    try:
-        named = json.loads(raw).get("partner")
-    except (ValueError, AttributeError):
-        return NORMALIZED
-    return named if named in partners else NORMALIZED
+            line = quarantined_line(record.partner, record.raw, record.at, partners, record.reason)
+            if wanted is None or line.partner == wanted:
+                yield line
 
 
 def _claims(settings: Settings) -> Iterator:
@@ -112,6 +108,6 @@ def _print_summary(result: dict, html: str | None) -> None:
     if result["quarantined"]:
         print("  quarantined lines: " + ", ".join(f"{p} {n}" for p, n in result["quarantined"].items()))
     if result["claims"]:
-        print("  claims filed: " + ", ".join(f"{state} {n}" for state, n in result["claims"].items()))
+        print("  claims: " + ", ".join(f"{state} {n}" for state, n in result["claims"].items()))
     if html:
         print(f"  written to {html}")

@@ -34,25 +34,31 @@ class ClaimFact:
     filed_at: datetime
     account_currency: str
     country: str | None = None
+    by_agent: bool = False  # an agent approved it: another claim no longer contests the order
 
-    def to_dict(self) -> dict[str, str | None]:
-        return {
+    def to_dict(self) -> dict[str, str | bool | None]:
+        data: dict[str, str | bool | None] = {
             "claim_id": self.claim_id,
             "user_id": self.user_id,
             "filed_at": self.filed_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             "account_currency": self.account_currency,
             "country": self.country,
         }
+        if self.by_agent:
+            data["by_agent"] = True
+        return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, str | None]) -> ClaimFact:
+    def from_dict(cls, data: Mapping[str, str | bool | None]) -> ClaimFact:
         filed = str(data["filed_at"]).replace("Z", "+00:00")
+        country = data.get("country")
         return cls(
             claim_id=str(data["claim_id"]),
             user_id=str(data["user_id"]),
             filed_at=datetime.fromisoformat(filed).astimezone(UTC),
             account_currency=str(data["account_currency"]),
-            country=data.get("country"),
+            country=str(country) if country is not None else None,
+            by_agent=bool(data.get("by_agent", False)),
         )
 
     def click(self, lines: Mapping[str, OrderLine]) -> Click:

@@ -237,6 +237,8 @@ class OrderFacts:
     total_usd: Decimal | None  # items and shipping
     claim_ids: tuple[str, ...] = ()  # the claims recorded on the order
     posted: bool = False  # its money was posted (confirmed or reversed): it never changes shopper
+    by_agent: bool = False  # an agent gave the order to a claimant: another claim no longer contests it
+    clicked: bool = False  # a click names the order's shopper: a claim never takes it
 
     def numbers(self) -> tuple[str, ...]:
         return (self.order_id, *self.partner_order_ids)
@@ -271,8 +273,10 @@ def order_facts(
     state: str | None,
     config: AccrualConfig | None,
     claims: Iterable[ClaimFact] = (),
+    clicked: bool = False,
 ) -> OrderFacts:
     ordered = [lines[line_id] for line_id in sorted(lines)]
+    recorded = tuple(claims)
     first = ordered[0]
     items, total = ZERO, ZERO
     convertible = True
@@ -293,8 +297,10 @@ def order_facts(
         ordered_at=min(line.ordered_at for line in ordered),
         items_usd=items if convertible else None,
         total_usd=total if convertible else None,
-        claim_ids=tuple(fact.claim_id for fact in claims),
+        claim_ids=tuple(fact.claim_id for fact in recorded),
         posted=state in ("confirmed", "reversed"),
+        by_agent=any(fact.by_agent for fact in recorded),
+        clicked=clicked,
     )
 
 
@@ -307,7 +313,7 @@ def judge(claim: Claim, facts: OrderFacts, rules: ClaimRules, config: AccrualCon
     if facts.user_id == claim.user_id:
         return Verdict.MINE, "the order is credited to the claimant"
     if facts.user_id is not None:
-        if facts.posted or not facts.claim_ids:
+        if facts.posted or facts.by_agent or facts.clicked or not facts.claim_ids:
             return Verdict.OTHERS, "the order is credited to another shopper"
         problems = evidence_problems(claim, facts, rules, config)
         if problems:
@@ -379,9 +385,10 @@ def rivals(
     ]
 
 
-def fact_of(claim: Claim) -> ClaimFact:
+def fact_of(claim: Claim, *, by_agent: bool = False) -> ClaimFact:
     """The claim as the order records it."""
-    return ClaimFact(claim.claim_id, claim.user_id, claim.filed_at, claim.account_currency or "USD", claim.country)
+    currency = claim.account_currency or "USD"
+    return ClaimFact(claim.claim_id, claim.user_id, claim.filed_at, currency, claim.country, by_agent)
 
 
 def with_claim_step(decision: OrderDecision, claim: ClaimFact | None) -> OrderDecision:

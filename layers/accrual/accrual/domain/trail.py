@@ -33,7 +33,7 @@ def _fx_rate(rate: str) -> str:
 
 def _rate_source_words(source: str, lang: str) -> str:
     if source.startswith("category:"):
-        category = source.split(":", 1)[1]
+        category = shopper_token(source.split(":", 1)[1])  # the partner's category id
         return f"category {category}" if lang == "en" else f"категория {category}"
     if source.startswith("promotion:"):
         start = source.split(":", 1)[1]

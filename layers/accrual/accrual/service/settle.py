@@ -23,13 +23,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from accrual.adapters.ledger_store import JournalConflict, LedgerStore, LostRace, parse_utc, utc_text
-from accrual.adapters.ledger_tables import OrderTooLarge
 from accrual.domain.attribution import Attribution, ClaimFact
 from accrual.domain.decision import MissingFxRate
-from accrual.domain.lifecycle import OrderState, later_than_promised, latest_lines
+from accrual.domain.lifecycle import OrderState, Transition, later_than_promised, latest_lines, settle_time
 from accrual.domain.models import AccrualConfig, Click, OrderLine
 from accrual.observability import logger
+from accrual.ports import JournalConflict, LedgerStore, LostRace, OrderTooLarge, parse_utc, utc_text
 from accrual.service.changes import change_of
 from accrual.service.counts import RunCounts
 from accrual.service.order_view import OrderView, load_order
@@ -244,7 +243,10 @@ class Settler:
             counts.add("lines_applied", len(plan.lines))
             counts.add("lines_moved", len(plan.tombstones))
             for entry in plan.entries:
-                counts.move(entry.transition)
+                counts.move(entry.transition, entry.delta, plan.decision.margin_usd)
+                settled = settle_time(plan.decision, plan.all_lines, 0) if entry.transition == Transition.POST else None
+                if settled is not None:  # the confirmation lag: from the partner's settlement to this cycle
+                    counts.add("confirmation_lag_minutes", max(0, int((now - settled).total_seconds() // 60)))
             counts.add("notifications", sum(1 for entry in plan.entries if entry.event) + (1 if plan.notice else 0))
             if (
                 plan.view.state != OrderState.PENDING
