@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from accrual_dev.commands._common import (
+    NotFound,
     command_group,
     describe_validation_error,
     json_option,
@@ -48,7 +49,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "show",
         help="one claim: state, the order it matched, what was searched",
         description="Print one claim as stored: its state, the order it matched, what was searched and when it "
-        "escalates. Exit 2 when no claim has this id.",
+        "escalates. Exit 3 when no claim has this id.",
     )
     show_parser.add_argument("claim_id", help="the claim's id, as `claim file` printed it")
     json_option(show_parser)
@@ -132,8 +133,7 @@ def file_claim(args: argparse.Namespace) -> int:
 def show(args: argparse.Namespace) -> int:
     claim = _service().show(args.claim_id)
     if claim is None:
-        print(f"no claim {args.claim_id!r}", file=sys.stderr)
-        return 1
+        raise NotFound(f"no claim {args.claim_id!r}")
     _print(claim, args.json)
     return 0
 

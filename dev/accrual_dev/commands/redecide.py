@@ -9,7 +9,7 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from accrual_dev.commands._common import json_option, now, now_option, parse_now, settings
+from accrual_dev.commands._common import NotFound, UsageError, json_option, now, now_option, parse_now, settings
 
 if TYPE_CHECKING:
     from accrual.adapters.ledger_store import LedgerStore
@@ -25,7 +25,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "that decided). Orders holding confirmed money, reversed or moved are never touched. Select "
         "orders by ORDER (partner#order_id, or a store or partner order number), by --user, or by the "
         "time the order was placed (--since/--until, on its ordered_at). Exit 1 when an order could "
-        "not be decided, 2 on a usage error.",
+        "not be decided, 2 on a usage error, 3 when a named order does not exist.",
     )
     parser.add_argument(
         "orders", nargs="*", metavar="ORDER", help="orders as partner#order_id, or a store or partner order number"
@@ -49,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.since and args.until and args.since >= args.until:
+        raise UsageError(
+            f"--since {args.since.isoformat()} is not before --until {args.until.isoformat()}: no order was placed "
+            "in that range"
+        )
     stack = settings()
     store = DynamoLedgerStore(stack)
     keys = select_orders(store, orders=args.orders, user=args.user, since=args.since, until=args.until)
@@ -90,9 +95,7 @@ def select_orders(
         for number in orders:
             found = store.find_orders(number)
             if not found:
-                raise LookupError(
-                    f"no order {number!r} (give it as partner#order_id, or a store or partner order number)"
-                )
+                raise NotFound(f"no order {number!r} (give it as partner#order_id, or a store or partner order number)")
             keys.update(found)
         return sorted(keys)
     in_range: set[str] | None = None
