@@ -258,7 +258,7 @@ def test_an_invalidated_item_is_not_said_to_be_paid() -> None:
     )
     english = render_trail(decision, "en")
     assert "ordered for 70.00 USD; cashback base" in english and "paid 100.00 USD" in english
-    assert "some items are excluded (PARTNER_INVALID)" in english
+    assert "some items are excluded: the store marked this item invalid" in english
     everything = decide_order([line("a", status="invalid")], click(), config(), now=NOW)
-    assert "every item is excluded (PARTNER_INVALID)" in render_trail(everything, "en")
-    assert "все позиции исключены (PARTNER_INVALID)" in render_trail(everything, "ru")
+    assert "every item is excluded: the store marked this item invalid" in render_trail(everything, "en")
+    assert "все позиции исключены: магазин признал эту позицию недействительной" in render_trail(everything, "ru")

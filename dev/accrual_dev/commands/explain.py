@@ -33,9 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     else:
-        print(
-            f"order {result['order_id']} ({result['partner']}), {result['state']}: "
-            f"{result['cashback']} {result['account_currency']} ({result['cashback_usd']} USD)"
-        )
+        # the explanation's first sentence gives the amounts: the state is what it does not say
+        print(f"order {result['order_id']} ({result['partner']}): {result['state']}")
         print(result["explanation"])
     return 0

@@ -112,7 +112,8 @@ def explain(source: Settings | LedgerStore, order_number: str, *, lang: str = "e
         "refused": refused,
         "also_matches": keys[1:],
         "claims": claims_naming(settings, record.order_id, record.partner_order_id) if settings else [],  # claims hook
-        "explanation": render_trail(decision, lang, journal=journal, refused=refused) + claim_note(decision, lang),
+        "explanation": render_trail(decision, lang, journal=journal, refused=refused, review=record.review)
+        + claim_note(decision, lang),
     }
 
 
