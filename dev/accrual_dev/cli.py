@@ -19,6 +19,7 @@ from accrual_dev.commands._common import (
     NotFound,
     OperatorError,
     UsageError,
+    describe_validation_error,
     plain_message,
 )
 
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return NOT_FOUND
     except (OperatorError, LookupError, ValueError, OSError) as error:
         # what an operator can fix (no configuration loaded, an unreadable report, a missing file): one clear line
-        print(f"{name}: {plain_message(_one_line(error))}", file=sys.stderr)
+        print(f"{name}: {_operator_message(error)}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - AWS and unforeseen errors: one line; ACCRUAL_DEBUG=1 for the trace
         if os.environ.get("ACCRUAL_DEBUG"):
@@ -98,6 +99,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"{name}: {_one_line(error) or 'failed'} (ACCRUAL_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
+
+
+def _operator_message(error: Exception) -> str:
+    """One line naming the cause: each field and value of a validation error, else the error's own words."""
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        return "; ".join(describe_validation_error(error).splitlines())
+    return plain_message(_one_line(error))
 
 
 def _no_credentials(error: BaseException) -> bool:

@@ -140,3 +140,12 @@ def test_an_unset_endpoint_and_missing_credentials_are_named_in_one_line(aws_end
         "accrual audit: no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any "
         "values do for the local stack)"
     ]
+
+
+def test_a_malformed_setting_is_named_with_its_value(tmp_path):
+    env = {**_bare_environment(tmp_path), "AWS_MAX_ATTEMPTS": "many"}
+    result, _ = _script(env, "explain", "A-1")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "accrual explain: AWS_MAX_ATTEMPTS: Input should be a valid integer, unable to parse string as an integer "
+        '(value: "many")'
+    ]

@@ -93,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
     reasons = _reason_codes(args.reason)
     stack = settings()
     store = DynamoLedgerStore(stack)
-    keys = select_orders(store, orders=args.orders, user=args.user, since=args.since, until=args.until)
+    if args.orders or args.user or args.since or args.until:
+        keys = select_orders(store, orders=args.orders, user=args.user, since=args.since, until=args.until)
+    else:
+        keys = store.orders_between(None, None)  # --shop, --category or --reason alone: among all orders
     if args.shop or args.category or reasons:
         keys = [key for key in keys if _matches(store, key, set(args.shop), set(args.category), reasons)]
     ledger = Ledger(stack, store=store)
