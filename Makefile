@@ -23,7 +23,7 @@ DYNAMODB_LOCAL_PACKAGE := amplify-dynamodb-simulator@2.9.30
 DYNAMODB_LOCAL_SHA256 := 3503ffac19f183407909fecdacf4db51ab1fdad1da7b2f177016670b2d80e4b9
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: chromium golden venv tools checkov ministack dynamodb-local test-dynamodb-local test-conformance test-ministack test-conformance-quick test test-fuzz run local bench lint check format build clean sam-local test-sam-local invoke
+.PHONY: chromium golden venv tools checkov ministack dynamodb-local test-dynamodb-local bench-day test-conformance test-ministack test-conformance-quick test test-fuzz run local bench lint check format build clean sam-local test-sam-local invoke
 
 venv: $(STAMP)
 
@@ -147,10 +147,11 @@ test-sam-local: venv tools
 run: venv
 	$(BIN)/python -m accrual_dev.local.demo
 
-# The embedded local stack until Ctrl-C: a moto server provisioned from template.yaml and the partner simulator,
-# with the partners' endpoints and secrets pointing at it (prints the exports for `accrual run` in another shell).
-local: venv
-	$(BIN)/accrual stack up
+# The local stack until Ctrl-C: DynamoDB Local (the ledger's tables) beside a moto server (every other service),
+# provisioned from template.yaml, and the partner simulator, with the partners' endpoints and secrets pointing at it
+# (prints the exports for `accrual run` in another shell). ACCRUAL_EMULATOR=moto|ministack picks another emulator.
+local: venv dynamodb-local
+	ACCRUAL_EMULATOR=$${ACCRUAL_EMULATOR:-dynamodb-local} $(BIN)/accrual stack up
 
 # One function's real handler with an event and the function's environment from template.yaml, against the local
 # stack (AWS_ENDPOINT_URL, else an embedded one): make invoke FN=ReconcileFunction EVENT=events/reconcile.json
@@ -169,21 +170,29 @@ bench: venv ministack
 # The integration and end-to-end suites on both emulators, moto then ministack (the fixtures choose by
 # ACCRUAL_EMULATOR); a test one emulator gets wrong is marked only_on(...) with the reason (docs/emulators.md).
 CONFORMANCE := tests/integration tests/e2e --ignore=tests/integration/test_template.py
-test-conformance: venv ministack
+test-conformance: venv ministack dynamodb-local
 	ACCRUAL_EMULATOR=moto $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE)
 	ACCRUAL_EMULATOR=ministack $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE)
+	ACCRUAL_EMULATOR=dynamodb-local $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE)
 
 # The same suites on ministack only.
 test-ministack: venv ministack
 	ACCRUAL_EMULATOR=ministack $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE)
 
+# The same suites with DynamoDB on DynamoDB Local (the other services on moto).
+test-dynamodb-local: venv dynamodb-local
+	ACCRUAL_EMULATOR=dynamodb-local $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE)
+
 # CI's share (after `make test`, which runs everything on moto): the stack from the template, the ledger and the
-# ingest paths on ministack; the whole conformance run takes too long on 2 cores to run on every change.
+# ingest paths on ministack, then on DynamoDB Local; the whole conformance run takes too long on 2 cores to run on
+# every change.
 CONFORMANCE_QUICK := tests/integration/test_stack.py tests/integration/test_ledger.py \
 	tests/integration/test_hostile_ingest.py tests/integration/test_ingest_stream.py \
-	tests/integration/test_ministack_server.py -m "not slow"
-test-conformance-quick: venv ministack
+	tests/integration/test_ministack_server.py tests/integration/test_dynamodb_local_server.py \
+	tests/e2e/test_local_stack_dynamodb_local.py -m "not slow"
+test-conformance-quick: venv ministack dynamodb-local
 	ACCRUAL_EMULATOR=ministack $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE_QUICK)
+	ACCRUAL_EMULATOR=dynamodb-local $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE_QUICK)
 
 clean:
 	rm -rf $(VENV) .aws-sam .tools

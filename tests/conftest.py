@@ -21,12 +21,9 @@ import pytest
 
 from accrual import settings as settings_module
 from accrual.settings import RESOURCE_VARIABLES, Settings
-from accrual_dev.local.dynamodb_local import DynamoDBLocalStack
-from accrual_dev.local.ministack import MinistackServer
+from accrual_dev.local.emulators import EMULATORS
 from accrual_dev.local.provision import provision
-from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
-
-EMULATORS = {"moto": MotoServer, "ministack": MinistackServer, "dynamodb-local": DynamoDBLocalStack}
+from accrual_dev.local.server import LOCAL_ENVIRONMENT
 
 
 def emulator_name() -> str:

@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from accrual.domain.claims import ClaimRequest
 from accrual.observability import logger, metrics, tracer
-from accrual.service.claims import ClaimService
+from accrual.service.claims import claim_service
 from accrual.settings import load_settings
 
 
@@ -34,7 +34,7 @@ processor = BatchProcessor(event_type=EventType.SQS, model=ClaimMessage)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    service = ClaimService(load_settings())
+    service = claim_service(load_settings())
     now = datetime.now(UTC)
 
     def file(record: ClaimMessage) -> str:

@@ -51,6 +51,7 @@ def test_the_months_report_and_a_statement_from_the_cli(stack, tmp_path):
     assert [(item["order_id"], item["margin_usd"]) for item in report["negative_margin"]] == [("B", "-4.00")]
     assert report["exclusions"] == {"SHOP_EXCLUDED": 1}
     assert report["quarantined"] == {"aliexpress": 1}
+    assert report["quarantined_by_reason"] == {"aliexpress": {"amount": 1}}
     assert report["lag"]["settlement_to_confirmed"]["p50_hours"] == "48.00"
     assert "plotly" in (tmp_path / "books.html").read_text(encoding="utf-8")
     assert json.loads(accrual("report", "--month", "2026-02", "--json").stdout)["partners"] == {}

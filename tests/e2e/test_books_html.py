@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from accrual_dev.books.html import render_html
-from accrual_dev.books.report import STATES_OF_MONEY, month_report
+from accrual_dev.books.report import STATES_OF_MONEY, Quarantined, month_report
 from support.books import march_ledger
 
 CHARTS = ("chart-state-by-partner", "chart-daily", "chart-exclusions", "chart-lag")
@@ -52,7 +53,8 @@ class _Page(HTMLParser):
 
 def test_the_html_report_renders_offline_with_its_charts_and_the_jsons_totals(tmp_path: Path) -> None:
     browser = chromium()
-    report = month_report(march_ledger().store, "2026-03")
+    quarantined = [Quarantined("aliexpress", datetime(2026, 3, 9, tzinfo=UTC), "amount")]
+    report = month_report(march_ledger().store, "2026-03", quarantined=quarantined)
     page = tmp_path / "books.html"
     page.write_text(render_html(report), encoding="utf-8")
     assert "<script src=" not in page.read_text(encoding="utf-8")  # plotly.js is inside the file
@@ -89,5 +91,6 @@ def test_the_html_report_renders_offline_with_its_charts_and_the_jsons_totals(tm
         for state in STATES_OF_MONEY:
             assert drawn.figures[f"{partner}.cashback_usd.{state}"] == figures["cashback_usd"][state]
         assert drawn.figures[f"{partner}.margin_usd"] == figures["margin_usd"]
+    assert drawn.figures["quarantined.aliexpress"] == str(report["quarantined"]["aliexpress"]) == "1"
     # the hand-worked month's own totals (tests/support/books.py), so the page is not only equal to itself
     assert drawn.figures["cashback_usd.pending"] == "10.00" and drawn.figures["margin_usd"] == "-5.00"

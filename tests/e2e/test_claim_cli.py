@@ -135,3 +135,22 @@ def test_a_claim_for_another_shoppers_order_is_refused(accrual, tmp_path):
     assert accrual("balance", "petya", "--json").stdout == before
     bad = accrual("claim", "file", "--user", "masha", "--order", "8000555", "--amount", "5", expect=2)
     assert "currency" in bad.stderr
+
+
+def test_an_order_number_alone_waits_for_the_agents_verdict(accrual, tmp_path):
+    (tmp_path / "lines.jsonl").write_text(json.dumps(normalized("s1")) + "\n")
+    accrual("ingest", tmp_path / "lines.jsonl", "--partner", "normalized", "--now", "2026-11-04T00:00:00Z")
+    waiting = json.loads(accrual("claim", "file", "--user", "masha", "--order", "AE-77", "--json").stdout)
+    assert waiting["state"] == "needs_review" and waiting["reason"] == "NOT_ENOUGH_EVIDENCE"
+    assert [
+        claim["claim_id"] for claim in json.loads(accrual("claim", "list", "--state", "needs_review", "--json").stdout)
+    ] == [waiting["claim_id"]]
+
+    refused = accrual("claim", "resolve", waiting["claim_id"], "--approve", expect=2)
+    assert "--reason" in refused.stderr
+    approved = accrual("claim", "resolve", waiting["claim_id"], "--approve", "--reason", "receipt checked", "--json")
+    resolved = json.loads(approved.stdout)
+    assert resolved["state"] == "resolved" and resolved["verdict_reason"] == "receipt checked"
+    assert json.loads(accrual("explain", "8000555", "--json").stdout)["user_id"] == "masha"
+    again = accrual("claim", "resolve", waiting["claim_id"], "--reject", "--reason", "second thoughts", expect=2)
+    assert "nothing left to decide" in again.stderr

@@ -144,13 +144,51 @@ def test_normalised_lines_of_unknown_partners_and_currencies_are_quarantined_wit
         )
         + "\n"
     )
-    result = json.loads(accrual("ingest", tmp_path / "lines.jsonl", "--partner", "normalized").stdout)
+    # two of three lines quarantined: mostly unread, so the command exits 1 (the lines read are reconciled all the same)
+    ingested = accrual("ingest", tmp_path / "lines.jsonl", "--partner", "normalized", expect=1)
+    result = json.loads(ingested.stdout)
     assert (result["read"], result["accepted"], result["quarantined"]) == (3, 1, 2)
+    assert "2 of 3 lines quarantined, more than 50%" in ingested.stderr
     reasons = result["quarantine_reasons"]
     assert reasons[0].startswith("2: partner='ebay'") and "not a partner" in reasons[0]
     assert reasons[1].startswith("3: currency='XYZ'")
     assert result["reconciled"]["lines_received"] == 1
     accrual("explain", "N-2", expect=3)
+
+
+def test_a_csv_in_its_own_formats_reads_through_its_map_and_a_mostly_unread_one_exits_1(stack, accrual, tmp_path):
+    (tmp_path / "moscow.csv").write_text(
+        "Номер;Заказ;Клик;Статус;Дата;Сумма\n"
+        "m-1;M-1;click-2;Оплачен;28.11.2026 12:00;1 234,50\n"
+        "m-2;M-2;click-2;Оплачен;28.11.2026 13:00;100,00\n",
+        encoding="cp1251",
+    )
+    arguments = ("ingest", tmp_path / "moscow.csv", "--partner", "csv", "--as", "admitad")
+    # Without its map the file is not described: refused whole, naming the map's parameter and how to set it
+    refused = one_line(accrual(*arguments, expect=2).stderr)
+    parameter = f"{stack.partner_parameters_prefix}admitad/columns"
+    assert "lacks required columns" in refused and parameter in refused and "aws ssm put-parameter" in refused
+    # With a map of its columns only, every time and amount is quarantined: exit 1 with the top reasons
+    columns = {"line_id": "Номер", "order_id": "Заказ", "sub_id": "Клик", "status": "Статус"}
+    columns |= {"ordered_at": "Дата", "amount": "Сумма"}
+    document = {"columns": columns, "statuses": {"Оплачен": "paid"}, "delimiter": ";", "encoding": "cp1251"}
+    ssm = stack.client("ssm")
+    ssm.put_parameter(Name=parameter, Type="String", Overwrite=True, Value=json.dumps(document))
+    unread = accrual(*arguments, expect=1)
+    assert json.loads(unread.stdout)["quarantined"] == 2
+    assert (
+        "2 of 2 lines quarantined" in unread.stderr and "2 lines: Сумма=…: not an amount written with" in unread.stderr
+    )
+    assert parameter in unread.stderr
+    # With its date format, time zone and number format the file reads
+    document |= {"date_format": "%d.%m.%Y %H:%M", "timezone": "Europe/Moscow"}
+    document |= {"decimal_separator": ",", "thousands_separator": " "}
+    ssm.put_parameter(Name=parameter, Type="String", Overwrite=True, Value=json.dumps(document))
+    result = json.loads(accrual(*arguments).stdout)
+    assert (result["read"], result["accepted"], result["quarantined"]) == (2, 2, 0)
+    explained = json.loads(accrual("explain", "M-1", "--json").stdout)
+    assert explained["lines"][0]["amount"] == "1234.50"
+    assert explained["lines"][0]["status_at"].startswith("2026-11-28T09:00:00")
 
 
 def test_a_drop_under_an_unknown_partner_folder_is_quarantined_by_the_ledger(stack, accrual):
@@ -172,7 +210,7 @@ def test_an_aliexpress_amount_is_quoted_as_written(accrual, tmp_path):
         '"paid_amount": 12000', '"paid_amount": 1e400'
     )
     (tmp_path / "page.json").write_text(page)
-    result = json.loads(accrual("ingest", tmp_path / "page.json", "--partner", "aliexpress").stdout)
+    result = json.loads(accrual("ingest", tmp_path / "page.json", "--partner", "aliexpress", expect=1).stdout)
     assert result["quarantine_reasons"] == ["1: paid_amount=1e400: not a plausible amount in minor units"]
 
 

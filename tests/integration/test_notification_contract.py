@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -12,13 +13,16 @@ from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import OutboxRecord
 from accrual.domain.claims import ClaimRequest
 from accrual.domain.models import Click
-from accrual.service.claims import ClaimService
+from accrual.service.claims import claim_service
 from accrual.service.ledger import Ledger
 from accrual.service.outbox import OutboxRelay
 from support.ledger import T0, line, load_reference_data
 from support.schemas import SCHEMAS, assert_valid_message
 
 DAY = timedelta(days=1)
+
+# a claim that gives the order's date and amount: evidence enough to be credited without an agent
+EVIDENT = ClaimRequest(user_id="alice", order_number="I1", ordered_at=T0, amount=Decimal("100"), currency="USD")
 
 
 def messages() -> list[tuple[dict, dict]]:
@@ -68,11 +72,12 @@ def test_every_event_type_is_published_valid_with_a_readable_text(world):
     ledger.reconcile([line("M2", user="masha", shop_id="plaza")], now=T0)
     # ivan (no country, RUB): a claim resolved, one escalated, one for someone else's order
     ledger.reconcile([line("I1", sub_id="lost")], now=T0)
-    claims = ClaimService(world)
-    claims.file(ClaimRequest(user_id="ivan", order_number="I1"), now=T0 + DAY)
+    claims = claim_service(world)
+    claims.file(EVIDENT.model_copy(update={"user_id": "ivan"}), now=T0 + DAY)
     claims.file(ClaimRequest(user_id="ivan", order_number="NOWHERE"), now=T0 + DAY)
     claims.file(ClaimRequest(user_id="ivan", order_number="M1"), now=T0 + DAY)
     ledger.confirm(now=T0 + 30 * DAY)
+    claims.sweep(now=T0 + 30 * DAY)
 
     published = messages()
     for body, attributes in published:
@@ -108,7 +113,7 @@ def test_every_event_type_is_published_valid_with_a_readable_text(world):
 
 def test_the_relay_publishes_claim_messages_with_their_filterable_attributes(world):
     Ledger(world).reconcile([line("I1", sub_id="lost")], now=T0)
-    ClaimService(world).file(ClaimRequest(user_id="alice", order_number="I1"), now=T0 + DAY)
+    claim_service(world).file(EVIDENT, now=T0 + DAY)
     OutboxRelay(world).publish_unpublished(now=T0 + DAY)
     import boto3
 

@@ -82,3 +82,25 @@ def test_replay_after_a_map_and_a_configuration_fix(stack, tmp_path):
     assert snapshot() == after
     with pytest.raises(LookupError, match=quarantine_id(approved)):
         waiting(stack, ids=[quarantine_id(approved)])
+
+
+def test_replay_of_a_file_in_its_own_encoding_and_number_format_after_its_map_is_fixed(stack, tmp_path):
+    load_reference_data(stack)
+    report = tmp_path / "aliexpress.csv"
+    header = HEADER.replace("amount", "Сумма").replace(",", ";")
+    body = f"R-1-1;R-1;c-alice;paid;{WHEN};{WHEN};1 234,50;USD;1,00;tools\n"
+    report.write_bytes((header + body).encode("cp1251"))
+    parameter = f"/{stack.stack}/partners/aliexpress/columns"
+    document = {"delimiter": ";", "encoding": "cp1251", "columns": {"amount": "Сумма"}}
+    ssm = stack.client("ssm")
+    ssm.put_parameter(Name=parameter, Value=json.dumps(document), Type="String", Overwrite=True)
+    now = T0 + timedelta(minutes=5)
+    ingested = ingest_file_streamed(report, "csv", partner="aliexpress", settings=fresh(stack), now=now)
+    assert (ingested["accepted"], ingested["quarantined"]) == (0, 1)
+    assert ingested["top_reasons"][0]["reason"].startswith("Сумма=…: not an amount written with")
+    # the map learns the file's number format: the line replays through it, header read in the file's encoding
+    document |= {"decimal_separator": ",", "thousands_separator": " "}
+    ssm.put_parameter(Name=parameter, Value=json.dumps(document), Type="String", Overwrite=True)
+    done = QuarantineReplay(fresh(stack), now).replay(waiting(stack, partner="aliexpress"))
+    assert (done["selected"], done["accepted"]) == (1, 1)
+    assert orders() == {"aliexpress#R-1"}

@@ -337,7 +337,7 @@ def test_every_function_error_and_every_dead_letter_queue_alarms_on_the_encrypte
     errors = {
         dimension["Value"]["Ref"]
         for alarm in alarms
-        if alarm["Namespace"] == "AWS/Lambda" and alarm["MetricName"] == "Errors"
+        if alarm.get("Namespace") == "AWS/Lambda" and alarm["MetricName"] == "Errors"
         for dimension in alarm["Dimensions"]
         if dimension["Name"] == "FunctionName"
     }
@@ -345,7 +345,7 @@ def test_every_function_error_and_every_dead_letter_queue_alarms_on_the_encrypte
     depths = {
         dimension["Value"]["Fn::GetAtt"][0]
         for alarm in alarms
-        if alarm["Namespace"] == "AWS/SQS" and alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        if alarm.get("Namespace") == "AWS/SQS" and alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
         for dimension in alarm["Dimensions"]
         if dimension["Name"] == "QueueName"
     }
@@ -359,7 +359,9 @@ def test_every_function_error_and_every_dead_letter_queue_alarms_on_the_encrypte
     } <= depths
     for alarm in alarms:
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], alarm
-        assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        # any occurrence alarms, except the quarantine rate (a share of the lines read, in percent)
+        assert alarm["Threshold"] == (5 if "Metrics" in alarm else 0), alarm
     topic = resources_of(transformed, "AWS::SNS::Topic")["AlarmTopic"]
     # CloudWatch publishes to an encrypted topic only through a customer managed key that lets it
     assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}

@@ -107,3 +107,16 @@ def test_a_csv_splits_on_records_keeping_quoted_newlines_and_the_header():
     data = b'a,b\n1,"x\ny"\n2,z\n3,"q""\n"\n4,w'
     parts = split_records(data, header=True, lines_per_part=2)
     assert parts == [(2, b'a,b\n1,"x\ny"\n2,z\n'), (5, b'a,b\n3,"q""\n"\n4,w')]
+
+
+def test_a_pulled_page_of_an_unexpected_shape_is_quarantined_whole_by_the_worker_not_dead_lettered(stack):
+    from accrual.adapters.partner_state import PartnerState
+    from accrual.service.work import run_unit
+
+    load_reference_data(stack, users=USERS)
+    raw = b'{"results": {"id": 7}, "_meta": {"count": 1}}'
+    key = ReportArchive(stack).put_object("raw/admitad/test/odd-page.json", raw)
+    result = run_unit(page_unit("admitad", key, "admitad", now=T0, run_id="r-odd"), stack, workers=1)
+    assert (result["read"], result["accepted"], result["quarantined"], result["pages_quarantined"]) == (1, 0, 1, 1)
+    (record,) = [record for record in PartnerState(stack).quarantined("admitad") if record.source == key]
+    assert record.reason.startswith("page of an unexpected shape, quarantined whole") and record.raw == raw.decode()

@@ -4,14 +4,22 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from accrual.domain.claims import Claim, ClaimState
 from accrual.domain.lifecycle import ReviewVerdict
-from accrual_dev.books.report import LagHistogram, Quarantined, month_bounds, month_report
+from accrual_dev.books.report import (
+    LagHistogram,
+    Quarantined,
+    month_bounds,
+    month_report,
+    quarantined_line,
+    reason_kind,
+)
 from support.books import march_ledger
 from support.ledger import T0, line
 from support.memory import memory_ledger
@@ -39,6 +47,10 @@ def quarantine_and_claims():
         claim("c1", ClaimState.RESOLVED, T0, "aliexpress#A"),
         claim("c2", ClaimState.ESCALATED, T0 + timedelta(days=3)),
         claim("c3", ClaimState.OPEN, T0 - timedelta(days=2)),  # February
+        # filed in April about an order the shopper says was placed on 30 March: March's
+        replace(claim("c4", ClaimState.ESCALATED, T0 + timedelta(days=35)), ordered_on=date(2026, 3, 30)),
+        # filed in March about a February order: February's
+        replace(claim("c5", ClaimState.OPEN, T0), ordered_at=T0 - timedelta(days=3)),
     ]
     return quarantined, claims
 
@@ -85,7 +97,7 @@ def test_the_months_figures_equal_the_hand_worked_answers(month):
         {"shop": "plaza", "orders": 1, "reasons": {"SHOP_EXCLUDED": 1}},
     ]
     assert report["quarantined"] == {"admitad": 1, "aliexpress": 2}
-    assert report["claims"] == {"escalated": 1, "resolved": 1}
+    assert report["claims"] == {"escalated": 2, "resolved": 1}
     assert report["totals"]["orders"] == 7
     assert report["totals"]["cashback_usd"]["pending"] == "10.00"
 
@@ -161,3 +173,51 @@ def test_a_month_is_yyyy_mm():
     assert month_bounds("2024-02")[1] == datetime(2024, 3, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="YYYY-MM"):
         month_bounds("2024-13")
+
+
+def test_a_quarantined_line_counts_for_the_partner_and_the_order_month_it_names():
+    quarantined_at = datetime(2026, 4, 2, tzinfo=UTC)
+    partners = ["aliexpress", "admitad"]
+    normalised = '{"partner": "admitad", "ordered_at": "2026-03-31T23:00:00-02:00", "amount": "a lot"}'
+    assert quarantined_line("normalized", normalised, quarantined_at, partners) == Quarantined(
+        "admitad", datetime(2026, 4, 1, 1, tzinfo=UTC)
+    )
+    aliexpress = '{"order_id": 1, "created_time": "2026-03-30 10:00:00", "paid_amount": "x"}'
+    assert quarantined_line("aliexpress", aliexpress, quarantined_at, partners).at == datetime(
+        2026, 3, 30, 10, tzinfo=UTC
+    )
+    unknown_partner = '{"partner": "nobody", "ordered_at": "not a time"}'
+    assert quarantined_line("normalized", unknown_partner, quarantined_at, partners) == Quarantined(
+        "normalized", quarantined_at
+    )
+    assert quarantined_line("csv-shop", "a;broken;row", quarantined_at, partners) == Quarantined(
+        "csv-shop", quarantined_at
+    )
+    report = month_report(
+        memory_ledger().store,
+        "2026-03",
+        quarantined=[quarantined_line("aliexpress", aliexpress, quarantined_at, partners)],
+    )
+    assert report["quarantined"] == {"aliexpress": 1}
+
+
+def test_quarantined_lines_by_the_field_their_reason_names():
+    assert reason_kind("amount='a lot': not a decimal number") == "amount"
+    assert reason_kind("lines[0].currency='RUR': not an active ISO 4217 code") == "lines[0].currency"
+    assert (
+        reason_kind("page of an unexpected shape, quarantined whole: no orders")
+        == "page of an unexpected shape, quarantined whole"
+    )
+    at = datetime(2026, 3, 5, tzinfo=UTC)
+    report = month_report(
+        memory_ledger().store,
+        "2026-03",
+        quarantined=[
+            Quarantined("aliexpress", at, "amount"),
+            Quarantined("aliexpress", at, "amount"),
+            Quarantined("aliexpress", at, "currency"),
+            Quarantined("admitad", at, "partner"),
+        ],
+    )
+    assert report["quarantined"] == {"admitad": 1, "aliexpress": 3}
+    assert report["quarantined_by_reason"] == {"admitad": {"partner": 1}, "aliexpress": {"amount": 2, "currency": 1}}

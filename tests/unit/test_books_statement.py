@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +115,15 @@ def test_unreadable_rows_are_refused_with_their_row_numbers():
         rows("line_id,order_id,amount,currency,status\n")
     with pytest.raises(StatementError, match="FIELD=HEADER"):
         column_map("amount=Paid")
+
+
+def test_the_documented_example_statement_reads():
+    example = Path(__file__).resolve().parents[2] / "events" / "statement-aliexpress-2026-11.csv"
+    with example.open(newline="", encoding="utf-8") as source:
+        statement = read_statement(source)
+    assert [(row.line_id or row.order_id, row.commission, row.currency, row.paid) for row in statement] == [
+        ("8191-1", Decimal("7.00"), "USD", True),
+        ("8204", Decimal("4.10"), "USD", True),
+        ("8230-1", Decimal("415.00"), "RUB", True),
+        ("8230-2", Decimal("0.00"), "RUB", False),
+    ]

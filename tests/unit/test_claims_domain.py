@@ -1,5 +1,5 @@
-"""The pure claim rules: validation, the matching rule with its window and tolerance, the earliest claimant, and the
-outcome of a search."""
+"""The pure claim rules: validation, the evidence rule with its window and tolerance, rival claims, and the outcome of
+a search."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from accrual.domain.claims import (
     OrderFacts,
     Verdict,
     amount_agrees,
-    claimant,
     conclude,
     judge,
     new_claim,
+    rivals,
 )
 from support.builders import config
 from support.ledger import T0
@@ -86,7 +86,11 @@ def test_a_bare_date_is_a_day_and_the_claim_id_is_the_shopper_and_the_number():
         (facts(order_id="O9", partner_order_ids=("O1",)), Verdict.MATCHES),  # the partner's number
         (facts(order_id="O9", partner_order_ids=()), Verdict.NOT_THIS),
         (facts(user_id="alice", state="pending"), Verdict.MINE),
-        (facts(user_id="bob", state="pending"), Verdict.OTHERS),
+        (facts(user_id="bob", state="pending"), Verdict.OTHERS),  # a click's: never taken
+        (facts(user_id="bob", state="pending", claim_ids=("clm_bob",)), Verdict.CONTESTS),  # a claimant's, not posted
+        (facts(user_id="bob", state="confirmed", claim_ids=("clm_bob",), posted=True), Verdict.OTHERS),
+        (facts(user_id="bob", state="pending", claim_ids=("clm_bob",), clicked=True), Verdict.OTHERS),  # bob's click
+        (facts(user_id="bob", state="pending", claim_ids=("clm_bob",), by_agent=True), Verdict.OTHERS),  # an agent's
         (facts(state="on_review"), Verdict.WAITING),
         (facts(ordered_at=T0 + timedelta(days=3)), Verdict.MISMATCH),
         (facts(items_usd=Decimal("150"), total_usd=Decimal("150")), Verdict.MISMATCH),
@@ -96,18 +100,28 @@ def test_judge(order, verdict):
     assert judge(claim(ordered_at=T0.isoformat(), amount="100", currency="USD"), order, RULES, None)[0] == verdict
 
 
+@pytest.mark.parametrize(
+    "given, missing",
+    [({}, "amount"), ({"ordered_at": "2026-03-01"}, "amount"), ({"amount": "100", "currency": "USD"}, "order date")],
+)
+def test_an_order_number_alone_is_not_evidence(given, missing):
+    verdict, why = judge(claim(**given), facts(), RULES, None)
+    assert verdict == Verdict.NEEDS_EVIDENCE and why.endswith(f"gives no {missing}")
+
+
 def test_a_bare_date_covers_its_day_and_the_window():
-    made = claim(ordered_at="2026-03-01")
+    made = claim(ordered_at="2026-03-01", amount="100", currency="USD")
     assert judge(made, facts(ordered_at=T0 + timedelta(days=2, hours=12)), RULES, None)[0] == Verdict.MATCHES
     assert judge(made, facts(ordered_at=T0 + timedelta(days=3, hours=14)), RULES, None)[0] == Verdict.MISMATCH
 
 
 def test_an_amount_in_another_currency_uses_the_configured_rate_and_the_tolerance():
     rates = config(fx_rates={"2026-01-01": {"RUB": "90"}})
-    assert judge(claim(amount="9300", currency="RUB"), facts(), RULES, rates)[0] == Verdict.MATCHES  # 103.33 USD
-    assert judge(claim(amount="9500", currency="RUB"), facts(), RULES, rates)[0] == Verdict.MATCHES  # with shipping
-    assert judge(claim(amount="10500", currency="RUB"), facts(), RULES, rates)[0] == Verdict.MISMATCH
-    verdict, why = judge(claim(amount="100", currency="KZT"), facts(), RULES, rates)
+    day = {"ordered_at": "2026-03-01"}
+    assert judge(claim(amount="9300", currency="RUB", **day), facts(), RULES, rates)[0] == Verdict.MATCHES  # 103.33
+    assert judge(claim(amount="9500", currency="RUB", **day), facts(), RULES, rates)[0] == Verdict.MATCHES  # shipping
+    assert judge(claim(amount="10500", currency="RUB", **day), facts(), RULES, rates)[0] == Verdict.MISMATCH
+    verdict, why = judge(claim(amount="100", currency="KZT", **day), facts(), RULES, rates)
     assert verdict == Verdict.MISMATCH and "no exchange rate for KZT" in why
 
 
@@ -119,23 +133,34 @@ def test_the_tolerance_is_five_percent_and_at_least_fifty_cents(actual):
 
 
 @given(st.permutations(["alice", "bob", "carol"]))
-def test_the_earliest_claim_wins_whatever_order_they_are_read_in(users):
-    filed = {"alice": T0 + timedelta(hours=2), "bob": T0 + timedelta(hours=1), "carol": T0 + timedelta(hours=3)}
-    claims = [claim(user=user, filed=filed[user]) for user in users]
-    assert claimant(claims, facts(), RULES, None).user_id == "bob"
-    rejected = [c if c.user_id != "bob" else Claim(**{**c.__dict__, "state": ClaimState.REJECTED}) for c in claims]
-    assert claimant(rejected, facts(), RULES, None).user_id == "alice"
+def test_every_claim_on_one_unattributed_order_has_rivals_whatever_order_they_are_read_in(users):
+    evidence = {"ordered_at": T0.isoformat(), "amount": "100", "currency": "USD"}
+    claims = [claim(user=user, filed=T0 + timedelta(hours=n), **evidence) for n, user in enumerate(users)]
+    for made in claims:
+        assert sorted(other.user_id for other in rivals(made, claims, facts(), RULES, None)) == sorted(
+            user for user in users if user != made.user_id
+        )
+    rejected = [Claim(**{**c.__dict__, "state": ClaimState.REJECTED}) for c in claims]
     elsewhere = [Claim(**{**c.__dict__, "order_key": "aliexpress#O2"}) for c in claims]
-    assert claimant(elsewhere, facts(), RULES, None) is None
+    assert rivals(claims[0], rejected, facts(), RULES, None) == []
+    assert rivals(claims[0], elsewhere, facts(), RULES, None) == []
 
 
 def test_conclude():
     made = claim()
     mine, others, matches = facts(user_id="alice", state="pending"), facts(user_id="bob"), facts()
-    assert conclude(made, [(others, Verdict.OTHERS, ""), (mine, Verdict.MINE, "")], now=T0).state == ClaimState.RESOLVED
-    outcome = conclude(made, [(matches, Verdict.MATCHES, "")], now=T0)
-    assert outcome.state == ClaimState.MATCHED and outcome.redecide == matches.key
-    assert conclude(made, [(others, Verdict.OTHERS, "")], now=T0).reason == "ORDER_OF_ANOTHER_SHOPPER"
-    assert conclude(made, [], now=T0 + timedelta(days=11)).state == ClaimState.OPEN
-    late = conclude(made, [], now=T0 + timedelta(days=12))
+    none: frozenset[str] = frozenset()
+    both = [(others, Verdict.OTHERS, ""), (mine, Verdict.MINE, "")]
+    assert conclude(made, both, now=T0, rivalled=none).state == ClaimState.RESOLVED
+    outcome = conclude(made, [(matches, Verdict.MATCHES, "")], now=T0, rivalled=none)
+    assert outcome.state == ClaimState.MATCHED and outcome.credit == matches.key
+    rivalled = conclude(made, [(matches, Verdict.MATCHES, "")], now=T0, rivalled=frozenset({matches.key}))
+    assert (rivalled.state, rivalled.reason, rivalled.credit) == (ClaimState.NEEDS_REVIEW, "ANOTHER_CLAIM", None)
+    bare = conclude(made, [(matches, Verdict.NEEDS_EVIDENCE, "")], now=T0, rivalled=none)
+    assert (bare.state, bare.reason, bare.order_key) == (ClaimState.NEEDS_REVIEW, "NOT_ENOUGH_EVIDENCE", matches.key)
+    contest = conclude(made, [(others, Verdict.CONTESTS, "")], now=T0, rivalled=none)
+    assert (contest.state, contest.contest) == (ClaimState.NEEDS_REVIEW, others.key)
+    assert conclude(made, [(others, Verdict.OTHERS, "")], now=T0, rivalled=none).reason == "ORDER_OF_ANOTHER_SHOPPER"
+    assert conclude(made, [], now=T0 + timedelta(days=11), rivalled=none).state == ClaimState.OPEN
+    late = conclude(made, [], now=T0 + timedelta(days=12), rivalled=none)
     assert late.state == ClaimState.ESCALATED and late.searched[0]["verdict"] == "none"

@@ -86,7 +86,7 @@ def test_confirm_reads_the_clicks_of_many_due_orders_together(monkeypatch):
     monkeypatch.setattr(ledger.store, "find_clicks", counted)
     assert ledger.confirm(now=settled_at + timedelta(days=1))["moves_post"] == 7
     assert reads == [{f"c-u{n}" for n in range(7)}]  # one read for the seven orders' clicks, none per order
-    assert ledger._clicks == {}  # nothing kept after the confirmation (bounded memory)
+    assert ledger._settler.clicks == {}  # nothing kept after the confirmation (bounded memory)
 
 
 def test_a_refused_transition_is_recorded_and_ignored():

@@ -17,9 +17,11 @@ from accrual.domain.decision import Code, Outcome
 from accrual.domain.lifecycle import ReviewVerdict
 from accrual.domain.rules import decide_order
 from accrual.domain.trail import render_trail
+from accrual.service.ledger import Ledger
 from accrual.service.reading import audit, explain
 from support import ledger as ledger_support
 from support.builders import NOW, click, config, line
+from support.memory import config as memory_config
 from support.memory import memory_ledger
 
 D = Decimal
@@ -127,4 +129,22 @@ def test_the_ledger_holds_the_order_and_an_operator_releases_it():
     assert earning["state"] == "pending" and earning["margin_usd"] == "4.00"
     assert ledger.review("aliexpress#A", ReviewVerdict.RELEASED, now=now) == "pending"
     assert explain(ledger.store, "A")["held"]["pending_usd"] == "5.00"
+    assert audit(ledger.store)["ok"]
+
+
+def test_a_hold_never_claws_back_confirmed_money():
+    """A configuration that sets the share after an order was confirmed holds the decision for review, but the money
+    already confirmed stays: only a refund, dispute or chargeback reverses it."""
+    ledger = memory_ledger()
+    settled = ledger_support.T0 + timedelta(days=10)
+    ledger.reconcile([ledger_support.line("A", status="settled", at=settled, commission="1.00")], now=settled)
+    ledger.confirm(now=settled + timedelta(days=2))
+    ledger.store.save_config(memory_config(version="ledger-2", max_cashback_share="1.0"))
+    later = settled + timedelta(days=3)
+    Ledger(store=ledger.store).reconcile(
+        [ledger_support.line("A", status="settled", at=later, commission="1.00")], now=later
+    )
+    explained = explain(ledger.store, "A")
+    assert explained["state"] == "confirmed" and explained["held"]["confirmed_usd"] == "5.00"
+    assert "OVER_COMMISSION_SHARE" in explained["reasons"]
     assert audit(ledger.store)["ok"]

@@ -390,3 +390,64 @@ def test_the_streamed_splitter_cuts_and_numbers_at_newlines_only(tmp_path):
     assert sum(report.read for report in reports) == 7
     assert [line.line_id for report in reports for line in report.lines] == ["L1", "L2", "L3", "L4", "L5", "L7"]
     assert [q.reason for report in reports for q in report.quarantined][0].startswith("line 6: not valid JSON")
+
+
+# --- a file that is mostly quarantined says why, and where its map is ----------------------------------------------
+def test_the_top_reasons_count_reasons_by_kind_not_by_value():
+    from accrual.partners.report import top_reasons
+
+    data = "line_id,order_id,status,ordered_at,amount\n" + "".join(
+        f"L{n},O{n},paid,{n:02d}.11.2026 12:00,{'1,5' if n % 3 == 0 else '1'}\n" for n in range(1, 10)
+    )
+    report = counted(read_report(data, "csv", source="f.csv"))
+    assert report.quarantined and not report.lines
+    first, second = top_reasons(report.quarantined)
+    assert first == {
+        "reason": "ordered_at=…: not a time",
+        "lines": 6,
+        "example": "ordered_at='01.11.2026 12:00': not a time",
+    }
+    assert (second["reason"], second["lines"]) == ("row has 6 cells, the header has 5", 3)  # 1,5 is two cells
+
+
+@pytest.mark.parametrize(
+    ("read", "quarantined", "mostly"), [(0, 0, False), (10, 5, False), (10, 6, True), (1, 1, True), (3, 1, False)]
+)
+def test_mostly_quarantined_is_more_than_the_share(read, quarantined, mostly):
+    from accrual.service.ingest import mostly_quarantined
+
+    assert mostly_quarantined({"read": read, "quarantined": quarantined}) is mostly
+    assert mostly_quarantined({"read": read, "quarantined": quarantined}, share=0.0) is (quarantined > 0)
+
+
+def test_a_csv_its_map_does_not_describe_names_the_map_and_how_to_set_it():
+    from accrual.service.ingest import with_map_hint
+    from accrual.settings import Settings
+
+    settings = Settings(PARTNER_PARAMETERS_PREFIX="/accrual/partners/")
+    with pytest.raises(ReportFormatError) as refused:
+        read_report("Transaction ID,Sale Amount\nT1,5\n", "csv", source="f.csv")
+    message = str(with_map_hint(refused.value, "csv", "awin", settings))
+    assert "column map" in message and "/accrual/partners/awin/columns" in message
+    assert "aws ssm put-parameter --name /accrual/partners/awin/columns" in message
+    assert with_map_hint(refused.value, "admitad", "admitad", settings) is refused.value
+
+
+@pytest.mark.parametrize("hostile", [*HOSTILE_IDS, "x" * 257, ""])
+def test_a_claims_user_id_is_refused_exactly_when_a_clicks_is(hostile):
+    from pydantic import ValidationError
+
+    from accrual.domain.claims import ClaimRequest
+    from accrual.domain.models import Click
+
+    def refused(model, **fields):
+        try:
+            model.model_validate(fields)
+        except ValidationError as error:
+            return {problem["loc"][0] for problem in error.errors()}
+        return set()
+
+    click = {"sub_id": "s-1", "clicked_at": "2026-11-03T18:00:00Z", "partner": "aliexpress"}
+    assert refused(Click, user_id=hostile, **click) == {"user_id"}
+    assert refused(ClaimRequest, user_id=hostile, order_number="123") == {"user_id"}
+    assert refused(ClaimRequest, user_id="u-1", order_number=hostile) == {"order_number"}

@@ -115,7 +115,9 @@ def test_a_notification_text_never_carries_a_partner_value_as_written(hostile, e
 
 
 @pytest.mark.parametrize("hostile", HOSTILE)
-@pytest.mark.parametrize("state", [ClaimState.RESOLVED, ClaimState.ESCALATED, ClaimState.REJECTED])
+@pytest.mark.parametrize(
+    "state", [ClaimState.RESOLVED, ClaimState.ESCALATED, ClaimState.NEEDS_REVIEW, ClaimState.REJECTED]
+)
 def test_a_claim_text_never_carries_the_order_number_as_written(hostile, state):
     claim = Claim(
         claim_id="clm_1",

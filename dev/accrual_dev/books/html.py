@@ -65,8 +65,8 @@ def render_html(report: dict[str, Any]) -> str:
         "</div>",
         _negative_margin_table(report),
         _exclusions_tables(report),
-        _counts_table("Lines quarantined, by partner", "partner", report["quarantined"]),
-        _counts_table("Missing-cashback claims filed, by state", "state", report["claims"]),
+        _quarantine_table(report),
+        _counts_table("Missing-cashback claims about the month's orders, by state", "state", report["claims"]),
         _lag_table(report),
         "</body></html>",
     ]
@@ -230,6 +230,18 @@ def _exclusions_tables(report: dict[str, Any]) -> str:
         for item in report["exclusions_by_shop"]
     ]
     return by_reason + _table("Declined orders, by shop (top 20)", ["shop", "orders", "reasons"], rows)
+
+
+def _quarantine_table(report: dict[str, Any]) -> str:
+    rows = [
+        [
+            partner,
+            (count, f"quarantined.{partner}"),
+            ", ".join(f"{kind} {n}" for kind, n in report["quarantined_by_reason"].get(partner, {}).items()),
+        ]
+        for partner, count in report["quarantined"].items()
+    ]
+    return _table("Lines quarantined, by partner", ["partner", "lines", "by what the reason names"], rows)
 
 
 def _counts_table(title: str, name: str, counts: dict[str, int]) -> str:

@@ -19,8 +19,10 @@ What each figure counts:
 - `negative_margin`: those earning orders whose margin is below zero.
 - `exclusions`: declined orders counted once under each reason code of their decision that made them earn nothing
   (exclusions and review holds); `exclusions_by_shop`: the same orders by the shop of their excluded lines (top 20).
-- `quarantined`: lines quarantined during the month (the time they were quarantined), by partner.
-- `claims`: missing-cashback claims filed during the month, by their state now.
+- `quarantined`: quarantined lines by partner, in the month of the order time they name when that much of them can
+  be read, else of the time they were quarantined; `quarantined_by_reason`: the same by the field the reason names.
+- `claims`: missing-cashback claims about orders of the month (the order time the shopper gave, else the time the
+  claim was filed), by their state now.
 - `lag`: hours from the order to its first pending entry, and from the last settlement of its lines to the entry
   that confirmed it, as percentiles (nearest rank over whole minutes).
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -63,10 +66,52 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
 
 @dataclass(frozen=True)
 class Quarantined:
-    """One quarantined line as the report counts it."""
+    """One quarantined line as the report counts it: its partner and the time that places it in a month."""
 
     partner: str
     at: datetime
+    reason: str = ""  # the reason's kind: the field it names ("amount", "currency"), else its first words
+
+
+REASON_FIELD = re.compile(r"([A-Za-z_][\w.\[\]]*)=")
+REASON_WORDS = 60
+
+
+def reason_kind(reason: str) -> str:
+    """A quarantine reason grouped by what it is about: `amount='a lot': not a decimal` is `amount`; a reason that
+    names no field is its first clause."""
+    field = REASON_FIELD.match(reason)
+    if field:
+        return field.group(1)
+    return reason.split(":", 1)[0].strip()[:REASON_WORDS]
+
+
+# where a raw line names its order time: the normalised line, AliExpress's order, Admitad's action
+ORDER_TIME_FIELDS = ("ordered_at", "created_time", "action_date")
+
+
+def quarantined_line(
+    source: str, raw: str, quarantined_at: datetime, partners: Iterable[str], reason: str = ""
+) -> Quarantined:
+    """A quarantined line counts for the partner it names (when it can be read that far and the partner is known),
+    else for the partner whose report it came from; and in the month of the order time it names (read in UTC when it
+    gives no zone), else in the month it was quarantined."""
+    try:
+        fields = json.loads(raw)
+    except ValueError:
+        fields = None
+    kind = reason_kind(reason)
+    if not isinstance(fields, dict):
+        return Quarantined(source, quarantined_at, kind)
+    named = fields.get("partner")
+    partner = named if isinstance(named, str) and named in set(partners) else source
+    for name in ORDER_TIME_FIELDS:
+        try:
+            moment = datetime.fromisoformat(str(fields[name]).strip().replace(" ", "T", 1))
+        except (KeyError, ValueError):
+            continue
+        return Quarantined(partner, moment if moment.tzinfo else moment.replace(tzinfo=UTC), kind)
+    return Quarantined(partner, quarantined_at, kind)
 
 
 def _money() -> dict[str, Decimal]:
@@ -252,6 +297,16 @@ def _add_lags(books: _Books, order: OrderItem, journal: list[JournalEntry], line
         books.to_confirmed.add(parse_utc(posted[0].at) - max(settled))
 
 
+def claim_time(claim: Claim) -> datetime:
+    """What places a claim in a month: the order time the shopper gave (a bare date at midnight UTC), else when the
+    claim was filed."""
+    if claim.ordered_at is not None:
+        return claim.ordered_at
+    if claim.ordered_on is not None:
+        return datetime.combine(claim.ordered_on, datetime.min.time(), tzinfo=UTC)
+    return claim.filed_at
+
+
 def _result(
     books: _Books,
     start: datetime,
@@ -268,13 +323,15 @@ def _result(
             totals[state] += figures.cashback_usd[state]
         commission += figures.commission_usd
         margin += figures.margin_usd
-    quarantine_counts: Counter[str] = Counter(
-        item.partner for item in quarantined if start <= item.at < end and partner in (None, item.partner)
-    )
+    in_month = [item for item in quarantined if start <= item.at < end and partner in (None, item.partner)]
+    quarantine_counts: Counter[str] = Counter(item.partner for item in in_month)
+    quarantine_reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    for item in in_month:
+        quarantine_reasons[item.partner][item.reason] += 1
     claim_counts: Counter[str] = Counter(
         claim.state.value
         for claim in claims
-        if start <= claim.filed_at < end and (partner is None or (claim.order_key or "").startswith(f"{partner}#"))
+        if start <= claim_time(claim) < end and (partner is None or (claim.order_key or "").startswith(f"{partner}#"))
     )
     shops = sorted(books.shops.items(), key=lambda item: (-item[1]["orders"], item[0]))[:TOP_SHOPS]
     return {
@@ -298,6 +355,9 @@ def _result(
             for shop, counts in shops
         ],
         "quarantined": dict(sorted(quarantine_counts.items())),
+        "quarantined_by_reason": {
+            name: dict(sorted(quarantine_reasons[name].items())) for name in sorted(quarantine_reasons)
+        },
         "claims": dict(sorted(claim_counts.items())),
         "lag": {
             "order_to_pending": books.to_pending.as_dict(),

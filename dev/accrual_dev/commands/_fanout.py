@@ -40,7 +40,20 @@ def page_summary(results: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
     summary: dict[str, Any] = {name: sum(page.get(name, 0) for page in pages) for name in COUNTS}
     summary["reconciled"] = sum_counts(pages, "reconciled")
     summary["quarantine_reasons"] = [reason for page in pages for reason in page.get("quarantine_reasons", [])]
+    summary["top_reasons"] = _top_reasons(pages)
     return summary
+
+
+def _top_reasons(pages: list[dict[str, Any]], limit: int = 3) -> list[dict[str, Any]]:
+    """The pages' top reasons added up by kind."""
+    lines: dict[str, int] = {}
+    examples: dict[str, str] = {}
+    for page in pages:
+        for item in page.get("top_reasons", []):
+            lines[item["reason"]] = lines.get(item["reason"], 0) + item["lines"]
+            examples.setdefault(item["reason"], item["example"])
+    ranked = sorted(lines, key=lambda kind: -lines[kind])[:limit]
+    return [{"reason": kind, "lines": lines[kind], "example": examples[kind]} for kind in ranked]
 
 
 def pull(settings: Settings, now: datetime, partner: str | None, workers: int) -> dict[str, Any]:

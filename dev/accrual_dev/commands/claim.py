@@ -1,4 +1,4 @@
-"""`accrual claim file | show | list | match`: missing-cashback claims, through the claims service."""
+"""`accrual claim file | show | list | match | resolve`: missing-cashback claims, through the claims service."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from accrual.domain.claims import Claim
     from accrual.service.claims import ClaimService
 
-CLAIM_STATES = ("open", "matched", "resolved", "escalated", "rejected")
+CLAIM_STATES = ("open", "matched", "resolved", "escalated", "needs_review", "rejected")
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -69,17 +69,33 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "and escalate the claims whose time has come.",
     )
     now_option(match_parser)
+    resolve_parser = claim.add_parser(
+        "resolve",
+        help="an agent's verdict on a claim that waits: approve or reject, with a reason",
+        description="Approve a claim (the ledger credits its order to the claimant and the other claims on the order "
+        "are rejected) or reject it (the ledger takes it off its order), with the reason, recorded on the claim and "
+        "announced to the shopper. Exit 2 when the verdict is refused (the reason on stderr): the claim is already "
+        "resolved or rejected, names no order yet, or its order was posted to another shopper.",
+    )
+    resolve_parser.add_argument("claim_id", help="the claim's id")
+    verdict = resolve_parser.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--approve", action="store_true", help="credit the claim's order to the claimant")
+    verdict.add_argument("--reject", action="store_true", help="refuse the claim")
+    resolve_parser.add_argument("--reason", required=True, help="why, in the agent's words (kept on the claim)")
+    json_option(resolve_parser)
+    now_option(resolve_parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"file": file_claim, "show": show, "list": list_claims, "match": match}[args.claim_command](args)
+    handlers = {"file": file_claim, "show": show, "list": list_claims, "match": match, "resolve": resolve}
+    return handlers[args.claim_command](args)
 
 
 def _service() -> ClaimService:
-    from accrual.service.claims import ClaimService
+    from accrual.service.claims import claim_service
 
-    return ClaimService(settings())
+    return claim_service(settings())
 
 
 def _print(claim: Claim, as_json: bool) -> None:
@@ -153,4 +169,18 @@ def list_claims(args: argparse.Namespace) -> int:
 def match(args: argparse.Namespace) -> int:
     """Match every claim still searched now (what each reconcile and cycle does), printing the counts."""
     print_json(_service().sweep(now=now(args)))
+    return 0
+
+
+def resolve(args: argparse.Namespace) -> int:
+    """An agent's verdict: exit 0 when recorded, 1 when there is no such claim, 2 when the verdict is refused."""
+    try:
+        claim = _service().resolve(args.claim_id, approve=args.approve, reason=args.reason, now=now(args))
+    except LookupError:
+        print(f"no claim {args.claim_id!r}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(f"verdict refused: {error}", file=sys.stderr)
+        return 2
+    _print(claim, args.json)
     return 0

@@ -44,11 +44,13 @@ def load(args: argparse.Namespace) -> int:
     from accrual.adapters import reference_data
     from accrual.domain.click_batch import Refusal, screen
     from accrual.domain.models import Click
+    from accrual.partners.normalized import json_lines
 
     entries: list[tuple[int | None, Click]] = []
     refusals: list[Refusal] = []
     read = 0
-    for number, text in enumerate(read_text(args.file, "clicks as JSON Lines").splitlines(), start=1):
+    # JSON Lines end at \n only: U+2028 and the like inside a string do not split a click in two
+    for number, text in enumerate(json_lines(read_text(args.file, "clicks as JSON Lines")), start=1):
         if not text.strip():
             continue
         read += 1

@@ -13,7 +13,7 @@ from accrual_dev.commands._common import exit_code, now, now_option, print_json,
 def register(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "confirm",
-        help="settle, expire and reverse orders as of --now",
+        help="settle, expire and reverse orders as of --now, then match the claims",
         description="Look at every order due by --now (the due index): settle what the partner settled and the hold "
         "has passed, expire what stayed unpaid, reverse what was invalidated after confirmation. Prints "
         "JSON counts; exit 1 when an order could not be settled (the counts say which).",
@@ -26,9 +26,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.workers is not None:
         return run_workers(args)
+    from accrual.service.claims import claim_service
     from accrual.service.ledger import Ledger
 
-    counts = Ledger(settings()).confirm(now=now(args))
+    stack, at = settings(), now(args)
+    ledger = Ledger(stack)
+    counts = ledger.confirm(now=at)
+    for name, value in claim_service(stack, ledger).sweep(now=at).items():  # the claims step after the ledger's
+        counts[name] = counts.get(name, 0) + value
     print_json(counts)
     return exit_code(counts)
 

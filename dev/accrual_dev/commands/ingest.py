@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,14 @@ formats (--partner):
   admitad      one saved response page of statistics/actions (JSON {"results": [...], "_meta": {...}})
   csv          a CSV file with a header row; its columns are the normalised field names unless the partner's SSM
                parameter /<stack>/partners/NAME/columns maps them (JSON {"columns": {"amount": "Sale Amount", ...},
-               "statuses": {...}, "delimiter": ";", "timezone": "Europe/Moscow", "usd_rates": {"RUB": "92.5"}});
-               --as NAME names the partner (required)
+               "statuses": {...}, "delimiter": ";", "decimal_separator": ",", "thousands_separator": " ",
+               "date_format": "%d.%m.%Y %H:%M", "timezone": "Europe/Moscow", "encoding": "cp1251",
+               "usd_rates": {"RUB": "92.5"}}; docs/formats.md, "CSV column maps"); --as NAME names the partner
   normalized   JSON Lines of the normalised order line, each line naming its own partner
 A line that cannot be read, names a partner the configuration does not list, or a currency that is not ISO 4217 is
-quarantined with its reason (the counts and `quarantine_reasons` say which line and why); the rest is reconciled."""
+quarantined with its reason (the counts and `quarantine_reasons` say which line and why, `top_reasons` the most
+frequent kinds); the rest is reconciled. A file more than --max-quarantined of whose lines are quarantined exits 1
+with its top reasons on stderr."""
 
 
 def _threads(text: str) -> int:
@@ -86,8 +90,49 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "part by part, so memory does not grow with it). Worth it against a remote DynamoDB, where a line waits "
         "on the network; without --workers only",
     )
+    parser.add_argument(
+        "--max-quarantined",
+        type=_share,
+        default=None,
+        metavar="SHARE",
+        help="exit 1, naming the top reasons, when more than this share of the file's lines is quarantined (default "
+        "0.5: a file mostly unread is likely one its column map, date or number format does not describe)",
+    )
     workers_option(parser)
     return parser
+
+
+def _share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        share = -1.0
+    if not 0 <= share <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share from 0 to 1 (0.5 is half the lines)")
+    return share
+
+
+def mostly_quarantined(report: dict[str, Any], args: argparse.Namespace) -> bool:
+    """True (with the top reasons on stderr) when more than --max-quarantined of the file's lines were quarantined."""
+    from accrual.service.ingest import MOSTLY_QUARANTINED
+    from accrual.service.ingest import mostly_quarantined as beyond
+
+    share = MOSTLY_QUARANTINED if args.max_quarantined is None else args.max_quarantined
+    if not beyond(report, share):
+        return False
+    print(
+        f"accrual ingest: {report['quarantined']} of {report['read']} lines quarantined, more than {share:.0%};"
+        " top reasons:",
+        file=sys.stderr,
+    )
+    for item in report.get("top_reasons", []):
+        print(f"  {item['lines']} lines: {item['reason']} (e.g. {item['example']})", file=sys.stderr)
+    if report.get("column_map"):
+        print(
+            f'  the column map is the SSM parameter {report["column_map"]} (docs/formats.md, "CSV column maps")',
+            file=sys.stderr,
+        )
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         sink.close()
     print_json({"file": str(args.file), **report})
-    return exit_code(report["reconciled"])
+    return max(exit_code(report["reconciled"]), 1 if mostly_quarantined(report, args) else 0)
 
 
 def run_workers(args: argparse.Namespace) -> int:
@@ -192,7 +237,8 @@ def run_workers(args: argparse.Namespace) -> int:
         "fanout": drained["fanout"],
     }
     print_json(report)
-    return 1 if _fanout.unsettled(report["reconciled"]) or drained["fanout"].get("unit_failures") else 0
+    failed = _fanout.unsettled(report["reconciled"]) or drained["fanout"].get("unit_failures")
+    return 1 if failed or mostly_quarantined(report, args) else 0
 
 
 def part_lines(lines: int, workers: int) -> int:

@@ -22,7 +22,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description="The books of the orders placed in a month (UTC): orders and lines by partner and state; cashback "
         "pending, confirmed, declined and reversed (USD and per account currency); the partners' commission and the "
         "margin, and the orders paid above their commission; declined orders by reason and by shop (top 20); lines "
-        "quarantined by partner; claims filed by state; the confirmation lag as percentiles. Read from the ledger "
+        "quarantined by partner; claims by state; the confirmation lag as percentiles. Read from the ledger "
         "an order at a time; the same figures on every run over the same data.",
     )
     report.add_argument("--month", required=True, help="YYYY-MM: the month the orders were placed in (UTC)")
@@ -66,25 +66,17 @@ NORMALIZED = "normalized"  # the quarantine of JSON Lines files, which name thei
 
 
 def _quarantined(settings: Settings, partners: list[str], wanted: str | None) -> Iterator:
-    """Each quarantined line with its partner: the partner whose report it came from, or for a normalised JSON line
-    the partner the line itself names when that much of it can be read."""
+    """Every quarantined line of the configured partners' reports and of JSON Lines files, placed by
+    `books.report.quarantined_line` (the partner and the order time it names, when readable)."""
     from accrual.adapters.partner_state import PartnerState
-    from accrual_dev.books.report import Quarantined
+    from accrual_dev.books.report import quarantined_line
 
     state = PartnerState(settings)
     for source in sorted({*partners, NORMALIZED}):
         for record in state.quarantined(source):
-            partner = _named_partner(record.raw, partners) if source == NORMALIZED else record.partner
-            if wanted is None or partner == wanted:
-                yield Quarantined(partner, record.at)
-
-
-def _named_partner(raw: str, partners: list[str]) -> str:
-    try:
-        named = json.loads(raw).get("partner")
-    except (ValueError, AttributeError):
-        return NORMALIZED
-    return named if named in partners else NORMALIZED
+            line = quarantined_line(record.partner, record.raw, record.at, partners, record.reason)
+            if wanted is None or line.partner == wanted:
+                yield line
 
 
 def _claims(settings: Settings) -> Iterator:
@@ -112,6 +104,6 @@ def _print_summary(result: dict, html: str | None) -> None:
     if result["quarantined"]:
         print("  quarantined lines: " + ", ".join(f"{p} {n}" for p, n in result["quarantined"].items()))
     if result["claims"]:
-        print("  claims filed: " + ", ".join(f"{state} {n}" for state, n in result["claims"].items()))
+        print("  claims: " + ", ".join(f"{state} {n}" for state, n in result["claims"].items()))
     if html:
         print(f"  written to {html}")

@@ -1,7 +1,8 @@
 """`accrual stack up | provision`: the embedded local stack for operators and developers.
 
-`stack up` (and `make local`) start everything `accrual run` needs: moto provisioned from template.yaml, and the
-partner simulator with the stack's partner endpoints and secrets pointing at it.
+`stack up` (and `make local`) start everything `accrual run` needs: the local AWS provisioned from template.yaml (moto,
+or the emulator ACCRUAL_EMULATOR names: `make local` runs DynamoDB Local beside moto), and the partner simulator with
+the stack's partner endpoints and secrets pointing at it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     up = stack.add_parser(
         "up",
         help="start the local stack (moto + partner simulator), provision template.yaml, wait for Ctrl-C",
-        description="Start a moto server on a free loopback port, provision template.yaml on it, start the partner "
+        description="Start a moto server on a free port (ACCRUAL_EMULATOR=dynamodb-local: AWS's DynamoDB Local for "
+        "DynamoDB beside it, as `make local` does; =ministack: ministack), provision template.yaml on it, start the partner "
         "simulator beside it and point the partners' endpoints (SSM) and credentials (Secrets Manager) "
         "at the simulator. Prints the `export` lines for another shell, where `accrual config load`, "
         "`clicks load` and `run` then work against the simulator. Runs until Ctrl-C (which forgets "
@@ -88,23 +90,30 @@ def provision(args: argparse.Namespace) -> int:
 
 
 def up(args: argparse.Namespace) -> int:
-    """Start a moto server, provision the stack on it, start the partner simulator beside it and point the partners'
-    endpoints and secrets at it, print the exports, and keep running until Ctrl-C."""
+    """Start the local AWS (ACCRUAL_EMULATOR, moto unless set), provision the stack on it, start the partner simulator
+    beside it and point the partners' endpoints and secrets at it, print the exports, and keep running until Ctrl-C."""
     from accrual.settings import RESOURCE_VARIABLES
+    from accrual_dev.local.emulators import EMULATORS, emulator_name
     from accrual_dev.local.provision import provision as provision_stack
-    from accrual_dev.local.server import LOCAL_ENVIRONMENT, MotoServer
+    from accrual_dev.local.server import ENDPOINT_VARIABLES, LOCAL_ENVIRONMENT
 
     stack = os.environ.get("ACCRUAL_STACK", "accrual")
+    try:
+        emulator = emulator_name()
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    with MotoServer() as server, ExitStack() as simulator_lifetime:
-        for name in RESOURCE_VARIABLES:  # a shell of another stack must not redirect this one
+    with EMULATORS[emulator]() as server, ExitStack() as simulator_lifetime:
+        for name in (*RESOURCE_VARIABLES, *ENDPOINT_VARIABLES):  # a shell of another stack must not redirect this one
             os.environ.pop(name, None)
-        os.environ.update({**LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL": server.url, "ACCRUAL_STACK": stack})
+        os.environ.update({**LOCAL_ENVIRONMENT, **server.endpoints, "ACCRUAL_STACK": stack})
         provisioned = provision_stack(stack)
-        print(f"# local AWS (moto) at {server.url}: paste these into another shell")
+        where = ", ".join(f"{name} {pid}" for name, pid in server.pids.items())
+        print(f"# local AWS ({emulator}) at {server.url} (processes: {where}): paste these into another shell")
         for name, value in {
-            "AWS_ENDPOINT_URL": server.url,
+            **server.endpoints,
             "ACCRUAL_STACK": stack,
             **LOCAL_ENVIRONMENT,
             "POWERTOOLS_LOG_LEVEL": "WARNING",

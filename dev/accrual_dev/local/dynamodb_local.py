@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -61,12 +62,14 @@ class DynamoDBLocalServer:
         host: str = HOST,
         port: int | None = None,
         startup_timeout: float = 120.0,
-        java_options: tuple[str, ...] = JAVA_OPTIONS,
+        java_options: tuple[str, ...] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.startup_timeout = startup_timeout
-        self.java_options = java_options
+        # DYNAMODB_LOCAL_JAVA_OPTIONS (space-separated) replaces the defaults, e.g. for a long benchmark
+        configured = os.environ.get("DYNAMODB_LOCAL_JAVA_OPTIONS")
+        self.java_options = java_options or (tuple(configured.split()) if configured else JAVA_OPTIONS)
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._bound_port: int | None = None
@@ -123,8 +126,7 @@ class DynamoDBLocalServer:
                 "-inMemory",
                 # one database whatever the credentials and region of a request (SAM's containers, a test's shell)
                 "-sharedDb",
-                "-host",
-                self.host,
+                # DynamoDB Local has no option to choose its interface: it listens on every one, on a fresh port
                 "-port",
                 str(port),
                 "-disableTelemetry",
@@ -204,12 +206,15 @@ class DynamoDBLocalStack:
         return {"moto": self.moto.pid, "dynamodb-local": self.dynamodb.pid}
 
     def start(self) -> str:
-        self.dynamodb.start()
-        try:
-            self.moto.start()
-        except BaseException:
-            self.dynamodb.stop()
-            raise
+        """Start both, side by side (the JVM's start is the longer), and return moto's URL."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            dynamodb = pool.submit(self.dynamodb.start)
+            try:
+                self.moto.start()
+                dynamodb.result()
+            except BaseException:
+                self.stop()
+                raise
         return self.url
 
     def stop(self) -> None:

@@ -368,6 +368,30 @@ def _accrual(*arguments: str) -> str:
     return done.stdout
 
 
+def upload_event_objects(s3: Any, bucket: str, events: Path) -> list[str]:
+    """Put the files under events/objects into the stack's bucket (the S3 keys the events name) and into each bucket
+    an S3 event of events/ names (created: the example bucket exists only locally), so that `sam local invoke` with
+    an event as written finds its object. A drop is not put in the stack's bucket: there it would be a new drop.
+    Returns the s3:// locations written."""
+    objects = events / "objects"
+    buckets = {bucket}
+    for path in sorted(events.glob("*.json")):
+        for record in json.loads(path.read_text()).get("Records", []):
+            if "s3" in record:
+                buckets.add(record["s3"]["bucket"]["name"])
+    written = []
+    for name in sorted(buckets):
+        if name != bucket:
+            s3.create_bucket(Bucket=name)  # the local emulator only: an event's example bucket
+        for path in sorted(item for item in objects.rglob("*") if item.is_file()):
+            key = path.relative_to(objects).as_posix()
+            if name == bucket and key.startswith("drops/"):
+                continue
+            s3.put_object(Bucket=name, Key=key, Body=path.read_bytes())
+            written.append(f"s3://{name}/{key}")
+    return written
+
+
 @contextmanager
 def local_stack(template: dict[str, Any], env_vars: Path | None = None) -> Iterator[tuple[Context, Path]]:
     """The local stack (moto, provisioned from template.yaml) and the partner simulator, both on Docker's bridge
@@ -394,6 +418,12 @@ def local_stack(template: dict[str, Any], env_vars: Path | None = None) -> Itera
         # Provisioned from template.yaml itself: the local build's template is the same one, built.
         provisioned = provision(STACK)
         print(f"local stack {STACK} at {server.url} ({provisioned.action} in {provisioned.seconds:.1f} s)", flush=True)
+        uploaded = upload_event_objects(
+            boto3.client("s3", region_name=REGION),
+            provisioned.outputs["ReportsBucketName"],
+            repository_root() / "events",
+        )
+        print(f"uploaded events/objects: {', '.join(uploaded)}", flush=True)
         from accrual.settings import Settings
 
         simulator = resources.enter_context(

@@ -18,11 +18,18 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from pynamodb.attributes import UnicodeAttribute, VersionAttribute
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
+from accrual.adapters import reference_data
+from accrual.adapters.ledger_store import OutboxMessage, outbox_record
+from accrual.adapters.ledger_tables import OutboxRecord, bind_ledger_tables
 from accrual.adapters.pynamo import bind_model
 from accrual.domain.claims import Claim, ClaimRules, ClaimState
+from accrual.observability import logger
 from accrual.settings import Settings
 
 
@@ -131,6 +138,7 @@ def claim_of(record: ClaimRecord) -> Claim:
         account_currency=data.get("account_currency"),
         order_key=data.get("order_key"),
         reason=data.get("reason"),
+        verdict_reason=data.get("verdict_reason"),
         searched=tuple(data.get("searched") or ()),
         updated_at=_time(data.get("updated_at")),
     )
@@ -180,3 +188,65 @@ def claims_of_user(user_id: str) -> Iterator[Claim]:
 def all_claims() -> Iterator[Claim]:
     for record in ClaimRecord.scan():
         yield claim_of(record)
+
+
+class DynamoClaimsStore:
+    """The claims store on the stack's claims table; a claim's notification goes to the ledger's outbox table in the
+    same transaction as the claim's change."""
+
+    def __init__(self, settings: Settings) -> None:
+        bind_claims_table(settings)
+        bind_ledger_tables(settings)
+        self._connection = Connection(region=settings.region, host=settings.dynamodb_host, max_retry_attempts=8)
+
+    def get(self, claim_id: str) -> tuple[Claim, int] | None:
+        return get_claim(claim_id)
+
+    def create(self, claim: Claim) -> bool:
+        try:
+            record_of(claim).save(condition=ClaimRecord.claim_id.does_not_exist())
+        except PutError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def save(self, claim: Claim, version: int, outbox: OutboxMessage | None) -> bool:
+        try:
+            with TransactWrite(connection=self._connection) as transaction:
+                transaction.save(record_of(claim, version))  # VersionAttribute: the stored version is still `version`
+                if outbox is not None:
+                    transaction.save(outbox_record(outbox), condition=OutboxRecord.event_id.does_not_exist())
+        except TransactWriteError as error:
+            logger.info("claim changed meanwhile", extra={"claim": claim.claim_id, "error": str(error)[:200]})
+            return False
+        return True
+
+    def publish(self, outbox: OutboxMessage) -> None:
+        try:
+            outbox_record(outbox).save(condition=OutboxRecord.event_id.does_not_exist())
+        except PutError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+
+    def for_numbers(self, numbers: Iterable[str]) -> list[Claim]:
+        return claims_for_numbers(numbers)
+
+    def in_state(self, state: ClaimState) -> Iterator[Claim]:
+        return claims_in_state(state)
+
+    def of_user(self, user_id: str) -> Iterator[Claim]:
+        return claims_of_user(user_id)
+
+    def all(self) -> Iterator[Claim]:
+        return all_claims()
+
+    def any_in(self, states: Iterable[ClaimState]) -> bool:
+        """One small Query per state."""
+        for state in states:
+            for _ in ClaimRecord.by_state.query(state.value, limit=1):
+                return True
+        return False
+
+    def account_currency(self, user_id: str) -> str | None:
+        return reference_data.account_currencies([user_id]).get(user_id)

@@ -111,6 +111,7 @@ class OrderItem:
     review_accounts: list[str] | None = None  # the multi-account rule's input
     review: str | None = None  # an operator's verdict on an order held for review
     review_user: str | None = None  # the shopper an operator gave an order in attribution conflict
+    claims: str | None = None  # the missing-cashback claims recorded on the order (JSON, domain.attribution)
     lines_digest: str | None = None  # of the line versions the order was decided from
     account_currency: str = ""
     fx_rate: Decimal = Decimal("0")  # fixed when the amount was first credited, used for every later move
@@ -168,6 +169,7 @@ class JournalEntry:
     state_to: str
     digest: str  # of the payload without times: same id + different digest is a conflict
     at: str
+    fact_at: str | None = None  # when the fact behind the move happened: a line's status, a claim, a due time
 
     @property
     def entry_id(self) -> str:
@@ -346,6 +348,7 @@ def _entry_record(entry: JournalEntry) -> JournalEntryRecord:
         state_to=entry.state_to,
         digest=entry.digest,
         at=entry.at,
+        fact_at=entry.fact_at,
     )
 
 
@@ -363,10 +366,11 @@ def _entry_of(record: JournalEntryRecord) -> JournalEntry:
         record.state_to,
         record.digest,
         record.at,
+        record.fact_at,
     )
 
 
-def _outbox_record(message: OutboxMessage) -> OutboxRecord:
+def outbox_record(message: OutboxMessage) -> OutboxRecord:
     return OutboxRecord(
         message.event_id,
         event_type=message.event_type,
@@ -455,7 +459,7 @@ class DynamoLedgerStore:
                         transaction.save(_entry_record(entry), condition=JournalEntryRecord.pk.does_not_exist())
                         kinds.append("entry")
                     for message in change.outbox:
-                        transaction.save(_outbox_record(message), condition=OutboxRecord.event_id.does_not_exist())
+                        transaction.save(outbox_record(message), condition=OutboxRecord.event_id.does_not_exist())
                         kinds.append("outbox")
                 for balance in merged_balances(changes):
                     delta = balance.delta

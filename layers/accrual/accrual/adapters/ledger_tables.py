@@ -121,6 +121,7 @@ class OrderRecord(Model):
     review_accounts = ListAttribute(of=UnicodeAttribute, null=True)  # the multi-account rule's input
     review = UnicodeAttribute(null=True)  # an operator's verdict on an order held for review
     review_user = UnicodeAttribute(null=True)  # the shopper an operator gave an order in attribution conflict
+    claims = UnicodeAttribute(null=True)  # the missing-cashback claims recorded on the order (JSON)
     lines_digest = UnicodeAttribute(null=True)  # of the line versions the order was decided from
     account_currency = UnicodeAttribute()
     fx_rate = DecimalAttribute()  # fixed when the amount was first credited, used for every later move
@@ -204,6 +205,7 @@ class JournalEntryRecord(Model):
     state_to = UnicodeAttribute()
     digest = UnicodeAttribute()  # of the payload without times: same id + different digest is a conflict
     at = UnicodeAttribute()
+    fact_at = UnicodeAttribute(null=True)  # when the fact behind the move happened (the explanation's timeline)
 
 
 class RefusedRecord(Model):

@@ -1,28 +1,28 @@
-"""Missing-cashback claims (docs/rules.md, "Missing cashback"): what a claim is, when it is valid, and how it matches an
-order. Pure: the claims service and the ledger's claim hook both call these functions, so the audit recomputes the
-same attribution the ledger decided.
+"""Missing-cashback claims (docs/claims.md, docs/rules.md "Missing cashback"): what a claim is, when it is valid, and
+how it matches an order. Pure: the claims service calls these functions and records what they conclude on the order
+through the ledger (a `ClaimFact`, domain/attribution.py), so every later decision and the audit use the same fact.
 
 Lifecycle of a claim::
 
-    open ──order found, not yet credited──▶ matched ──the ledger credited the claimant──▶ resolved
-      │  ╲                                                                                  ▲
-      │   ╲── the order is already the claimant's ──────────────────────────────────────────┘
-      │── the order is another shopper's ──▶ rejected
+    open ──evidence agrees, no rival──▶ matched ──the ledger credited the claimant──▶ resolved
+      │── the order is already the claimant's ─────────────────────────────────────────▲
+      │── evidence missing, a rival claim, or a contest before posting ──▶ needs_review ──agent──▶ resolved | rejected
+      │── the order is another shopper's (a click, or posted to another claimant) ──▶ rejected
       └── nothing matched after `escalate_after` ──▶ escalated (still searched; resolved if the order shows up)
 
 The matching rule:
 
 * **By order number.** The claim's number is compared with the store's (`order_id`) and the partner's
   (`partner_order_id`) number of every order; they may differ, either one matches.
-* **An order already attributed** (by a click, or by an earlier claim) is the claimant's (the claim resolves at once)
-  or another shopper's (the claim is rejected: it never takes an order, nor money, from that shopper).
-* **An unattributed order** (no click matches its tracking value) matches only when the claim's facts agree with the
-  order's: the order time within `window` of the claimed time (a bare date covers its whole day), and the claimed
-  amount within `amount_tolerance` (relative, at least `amount_floor_usd`) of what the order's items cost, with or
-  without shipping. The tolerance is for currency conversion: the shopper sees the price converted by a bank or by
-  the store at a rate that is not the configuration's. A fact the claim does not give is not checked.
-* **Several claims for one unattributed order** (different shoppers): the earliest filed wins, then the smallest
-  claim id, so the answer never depends on the order in which claims and lines arrive.
+* **An order number is not evidence.** An unattributed order credits a claim automatically only when the claim gives
+  both an amount and an order date and both agree with the report: the order time within `window` of the claimed
+  time (a bare date covers its whole day), and the claimed amount within `amount_tolerance` (relative, at least
+  `amount_floor_usd`) of what the order's items cost, with or without shipping. A claim without both waits for an
+  agent (`needs_review`).
+* **An order already attributed** is the claimant's (the claim resolves at once) or another shopper's: a click's, or
+  a claimant's whose money was posted, rejects the claim; a claimant's not yet posted is contested (the order is held
+  for review, both claims wait for an agent).
+* **Two claims on one unattributed order** (different shoppers): neither is credited automatically; both wait.
 * **A matched claim attributes the order as a click made at the order's `ordered_at`** (the rate cards and
   promotions in force then), with the claimant's account currency and country; the decision trail gets a `claim` step.
 """
@@ -39,11 +39,11 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
 
+from accrual.domain.attribution import ClaimFact
 from accrual.domain.decision import OrderDecision, TrailStep
-from accrual.domain.models import AccrualConfig, Click, Country, IsoCurrency, Key, OrderLine
+from accrual.domain.models import AccrualConfig, Country, IsoCurrency, Key, OrderLine
 from accrual.domain.money import ZERO, usd_from
 
-CLAIM_SUB_ID_PREFIX = "claim:"  # the synthetic click of a claim carries this sub-id: never a real tracking value
 CLAIM_CODE = "CLAIM_ATTRIBUTED"  # the trail's code for an order attributed by a claim
 
 
@@ -52,6 +52,7 @@ class ClaimState(StrEnum):
     MATCHED = "matched"
     RESOLVED = "resolved"
     ESCALATED = "escalated"
+    NEEDS_REVIEW = "needs_review"  # waits for an agent's verdict
     REJECTED = "rejected"
 
 
@@ -61,6 +62,16 @@ SEARCHED_STATES = (ClaimState.OPEN, ClaimState.MATCHED, ClaimState.ESCALATED)  #
 class RejectReason(StrEnum):
     ORDER_OF_ANOTHER_SHOPPER = "ORDER_OF_ANOTHER_SHOPPER"  # the order is credited to someone else
     UNKNOWN_SHOPPER = "UNKNOWN_SHOPPER"  # the claimant never clicked a cashback link: no account currency
+    REJECTED_BY_AGENT = "REJECTED_BY_AGENT"  # an agent's verdict (its reason is recorded with it)
+    ANOTHER_CLAIM_APPROVED = "ANOTHER_CLAIM_APPROVED"  # an agent gave the order to another claimant
+
+
+class ReviewReason(StrEnum):
+    """Why a claim waits for an agent."""
+
+    NOT_ENOUGH_EVIDENCE = "NOT_ENOUGH_EVIDENCE"  # no amount or no order date: an order number alone is guessable
+    ANOTHER_CLAIM = "ANOTHER_CLAIM"  # another shopper claims the same unattributed order
+    CONTESTED = "CONTESTED"  # another shopper's claim arrived after this one credited the order, before posting
 
 
 class Verdict(StrEnum):
@@ -68,7 +79,9 @@ class Verdict(StrEnum):
 
     MINE = "mine"  # the order is (already) the claimant's
     OTHERS = "others"  # the order is another shopper's
-    MATCHES = "matches"  # unattributed, and the claim's facts agree with it
+    MATCHES = "matches"  # unattributed, and the claim's amount and date agree with it
+    NEEDS_EVIDENCE = "needs_evidence"  # unattributed, but the claim lacks its amount or its date
+    CONTESTS = "contests"  # credited to another claimant, not posted, and this claim's facts agree with it
     MISMATCH = "mismatch"  # unattributed, but the time or the amount disagree
     WAITING = "waiting"  # held for review, or its lines left it: nothing to decide now
     NOT_THIS = "not_this"  # another order number
@@ -159,7 +172,8 @@ class Claim:
     country: str | None = None
     account_currency: str | None = None
     order_key: str | None = None  # the order it matched or resolved to
-    reason: str | None = None  # why rejected or escalated
+    reason: str | None = None  # why rejected, escalated or waiting for an agent (a code)
+    verdict_reason: str | None = None  # an agent's verdict in the agent's words
     searched: tuple[dict[str, str], ...] = ()  # what the last search looked at and why nothing matched
     updated_at: datetime | None = None
 
@@ -180,6 +194,7 @@ class Claim:
             "account_currency": self.account_currency,
             "order_key": self.order_key,
             "reason": self.reason,
+            "verdict_reason": self.verdict_reason,
             "searched": [dict(item) for item in self.searched],
             "updated_at": _iso(self.updated_at) if self.updated_at else None,
         }
@@ -220,6 +235,10 @@ class OrderFacts:
     ordered_at: datetime
     items_usd: Decimal | None  # what the items cost (None: a currency without a rate)
     total_usd: Decimal | None  # items and shipping
+    claim_ids: tuple[str, ...] = ()  # the claims recorded on the order
+    posted: bool = False  # its money was posted (confirmed or reversed): it never changes shopper
+    by_agent: bool = False  # an agent gave the order to a claimant: another claim no longer contests it
+    clicked: bool = False  # a click names the order's shopper: a claim never takes it
 
     def numbers(self) -> tuple[str, ...]:
         return (self.order_id, *self.partner_order_ids)
@@ -247,9 +266,17 @@ def fx_on(config: AccrualConfig, currency: str, day: date) -> Decimal | None:
 
 
 def order_facts(
-    key: str, lines: Mapping[str, OrderLine], *, user_id: str | None, state: str | None, config: AccrualConfig | None
+    key: str,
+    lines: Mapping[str, OrderLine],
+    *,
+    user_id: str | None,
+    state: str | None,
+    config: AccrualConfig | None,
+    claims: Iterable[ClaimFact] = (),
+    clicked: bool = False,
 ) -> OrderFacts:
     ordered = [lines[line_id] for line_id in sorted(lines)]
+    recorded = tuple(claims)
     first = ordered[0]
     items, total = ZERO, ZERO
     convertible = True
@@ -270,6 +297,10 @@ def order_facts(
         ordered_at=min(line.ordered_at for line in ordered),
         items_usd=items if convertible else None,
         total_usd=total if convertible else None,
+        claim_ids=tuple(fact.claim_id for fact in recorded),
+        posted=state in ("confirmed", "reversed"),
+        by_agent=any(fact.by_agent for fact in recorded),
+        clicked=clicked,
     )
 
 
@@ -282,9 +313,28 @@ def judge(claim: Claim, facts: OrderFacts, rules: ClaimRules, config: AccrualCon
     if facts.user_id == claim.user_id:
         return Verdict.MINE, "the order is credited to the claimant"
     if facts.user_id is not None:
-        return Verdict.OTHERS, "the order is credited to another shopper"
+        if facts.posted or facts.by_agent or facts.clicked or not facts.claim_ids:
+            return Verdict.OTHERS, "the order is credited to another shopper"
+        problems = evidence_problems(claim, facts, rules, config)
+        if problems:
+            return Verdict.MISMATCH, "; ".join(problems)
+        return Verdict.CONTESTS, "the order is credited to another claimant and not posted yet"
     if facts.state == "on_review":
+        if claim.claim_id in facts.claim_ids:
+            return Verdict.CONTESTS, "the order is held for review between this claim and another shopper"
         return Verdict.WAITING, "the order is held for review"
+    if claim.amount is None or (claim.ordered_at is None and claim.ordered_on is None):
+        return Verdict.NEEDS_EVIDENCE, "unattributed order with the claim's number; the claim gives no " + (
+            "amount" if claim.amount is None else "order date"
+        )
+    problems = evidence_problems(claim, facts, rules, config)
+    if problems:
+        return Verdict.MISMATCH, "; ".join(problems)
+    return Verdict.MATCHES, "unattributed order with the claim's number, date and amount"
+
+
+def evidence_problems(claim: Claim, facts: OrderFacts, rules: ClaimRules, config: AccrualConfig | None) -> list[str]:
+    """Where the claim's date and amount disagree with the order (a fact the claim does not give is not checked)."""
     problems = []
     if claim.ordered_at is not None or claim.ordered_on is not None:
         if claim.ordered_at is not None:
@@ -311,11 +361,7 @@ def judge(claim: Claim, facts: OrderFacts, rules: ClaimRules, config: AccrualCon
                     f"the order's amount {facts.items_usd:.2f} USD ({facts.total_usd:.2f} with shipping)"
                     f" differs from the claimed {claimed:.2f} USD by more than the tolerance"
                 )
-    if problems:
-        return Verdict.MISMATCH, "; ".join(problems)
-    return Verdict.MATCHES, "unattributed order with the claim's number" + (
-        ", time and amount" if claim.amount is not None else ""
-    )
+    return problems
 
 
 def amount_agrees(claimed_usd: Decimal, actual_usd: Decimal, rules: ClaimRules) -> bool:
@@ -323,35 +369,29 @@ def amount_agrees(claimed_usd: Decimal, actual_usd: Decimal, rules: ClaimRules) 
     return abs(claimed_usd - actual_usd) <= tolerance
 
 
-def claimant(
-    claims: Iterable[Claim], facts: OrderFacts, rules: ClaimRules, config: AccrualConfig | None
-) -> Claim | None:
-    """The claim that attributes an unattributed order: among claims naming one of its numbers, not rejected, not
-    resolved to another order, whose facts agree with it, the earliest filed (then the smallest id)."""
-    candidates = [
-        claim
-        for claim in claims
-        if claim.state != ClaimState.REJECTED
-        and claim.order_key in (None, facts.key)
-        and judge(claim, replace(facts, user_id=None), rules, config)[0] == Verdict.MATCHES
+def rivals(
+    claim: Claim, claims: Iterable[Claim], facts: OrderFacts, rules: ClaimRules, config: AccrualConfig | None
+) -> list[Claim]:
+    """Other shoppers' live claims on the same unattributed order: when there are any, nobody is credited
+    automatically (an agent decides), whatever order the claims and the report arrived in."""
+    unattributed = replace(facts, user_id=None)
+    return [
+        other
+        for other in claims
+        if other.user_id != claim.user_id
+        and other.state != ClaimState.REJECTED
+        and other.order_key in (None, facts.key)
+        and judge(other, unattributed, rules, config)[0] in (Verdict.MATCHES, Verdict.NEEDS_EVIDENCE)
     ]
-    candidates.sort(key=lambda claim: (claim.filed_at, claim.claim_id))
-    return candidates[0] if candidates else None
 
 
-def claim_click(claim: Claim, facts: OrderFacts) -> Click:
-    """The click a matched claim stands for: made at the order's time, by the claimant, in the claimant's currency."""
-    return Click(
-        sub_id=f"{CLAIM_SUB_ID_PREFIX}{claim.claim_id}",
-        user_id=claim.user_id,
-        clicked_at=facts.ordered_at,
-        partner=facts.partner,
-        account_currency=claim.account_currency or "USD",
-        country=claim.country,
-    )
+def fact_of(claim: Claim, *, by_agent: bool = False) -> ClaimFact:
+    """The claim as the order records it."""
+    currency = claim.account_currency or "USD"
+    return ClaimFact(claim.claim_id, claim.user_id, claim.filed_at, currency, claim.country, by_agent)
 
 
-def with_claim_step(decision: OrderDecision, claim: Claim | None) -> OrderDecision:
+def with_claim_step(decision: OrderDecision, claim: ClaimFact | None) -> OrderDecision:
     """The decision with a `claim` step after its inputs, saying the attribution came from a claim (no-op without)."""
     if claim is None:
         return decision
@@ -393,27 +433,38 @@ class Outcome:
     order_key: str | None = None
     reason: str | None = None
     searched: tuple[dict[str, str], ...] = field(default_factory=tuple)
-    redecide: str | None = None  # an unattributed order the ledger should decide again with this claim
+    credit: str | None = None  # an unattributed order the ledger is to credit to the claimant
+    contest: str | None = None  # an order credited to another claimant, to hold for review with this claim on it
 
 
-def conclude(claim: Claim, verdicts: list[tuple[OrderFacts, Verdict, str]], *, now: datetime) -> Outcome:
-    """Pure: from the verdicts of every order found, what happens to the claim. The claimant's own order wins over
-    everything, a matching unattributed order is handed to the ledger, another shopper's order rejects the claim,
-    and a claim nothing answered escalates once its time has come."""
+def conclude(
+    claim: Claim, verdicts: list[tuple[OrderFacts, Verdict, str]], *, now: datetime, rivalled: frozenset[str]
+) -> Outcome:
+    """Pure: from the verdicts of every order found (and the orders other shoppers' claims also name, `rivalled`),
+    what happens to the claim. The claimant's own order wins over everything; a matching unattributed order nobody
+    else claims is handed to the ledger; a claim that lacks evidence, has a rival or contests a credit not yet posted
+    waits for an agent; another shopper's order rejects the claim; a claim nothing answered escalates in time."""
     searched = tuple(
         {"order": facts.key, "verdict": verdict.value, "why": why} for facts, verdict, why in verdicts
     ) or ({"order": "", "verdict": "none", "why": f"no order with the number {claim.order_number} was reported yet"},)
-    by = {verdict: facts for facts, verdict, _ in reversed(verdicts)}  # the first order (by key) of each verdict
+    by = {verdict: facts.key for facts, verdict, _ in reversed(verdicts)}  # the first order (by key) of each verdict
     if Verdict.MINE in by:
-        return Outcome(ClaimState.RESOLVED, by[Verdict.MINE].key, None, searched)
+        return Outcome(ClaimState.RESOLVED, by[Verdict.MINE], None, searched)
     if Verdict.MATCHES in by:
-        return Outcome(ClaimState.MATCHED, by[Verdict.MATCHES].key, None, searched, redecide=by[Verdict.MATCHES].key)
+        key = by[Verdict.MATCHES]
+        if key in rivalled:
+            return Outcome(ClaimState.NEEDS_REVIEW, key, ReviewReason.ANOTHER_CLAIM.value, searched)
+        return Outcome(ClaimState.MATCHED, key, None, searched, credit=key)
+    if Verdict.CONTESTS in by:
+        key = by[Verdict.CONTESTS]
+        return Outcome(ClaimState.NEEDS_REVIEW, key, ReviewReason.CONTESTED.value, searched, contest=key)
+    if Verdict.NEEDS_EVIDENCE in by:
+        key = by[Verdict.NEEDS_EVIDENCE]
+        reason = ReviewReason.ANOTHER_CLAIM if key in rivalled else ReviewReason.NOT_ENOUGH_EVIDENCE
+        return Outcome(ClaimState.NEEDS_REVIEW, key, reason.value, searched)
     if Verdict.OTHERS in by:
-        # never takes an order (nor money) from the shopper it is credited to; a matched claim whose order went to
-        # an earlier claim or a click meanwhile ends the same way
-        return Outcome(
-            ClaimState.REJECTED, by[Verdict.OTHERS].key, RejectReason.ORDER_OF_ANOTHER_SHOPPER.value, searched
-        )
+        # never takes an order (nor money) from the shopper it is credited to
+        return Outcome(ClaimState.REJECTED, by[Verdict.OTHERS], RejectReason.ORDER_OF_ANOTHER_SHOPPER.value, searched)
     if claim.state == ClaimState.ESCALATED or now >= claim.escalate_at:
         return Outcome(ClaimState.ESCALATED, None, "NOT_FOUND_IN_TIME", searched)
     return Outcome(ClaimState.OPEN, None, None, searched)

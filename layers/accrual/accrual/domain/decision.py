@@ -6,6 +6,7 @@ Frozen pydantic models: the ledger stores `to_dict()` (pydantic's JSON form) wit
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -134,3 +135,29 @@ class OrderDecision(_Record):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OrderDecision:
         return cls.model_validate(data)
+
+
+# ---- the rules' intermediate values (domain/rules.py computes them, domain/trail_steps.py records them) ----
+@dataclass(frozen=True)
+class Base:
+    """What the shopper paid for the items, without VAT and shipping, in the line currency and in USD."""
+
+    amount: Decimal
+    tax: Decimal  # VAT taken out of the amount (reported, or computed from the country's rate); 0 when none
+    vat_rate: Decimal | None  # the configured VAT rate used when the partner did not report tax
+    shipping: Decimal
+    base: Decimal
+    base_usd: Decimal
+    codes: tuple[Code, ...]
+    usd_rate: Decimal | None = None  # units of the line currency per 1 USD (None for USD)
+    usd_rate_day: date | None = None  # the configuration's fx day, when the report gave no rate
+
+
+@dataclass(frozen=True)
+class RateChoice:
+    rate: Decimal  # the rate applied, after the max-rate clamp
+    source: str  # "category:<id>", "default", "non_affiliate", "hot", "promotion:<starts_at iso>"
+    winning_rate: Decimal  # the winning candidate before the clamp
+    candidates: tuple[tuple[str, Decimal], ...]  # in tie-break order
+    category_rate: Decimal  # the category (or default) rate, to explain a non-affiliate line
+    codes: tuple[Code, ...]

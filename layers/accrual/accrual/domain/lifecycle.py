@@ -199,8 +199,10 @@ def next_step(
 def _after_confirmation(
     held: Holding, decision: OrderDecision, lines: Mapping[str, OrderLine], fx_rate: Decimal
 ) -> Step:
-    """Confirmed money only goes down: a refund, dispute or chargeback claws back what the lines no longer earn."""
-    still_earned = decision.cashback_usd if decision.outcome == Outcome.EARNS else ZERO
+    """Confirmed money only goes down: a refund, dispute or chargeback claws back what the lines no longer earn. A hold
+    for review (the decision's amount is computed, a person decides) never claws back money already confirmed."""
+    held_amount = decision.outcome in (Outcome.EARNS, Outcome.ON_REVIEW)
+    still_earned = decision.cashback_usd if held_amount else ZERO
     if still_earned >= held.confirmed_usd:
         refused = None
         if still_earned > held.confirmed_usd:

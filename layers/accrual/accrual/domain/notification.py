@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from accrual.domain.claims import Claim, ClaimState
 from accrual.domain.decision import OrderDecision
 from accrual.domain.lifecycle import EventType, Holding, OrderState
 from accrual.domain.models import Click
 from accrual.domain.money import money_str
-from accrual.domain.shopper_text import message_texts
+from accrual.domain.shopper_text import claim_text, language_of, message_texts
 
 NOTIFICATION_SCHEMA = "cashback.notification/1"
 TRAIL_SUMMARY_LIMIT = 20
@@ -129,3 +131,89 @@ def notification(
     )
     facts = NotificationMessage.model_construct(**fields, lang="", text="").model_dump(mode="json", by_alias=True)
     return NotificationMessage(**fields, **message_texts(facts, decision, click))
+
+
+# ---- a missing-cashback claim's notification (`claim.notification/1`, schemas/claim.*.json) ----------------------
+CLAIM_SCHEMA = "claim.notification/1"
+CLAIM_EVENTS = {
+    ClaimState.RESOLVED: "claim.resolved",
+    ClaimState.ESCALATED: "claim.escalated",
+    ClaimState.NEEDS_REVIEW: "claim.escalated",  # support takes it over: an agent's verdict is needed
+    ClaimState.REJECTED: "claim.rejected",
+}
+
+
+@dataclass(frozen=True)
+class ClaimOrder:
+    """The order a resolved claim names, as its notification shows it."""
+
+    partner: str
+    order_id: str
+    partner_order_id: str | None
+    order_state: str
+    cashback_usd: str
+    cashback: str
+    account_currency: str
+    decision: OrderDecision | None = None
+
+
+def claim_notification(
+    claim: Claim, previous: ClaimState | None, version: int, order: ClaimOrder | None, now: datetime
+) -> tuple[str, str, str, str]:
+    """The claim's notification for its new state: (event id, event type, body, attributes), the body and the
+    attributes as canonical JSON. The id names the claim, the event and the claim's version, so a replay of the same
+    change finds its own record and a later change of the same kind gets another."""
+    event = CLAIM_EVENTS[claim.state]
+    event_id = hashlib.sha256(f"{claim.claim_id}#{event}#v{version}".encode()).hexdigest()[:32]
+    shown: dict[str, Any] = {
+        "partner": None,
+        "order_id": None,
+        "partner_order_id": None,
+        "order_state": None,
+        "cashback_usd": "0.00",
+        "cashback": "0.00",
+        "account_currency": claim.account_currency or "USD",
+        "reasons": [],
+    }
+    decision = None
+    if order is not None and claim.state == ClaimState.RESOLVED:
+        decision = order.decision
+        shown.update(
+            partner=order.partner,
+            order_id=order.order_id,
+            partner_order_id=order.partner_order_id,
+            order_state=order.order_state,
+            cashback_usd=order.cashback_usd,
+            cashback=order.cashback,
+            account_currency=order.account_currency,
+            reasons=list(decision.reasons) if decision else [],
+        )
+    lang = language_of(claim.country, shown["account_currency"])
+    body = {
+        "schema": CLAIM_SCHEMA,
+        "event_id": event_id,
+        "event_type": event,
+        "occurred_at": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "user_id": claim.user_id,
+        "claim_id": claim.claim_id,
+        "order_number": claim.order_number,
+        "state": claim.state.value,
+        "previous_state": previous.value if previous else None,
+        "filed_at": claim.filed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        **shown,
+        "reason": claim.reason,
+        "searched": [dict(item) for item in claim.searched],
+        "lang": lang,
+        "text": claim_text(claim, shown, decision, lang),
+    }
+    attributes = {
+        "event_type": event,
+        "state": claim.state.value,
+        "account_currency": shown["account_currency"],
+        "partner": shown["partner"] or "",
+    }
+    return event_id, event, _canonical(body), _canonical(attributes)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -51,11 +51,13 @@ from decimal import Decimal, localcontext
 
 from accrual.domain import trail_steps as trail
 from accrual.domain.decision import (
+    Base,
     Code,
     LineDecision,
     MissingFxRate,
     OrderDecision,
     Outcome,
+    RateChoice,
     TrailStep,
 )
 from accrual.domain.models import (
@@ -79,21 +81,6 @@ ALLOWED_PROMO_CODE_KINDS = frozenset({PromoCodeKind.SERVICE, PromoCodeKind.SELLE
 
 
 # --- base ------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Base:
-    """What the shopper paid for the items, without VAT and shipping, in the line currency and in USD."""
-
-    amount: Decimal
-    tax: Decimal  # VAT taken out of the amount (reported, or computed from the country's rate); 0 when none
-    vat_rate: Decimal | None  # the configured VAT rate used when the partner did not report tax
-    shipping: Decimal
-    base: Decimal
-    base_usd: Decimal
-    codes: tuple[Code, ...]
-    usd_rate: Decimal | None = None  # units of the line currency per 1 USD (None for USD)
-    usd_rate_day: date | None = None  # the configuration's fx day, when the report gave no rate
 
 
 def line_base(line: OrderLine, config: AccrualConfig) -> Base:
@@ -152,16 +139,6 @@ def rate_card_at(config: AccrualConfig, partner: str, moment: datetime) -> RateC
     """The partner's rate card in force at `moment` (the click time); the latest `valid_from` among overlapping."""
     cards = [card for card in config.rate_cards if card.partner == partner and card.in_force_at(moment)]
     return max(cards, key=lambda card: card.valid_from, default=None)
-
-
-@dataclass(frozen=True)
-class RateChoice:
-    rate: Decimal  # the rate applied, after the max-rate clamp
-    source: str  # "category:<id>", "default", "non_affiliate", "hot", "promotion:<starts_at iso>"
-    winning_rate: Decimal  # the winning candidate before the clamp
-    candidates: tuple[tuple[str, Decimal], ...]  # in tie-break order
-    category_rate: Decimal  # the category (or default) rate, to explain a non-affiliate line
-    codes: tuple[Code, ...]
 
 
 def category_rate(line: OrderLine, card: RateCard) -> tuple[str, Decimal]:

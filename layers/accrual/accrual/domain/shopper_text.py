@@ -245,6 +245,10 @@ _CLAIM = {
         "nothing": ", but it earns no cashback: {why}",
         "ORDER_OF_ANOTHER_SHOPPER": "this order is credited to another account",
         "UNKNOWN_SHOPPER": "we have no record of you following a cashback link",
+        "REJECTED_BY_AGENT": "our support team checked the order and could not confirm it is yours",
+        "ANOTHER_CLAIM_APPROVED": "our support team found that the order belongs to another account",
+        "claim.needs_review": "Your missing-cashback claim for order {number} needs a check by our support team,"
+        " who will reply to you.",
     },
     "ru": {
         "claim.resolved": "Ваша заявка на потерянный кэшбэк по заказу {number} решена: мы нашли заказ{cashback}.",
@@ -255,20 +259,26 @@ _CLAIM = {
         "nothing": ", но кэшбэк за него не начисляется: {why}",
         "ORDER_OF_ANOTHER_SHOPPER": "этот заказ начислен другому аккаунту",
         "UNKNOWN_SHOPPER": "у нас нет ваших переходов по кэшбэк-ссылкам",
+        "REJECTED_BY_AGENT": "служба поддержки проверила заказ и не смогла подтвердить, что он ваш",
+        "ANOTHER_CLAIM_APPROVED": "служба поддержки установила, что заказ принадлежит другому аккаунту",
+        "claim.needs_review": "Заявку на потерянный кэшбэк по заказу {number} проверит служба поддержки,"
+        " она ответит вам.",
     },
 }
 
 
 def claim_text(claim: Any, order: Mapping[str, Any], decision: OrderDecision | None, lang: str) -> str:
-    """The shopper's paragraph for a `claim.*` notification (`claim` is accrual.domain.claims.Claim)."""
+    """The shopper's paragraph for a `claim.*` notification (`claim` is accrual.domain.claims.Claim); a claim that
+    waits for an agent is announced as `claim.escalated`, in its own words."""
     words = _CLAIM[lang]
-    state = claim.state.value if hasattr(claim.state, "value") else str(claim.state)
-    event = f"claim.{state}"
+    state = str(claim.state)
+    event = "claim.escalated" if state == "needs_review" else f"claim.{state}"
     if event == "claim.rejected":
         why = words.get(claim.reason or "", claim.reason or "")  # a code's words, or the agent's own
         return words[event].format(number=shopper_token(claim.order_number), why=why)
     if event == "claim.escalated":
-        return words[event].format(number=shopper_token(claim.order_number))
+        key = "claim.needs_review" if state == "needs_review" else event
+        return words[key].format(number=shopper_token(claim.order_number))
     cashback = ""
     if Decimal(order.get("cashback") or "0") > 0:
         cashback = words["cashback"].format(

@@ -49,7 +49,7 @@ def _fx_rate(rate: str) -> str:
 
 def _rate_source_words(source: str, lang: str) -> str:
     if source.startswith("category:"):
-        category = source.split(":", 1)[1]
+        category = shopper_token(source.split(":", 1)[1])  # the partner's category id
         return f"category {category}" if lang == "en" else f"категория {category}"
     if source.startswith("promotion:"):
         start = _time(source.split(":", 1)[1])
@@ -401,12 +401,17 @@ def _clawed_back(journal: Sequence[Mapping[str, Any]], lang: str) -> str | None:
 
 
 def _history(journal: Sequence[Mapping[str, Any]], refused: Sequence[Mapping[str, Any]], lang: str) -> list[str]:
-    """Every move of this order's money and every report that was not applied, in time order."""
+    """Every move of this order's money and every report that was not applied, in the order of the facts: a move is
+    dated by the fact behind it (the report's status time, the claim's time, when the order fell due), never by the
+    `now` of the command that read it, and never before the move it follows (the journal's own order), so a
+    claw-back never appears before the confirmation it undoes."""
     text = _TEXT[lang]
     events: list[tuple[str, int, str]] = []
     pending = Decimal("0")
+    latest = ""
     for position, entry in enumerate(journal):
-        transition, at = str(entry.get("transition", "")), str(entry.get("at", ""))
+        latest = max(latest, _moment(entry.get("fact_at") or entry.get("at")))
+        transition, at = str(entry.get("transition", "")), latest
         pending_delta, confirmed_delta = _decimal(entry.get("pending_usd")), _decimal(entry.get("confirmed_usd"))
         pending += pending_delta
         state = _STATE[lang].get(str(entry.get("state_to", "")), str(entry.get("state_to", "")))
@@ -425,17 +430,24 @@ def _history(journal: Sequence[Mapping[str, Any]], refused: Sequence[Mapping[str
             sentence = f"{at}: {transition}"
         events.append((at, position, sentence))
     for position, item in enumerate(refused, start=len(events)):
+        at = _moment(item.get("at"))  # when the report was read and refused
         reason = str(item.get("reason", ""))
         status = str(item.get("status", ""))
         sentence = text["refused"].format(
-            at=item.get("at", ""),
+            at=at,
             line_id=shopper_token(item.get("line_id", "")),
             status=_LINE_STATUS[lang].get(status, status),
             status_at=item.get("status_at", ""),
             reason=_REFUSAL[lang].get(reason, reason),
         )
-        events.append((str(item.get("at", "")), position, sentence))
+        events.append((at, position, sentence))
     return [sentence for _, _, sentence in sorted(events)]
+
+
+def _moment(value: Any) -> str:
+    """A time as the timeline sorts and shows it: UTC to the second (stored times differ in their fraction digits)."""
+    text = str(value or "")
+    return text[:19] + "Z" if len(text) >= 19 else text
 
 
 def render_trail(

@@ -10,14 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
-from accrual.domain.decision import Code, Outcome, TrailStep
+from accrual.domain.decision import Base, Code, Outcome, RateChoice, TrailStep
 from accrual.domain.models import AccrualConfig, Click, OrderLine, RateCard
 from accrual.domain.reasons import note
-
-if TYPE_CHECKING:  # the rules import this module; their result types are only named here
-    from accrual.domain.rules import Base, RateChoice
 
 TRAIL_TEXT_LIMIT = 80
 

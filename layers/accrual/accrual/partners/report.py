@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -109,6 +110,30 @@ class ParsedReport:
     @property
     def counts(self) -> dict[str, int]:
         return {"read": self.read, "accepted": len(self.lines), "quarantined": len(self.quarantined)}
+
+
+# What varies from line to line in a reason: the quoted value after `field=`, a line number, a position's index.
+_REASON_VALUE = re.compile(r"=(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^:;]*?)(?=: )")
+_REASON_LINE = re.compile(r"\bline [0-9]+\b")
+_REASON_INDEX = re.compile(r"\[[0-9]+\]")
+
+
+def reason_kind(reason: str) -> str:
+    """A reason without what varies from line to line (the value quoted, the line number, the position's index), so
+    that the reasons of a report can be counted by kind: `ordered_at='28.11.2026 12:00': not a time` is
+    `ordered_at=…: not a time`."""
+    kind = _REASON_VALUE.sub("=…", reason)
+    kind = _REASON_LINE.sub("line …", kind)
+    return _REASON_INDEX.sub("[…]", kind)[:200]
+
+
+def top_reasons(quarantined: Sequence[QuarantinedLine], limit: int = 3) -> list[dict[str, Any]]:
+    """The most frequent kinds of reason of a report's quarantined lines, with how many lines each and one example."""
+    counted = Counter(reason_kind(line.reason) for line in quarantined)
+    examples: dict[str, str] = {}
+    for line in quarantined:
+        examples.setdefault(reason_kind(line.reason), line.reason)
+    return [{"reason": kind, "lines": lines, "example": examples[kind]} for kind, lines in counted.most_common(limit)]
 
 
 class LineRejected(Exception):

@@ -1,43 +1,26 @@
-"""Missing-cashback claims: filing, matching and escalation (the rules are `accrual.domain.claims`).
+"""Missing-cashback claims as their own step after the ledger (the rules are `accrual.domain.claims`).
 
 A claim is matched when it is filed, after every reconcile (the claims naming the page's order numbers), and on every
-scheduled cycle (`Ledger.confirm` sweeps every claim still searched: open, matched, escalated). A match never moves
-money itself: the ledger decides the order again (`Ledger.redecide_order`), and its claims hook attributes the order
-to the claimant through the normal path (rules, journal, `cashback.*` notifications). Only then is the claim
-`resolved`, and `claim.resolved` is written to the outbox in the same transaction as the claim's new state; a claim
-still unmatched at its `escalate_at` becomes `escalated` with what was searched and publishes `claim.escalated`.
-A run that stops between the ledger's write and the claim's leaves the claim `matched`; the next sweep finds the
-order already the claimant's and resolves it.
+scheduled sweep (every claim still searched: open, matched, escalated). A match never moves money itself: the claims
+service asks the ledger to record the claim on the order (`Ledger.credit_claim`), and the ledger decides the order
+through its normal path (rules, journal, `cashback.*` notifications); the claim is a fact of the order from then on.
+Only then is the claim `resolved`, and `claim.resolved` is written to the outbox in the same transaction as the
+claim's new state. A claim that lacks evidence, has a rival or contests another claimant's credit waits for an agent
+(`needs_review`, announced as `claim.escalated`); `resolve` records the agent's verdict through the ledger. A run that
+stops between the ledger's write and the claim's leaves the claim `matched`; the next sweep finds the order already
+the claimant's and resolves it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
-from pynamodb.connection import Connection
-from pynamodb.exceptions import PutError, TransactWriteError
-from pynamodb.transactions import TransactWrite
-
-from accrual.adapters import reference_data
-from accrual.adapters.claims_table import (
-    ClaimRecord,
-    all_claims,
-    bind_claims_table,
-    claim_rules_of,
-    claims_for_numbers,
-    claims_in_state,
-    claims_of_user,
-    get_claim,
-    record_of,
-)
-from accrual.adapters.ledger_store import DynamoLedgerStore
-from accrual.adapters.ledger_tables import OUTBOX_SHARDS, OutboxRecord, bind_ledger_tables
+from accrual.adapters.claims_table import DynamoClaimsStore, claim_rules_of
+from accrual.adapters.ledger_store import OutboxMessage, utc_text
 from accrual.domain.claims import (
     SEARCHED_STATES,
     Claim,
@@ -45,120 +28,103 @@ from accrual.domain.claims import (
     ClaimRules,
     ClaimState,
     OrderFacts,
+    Outcome,
+    RejectReason,
+    ReviewReason,
     Verdict,
+    claim_id_of,
     conclude,
+    fact_of,
     judge,
     new_claim,
     order_facts,
+    rivals,
 )
 from accrual.domain.decision import OrderDecision
-from accrual.domain.models import OrderLine
+from accrual.domain.lifecycle import OrderState
+from accrual.domain.models import AccrualConfig, OrderLine
 from accrual.domain.money import ZERO, money_str
-from accrual.domain.shopper_text import claim_text, language_of
+from accrual.domain.notification import ClaimOrder, claim_notification
 from accrual.observability import logger
+from accrual.ports.claims import ClaimsStore
+from accrual.service.ledger import Ledger
+from accrual.service.order_view import OrderView, load_order
 from accrual.settings import Settings
 
-if TYPE_CHECKING:
-    from accrual.service.ledger import Ledger
-
-CLAIM_SCHEMA = "claim.notification/1"
-EVENTS = {
-    ClaimState.RESOLVED: "claim.resolved",
-    ClaimState.ESCALATED: "claim.escalated",
-    ClaimState.REJECTED: "claim.rejected",
-}
+# the claims a reconcile looks at: those still searched, and those whose order's lines may move (they follow them)
+FOLLOWED_STATES = (*SEARCHED_STATES, ClaimState.NEEDS_REVIEW, ClaimState.RESOLVED)
+POSTED_STATES = (OrderState.CONFIRMED.value, OrderState.REVERSED.value)
 
 
 class ClaimService:
-    def __init__(self, settings: Settings, *, ledger: Ledger | None = None, rules: ClaimRules | None = None) -> None:
-        bind_claims_table(settings)
-        bind_ledger_tables(settings)
-        self.settings = settings
-        self.rules = rules or claim_rules_of(settings)
-        self._ledger = ledger
-        self._store = ledger.store if ledger is not None else DynamoLedgerStore(settings)
-        self._connection = Connection(region=settings.region, host=settings.dynamodb_host, max_retry_attempts=8)
-
-    @property
-    def ledger(self) -> Ledger:
-        if self._ledger is None:
-            from accrual.service.ledger import Ledger
-
-            self._ledger = Ledger(self.settings)
-        return self._ledger
+    def __init__(self, store: ClaimsStore, ledger: Ledger, rules: ClaimRules) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.rules = rules
 
     # ---- filing ----------------------------------------------------------------------------------------------
     def file(self, request: ClaimRequest, *, now: datetime) -> tuple[Claim, bool]:
         """Store a claim and match it at once. Returns the claim and whether it is new: the same shopper filing the
         same order number again gets the existing claim back, unchanged."""
-        existing = get_claim_or_none(request)
+        existing = self.store.get(claim_id_of(request.user_id, request.order_number))
         if existing is not None:
-            return existing, False
-        currency = reference_data.account_currencies([request.user_id]).get(request.user_id)
+            return existing[0], False
+        currency = self.store.account_currency(request.user_id)
         claim = new_claim(request, now=now, rules=self.rules, account_currency=currency)
-        try:
-            record_of(claim).save(condition=ClaimRecord.claim_id.does_not_exist())
-        except PutError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            found = get_claim(claim.claim_id)
+        if not self.store.create(claim):
+            found = self.store.get(claim.claim_id)
             assert found is not None
             return found[0], False  # filed concurrently (a redelivered message): the first one stands
         if claim.state == ClaimState.REJECTED:
-            self._publish_only(claim, version=1, now=now)
+            self.store.publish(self._message(claim, None, 1, now))
             return claim, True
         return self.match(claim.claim_id, now=now), True
 
     # ---- reading ---------------------------------------------------------------------------------------------
     def show(self, claim_id: str) -> Claim | None:
-        found = get_claim(claim_id)
+        found = self.store.get(claim_id)
         return found[0] if found else None
 
     def list_claims(self, *, state: ClaimState | None = None, user_id: str | None = None) -> list[Claim]:
         if user_id is not None:
-            claims: Iterable[Claim] = claims_of_user(user_id)
+            claims: Iterable[Claim] = self.store.of_user(user_id)
             if state is not None:
                 claims = (claim for claim in claims if claim.state == state)
         elif state is not None:
-            claims = claims_in_state(state)
+            claims = self.store.in_state(state)
         else:
-            claims = all_claims()
+            claims = self.store.all()
         return sorted(claims, key=lambda claim: (claim.filed_at, claim.claim_id))
 
     def for_order(self, numbers: Iterable[str]) -> list[Claim]:
-        return claims_for_numbers(numbers)
+        return self.store.for_numbers(numbers)
 
     # ---- matching --------------------------------------------------------------------------------------------
     def match(self, claim_id: str, *, now: datetime) -> Claim:
         """Look for the claim's order and move the claim on: resolved (the order is the claimant's, possibly after
-        the ledger attributed it), matched (the ledger could not settle it yet), rejected (another shopper's),
-        escalated (nothing found in time), or still open."""
-        found = get_claim(claim_id)
+        the ledger credited it), matched (the ledger could not settle it yet), needs_review (an agent decides),
+        rejected (another shopper's), escalated (nothing found in time), or still open."""
+        found = self.store.get(claim_id)
         if found is None:
             raise LookupError(f"no claim {claim_id}")
         claim, version = found
         if claim.state not in SEARCHED_STATES:
             return claim
-        outcome = conclude(claim, self._verdicts(claim), now=now)
-        if outcome.redecide is not None:
+        outcome = self._conclude(claim, now)
+        if outcome.credit is not None:
             if claim.state != ClaimState.MATCHED:
                 # recorded before the ledger acts: a claim resolved to this order only, whatever happens next
-                claim, version = self._save(
-                    claim,
-                    version,
-                    replace(
-                        claim,
-                        state=ClaimState.MATCHED,
-                        order_key=outcome.redecide,
-                        searched=outcome.searched,
-                        updated_at=now,
-                    ),
-                    now,
-                )
-            counts = self.ledger.redecide_order(outcome.redecide, now=now)
-            if counts.get("orders_failed") or counts.get("journal_conflicts"):
-                logger.warning("claim's order not settled", extra={"claim": claim.claim_id, "counts": counts})
-            outcome = conclude(claim, self._verdicts(claim), now=now)
+                matched = replace(claim, state=ClaimState.MATCHED, order_key=outcome.credit, searched=outcome.searched)
+                claim, version = self._save(claim, version, replace(matched, updated_at=now), now)
+            self._settled(claim, self.ledger.credit_claim(outcome.credit, fact_of(claim), now=now))
+            outcome = self._conclude(claim, now)
+        elif outcome.contest is not None:
+            self._settled(claim, self.ledger.credit_claim(outcome.contest, fact_of(claim), now=now))
+            self._hold_contested(outcome.contest, claim, now)
+        claim, _ = self._save(claim, version, self._after(claim, outcome, now), now)
+        return claim
+
+    def _after(self, claim: Claim, outcome: Outcome, now: datetime) -> Claim:
         after = replace(
             claim,
             state=outcome.state,
@@ -167,47 +133,92 @@ class ClaimService:
             searched=outcome.searched,
             updated_at=now,
         )
-        if outcome.state == ClaimState.OPEN:
-            after = replace(after, order_key=None)
-        claim, _ = self._save(claim, version, after, now)
-        return claim
+        return replace(after, order_key=None) if outcome.state == ClaimState.OPEN else after
 
-    def _verdicts(self, claim: Claim) -> list[tuple[OrderFacts, Verdict, str]]:
-        from accrual.service.ledger import load_order
-        from accrual.service.reading import find_orders
-
-        verdicts: list[tuple[OrderFacts, Verdict, str]] = []
+    def _conclude(self, claim: Claim, now: datetime) -> Outcome:
         config = self._config()
-        for key in find_orders(claim.order_number, self._store):
-            view = load_order(key, self._store)
+        verdicts: list[tuple[OrderFacts, Verdict, str]] = []
+        rivalled = set()
+        for key in self.ledger.store.find_orders(claim.order_number):
+            view = load_order(key, self.ledger.store)
             if view.record is None or not view.lines:
                 continue
-            facts = order_facts(key, view.lines, user_id=view.record.user_id, state=view.record.state, config=config)
+            facts = order_facts(
+                key,
+                view.lines,
+                user_id=view.record.user_id,
+                state=view.record.state,
+                config=config,
+                claims=view.claims,
+                clicked=self._clicked(view),
+            )
             verdict, why = judge(claim, facts, self.rules, config)
-            if verdict != Verdict.NOT_THIS:
-                verdicts.append((facts, verdict, why))
-        return verdicts
+            if verdict == Verdict.NOT_THIS:
+                continue
+            verdicts.append((facts, verdict, why))
+            if verdict in (Verdict.MATCHES, Verdict.NEEDS_EVIDENCE):
+                if rivals(claim, self.store.for_numbers(facts.numbers()), facts, self.rules, config):
+                    rivalled.add(key)
+        return conclude(claim, verdicts, now=now, rivalled=frozenset(rivalled))
 
-    def _config(self):
+    def _clicked(self, view: OrderView) -> bool:
+        """Whether a click of the order's lines names its shopper (then no claim contests it)."""
+        user = view.record.user_id if view.record else None
+        if user is None or not view.claims:
+            return False
+        clicks = self.ledger.store.find_clicks(line.sub_id for line in view.lines.values() if line.sub_id)
+        return any(click is not None and click.user_id == user for click in clicks.values())
+
+    def _config(self) -> AccrualConfig | None:
         try:
             return self.ledger.config
         except LookupError:
             return None
 
+    def _hold_contested(self, key: str, contender: Claim, now: datetime) -> None:
+        """The claims the order already recorded wait for the agent too: the order is held for review."""
+        for fact in self.ledger.load_order(key).claims:
+            found = self.store.get(fact.claim_id)
+            if fact.claim_id == contender.claim_id or found is None:
+                continue
+            claim, version = found
+            if claim.state in (ClaimState.RESOLVED, ClaimState.MATCHED):
+                held = replace(claim, state=ClaimState.NEEDS_REVIEW, reason=ReviewReason.CONTESTED.value)
+                self._save(claim, version, replace(held, updated_at=now), now)
+
+    def _settled(self, claim: Claim, counts: dict[str, int]) -> None:
+        if counts.get("orders_failed") or counts.get("journal_conflicts"):
+            logger.warning("claim's order not settled", extra={"claim": claim.claim_id, "counts": counts})
+
+    # ---- the steps after a reconcile and on the scheduled sweep ---------------------------------------------
     def after_reconcile(self, lines: Sequence[OrderLine], *, now: datetime) -> dict[str, int]:
-        """Claims naming the reconciled orders' numbers, matched again. Costs nothing while no claim is searched."""
-        if not any_searched():
+        """Claims naming the reconciled orders' numbers: those still searched matched again, those credited or
+        waiting moved to the order their partner line moved to. Costs nothing while no claim is live."""
+        if not lines or not self.store.any_in(FOLLOWED_STATES):
             return {}
         numbers = {line.order_id for line in lines} | {line.partner_order_id for line in lines if line.partner_order_id}
-        if not numbers:
-            return {}
-        return self._match_all(
-            [claim for claim in claims_for_numbers(numbers) if claim.state in SEARCHED_STATES], now=now
-        )
+        claims = self.store.for_numbers(numbers)
+        counts = self._match_all([claim for claim in claims if claim.state in SEARCHED_STATES], now=now)
+        for claim in claims:
+            if claim.state in (ClaimState.RESOLVED, ClaimState.NEEDS_REVIEW) and claim.order_key:
+                self._follow(claim, now)
+        return counts
+
+    def _follow(self, claim: Claim, now: datetime) -> None:
+        """A claim follows its partner line: when its order's lines moved, the order that records it now is its."""
+        assert claim.order_key is not None
+        if self.ledger.load_order(claim.order_key).state != OrderState.MOVED:
+            return
+        for key in self.ledger.store.find_orders(claim.order_number):
+            if any(fact.claim_id == claim.claim_id for fact in self.ledger.load_order(key).claims):
+                found = self.store.get(claim.claim_id)
+                if found is not None:
+                    self._save(found[0], found[1], replace(found[0], order_key=key, updated_at=now), now)
+                return
 
     def sweep(self, *, now: datetime) -> dict[str, int]:
         """Every claim still searched, matched again; escalates those whose time has come."""
-        claims = [claim for state in SEARCHED_STATES for claim in claims_in_state(state)]
+        claims = [claim for state in SEARCHED_STATES for claim in self.store.in_state(state)]
         return self._match_all(claims, now=now)
 
     def _match_all(self, claims: Iterable[Claim], *, now: datetime) -> dict[str, int]:
@@ -226,132 +237,145 @@ class ClaimService:
                 counts[f"claims_{after.state.value}"] += 1
         return dict(counts)
 
+    # ---- an agent's verdict ----------------------------------------------------------------------------------
+    def resolve(self, claim_id: str, *, approve: bool, reason: str, now: datetime) -> Claim:
+        """An agent's verdict on a claim waiting for one: approved, the ledger credits its order to the claimant
+        (other claims on it are rejected); rejected, the ledger takes it off its order. Recorded and announced."""
+        if not reason.strip():
+            raise ValueError("a verdict needs its reason")
+        found = self.store.get(claim_id)
+        if found is None:
+            raise LookupError(f"no claim {claim_id}")
+        claim, version = found
+        if claim.state in (ClaimState.RESOLVED, ClaimState.REJECTED):
+            raise ValueError(f"claim {claim_id} is {claim.state.value}: there is nothing left to decide")
+        if approve:
+            return self._approve(claim, version, reason.strip(), now)
+        return self._reject(claim, version, reason.strip(), now)
+
+    def _approve(self, claim: Claim, version: int, reason: str, now: datetime) -> Claim:
+        key = claim.order_key
+        view = self.ledger.load_order(key) if key else None
+        if key is None or view is None or view.record is None:
+            raise ValueError(f"claim {claim.claim_id} names no order yet: it can only be rejected")
+        if view.record.state in POSTED_STATES and view.record.user_id != claim.user_id:
+            raise ValueError(f"order {key} was posted to another shopper: posted money does not move")
+        others = [fact.claim_id for fact in view.claims if fact.claim_id != claim.claim_id]
+        counts = self.ledger.credit_claim(key, fact_of(claim, by_agent=True), now=now, alone=True)
+        after_view = self.ledger.load_order(key)
+        if counts.get("orders_failed") or counts.get("journal_conflicts"):
+            raise RuntimeError(f"order {key} could not be settled: {counts}")
+        if after_view.record is None or after_view.record.user_id != claim.user_id:
+            raise ValueError(
+                f"order {key} is {after_view.state}: a click names another shopper; decide it with `accrual review`"
+            )
+        for other_id in others + [other.claim_id for other in self._waiting_on(key, claim)]:
+            self._reject_other(other_id, now)
+        resolved = replace(
+            claim, state=ClaimState.RESOLVED, order_key=key, reason=None, verdict_reason=reason, updated_at=now
+        )
+        claim, _ = self._save(claim, version, resolved, now, force=True)
+        return claim
+
+    def _waiting_on(self, key: str, claim: Claim) -> list[Claim]:
+        record = self.ledger.load_order(key).record
+        numbers = [number for number in (record.order_id, record.partner_order_id) if number] if record else []
+        return [
+            other
+            for other in self.store.for_numbers(numbers)
+            if other.claim_id != claim.claim_id and other.state == ClaimState.NEEDS_REVIEW and other.order_key == key
+        ]
+
+    def _reject_other(self, claim_id: str, now: datetime) -> None:
+        found = self.store.get(claim_id)
+        if found is None or found[0].state in (ClaimState.RESOLVED, ClaimState.REJECTED):
+            return
+        other, version = found
+        reason = RejectReason.ANOTHER_CLAIM_APPROVED.value
+        self._save(other, version, replace(other, state=ClaimState.REJECTED, reason=reason, updated_at=now), now)
+
+    def _reject(self, claim: Claim, version: int, reason: str, now: datetime) -> Claim:
+        key = claim.order_key
+        remaining = []
+        if key is not None:
+            view = self.ledger.load_order(key)
+            if any(fact.claim_id == claim.claim_id for fact in view.claims):
+                self._settled(claim, self.ledger.withdraw_claim(key, claim.claim_id, now=now))
+                remaining = [fact.claim_id for fact in self.ledger.load_order(key).claims]
+        rejected = replace(
+            claim,
+            state=ClaimState.REJECTED,
+            reason=RejectReason.REJECTED_BY_AGENT.value,
+            verdict_reason=reason,
+            updated_at=now,
+        )
+        claim, _ = self._save(claim, version, rejected, now, force=True)
+        for other_id in remaining:
+            self._reconsider(other_id, now)
+        return claim
+
+    def _reconsider(self, claim_id: str, now: datetime) -> None:
+        """A claim held because another contested its order, looked at again once the other is rejected."""
+        found = self.store.get(claim_id)
+        if found is None or found[0].state != ClaimState.NEEDS_REVIEW:
+            return
+        claim, version = found
+        outcome = self._conclude(claim, now)
+        if outcome.state == ClaimState.RESOLVED:
+            self._save(claim, version, self._after(claim, outcome, now), now)
+
     # ---- writing ---------------------------------------------------------------------------------------------
-    def _save(self, before: Claim, version: int, after: Claim, now: datetime) -> tuple[Claim, int]:
-        """Write the claim's new state under its version; a state that publishes (resolved, escalated, rejected) is
-        written with its outbox record in one transaction. A lost race leaves the other run's claim standing."""
-        if (after.state, after.order_key, after.reason, after.searched) == (
+    def _save(
+        self, before: Claim, version: int, after: Claim, now: datetime, *, force: bool = False
+    ) -> tuple[Claim, int]:
+        """Write the claim's new state under its version; a state that publishes (resolved, escalated, needs review,
+        rejected) is written with its notification in one transaction. A lost race leaves the other run's claim."""
+        same = (after.state, after.order_key, after.reason, after.searched) == (
             before.state,
             before.order_key,
             before.reason,
             before.searched,
-        ):
+        )
+        if same and not force:
             return before, version
-        record = record_of(after, version)
-        event = EVENTS.get(after.state) if after.state != before.state else None
-        try:
-            with TransactWrite(connection=self._connection) as transaction:
-                transaction.save(record)  # VersionAttribute: the stored version is still `version`
-                if event is not None:
-                    transaction.save(
-                        self._outbox(after, event, before.state, now), condition=OutboxRecord.event_id.does_not_exist()
-                    )
-        except TransactWriteError as error:
-            logger.info("claim changed meanwhile", extra={"claim": after.claim_id, "error": str(error)[:200]})
-            found = get_claim(after.claim_id)
+        announce = after.state != before.state and after.state in (
+            ClaimState.RESOLVED,
+            ClaimState.ESCALATED,
+            ClaimState.NEEDS_REVIEW,
+            ClaimState.REJECTED,
+        )
+        message = self._message(after, before.state, version + 1, now) if announce else None
+        if not self.store.save(after, version, message):
+            found = self.store.get(after.claim_id)
             assert found is not None
             return found
         return after, version + 1
 
-    def _publish_only(self, claim: Claim, *, version: int, now: datetime) -> None:
-        """A claim stored rejected at filing: its notification goes out like any other."""
-        try:
-            self._outbox(claim, EVENTS[claim.state], None, now).save(condition=OutboxRecord.event_id.does_not_exist())
-        except PutError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
-                raise
+    def _message(self, claim: Claim, previous: ClaimState | None, version: int, now: datetime) -> OutboxMessage:
+        order = self._order_of(claim) if claim.state == ClaimState.RESOLVED else None
+        event_id, event, body, attributes = claim_notification(claim, previous, version, order, now)
+        return OutboxMessage(event_id, event, claim.user_id, body, attributes, utc_text(now))
 
-    def _outbox(self, claim: Claim, event: str, previous: ClaimState | None, now: datetime) -> OutboxRecord:
-        from accrual.service.ledger import canonical, load_order, utc_text
-
-        event_id = hashlib.sha256(f"{claim.claim_id}#{event}".encode()).hexdigest()[:32]
-        order: dict[str, Any] = {
-            "partner": None,
-            "order_id": None,
-            "partner_order_id": None,
-            "order_state": None,
-            "cashback_usd": "0.00",
-            "cashback": "0.00",
-            "account_currency": claim.account_currency or "USD",
-            "reasons": [],
-        }
-        decision = None
-        if claim.order_key and claim.state == ClaimState.RESOLVED:
-            view = load_order(claim.order_key, self._store)
-            if view.record is not None:
-                record = view.record
-                order.update(
-                    partner=record.partner,
-                    order_id=record.order_id,
-                    partner_order_id=record.partner_order_id,
-                    order_state=record.state,
-                    cashback_usd=money_str((record.pending_usd or ZERO) + (record.confirmed_usd or ZERO)),
-                    cashback=money_str((record.pending or ZERO) + (record.confirmed or ZERO)),
-                    account_currency=record.account_currency,
-                )
-                if view.decision_json:
-                    decision = OrderDecision.from_dict(json.loads(view.decision_json))
-                    order["reasons"] = list(decision.reasons)
-        lang = language_of(claim.country, order["account_currency"])
-        body = {
-            "schema": CLAIM_SCHEMA,
-            "event_id": event_id,
-            "event_type": event,
-            "occurred_at": utc_text(now),
-            "user_id": claim.user_id,
-            "claim_id": claim.claim_id,
-            "order_number": claim.order_number,
-            "state": claim.state.value,
-            "previous_state": previous.value if previous else None,
-            "filed_at": utc_text(claim.filed_at),
-            **order,
-            "reason": claim.reason,
-            "searched": [dict(item) for item in claim.searched],
-            "lang": lang,
-            "text": claim_text(claim, order, decision, lang),
-        }
-        attributes = {
-            "event_type": event,
-            "state": claim.state.value,
-            "account_currency": order["account_currency"],
-            "partner": order["partner"] or "",
-        }
-        return OutboxRecord(
-            event_id,
-            event_type=event,
-            user_id=claim.user_id,
-            body=canonical(body),
-            attributes=canonical(attributes),
-            created_at=utc_text(now),
-            unpublished_shard=str(int(event_id, 16) % OUTBOX_SHARDS),
-            # no expiry while unpublished (the relay sets it when it publishes)
+    def _order_of(self, claim: Claim) -> ClaimOrder | None:
+        if claim.order_key is None:
+            return None
+        view = self.ledger.load_order(claim.order_key)
+        record = view.record
+        if record is None:
+            return None
+        decision = OrderDecision.from_dict(json.loads(view.decision_json)) if view.decision_json else None
+        return ClaimOrder(
+            partner=record.partner,
+            order_id=record.order_id,
+            partner_order_id=record.partner_order_id,
+            order_state=record.state,
+            cashback_usd=money_str((record.pending_usd or ZERO) + (record.confirmed_usd or ZERO)),
+            cashback=money_str((record.pending or ZERO) + (record.confirmed or ZERO)),
+            account_currency=record.account_currency,
+            decision=decision,
         )
 
 
-def get_claim_or_none(request: ClaimRequest) -> Claim | None:
-    from accrual.domain.claims import claim_id_of
-
-    found = get_claim(claim_id_of(request.user_id, request.order_number))
-    return found[0] if found else None
-
-
-def any_searched() -> bool:
-    """Whether any claim is still searched (one small Query per state): reconciles skip the claims otherwise."""
-    for state in SEARCHED_STATES:
-        for _ in ClaimRecord.by_state.query(state.value, limit=1):
-            return True
-    return False
-
-
-def claims_after_reconcile(
-    settings: Settings, ledger: Ledger, lines: Sequence[OrderLine], *, now: datetime
-) -> dict[str, int]:
-    """The ledger's claims hook after a reconcile."""
-    rules = ledger.claims.rules if ledger.claims is not None else None
-    return ClaimService(settings, ledger=ledger, rules=rules).after_reconcile(lines, now=now)
-
-
-def claims_sweep(settings: Settings, ledger: Ledger, *, now: datetime) -> dict[str, int]:
-    """The ledger's claims hook at the end of a confirmation cycle."""
-    rules = ledger.claims.rules if ledger.claims is not None else None
-    return ClaimService(settings, ledger=ledger, rules=rules).sweep(now=now)
+def claim_service(settings: Settings, ledger: Ledger | None = None) -> ClaimService:
+    """The claims service of a stack: its claims table, its ledger, its matching settings."""
+    return ClaimService(DynamoClaimsStore(settings), ledger or Ledger(settings), claim_rules_of(settings))

@@ -7,10 +7,12 @@ up field by field (`+`), defined here once for every place that sums runs.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
-from accrual.domain.lifecycle import Transition
+from accrual.domain.lifecycle import Holding, Transition
+from accrual.domain.money import CENT
 
 
 class RunCounts(BaseModel):
@@ -33,6 +35,10 @@ class RunCounts(BaseModel):
     moves_reverse: int = 0
     notifications: int = 0
     pending_later_than_promised: int = 0
+    cashback_pending_cents: int = 0  # USD cents that became pending (pending entries)
+    cashback_confirmed_cents: int = 0  # USD cents confirmed (post entries)
+    orders_negative_margin: int = 0  # orders that became pending paying more cashback than their commission
+    confirmation_lag_minutes: int = 0  # summed over the confirmed orders: settlement to confirmation
     transitions_refused: int = 0
     orders_redecided: int = 0  # redecide: orders whose decision or holding changed under the current configuration
     orders_skipped_confirmed: int = 0  # redecide: confirmed (or later) orders, never touched
@@ -47,8 +53,18 @@ class RunCounts(BaseModel):
     def add(self, name: str, value: int = 1) -> None:
         setattr(self, name, getattr(self, name) + value)
 
-    def move(self, transition: Transition) -> None:
+    def move(self, transition: Transition, delta: Holding | None = None, margin_usd: Decimal | None = None) -> None:
+        """One journal entry of this kind; with its money, the cashback accrued or confirmed and the orders that
+        became pending with a negative margin (the dashboard's figures)."""
         self.add(f"moves_{transition.value}")
+        if delta is None:
+            return
+        if transition == Transition.PENDING:
+            self.add("cashback_pending_cents", int(delta.pending_usd / CENT))
+            if margin_usd is not None and margin_usd < 0:
+                self.add("orders_negative_margin")
+        elif transition == Transition.POST:
+            self.add("cashback_confirmed_cents", int(delta.confirmed_usd / CENT))
 
     def __add__(self, other: RunCounts) -> RunCounts:
         names = self.model_fields_set | other.model_fields_set

@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from accrual.service.claims import claim_service
 from accrual.service.fanout import ConcurrentLedger
 from accrual.service.ingest import LedgerSink, ledger_reconcile
 from accrual.service.outbox import OutboxRelay
@@ -47,6 +48,8 @@ def run_cycle(
     run_id = uuid.uuid4().hex
     pulled = pull_partners(settings, now=now, run_id=run_id, workers=workers, reconcile=reconcile)
     confirmed = ConcurrentLedger(settings, workers=workers).confirm(now=now)
+    for name, value in claim_service(settings).sweep(now=now).items():  # the claims step after the ledger's
+        confirmed[name] = confirmed.get(name, 0) + value
     grace = timedelta(seconds=settings.outbox_sweep_grace_seconds)
     published = OutboxRelay(settings).publish_unpublished(now=now, grace=grace)
     unsettled = sum(

@@ -13,11 +13,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from accrual.adapters.partner_config import drop_options, partner_options
+from accrual.adapters.partner_config import drop_options, parameter_name, partner_options
 from accrual.adapters.partner_state import PartnerState
 from accrual.adapters.report_archive import ReportArchive
 from accrual.domain.models import OrderLine
-from accrual.partners import API_PARTNERS, ParsedReport, PartnerOptions, read_page, read_report
+from accrual.partners import API_PARTNERS, ParsedReport, PartnerOptions, ReportFormatError, read_page, read_report
+from accrual.partners.report import top_reasons
 from accrual.settings import Settings
 
 Reconcile = Callable[[Sequence[OrderLine]], Mapping[str, int]]
@@ -25,19 +26,25 @@ Reconcile = Callable[[Sequence[OrderLine]], Mapping[str, int]]
 
 class LedgerSink:
     """The ledger as a report's lines reach it: first screened against the accrual configuration (a line it refuses
-    is quarantined like one that could not be read), then reconciled as of `now` by `workers` threads."""
+    is quarantined like one that could not be read), then reconciled as of `now` by `workers` threads; then the
+    claims naming the lines' orders are matched (the claims step runs after the ledger, on what it wrote)."""
 
     def __init__(self, settings: Settings, now: datetime, workers: int = 1) -> None:
+        from accrual.service.claims import claim_service
         from accrual.service.fanout import ConcurrentLedger
 
         self.ledger = ConcurrentLedger(settings, workers=workers)
+        self.claims = claim_service(settings)
         self.now = now
 
     def screen(self, lines: Sequence[OrderLine]) -> tuple[list[OrderLine], list[tuple[OrderLine, str]]]:
         return self.ledger.screen(lines)
 
     def __call__(self, lines: Sequence[OrderLine]) -> Mapping[str, int]:
-        return self.ledger.reconcile(lines, now=self.now)
+        counts = dict(self.ledger.reconcile(lines, now=self.now))
+        for name, value in self.claims.after_reconcile(lines, now=self.now).items():
+            counts[name] = counts.get(name, 0) + value
+        return counts
 
 
 def ledger_reconcile(settings: Settings, now: datetime, workers: int = 1) -> LedgerSink:
@@ -83,7 +90,10 @@ def ingest_report(
     reconcile = reconcile or ledger_reconcile(settings, now)
     archive = archive or ReportArchive(settings)
     read = read_page if pulled_page and report_format in API_PARTNERS else read_report
-    report = read(data, report_format, source=source, options=options_for(report_format, partner, settings))
+    try:
+        report = read(data, report_format, source=source, options=options_for(report_format, partner, settings))
+    except ReportFormatError as error:
+        raise with_map_hint(error, report_format, partner, settings) from None
     screen_report(report, reconcile)
     if report.quarantined:
         # The whole raw lines go to S3 first: the quarantine records keep a bounded prefix and name that object.
@@ -98,5 +108,39 @@ def ingest_report(
         **report.counts,
         **({"pages_quarantined": 1} if report.page_refused else {}),
         "quarantine_reasons": [f"{line.position}: {line.reason}" for line in report.quarantined],
+        "top_reasons": top_reasons(report.quarantined),
+        **map_of(report_format, partner, settings),
         "reconciled": reconciled,
     }
+
+
+# A file more than this share of whose lines are quarantined is mostly unread: likely a column map, a date format or
+# a number format that does not describe it (the operator's ingest exits non-zero and names the top reasons).
+MOSTLY_QUARANTINED = 0.5
+
+
+def mostly_quarantined(result: Mapping[str, Any], share: float = MOSTLY_QUARANTINED) -> bool:
+    """More than `share` of the report's lines were quarantined."""
+    read = int(result.get("read") or 0)
+    return read > 0 and int(result.get("quarantined") or 0) > share * read
+
+
+def column_map_parameter(settings: Settings, partner: str) -> str:
+    return parameter_name(settings, partner, "columns")
+
+
+def map_of(report_format: str, partner: str, settings: Settings) -> dict[str, str]:
+    """Where a CSV partner's column map lives (a result names it, so a badly read file says what to fix)."""
+    return {"column_map": column_map_parameter(settings, partner)} if report_format == "csv" else {}
+
+
+def with_map_hint(error: ReportFormatError, report_format: str, partner: str, settings: Settings) -> ReportFormatError:
+    """A CSV that its map does not describe: the error says where the map lives and how to set it."""
+    if report_format != "csv":
+        return error
+    name = column_map_parameter(settings, partner)
+    return ReportFormatError(
+        f"{error}. The column map of {partner} is the SSM parameter {name}; set it with `aws ssm put-parameter"
+        f" --name {name} --type String --overwrite --value file://columns.json` (its fields: docs/formats.md,"
+        ' "CSV column maps")'
+    )

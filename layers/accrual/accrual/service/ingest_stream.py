@@ -29,6 +29,7 @@ from accrual.adapters.report_archive import ReportArchive, raw_key
 from accrual.domain.models import OrderLine, order_key
 from accrual.partners.csv_drop import parse_csv
 from accrual.partners.normalized import parse_jsonl
+from accrual.partners.report import ReportFormatError, top_reasons
 from accrual.settings import Settings
 
 PART_LINES = 2000  # about 1 MB of normalised lines: small against a Lambda's memory, large against a page
@@ -138,7 +139,7 @@ def ingest_file_streamed(
     part_lines: int = PART_LINES,
 ) -> dict[str, Any]:
     """Ingest a JSON Lines (`normalized`) or CSV file part by part; `partner` names the CSV's partner (`--as`)."""
-    from accrual.service.ingest import ledger_reconcile, options_for, screen_report
+    from accrual.service.ingest import ledger_reconcile, map_of, options_for, screen_report, with_map_hint
 
     run_id = uuid.uuid4().hex
     archive = ReportArchive(settings)
@@ -156,7 +157,10 @@ def ingest_file_streamed(
     held: list[OrderLine] = []  # a CSV part's last order, reconciled with the next part (its lines may go on there)
     for first_line, data in _parts(path, report_format, part_lines):
         if report_format == "csv":
-            report = parse_csv(data, source=source, partner=partner, options=options, first_line=first_line)
+            try:
+                report = parse_csv(data, source=source, partner=partner, options=options, first_line=first_line)
+            except ReportFormatError as error:
+                raise with_map_hint(error, report_format, partner, settings) from None
         else:
             text = data.decode("utf-8-sig" if first_line == 1 else "utf-8", "surrogateescape")
             report = parse_jsonl(text, source=source, partner=partner, first_line=first_line)
@@ -186,5 +190,7 @@ def ingest_file_streamed(
         "accepted": counts["accepted"],
         "quarantined": counts["quarantined"],
         "quarantine_reasons": [f"{line.position}: {line.reason}" for line in quarantined],
+        "top_reasons": top_reasons(quarantined),
+        **map_of(report_format, partner, settings),
         "reconciled": dict(reconciled),
     }

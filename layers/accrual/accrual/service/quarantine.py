@@ -15,6 +15,7 @@ the archived report, a CSV (archived as `text/csv`), normalised JSON Lines (part
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import uuid
@@ -151,7 +152,7 @@ class QuarantineReplay:
         if origin.report_format == "csv":
             from accrual.partners.csv_drop import parse_csv
 
-            header = self._header(origin.source)
+            header = self._header(origin.source, options.encoding)
             report = parse_csv(
                 header + "".join(raw + "\n" for raw in raws),
                 source=origin.source,
@@ -197,15 +198,16 @@ class QuarantineReplay:
     def _content_type(self, key: str) -> str:
         return str(self.settings.client("s3").head_object(Bucket=self.archive.bucket, Key=key).get("ContentType", ""))
 
-    def _header(self, source: str) -> str:
-        """The CSV header row of the archived file the lines came from."""
+    def _header(self, source: str, encoding: str) -> str:
+        """The CSV header row of the archived file the lines came from, in the file's encoding (its map's)."""
         answer = self.settings.client("s3").get_object(
             Bucket=self.archive.bucket, Key=source, Range=f"bytes=0-{HEADER_BYTES - 1}"
         )
-        first = answer["Body"].read().decode("utf-8-sig", "replace").splitlines()
-        if not first:
+        codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+        first = answer["Body"].read().decode(codec, "replace").lstrip("\ufeff").split("\n")[0].rstrip("\r")
+        if not first.strip():
             raise LookupError(f"{source}: the archived file has no header row")
-        return first[0] + "\n"
+        return first + "\n"
 
     def _raw(self, record: QuarantineRecord) -> str:
         """The whole raw line: from the quarantine object when the record's prefix is not all of it."""

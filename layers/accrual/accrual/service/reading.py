@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from accrual.adapters.claim_attribution import ClaimAttribution, claim_of, claims_naming
-from accrual.adapters.ledger_store import DynamoLedgerStore, LedgerStore, OrderItem, find_order_keys
-from accrual.domain.attribution import attribute, pinned_shopper
+from accrual.adapters.claims_table import DynamoClaimsStore
+from accrual.adapters.ledger_store import DynamoLedgerStore, LedgerStore, OrderItem, find_order_keys, parse_utc
+from accrual.domain.attribution import attribute, claims_of, pinned_shopper
 from accrual.domain.claims import claim_note, with_claim_step
 from accrual.domain.decision import OrderDecision
 from accrual.domain.lifecycle import Holding, OrderState, earning_holding
@@ -18,7 +18,8 @@ from accrual.domain.models import OrderLine
 from accrual.domain.money import ZERO, money_str
 from accrual.domain.rules import decide_order
 from accrual.domain.trail import render_trail
-from accrual.service.ledger import canonical, load_order, parse_utc
+from accrual.ports.claims import ClaimsStore
+from accrual.service.order_view import canonical, load_order
 from accrual.settings import Settings
 
 FIGURES = ("pending_usd", "confirmed_usd", "pending", "confirmed")
@@ -29,11 +30,9 @@ def _store(source: Settings | LedgerStore) -> LedgerStore:
     return DynamoLedgerStore(source) if isinstance(source, Settings) else source
 
 
-def _settings_of(source: Settings | LedgerStore) -> Settings | None:
-    """The stack's settings behind a source, for the claims table (an in-memory store has none)."""
-    if isinstance(source, Settings):
-        return source
-    return getattr(source, "settings", None)
+def _claims_store(source: Settings | LedgerStore, claims: ClaimsStore | None) -> ClaimsStore | None:
+    """The claims store beside a source: the stack's claims table, or the one given (unit tests)."""
+    return DynamoClaimsStore(source) if claims is None and isinstance(source, Settings) else claims
 
 
 def balance(source: Settings | LedgerStore, user_id: str) -> dict[str, Any]:
@@ -54,9 +53,11 @@ def find_orders(order_number: str, source: Settings | LedgerStore | None = None)
     return _store(source).find_orders(order_number) if source is not None else find_order_keys(order_number)
 
 
-def explain(source: Settings | LedgerStore, order_number: str, *, lang: str = "en") -> dict[str, Any] | None:
+def explain(
+    source: Settings | LedgerStore, order_number: str, *, lang: str = "en", claims: ClaimsStore | None = None
+) -> dict[str, Any] | None:
     store = _store(source)
-    settings = _settings_of(source)
+    claims = _claims_store(source, claims)
     keys = store.find_orders(order_number)
     if not keys:
         return None
@@ -70,6 +71,7 @@ def explain(source: Settings | LedgerStore, order_number: str, *, lang: str = "e
             "entry_id": entry.entry_id,
             "transition": entry.transition,
             "at": entry.at,
+            "fact_at": entry.fact_at,
             "state_from": entry.state_from,
             "state_to": entry.state_to,
             **{figure: str(getattr(entry.delta, figure)) for figure in FIGURES},
@@ -111,7 +113,12 @@ def explain(source: Settings | LedgerStore, order_number: str, *, lang: str = "e
         "journal": journal,
         "refused": refused,
         "also_matches": keys[1:],
-        "claims": claims_naming(settings, record.order_id, record.partner_order_id) if settings else [],  # claims hook
+        "claims": [
+            claim.to_dict()
+            for claim in (
+                claims.for_numbers(n for n in (record.order_id, record.partner_order_id) if n) if claims else []
+            )
+        ],
         "explanation": render_trail(decision, lang, journal=journal, refused=refused, review=record.review)
         + claim_note(decision, lang),
     }
@@ -183,14 +190,11 @@ def audit(source: Settings | LedgerStore) -> dict[str, Any]:
 
     orders = 0
     configs: dict[str, Any] = {}
-    settings = _settings_of(source)
-    # claims hook: the audit attributes exactly as the ledger does (no claims table behind an in-memory store)
-    claims = ClaimAttribution(settings) if settings is not None else None
     for record in store.scan_orders():
         orders += 1
         journal = journal_by_order.pop(record.key, {})
         try:
-            differences.extend(_audit_order(store, record, journal, configs, claims))
+            differences.extend(_audit_order(store, record, journal, configs))
         except Exception as error:  # noqa: BLE001 - an order the audit cannot even recompute is itself a finding
             differences.append(
                 {"kind": "order_unreadable", "order": record.key, "error": f"{type(error).__name__}: {error}"[:500]}
@@ -212,7 +216,6 @@ def _audit_order(
     record: OrderItem,
     journal: dict[str, Holding],
     configs: dict[str, Any],
-    claims: ClaimAttribution | None = None,
 ) -> Iterable[dict[str, Any]]:
     held = Holding(record.pending_usd, record.confirmed_usd, record.pending, record.confirmed)
     mine = journal.get(record.user_id, Holding()) if record.user_id else Holding()
@@ -247,23 +250,7 @@ def _audit_order(
     if sum((line.cashback_usd for line in stored.lines), ZERO) != stored.cashback_usd:
         yield {"kind": "lines_do_not_add_up", "order": record.key}
     lines = view.lines
-    version = stored.config_version
-    if version not in configs:
-        configs[version] = store.config_version(version)
-    pinned = pinned_shopper(record.state, record.user_id, record.review, record.review_user)
-    clicks = store.find_clicks(line.sub_id for line in lines.values() if line.sub_id)
-    attribution = attribute(lines, clicks, pinned_user=pinned)
-    if claims is not None:  # claims hook
-        attribution = claims.attribute(record.key, lines, attribution, configs[version])
-    recomputed = decide_order(
-        list(lines.values()),
-        attribution.click,
-        configs[version],
-        now=parse_utc(record.decided_at),
-        other_new_user_coupon_accounts=frozenset(record.review_accounts or ()),
-        conflict=attribution.conflict,
-    )
-    recomputed = with_claim_step(recomputed, claim_of(attribution))  # claims hook
+    recomputed = _recompute(store, record, lines, stored, configs)
     if canonical(recomputed.to_dict()) != canonical(stored.to_dict()):
         yield {
             "kind": "decision",
@@ -284,6 +271,48 @@ def _audit_order(
             "held": _figures(held),
             "expected": _figures(expected),
         }
+
+
+def _recompute(
+    store: LedgerStore,
+    record: OrderItem,
+    lines: dict[str, OrderLine],
+    stored: OrderDecision,
+    configs: dict[str, Any],
+) -> OrderDecision:
+    """The decision the rules give for the order's lines, attributed from the facts the ledger decided from: the
+    clicks of the shoppers the decision names (a click loaded later is a new fact the ledger has not read yet, not a
+    wrong decision) and the claims recorded on the order."""
+    version = stored.config_version
+    if version not in configs:
+        configs[version] = store.config_version(version)
+    pinned = pinned_shopper(record.state, record.user_id, record.review, record.review_user)
+    named = _named_shoppers(stored)
+    clicks = {
+        sub_id: click
+        for sub_id, click in store.find_clicks(line.sub_id for line in lines.values() if line.sub_id).items()
+        if click is not None and click.user_id in named
+    }
+    attribution = attribute(lines, clicks, pinned_user=pinned, claims=claims_of(record.claims))
+    recomputed = decide_order(
+        list(lines.values()),
+        attribution.click,
+        configs[version],
+        now=parse_utc(record.decided_at),
+        other_new_user_coupon_accounts=frozenset(record.review_accounts or ()),
+        conflict=attribution.conflict,
+    )
+    return with_claim_step(recomputed, attribution.claim)
+
+
+def _named_shoppers(decision: OrderDecision) -> set[str]:
+    """The shoppers a decision was made for: its shopper, or the shoppers of its attribution conflict."""
+    if decision.user_id is not None:
+        return {decision.user_id}
+    for step in decision.trail:
+        if step.rule == "attribution_conflict":
+            return set(str(step.numbers.get("user_ids", "")).split(","))
+    return set()
 
 
 def _expected_holding(

@@ -157,10 +157,9 @@ def file_units(
 def run_unit(unit: WorkUnit, settings: Settings, *, workers: int) -> dict[str, Any]:
     """Do one unit with `workers` threads; raise UnitFailed when any of it is left undone."""
     if unit.kind == "claims":
-        from accrual.service.claims import claims_sweep
-        from accrual.service.ledger import Ledger
+        from accrual.service.claims import claim_service
 
-        swept = claims_sweep(settings, Ledger(settings), now=unit.now)
+        swept = claim_service(settings).sweep(now=unit.now)
         _raise_if_unsettled(unit, swept)
         return {"kind": "claims", **swept}
     if unit.kind == "confirm":

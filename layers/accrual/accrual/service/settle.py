@@ -1,0 +1,295 @@
+"""The ledger's write loop: read an order, gather what the planner needs, plan, apply the plan as one change of the
+store, and retry the whole when another run changed the order meanwhile (`LostRace`).
+
+Every change of an order is one `OrderChange` the ledger store applies in one transaction (adapters/ledger_store.py):
+the order (guarded by its version), its decision, the journal entries (new items under deterministic ids), the ADD to
+each shopper's balance and the outbox record of each notification. A replay or a concurrent run fails the version or
+the journal condition and changes nothing; the loser re-reads the order and finds nothing left to do.
+
+* **One partner line, one order.** A line is looked up by its partner id (`line_homes`) before it is placed; when a
+  later version names another order, the line moves there and the money follows, both orders in the same
+  transaction. The line's old item stays as a tombstone (`moved_to`) that the old order ignores. The claims recorded
+  on an order whose every line left go with the lines: a claimant's money and attribution follow the partner line.
+* **Orders of any size.** The order records the digest of the line versions it was decided from, so an order whose
+  lines changed without its decision (a run stopped in between) is decided again.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from accrual.adapters.ledger_store import JournalConflict, LedgerStore, LostRace, parse_utc, utc_text
+from accrual.adapters.ledger_tables import OrderTooLarge
+from accrual.domain.attribution import Attribution, ClaimFact
+from accrual.domain.decision import MissingFxRate
+from accrual.domain.lifecycle import OrderState, Transition, later_than_promised, latest_lines, settle_time
+from accrual.domain.models import AccrualConfig, Click, OrderLine
+from accrual.observability import logger
+from accrual.service.changes import change_of
+from accrual.service.counts import RunCounts
+from accrual.service.order_view import OrderView, load_order
+from accrual.service.planner import OrderPlan, PlanInputs, Review, SettleMode, attribution_of, plan_order
+
+MAX_ATTEMPTS = 8  # optimistic-concurrency retries of one order before the run reports it as failed
+BACKOFF_BASE_SECONDS = 0.02  # doubled per attempt, with jitter, up to BACKOFF_CAP_SECONDS
+BACKOFF_CAP_SECONDS = 1.0
+
+ClaimsEdit = Callable[[tuple[ClaimFact, ...]], tuple[ClaimFact, ...]]
+
+
+class OrderContention(RuntimeError):
+    """The order kept changing under this run (another run is working on it); the next run picks it up."""
+
+
+@dataclass
+class Moves:
+    """What placing an order's new lines finds in other orders (one partner line, one order)."""
+
+    others: dict[str, OrderView] = field(default_factory=dict)
+    leaving: dict[str, list[OrderLine]] = field(default_factory=lambda: defaultdict(list))  # lines moving here
+    giving_up: list[tuple[str, OrderLine]] = field(default_factory=list)  # lines of which another order is newer
+
+
+@dataclass(frozen=True)
+class Request:
+    """One order to settle and why."""
+
+    key: str
+    incoming: Sequence[OrderLine]
+    mode: SettleMode
+    review: Review | None = None
+    claims_edit: ClaimsEdit | None = None  # a change of the claims the order records (the claims service's)
+    fact_at: datetime | None = None  # when the fact behind the request happened, when not the lines' (a claim)
+
+
+class Settler:
+    """Settles orders one at a time against a store, with the configuration and a cache of the run's clicks."""
+
+    def __init__(self, store: LedgerStore, config: Callable[[], AccrualConfig]) -> None:
+        self.store = store
+        self._config = config
+        self.clicks: dict[str, Click | None] = {}
+
+    def clicks_for(self, lines: Mapping[str, OrderLine]) -> dict[str, Click | None]:
+        wanted = {line.sub_id for line in lines.values() if line.sub_id}
+        missing = wanted - set(self.clicks)
+        if missing:
+            self.clicks.update(self.store.find_clicks(missing))
+        return {sub_id: self.clicks.get(sub_id) for sub_id in wanted}
+
+    # ---- the retry loop --------------------------------------------------------------------------------------
+    def settle(self, request: Request, *, now: datetime, counts: RunCounts) -> None:
+        """Settle one order, retrying lost races with backoff. Whatever still fails is counted and logged, and the
+        run goes on: the order is left as it was for the next run (nothing half-written)."""
+        try:
+            for attempt in range(MAX_ATTEMPTS):
+                tally = RunCounts()
+                try:
+                    self._attempt(request, now=now, counts=tally)
+                except LostRace:
+                    counts.add("retries")
+                    time.sleep(min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt) * random.random())
+                    continue
+                counts.merge(tally)
+                return
+            raise OrderContention(f"order {request.key} changed {MAX_ATTEMPTS} times while this run worked on it")
+        except JournalConflict as error:
+            # never passed off as a success: counted, logged with the ids, and the run exits non-zero
+            counts.add("journal_conflicts")
+            logger.error("journal conflict", extra={"order": request.key, "error": str(error)})
+        except (MissingFxRate, OrderContention, OrderTooLarge) as error:
+            counts.add("orders_failed")
+            logger.error("order not settled", extra={"order": request.key, "error": str(error)})
+        except Exception as error:  # noqa: BLE001 - throttling past the retries, an outage: the next run retries
+            counts.add("orders_failed")
+            logger.exception("order not settled", extra={"order": request.key, "error_type": type(error).__name__})
+
+    # ---- one attempt -----------------------------------------------------------------------------------------
+    def _attempt(self, request: Request, *, now: datetime, counts: RunCounts) -> None:
+        """One optimistic attempt: plan the change of this order (and of the orders lines move from), write it.
+        Raises LostRace when it lost a race."""
+        key, mode = request.key, request.mode
+        view = load_order(key, self.store)
+        if mode.skips_settled and view.settled:
+            counts.add("orders_skipped_confirmed")  # confirmed meanwhile (a concurrent cycle): left as it is
+            return
+        merged, changed, stale = latest_lines(view.lines, request.incoming)
+        counts.add("lines_stale", len(stale))
+        counts.add("lines_unchanged", len(request.incoming) - len(changed) - len(stale))
+        moves = self._locate(key, view, merged, changed, counts)
+        if not merged and not view.lines:
+            return
+        quiet = not changed and not moves.leaving and not view.dirty
+        if view.record is not None and quiet and mode == SettleMode.RECONCILE:
+            if view.state not in (OrderState.UNATTRIBUTED, OrderState.ON_REVIEW):
+                return
+        claims = _claims_arriving(view, moves, request.claims_edit)
+        plans = self._plans_elsewhere(key, moves, now, counts)
+        if merged or view.record is not None:
+            moving = view.dirty or bool(moves.leaving)
+            own_mode = SettleMode.REDECIDE if mode == SettleMode.RECONCILE and moving else mode
+            own = self._plan(key, view, merged, changed, own_mode, now, counts, review=request.review, claims=claims)
+            if own is not None:
+                own.tombstones = moves.giving_up
+                plans.append(own)
+        if plans:
+            fact_at = _fact_time(request, view, changed, moves, now)
+            for plan in plans:
+                plan.fact_at = fact_at
+            self.store.apply([change_of(plan, now) for plan in plans])
+            self._count(plans, now, counts)
+
+    def _locate(
+        self, key: str, view: OrderView, merged: dict[str, OrderLine], changed: list[OrderLine], counts: RunCounts
+    ) -> Moves:
+        """Lines new to this order (and, after an interrupted run, lines stored without a decision) are looked up by
+        their partner id in every other order."""
+        moves = Moves()
+        to_locate = [line for line in changed if line.line_id not in view.lines]
+        if view.dirty:
+            undecided = set(view.lines) - view.decided_line_ids()
+            to_locate += [line for line_id, line in view.lines.items() if line_id in undecided]
+        for line in to_locate:
+            for other_key in sorted(home for home in self.store.line_homes(line.partner, line.line_id) if home != key):
+                other = moves.others.get(other_key) or load_order(other_key, self.store)
+                moves.others[other_key] = other
+                there = other.lines.get(line.line_id)
+                if there is None:
+                    continue  # a tombstone: the line left that order already
+                if not _newer_or_same(there, line):
+                    moves.leaving[other_key].append(there)
+                elif line.line_id in view.lines:
+                    moves.giving_up.append((other_key, view.lines[line.line_id]))
+                    merged.pop(line.line_id, None)
+                else:
+                    # the version elsewhere is the newer one: this one is stale and is not stored here
+                    changed.remove(line)
+                    counts.add("lines_stale")
+                    merged.pop(line.line_id, None)
+        return moves
+
+    def _plans_elsewhere(self, key: str, moves: Moves, now: datetime, counts: RunCounts) -> list[OrderPlan]:
+        """The orders lines leave for this one (and other orders found undecided) decided again."""
+        plans = []
+        for other_key, lines_out in sorted(moves.leaving.items()):
+            other = moves.others[other_key]
+            gone = {line.line_id for line in lines_out}
+            remaining = {line_id: line for line_id, line in other.lines.items() if line_id not in gone}
+            plan = self._plan(other_key, other, remaining, [], SettleMode.REDECIDE, now, counts, claims=other.claims)
+            if plan is not None:
+                plan.tombstones = [(key, line) for line in lines_out]
+                plans.append(plan)
+        for other_key, other in moves.others.items():
+            if other_key not in moves.leaving and other.dirty:
+                plan = self._plan(
+                    other_key, other, other.lines, [], SettleMode.REDECIDE, now, counts, claims=other.claims
+                )
+                if plan is not None:
+                    plans.append(plan)
+        return plans
+
+    def _plan(
+        self,
+        key: str,
+        view: OrderView,
+        merged: Mapping[str, OrderLine],
+        changed: list[OrderLine],
+        mode: SettleMode,
+        now: datetime,
+        counts: RunCounts,
+        *,
+        claims: tuple[ClaimFact, ...],
+        review: Review | None = None,
+    ) -> OrderPlan | None:
+        """The planner's inputs gathered for one order (clicks, the new-user-coupon registry), then its plan."""
+        inputs = PlanInputs(self.clicks_for(merged), self._config(), mode, now, claims, review)
+        if not merged:
+            return plan_order(key, view, merged, changed, Attribution(None), inputs)
+        attribution = attribution_of(view, merged, inputs)
+        accounts, also_affected = self._review_accounts(key, attribution, merged, now)
+        if not mode.redecides:
+            # before this order's own write: a run stopped in between redoes both when rerun
+            for other in also_affected:
+                self.settle(Request(other, (), SettleMode.REDECIDE), now=now, counts=counts)
+        inputs = PlanInputs(inputs.clicks, inputs.config, mode, now, claims, review, accounts)
+        return plan_order(key, view, merged, changed, attribution, inputs)
+
+    def _review_accounts(
+        self, key: str, attribution: Attribution, lines: Mapping[str, OrderLine], now: datetime
+    ) -> tuple[frozenset[str], list[str]]:
+        """The multi-account rule's input: every store account of this shopper that used a new-user coupon. When
+        there are several, the shopper's other coupon orders are decided again too (a no-op when they already
+        know), so all of them are held whatever order the reports arrived in."""
+        if attribution.user_id is None:
+            return frozenset(), []
+        mine = {line.buyer_account for line in lines.values() if line.new_user_coupon and line.buyer_account}
+        if not mine:
+            return frozenset(), []
+        for account in sorted(mine):
+            self.store.register_new_user_coupon(attribution.user_id, account, key, now=now)
+        uses = self.store.new_user_coupon_uses(attribution.user_id)
+        accounts = frozenset(account for _, account in uses)
+        if len(accounts) > 1:
+            return accounts, sorted({order for order, _ in uses if order != key})
+        return accounts, []
+
+    def _count(self, plans: Iterable[OrderPlan], now: datetime, counts: RunCounts) -> None:
+        for plan in plans:
+            counts.add("orders_changed")
+            counts.add("lines_applied", len(plan.lines))
+            counts.add("lines_moved", len(plan.tombstones))
+            for entry in plan.entries:
+                counts.move(entry.transition, entry.delta, plan.decision.margin_usd)
+                settled = settle_time(plan.decision, plan.all_lines, 0) if entry.transition == Transition.POST else None
+                if settled is not None:  # the confirmation lag: from the partner's settlement to this cycle
+                    counts.add("confirmation_lag_minutes", max(0, int((now - settled).total_seconds() // 60)))
+            counts.add("notifications", sum(1 for entry in plan.entries if entry.event) + (1 if plan.notice else 0))
+            if (
+                plan.view.state != OrderState.PENDING
+                and plan.step.state == OrderState.PENDING
+                and later_than_promised(plan.all_lines, now)
+            ):
+                counts.add("pending_later_than_promised")
+            if plan.step.refused and plan.lines:
+                for line in plan.lines:
+                    self.store.record_refusal(plan.key, line, plan.step.refused, plan.step.state.value, utc_text(now))
+                counts.add("transitions_refused")
+
+
+def _claims_arriving(view: OrderView, moves: Moves, edit: ClaimsEdit | None) -> tuple[ClaimFact, ...]:
+    """The claims the order records after this change: its own, those of every order its lines all left for it
+    (a claim follows its partner line), and the claims service's change."""
+    claims = {fact.claim_id: fact for fact in view.claims}
+    for other_key, lines_out in moves.leaving.items():
+        other = moves.others[other_key]
+        if set(other.lines) <= {line.line_id for line in lines_out}:
+            claims.update((fact.claim_id, fact) for fact in other.claims)
+    ordered = tuple(sorted(claims.values(), key=lambda fact: (fact.filed_at, fact.claim_id)))
+    return edit(ordered) if edit is not None else ordered
+
+
+def _fact_time(request: Request, view: OrderView, changed: Sequence[OrderLine], moves: Moves, now: datetime):
+    """When the fact behind this change happened, for the explanation's timeline (never the `now` of the command
+    that read it, unless the change is a decision made now): the reported status times of the lines that changed,
+    the time the order fell due for the confirmation cycle, the claim's time."""
+    reported = [line.status_at for line in changed] + [
+        line.status_at for lines in moves.leaving.values() for line in lines
+    ]
+    if reported:
+        return max(reported)
+    if request.fact_at is not None:  # a claim: known once both the claim and the order's report are
+        return max([request.fact_at, *(line.status_at for line in view.lines.values())])
+    if request.mode == SettleMode.CONFIRM and view.record is not None and view.record.due_at:
+        return min(parse_utc(view.record.due_at), now)
+    return now
+
+
+def _newer_or_same(stored: OrderLine, candidate: OrderLine) -> bool:
+    """True when `stored` is at least as new as `candidate` (the ledger's version order, see latest_lines)."""
+    _, changed, _ = latest_lines({stored.line_id: stored}, [candidate])
+    return not changed

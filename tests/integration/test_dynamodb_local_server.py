@@ -1,0 +1,61 @@
+"""The DynamoDB Local launcher: started on a free port, answers boto3 as DynamoDB, and is gone once the `with` block
+ends; beside moto, boto3's per-service endpoint sends DynamoDB to it and every other service to moto."""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+import pytest
+
+from accrual_dev.local import dynamodb_local
+from accrual_dev.local.server import LOCAL_ENVIRONMENT
+
+# started by the DynamoDB Local run of the conformance suites (ACCRUAL_EMULATOR=dynamodb-local), which installs it
+pytestmark = pytest.mark.skipif(
+    os.environ.get("ACCRUAL_EMULATOR") != "dynamodb-local" or not dynamodb_local.available(),
+    reason="the DynamoDB Local suite only (ACCRUAL_EMULATOR=dynamodb-local, make dynamodb-local)",
+)
+
+
+def test_dynamodb_local_starts_answers_and_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    with dynamodb_local.DynamoDBLocalServer() as server:
+        for name, value in {**LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL_DYNAMODB": server.url}.items():
+            monkeypatch.setenv(name, value)
+        dynamodb = boto3.client("dynamodb")
+        assert dynamodb.meta.endpoint_url == server.url
+        dynamodb.create_table(
+            TableName="launcher-probe",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        )
+        dynamodb.put_item(TableName="launcher-probe", Item={"pk": {"S": "a"}, "amount": {"N": "5.00"}})
+        # DynamoDB's own number format: no trailing zeros
+        assert dynamodb.get_item(TableName="launcher-probe", Key={"pk": {"S": "a"}})["Item"]["amount"] == {"N": "5"}
+        pid = server.pid
+    assert server.pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_beside_moto_only_dynamodb_goes_to_dynamodb_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    with dynamodb_local.DynamoDBLocalStack() as emulator:
+        for name, value in {**LOCAL_ENVIRONMENT, **emulator.endpoints}.items():
+            monkeypatch.setenv(name, value)
+        assert boto3.client("dynamodb").meta.endpoint_url == emulator.dynamodb_url
+        assert boto3.client("dynamodbstreams").meta.endpoint_url == emulator.dynamodb_url
+        assert boto3.client("sqs").meta.endpoint_url == emulator.url != emulator.dynamodb_url
+        boto3.client("dynamodb").create_table(
+            TableName="only-in-dynamodb-local",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        )
+        on_moto = boto3.client("dynamodb", endpoint_url=emulator.url).list_tables()["TableNames"]
+        assert "only-in-dynamodb-local" not in on_moto
+        pids = emulator.pids
+    for pid in pids.values():
+        assert pid is not None
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
