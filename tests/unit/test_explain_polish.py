@@ -80,6 +80,6 @@ def test_times_are_shown_to_the_second():
     decision = decide_order([line()], click(clicked_at="2026-11-11T10:00:00.123456Z"), config(), now=NOW)
     journal = [{"transition": "pending", "at": "2026-11-20T12:00:00.654321+00:00", "pending_usd": "3.00"}]
     text = render_trail(decision, journal=journal)
-    assert "2026-11-20T12:00:00+00:00: 3.00 USD became pending" in text
-    assert "Click on the cashback link at 2026-11-11T10:00:00+00:00." in text
+    assert "2026-11-20T12:00:00Z: 3.00 USD became pending" in text
+    assert "Click on the cashback link at 2026-11-11T10:00:00Z." in text
     assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d", text)

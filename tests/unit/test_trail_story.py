@@ -96,7 +96,7 @@ def test_an_item_paid_after_the_deadline_says_when_it_was_paid() -> None:
     )
     english = render_trail(decision, "en")
     assert "paid 100.00 USD" in english
-    assert "not paid within 3 days" in english and "it was paid only at 2026-11-19T00:00:00+00:00" in english
+    assert "not paid within 3 days" in english and "it was paid only at 2026-11-19T00:00:00Z" in english
 
 
 def test_a_refused_report_is_told_with_its_reason() -> None:

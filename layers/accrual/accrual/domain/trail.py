@@ -35,12 +35,13 @@ def _amount(amount: str | Decimal) -> str:
     return money(value) if value == value.quantize(Decimal("0.01")) else _raw(str(amount))
 
 
-_FRACTION = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.\d+")
+_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.\d+)?(Z|\+00:00)?")
 
 
 def _time(value: Any) -> str:
-    """A stored time as shown: to the second (the ledger keeps microseconds; a reader has no use for them)."""
-    return _FRACTION.sub(r"\1", str(value))
+    """A stored time as the explanation shows it: to the second, UTC written Z, as the timeline does (the ledger
+    keeps microseconds; a reader has no use for them)."""
+    return _TIME.sub(lambda match: match[1] + ("Z" if match[2] else ""), str(value))
 
 
 def _fx_rate(rate: str) -> str:
@@ -474,10 +475,7 @@ def render_trail(
     result = {None: decision.outcome, "released": Outcome.EARNS, "declined": Outcome.NOTHING}[verdict]
     if result == Outcome.EARNS and decision.cashback_usd == 0:
         result = Outcome.NOTHING
-    journal = [{**entry, "at": _time(entry.get("at", ""))} for entry in journal]
-    refused = [
-        {**item, "at": _time(item.get("at", "")), "status_at": _time(item.get("status_at", ""))} for item in refused
-    ]
+    refused = [{**item, "status_at": _time(item.get("status_at", ""))} for item in refused]
     outcome = _OUTCOME[lang][result].format(usd=usd)
     if decision.account_currency != "USD" and result in (Outcome.EARNS, Outcome.ON_REVIEW):
         outcome += f" = {money(decision.cashback)} {decision.account_currency}"
