@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -59,10 +59,6 @@ class Notification:
     @property
     def user_id(self) -> str:
         return str(self.body.get("user_id", ""))
-
-    @property
-    def occurred_at(self) -> str:
-        return str(self.body.get("occurred_at", ""))
 
     def order(self) -> tuple[str, ...]:
         """Shown in the order things happened; at one instant, by order and type."""
@@ -222,8 +218,7 @@ def tail(
     """Show the selected notifications (`show` prints one); returns how many were shown. Ctrl-C ends a follow."""
     reader = (QueueTail if source == "queue" else OutboxTail)(settings, selection or Selection(), follow)
     shown = 0
-    batches: Iterable[list[Notification]] = reader.batches()
-    for batch in batches:
+    for batch in reader.batches():
         for message in batch:
             show(message)
             shown += 1

@@ -97,6 +97,7 @@ def test_what_does_not_exist_exits_3_and_a_backward_range_is_refused(loaded, cap
     assert accrual("explain", "nope")[0] == 3
     assert accrual("review", "nope", "--decline")[0] == 3
     assert accrual("claim", "show", "no-such-claim")[0] == 3
+    assert accrual("claim", "resolve", "no-such-claim", "--reject", "--reason", "none")[0] == 3
     code, _, err = accrual("redecide", "nope")
     assert code == 3 and "no order 'nope'" in err
 

@@ -371,3 +371,135 @@ def test_an_interrupted_ingest_prints_its_counts(accrual, tmp_path, monkeypatch,
     counts = json.loads(out)
     assert counts["interrupted"] is True and counts["orders_reconciled"] == 2 and counts["lines_reconciled"] == 2
     assert "interrupted; 2 lines of 2 orders reconciled" in err
+
+
+def test_an_interrupted_confirm_prints_its_counts_and_confirming_again_finishes(accrual, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from accrual.service.ledger import Ledger
+    from accrual_dev.commands import confirm
+
+    rows = [
+        f"u-{n},U-{n},click-2,awaiting_payment,2026-11-03T18:00:00Z,,{n + 10}.00,USD,0.40" for n in range(5)
+    ]  # never paid: each is due for expiry three days after it was ordered
+    (tmp_path / "unpaid.csv").write_text(CSV_HEADER + "\n".join(rows) + "\n")
+    accrual("ingest", tmp_path / "unpaid.csv", "--partner", "csv", "--as", "admitad", "--now", "2026-11-03T19:00:00Z")
+    monkeypatch.setattr(confirm, "CONFIRM_STEP", 2)
+    confirm_orders, steps = Ledger.confirm_orders, []
+
+    def ctrl_c_during_the_second_step(self, keys, *, now):
+        steps.append(list(keys))
+        if len(steps) == 2:
+            signal.raise_signal(signal.SIGINT)  # the operator's Ctrl-C: the step being confirmed finishes
+        return confirm_orders(self, keys, now=now)
+
+    monkeypatch.setattr(Ledger, "confirm_orders", ctrl_c_during_the_second_step)
+    assert cli.main(["confirm", "--now", "2026-11-10T00:00:00Z", "--progress"]) == 130
+    out, err = capsys.readouterr()
+    counts = json.loads(out)
+    assert counts["interrupted"] is True and counts["orders_due"] == 4 and len(steps) == 2
+    assert "confirm" in err and "/5" in err  # the bar's total: the due orders counted first
+    assert "interrupted" in err.splitlines()[-1]
+
+    # what was confirmed is no longer due: the same command again finishes the rest
+    assert cli.main(["confirm", "--now", "2026-11-10T00:00:00Z"]) == 0
+    assert json.loads(capsys.readouterr().out)["orders_due"] == 1
+
+
+def test_audit_shows_its_progress_on_request_and_not_with_json(accrual):
+    shown = accrual("audit", "--progress")
+    assert "audit" in shown.stderr and "item" in shown.stderr
+    assert "audit" not in accrual("audit", "--json", "--progress").stderr
+
+
+# ---- quarantine and notifications --------------------------------------------------------------------------------
+
+
+def test_quarantined_lines_are_listed_and_replayed_once_after_a_map_fix(accrual, stack, tmp_path):
+    (tmp_path / "admitad.csv").write_text(
+        CSV_HEADER
+        + "q-1,Q-1,click-2,Approved,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,100.00,USD,4.00\n"
+        + "q-2,Q-2,click-2,paid,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,50.00,USD,2.00\n"
+    )
+    ingested = json.loads(accrual("ingest", tmp_path / "admitad.csv", "--partner", "csv", "--as", "admitad").stdout)
+    assert (ingested["accepted"], ingested["quarantined"]) == (1, 1)
+    (waiting,) = json.loads(accrual("quarantine", "list", "--json").stdout)
+    assert waiting["partner"] == "admitad" and waiting["position"] == 1 and "Approved" in waiting["reason"]
+    assert "Approved" in accrual("quarantine", "list", "--partner", "admitad").stdout
+    assert json.loads(accrual("quarantine", "list", "--json", "--since", "2100-01-01").stdout) == []
+    accrual("quarantine", "replay", expect=2)  # neither ids nor a partner: one line saying what to give
+
+    stack.client("ssm").put_parameter(
+        Name=f"/{stack.stack}/partners/admitad/columns",
+        Value=json.dumps({"statuses": {"Approved": "settled"}}),
+        Type="String",
+        Overwrite=True,
+    )
+    dry = json.loads(accrual("quarantine", "replay", "--partner", "admitad", "--dry-run").stdout)
+    assert (dry["selected"], dry["accepted"], dry["reconciled"]) == (1, 1, {})
+    assert len(json.loads(accrual("quarantine", "list", "--json").stdout)) == 1
+    accrual("notifications", "tail")  # the ingest's own notification, out of the way
+
+    done = json.loads(accrual("quarantine", "replay", waiting["id"]).stdout)
+    assert (done["selected"], done["accepted"], done["still_quarantined"]) == (1, 1, 0)
+    assert done["notified"] == {"published": 1}
+    assert json.loads(accrual("explain", "Q-1", "--json").stdout)["state"] == "pending"
+    assert json.loads(accrual("quarantine", "list", "--json").stdout) == []
+    replayed = json.loads(accrual("quarantine", "list", "--json", "--all").stdout)
+    assert [line["id"] for line in replayed] == [waiting["id"]] and replayed[0]["replayed_at"]
+    # once: a second replay selects nothing, and nothing more is announced
+    again = json.loads(accrual("quarantine", "replay", "--partner", "admitad").stdout)
+    assert (again["selected"], again["notified"]) == (0, {"published": 0})
+    tail = accrual("notifications", "tail", "--json").stdout.splitlines()
+    assert [json.loads(line)["order_id"] for line in tail] == ["Q-1"]
+
+
+def test_notifications_tail_follows_until_ctrl_c(accrual, stack, tmp_path):
+    import os
+    import signal
+    import subprocess
+
+    from support.cli import CLI
+
+    follow = subprocess.Popen(
+        [str(CLI), "notifications", "tail", "--follow", "--user", "masha"],
+        env={**os.environ, "ACCRUAL_STACK": stack.stack},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        (tmp_path / "one.jsonl").write_text(normalized(order_id="F-1", line_id="f-1") + "\n")
+        accrual("ingest", tmp_path / "one.jsonl", "--partner", "normalized")
+        line = follow.stdout.readline()  # printed as it arrives
+        assert "cashback.pending" in line and "user masha" in line and "admitad#F-1" in line
+    finally:
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(timeout=30) == 0
+
+
+def test_an_interrupted_clicks_load_prints_what_it_stored(accrual, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from accrual.adapters import reference_data
+    from accrual_dev.commands import clicks
+
+    new = [{**CLICKS[0], "sub_id": f"late-{n}", "user_id": f"late-{n}"} for n in range(3)]
+    (tmp_path / "late.jsonl").write_text("".join(json.dumps(click) + "\n" for click in new))
+    monkeypatch.setattr(clicks, "CLICKS_STEP", 1)
+    store, steps = reference_data.store_clicks, []
+
+    def ctrl_c_during_the_second_step(batch, *, now):
+        steps.append(batch)
+        if len(steps) == 2:
+            signal.raise_signal(signal.SIGINT)
+        return store(batch, now=now)
+
+    monkeypatch.setattr(reference_data, "store_clicks", ctrl_c_during_the_second_step)
+    assert cli.main(["clicks", "load", str(tmp_path / "late.jsonl")]) == 130
+    counts = json.loads(capsys.readouterr().out)
+    assert (counts["interrupted"], counts["read"], counts["stored"]) == (True, 3, 2)
+    # loading the file again finishes it: the two stored count as unchanged
+    assert cli.main(["clicks", "load", str(tmp_path / "late.jsonl")]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["stored"], again["unchanged"]) == (1, 2)

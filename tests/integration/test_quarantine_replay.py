@@ -104,3 +104,36 @@ def test_replay_of_a_file_in_its_own_encoding_and_number_format_after_its_map_is
     done = QuarantineReplay(fresh(stack), now).replay(waiting(stack, partner="aliexpress"))
     assert (done["selected"], done["accepted"]) == (1, 1)
     assert orders() == {"aliexpress#R-1"}
+
+
+def test_a_replayed_admitad_position_keeps_its_own_line_id(stack):
+    from accrual.adapters.ledger_tables import LineRecord
+    from accrual.adapters.report_archive import ReportArchive
+    from accrual.service.ingest import ingest_report
+
+    load_reference_data(stack)
+    action = {
+        "action_id": 555001,
+        "order_id": "AD-1",
+        "status": "pending",
+        "currency": "USD",
+        "subid": "c-alice",
+        "action_date": T0.strftime("%Y-%m-%d %H:%M:%S"),
+        # two positions without ids: lines 555001#1 and 555001#2; the second's amount needs a thousands separator
+        "positions": [{"amount": "100.00", "payment": "1"}, {"amount": "1,234.00", "payment": "1"}],
+    }
+    page = json.dumps({"results": [action], "_meta": {"count": 1}}).encode()
+    source = ReportArchive(stack).put_object("raw/admitad/test/p.json", page)
+    now = T0 + timedelta(minutes=5)
+    first = ingest_report(page, "admitad", partner="admitad", source=source, settings=stack, now=now)
+    assert (first["accepted"], first["quarantined"]) == (1, 1)
+    stack.client("ssm").put_parameter(
+        Name=f"/{stack.stack}/partners/admitad/options",
+        Value=json.dumps({"thousands_separator": ","}),
+        Type="String",
+        Overwrite=True,
+    )
+    done = QuarantineReplay(fresh(stack), now).replay(waiting(stack, partner="admitad"))
+    assert (done["selected"], done["accepted"]) == (1, 1)
+    lines = {record.sk: record for record in LineRecord.query("admitad#AD-1", LineRecord.sk.startswith("LINE#"))}
+    assert sorted(lines) == ["LINE#555001#1", "LINE#555001#2"]  # never the first position's id again

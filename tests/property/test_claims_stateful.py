@@ -127,7 +127,8 @@ class ClaimsAndLedger(RuleBasedStateMachine):
             verdict = ReviewVerdict.RELEASED if release else ReviewVerdict.DECLINED
             self.ledger.review(order.key, verdict, now=self.now, user_id=user)
         except ValueError:
-            pass  # the verdict does not fit the order (a shopper it does not name)
+            return  # the verdict does not fit the order (a shopper it does not name)
+        self.claims.after_orders_changed([order.key], now=self.now)
 
     @rule(hours=st.integers(1, 72))
     def the_cycle_runs(self, hours: int) -> None:
@@ -137,12 +138,21 @@ class ClaimsAndLedger(RuleBasedStateMachine):
 
     @rule()
     def an_operator_redecides(self) -> None:
-        self.ledger.redecide([order.key for order in self.ledger.store.scan_orders()], now=self.now)
+        keys = [order.key for order in self.ledger.store.scan_orders()]
+        self.ledger.redecide(keys, now=self.now)
+        self.claims.after_orders_changed(keys, now=self.now)
 
     @invariant()
     def the_audit_is_clean(self) -> None:
         result = audit(self.ledger.store)
         assert result["ok"], result["differences"]
+
+    @invariant()
+    def a_resolved_claim_names_its_claimants_order(self) -> None:
+        for claim in self.claims.list_claims():
+            if claim.state.value == "resolved":
+                order = self.ledger.load_order(claim.order_key).record
+                assert order is not None and order.user_id == claim.user_id, (claim, order)
 
     @invariant()
     def posted_money_never_changes_shopper(self) -> None:

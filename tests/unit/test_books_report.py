@@ -126,12 +126,13 @@ def test_one_partner_and_another_month():
     assert april["partners"] == {} and april["totals"]["orders"] == 0 and len(april["daily"]) == 30
 
 
-def test_the_report_is_the_same_on_every_run_and_whatever_the_scan_order(month):
+def test_the_report_is_the_same_on_every_run_whatever_the_scan_order_and_the_threads(month):
     first = json.dumps(month_report(month.store, "2026-03"), sort_keys=True)
     store = month.store
     keys = list(store.orders_placed("2026-03-01T00:00:00.000000Z", "2026-04-01T00:00:00.000000Z"))
     reversed_store = _ReversedScan(store, keys[::-1])
     assert json.dumps(month_report(reversed_store, "2026-03"), sort_keys=True) == first
+    assert json.dumps(month_report(reversed_store, "2026-03", workers=4), sort_keys=True) == first
 
 
 class _ReversedScan:

@@ -13,6 +13,7 @@ import pytest
 from accrual_dev.books.statement import (
     StatementError,
     column_map,
+    describe,
     read_statement,
     reconcile_statement,
 )
@@ -127,3 +128,17 @@ def test_the_documented_example_statement_reads():
         ("8230-1", Decimal("415.00"), "RUB", True),
         ("8230-2", Decimal("0.00"), "RUB", False),
     ]
+
+
+def test_the_readable_lines_say_what_each_row_is(ledger):
+    result = reconcile_statement(ledger.store, rows(DIFFERING), partner="aliexpress")
+    assert describe(result) == [
+        "aliexpress: the statement differs from the ledger",
+        "  ledger (confirmed lines) 14.00 USD, statement (paid rows) 24.10 USD",
+        "  paid by the partner, unknown to the ledger: X-1",
+        "  confirmed in the ledger, not paid by the partner: P-2",
+        "  commission differs: Q-1 ledger 4.00 USD, statement 4.10 USD",
+        "  paid, but the ledger has not confirmed it: S-1 (pending)",
+    ]
+    other_month = reconcile_statement(ledger.store, rows(AGREEING), partner="aliexpress", month="2026-04")
+    assert "  paid, confirmed in the ledger for another month: Q" in describe(other_month)

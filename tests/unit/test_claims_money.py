@@ -108,11 +108,32 @@ def test_before_posting_a_click_that_contradicts_a_claim_holds_the_order_for_rev
     record = order(ledger)
     assert record.state == "on_review" and record.holding.is_zero
     assert "ATTRIBUTION_CONFLICT" in explain(ledger.store, "O1")["reasons"]
+    [claim] = claims.list_claims()
+    assert claim.state == ClaimState.NEEDS_REVIEW and claim.reason == "CONTESTED"
     assert held(ledger, "ua") == held(ledger, "ux") == (0, 0)
     assert_clean(ledger)
 
     ledger.review("aliexpress#O1", ReviewVerdict.RELEASED, now=T0 + 3 * DAY, user_id="ua")
+    claims.after_orders_changed(["aliexpress#O1"], now=T0 + 3 * DAY)
     assert order(ledger).user_id == "ua" and held(ledger, "ua") == (Decimal("5.00"), 0)
+    assert claims.list_claims()[0].state == ClaimState.RESOLVED
+    assert_clean(ledger)
+
+
+def test_an_order_released_to_the_clicks_shopper_rejects_the_claim():
+    ledger, claims = world()
+    page(ledger, claims, [lost()], T0)
+    claims.file(evidence("ua"), now=T0 + DAY)
+    late_click(ledger)
+    page(ledger, claims, [lost(at=T0 + 2 * DAY)], T0 + 2 * DAY)
+
+    ledger.review("aliexpress#O1", ReviewVerdict.RELEASED, now=T0 + 3 * DAY, user_id="ux")
+    claims.after_orders_changed(["aliexpress#O1"], now=T0 + 3 * DAY)
+
+    assert order(ledger).user_id == "ux" and held(ledger, "ux") == (Decimal("5.00"), 0) and held(ledger, "ua") == (0, 0)
+    [claim] = claims.list_claims()
+    assert claim.state == ClaimState.REJECTED and claim.reason == "ORDER_OF_ANOTHER_SHOPPER"
+    assert messages(ledger, "claim.rejected")[0]["user_id"] == "ua"
     assert_clean(ledger)
 
 

@@ -319,6 +319,9 @@ def test_a_page_of_an_unexpected_shape_is_quarantined_whole_and_its_paging_still
         ("aliexpress", "<html>busy</html>"),
         ("aliexpress", "[1, 2]"),
         ("aliexpress", '{"resp_result": 5}'),
+        ("aliexpress", '{"x_response": {"resp_result": {"result": {"orders": []}}}}'),
+        ("aliexpress", '{"x_response": {"resp_result": {"resp_code": null, "result": {}}}}'),
+        ("aliexpress", '{"x_response": {"resp_result": {"resp_code": 200, "result": [1]}}}'),
         ("admitad", '{"results": {"id": 1}}'),
         ("admitad", "null"),
         ("admitad", b"\xff\xfe garbage"),
@@ -451,3 +454,16 @@ def test_a_claims_user_id_is_refused_exactly_when_a_clicks_is(hostile):
     assert refused(Click, user_id=hostile, **click) == {"user_id"}
     assert refused(ClaimRequest, user_id=hostile, order_number="123") == {"user_id"}
     assert refused(ClaimRequest, user_id="u-1", order_number=hostile) == {"order_number"}
+
+
+@pytest.mark.parametrize(
+    ("document", "words"),
+    [
+        ({"columns": {"price": "Price"}}, "columns names 'price', not a normalised field"),
+        ({"columns": {"partner": "Network"}}, "columns names 'partner'"),
+        ({"statuses": {"Approved": "approved"}}, "statuses maps 'Approved' to 'approved', which is not a status"),
+    ],
+)
+def test_a_map_naming_what_is_not_a_field_or_a_status_is_refused_on_reading(document, words):
+    with pytest.raises(ValueError, match=words):
+        options_from_json(json.dumps(document))

@@ -12,7 +12,7 @@ in `month` when one is given), it lists:
 - `unpaid_by_partner`: confirmed lines no paid row names;
 - `commission_differences`: lines (or orders) both sides have whose commission differs by more than the tolerance;
 - `not_confirmed_in_ledger`: paid rows naming a line the ledger holds but has not confirmed (still pending, declined by
-  a rule of ours, or in another month), with its state: shown, but not a disagreement;
+  a rule of ours), or confirmed for an order of another month, with the order's state: shown, not a disagreement;
 - `totals`: the commission of the ledger's confirmed lines and of the statement's paid rows, in USD.
 
 Amounts in another currency are taken to USD at the ledger line's own rate (the rate it was valued at), else at the
@@ -295,7 +295,10 @@ def describe(result: dict[str, Any]) -> list[str]:
             f"  commission differs: {item['id']} ledger {item['ledger_usd']} USD, statement {item['statement_usd']} USD"
         )
     for item in result["not_confirmed_in_ledger"]:
-        lines.append(f"  paid, but the ledger has not confirmed it: {item['id']} ({item['state']})")
+        if item["state"] == "confirmed":  # a confirmed order placed in another month than --month
+            lines.append(f"  paid, confirmed in the ledger for another month: {item['id']}")
+        else:
+            lines.append(f"  paid, but the ledger has not confirmed it: {item['id']} ({item['state']})")
     return lines
 
 

@@ -20,4 +20,6 @@ COMMANDS = (
     "report",
     "statement",
     "audit",
+    "notifications",
+    "quarantine",
 )

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from accrual_dev.commands._common import json_option, print_json, settings
+from accrual_dev.commands._common import json_option, print_json, progress_option, settings
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -18,13 +18,35 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "on any difference, each naming the order, shopper or line.",
     )
     json_option(parser)
+    progress_option(parser)
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    from accrual.service.reading import audit
+class _Watched:
+    """The ledger's store as the audit reads it: every item scanned is a step of the bar and a place to stop."""
 
-    result = audit(settings())
+    def __init__(self, store: Any, progress: Any) -> None:
+        self._store, self._progress = store, progress
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._store, name)
+        if not name.startswith("scan_"):
+            return found
+        return lambda *args, **kwargs: self._progress.each(found(*args, **kwargs))
+
+
+def run(args: argparse.Namespace) -> int:
+    from accrual.adapters.ledger_store import DynamoLedgerStore
+    from accrual.service.reading import audit
+    from accrual_dev.progress import Progress, interrupted
+
+    store = DynamoLedgerStore(settings())
+    # a bar of the items read so far (journal entries, balances, lines, orders: their number is not known ahead)
+    with Progress("audit", unit="item", enabled=False if args.json else args.progress) as progress:
+        try:
+            result = audit(_Watched(store, progress))
+        except KeyboardInterrupt:
+            return interrupted("audit", {"items_read": progress.done}, "nothing was written: audit again")
     if args.json:
         print_json(result)
     else:

@@ -75,7 +75,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description="Approve a claim (the ledger credits its order to the claimant and the other claims on the order "
         "are rejected) or reject it (the ledger takes it off its order), with the reason, recorded on the claim and "
         "announced to the shopper. Exit 2 when the verdict is refused (the reason on stderr): the claim is already "
-        "resolved or rejected, names no order yet, or its order was posted to another shopper.",
+        "resolved or rejected, names no order yet, or its order was posted to another shopper; 3 when no claim has "
+        "this id.",
     )
     resolve_parser.add_argument("claim_id", help="the claim's id")
     verdict = resolve_parser.add_mutually_exclusive_group(required=True)
@@ -89,7 +90,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     handlers = {"file": file_claim, "show": show, "list": list_claims, "match": match, "resolve": resolve}
-    return handlers[args.claim_command](args)
+    code = handlers[args.claim_command](args)
+    if args.claim_command in ("file", "match", "resolve"):  # they may resolve, reject or escalate: notifications
+        from accrual_dev.notifications import publish_written
+
+        publish_written(settings(), now(args))
+    return code
 
 
 def _service() -> ClaimService:
@@ -173,12 +179,11 @@ def match(args: argparse.Namespace) -> int:
 
 
 def resolve(args: argparse.Namespace) -> int:
-    """An agent's verdict: exit 0 when recorded, 1 when there is no such claim, 2 when the verdict is refused."""
+    """An agent's verdict: exit 0 when recorded, 3 when there is no such claim, 2 when the verdict is refused."""
     try:
         claim = _service().resolve(args.claim_id, approve=args.approve, reason=args.reason, now=now(args))
     except LookupError:
-        print(f"no claim {args.claim_id!r}", file=sys.stderr)
-        return 1
+        raise NotFound(f"no claim {args.claim_id!r}") from None
     except ValueError as error:
         print(f"verdict refused: {error}", file=sys.stderr)
         return 2

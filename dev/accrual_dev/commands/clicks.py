@@ -8,7 +8,16 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from accrual_dev.commands._common import command_group, describe_validation_error, print_json, read_text, settings
+from accrual_dev.commands._common import (
+    command_group,
+    describe_validation_error,
+    print_json,
+    progress_option,
+    read_text,
+    settings,
+)
+
+CLICKS_STEP = 500  # clicks stored together (one BatchGetItem finds those already stored)
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -29,6 +38,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="JSON Lines, one click a line: sub_id, user_id, clicked_at (ISO-8601 with "
         "a zone), partner, account_currency (ISO 4217), country",
     )
+    progress_option(load_parser)
     return parser
 
 
@@ -45,6 +55,7 @@ def load(args: argparse.Namespace) -> int:
     from accrual.domain.click_batch import Refusal, screen
     from accrual.domain.models import Click
     from accrual.partners.normalized import json_lines
+    from accrual_dev.progress import Progress, interrupted
 
     entries: list[tuple[int | None, Click]] = []
     refusals: list[Refusal] = []
@@ -62,16 +73,36 @@ def load(args: argparse.Namespace) -> int:
     screened = screen(entries)
     refusals += screened.refusals
     settings()
-    result = reference_data.store_clicks([click for _, click in screened.accepted], now=datetime.now(UTC))
+    accepted = [click for _, click in screened.accepted]
+    stored: list[str] = []
+    unchanged: list[str] = []
+    refused: dict[str, str] = {}
+    # a step of clicks at a time: a bar on a terminal, and Ctrl-C between two steps (what is stored stays stored:
+    # loading the file again counts it unchanged)
+    with Progress("clicks load", total=len(accepted), unit="click", enabled=args.progress) as progress:
+        try:
+            for start in range(0, len(accepted), CLICKS_STEP):
+                progress.check()
+                step = reference_data.store_clicks(accepted[start : start + CLICKS_STEP], now=datetime.now(UTC))
+                stored += step.stored
+                unchanged += step.unchanged
+                refused.update(step.refused)
+                progress.step(min(CLICKS_STEP, len(accepted) - start))
+        except KeyboardInterrupt:
+            return interrupted(
+                "clicks load",
+                {"file": str(args.file), "read": read, "stored": len(stored), "unchanged": len(unchanged)},
+                "loading the file again finishes it: the clicks stored count as unchanged",
+            )
     lines = {click.sub_id: number for number, click in screened.accepted}
-    refusals += [Refusal(lines[sub_id], sub_id, reason) for sub_id, reason in result.refused.items()]
+    refusals += [Refusal(lines[sub_id], sub_id, reason) for sub_id, reason in refused.items()]
     refusals.sort(key=lambda refusal: refusal.line or 0)
     print_json(
         {
             "file": str(args.file),
             "read": read,
-            "stored": len(result.stored),
-            "unchanged": len(result.unchanged),
+            "stored": len(stored),
+            "unchanged": len(unchanged),
             "repeated": screened.repeated,
             "refused": len({refusal.line for refusal in refusals}),
             "refusals": [refusal.to_dict() for refusal in refusals],

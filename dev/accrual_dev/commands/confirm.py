@@ -7,7 +7,17 @@ import argparse
 from typing import Any
 
 from accrual_dev.commands import _fanout
-from accrual_dev.commands._common import exit_code, now, now_option, print_json, settings, workers_option
+from accrual_dev.commands._common import (
+    exit_code,
+    now,
+    now_option,
+    print_json,
+    progress_option,
+    settings,
+    workers_option,
+)
+
+CONFIRM_STEP = 100  # due orders confirmed together (their clicks read in one batch); Ctrl-C stops between steps
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -19,28 +29,50 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "JSON counts; exit 1 when an order could not be settled (the counts say which).",
     )
     now_option(parser)
+    progress_option(parser)
     workers_option(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    """The due orders a step at a time, with a bar on a terminal (the due index counted first, for its total); Ctrl-C
+    stops between two steps with the counts so far. What was written is then published (on a local stack)."""
     if args.workers is not None:
         return run_workers(args)
     from accrual.service.claims import claim_service
     from accrual.service.ledger import Ledger
+    from accrual_dev.notifications import publish_written
+    from accrual_dev.progress import Progress, count, in_steps, interrupted
 
     stack, at = settings(), now(args)
     ledger = Ledger(stack)
-    counts = ledger.confirm(now=at)
+    shown = Progress("confirm", enabled=args.progress).enabled
+    total = count(ledger.due_orders(now=at)) if shown else None
+    with Progress("confirm", total=total, enabled=shown) as progress:
+        confirmed, stopped = in_steps(
+            ledger.due_orders(now=at),
+            lambda keys: ledger.confirm_orders(keys, now=at),
+            progress,
+            size=CONFIRM_STEP,
+        )
+    counts = dict(confirmed)
+    if stopped:
+        return interrupted(
+            "confirm",
+            {**counts, "notified": publish_written(stack, at)},
+            "confirming again goes on: what was confirmed is no longer due",
+        )
     for name, value in claim_service(stack, ledger).sweep(now=at).items():  # the claims step after the ledger's
         counts[name] = counts.get(name, 0) + value
-    print_json(counts)
+    print_json({**counts, "notified": publish_written(stack, at)})
     return exit_code(counts)
 
 
 def run_workers(args: argparse.Namespace) -> int:
     from accrual.service.fanout import check_workers
+    from accrual_dev.notifications import publish_written
 
-    counts = _fanout.confirm(settings(), now(args), check_workers(args.workers))
-    print_json(counts)
+    stack, at = settings(), now(args)
+    counts = _fanout.confirm(stack, at, check_workers(args.workers))
+    print_json({**counts, "notified": publish_written(stack, at)})
     return 1 if _fanout.unsettled(counts) or counts["fanout"].get("unit_failures") else 0

@@ -116,5 +116,10 @@ def redrive(args: argparse.Namespace) -> int:
         result["reconciled"] = _fanout.sum_counts(
             [item for item in drained["results"] if item.get("kind") == "page"], "reconciled"
         )
+        from datetime import UTC, datetime
+
+        from accrual_dev.notifications import publish_written
+
+        result["notified"] = publish_written(stack, datetime.now(UTC))
     print_json(result)
     return 1 if result.get("fanout", {}).get("unit_failures") else 0

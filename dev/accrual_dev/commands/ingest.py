@@ -148,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     from accrual.partners import ReportFormatError
     from accrual.service.ingest import ingest_report
     from accrual.service.ingest_stream import ingest_file_streamed
+    from accrual_dev.notifications import publish_written
     from accrual_dev.progress import ProgressSink
 
     path = checked_report_file(args)
@@ -190,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         sink.close()
-    print_json({"file": str(args.file), **report})
+    print_json({"file": str(args.file), **report, "notified": publish_written(stack, at)})
     return max(exit_code(report["reconciled"]), 1 if mostly_quarantined(report, args) else 0)
 
 
@@ -200,7 +201,9 @@ def run_workers(args: argparse.Namespace) -> int:
 
     from accrual.adapters.report_archive import ReportArchive
     from accrual.service.fanout import check_workers
+    from accrual.service.ingest import map_of
     from accrual.service.work import file_units, hand_on
+    from accrual_dev.notifications import publish_written
 
     check_workers(args.workers)
     data = read_bytes(checked_report_file(args))  # the same checks and one-line errors as the in-process ingest
@@ -234,7 +237,9 @@ def run_workers(args: argparse.Namespace) -> int:
         "run_id": run_id,
         "units": len(units),
         **_fanout.page_summary(drained["results"], run_id),
+        **map_of(report_format, partner, stack),
         "fanout": drained["fanout"],
+        "notified": publish_written(stack, at),
     }
     print_json(report)
     failed = _fanout.unsettled(report["reconciled"]) or drained["fanout"].get("unit_failures")

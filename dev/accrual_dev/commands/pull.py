@@ -67,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         sink.close()
-    print_json(summary)
+    from accrual_dev.notifications import publish_written
+
+    print_json({**summary, "notified": publish_written(stack, at)})
     if summary["failed"]:
         return 1
     return max((exit_code(result.get("reconciled", {})) for result in summary["partners"].values()), default=0)
@@ -75,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
 
 def run_workers(args: argparse.Namespace) -> int:
     from accrual.service.fanout import check_workers
+    from accrual_dev.notifications import publish_written
 
-    summary = _fanout.pull(settings(), now(args), args.partner, check_workers(args.workers))
-    print_json(summary)
+    stack, at = settings(), now(args)
+    summary = _fanout.pull(stack, at, args.partner, check_workers(args.workers))
+    print_json({**summary, "notified": publish_written(stack, at)})
     if summary["failed"]:
         return 1
     unsettled = sum(_fanout.unsettled(result.get("reconciled", {})) for result in summary["partners"].values())

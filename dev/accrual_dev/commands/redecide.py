@@ -19,8 +19,11 @@ from accrual_dev.commands._common import (
     now_option,
     parse_now,
     print_json,
+    progress_option,
     settings,
 )
+
+REDECIDE_STEP = 50  # orders decided again between two looks at Ctrl-C
 
 if TYPE_CHECKING:
     from accrual.adapters.ledger_store import LedgerStore
@@ -71,12 +74,17 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     json_option(parser)
     now_option(parser)
+    progress_option(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from accrual.adapters.ledger_store import DynamoLedgerStore
+    from accrual.service.claims import claim_service
+    from accrual.service.counts import RunCounts
     from accrual.service.ledger import Ledger
+    from accrual_dev.notifications import publish_written
+    from accrual_dev.progress import Progress, interrupted
 
     if not (args.orders or args.user or args.since or args.until or args.shop or args.category or args.reason):
         print(
@@ -100,7 +108,30 @@ def run(args: argparse.Namespace) -> int:
     if args.shop or args.category or reasons:
         keys = [key for key in keys if _matches(store, key, set(args.shop), set(args.category), reasons)]
     ledger = Ledger(stack, store=store)
-    results, counts = ledger.redecide(keys, now=now(args), dry_run=args.dry_run)
+    claims = claim_service(stack, ledger)
+    at = now(args)
+    results: list[Redecided] = []
+    counts = RunCounts()
+    # a step of orders at a time: a bar on a terminal (not with --json), and Ctrl-C between two steps
+    with Progress("redecide", total=len(keys), enabled=False if args.json else args.progress) as progress:
+        try:
+            for start in range(0, len(keys), REDECIDE_STEP):
+                progress.check()
+                done, tally = ledger.redecide(keys[start : start + REDECIDE_STEP], now=at, dry_run=args.dry_run)
+                if not args.dry_run:  # the claims recorded on the orders follow what the ledger decided
+                    claims.after_orders_changed([item.order for item in done if item.outcome == "changed"], now=at)
+                results += done
+                counts.merge(tally)
+                progress.step(len(done))
+        except KeyboardInterrupt:
+            notified = None if args.dry_run else publish_written(stack, at)
+            return interrupted(
+                "redecide",
+                {"selected": len(keys), "decided": len(results), "counts": counts.as_dict(), "notified": notified},
+                "the same command again goes on: an order decided again is unchanged the second time",
+            )
+    if not args.dry_run:
+        publish_written(stack, at)
     results.sort(key=lambda item: not changes_money(item))  # stable: money first, each group in key order
     money = sum(1 for item in results if changes_money(item))
     if args.json:

@@ -29,6 +29,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     report.add_argument("--partner", help="only this partner's orders, quarantines and claims")
     report.add_argument("--json", action="store_true", help="print the report as JSON (the contract)")
     report.add_argument("--html", metavar="FILE", help="also write the report as one self-contained HTML file")
+    report.add_argument(
+        "--threads", type=int, default=8, metavar="N", help="threads reading the orders (8; the figures do not change)"
+    )
     return report
 
 
@@ -50,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         partner=args.partner,
         quarantined=_quarantined(settings, store.current_config().partners, args.partner),
         claims=_claims(settings),
+        workers=args.threads,
     )
     if args.html:
         from accrual_dev.books.html import render_html

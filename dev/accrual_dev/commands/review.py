@@ -42,6 +42,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from accrual.domain.lifecycle import ReviewVerdict
+    from accrual.service.claims import claim_service
     from accrual.service.ledger import Ledger
     from accrual.service.reading import find_orders
 
@@ -59,12 +60,15 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    ledger, at = Ledger(stack), now(args)
     try:
-        state = Ledger(stack).review(
-            keys[0], ReviewVerdict(args.verdict), now=now(args), user_id=getattr(args, "user", None)
-        )
+        state = ledger.review(keys[0], ReviewVerdict(args.verdict), now=at, user_id=getattr(args, "user", None))
     except ValueError as error:
         print(str(error), file=sys.stderr)
         return 2
+    claim_service(stack, ledger).after_orders_changed(keys, now=at)  # the claims on the order follow the verdict
     print(f"order {keys[0]}: {args.verdict}, now {state.value}")
+    from accrual_dev.notifications import publish_written
+
+    publish_written(stack, now(args))
     return 0

@@ -41,6 +41,8 @@ from accrual.partners.report import (
 )
 
 PARTNER = "admitad"
+# Added to a quarantined position's raw action: the position's part of its line id (see `position_keys`).
+POSITION_KEY = "accrual_position_key"
 FILTER_TIME_FORMAT = "%d.%m.%Y %H:%M:%S"
 MAX_LIMIT = 500
 STAGE = "actions"
@@ -81,9 +83,11 @@ def parse_page(
         if isinstance(positions, list) and positions:
             keys = position_keys(positions)
             for index, (position, key) in enumerate(zip(positions, keys, strict=True), start=1):
-                # The line's raw text is its action with this one position: what the line was built from.
+                # The line's raw text is its action with this one position: what the line was built from, and the
+                # position's part of the line id (POSITION_KEY), which the position alone cannot say (its place),
+                # so that a replay of a quarantined position gives it the same line id.
                 report.take(
-                    {**action, "positions": [position]},
+                    {**action, "positions": [position], POSITION_KEY: key},
                     lambda: map_position(action, position, index, options, key),  # noqa: B023 - called at once
                 )
         else:

@@ -166,7 +166,11 @@ def decode(data: bytes | str | Mapping[str, Any]) -> tuple[Mapping[str, Any], li
     resp_result = envelope["resp_result"]
     if not isinstance(resp_result, Mapping):
         raise ReportFormatError("aliexpress resp_result is not an object")
-    code = str(resp_result.get("resp_code", ""))
+    found = resp_result.get("resp_code")
+    if isinstance(found, bool) or not isinstance(found, (str, int)) or not str(found).strip():
+        # no code at all is not an error answer the gateway documents: the page's shape is unexpected
+        raise ReportFormatError(f"aliexpress resp_result.resp_code is not a code: {show(found)}")
+    code = str(found).strip()
     if code == "405":
         return {}, []  # the programme's answer for "no orders in this window"
     if code != "200":

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
+from accrual.domain.models import LineStatus, OrderLine
+
 
 def _known_zone(name: str) -> str:
     try:
@@ -60,6 +62,8 @@ def _ascii_compatible(name: str) -> str:
 
 
 Rate = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+# The normalised fields a CSV column map may name (the partner is the drop's, never a column).
+MAPPED_FIELDS = frozenset(OrderLine.model_fields) - {"partner"}
 
 
 # A pydantic dataclass rather than a BaseModel: callers derive one set of options from another with
@@ -96,6 +100,19 @@ class PartnerOptions:
     partner: str | None = None
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.columns or {}) - MAPPED_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"columns names {', '.join(map(repr, unknown))}, not a normalised field (known: "
+                f"{', '.join(sorted(MAPPED_FIELDS))})"
+            )
+        statuses = {status.value for status in LineStatus}
+        wrong = {word: status for word, status in (self.statuses or {}).items() if status not in statuses}
+        if wrong:
+            word, status = next(iter(wrong.items()))
+            raise ValueError(
+                f"statuses maps {word!r} to {status!r}, which is not a status (one of {', '.join(sorted(statuses))})"
+            )
         if self.thousands_separator == self.decimal_separator:
             raise ValueError(
                 f"thousands_separator {self.thousands_separator!r} is also the decimal_separator: amounts could not"

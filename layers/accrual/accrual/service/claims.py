@@ -199,22 +199,47 @@ class ClaimService:
         numbers = {line.order_id for line in lines} | {line.partner_order_id for line in lines if line.partner_order_id}
         claims = self.store.for_numbers(numbers)
         counts = self._match_all([claim for claim in claims if claim.state in SEARCHED_STATES], now=now)
-        for claim in claims:
-            if claim.state in (ClaimState.RESOLVED, ClaimState.NEEDS_REVIEW) and claim.order_key:
-                self._follow(claim, now)
+        credited = [claim for claim in claims if claim.state in (ClaimState.RESOLVED, ClaimState.NEEDS_REVIEW)]
+        keys = {key for key in (self._order_of_claim(claim) for claim in credited if claim.order_key) if key}
+        self.after_orders_changed(sorted(keys), now=now)
         return counts
 
-    def _follow(self, claim: Claim, now: datetime) -> None:
-        """A claim follows its partner line: when its order's lines moved, the order that records it now is its."""
-        assert claim.order_key is not None
-        if self.ledger.load_order(claim.order_key).state != OrderState.MOVED:
+    def after_orders_changed(self, keys: Iterable[str], *, now: datetime) -> None:
+        """The claims recorded on orders the ledger decided again (an operator's review or redecide, a later click,
+        a moved line) follow what the ledger decided: to the order their line moved to, waiting for a verdict while
+        the order is held for review, resolved when it is the claimant's, rejected when it went to another shopper."""
+        for key in keys:
+            view = self.ledger.load_order(key)
+            for fact in view.claims:
+                self._follow_order(fact.claim_id, key, view, now)
+
+    def _follow_order(self, claim_id: str, key: str, view: OrderView, now: datetime) -> None:
+        found = self.store.get(claim_id)
+        if found is None or found[0].state == ClaimState.REJECTED or view.record is None:
             return
+        claim, version = found
+        owner = view.record.user_id
+        if view.state == OrderState.ON_REVIEW:
+            if claim.state == ClaimState.NEEDS_REVIEW:
+                return
+            after = replace(claim, state=ClaimState.NEEDS_REVIEW, order_key=key, reason=ReviewReason.CONTESTED.value)
+        elif owner == claim.user_id:
+            after = replace(claim, state=ClaimState.RESOLVED, order_key=key, reason=None)
+        elif owner is not None:
+            reason = RejectReason.ORDER_OF_ANOTHER_SHOPPER.value
+            after = replace(claim, state=ClaimState.REJECTED, order_key=key, reason=reason)
+        else:
+            return
+        self._save(claim, version, replace(after, updated_at=now), now)
+
+    def _order_of_claim(self, claim: Claim) -> str | None:
+        """The order that records the claim: its own, or the one its partner line moved to."""
+        if claim.order_key is not None and self.ledger.load_order(claim.order_key).state != OrderState.MOVED:
+            return claim.order_key
         for key in self.ledger.store.find_orders(claim.order_number):
             if any(fact.claim_id == claim.claim_id for fact in self.ledger.load_order(key).claims):
-                found = self.store.get(claim.claim_id)
-                if found is not None:
-                    self._save(found[0], found[1], replace(found[0], order_key=key, updated_at=now), now)
-                return
+                return key
+        return None
 
     def sweep(self, *, now: datetime) -> dict[str, int]:
         """Every claim still searched, matched again; escalates those whose time has come."""

@@ -170,13 +170,18 @@ class QuarantineReplay:
                 value = _json(raw)
                 report.take(value, partial(map_order, value, options))
         else:  # admitad: an action with the one position the line was built from
-            from accrual.partners.admitad import map_position
+            from accrual.partners.admitad import POSITION_KEY, map_position
 
             for raw in raws:
                 value = _json(raw)
                 positions = value.get("positions") if isinstance(value, dict) else None
                 position = positions[0] if isinstance(positions, list) and positions else None
-                report.take(value, partial(map_position, value, position, 1, options))
+                # the position's part of its line id as first read (its place among the action's positions)
+                key = value.get(POSITION_KEY, "") if isinstance(value, dict) else ""
+                key = key if key is None or isinstance(key, str) else ""
+                report.take(
+                    value, partial(map_position, value, position, 1 if position is not None else 0, options, key)
+                )
         screen_report(report, self.reconcile)
         return report, dict(enumerate(group, start=1))
 
