@@ -27,6 +27,14 @@ from embedded_volume import write_inputs  # noqa: E402
 from throughput import Ministack  # noqa: E402
 
 CLI = str(Path(sys.executable).parent / "accrual")
+HOOK = HERE / "_hook"
+
+
+def latency_environment(latency_ms: float) -> dict[str, str]:
+    """The CLI and its poller processes wait before every DynamoDB request: bench/_hook's sitecustomize installs the
+    latency hook in each of them (the package itself carries no benchmark code)."""
+    path = os.pathsep.join(filter(None, [str(HOOK), os.environ.get("PYTHONPATH")]))
+    return {"ACCRUAL_DYNAMODB_LATENCY_MS": str(latency_ms), "PYTHONPATH": path}
 
 
 def ledger(environment: dict[str, str]) -> str:
@@ -64,7 +72,7 @@ def run(server: Ministack, folder: Path, workers: int, latency_ms: float) -> dic
     started, server_cpu = time.monotonic(), server.cpu_seconds()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
-        command, env={**environment, "ACCRUAL_DYNAMODB_LATENCY_MS": str(latency_ms)}, capture_output=True, text=True
+        command, env={**environment, **latency_environment(latency_ms)}, capture_output=True, text=True
     )
     seconds, server_cpu = time.monotonic() - started, server.cpu_seconds() - server_cpu
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -33,8 +33,8 @@ from types import SimpleNamespace
 from _common import LocalStack, Meter, accrual_config, build_orders, save_results, table
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import OutboxRecord, bind_ledger_tables
+from accrual.composition import composition
 from accrual.service.ledger import Ledger
-from accrual.service.outbox import OutboxRelay
 
 GC_EVERY = 100  # AWS calls between forced garbage collections while confirm is traced
 CHUNK_ORDERS = 50  # orders per reconcile call, about one partner report page
@@ -126,7 +126,7 @@ def run_volume(local: LocalStack, orders, n: int, full: bool = True) -> dict:
 
         if not full:
             raise _Done
-        relay = OutboxRelay(settings)
+        relay = composition(settings).relay
         meter.start("E_outbox_sweep")
         started = time.perf_counter()
         counts["E_outbox_sweep"] = relay.publish_unpublished(now=t_confirm + timedelta(hours=1))

@@ -27,7 +27,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _common import ROOT, accrual_config, build_orders, save_results, table  # noqa: E402
-from accrual.adapters import latency, reference_data  # noqa: E402
+from _hook import latency  # noqa: E402
+from accrual.adapters import reference_data  # noqa: E402
 from accrual.adapters.ledger_tables import bind_ledger_tables  # noqa: E402
 from accrual_dev.local.ministack import MinistackServer  # noqa: E402
 from accrual_dev.local.server import LOCAL_ENVIRONMENT  # noqa: E402
@@ -84,7 +85,7 @@ def snapshot():
 
 def run(emulator, orders, keys, workers: int, latency_ms: float, counter: CallCounter) -> dict:
     from accrual import settings as settings_module
-    from accrual.service.fanout import ConcurrentLedger
+    from accrual.composition import composition
     from accrual.settings import Settings
     from accrual_dev.local.provision import provision
 
@@ -104,7 +105,7 @@ def run(emulator, orders, keys, workers: int, latency_ms: float, counter: CallCo
     )
     lines = [line for key in keys for line in orders.first[key]]
     random.Random(workers).shuffle(lines)  # every run sees the report in another order
-    ledger = ConcurrentLedger(settings, workers=workers, config=config)
+    ledger = composition(settings).concurrent_ledger(workers, config=config)
     ledger.screen(lines[:1])
     now = orders.last_event + timedelta(hours=1)
     latency.install(latency_ms)

@@ -56,9 +56,9 @@ def referenced_objects(event: dict[str, Any]) -> list[str]:
 
 def prepare(event: dict[str, Any], settings) -> dict[str, Any]:
     """Point an S3 event at the stack's bucket; upload the objects the event names that the bucket lacks."""
-    from accrual.adapters.report_archive import ReportArchive
+    from accrual.adapters.report_archive import S3ReportArchive
 
-    archive = ReportArchive(settings)
+    archive = S3ReportArchive(settings)
     for record in event.get("Records", []):
         if "s3" in record:
             record["s3"]["bucket"]["name"] = archive.bucket

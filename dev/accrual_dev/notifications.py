@@ -36,11 +36,11 @@ def publish_written(settings: Settings, now: datetime) -> dict[str, int] | None:
     the stream relay does it). Returns the relay's counts (`{"published": n}`), or None when left to the relay."""
     if not settings.endpoint_url:
         return None
-    from accrual.service.outbox import OutboxRelay
+    from accrual.composition import composition
 
     # a record is stamped with the command's --now, which may be later than the clock (a confirmation run ahead)
     until = max(now, datetime.now(UTC))
-    return {"published": 0, **OutboxRelay(settings).publish_unpublished(now=until)}
+    return {"published": 0, **composition(settings).relay.publish_unpublished(now=until)}
 
 
 @dataclass(frozen=True)

@@ -24,26 +24,26 @@ from itertools import batched
 from typing import Any
 
 from accrual.domain.models import OrderLine
-from accrual.service.ingest import LedgerSink
-from accrual.settings import Settings
+from accrual.service.counts import RunCounts
+from accrual.service.fanout import ClaimsStep, ConcurrentLedger, ReconcilingSink
 
 ORDERS_PER_SLICE = 200
 
 
-class ProgressSink(LedgerSink):
+class ProgressSink(ReconcilingSink):
     """The ledger's reconcile (and screening) with progress and running counts."""
 
     def __init__(
         self,
-        settings: Settings,
+        ledger: ConcurrentLedger,
         now: datetime,
         *,
+        claims: ClaimsStep | None = None,
         enabled: bool | None = None,
         label: str = "",
-        threads: int = 1,
         total_bytes: int | None = None,
     ) -> None:
-        super().__init__(settings, now, threads)
+        super().__init__(ledger, now, claims)
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.label = label
         self.total_bytes = total_bytes  # a file: the bar counts its bytes read against its size
@@ -65,7 +65,7 @@ class ProgressSink(LedgerSink):
             )
         return accepted, refused
 
-    def __call__(self, lines: Sequence[OrderLine]) -> Mapping[str, int]:
+    def __call__(self, lines: Sequence[OrderLine]) -> RunCounts:
         by_order: dict[str, list[OrderLine]] = defaultdict(list)
         for line in lines:
             by_order[line.order_key].append(line)
@@ -78,7 +78,10 @@ class ProgressSink(LedgerSink):
                 if stop.is_set():
                     raise KeyboardInterrupt
                 self._reconcile_slice(keys[start : start + ORDERS_PER_SLICE], by_order, result, bar)
-        return dict(result)
+        counts = RunCounts.of(result)
+        if self.claims is not None:  # the claims step, after the ledger's
+            counts.merge(RunCounts.of(self.claims.after_reconcile(lines, now=self.now)))
+        return counts
 
     def _reconcile_slice(
         self, chosen: list[str], by_order: Mapping[str, list[OrderLine]], result: Counter[str], bar: Any
@@ -96,11 +99,11 @@ class ProgressSink(LedgerSink):
                 lines=self.lines, orders=self.orders, failed=self.reconciled.get("orders_failed", 0), refresh=False
             )
 
-    def advance(self, size: int) -> None:
+    def advance(self, consumed_bytes: int) -> None:
         """A part of the file of `size` bytes has been read and handed on (a streamed ingest calls it)."""
-        self.bytes_read += size
+        self.bytes_read += consumed_bytes
         if self._bar is not None and self.total_bytes is not None:
-            self._bar.update(min(size, max(self.total_bytes - self._bar.n, 0)))
+            self._bar.update(min(consumed_bytes, max(self.total_bytes - self._bar.n, 0)))
 
     def _stop_between_slices(self) -> _StopBetweenSlices:
         return _StopBetweenSlices()

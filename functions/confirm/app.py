@@ -3,7 +3,7 @@ settle the shards in parallel), then the outbox events the stream relay left beh
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -11,10 +11,9 @@ from aws_lambda_powertools.utilities.parser import BaseModel, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from accrual.adapters.idempotency import once
+from accrual.composition import root
 from accrual.observability import logger, metrics, tracer
-from accrual.service.outbox import OutboxRelay
-from accrual.service.work import confirm_units, hand_on
-from accrual.settings import load_settings
+from accrual.service.work import confirm_units
 
 
 class ScheduledConfirm(BaseModel):
@@ -29,15 +28,14 @@ class ScheduledConfirm(BaseModel):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = parse(event=event, model=ScheduledConfirm)
     now = scheduled.scheduled_time or datetime.now(UTC)
-    settings = load_settings()
+    services = root()
 
-    @once(settings, key="now", expires_after_seconds=86400, lambda_context=context)
+    @once(services.settings, key="now", expires_after_seconds=86400, lambda_context=context)
     def confirm(request: dict[str, str]) -> dict[str, Any]:
         units = confirm_units(now=now, run_id=scheduled.execution_id)
-        handed = hand_on(settings, units)
+        handed = services.work.hand_on(units)
         # fresh events belong to the stream relay for a while (OUTBOX_SWEEP_GRACE_SECONDS); older ones are swept
-        grace = timedelta(seconds=settings.outbox_sweep_grace_seconds)
-        swept = OutboxRelay(settings).publish_unpublished(now=now, grace=grace)
+        swept = services.relay.publish_unpublished(now=now, grace=services.outbox_grace)
         return {"now": now.isoformat(), "shards_handed_on": handed, "notify": swept}
 
     result = confirm(request={"now": now.isoformat()})

@@ -10,9 +10,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from accrual.adapters.ledger_store import stream_outbox_event
+from accrual.composition import root
 from accrual.observability import logger, metrics, tracer
-from accrual.service.outbox import publish_stream_record
-from accrual.settings import load_settings
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
@@ -21,10 +21,13 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = load_settings()
+    relay = root().relay
     now = datetime.now(UTC)
 
     def publish(record: DynamoDBRecord) -> str:
-        return publish_stream_record(record, settings, now=now, lambda_context=context)
+        outbox_event = stream_outbox_event(record)
+        if outbox_event is None:
+            return "skipped"
+        return relay.publish(outbox_event, now=now, lambda_context=context)
 
     return process_partial_response(event=event, record_handler=publish, processor=processor, context=context)

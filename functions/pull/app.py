@@ -11,10 +11,8 @@ from aws_lambda_powertools.utilities.parser import BaseModel, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from accrual.adapters.idempotency import once
+from accrual.composition import root
 from accrual.observability import logger, metrics, tracer
-from accrual.service.cycle import pull_partners
-from accrual.service.work import hand_on
-from accrual.settings import load_settings
 
 
 class ScheduledPull(BaseModel):
@@ -32,21 +30,23 @@ class ScheduledPull(BaseModel):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = parse(event=event, model=ScheduledPull)
     now = scheduled.scheduled_time or datetime.now(UTC)
-    settings = load_settings()
+    services = root()
     logger.append_keys(partner=scheduled.partner, pull_now=now.isoformat(), attempt=scheduled.attempt)
 
     # a second delivery of the same tick must not pull (and hand on) the same pages again while the first runs
-    @once(settings, key="[partner, now]", expires_after_seconds=86400, lambda_context=context)
+    @once(services.settings, key="[partner, now]", expires_after_seconds=86400, lambda_context=context)
     def pull(request: dict[str, str]) -> dict[str, Any]:
-        return pull_partners(
-            settings, now=now, partner=scheduled.partner, hand_on=lambda unit: hand_on(settings, [unit])
+        summary = services.puller.pull_all(
+            now=now, partners=[scheduled.partner], hand_on=lambda unit: services.work.hand_on([unit])
         )
+        return summary.as_dict()
 
+    # the answer as the idempotency record keeps it (a repeated tick gets the first one's)
     summary = pull(request={"partner": scheduled.partner, "now": now.isoformat()})
-    result = summary["partners"].get(scheduled.partner, {})
+    result = summary["partners"][scheduled.partner]
     metrics.add_metric(name="PagesHandedOn", unit=MetricUnit.Count, value=result.get("handed_on", 0))
-    metrics.add_metric(name="PartnersFailed", unit=MetricUnit.Count, value=len(summary.get("failed", [])))
-    if summary.get("failed"):
+    metrics.add_metric(name="PartnersFailed", unit=MetricUnit.Count, value=len(summary["failed"]))
+    if summary["failed"]:
         # the scheduler retries, then the dead-letter queue keeps the tick; the cursor stands after the last page
-        raise RuntimeError(f"pull of {scheduled.partner} failed: {result.get('error')}")
+        raise RuntimeError(f"pull of {scheduled.partner} failed: {result['error']}")
     return summary

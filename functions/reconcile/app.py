@@ -1,6 +1,7 @@
 """The reconcile worker: a batch of units from the reconcile queue (archived pages, due-index shards), each done with
 a bounded pool of threads. A unit that fails is reported alone (partial batch response): SQS delivers it again and,
-after a few receives, moves it to the dead-letter queue; its reason is kept for `accrual dlq list`."""
+after a few receives, moves it to the dead-letter queue; its reason is kept for `accrual dlq list`. What each unit
+did (or why it failed) is logged under its run, for the command that handed the run on."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.parser.types import Json
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from accrual.composition import root
 from accrual.observability import logger, metrics, tracer
-from accrual.service.work import WorkUnit, record_failure, run_unit
-from accrual.settings import load_settings
+from accrual.service.work import WorkUnit
 
 
 class WorkRecord(SqsRecordModel):
@@ -40,54 +41,46 @@ COUNT_METRICS = {
     "claims_escalated": "ClaimsEscalated",
 }
 CENTS_METRICS = {"cashback_pending_cents": "CashbackPendingUSD", "cashback_confirmed_cents": "CashbackConfirmedUSD"}
-# The results of the last batch's completed units, for the local poller (accrual_dev.poller) to report; Lambda
-# itself only reads the partial batch answer.
-last_results: list[dict[str, Any]] = []
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = load_settings()
-    workers = settings.reconcile_workers
-    last_results.clear()
+    services = root()
+    workers = services.settings.reconcile_workers
 
     def work(record: WorkRecord) -> dict[str, Any]:
         unit = record.body
         logger.set_correlation_id(unit.run_id)  # the pull or schedule run that handed the unit on
         receives = int(record.attributes.ApproximateReceiveCount)
         try:
-            result = run_unit(unit, settings, workers=workers)
+            done = services.work.run_unit(unit, workers=workers)
         except Exception as error:
             logger.exception("unit failed", extra={"unit": unit.label(), "receive": receives})
-            record_failure(
-                settings,
-                record.messageId,
-                unit.model_dump_json(),
-                f"{type(error).__name__}: {error}",
-                receives=receives,
-            )
+            services.work.record_failure(record.messageId, unit, f"{type(error).__name__}: {error}", receives=receives)
             metrics.add_metric(name="UnitsFailed", unit=MetricUnit.Count, value=1)
             raise
         metrics.add_metric(name="UnitsDone", unit=MetricUnit.Count, value=1)
-        settled = result.get("reconciled", result)
+        settled = done.page.reconciled if done.page else done.counts
         # orders that became pending later than the 5 days the service promises (alarmed in template.yaml)
         metrics.add_metric(
-            name="PendingLaterThanPromised", unit=MetricUnit.Count, value=settled.get("pending_later_than_promised", 0)
+            name="PendingLaterThanPromised", unit=MetricUnit.Count, value=settled.pending_later_than_promised
         )
         for name, metric in COUNT_METRICS.items():
-            metrics.add_metric(name=metric, unit=MetricUnit.Count, value=settled.get(name, 0))
+            metrics.add_metric(name=metric, unit=MetricUnit.Count, value=getattr(settled, name))
         for name, metric in CENTS_METRICS.items():
-            metrics.add_metric(name=metric, unit=MetricUnit.NoUnit, value=settled.get(name, 0) / 100)
-        if settled.get("moves_post"):  # the average lag of the orders this unit confirmed
-            lag_hours = settled.get("confirmation_lag_minutes", 0) / settled["moves_post"] / 60
+            metrics.add_metric(name=metric, unit=MetricUnit.NoUnit, value=getattr(settled, name) / 100)
+        if settled.moves_post:  # the average lag of the orders this unit confirmed
+            lag_hours = settled.confirmation_lag_minutes / settled.moves_post / 60
             metrics.add_metric(name="ConfirmationLagHours", unit=MetricUnit.NoUnit, value=lag_hours)
-        if unit.kind == "page":
+        result = done.as_dict()
+        if done.page is not None:
             for name, metric in LINE_METRICS.items():
                 metrics.add_metric(name=metric, unit=MetricUnit.Count, value=result.get(name, 0))
                 partner_metric(metric, result.get(name, 0), unit.partner or "unknown")
-        last_results.append(result)
+        # what the unit did, under its run: the command that handed the run's units on reads it there
+        services.work.finish(unit, done, receives=receives)
         return {key: value for key, value in result.items() if key != "quarantine_reasons"}
 
     return process_partial_response(event=event, record_handler=work, processor=processor, context=context)

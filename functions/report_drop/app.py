@@ -13,9 +13,8 @@ from aws_lambda_powertools.utilities.parser.models import S3Model
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from accrual.adapters.idempotency import once
+from accrual.composition import root
 from accrual.observability import logger, metrics, tracer
-from accrual.service.work import drop_units, hand_on
-from accrual.settings import load_settings
 
 
 @logger.inject_lambda_context(correlation_id_path='Records[0].responseElements."x-amz-request-id"', clear_state=True)
@@ -23,20 +22,19 @@ from accrual.settings import load_settings
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     dropped = parse(event=event, model=S3Model)
-    settings = load_settings()
+    services = root()
 
     # S3 may deliver an event twice: the same object version (sequencer) is split and handed on once
-    @once(settings, key="[bucket, key, sequencer]", expires_after_seconds=7 * 86400, lambda_context=context)
+    @once(services.settings, key="[bucket, key, sequencer]", expires_after_seconds=7 * 86400, lambda_context=context)
     def split(request: dict[str, str]) -> dict[str, Any]:
         # The event's time, not the delivery's, is "now"; keys arrive URL-encoded (a space is "+").
-        units = drop_units(
+        units = services.work.drop_units(
             request["bucket"],
             request["key"],
-            settings=settings,
             now=datetime.fromisoformat(request["event_time"]),
             run_id=request["sequencer"],
         )
-        hand_on(settings, units)
+        services.work.hand_on(units)
         return {"key": request["key"], "units": len(units)}
 
     handed = [

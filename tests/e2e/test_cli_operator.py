@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
 from test_cli import CLICKS, CONFIG, aliexpress_order, aliexpress_page
 
-from accrual.service.drop import ingest_drop
 from accrual_dev import cli
 from support.cli import operator_cli
+from support.services import ingest_drop
 
 
 @pytest.fixture
@@ -87,6 +88,27 @@ def test_workers_spread_a_file_over_poller_processes_and_credit_every_line_once(
     explained = json.loads(accrual("explain", "W-7", "--json").stdout)
     assert explained["cashback_usd"] == "0.68"  # 4% of 17.00 USD, credited once
     assert json.loads(accrual("audit", "--json").stdout)["ok"] is True
+
+
+def test_workers_keep_each_order_in_one_unit_and_announce_it_once(accrual, stack, tmp_path):
+    from accrual.adapters.ledger_tables import OutboxRecord, bind_ledger_tables
+
+    # Given 60 orders of 1 to 3 lines (120 lines) split into units of about 30 lines: many orders straddle a boundary
+    rows = [
+        f"s-{n}-{k},S-{n},click-2,paid,2026-11-03T18:00:00Z,2026-11-03T18:00:00Z,{10 + k}.00,USD,0\n"
+        for n in range(60)
+        for k in range(1 + n % 3)
+    ]
+    (tmp_path / "orders.csv").write_text(CSV_HEADER + "".join(rows))
+    two = {"ACCRUAL_POLLER_PROCESSES": "2"}
+    arguments = ("ingest", tmp_path / "orders.csv", "--partner", "csv", "--as", "admitad", "--workers", "4")
+    result = json.loads(accrual(*arguments, environment=two).stdout)
+    # Then every order was decided once, by one unit, and announced once, as when the file is ingested whole
+    assert result["units"] >= 3 and result["read"] == len(rows) == 120
+    assert result["reconciled"]["orders_changed"] == 60 and result["reconciled"].get("moves_adjust", 0) == 0
+    bind_ledger_tables(stack)
+    announced = Counter(json.loads(record.body).get("order_id") for record in OutboxRecord.scan())
+    assert len(announced) == 60 and set(announced.values()) == {1}
 
 
 def test_threads_reconcile_a_streamed_file_concurrently_and_credit_every_line_once(accrual, tmp_path):
@@ -325,13 +347,17 @@ def test_progress_goes_to_stderr(accrual, tmp_path):
 
 
 def test_the_ingest_bar_counts_the_file_against_its_whole_size(stack, accrual, tmp_path):
+    from accrual.composition import composition
     from accrual.service.ingest_stream import ingest_file_streamed
     from accrual_dev.progress import ProgressSink
 
     path = tmp_path / "many.csv"
     _many_orders(path, 12)
     size = path.stat().st_size
-    sink = ProgressSink(stack, datetime.now(UTC), enabled=True, label="many.csv", total_bytes=size)
+    services = composition(stack)
+    sink = ProgressSink(
+        services.concurrent_ledger(), datetime.now(UTC), enabled=True, label="many.csv", total_bytes=size
+    )
     seen = []
     reconcile = sink.ledger.reconcile
 
@@ -341,7 +367,7 @@ def test_the_ingest_bar_counts_the_file_against_its_whole_size(stack, accrual, t
 
     sink.ledger.reconcile = watched
     ingest_file_streamed(
-        path, "csv", partner="admitad", settings=stack, now=datetime.now(UTC), reconcile=sink, part_lines=3
+        path, "csv", partner="admitad", ingest=services.ingest, sink=sink, now=datetime.now(UTC), part_lines=3
     )
     final = sink._bar.n
     sink.close()

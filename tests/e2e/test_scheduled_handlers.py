@@ -13,9 +13,10 @@ import boto3
 import pytest
 
 from accrual.adapters import reference_data
-from accrual.adapters.ledger_tables import DUE_SHARDS, BalanceRecord, bind_ledger_tables
-from accrual.adapters.work_queue import WorkQueue
+from accrual.adapters.ledger_tables import BalanceRecord, bind_ledger_tables
+from accrual.composition import composition
 from accrual.domain.models import AccrualConfig, Click
+from accrual.ports import DUE_SHARDS
 from accrual.service.reading import audit
 from accrual.settings import Settings
 from accrual_dev.poller import LocalPoller
@@ -63,14 +64,14 @@ def test_scheduled_pull_hands_pages_to_the_workers_and_confirm_sweeps(
         pulled = {}
         for partner in ("aliexpress", "admitad"):
             environment = function_environment(stack, "PullFunction", monkeypatch)
-            assert environment["WORK_QUEUE_URL"] == WorkQueue(stack).url
+            assert environment["WORK_QUEUE_URL"] == composition(stack).work_queue.url
             tick = {**event("pull"), "partner": partner, "scheduled_time": SCHEDULED.isoformat()}
             pulled[partner] = load_handler("pull").lambda_handler(tick, FakeContext())
             # the same tick delivered again: Idempotency answers with the first result, nothing is pulled twice
             assert load_handler("pull").lambda_handler(tick, FakeContext()) == pulled[partner]
 
     handed = sum(result["partners"][partner]["handed_on"] for partner, result in pulled.items())
-    assert handed > 0 and WorkQueue(stack).depth()["visible"] == handed
+    assert handed > 0 and composition(stack).work_queue.depth().visible == handed
     function_environment(stack, "ReconcileFunction", monkeypatch)
     worked = LocalPoller(stack, workers=8).drain(timeout=300)
     assert worked["fanout"]["units_done"] == handed and worked["fanout"]["unit_failures"] == 0

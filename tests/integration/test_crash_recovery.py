@@ -16,8 +16,8 @@ from datetime import timedelta
 import botocore.endpoint
 import pytest
 
+from accrual.composition import composition
 from accrual.service.ledger import Ledger
-from accrual.service.outbox import OutboxRelay
 from accrual.service.reading import audit
 from support.ledger import T0, line, load_reference_data, snapshot, wipe_ledger
 
@@ -68,7 +68,7 @@ def run_once(stack) -> None:
         now=settled_at,
     )
     ledger.confirm(now=settled_at + timedelta(days=1))
-    OutboxRelay(stack).publish_unpublished(now=settled_at + timedelta(days=1))
+    composition(stack).relay.publish_unpublished(now=settled_at + timedelta(days=1))
 
 
 def delivered(stack) -> Counter[str]:

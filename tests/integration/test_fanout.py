@@ -3,14 +3,30 @@ notifications over the same reports, replayed and shuffled."""
 
 from __future__ import annotations
 
+import importlib.util
 import random
 from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
+from accrual.composition import composition
 from accrual.service.fanout import ConcurrentLedger, order_chunks
 from accrual.service.reading import audit
 from support.ledger import T0, line, load_reference_data, snapshot, wipe_ledger
+
+BENCH_HOOK = Path(__file__).resolve().parents[2] / "bench" / "_hook"
+
+
+def bench_hook(name: str) -> ModuleType:
+    """A module of the benches' start-up hook (bench/_hook), which the package itself never imports."""
+    spec = importlib.util.spec_from_file_location(f"bench_hook_{name}", BENCH_HOOK / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 USERS = {f"u{number:02d}": ("EUR" if number % 3 else "USD") for number in range(12)}
 
@@ -52,7 +68,7 @@ def reports(seed: int) -> list[list]:
 
 
 def run(stack, batches: list[list], workers: int) -> dict:
-    ledger = ConcurrentLedger(stack, workers=workers)
+    ledger = composition(stack).concurrent_ledger(workers)
     for number, batch in enumerate(batches):
         counts = ledger.reconcile(batch, now=T0 + timedelta(days=number))
         assert counts.get("orders_failed", 0) == 0 and counts.get("journal_conflicts", 0) == 0
@@ -72,7 +88,7 @@ def test_sixteen_workers_give_the_serial_ledger_replayed_and_shuffled(stack):
     shuffled = [rng.sample(batch, len(batch)) for batch in batches]
     # every report delivered twice (a redelivered page), and the first again after the last (a stale replay)
     replayed = [shuffled[0], shuffled[0], shuffled[1], shuffled[1], shuffled[2], shuffled[0]]
-    ledger = ConcurrentLedger(stack, workers=16)
+    ledger = composition(stack).concurrent_ledger(16)
     for number, batch in zip([0, 0, 1, 1, 2, 2], replayed, strict=False):
         counts = ledger.reconcile(batch, now=T0 + timedelta(days=number))
         assert counts.get("orders_failed", 0) == 0 and counts["lines_received"] == len(batch)
@@ -85,7 +101,7 @@ def test_concurrent_orders_of_one_shopper_lose_no_money(stack):
     """Every order on the same balance item: concurrent transactions on it are retried, never lost."""
     load_reference_data(stack, users={"alice": "EUR"})
     lines = [line(f"A{number:02d}", amount="100.00") for number in range(40)]
-    counts = ConcurrentLedger(stack, workers=16).reconcile(lines, now=T0)
+    counts = composition(stack).concurrent_ledger(16).reconcile(lines, now=T0)
     assert counts["orders_changed"] == 40 and counts.get("orders_failed", 0) == 0
     assert snapshot()["balances"]["alice"][0] == "200.00"  # 40 orders x 5% (tools) of 100 USD
     assert audit(stack)["ok"]
@@ -111,7 +127,7 @@ def test_the_latency_hook_waits_before_every_dynamodb_request_of_boto3_and_pynam
     import boto3
     from pynamodb.connection import Connection
 
-    from accrual.adapters import latency
+    latency = bench_hook("latency")
 
     waits: list[float] = []
     monkeypatch.setattr(latency.time, "sleep", waits.append)

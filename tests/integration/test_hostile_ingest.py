@@ -8,12 +8,12 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
-from accrual.adapters.partner_state import RAW_PREFIX_CHARS, PartnerState
+from accrual.adapters.partner_state import RAW_PREFIX_CHARS
+from accrual.adapters.partner_state import DynamoPartnerState as PartnerState
 from accrual.partners import PartnerOptions
 from accrual.partners.http import FetchedPage, PagePosition
-from accrual.service.ingest import ingest_report
-from accrual.service.pull import pull_partner
 from support.ledger import T0, balance_of, load_reference_data
+from support.services import ingest_report, pull_partner
 
 BIG = "x" * 450_000
 DEEP = "[" * 100_000 + "]" * 100_000

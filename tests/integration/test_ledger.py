@@ -281,13 +281,13 @@ def test_an_order_held_for_review_is_released_or_declined_by_a_verdict(stack, le
 def test_an_unpublished_notification_never_expires_and_a_published_one_does(stack, ledger):
     """DynamoDB's TTL must never remove a notification before it is published, even from a backdated run (T0 is
     months before the machine's clock): the expiry is set when the relay publishes it, from the clock."""
-    from accrual.service.outbox import OutboxRelay
+    from accrual.composition import composition
 
     ledger.reconcile([line("TTL-1")], now=T0)
     (record,) = list(OutboxRecord.scan())
     assert record.published_at is None and record.expires_at is None
     started = int(time.time())
-    assert OutboxRelay(stack).publish_unpublished(now=T0 + timedelta(hours=1))["published"] == 1
+    assert composition(stack).relay.publish_unpublished(now=T0 + timedelta(hours=1))["published"] == 1
     record.refresh()
     assert record.published_at is not None
     # 30 days of storage from when it was published, by the clock (not the run's backdated "now")

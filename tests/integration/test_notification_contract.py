@@ -11,11 +11,11 @@ import pytest
 
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import OutboxRecord
+from accrual.composition import composition
 from accrual.domain.claims import ClaimRequest
 from accrual.domain.models import Click
 from accrual.service.claims import claim_service
 from accrual.service.ledger import Ledger
-from accrual.service.outbox import OutboxRelay
 from support.ledger import T0, line, load_reference_data
 from support.schemas import SCHEMAS, assert_valid_message
 
@@ -114,7 +114,7 @@ def test_every_event_type_is_published_valid_with_a_readable_text(world):
 def test_the_relay_publishes_claim_messages_with_their_filterable_attributes(world):
     Ledger(world).reconcile([line("I1", sub_id="lost")], now=T0)
     claim_service(world).file(EVIDENT, now=T0 + DAY)
-    OutboxRelay(world).publish_unpublished(now=T0 + DAY)
+    composition(world).relay.publish_unpublished(now=T0 + DAY)
     import boto3
 
     sqs = boto3.client("sqs", region_name=world.region)

@@ -1,5 +1,7 @@
-"""Incremental pulls against the partner simulator over HTTP and the local moto stack: paging and cursors, overlap
-re-reads, late status changes, every fault, resuming after a failure, stable archive keys, and CSV drops."""
+"""Incremental pulls against the partner simulator over HTTP, on fakes of the pull's ports (archive, partner state
+and directory): paging and cursors, overlap re-reads, late status changes, every fault, resuming after a failure,
+stable archive keys. (test_pull_on_the_stack.py pulls through the stack's parameters, secrets,
+bucket and control table.)"""
 
 from __future__ import annotations
 
@@ -9,18 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from accrual.adapters import reference_data
-from accrual.adapters.ledger_tables import bind_ledger_tables
-from accrual.adapters.partner_state import PartnerState
 from accrual.domain.models import AccrualConfig, Click, OrderLine
 from accrual.partners import PartnerOptions
 from accrual.partners.http import PartnerApiError, RetryPolicy
-from accrual.service.drop import ingest_drop
-from accrual.service.ledger import Ledger
-from accrual.service.pull import make_client, pull_all, pull_partner
-from accrual_dev.simulator import Faults, running_simulator
-from accrual_dev.simulator.local import configure_local_partners
-from support.ledger import snapshot
+from accrual.service.pull import Puller, make_client
+from accrual_dev.simulator import Credentials, Faults, running_simulator
+from support.fakes.world import FakeWorld
+from support.memory import store_snapshot
+from support.services import RecordingSink
 
 NOW = datetime(2026, 10, 20, tzinfo=UTC)
 OVERLAP = timedelta(days=5)
@@ -49,27 +47,34 @@ def simulator():
         yield simulator
 
 
+def configure_partners(world: FakeWorld, simulator_url: str, credentials: Credentials) -> None:
+    """The simulator's endpoints and credentials, as the local stack's parameters and secrets hold them."""
+    world.partners.endpoints.update(aliexpress=f"{simulator_url}/sync", admitad=simulator_url)
+    world.partners.credentials_by_partner.update(
+        aliexpress={"app_key": credentials.app_key, "app_secret": credentials.app_secret, "sign_method": "sha256"},
+        admitad={"client_id": credentials.client_id, "client_secret": credentials.client_secret},
+    )
+
+
 @pytest.fixture
-def partners(stack, simulator):
-    configure_local_partners(stack, simulator.url, simulator.credentials, usd_rates=simulator.world.usd_rates)
-    return stack
+def partners(simulator) -> FakeWorld:
+    world = FakeWorld()
+    configure_partners(world, simulator.url, simulator.credentials)
+    return world
 
 
-def pull(partner, settings, now=NOW, reconcile=None, **changes):
+def forget_cursor(world: FakeWorld, partner: str) -> None:
+    world.partner_state.cursors.pop(partner, None)
+
+
+def pull(partner, world: FakeWorld, now=NOW, reconcile=None, **changes):
     options = PartnerOptions(usd_rates={"RUB": "92.50", "EUR": "0.93"})
-    client = make_client(partner, settings, options, retry=FAST, page_size=PAGE_SIZE)
+    client = make_client(partner, world.partners, options, retry=FAST, page_size=PAGE_SIZE)
     for name, value in changes.pop("client", {}).items():
         setattr(client, name, value)
-    return pull_partner(
-        partner,
-        now=now,
-        settings=settings,
-        reconcile=reconcile or Recorder(),
-        overlap=OVERLAP,
-        client=client,
-        options=options,
-        **changes,
-    )
+    puller = Puller(world.ingest, world.partners, overlap=OVERLAP)
+    sink = RecordingSink(reconcile or Recorder())
+    return puller.pull_partner(partner, now=now, sink=sink, client=client, options=options, **changes).as_dict()
 
 
 def expected_line_ids(simulator, partner, start, end):
@@ -91,10 +96,8 @@ def expected_line_ids(simulator, partner, start, end):
     }
 
 
-def archived(settings, prefix):
-    s3 = settings.client("s3")
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.reports_bucket, Prefix=prefix)
-    return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+def archived(world: FakeWorld, prefix: str) -> list[str]:
+    return sorted(key for _, key in world.archive.objects if key.startswith(prefix))
 
 
 @pytest.mark.parametrize("partner", ["aliexpress", "admitad"])
@@ -112,7 +115,7 @@ def test_pull_walks_every_page_and_moves_the_cursor(partners, simulator, partner
     # And each page was archived under its window, and the cursor stands at NOW with no window open
     keys = archived(partners, f"raw/{partner}/")
     assert len(keys) == counts["pages"] and keys[0].startswith(f"raw/{partner}/20261015T000000Z/")
-    cursor = PartnerState(partners).cursor(partner)
+    cursor = partners.partner_state.cursor(partner)
     assert cursor.last_window_end == NOW and cursor.resume is None
 
 
@@ -144,9 +147,7 @@ def test_transient_faults_are_retried_and_change_nothing(partners, simulator, pa
     clean = Recorder()
     clean_counts = pull(partner, partners, reconcile=clean)
     # The cursor is reset so the faulty run reads the same windows as the clean one
-    partners.client("dynamodb").delete_item(
-        TableName=partners.control_table, Key={"pk": {"S": "CURSOR"}, "sk": {"S": partner}}
-    )
+    forget_cursor(partners, partner)
     simulator.app.faults = Faults(**fault)
     faulty = Recorder()
     counts = pull(partner, partners, reconcile=faulty, client={"timeout": 0.15})
@@ -161,40 +162,31 @@ def test_transient_faults_are_retried_and_change_nothing(partners, simulator, pa
 def test_malformed_lines_are_quarantined_and_the_rest_goes_on(partners, simulator, partner):
     clean = Recorder()
     pull(partner, partners, reconcile=clean)
-    partners.client("dynamodb").delete_item(
-        TableName=partners.control_table, Key={"pk": {"S": "CURSOR"}, "sk": {"S": partner}}
-    )
+    forget_cursor(partners, partner)
     simulator.app.faults = Faults(malformed_line=True)
     recorder = Recorder()
     counts = pull(partner, partners, reconcile=recorder)
     assert recorder.lines == clean.lines
     assert counts["quarantined"] > 0 and counts["read"] == counts["accepted"] + counts["quarantined"]
-    records = list(PartnerState(partners).quarantined(partner))
+    records = list(partners.partner_state.quarantined(partner))
     assert len(records) == counts["quarantined"]
-    assert all(record.reason and record.raw and record.sk.startswith(f"raw/{partner}/") for record in records)
+    assert all(record.reason and record.raw and record.source.startswith(f"raw/{partner}/") for record in records)
     objects = archived(partners, f"quarantine/{partner}/")
-    assert (
-        objects
-        and json.loads(partners.client("s3").get_object(Bucket=partners.reports_bucket, Key=objects[0])["Body"].read())[
-            "lines"
-        ][0]["reason"]
-    )
+    assert objects and json.loads(partners.archive.get(objects[0]))["lines"][0]["reason"]
 
 
 @pytest.mark.parametrize("partner", ["aliexpress", "admitad"])
 def test_a_failed_run_resumes_from_its_cursor(partners, simulator, partner):
     clean = Recorder()
     clean_counts = pull(partner, partners, reconcile=clean)
-    partners.client("dynamodb").delete_item(
-        TableName=partners.control_table, Key={"pk": {"S": "CURSOR"}, "sk": {"S": partner}}
-    )
+    forget_cursor(partners, partner)
     # Given the partner fails for good after two pages
     simulator.app.faults = Faults(fail_after_pages=2)
     first = Recorder()
     with pytest.raises(PartnerApiError, match="gave up"):
         pull(partner, partners, reconcile=first)
     assert len(first.pages) <= 2
-    cursor = PartnerState(partners).cursor(partner)
+    cursor = partners.partner_state.cursor(partner)
     assert cursor.resume is not None and cursor.resume.page_no >= 2 and cursor.window_end is not None
     # When it recovers and the next run starts
     simulator.app.faults = Faults()
@@ -203,16 +195,14 @@ def test_a_failed_run_resumes_from_its_cursor(partners, simulator, partner):
     # Then it resumed at the page after the last reconciled one, and together the runs read every page once
     assert counts["resumed"] and counts["pages"] == clean_counts["pages"] - 2
     assert {**first.lines, **second.lines} == clean.lines
-    assert PartnerState(partners).cursor(partner).last_window_end == NOW
+    assert partners.partner_state.cursor(partner).last_window_end == NOW
 
 
 @pytest.mark.parametrize("partner", ["aliexpress", "admitad"])
 def test_a_page_of_an_unexpected_shape_never_stalls_the_feed(partners, simulator, partner):
     clean = Recorder()
     clean_counts = pull(partner, partners, reconcile=clean)
-    partners.client("dynamodb").delete_item(
-        TableName=partners.control_table, Key={"pk": {"S": "CURSOR"}, "sk": {"S": partner}}
-    )
+    forget_cursor(partners, partner)
     # Given the partner serves its first page of the run in a shape it does not document
     simulator.app.faults = Faults(odd_pages=1)
     first = Recorder()
@@ -220,9 +210,10 @@ def test_a_page_of_an_unexpected_shape_never_stalls_the_feed(partners, simulator
     # Then the page is archived and quarantined whole, counted, the other pages are read and the cursor moves
     assert counts["pages_quarantined"] == 1 and counts["pages"] == clean_counts["pages"]
     assert counts["read"] == counts["accepted"] + counts["quarantined"]
-    (record,) = [item for item in PartnerState(partners).quarantined(partner) if "page of an unexpected" in item.reason]
+    quarantined = partners.partner_state.quarantined(partner)
+    (record,) = [item for item in quarantined if "page of an unexpected" in item.reason]
     assert "unexpected" in record.raw
-    assert PartnerState(partners).cursor(partner).last_window_end == NOW
+    assert partners.partner_state.cursor(partner).last_window_end == NOW
     assert set(first.lines) < set(clean.lines)
     # And the next pull goes on (the overlap re-reads the page, now readable): together nothing is missing
     second = Recorder()
@@ -234,15 +225,13 @@ def test_a_page_of_an_unexpected_shape_never_stalls_the_feed(partners, simulator
 def test_archive_keys_are_stable_across_reruns(partners, simulator, partner):
     pull(partner, partners)
     keys = archived(partners, f"raw/{partner}/")
-    partners.client("dynamodb").delete_item(
-        TableName=partners.control_table, Key={"pk": {"S": "CURSOR"}, "sk": {"S": partner}}
-    )
+    forget_cursor(partners, partner)
     pull(partner, partners, now=NOW + timedelta(minutes=20))
     assert archived(partners, f"raw/{partner}/") == keys
 
 
 def test_refused_credentials_fail_at_once_with_a_clear_error(partners, simulator):
-    configure_local_partners(
+    configure_partners(
         partners, simulator.url, replace(simulator.credentials, app_secret="wrong", client_secret="wrong")
     )
     with pytest.raises(PartnerApiError, match="IncompleteSignature"):
@@ -260,50 +249,16 @@ def test_md5_signing_is_accepted_by_the_gateway(partners, simulator):
 
 def test_pull_all_pulls_every_configured_partner(partners, simulator):
     recorder = Recorder()
-    summary = pull_all(now=NOW, settings=partners, reconcile=recorder, overlap=timedelta(days=2))
+    puller = Puller(partners.ingest, partners.partners, overlap=timedelta(days=2))
+    summary = puller.pull_all(now=NOW, sink=RecordingSink(recorder)).as_dict()
     assert summary["failed"] == [] and set(summary["partners"]) == {"aliexpress", "admitad"}
     assert summary["read"] == summary["accepted"] + summary["quarantined"] and summary["accepted"] > 0
     assert {line.partner for line in recorder.lines.values()} == {"aliexpress", "admitad"}
 
 
-def test_csv_drop_is_ingested_with_its_column_map(stack):
-    stack.client("ssm").put_parameter(
-        Name=f"{stack.partner_parameters_prefix}awin/columns",
-        Type="String",
-        Value=json.dumps(
-            {
-                "columns": {
-                    "line_id": "Transaction ID",
-                    "order_id": "Order",
-                    "amount": "Sale",
-                    "status": "State",
-                    "ordered_at": "Date",
-                    "sub_id": "Click Ref",
-                },
-                "statuses": {"Approved": "settled", "Pending": "paid"},
-            }
-        ),
-    )
-    body = (
-        "Transaction ID,Order,Sale,State,Date,Click Ref\n"
-        "T1,O1,12.50,Pending,2026-10-19T10:00:00Z,c-1\n"
-        "T2,O2,-4,Pending,2026-10-19T10:00:00Z,c-2\n"
-    )
-    key = "drops/awin/2026-10-19.csv"
-    stack.client("s3").put_object(Bucket=stack.reports_bucket, Key=key, Body=body.encode())
-    recorder = Recorder()
-    result = ingest_drop(stack.reports_bucket, key, settings=stack, now=NOW, reconcile=recorder)
-    assert (result["read"], result["accepted"], result["quarantined"]) == (2, 1, 1)
-    assert recorder.lines["T1"].partner == "awin" and str(recorder.lines["T1"].amount) == "12.50"
-    assert archived(stack, "quarantine/awin/") == ["quarantine/awin/drops/2026-10-19.csv.json"]
-    [record] = list(PartnerState(stack).quarantined("awin"))
-    assert record.reason == "Sale=-4: negative amount" and record.raw.startswith("T2,O2")
-
-
 def test_overlap_rereads_leave_the_real_ledger_unchanged(partners, simulator):
     # Given the ledger with a configuration and the simulator's clicks
-    bind_ledger_tables(partners)
-    reference_data.save_config(
+    partners.store.save_config(
         AccrualConfig.model_validate(
             {
                 "version": "pull-1",
@@ -321,17 +276,16 @@ def test_overlap_rereads_leave_the_real_ledger_unchanged(partners, simulator):
                 "virtual_categories": ["200001"],
                 "fx_rates": {"2026-01-01": {"RUB": "92.50", "UAH": "41.20", "KZT": "480.00", "EUR": "0.93"}},
             }
-        ),
-        now=NOW - timedelta(days=60),
+        )
     )
-    reference_data.save_clicks(Click.model_validate(click) for click in simulator.world.clicks)
-    ledger = Ledger(partners)
+    partners.store.save_clicks(Click.model_validate(click) for click in simulator.world.clicks)
+    ledger = partners.ledger()
     first = pull("aliexpress", partners, reconcile=lambda lines: ledger.reconcile(lines, now=NOW))
     assert first["reconciled"]["lines_applied"] > 0
-    before = snapshot()
+    before = store_snapshot(partners.store)
     # When the next run re-reads the overlap an hour later
     later = NOW + timedelta(hours=1)
     again = pull("aliexpress", partners, now=later, reconcile=lambda lines: ledger.reconcile(lines, now=later))
     # Then nothing the ledger owns has changed
     assert again["accepted"] > 0 and again["reconciled"].get("lines_applied", 0) == 0
-    assert snapshot() == before
+    assert store_snapshot(partners.store) == before

@@ -9,10 +9,12 @@ from datetime import timedelta
 import pytest
 
 from accrual.adapters.ledger_tables import OrderRecord
-from accrual.service.ingest_stream import ingest_file_streamed
-from accrual.service.quarantine import QuarantineReplay, quarantine_id, waiting
+from accrual.composition import composition
+from accrual.service.quarantine import QuarantineReplay, quarantine_id
+from accrual.service.quarantine import waiting as waiting_in
 from accrual.settings import Settings
 from support.ledger import T0, load_reference_data, snapshot
+from support.services import ingest_file_streamed
 
 HEADER = "line_id,order_id,sub_id,status,ordered_at,paid_at,amount,currency,commission,category_id\n"
 WHEN = T0.isoformat()
@@ -22,9 +24,14 @@ def row(order: str, status: str = "paid", currency: str = "USD") -> str:
     return f"{order}-1,{order},c-alice,{status},{WHEN},{WHEN},100.00,{currency},1.00,tools\n"
 
 
-def fresh(stack: Settings) -> Settings:
-    """The settings as a new command reads them (the partner parameters' cache starts empty)."""
-    return Settings.from_env()
+def fresh(stack: Settings, now) -> QuarantineReplay:
+    """A replay as a new command makes it (the partner parameters' cache starts empty)."""
+    services = composition(Settings.from_env())
+    return QuarantineReplay(services.ingest, services.sink(now), now)
+
+
+def waiting(stack: Settings, **selection):
+    return waiting_in(composition(stack).partner_state, **selection)
 
 
 def orders() -> set[str]:
@@ -45,7 +52,7 @@ def test_replay_after_a_map_and_a_configuration_fix(stack, tmp_path):
     assert waiting(stack, since=now + timedelta(seconds=1)) == []
 
     # nothing fixed yet: a dry run says both would stay, and writes nothing
-    dry = QuarantineReplay(fresh(stack), now).replay(listed, dry_run=True)
+    dry = fresh(stack, now).replay(listed, dry_run=True)
     assert (dry["selected"], dry["accepted"], dry["still_quarantined"]) == (2, 0, 2)
 
     # the partner's map now reads its status word; the dry run sees it, and still writes nothing
@@ -54,14 +61,14 @@ def test_replay_after_a_map_and_a_configuration_fix(stack, tmp_path):
         Name=f"/{stack.stack}/partners/aliexpress/columns", Value=json.dumps(columns), Type="String", Overwrite=True
     )
     before = snapshot()
-    dry = QuarantineReplay(fresh(stack), now).replay(waiting(stack), dry_run=True)
+    dry = fresh(stack, now).replay(waiting(stack), dry_run=True)
     assert (dry["accepted"], dry["still_quarantined"]) == (1, 1)
     assert "GBP" in next(line["reason_now"] for line in dry["lines"] if line["outcome"] == "still_quarantined")
     assert snapshot() == before and len(waiting(stack)) == 2
 
     # replay the map's line by its id: credited, and it leaves the list
     (approved,) = [record for record in waiting(stack) if record.position == 1]
-    done = QuarantineReplay(fresh(stack), now).replay(waiting(stack, ids=[quarantine_id(approved)]))
+    done = fresh(stack, now).replay(waiting(stack, ids=[quarantine_id(approved)]))
     assert (done["selected"], done["accepted"], done["still_quarantined"]) == (1, 1, 0)
     assert done["reconciled"]["orders_changed"] == 1
     assert orders() == {"aliexpress#Q-2", "aliexpress#Q-1"}
@@ -69,7 +76,7 @@ def test_replay_after_a_map_and_a_configuration_fix(stack, tmp_path):
 
     # the configuration gains the rate: the last line goes through too; the replayed ones are kept, marked
     load_reference_data(stack, version="ledger-2", fx_rates={"2026-01-01": {"EUR": "0.90", "GBP": "0.80"}})
-    done = QuarantineReplay(fresh(stack), now).replay(waiting(stack))
+    done = fresh(stack, now).replay(waiting(stack))
     assert (done["selected"], done["accepted"]) == (1, 1)
     assert orders() == {"aliexpress#Q-1", "aliexpress#Q-2", "aliexpress#Q-3"}
     assert waiting(stack) == []
@@ -77,7 +84,7 @@ def test_replay_after_a_map_and_a_configuration_fix(stack, tmp_path):
 
     # a second replay finds nothing to do and changes nothing
     after = snapshot()
-    again = QuarantineReplay(fresh(stack), now).replay(waiting(stack, partner="aliexpress"))
+    again = fresh(stack, now).replay(waiting(stack, partner="aliexpress"))
     assert (again["selected"], again["accepted"], again["reconciled"]) == (0, 0, {})
     assert snapshot() == after
     with pytest.raises(LookupError, match=quarantine_id(approved)):
@@ -95,13 +102,13 @@ def test_replay_of_a_file_in_its_own_encoding_and_number_format_after_its_map_is
     ssm = stack.client("ssm")
     ssm.put_parameter(Name=parameter, Value=json.dumps(document), Type="String", Overwrite=True)
     now = T0 + timedelta(minutes=5)
-    ingested = ingest_file_streamed(report, "csv", partner="aliexpress", settings=fresh(stack), now=now)
+    ingested = ingest_file_streamed(report, "csv", partner="aliexpress", settings=Settings.from_env(), now=now)
     assert (ingested["accepted"], ingested["quarantined"]) == (0, 1)
     assert ingested["top_reasons"][0]["reason"].startswith("Сумма=…: not an amount written with")
     # the map learns the file's number format: the line replays through it, header read in the file's encoding
     document |= {"decimal_separator": ",", "thousands_separator": " "}
     ssm.put_parameter(Name=parameter, Value=json.dumps(document), Type="String", Overwrite=True)
-    done = QuarantineReplay(fresh(stack), now).replay(waiting(stack, partner="aliexpress"))
+    done = fresh(stack, now).replay(waiting(stack, partner="aliexpress"))
     assert (done["selected"], done["accepted"]) == (1, 1)
     assert orders() == {"aliexpress#R-1"}
 

@@ -423,7 +423,7 @@ def test_no_function_can_change_the_configuration_or_its_current_version(transfo
         assert not [key for key in CONFIGURATION_KEYS for pattern in patterns if fnmatchcase(key, pattern)]
         scoped[logical_id] = set(patterns)
     roles = function_roles(transformed)
-    assert scoped[roles["ReconcileFunction"]] == {"NEW_USER_COUPON#*", "QUARANTINE#*", "UNIT_FAILURE"}
+    assert scoped[roles["ReconcileFunction"]] == {"NEW_USER_COUPON#*", "QUARANTINE#*", "UNIT_FAILURE", "UNIT#*"}
     assert scoped[roles["ClaimIntakeFunction"]] == {"NEW_USER_COUPON#*"}
     assert scoped[roles["PullFunction"]] == {"CURSOR"}
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from accrual.adapters.ledger_store import OutboxMessage
-from accrual.adapters.memory_store import InMemoryLedgerStore, _Outbox
 from accrual.domain.claims import Claim, ClaimRules, ClaimState
+from accrual.ports import OutboxMessage
 from accrual.service.claims import ClaimService
 from accrual.service.ledger import Ledger
+from support.fakes.ledger_store import InMemoryLedgerStore, _Outbox
 
 
 class InMemoryClaimsStore:

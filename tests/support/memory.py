@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from accrual.adapters.ledger_store import LedgerStore
-from accrual.adapters.memory_store import InMemoryLedgerStore
 from accrual.domain.models import AccrualConfig, Click
+from accrual.ports import LedgerStore
 from accrual.service.ledger import Ledger
+from support.fakes.ledger_store import InMemoryLedgerStore
 from support.ledger import CONFIG, T0
 
 FAR_FUTURE = "9999-12-31T23:59:59.999999Z"

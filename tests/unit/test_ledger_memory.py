@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accrual.adapters.ledger_store import JournalConflict, LostRace, OrderChange
 from accrual.domain.lifecycle import ReviewVerdict
+from accrual.ports import JournalConflict, LostRace, OrderChange
 from accrual.service.counts import RunCounts
 from accrual.service.ledger import Ledger
 from accrual.service.reading import audit, balance, explain

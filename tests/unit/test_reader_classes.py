@@ -419,21 +419,20 @@ def test_the_top_reasons_count_reasons_by_kind_not_by_value():
 def test_mostly_quarantined_is_more_than_the_share(read, quarantined, mostly):
     from accrual.service.ingest import mostly_quarantined
 
-    assert mostly_quarantined({"read": read, "quarantined": quarantined}) is mostly
-    assert mostly_quarantined({"read": read, "quarantined": quarantined}, share=0.0) is (quarantined > 0)
+    assert mostly_quarantined(read, quarantined) is mostly
+    assert mostly_quarantined(read, quarantined, share=0.0) is (quarantined > 0)
 
 
 def test_a_csv_its_map_does_not_describe_names_the_map_and_how_to_set_it():
-    from accrual.service.ingest import with_map_hint
-    from accrual.settings import Settings
+    from support.fakes.world import FakeWorld
 
-    settings = Settings(PARTNER_PARAMETERS_PREFIX="/accrual/partners/")
+    ingest = FakeWorld().ingest
     with pytest.raises(ReportFormatError) as refused:
         read_report("Transaction ID,Sale Amount\nT1,5\n", "csv", source="f.csv")
-    message = str(with_map_hint(refused.value, "csv", "awin", settings))
+    message = str(ingest.map_hint(refused.value, "csv", "awin"))
     assert "column map" in message and "/accrual/partners/awin/columns" in message
     assert "aws ssm put-parameter --name /accrual/partners/awin/columns" in message
-    assert with_map_hint(refused.value, "admitad", "admitad", settings) is refused.value
+    assert ingest.map_hint(refused.value, "admitad", "admitad") is refused.value
 
 
 @pytest.mark.parametrize("hostile", [*HOSTILE_IDS, "x" * 257, ""])

@@ -41,12 +41,12 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-from accrual.adapters.ledger_store import JournalEntry, LedgerStore, LoadedOrder, OrderItem, parse_utc, utc_text
 from accrual.domain.claims import Claim
 from accrual.domain.decision import EXCLUSIONS, Code, OrderDecision
 from accrual.domain.lifecycle import OrderState, Transition
 from accrual.domain.models import LineStatus, OrderLine
 from accrual.domain.money import ZERO, money_str
+from accrual.ports import JournalEntry, LedgerStore, LoadedOrder, OrderItem, parse_utc, utc_text
 
 STATES_OF_MONEY = ("pending", "confirmed", "declined", "reversed")
 EARNING = frozenset({OrderState.PENDING.value, OrderState.CONFIRMED.value})

@@ -31,10 +31,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
 
-from accrual.adapters.ledger_store import LedgerStore, utc_text
 from accrual.domain.lifecycle import OrderState
 from accrual.domain.models import AccrualConfig, LineStatus, OrderLine
 from accrual.domain.money import ZERO, money_str, to_cents
+from accrual.ports import LedgerStore, utc_text
 from accrual_dev.books.report import month_bounds
 
 FIELDS = ("line_id", "order_id", "commission", "currency", "status")

@@ -28,11 +28,13 @@ def sum_counts(results: list[dict[str, Any]], key: str | None = None) -> dict[st
     return dict(total)
 
 
-def drain(settings: Settings, workers: int) -> dict[str, Any]:
+def drain(settings: Settings, workers: int, runs: dict[str, int]) -> dict[str, Any]:
+    """Wait for the runs' units (run id -> units handed on), done by `workers` threads; other commands' units stay
+    queued for them."""
     from accrual.service.fanout import check_workers
     from accrual_dev import poller
 
-    return poller.drain(settings, check_workers(workers))
+    return poller.drain(settings, check_workers(workers), runs=runs)
 
 
 def page_summary(results: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
@@ -58,14 +60,15 @@ def _top_reasons(pages: list[dict[str, Any]], limit: int = 3) -> list[dict[str, 
 
 def pull(settings: Settings, now: datetime, partner: str | None, workers: int) -> dict[str, Any]:
     """Every API partner's (or one partner's) new pages handed on as units and reconciled by the workers."""
-    from accrual.service.cycle import pull_partners
-    from accrual.service.work import hand_on
+    from accrual.composition import composition
 
+    root = composition(settings)
     run_id = uuid.uuid4().hex
-    summary = pull_partners(
-        settings, now=now, partner=partner, run_id=run_id, hand_on=lambda unit: hand_on(settings, [unit])
-    )
-    drained = drain(settings, workers)
+    summary = root.puller.pull_all(
+        now=now, partners=[partner] if partner else None, run_id=run_id, hand_on=lambda unit: root.work.hand_on([unit])
+    ).as_dict()
+    handed = sum(result.get("handed_on", 0) for result in summary["partners"].values())
+    drained = drain(settings, workers, {run_id: handed})
     for name, result in summary["partners"].items():
         if "error" in result:
             continue
@@ -79,11 +82,13 @@ def pull(settings: Settings, now: datetime, partner: str | None, workers: int) -
 
 def confirm(settings: Settings, now: datetime, workers: int) -> dict[str, Any]:
     """The due index's shards handed on as units and settled by the workers."""
-    from accrual.service.work import confirm_units, hand_on
+    from accrual.composition import composition
+    from accrual.service.work import confirm_units
 
     run_id = uuid.uuid4().hex
-    hand_on(settings, confirm_units(now=now, run_id=run_id))
-    drained = drain(settings, workers)
+    units = confirm_units(now=now, run_id=run_id)
+    composition(settings).work.hand_on(units)
+    drained = drain(settings, workers, {run_id: len(units)})
     shards = [result for result in drained["results"] if result.get("kind") == "confirm"]
     counts = sum_counts([{key: value for key, value in shard.items() if key != "shard"} for shard in shards])
     return {**counts, "shards": len(shards), "fanout": drained["fanout"]}

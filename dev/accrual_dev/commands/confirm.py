@@ -39,13 +39,13 @@ def run(args: argparse.Namespace) -> int:
     stops between two steps with the counts so far. What was written is then published (on a local stack)."""
     if args.workers is not None:
         return run_workers(args)
-    from accrual.service.claims import claim_service
-    from accrual.service.ledger import Ledger
+    from accrual.composition import composition
     from accrual_dev.notifications import publish_written
     from accrual_dev.progress import Progress, count, in_steps, interrupted
 
     stack, at = settings(), now(args)
-    ledger = Ledger(stack)
+    root = composition(stack)
+    ledger = root.ledger()
     shown = Progress("confirm", enabled=args.progress).enabled
     total = count(ledger.due_orders(now=at)) if shown else None
     with Progress("confirm", total=total, enabled=shown) as progress:
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             {**counts, "notified": publish_written(stack, at)},
             "confirming again goes on: what was confirmed is no longer due",
         )
-    for name, value in claim_service(stack, ledger).sweep(now=at).items():  # the claims step after the ledger's
+    for name, value in root.claims.sweep(now=at).items():  # the claims step after the ledger's
         counts[name] = counts.get(name, 0) + value
     print_json({**counts, "notified": publish_written(stack, at)})
     return exit_code(counts)

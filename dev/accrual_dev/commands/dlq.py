@@ -48,30 +48,30 @@ def run(args: argparse.Namespace) -> int:
 def dead_letters(stack: Settings) -> list[dict[str, Any]]:
     """Every message in the work dead-letter queue, with the reason its last attempt failed. The messages are
     received and made visible again at once: listing moves nothing."""
-    from accrual.adapters.work_queue import WorkQueue
-    from accrual.service.work import failure_reason
+    from accrual.composition import composition
 
-    queue = WorkQueue(stack, dead_letter=True)
+    root = composition(stack)
+    queue = root.dead_letters
     seen: dict[str, dict[str, Any]] = {}
     handles = []
     while True:
         messages = queue.receive(limit=10, visibility_timeout=30)
-        fresh = [message for message in messages if message["MessageId"] not in seen]
+        fresh = [message for message in messages if message.message_id not in seen]
         if not fresh:
             break
         for message in fresh:
-            handles.append(message["ReceiptHandle"])
-            reason, at = failure_reason(stack, message["MessageId"])
+            handles.append(message.receipt_handle)
+            failure = root.work.failure_reason(message.message_id)
             try:
-                unit = json.loads(message["Body"])
+                unit = json.loads(message.body)
             except ValueError:
-                unit = {"body": message["Body"]}
-            seen[message["MessageId"]] = {
-                "message_id": message["MessageId"],
+                unit = {"body": message.body}
+            seen[message.message_id] = {
+                "message_id": message.message_id,
                 "unit": unit,
-                "reason": reason,
-                "failed_at": at,
-                "receipt_handle": message["ReceiptHandle"],
+                "reason": failure.reason if failure else None,
+                "failed_at": failure.at if failure else None,
+                "receipt_handle": message.receipt_handle,
             }
     queue.release(handles)
     return list(seen.values())
@@ -96,22 +96,33 @@ def list_units(args: argparse.Namespace) -> int:
 def redrive(args: argparse.Namespace) -> int:
     """Move the dead-letter queue's units back to the work queue (after the cause is fixed) and, with --workers,
     run them. (SQS's own message-move task does the same on AWS; this works on every emulator.)"""
-    from accrual.adapters.work_queue import WorkQueue
+    from accrual.composition import composition
+    from accrual.service.work import WorkUnit
 
     stack = settings()
-    work, dead = WorkQueue(stack), WorkQueue(stack, dead_letter=True)
+    root = composition(stack)
+    work, dead = root.work_queue, root.dead_letters
     moved = 0
+    runs: set[str] = set()
     while True:
         received = dead.receive(limit=10, visibility_timeout=30)
         if not received:
             break
         for message in received:
-            work.send([message["Body"]])
-            dead.delete([message["ReceiptHandle"]])
+            try:
+                unit = WorkUnit.model_validate_json(message.body)
+            except ValueError:
+                unit = None  # not a unit: moved back as it is, the workers will say why
+            if unit is not None:
+                root.work.handed_on_again(unit)
+                runs.add(unit.run_id)
+            work.send([message.body])
+            dead.delete([message.receipt_handle])
             moved += 1
     result: dict[str, Any] = {"redriven": moved}
     if args.workers and moved:
-        drained = _fanout.drain(stack, args.workers)
+        # every unit the runs ever logged: the ones redriven are waited for again, the others are done
+        drained = _fanout.drain(stack, args.workers, {run: len(root.work.outcomes(run)) for run in runs})
         result["fanout"] = drained["fanout"]
         result["reconciled"] = _fanout.sum_counts(
             [item for item in drained["results"] if item.get("kind") == "page"], "reconciled"

@@ -118,7 +118,7 @@ def mostly_quarantined(report: dict[str, Any], args: argparse.Namespace) -> bool
     from accrual.service.ingest import mostly_quarantined as beyond
 
     share = MOSTLY_QUARANTINED if args.max_quarantined is None else args.max_quarantined
-    if not beyond(report, share):
+    if not beyond(int(report.get("read") or 0), int(report.get("quarantined") or 0), share):
         return False
     print(
         f"accrual ingest: {report['quarantined']} of {report['read']} lines quarantined, more than {share:.0%};"
@@ -144,40 +144,34 @@ def run(args: argparse.Namespace) -> int:
                 "--threads is for the command in this process; with --workers N the reconcile handler has N"
             )
         return run_workers(args)
-    from accrual.adapters.report_archive import ReportArchive
+    import uuid
+
+    from accrual.composition import composition
     from accrual.partners import ReportFormatError
-    from accrual.service.ingest import ingest_report
     from accrual.service.ingest_stream import ingest_file_streamed
     from accrual_dev.notifications import publish_written
     from accrual_dev.progress import ProgressSink
 
     path = checked_report_file(args)
-    stack = settings()
+    root = composition(settings())
     partner = lines_partner(args)
     at = now(args)
     streamed = args.partner in ("csv", "normalized")
     size = path.stat().st_size if streamed else None  # the bar's total: the whole file, not what was read so far
-    sink = ProgressSink(stack, at, enabled=args.progress, label=path.name, threads=args.threads, total_bytes=size)
+    ledger = root.concurrent_ledger(args.threads)
+    sink = ProgressSink(ledger, at, claims=root.claims, enabled=args.progress, label=path.name, total_bytes=size)
     try:
         if streamed:
-            report = ingest_file_streamed(path, args.partner, partner=partner, settings=stack, now=at, reconcile=sink)
+            report = ingest_file_streamed(path, args.partner, partner=partner, ingest=root.ingest, sink=sink, now=at)
         else:
             data = read_bytes(path)
-            archive = ReportArchive(stack)
             # the same file ingested twice is archived under the same key (and, through the idempotent ledger,
             # changes nothing)
             digest = hashlib.sha256(data).hexdigest()[:16]
             day = at.replace(hour=0, minute=0, second=0, microsecond=0)
-            source = archive.put_raw(partner, day, f"{path.stem}-{digest}", data)
-            report = ingest_report(
-                data,
-                args.partner,
-                partner=partner,
-                source=source,
-                settings=stack,
-                now=at,
-                reconcile=sink,
-                archive=archive,
+            source = root.archive.put_raw(partner, day, f"{path.stem}-{digest}", data)
+            report = root.ingest.page(
+                data, args.partner, partner=partner, source=source, sink=sink, now=at, run_id=uuid.uuid4().hex
             )
     except ReportFormatError as error:
         raise OperatorError(f"{args.file}: {error}") from None
@@ -191,45 +185,42 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         sink.close()
-    print_json({"file": str(args.file), **report, "notified": publish_written(stack, at)})
-    return max(exit_code(report["reconciled"]), 1 if mostly_quarantined(report, args) else 0)
+    print_json({"file": str(args.file), **report.as_dict(), "notified": publish_written(root.settings, at)})
+    return max(exit_code(report.reconciled.as_dict()), 1 if mostly_quarantined(report.as_dict(), args) else 0)
 
 
 def run_workers(args: argparse.Namespace) -> int:
     """--workers N: the report archived, split into page-sized units when large, reconciled by the workers."""
     import uuid
 
-    from accrual.adapters.report_archive import ReportArchive
+    from accrual.composition import composition
     from accrual.service.fanout import check_workers
-    from accrual.service.ingest import map_of
-    from accrual.service.work import file_units, hand_on
     from accrual_dev.notifications import publish_written
 
     check_workers(args.workers)
     data = read_bytes(checked_report_file(args))  # the same checks and one-line errors as the in-process ingest
     stack, at = settings(), now(args)
+    work = composition(stack).work
     path = Path(args.file)
     # `--partner csv --as NAME`: the lines are NAME's, read with the CSV reader
     partner, report_format = lines_partner(args), args.partner
-    archive = ReportArchive(stack)
     digest = hashlib.sha256(data).hexdigest()[:16]
-    source = archive.put_raw(
+    source = work.archive.put_raw(
         partner, at.replace(hour=0, minute=0, second=0, microsecond=0), f"{path.stem}-{digest}", data
     )
     run_id = uuid.uuid4().hex
-    units = file_units(
+    units = work.file_units(
         data,
         report_format,
         partner=partner,
         key=source,
-        archive=archive,
         now=at,
         run_id=run_id,
         parts_prefix=f"raw/{partner}/files/{path.stem}-{digest}",
         lines_per_part=part_lines(data.count(b"\n"), args.workers),
     )
-    hand_on(stack, units)
-    drained = _fanout.drain(stack, args.workers)
+    work.hand_on(units)
+    drained = _fanout.drain(stack, args.workers, {run_id: len(units)})
     report = {
         "partner": partner,
         "source": source,
@@ -237,7 +228,7 @@ def run_workers(args: argparse.Namespace) -> int:
         "run_id": run_id,
         "units": len(units),
         **_fanout.page_summary(drained["results"], run_id),
-        **map_of(report_format, partner, stack),
+        **({"column_map": work.ingest.partners.column_map_name(partner)} if report_format == "csv" else {}),
         "fanout": drained["fanout"],
         "notified": publish_written(stack, at),
     }

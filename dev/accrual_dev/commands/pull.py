@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 from accrual_dev.commands import _fanout
@@ -44,23 +43,15 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.workers is not None:
         return run_workers(args)
-    from datetime import timedelta
-
-    from accrual.service.pull import pull_all
+    from accrual.composition import composition
     from accrual_dev.progress import ProgressSink
 
-    stack = settings()
+    root = composition(settings())
     at = now(args)
-    initial = timedelta(days=int(os.environ.get("PULL_INITIAL_LOOKBACK_DAYS", "30")))
-    sink = ProgressSink(stack, at, enabled=args.progress, label=f"pull {args.partner or 'partners'}")
+    label = f"pull {args.partner or 'partners'}"
+    sink = ProgressSink(root.concurrent_ledger(), at, claims=root.claims, enabled=args.progress, label=label)
     try:
-        summary = pull_all(
-            now=at,
-            settings=stack,
-            reconcile=sink,
-            partners=[args.partner] if args.partner else None,
-            initial_lookback=initial,
-        )
+        pulled = root.puller.pull_all(now=at, sink=sink, partners=[args.partner] if args.partner else None)
     except KeyboardInterrupt:
         return interrupted(
             sink, "pull", "the cursors stand after the last reconciled page: the next pull goes on from there"
@@ -69,10 +60,10 @@ def run(args: argparse.Namespace) -> int:
         sink.close()
     from accrual_dev.notifications import publish_written
 
-    print_json({**summary, "notified": publish_written(stack, at)})
-    if summary["failed"]:
+    print_json({**pulled.as_dict(), "notified": publish_written(root.settings, at)})
+    if pulled.failed:
         return 1
-    return max((exit_code(result.get("reconciled", {})) for result in summary["partners"].values()), default=0)
+    return exit_code(pulled.reconciled.as_dict())
 
 
 def run_workers(args: argparse.Namespace) -> int:

@@ -52,11 +52,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def list_lines(args: argparse.Namespace) -> int:
+    from accrual.composition import composition
     from accrual.service.quarantine import describe, waiting
 
-    records = [
-        describe(record) for record in waiting(settings(), partner=args.partner, since=args.since, replayed=args.all)
-    ]
+    state = composition(settings()).partner_state
+    records = [describe(record) for record in waiting(state, partner=args.partner, since=args.since, replayed=args.all)]
     if args.json:
         print_json(records)
         return 0
@@ -72,6 +72,7 @@ def list_lines(args: argparse.Namespace) -> int:
 
 
 def replay_lines(args: argparse.Namespace) -> int:
+    from accrual.composition import composition
     from accrual.service.quarantine import QuarantineReplay, waiting
     from accrual_dev.commands._common import OperatorError, exit_code
     from accrual_dev.notifications import publish_written
@@ -79,8 +80,9 @@ def replay_lines(args: argparse.Namespace) -> int:
     if not args.ids and not args.partner:
         raise OperatorError("name the lines to replay: their ids (see accrual quarantine list) or --partner P")
     stack, at = settings(), now(args)
-    records = waiting(stack, partner=args.partner, ids=args.ids)
-    result = QuarantineReplay(stack, at).replay(records, dry_run=args.dry_run)
+    root = composition(stack)
+    records = waiting(root.partner_state, partner=args.partner, ids=args.ids)
+    result = QuarantineReplay(root.ingest, root.sink(at), at).replay(records, dry_run=args.dry_run)
     if not args.dry_run:
         result["notified"] = publish_written(stack, at)
     print_json(result)

@@ -26,7 +26,7 @@ from accrual_dev.commands._common import (
 REDECIDE_STEP = 50  # orders decided again between two looks at Ctrl-C
 
 if TYPE_CHECKING:
-    from accrual.adapters.ledger_store import LedgerStore
+    from accrual.ports import LedgerStore
     from accrual.service.ledger import Redecided
 
 
@@ -209,7 +209,7 @@ def select_orders(
 ) -> list[str]:
     """The orders named (`partner#order_id`, or a store or partner order number), else those of the shopper and/or
     those ordered in [since, until) (the order's `ordered_at`: the earliest order time of its lines)."""
-    from accrual.adapters.ledger_store import utc_text
+    from accrual.ports import utc_text
 
     if orders:
         keys: set[str] = set()

@@ -72,10 +72,10 @@ NORMALIZED = "normalized"  # the quarantine of JSON Lines files, which name thei
 def _quarantined(settings: Settings, partners: list[str], wanted: str | None) -> Iterator:
     """Every quarantined line of the configured partners' reports and of JSON Lines files, placed by
     `books.report.quarantined_line` (the partner and the order time it names, when readable)."""
-    from accrual.adapters.partner_state import PartnerState
+    from accrual.composition import composition
     from accrual_dev.books.report import quarantined_line
 
-    state = PartnerState(settings)
+    state = composition(settings).partner_state
     for source in sorted({*partners, NORMALIZED}):
         for record in state.quarantined(source):
             line = quarantined_line(record.partner, record.raw, record.at, partners, record.reason)

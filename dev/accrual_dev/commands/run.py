@@ -38,13 +38,17 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.workers is not None:
         return run_workers(args)
+    from accrual.composition import composition
     from accrual.service.cycle import run_cycle
     from accrual_dev.progress import ProgressSink
 
-    stack, at = settings(), now(args)
-    sink = ProgressSink(stack, at, enabled=args.progress, label="run: pull partners")
+    root, at = composition(settings()), now(args)
+    label = "run: pull partners"
+    sink = ProgressSink(root.concurrent_ledger(), at, claims=root.claims, enabled=args.progress, label=label)
     try:
-        summary = run_cycle(stack, now=at, reconcile=sink)
+        summary = run_cycle(
+            root.puller, root.concurrent_ledger(), root.claims, root.relay, now=at, sink=sink, grace=root.outbox_grace
+        ).as_dict()
     except KeyboardInterrupt:
         return interrupted(
             sink,
@@ -61,14 +65,14 @@ def run(args: argparse.Namespace) -> int:
 def run_workers(args: argparse.Namespace) -> int:
     """One whole cycle as the deployed functions run it: pull (pages handed on and reconciled), confirm (shards
     handed on and settled), then the outbox published."""
+    from accrual.composition import composition
     from accrual.service.fanout import check_workers
-    from accrual.service.outbox import OutboxRelay
 
     stack, at, workers = settings(), now(args), check_workers(args.workers)
     pulled = _fanout.pull(stack, at, None, workers)
     confirmed = _fanout.confirm(stack, at, workers)
     grace = timedelta(seconds=int(os.environ.get("OUTBOX_SWEEP_GRACE_SECONDS", "0")))
-    published = OutboxRelay(stack).publish_unpublished(now=at, grace=grace)
+    published = composition(stack).relay.publish_unpublished(now=at, grace=grace)
     unsettled = _fanout.unsettled(confirmed) + sum(
         _fanout.unsettled(partner.get("reconciled", {})) for partner in pulled["partners"].values()
     )

@@ -44,15 +44,6 @@ class BotoRetries(BaseSettings):
 BOTO_CONFIG = BotoRetries().config()
 
 
-class BenchmarkSettings(BaseSettings):
-    """Knobs for benchmarks and checks only, never set on a deployed stack."""
-
-    model_config = _ENVIRONMENT
-
-    # a fixed wait before every DynamoDB request of the process, to model a real round trip on a local emulator
-    dynamodb_latency_ms: float = Field(0, ge=0, validation_alias="ACCRUAL_DYNAMODB_LATENCY_MS")
-
-
 class ObservabilitySettings(BaseSettings):
     """Names of the Logger, Tracer and Metrics (template.yaml's Globals set them; the defaults apply elsewhere)."""
 

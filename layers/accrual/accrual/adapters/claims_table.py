@@ -25,11 +25,12 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from accrual.adapters import reference_data
-from accrual.adapters.ledger_store import OutboxMessage, outbox_record
+from accrual.adapters.ledger_store import outbox_record
 from accrual.adapters.ledger_tables import OutboxRecord, bind_ledger_tables
 from accrual.adapters.pynamo import bind_model
 from accrual.domain.claims import Claim, ClaimRules, ClaimState
 from accrual.observability import logger
+from accrual.ports import OutboxMessage
 from accrual.settings import Settings
 
 

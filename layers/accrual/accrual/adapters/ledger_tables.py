@@ -26,6 +26,7 @@ from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from accrual.adapters.pynamo import DecimalAttribute, bind_model
+from accrual.ports.ledger import OrderTooLarge
 from accrual.settings import Settings
 
 ORDER_SK = "ORDER"
@@ -52,13 +53,8 @@ def unpack_text(plain: str | None, packed: bytes | None) -> str:
     return zlib.decompress(packed).decode()
 
 
-class OrderTooLarge(ValueError):
-    """An order whose decision cannot be stored in one item even compressed: counted and left for an operator."""
-
-
 DECISION_SK = "ORDER#DECISION"
 LINE_PREFIX = "LINE#"
-DUE_SHARDS = 8  # spreads the due index over partitions; the cycle reads them all
 OUTBOX_SHARDS = 4
 
 

@@ -73,3 +73,26 @@ def partner_options(settings: Settings, partner: str, *, max_age: int = MAX_AGE)
 
 def drop_options(settings: Settings, partner: str, *, max_age: int = MAX_AGE) -> PartnerOptions:
     return _optional_options(settings, partner, "columns", max_age)
+
+
+class SsmPartnerDirectory:
+    """The partners' configuration in Secrets Manager and SSM (the port `accrual.ports.PartnerDirectory`), through
+    the providers made once per Settings (their `max_age` cache serves every later call)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def options(self, partner: str) -> PartnerOptions:
+        return partner_options(self.settings, partner)
+
+    def drop_options(self, partner: str) -> PartnerOptions:
+        return drop_options(self.settings, partner)
+
+    def credentials(self, partner: str) -> dict[str, Any]:
+        return partner_credentials(self.settings, partner)
+
+    def endpoint(self, partner: str) -> str:
+        return partner_endpoint(self.settings, partner)
+
+    def column_map_name(self, partner: str) -> str:
+        return parameter_name(self.settings, partner, "columns")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute
@@ -26,6 +25,7 @@ from accrual.adapters.pynamo import bind_model
 from accrual.domain.models import MAX_REASON_CHARS
 from accrual.partners.http import PagePosition
 from accrual.partners.report import QuarantinedLine
+from accrual.ports.reports import Cursor, StoredQuarantine
 from accrual.settings import Settings
 
 CURSOR_PK = "CURSOR"
@@ -76,19 +76,8 @@ class QuarantineRecord(Model):
     replay_run = UnicodeAttribute(null=True)
 
 
-@dataclass(frozen=True)
-class Cursor:
-    """A partner's pull state as the service sees it."""
-
-    partner: str
-    last_window_end: datetime | None = None
-    window_start: datetime | None = None
-    window_end: datetime | None = None
-    resume: PagePosition | None = None
-
-
-class PartnerState:
-    """Cursor and quarantine records of the stack's control table."""
+class DynamoPartnerState:
+    """Cursor and quarantine records of the stack's control table (the port `accrual.ports.PartnerState`)."""
 
     def __init__(self, settings: Settings):
         for model in (PartnerCursorRecord, QuarantineRecord):
@@ -162,22 +151,40 @@ class PartnerState:
                 written += 1
         return written
 
-    def quarantined(self, partner: str) -> Iterator[QuarantineRecord]:
-        return QuarantineRecord.query(quarantine_pk(partner))
+    def quarantined(self, partner: str) -> Iterator[StoredQuarantine]:
+        return map(_stored, QuarantineRecord.query(quarantine_pk(partner)))
 
-    def every_quarantined(self, partner: str | None = None) -> Iterator[QuarantineRecord]:
-        """One partner's quarantined lines, or every partner's (a scan of the control table's quarantine items)."""
+    def every_quarantined(self, partner: str | None = None) -> Iterator[StoredQuarantine]:
         if partner is not None:
             return self.quarantined(partner)
-        return QuarantineRecord.scan(QuarantineRecord.pk.startswith(quarantine_pk("")))
+        return map(_stored, QuarantineRecord.scan(QuarantineRecord.pk.startswith(quarantine_pk(""))))
 
-    def replayed(self, record: QuarantineRecord, *, run_id: str, now: datetime) -> None:
-        """A replayed line the ledger accepted: its record stays, marked, and leaves the list of waiting lines."""
-        record.update(actions=[QuarantineRecord.replayed_at.set(now), QuarantineRecord.replay_run.set(run_id)])
+    def replayed(self, entry: StoredQuarantine, *, run_id: str, now: datetime) -> None:
+        QuarantineRecord(quarantine_pk(entry.partner), entry.ref).update(
+            actions=[QuarantineRecord.replayed_at.set(now), QuarantineRecord.replay_run.set(run_id)]
+        )
 
-    def still_quarantined(self, record: QuarantineRecord, reason: str) -> None:
-        """A replayed line refused again: its record says why now."""
-        record.update(actions=[QuarantineRecord.reason.set(valid_text(reason)[:MAX_REASON_CHARS])])
+    def still_quarantined(self, entry: StoredQuarantine, reason: str) -> None:
+        QuarantineRecord(quarantine_pk(entry.partner), entry.ref).update(
+            actions=[QuarantineRecord.reason.set(valid_text(reason)[:MAX_REASON_CHARS])]
+        )
+
+
+def _stored(record: QuarantineRecord) -> StoredQuarantine:
+    return StoredQuarantine(
+        record.partner,
+        record.sk,
+        record.source,
+        int(record.position),
+        record.reason,
+        record.raw,
+        None if record.raw_bytes is None else int(record.raw_bytes),
+        record.raw_sha256,
+        record.raw_key,
+        record.run_id,
+        record.at,
+        record.replayed_at,
+    )
 
 
 def raw_bytes(raw: str) -> bytes:

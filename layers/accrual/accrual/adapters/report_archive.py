@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 
 from accrual.partners.report import QuarantinedLine
 from accrual.settings import Settings
@@ -34,7 +35,9 @@ def quarantine_key(source_key: str, partner: str = "other") -> str:
     return f"quarantine/{partner}/files/{parts[-1]}.json"
 
 
-class ReportArchive:
+class S3ReportArchive:
+    """The reports bucket (the port `accrual.ports.ReportArchive`)."""
+
     def __init__(self, settings: Settings):
         if not settings.reports_bucket:
             raise RuntimeError("no reports bucket configured (REPORTS_BUCKET or the stack output ReportsBucketName)")
@@ -44,6 +47,12 @@ class ReportArchive:
     def put_raw(self, partner: str, window_start: datetime, page_key: str, raw: bytes) -> str:
         key = raw_key(partner, window_start, page_key)
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=raw, ContentType="application/json")
+        return key
+
+    def put_file(self, partner: str, window_start: datetime, page_key: str, path: Path, content_type: str) -> str:
+        """A file of any size, uploaded from disk (a multipart upload for a large one) under `put_raw`'s key."""
+        key = raw_key(partner, window_start, page_key)
+        self._s3.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type})
         return key
 
     def put_quarantine(
@@ -66,6 +75,12 @@ class ReportArchive:
         """A part of a dropped file, archived beside the pulled pages (raw/<partner>/drops/...)."""
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=data)
         return key
+
+    def head(self, key: str, size: int) -> bytes:
+        return self._s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{size - 1}")["Body"].read()
+
+    def content_type(self, key: str) -> str:
+        return str(self._s3.head_object(Bucket=self.bucket, Key=key).get("ContentType", ""))
 
     def get(self, key: str, bucket: str | None = None) -> bytes:
         return self._s3.get_object(Bucket=bucket or self.bucket, Key=key)["Body"].read()

@@ -7,9 +7,11 @@ CLI and the local stack); the dead-letter queue's from WORK_DEAD_LETTER_QUEUE_UR
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
+from accrual.ports.work import QueueDepth, QueuedMessage
 from accrual.settings import Settings, stack_outputs
 
 SEND_BATCH = 10  # SendMessageBatch's limit
@@ -26,7 +28,9 @@ def queue_url(settings: Settings, *, dead_letter: bool = False) -> str:
     return url
 
 
-class WorkQueue:
+class SqsWorkQueue:
+    """The reconcile queue or its dead-letter queue on SQS (the port `accrual.ports.WorkQueue`)."""
+
     def __init__(self, settings: Settings, *, dead_letter: bool = False) -> None:
         self.url = queue_url(settings, dead_letter=dead_letter)
         self._sqs = settings.client("sqs")
@@ -45,7 +49,7 @@ class WorkQueue:
 
     def receive(
         self, *, limit: int = 10, wait_seconds: int = 0, visibility_timeout: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[QueuedMessage]:
         options: dict[str, Any] = {
             "QueueUrl": self.url,
             "MaxNumberOfMessages": min(limit, 10),
@@ -55,7 +59,16 @@ class WorkQueue:
         }
         if visibility_timeout is not None:
             options["VisibilityTimeout"] = visibility_timeout
-        return self._sqs.receive_message(**options).get("Messages", [])
+        return [
+            QueuedMessage(
+                message["MessageId"],
+                message["Body"],
+                message["ReceiptHandle"],
+                int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                int(message.get("Attributes", {}).get("SentTimestamp", 0)),
+            )
+            for message in self._sqs.receive_message(**options).get("Messages", [])
+        ]
 
     def delete(self, receipt_handles: Iterable[str]) -> None:
         handles = list(receipt_handles)
@@ -73,11 +86,25 @@ class WorkQueue:
         for handle in receipt_handles:
             self._sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=handle, VisibilityTimeout=0)
 
-    def depth(self) -> dict[str, int]:
+    def hide(self, receipt_handles: Iterable[str], seconds: int) -> None:
+        for handle in receipt_handles:
+            self._sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=handle, VisibilityTimeout=seconds)
+
+    def max_receives(self) -> int | None:
+        """How many receives the queue allows a message before its dead-letter queue takes it (None: no limit)."""
+        attributes = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["RedrivePolicy"])["Attributes"]
+        policy = attributes.get("RedrivePolicy")
+        return int(json.loads(policy)["maxReceiveCount"]) if policy else None
+
+    def depth(self) -> QueueDepth:
         attributes = self._sqs.get_queue_attributes(
             QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         )["Attributes"]
-        return {
-            "visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
-            "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
-        }
+        return QueueDepth(
+            int(attributes.get("ApproximateNumberOfMessages", 0)),
+            int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        )
+
+    def arn(self) -> str:
+        """The queue's ARN (the local poller names it in the events it builds, as Lambda's event source does)."""
+        return self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

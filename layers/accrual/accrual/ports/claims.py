@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from accrual.adapters.ledger_store import OutboxMessage
 from accrual.domain.claims import Claim, ClaimState
+from accrual.ports.ledger import OutboxMessage
 
 
 class ClaimsStore(Protocol):

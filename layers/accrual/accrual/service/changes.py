@@ -8,17 +8,9 @@ import dataclasses
 import hashlib
 from datetime import datetime
 
-from accrual.adapters.ledger_store import (
-    BalanceDelta,
-    JournalEntry,
-    LineWrite,
-    OrderChange,
-    OutboxMessage,
-    journal_entry_id,
-    utc_text,
-)
 from accrual.domain.lifecycle import NOTHING, EventType
 from accrual.domain.notification import notification
+from accrual.ports import BalanceDelta, JournalEntry, LineWrite, OrderChange, OutboxMessage, journal_entry_id, utc_text
 from accrual.service.order_view import amount_text, canonical
 from accrual.service.planner import Entry, OrderPlan, lost_state
 

@@ -20,7 +20,6 @@ from dataclasses import replace
 from datetime import datetime
 
 from accrual.adapters.claims_table import DynamoClaimsStore, claim_rules_of
-from accrual.adapters.ledger_store import OutboxMessage, utc_text
 from accrual.domain.claims import (
     SEARCHED_STATES,
     Claim,
@@ -46,6 +45,7 @@ from accrual.domain.models import AccrualConfig, OrderLine
 from accrual.domain.money import ZERO, money_str
 from accrual.domain.notification import ClaimOrder, claim_notification
 from accrual.observability import logger
+from accrual.ports import OutboxMessage, utc_text
 from accrual.ports.claims import ClaimsStore
 from accrual.service.ledger import Ledger
 from accrual.service.order_view import OrderView, load_order

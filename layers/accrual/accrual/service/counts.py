@@ -28,6 +28,7 @@ class RunCounts(BaseModel):
     orders_failed: int = 0  # left as they were for the next run (no fx rate, contention, throttling, too large)
     journal_conflicts: int = 0  # a journal entry id taken with another payload: never passed off
     retries: int = 0  # lost races, retried
+    chunks_retried: int = 0  # concurrent workers: chunks reconciled once more, alone, after contention
     moves_pending: int = 0
     moves_adjust: int = 0
     moves_post: int = 0

@@ -7,62 +7,61 @@ due index, and the relay publishes each outbox event once. A failed cycle is sim
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from accrual.service.claims import claim_service
-from accrual.service.fanout import ConcurrentLedger
-from accrual.service.ingest import LedgerSink, ledger_reconcile
+from accrual.service.counts import RunCounts
+from accrual.service.fanout import ClaimsStep, ConcurrentLedger
+from accrual.service.ingest import LedgerSink
 from accrual.service.outbox import OutboxRelay
-from accrual.service.pull import HandOn, pull_all
-from accrual.settings import Settings
+from accrual.service.pull import Puller, PullSummary
 
 
-def pull_partners(
-    settings: Settings,
-    *,
-    now: datetime,
-    partner: str | None = None,
-    run_id: str | None = None,
-    workers: int = 1,
-    hand_on: HandOn | None = None,
-    reconcile: LedgerSink | None = None,
-) -> dict[str, Any]:
-    """Pull every partner (or one); the pages are reconciled by `reconcile` (by default the ledger with `workers`
-    threads; the CLI passes its sink with a progress bar) or handed on as units of work."""
-    initial = timedelta(days=settings.pull_initial_lookback_days)
-    return pull_all(
-        now=now,
-        settings=settings,
-        reconcile=reconcile or ledger_reconcile(settings, now, workers),
-        partners=[partner] if partner else None,
-        run_id=run_id,
-        initial_lookback=initial,
-        hand_on=hand_on,
-    )
+@dataclass
+class CycleResult:
+    run_id: str
+    now: datetime
+    pull: PullSummary
+    confirm: RunCounts
+    notify: dict[str, int]
+
+    @property
+    def orders_unsettled(self) -> int:
+        return self.confirm.unsettled + self.pull.reconciled.unsettled
+
+    @property
+    def ok(self) -> bool:
+        return not self.pull.failed and not self.orders_unsettled
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "now": self.now.isoformat(),
+            "pull": self.pull.as_dict(),
+            "confirm": self.confirm.as_dict(),
+            "notify": self.notify,
+            "orders_unsettled": self.orders_unsettled,
+            "ok": self.ok,
+        }
 
 
 def run_cycle(
-    settings: Settings, now: datetime, *, workers: int = 1, reconcile: LedgerSink | None = None
-) -> dict[str, Any]:
+    puller: Puller,
+    ledger: ConcurrentLedger,
+    claims: ClaimsStep,
+    relay: OutboxRelay,
+    *,
+    now: datetime,
+    sink: LedgerSink,
+    grace: timedelta = timedelta(0),
+) -> CycleResult:
+    """Pull every configured partner through `sink`, confirm what is due with `ledger`, match and escalate the
+    claims (the claims step after the ledger's), then sweep the outbox (leaving events younger than `grace` to the
+    stream relay)."""
     run_id = uuid.uuid4().hex
-    pulled = pull_partners(settings, now=now, run_id=run_id, workers=workers, reconcile=reconcile)
-    confirmed = ConcurrentLedger(settings, workers=workers).confirm(now=now)
-    for name, value in claim_service(settings).sweep(now=now).items():  # the claims step after the ledger's
-        confirmed[name] = confirmed.get(name, 0) + value
-    grace = timedelta(seconds=settings.outbox_sweep_grace_seconds)
-    published = OutboxRelay(settings).publish_unpublished(now=now, grace=grace)
-    unsettled = sum(
-        counts.get(name, 0)
-        for counts in (confirmed, *(partner.get("reconciled", {}) for partner in pulled.get("partners", {}).values()))
-        for name in ("orders_failed", "journal_conflicts")
-    )
-    return {
-        "run_id": run_id,
-        "now": now.isoformat(),
-        "pull": pulled,
-        "confirm": confirmed,
-        "notify": published,
-        "orders_unsettled": unsettled,
-        "ok": not pulled.get("failed") and not unsettled,
-    }
+    pulled = puller.pull_all(now=now, sink=sink, run_id=run_id)
+    confirmed = RunCounts.of(ledger.confirm(now=now))
+    confirmed.merge(RunCounts.of(claims.sweep(now=now)))
+    published = relay.publish_unpublished(now=now, grace=grace)
+    return CycleResult(run_id, now, pulled, confirmed, published)

@@ -10,13 +10,11 @@ given (an S3 event's URL-encoded key is decoded by the handler).
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
-from typing import Any
 
-from accrual.adapters.report_archive import ReportArchive
 from accrual.partners import API_PARTNERS
-from accrual.service.ingest import Reconcile, ingest_report
-from accrual.settings import Settings
+from accrual.service.ingest import IngestStep, LedgerSink, PageResult
 
 DROPS_PREFIX = "drops/"
 
@@ -38,28 +36,18 @@ def drop_format(partner: str, key: str) -> str:
 
 
 def ingest_drop(
-    bucket: str,
-    key: str,
-    *,
-    settings: Settings,
-    now: datetime,
-    reconcile: Reconcile | None = None,
-    run_id: str | None = None,
-) -> dict[str, Any]:
-    """Ingest one dropped object (already in the bucket: the drop is its own archive); its partner is the folder
-    under `drops/`. `reconcile` defaults to the ledger's, as of `now`."""
+    bucket: str, key: str, *, ingest: IngestStep, sink: LedgerSink, now: datetime, run_id: str | None = None
+) -> PageResult:
+    """Ingest one dropped object in one go (already in the bucket: the drop is its own archive); its partner is the
+    folder under `drops/`."""
     partner = drop_partner(key)
-    archive = ReportArchive(settings)
-    data = archive.get(key, bucket=bucket)
-    result = ingest_report(
+    data = ingest.archive.get(key, bucket=bucket)
+    return ingest.page(
         data,
         drop_format(partner, key),
         partner=partner,
         source=key,
-        settings=settings,
+        sink=sink,
         now=now,
-        reconcile=reconcile,
-        run_id=run_id,
-        archive=archive,
+        run_id=run_id or uuid.uuid4().hex,
     )
-    return {**result, "bucket": bucket}

@@ -18,22 +18,17 @@ from __future__ import annotations
 
 import math
 import queue
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from pynamodb.connection import Connection
-
-from accrual.adapters import ledger_tables
-from accrual.adapters.ledger_store import DynamoLedgerStore
 from accrual.domain.models import AccrualConfig, OrderLine
 from accrual.observability import logger
+from accrual.service.counts import RunCounts
 from accrual.service.ledger import Ledger
-from accrual.settings import Settings
 
 MAX_WORKERS = 256
 CHUNK_ORDERS = 8  # orders per task: small enough to spread, large enough to batch the click lookups
@@ -57,58 +52,23 @@ def check_workers(workers: int, what: str = "workers") -> int:
     return workers
 
 
-def warm_connections(settings: Settings, threads: int = 1) -> None:
-    """Create the shared PynamoDB connections' botocore clients in this thread (client creation goes through a
-    botocore session, which is not thread-safe; using a created client from many threads is), with an HTTP
-    connection pool as large as the threads that share them (botocore keeps 10, and a thread beyond them would open
-    and drop a connection per call)."""
-    ledger_tables.bind_ledger_tables(settings)
-    for model in {
-        *ledger_tables.ORDER_TABLE_MODELS,
-        ledger_tables.BalanceRecord,
-        ledger_tables.OutboxRecord,
-        ledger_tables.ClickRecord,
-        ledger_tables.ControlRecord,
-    }:
-        if getattr(model.Meta, "max_pool_connections", 10) < threads:
-            model.Meta.max_pool_connections = threads
-            model._connection = None
-        _ = model._get_connection().connection.client
+class LedgerFactory(Protocol):
+    """Where the ledgers of a worker come from (the composition root): one per thread, each on the store's shared
+    connections, made in the calling thread."""
 
-
-_transaction_connections: dict[tuple[str, str | None, int], Connection] = {}
-_connections_lock = threading.Lock()
-
-
-def transaction_connection(settings: Settings, threads: int) -> Connection:
-    """One PynamoDB connection (one botocore client, its HTTP pool sized for the threads) shared by every ledger of
-    the process for its transactions, kept across units and warm invocations: creating a client costs tens of
-    milliseconds of CPU, which at 16 threads a unit would be seconds."""
-    key = (settings.region, settings.dynamodb_host, max(threads, 10))
-    with _connections_lock:
-        if key not in _transaction_connections:
-            connection = Connection(
-                region=settings.region, host=settings.dynamodb_host, max_retry_attempts=8, max_pool_connections=key[2]
-            )
-            _ = connection.client
-            _transaction_connections[key] = connection
-        return _transaction_connections[key]
-
-
-def pooled_ledger(settings: Settings, config: AccrualConfig | None, threads: int) -> Ledger:
-    # the store's own connection for its transactions: one shared by the pool, its HTTP pool sized to the threads
-    store = DynamoLedgerStore(settings, connection=transaction_connection(settings, threads))
-    return Ledger(settings, store=store, config=config)
+    def ledger(self, config: AccrualConfig | None = None, *, threads: int = 1) -> Ledger: ...
+    def warm(self, threads: int) -> None:
+        """Make the connections `threads` threads share, in this thread, before any of them starts."""
 
 
 class LedgerPool:
     """Ledgers for concurrent tasks: one per task at a time, all made up front in the calling thread."""
 
-    def __init__(self, settings: Settings, size: int, config: AccrualConfig) -> None:
-        warm_connections(settings, size)
+    def __init__(self, factory: LedgerFactory, size: int, config: AccrualConfig) -> None:
+        factory.warm(size)
         self._free: queue.SimpleQueue[Ledger] = queue.SimpleQueue()
         for _ in range(size):
-            self._free.put(pooled_ledger(settings, config, size))
+            self._free.put(factory.ledger(config, threads=size))
 
     @contextmanager
     def borrow(self) -> Iterator[Ledger]:
@@ -149,10 +109,10 @@ class ConcurrentLedger:
     """The ledger as a worker uses it: screen lines against the configuration, reconcile them with `workers`
     threads, confirm what is due with as many. `workers=1` is exactly the serial ledger."""
 
-    def __init__(self, settings: Settings, *, workers: int = 1, config: AccrualConfig | None = None) -> None:
-        self.settings = settings
+    def __init__(self, factory: LedgerFactory, *, workers: int = 1, config: AccrualConfig | None = None) -> None:
+        self.factory = factory
         self.workers = check_workers(workers)
-        self._serial = pooled_ledger(settings, config, workers)
+        self._serial = factory.ledger(config, threads=workers)
         self._pool: LedgerPool | None = None
 
     @property
@@ -164,7 +124,7 @@ class ConcurrentLedger:
 
     def _ledgers(self) -> LedgerPool:
         if self._pool is None:
-            self._pool = LedgerPool(self.settings, self.workers, self.config)
+            self._pool = LedgerPool(self.factory, self.workers, self.config)
         return self._pool
 
     def reconcile(self, lines: Sequence[OrderLine], *, now: datetime) -> dict[str, int]:
@@ -226,3 +186,32 @@ class ConcurrentLedger:
 
         results = run_bounded([task(chunk) for chunk in chunks], self.workers)
         return self._second_pass(chunks, results, lambda chunk: self._serial.confirm_orders(chunk, now=now))
+
+
+class ClaimsStep(Protocol):
+    """The claims step, after the ledger's: the claims naming reconciled orders matched, the open ones swept."""
+
+    def after_reconcile(self, lines: Sequence[OrderLine], *, now: datetime) -> Mapping[str, int]: ...
+    def sweep(self, *, now: datetime) -> Mapping[str, int]: ...
+
+
+class ReconcilingSink:
+    """The ledger as the ingest step's sink: screening, then reconciling as of `now` with the ledger's threads,
+    then the claims step on the orders reconciled (when there is one)."""
+
+    def __init__(self, ledger: ConcurrentLedger, now: datetime, claims: ClaimsStep | None = None) -> None:
+        self.ledger = ledger
+        self.now = now
+        self.claims = claims
+
+    def screen(self, lines: Sequence[OrderLine]) -> tuple[list[OrderLine], list[tuple[OrderLine, str]]]:
+        return self.ledger.screen(lines)
+
+    def __call__(self, lines: Sequence[OrderLine]) -> RunCounts:
+        counts = RunCounts.of(self.ledger.reconcile(lines, now=self.now))
+        if self.claims is not None:
+            counts.merge(RunCounts.of(self.claims.after_reconcile(lines, now=self.now)))
+        return counts
+
+    def advance(self, consumed_bytes: int) -> None:
+        pass

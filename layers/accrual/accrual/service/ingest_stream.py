@@ -15,22 +15,15 @@ exception, and a file made only of them is bounded by the readers' own limits.
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from accrual.adapters.partner_state import PartnerState
-from accrual.adapters.report_archive import ReportArchive, raw_key
-from accrual.domain.models import OrderLine, order_key
-from accrual.partners.csv_drop import parse_csv
-from accrual.partners.normalized import parse_jsonl
-from accrual.partners.report import ReportFormatError, top_reasons
-from accrual.settings import Settings
+from accrual.domain.models import OrderLine
+from accrual.partners import QuarantinedLine
+from accrual.service.ingest import IngestStep, LedgerSink, PageResult, jsonl_order
 
 PART_LINES = 2000  # about 1 MB of normalised lines: small against a Lambda's memory, large against a page
 READ_BLOCK = 1 << 20
@@ -42,15 +35,6 @@ def _file_digest(path: Path) -> str:
         for block in iter(lambda: file.read(READ_BLOCK), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
-
-
-def _order_of(raw: bytes) -> str | None:
-    """The order a raw line names, when it is readable enough to say; None otherwise (a part may end there)."""
-    try:
-        record = json.loads(raw)
-        return order_key(str(record["partner"]), str(record["order_id"]))
-    except (ValueError, KeyError, TypeError):
-        return None
 
 
 def _parts(path: Path, report_format: str, part_lines: int) -> Iterator[tuple[int, bytes]]:
@@ -80,7 +64,7 @@ def parts(path: Path, part_lines: int = PART_LINES) -> Iterator[bytes]:
     with path.open("rb") as file:
         for raw in file:
             if len(part) >= part_lines:
-                order = _order_of(raw) if raw.strip() else None
+                order = jsonl_order(raw) if raw.strip() else None
                 if order is not None and order == last_order:
                     part.append(raw)  # the same order goes on: the part does too
                     continue
@@ -88,7 +72,7 @@ def parts(path: Path, part_lines: int = PART_LINES) -> Iterator[bytes]:
                 part = []
             part.append(raw)
             if len(part) >= part_lines:
-                last_order = _order_of(raw) if raw.strip() else None
+                last_order = jsonl_order(raw) if raw.strip() else None
     if part:
         yield b"".join(part)
 
@@ -120,77 +104,41 @@ def csv_parts(path: Path, part_lines: int = PART_LINES) -> Iterator[tuple[int, b
         yield first_line, (header or record) + b"".join(part)
 
 
-def ingest_jsonl_file(
-    path: Path, *, settings: Settings, now: datetime, reconcile=None, part_lines: int = PART_LINES
-) -> dict[str, Any]:
-    return ingest_file_streamed(
-        path, "normalized", partner="normalized", settings=settings, now=now, reconcile=reconcile, part_lines=part_lines
-    )
-
-
 def ingest_file_streamed(
     path: Path,
     report_format: str,
     *,
     partner: str,
-    settings: Settings,
+    ingest: IngestStep,
+    sink: LedgerSink,
     now: datetime,
-    reconcile=None,
     part_lines: int = PART_LINES,
-) -> dict[str, Any]:
+) -> PageResult:
     """Ingest a JSON Lines (`normalized`) or CSV file part by part; `partner` names the CSV's partner (`--as`)."""
-    from accrual.service.ingest import ledger_reconcile, map_of, options_for, screen_report, with_map_hint
-
     run_id = uuid.uuid4().hex
-    archive = ReportArchive(settings)
-    source = raw_key(
-        partner, now.replace(hour=0, minute=0, second=0, microsecond=0), f"{path.stem}-{_file_digest(path)}"
-    )
     content_type = "text/csv" if report_format == "csv" else "application/json"
-    settings.client("s3").upload_file(str(path), archive.bucket, source, ExtraArgs={"ContentType": content_type})
-    reconcile = reconcile or ledger_reconcile(settings, now)
-    options = options_for(report_format, partner, settings)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    source = ingest.archive.put_file(partner, day, f"{path.stem}-{_file_digest(path)}", path, content_type)
+    options = ingest.options_for(report_format, partner)
 
-    counts: Counter[str] = Counter(read=0, accepted=0, quarantined=0)
-    reconciled: Counter[str] = Counter()
-    quarantined = []
+    result = PageResult(partner, source, report_format, run_id)
+    quarantined: list[QuarantinedLine] = []
     held: list[OrderLine] = []  # a CSV part's last order, reconciled with the next part (its lines may go on there)
     for first_line, data in _parts(path, report_format, part_lines):
-        if report_format == "csv":
-            try:
-                report = parse_csv(data, source=source, partner=partner, options=options, first_line=first_line)
-            except ReportFormatError as error:
-                raise with_map_hint(error, report_format, partner, settings) from None
-        else:
-            text = data.decode("utf-8-sig" if first_line == 1 else "utf-8", "surrogateescape")
-            report = parse_jsonl(text, source=source, partner=partner, first_line=first_line)
-        screen_report(report, reconcile)
+        report = ingest.read(
+            data, report_format, partner=partner, source=source, sink=sink, options=options, first_line=first_line
+        )
         # reading positions count from the start of the file, as when it is read whole
-        quarantined += [replace(line, position=line.position + counts["read"]) for line in report.quarantined]
-        counts.update(report.counts)
+        quarantined += [replace(line, position=line.position + result.read) for line in report.quarantined]
+        result.add(report)
         lines = held + report.lines
         held = _last_order(lines) if report_format == "csv" else []
         ready = lines[: len(lines) - len(held)]
         if ready:
-            reconciled.update(reconcile(ready))
-        advance = getattr(reconcile, "advance", None)  # a progress bar counting the file's bytes
-        if advance is not None:
-            advance(len(data))
+            result.reconciled.merge(sink(ready))
+        sink.advance(len(data))  # a progress bar counts the file's bytes
     if held:
-        reconciled.update(reconcile(held))
-    if quarantined:
-        key = archive.put_quarantine(source, quarantined, run_id=run_id, partner=partner)
-        PartnerState(settings).quarantine(partner, source, quarantined, run_id=run_id, now=now, raw_key=key)
-    return {
-        "partner": partner,
-        "source": source,
-        "format": report_format,
-        "run_id": run_id,
-        "read": counts["read"],
-        "accepted": counts["accepted"],
-        "quarantined": counts["quarantined"],
-        "quarantine_reasons": [f"{line.position}: {line.reason}" for line in quarantined],
-        "top_reasons": top_reasons(quarantined),
-        **map_of(report_format, partner, settings),
-        "reconciled": dict(reconciled),
-    }
+        result.reconciled.merge(sink(held))
+    ingest.keep_quarantined(source, quarantined, partner=partner, run_id=run_id, now=now)
+    ingest.quarantined(result, quarantined)
+    return result

@@ -16,20 +16,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from accrual.adapters.ledger_store import (
-    DynamoLedgerStore,
-    JournalConflict,
-    LedgerStore,
-    LoadedOrder,
-    OrderChange,
-    StoredLine,
-    parse_utc,
-    utc_text,
-)
+from accrual.adapters.ledger_store import DynamoLedgerStore
 from accrual.domain.attribution import ClaimFact
 from accrual.domain.lifecycle import OrderState, ReviewVerdict
 from accrual.domain.models import AccrualConfig, OrderLine, order_key
 from accrual.domain.screening import screen_line
+from accrual.ports import JournalConflict, LedgerStore, LoadedOrder, OrderChange, StoredLine, parse_utc, utc_text
 from accrual.service.counts import RunCounts
 from accrual.service.order_view import OrderView, canonical, lines_digest, load_order
 from accrual.service.planner import OrderPlan, PlanInputs, Review, SettleMode, attribution_of

@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from accrual.adapters.ledger_store import LedgerStore, LoadedOrder, OrderItem
 from accrual.domain.attribution import ClaimFact, claims_of
 from accrual.domain.lifecycle import NOTHING, Holding, OrderState
 from accrual.domain.models import OrderLine
+from accrual.ports import LedgerStore, LoadedOrder, OrderItem
 
 # money already confirmed is never re-decided: an order in these states keeps its decision (redecide skips it)
 SETTLED_STATES = frozenset({OrderState.CONFIRMED, OrderState.REVERSED, OrderState.MOVED})

@@ -19,7 +19,6 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from accrual.adapters.ledger_store import JournalConflict, OrderItem, utc_text
 from accrual.domain.attribution import Attribution, ClaimFact, attribute, claims_text, pinned_shopper
 from accrual.domain.claims import with_claim_step
 from accrual.domain.decision import OrderDecision
@@ -37,6 +36,7 @@ from accrual.domain.lifecycle import (
 )
 from accrual.domain.models import AccrualConfig, Click, OrderLine
 from accrual.domain.rules import decide_order
+from accrual.ports import JournalConflict, OrderItem, utc_text
 from accrual.service.order_view import OrderView, canonical, lines_digest
 
 

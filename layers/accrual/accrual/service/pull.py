@@ -1,37 +1,36 @@
 """Incremental pulls of the partners' APIs.
 
 A run reads the partner's cursor and pulls from an overlap before where the last run ended (late lines and status
-changes arrive days later) up to `now`, in windows of at most `window`. Every page is archived to S3 before it is
-parsed, its quarantined lines are recorded, its accepted lines are handed to `reconcile` (the ledger, idempotent, so
-re-reading the overlap changes nothing), and only then does the cursor move past it. A page of an unexpected shape
-is quarantined whole (counted in `pages_quarantined`) and the cursor moves past it too: no page stops a feed. A run that fails therefore
-resumes at the page after the last one reconciled.
+changes arrive days later) up to `now`, in windows of at most `window`. Every page is archived before it is parsed;
+then either the ingest step runs on it here (its quarantined lines kept, its accepted lines reconciled by the sink:
+the ledger, idempotent, so re-reading the overlap changes nothing) or, deployed, it is handed on as a unit of work
+to the reconcile workers. Only then does the cursor move past it, so a run that fails resumes at the page after the
+last one done. A page of an unexpected shape is quarantined whole (counted in `pages_quarantined`) and the cursor
+moves past it too: no page stops a feed.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from accrual.adapters.partner_config import partner_credentials, partner_endpoint, partner_options
-from accrual.adapters.partner_state import Cursor, PartnerState
-from accrual.adapters.report_archive import ReportArchive
-from accrual.domain.models import OrderLine
 from accrual.observability import logger
-from accrual.partners import API_PARTNERS, PartnerOptions, read_page
+from accrual.partners import API_PARTNERS, PartnerOptions
 from accrual.partners.http import FetchedPage, PagePosition, RetryPolicy
-from accrual.service.ingest import screen_report
+from accrual.ports import Cursor, PartnerDirectory
+from accrual.service.counts import RunCounts
+from accrual.service.ingest import IngestStep, LedgerSink
 from accrual.service.work import WorkUnit, page_unit
-from accrual.settings import Settings
 
 DEFAULT_OVERLAP = timedelta(days=5)
 # Partners refuse long windows (AliExpress: days, not months); two days keeps each window's paging short.
 DEFAULT_WINDOW = timedelta(days=2)
 
-Reconcile = Callable[[Sequence[OrderLine]], Mapping[str, int]]
 HandOn = Callable[[WorkUnit], object]
+COUNTS = ("read", "accepted", "quarantined", "pages", "pages_quarantined")
 
 
 class PartnerClient(Protocol):
@@ -42,15 +41,15 @@ class PartnerClient(Protocol):
 
 def make_client(
     partner: str,
-    settings: Settings,
+    partners: PartnerDirectory,
     options: PartnerOptions,
     *,
     retry: RetryPolicy | None = None,
     page_size: int | None = None,
 ) -> PartnerClient:
     """The partner's API client, with credentials from Secrets Manager and the endpoint from SSM."""
-    credentials = partner_credentials(settings, partner)
-    endpoint = partner_endpoint(settings, partner)
+    credentials = partners.credentials(partner)
+    endpoint = partners.endpoint(partner)
     if partner == "aliexpress":
         from accrual.partners.aliexpress import AliExpressClient
 
@@ -98,138 +97,197 @@ def plan_windows(
     return planned
 
 
-def pull_partner(
-    partner: str,
-    *,
-    now: datetime,
-    settings: Settings,
-    reconcile: Reconcile,
-    overlap: timedelta = DEFAULT_OVERLAP,
-    window: timedelta = DEFAULT_WINDOW,
-    client: PartnerClient | None = None,
-    options: PartnerOptions | None = None,
-    run_id: str | None = None,
-    initial_lookback: timedelta | None = None,
-    hand_on: HandOn | None = None,
-) -> dict[str, Any]:
-    """Pull one partner up to `now`. Returns counts: read = accepted + quarantined over every page. A partner error
-    (after retries) propagates; the cursor then stands after the last reconciled page.
+@dataclass
+class PartnerPull:
+    """One partner's pull: its windows and pages, lines read = accepted + quarantined over every page, and what the
+    ledger made of them (or how many pages were handed on)."""
 
-    With `hand_on` (the deployed pull) a page is not parsed here: once archived it is handed on as a unit of work to
-    the reconcile workers, and the cursor moves past it only when `hand_on` has returned (the queue holds it)."""
-    if now.tzinfo is None:
-        raise ValueError("now must carry a zone")
-    now = now.astimezone(UTC)
-    run_id = run_id or uuid.uuid4().hex
-    options = options or partner_options(settings, partner)
-    client = client or make_client(partner, settings, options)
-    state = PartnerState(settings)
-    archive = ReportArchive(settings)
-    cursor = state.cursor(partner)
-    windows = plan_windows(cursor, now, overlap, window, initial_lookback)
-    counts: dict[str, Any] = {
-        "partner": partner,
-        "run_id": run_id,
-        "read": 0,
-        "accepted": 0,
-        "quarantined": 0,
-        "pages": 0,
-        "pages_quarantined": 0,
-        "windows": len(windows),
-        "resumed": cursor.resume is not None,
-        "from": windows[0][0].isoformat() if windows else None,
-        "to": now.isoformat(),
-        "reconciled": {},
-    }
-    for start, end, resume in windows:
-        for page in client.pages(start, end, resume):
-            key = archive.put_raw(partner, start, page.page_key, page.raw)
-            if hand_on is not None:
-                hand_on(page_unit(partner, key, partner, now=now, run_id=run_id))
-                state.page_done(partner, start, end, page.resume_after, now)
-                counts["pages"] += 1
-                counts["handed_on"] = counts.get("handed_on", 0) + 1
+    partner: str
+    run_id: str
+    windows: int
+    resumed: bool
+    start: str | None
+    end: str
+    read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    pages: int = 0
+    pages_quarantined: int = 0
+    handed_on: int = 0
+    reconciled: RunCounts = field(default_factory=RunCounts)
+
+    def as_dict(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "partner": self.partner,
+            "run_id": self.run_id,
+            "read": self.read,
+            "accepted": self.accepted,
+            "quarantined": self.quarantined,
+            "pages": self.pages,
+            "pages_quarantined": self.pages_quarantined,
+            "windows": self.windows,
+            "resumed": self.resumed,
+            "from": self.start,
+            "to": self.end,
+            "reconciled": self.reconciled.as_dict(),
+        }
+        if self.handed_on:
+            answer["handed_on"] = self.handed_on
+        return answer
+
+
+@dataclass
+class PullSummary:
+    """Every partner's pull of one run; a partner that failed is named with its error and stops no other."""
+
+    run_id: str
+    partners: dict[str, PartnerPull] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # the partners in the order they were pulled
+
+    @property
+    def failed(self) -> list[str]:
+        return list(self.errors)
+
+    def total(self, name: str) -> int:
+        return sum(getattr(pulled, name) for pulled in self.partners.values())
+
+    @property
+    def reconciled(self) -> RunCounts:
+        return RunCounts.total(pulled.reconciled for pulled in self.partners.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        by_partner: dict[str, Any] = {name: pulled.as_dict() for name, pulled in self.partners.items()}
+        by_partner.update({name: {"error": error} for name, error in self.errors.items()})
+        return {
+            "run_id": self.run_id,
+            **{name: self.total(name) for name in COUNTS},
+            "partners": {name: by_partner[name] for name in self.order},
+            "failed": self.failed,
+        }
+
+
+class Puller:
+    """Pulls the API partners through the ingest step (its archive, partner state and directory)."""
+
+    def __init__(
+        self,
+        ingest: IngestStep,
+        partners: PartnerDirectory,
+        *,
+        overlap: timedelta = DEFAULT_OVERLAP,
+        window: timedelta = DEFAULT_WINDOW,
+        initial_lookback: timedelta | None = None,
+    ) -> None:
+        self.ingest = ingest
+        self.partners = partners
+        self.overlap = overlap
+        self.window = window
+        self.initial_lookback = initial_lookback
+
+    def configured_partners(self) -> list[str]:
+        """The API partners whose endpoint is configured in this stack."""
+        configured = []
+        for partner in API_PARTNERS:
+            try:
+                self.partners.endpoint(partner)
+            except RuntimeError:
                 continue
-            report = read_page(page.raw, partner, source=key, options=options)
-            if report.page_refused:
-                counts["pages_quarantined"] += 1
-                logger.error("partner page quarantined whole", extra={"partner": partner, "page": key})
-            screen_report(report, reconcile)
-            if report.quarantined:
-                # The whole raw lines go to S3 first: the quarantine records keep a bounded prefix and name it.
-                raw_key = archive.put_quarantine(key, report.quarantined, run_id=run_id, partner=partner)
-                state.quarantine(partner, key, report.quarantined, run_id=run_id, now=now, raw_key=raw_key)
-            if report.lines:
-                _add(counts["reconciled"], reconcile(report.lines))
-            state.page_done(partner, start, end, page.resume_after, now)
-            counts["pages"] += 1
-            for name, value in report.counts.items():
-                counts[name] += value
-            logger.info("partner page", extra={"partner": partner, "page": key, **report.counts})
-    return counts
+            configured.append(partner)
+        return configured
 
+    def pull_partner(
+        self,
+        partner: str,
+        *,
+        now: datetime,
+        sink: LedgerSink | None = None,
+        hand_on: HandOn | None = None,
+        client: PartnerClient | None = None,
+        options: PartnerOptions | None = None,
+        run_id: str | None = None,
+    ) -> PartnerPull:
+        """Pull one partner up to `now`, each page reconciled through `sink` or, with `hand_on` (the deployed
+        pull), handed on as a unit of work once archived; the cursor moves past a page only when it is done. A
+        partner error (after retries) propagates; the cursor then stands after the last page done."""
+        if now.tzinfo is None:
+            raise ValueError("now must carry a zone")
+        if (sink is None) == (hand_on is None):
+            raise ValueError("a pull either reconciles its pages (sink) or hands them on (hand_on)")
+        now = now.astimezone(UTC)
+        run_id = run_id or uuid.uuid4().hex
+        options = options or self.partners.options(partner)
+        client = client or make_client(partner, self.partners, options)
+        state, archive = self.ingest.state, self.ingest.archive
+        cursor = state.cursor(partner)
+        windows = plan_windows(cursor, now, self.overlap, self.window, self.initial_lookback)
+        pulled = PartnerPull(
+            partner,
+            run_id,
+            len(windows),
+            cursor.resume is not None,
+            windows[0][0].isoformat() if windows else None,
+            now.isoformat(),
+        )
+        for start, end, resume in windows:
+            for page in client.pages(start, end, resume):
+                key = archive.put_raw(partner, start, page.page_key, page.raw)
+                if hand_on is not None:
+                    hand_on(page_unit(partner, key, partner, now=now, run_id=run_id))
+                    pulled.handed_on += 1
+                else:
+                    assert sink is not None
+                    done = self.ingest.page(
+                        page.raw,
+                        partner,
+                        partner=partner,
+                        source=key,
+                        sink=sink,
+                        now=now,
+                        run_id=run_id,
+                        options=options,
+                        pulled_page=True,
+                    )
+                    if done.pages_quarantined:
+                        logger.error("partner page quarantined whole", extra={"partner": partner, "page": key})
+                    pulled.read += done.read
+                    pulled.accepted += done.accepted
+                    pulled.quarantined += done.quarantined
+                    pulled.pages_quarantined += done.pages_quarantined
+                    pulled.reconciled.merge(done.reconciled)
+                    logger.info(
+                        "partner page",
+                        extra={
+                            "partner": partner,
+                            "page": key,
+                            "read": done.read,
+                            "accepted": done.accepted,
+                            "quarantined": done.quarantined,
+                        },
+                    )
+                state.page_done(partner, start, end, page.resume_after, now)
+                pulled.pages += 1
+        return pulled
 
-def _add(total: dict[str, int], result: Mapping[str, Any] | None) -> None:
-    for name, value in (result or {}).items():
-        if isinstance(value, int) and not isinstance(value, bool):
-            total[name] = total.get(name, 0) + value
-
-
-def configured_partners(settings: Settings) -> list[str]:
-    """The API partners whose endpoint parameter exists in this stack."""
-    configured = []
-    for partner in API_PARTNERS:
-        try:
-            partner_endpoint(settings, partner)
-        except RuntimeError:
-            continue
-        configured.append(partner)
-    return configured
-
-
-def pull_all(
-    *,
-    now: datetime,
-    settings: Settings,
-    reconcile: Reconcile,
-    overlap: timedelta = DEFAULT_OVERLAP,
-    window: timedelta = DEFAULT_WINDOW,
-    partners: Sequence[str] | None = None,
-    run_id: str | None = None,
-    initial_lookback: timedelta | None = None,
-    hand_on: HandOn | None = None,
-) -> dict[str, Any]:
-    """Pull every configured partner; one partner's failure is reported and does not stop the others."""
-    run_id = run_id or uuid.uuid4().hex
-    summary: dict[str, Any] = {
-        "run_id": run_id,
-        "read": 0,
-        "accepted": 0,
-        "quarantined": 0,
-        "pages": 0,
-        "pages_quarantined": 0,
-        "partners": {},
-        "failed": [],
-    }
-    for partner in partners or configured_partners(settings):
-        try:
-            result = pull_partner(
-                partner,
-                now=now,
-                settings=settings,
-                reconcile=reconcile,
-                overlap=overlap,
-                window=window,
-                run_id=run_id,
-                initial_lookback=initial_lookback,
-                hand_on=hand_on,
-            )
-        except Exception as error:  # noqa: BLE001 - reported per partner; its cursor already stands where it stopped
-            logger.exception("partner pull failed", extra={"partner": partner})
-            summary["partners"][partner] = {"error": f"{type(error).__name__}: {error}"}
-            summary["failed"].append(partner)
-            continue
-        summary["partners"][partner] = result
-        for name in ("read", "accepted", "quarantined", "pages", "pages_quarantined"):
-            summary[name] += result[name]
-    return summary
+    def pull_all(
+        self,
+        *,
+        now: datetime,
+        sink: LedgerSink | None = None,
+        hand_on: HandOn | None = None,
+        partners: Sequence[str] | None = None,
+        run_id: str | None = None,
+    ) -> PullSummary:
+        """Pull every configured partner (or the ones named); one partner's failure is reported and does not stop
+        the others."""
+        summary = PullSummary(run_id or uuid.uuid4().hex)
+        for partner in partners or self.configured_partners():
+            summary.order.append(partner)
+            try:
+                summary.partners[partner] = self.pull_partner(
+                    partner, now=now, sink=sink, hand_on=hand_on, run_id=summary.run_id
+                )
+            except Exception as error:  # noqa: BLE001 - reported per partner; its cursor stands where it stopped
+                logger.exception("partner pull failed", extra={"partner": partner})
+                summary.errors[partner] = f"{type(error).__name__}: {error}"
+        return summary

@@ -26,49 +26,51 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from accrual.adapters.partner_state import PartnerState, QuarantineRecord, quarantine_pk
-from accrual.adapters.report_archive import ReportArchive
 from accrual.domain.models import OrderLine
 from accrual.partners import API_PARTNERS, ParsedReport, PartnerOptions
 from accrual.partners.report import loads
-from accrual.settings import Settings
+from accrual.ports import PartnerState, StoredQuarantine
+from accrual.service.counts import RunCounts
+from accrual.service.drop import DROPS_PREFIX, drop_format
+from accrual.service.ingest import IngestStep, LedgerSink
 
 HEADER_BYTES = 1 << 16  # a CSV header is read from the first bytes of its archived file
 
 
-def quarantine_id(record: QuarantineRecord) -> str:
+def quarantine_id(record: StoredQuarantine) -> str:
     """A short, stable id for the operator to name a quarantined line by."""
-    return hashlib.sha256(f"{record.pk}\n{record.sk}".encode("utf-8", "backslashreplace")).hexdigest()[:12]
+    named = f"QUARANTINE#{record.partner}\n{record.ref}"
+    return hashlib.sha256(named.encode("utf-8", "backslashreplace")).hexdigest()[:12]
 
 
-def describe(record: QuarantineRecord) -> dict[str, Any]:
+def describe(record: StoredQuarantine) -> dict[str, Any]:
     return {
         "id": quarantine_id(record),
         "partner": record.partner,
         "source": record.source,
-        "position": int(record.position),
+        "position": record.position,
         "reason": record.reason,
         "at": record.at.isoformat(),
         "raw": record.raw,
-        "raw_bytes": None if record.raw_bytes is None else int(record.raw_bytes),
+        "raw_bytes": record.raw_bytes,
         "replayed_at": record.replayed_at.isoformat() if record.replayed_at else None,
     }
 
 
 def waiting(
-    settings: Settings,
+    state: PartnerState,
     *,
     partner: str | None = None,
     since: datetime | None = None,
     ids: Sequence[str] = (),
     replayed: bool = False,
-) -> list[QuarantineRecord]:
+) -> list[StoredQuarantine]:
     """The quarantined lines still waiting (with `replayed`, also those replayed), of one partner or every one,
     quarantined at or after `since`, or named by their ids; oldest first."""
     wanted = set(ids)
     records = [
         record
-        for record in PartnerState(settings).every_quarantined(partner)
+        for record in state.every_quarantined(partner)
         if (replayed or record.replayed_at is None)
         and (since is None or record.at >= since)
         and (not wanted or quarantine_id(record) in wanted)
@@ -78,7 +80,7 @@ def waiting(
         raise LookupError(
             f"no quarantined line waiting with id {', '.join(sorted(unknown))} (see accrual quarantine list)"
         )
-    return sorted(records, key=lambda record: (record.at, record.pk, record.sk))
+    return sorted(records, key=lambda record: (record.at, record.partner, record.ref))
 
 
 @dataclass(frozen=True)
@@ -92,24 +94,22 @@ class _Origin:
 
 
 class QuarantineReplay:
-    def __init__(self, settings: Settings, now: datetime, *, reconcile=None) -> None:
-        from accrual.service.ingest import ledger_reconcile
-
-        self.settings = settings
+    def __init__(self, ingest: IngestStep, sink: LedgerSink, now: datetime) -> None:
+        self.ingest = ingest
         self.now = now
-        self.state = PartnerState(settings)
-        self.archive = ReportArchive(settings)
-        self.reconcile = reconcile or ledger_reconcile(settings, now)
+        self.state = ingest.state
+        self.archive = ingest.archive
+        self.sink = sink
         self.run_id = uuid.uuid4().hex
         self._objects: dict[str, dict[int, str]] = {}
 
-    def replay(self, records: Iterable[QuarantineRecord], *, dry_run: bool = False) -> dict[str, Any]:
+    def replay(self, records: Iterable[StoredQuarantine], *, dry_run: bool = False) -> dict[str, Any]:
         """Read the lines again and reconcile what is accepted (with `dry_run`, only say what would be)."""
-        groups: dict[_Origin, list[QuarantineRecord]] = defaultdict(list)
+        groups: dict[_Origin, list[StoredQuarantine]] = defaultdict(list)
         for record in records:
             groups[self._origin(record)].append(record)
         counts: Counter[str] = Counter(selected=0, accepted=0, still_quarantined=0)
-        reconciled: Counter[str] = Counter()
+        reconciled = RunCounts()
         lines: list[dict[str, Any]] = []
         for origin, group in groups.items():
             counts["selected"] += len(group)
@@ -127,9 +127,9 @@ class QuarantineReplay:
                         self.state.still_quarantined(record, reason)
                 lines.append(entry)
             if report.lines and not dry_run:
-                done = self.reconcile(report.lines)
-                reconciled.update(done)
-                if not done.get("orders_failed"):  # else left waiting: the next replay tries again
+                done = self.sink(report.lines)
+                reconciled.merge(done)
+                if not done.orders_failed:  # else left waiting: the next replay tries again
                     for position, record in by_position.items():
                         if position not in refused_now:
                             self.state.replayed(record, run_id=self.run_id, now=self.now)
@@ -137,17 +137,15 @@ class QuarantineReplay:
             "run_id": self.run_id,
             "dry_run": dry_run,
             **counts,
-            "reconciled": dict(reconciled),
+            "reconciled": reconciled.as_dict(),
             "lines": lines,
         }
 
     # ---- reading a group again -------------------------------------------------------------------------------------
-    def _read(self, origin: _Origin, group: list[QuarantineRecord]) -> tuple[ParsedReport, dict[int, QuarantineRecord]]:
+    def _read(self, origin: _Origin, group: list[StoredQuarantine]) -> tuple[ParsedReport, dict[int, StoredQuarantine]]:
         """The group's lines read again as one report: position n of the report is the group's n-th record."""
-        from accrual.service.ingest import options_for, screen_report
-
         raws = [self._raw(record) for record in group]
-        options = options_for(origin.report_format, origin.partner, self.settings) or PartnerOptions()
+        options = self.ingest.options_for(origin.report_format, origin.partner) or PartnerOptions()
         report = ParsedReport(partner=origin.partner, source=origin.source)
         if origin.report_format == "csv":
             from accrual.partners.csv_drop import parse_csv
@@ -182,46 +180,39 @@ class QuarantineReplay:
                 report.take(
                     value, partial(map_position, value, position, 1 if position is not None else 0, options, key)
                 )
-        screen_report(report, self.reconcile)
+        self.ingest.screen(report, self.sink)
         return report, dict(enumerate(group, start=1))
 
-    def _origin(self, record: QuarantineRecord) -> _Origin:
-        from accrual.service.drop import DROPS_PREFIX, drop_format
-
+    def _origin(self, record: StoredQuarantine) -> _Origin:
         if _is_normalised_line(record.raw):
             report_format = "normalized"
         elif record.source.startswith(DROPS_PREFIX):
             report_format = drop_format(record.partner, record.source)
         elif record.partner == "normalized":
             report_format = "normalized"
-        elif self._content_type(record.source) == "text/csv" or record.partner not in API_PARTNERS:
+        elif self.archive.content_type(record.source) == "text/csv" or record.partner not in API_PARTNERS:
             report_format = "csv"
         else:
             report_format = record.partner
         return _Origin(record.partner, record.source, record.raw_key, report_format)
 
-    def _content_type(self, key: str) -> str:
-        return str(self.settings.client("s3").head_object(Bucket=self.archive.bucket, Key=key).get("ContentType", ""))
-
     def _header(self, source: str, encoding: str) -> str:
         """The CSV header row of the archived file the lines came from, in the file's encoding (its map's)."""
-        answer = self.settings.client("s3").get_object(
-            Bucket=self.archive.bucket, Key=source, Range=f"bytes=0-{HEADER_BYTES - 1}"
-        )
         codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
-        first = answer["Body"].read().decode(codec, "replace").lstrip("\ufeff").split("\n")[0].rstrip("\r")
+        head = self.archive.head(source, HEADER_BYTES)
+        first = head.decode(codec, "replace").lstrip("\ufeff").split("\n")[0].rstrip("\r")
         if not first.strip():
             raise LookupError(f"{source}: the archived file has no header row")
         return first + "\n"
 
-    def _raw(self, record: QuarantineRecord) -> str:
+    def _raw(self, record: StoredQuarantine) -> str:
         """The whole raw line: from the quarantine object when the record's prefix is not all of it."""
         if record.raw_key is None or (record.raw_bytes is not None and len(record.raw.encode()) >= record.raw_bytes):
             return record.raw
         if record.raw_key not in self._objects:
             document = json.loads(self.archive.get(record.raw_key))
             self._objects[record.raw_key] = {int(line["position"]): line["raw"] for line in document["lines"]}
-        return self._objects[record.raw_key].get(int(record.position), record.raw)
+        return self._objects[record.raw_key].get(record.position, record.raw)
 
 
 def _json(raw: str) -> Any:
@@ -242,4 +233,4 @@ def _is_normalised_line(raw: str) -> bool:
     return isinstance(value, dict) and set(OrderLine.model_fields) <= set(value)
 
 
-__all__ = ["QuarantineReplay", "describe", "quarantine_id", "quarantine_pk", "waiting"]
+__all__ = ["QuarantineReplay", "describe", "quarantine_id", "waiting"]

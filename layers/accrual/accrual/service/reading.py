@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from accrual.adapters.claims_table import DynamoClaimsStore
-from accrual.adapters.ledger_store import DynamoLedgerStore, LedgerStore, OrderItem, find_order_keys, parse_utc
+from accrual.adapters.ledger_store import DynamoLedgerStore, find_order_keys
 from accrual.domain.attribution import attribute, claims_of, pinned_shopper
 from accrual.domain.claims import claim_note, with_claim_step
 from accrual.domain.decision import OrderDecision
@@ -18,6 +18,7 @@ from accrual.domain.models import OrderLine
 from accrual.domain.money import ZERO, money_str
 from accrual.domain.rules import decide_order
 from accrual.domain.trail import render_trail
+from accrual.ports import LedgerStore, OrderItem, parse_utc
 from accrual.ports.claims import ClaimsStore
 from accrual.service.order_view import canonical, load_order
 from accrual.settings import Settings

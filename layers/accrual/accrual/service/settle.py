@@ -23,13 +23,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from accrual.adapters.ledger_store import JournalConflict, LedgerStore, LostRace, parse_utc, utc_text
-from accrual.adapters.ledger_tables import OrderTooLarge
 from accrual.domain.attribution import Attribution, ClaimFact
 from accrual.domain.decision import MissingFxRate
 from accrual.domain.lifecycle import OrderState, Transition, later_than_promised, latest_lines, settle_time
 from accrual.domain.models import AccrualConfig, Click, OrderLine
 from accrual.observability import logger
+from accrual.ports import JournalConflict, LedgerStore, LostRace, OrderTooLarge, parse_utc, utc_text
 from accrual.service.changes import change_of
 from accrual.service.counts import RunCounts
 from accrual.service.order_view import OrderView, load_order

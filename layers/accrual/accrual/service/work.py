@@ -13,23 +13,24 @@ is recorded in the control table under the message's id (which survives the move
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import UTC, datetime
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from accrual.adapters.ledger_tables import DUE_SHARDS, ControlRecord, bind_ledger_tables
-from accrual.adapters.report_archive import ReportArchive
-from accrual.adapters.work_queue import WorkQueue
 from accrual.partners import API_PARTNERS
+from accrual.partners.csv_drop import parse_csv
+from accrual.ports import DUE_SHARDS, ReportArchive, UnitFailure, UnitLog, UnitOutcome, WorkQueue
+from accrual.service.counts import RunCounts
 from accrual.service.drop import drop_format, drop_partner
-from accrual.service.ingest import ingest_report, ledger_reconcile
-from accrual.settings import Settings
+from accrual.service.ingest import IngestStep, LedgerSink, PageResult, jsonl_order
 
 DROP_PAGE_LINES = 500  # a dropped file's lines per unit: about one API page's worth of work, minutes apart at most
-FAILURE_PK = "UNIT_FAILURE"
-REASON_LIMIT = 1000
+OrderOf = Callable[[bytes, bytes], str | None]  # (a CSV's header or b"", a record) -> the order it names
 
 
 class WorkUnit(BaseModel):
@@ -45,6 +46,12 @@ class WorkUnit(BaseModel):
     format: str | None = None  # page: aliexpress | admitad | csv | normalized
     shard: int | None = None  # confirm: the due-index shard
     first_line: int = 1  # page: the part's first line in its dropped file (quarantine positions stay readable)
+
+    def name(self) -> str:
+        """The unit's name within its run."""
+        if self.kind == "page":
+            return f"page {self.key}"
+        return f"confirm {self.shard}" if self.kind == "confirm" else "claims"
 
     def label(self) -> str:
         if self.kind == "claims":
@@ -73,15 +80,13 @@ def confirm_units(*, now: datetime, run_id: str | None = None) -> list[WorkUnit]
     ]
 
 
-def hand_on(settings: Settings, units: list[WorkUnit]) -> int:
-    """Send units to the reconcile queue; returns when SQS holds them (the callers move their cursors after)."""
-    return WorkQueue(settings).send(unit.model_dump_json() for unit in units)
-
-
-# ---- a dropped file, in page-sized parts ----------------------------------------------------------------------------
-def split_records(data: bytes, *, header: bool, lines_per_part: int) -> list[tuple[int, bytes]]:
+def split_records(
+    data: bytes, *, header: bool, lines_per_part: int, order_of: OrderOf | None = None
+) -> list[tuple[int, bytes]]:
     """Split a CSV or JSON Lines file on record boundaries (a newline outside double quotes, so a quoted CSV field
-    may hold newlines) into parts of at most `lines_per_part` records, each CSV part starting with the header.
+    may hold newlines) into parts of about `lines_per_part` records, each CSV part starting with the header. With
+    `order_of` (the order a record names, given the header) a part ends only between two orders: the lines of one
+    order that follow each other stay in one part, so the order is decided once, with all of them, by one unit.
     Returns (first record's line number in the file, part)."""
     records: list[tuple[int, bytes]] = []
     start, line_number, record_line, quoted = 0, 1, 1, False
@@ -99,117 +104,175 @@ def split_records(data: bytes, *, header: bool, lines_per_part: int) -> list[tup
     if header and records:
         head = records[0][1] if records[0][1].endswith(b"\n") else records[0][1] + b"\n"
         records = records[1:]
-    parts = []
-    for first in range(0, len(records), lines_per_part):
-        chunk = records[first : first + lines_per_part]
-        parts.append((chunk[0][0], head + b"".join(record for _, record in chunk)))
+    parts: list[tuple[int, bytes]] = []
+    chunk: list[tuple[int, bytes]] = []
+    for record in records:
+        if len(chunk) >= lines_per_part and not _same_order(head, chunk[-1][1], record[1], order_of):
+            parts.append((chunk[0][0], head + b"".join(text for _, text in chunk)))
+            chunk = []
+        chunk.append(record)
+    if chunk:
+        parts.append((chunk[0][0], head + b"".join(text for _, text in chunk)))
     return parts or [(1, head)]
 
 
-def drop_units(
-    bucket: str, key: str, *, settings: Settings, now: datetime, run_id: str, lines_per_part: int = DROP_PAGE_LINES
-) -> list[WorkUnit]:
-    """The units of a dropped file. A saved API page is one unit as it lies; a CSV or JSON Lines file with more
-    lines than a part is split, each part archived under raw/<partner>/drops/<file>/ like a pulled page."""
-    partner = drop_partner(key)
-    report_format = drop_format(partner, key)
-    archive = ReportArchive(settings)
-    data = archive.get(key, bucket=bucket)
-    return file_units(
-        data,
-        report_format,
-        partner=partner,
-        key=key,
-        archive=archive,
-        now=now,
-        run_id=run_id,
-        parts_prefix=f"raw/{partner}/drops/{key.split('/', 2)[2]}",
-        lines_per_part=lines_per_part,
-    )
+def _same_order(head: bytes, last: bytes, following: bytes, order_of: OrderOf | None) -> bool:
+    if order_of is None:
+        return False
+    order = order_of(head, last)
+    return order is not None and order == order_of(head, following)
 
 
-def file_units(
-    data: bytes,
-    report_format: str,
-    *,
-    partner: str,
-    key: str,
-    archive: ReportArchive,
-    now: datetime,
-    run_id: str,
-    parts_prefix: str,
-    lines_per_part: int = DROP_PAGE_LINES,
-) -> list[WorkUnit]:
-    """A report already archived under `key`: one unit when it is an API page or small, else one per part, each
-    part archived under `parts_prefix`/part-NNNNN."""
-    if report_format in API_PARTNERS or data.count(b"\n") <= lines_per_part + 1:
-        return [page_unit(partner, key, report_format, now=now, run_id=run_id)]
-    parts = split_records(data, header=report_format == "csv", lines_per_part=lines_per_part)
-    suffix = "jsonl" if report_format == "normalized" else "csv"
-    units = []
-    for number, (first_line, part) in enumerate(parts, start=1):
-        part_key = archive.put_object(f"{parts_prefix}/part-{number:05d}.{suffix}", part)
-        units.append(page_unit(partner, part_key, report_format, now=now, run_id=run_id, first_line=first_line))
-    return units
+class WorkLedgers(Protocol):
+    """What a unit of work needs of the ledger (the composition root makes them)."""
+
+    def sink(self, now: datetime, workers: int = 1) -> LedgerSink: ...
+    def confirm(self, *, now: datetime, shards: Sequence[int], workers: int) -> RunCounts: ...
+    def claims_sweep(self, *, now: datetime) -> RunCounts: ...
 
 
-# ---- the worker's side ----------------------------------------------------------------------------------------------
-def run_unit(unit: WorkUnit, settings: Settings, *, workers: int) -> dict[str, Any]:
-    """Do one unit with `workers` threads; raise UnitFailed when any of it is left undone."""
-    if unit.kind == "claims":
-        from accrual.service.claims import claim_service
+@dataclass
+class UnitDone:
+    """What one unit did: a page's ingest, a shard's confirmation or the claims sweep."""
 
-        swept = claim_service(settings).sweep(now=unit.now)
-        _raise_if_unsettled(unit, swept)
-        return {"kind": "claims", **swept}
-    if unit.kind == "confirm":
-        from accrual.service.fanout import ConcurrentLedger
+    unit: WorkUnit
+    counts: RunCounts = field(default_factory=RunCounts)
+    page: PageResult | None = None
 
-        counts = ConcurrentLedger(settings, workers=workers).confirm(now=unit.now, shards=[unit.shard or 0])
-        result: dict[str, Any] = {"kind": "confirm", "shard": unit.shard, **counts}
-        _raise_if_unsettled(unit, counts)
-        return result
-    archive = ReportArchive(settings)
-    data = archive.get(unit.key or "")
-    result = ingest_report(
-        data,
-        unit.format or "",
-        partner=unit.partner or "",
-        source=unit.key or "",
-        settings=settings,
-        now=unit.now,
-        run_id=unit.run_id,
-        archive=archive,
-        reconcile=ledger_reconcile(settings, unit.now, workers),
-        pulled_page=True,
-    )
-    result["kind"] = "page"
-    _raise_if_unsettled(unit, result["reconciled"])
-    return result
+    @property
+    def unsettled(self) -> int:
+        return (self.page.reconciled if self.page else self.counts).unsettled
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.page is not None:
+            return {**self.page.as_dict(), "kind": "page"}
+        if self.unit.kind == "confirm":
+            return {"kind": "confirm", "shard": self.unit.shard, **self.counts.as_dict()}
+        return {"kind": self.unit.kind, **self.counts.as_dict()}
 
 
-def _raise_if_unsettled(unit: WorkUnit, counts: dict[str, int]) -> None:
-    failed, conflicts = counts.get("orders_failed", 0), counts.get("journal_conflicts", 0)
-    if failed or conflicts:
-        raise UnitFailed(f"{unit.label()}: {failed} order(s) not settled, {conflicts} journal conflict(s)")
+class WorkService:
+    """Units of work: made from files and schedules, sent to the queue, and done by a worker."""
 
+    def __init__(
+        self, ingest: IngestStep, ledgers: WorkLedgers, archive: ReportArchive, queue: WorkQueue, unit_log: UnitLog
+    ) -> None:
+        self.ingest = ingest
+        self.ledgers = ledgers
+        self.archive = archive
+        self.queue = queue
+        self.unit_log = unit_log
 
-def record_failure(settings: Settings, message_id: str, unit_text: str, reason: str, *, receives: int) -> None:
-    """Keep the last reason a message failed, under its id (the dead-letter queue keeps the message itself)."""
-    bind_ledger_tables(settings)
-    ControlRecord(
-        FAILURE_PK,
-        message_id,
-        body=unit_text,
-        reason=reason[:REASON_LIMIT],
-        at=f"{datetime.now(UTC).isoformat()} receive {receives}",
-    ).save()
+    def hand_on(self, units: Sequence[WorkUnit]) -> int:
+        """Send units to the reconcile queue; returns when the queue holds them (the callers move their cursors
+        after)."""
+        return self.queue.send(unit.model_dump_json() for unit in units)
 
+    # ---- a dropped file, in page-sized parts --------------------------------------------------------------------
+    def drop_units(
+        self, bucket: str, key: str, *, now: datetime, run_id: str, lines_per_part: int = DROP_PAGE_LINES
+    ) -> list[WorkUnit]:
+        """The units of a dropped file. A saved API page is one unit as it lies; a CSV or JSON Lines file with more
+        lines than a part is split, each part archived under raw/<partner>/drops/<file>/ like a pulled page."""
+        partner = drop_partner(key)
+        report_format = drop_format(partner, key)
+        data = self.archive.get(key, bucket=bucket)
+        return self.file_units(
+            data,
+            report_format,
+            partner=partner,
+            key=key,
+            now=now,
+            run_id=run_id,
+            parts_prefix=f"raw/{partner}/drops/{key.split('/', 2)[2]}",
+            lines_per_part=lines_per_part,
+        )
 
-def failure_reason(settings: Settings, message_id: str) -> tuple[str | None, str | None]:
-    bind_ledger_tables(settings)
-    try:
-        record = ControlRecord.get(FAILURE_PK, message_id)
-    except ControlRecord.DoesNotExist:
-        return None, None
-    return record.reason, record.at
+    def file_units(
+        self,
+        data: bytes,
+        report_format: str,
+        *,
+        partner: str,
+        key: str,
+        now: datetime,
+        run_id: str,
+        parts_prefix: str,
+        lines_per_part: int = DROP_PAGE_LINES,
+    ) -> list[WorkUnit]:
+        """A report already archived under `key`: one unit when it is an API page or small, else one per part (an
+        order's lines never split between two), each part archived under `parts_prefix`/part-NNNNN."""
+        if report_format in API_PARTNERS or data.count(b"\n") <= lines_per_part + 1:
+            return [page_unit(partner, key, report_format, now=now, run_id=run_id)]
+        parts = split_records(
+            data,
+            header=report_format == "csv",
+            lines_per_part=lines_per_part,
+            order_of=self._order_reader(report_format, partner, key),
+        )
+        suffix = "jsonl" if report_format == "normalized" else "csv"
+        units = []
+        for number, (first_line, part) in enumerate(parts, start=1):
+            part_key = self.archive.put_object(f"{parts_prefix}/part-{number:05d}.{suffix}", part)
+            units.append(page_unit(partner, part_key, report_format, now=now, run_id=run_id, first_line=first_line))
+        return units
+
+    def _order_reader(self, report_format: str, partner: str, source: str) -> OrderOf:
+        """The order a record names, read as the ingest step reads it (a CSV with the partner's column map)."""
+        if report_format == "normalized":
+            return lambda _head, record: jsonl_order(record)
+        options = self.ingest.options_for(report_format, partner)
+
+        def csv_order(head: bytes, record: bytes) -> str | None:
+            report = parse_csv(head + record, source=source, partner=partner, options=options)
+            return report.lines[0].order_key if report.lines else None
+
+        return csv_order
+
+    # ---- the worker's side --------------------------------------------------------------------------------------
+    def run_unit(self, unit: WorkUnit, *, workers: int) -> UnitDone:
+        """Do one unit with `workers` threads; raise UnitFailed when any of it is left undone."""
+        if unit.kind == "claims":
+            done = UnitDone(unit, self.ledgers.claims_sweep(now=unit.now))
+        elif unit.kind == "confirm":
+            done = UnitDone(unit, self.ledgers.confirm(now=unit.now, shards=[unit.shard or 0], workers=workers))
+        else:
+            page = self.ingest.page(
+                self.archive.get(unit.key or ""),
+                unit.format or "",
+                partner=unit.partner or "",
+                source=unit.key or "",
+                sink=self.ledgers.sink(unit.now, workers),
+                now=unit.now,
+                run_id=unit.run_id,
+                pulled_page=True,
+            )
+            done = UnitDone(unit, page=page)
+        if done.unsettled:
+            counts = done.page.reconciled if done.page else done.counts
+            raise UnitFailed(
+                f"{unit.label()}: {counts.orders_failed} order(s) not settled, "
+                f"{counts.journal_conflicts} journal conflict(s)"
+            )
+        return done
+
+    def finish(self, unit: WorkUnit, done: UnitDone, *, receives: int) -> None:
+        """Log what the unit did under its run, for the command waiting for the run's units."""
+        detail = json.dumps(done.as_dict(), default=str)
+        self.unit_log.record_outcome(unit.run_id, UnitOutcome(unit.name(), True, detail, receives))
+
+    def record_failure(self, message_id: str, unit: WorkUnit, reason: str, *, receives: int) -> None:
+        """Keep the last reason a message failed, under its id (the dead-letter queue keeps the message itself),
+        and under its run."""
+        self.unit_log.record(message_id, unit.model_dump_json(), reason, receives=receives)
+        self.unit_log.record_outcome(unit.run_id, UnitOutcome(unit.name(), False, reason, receives))
+
+    def outcomes(self, run_id: str) -> list[UnitOutcome]:
+        return self.unit_log.outcomes(run_id)
+
+    def handed_on_again(self, unit: WorkUnit) -> None:
+        """A dead-lettered unit back on the queue: its run waits for it again (its failure is not its last word)."""
+        self.unit_log.record_outcome(unit.run_id, UnitOutcome(unit.name(), False, "handed on again", receives=0))
+
+    def failure_reason(self, message_id: str) -> UnitFailure | None:
+        return self.unit_log.reason(message_id)

@@ -3,7 +3,8 @@
 A local emulator answers in well under a millisecond; DynamoDB answers in roughly 5-20 ms. With
 `ACCRUAL_DYNAMODB_LATENCY_MS=20` in the environment every DynamoDB request (each attempt, retries included) waits that
 long before it is sent, whether it comes from boto3 or from PynamoDB (both go through botocore). Unset or 0: nothing
-is installed. Never set it on a deployed stack.
+is installed. It lives with the benches, not in the package Lambda runs: a bench installs it in its own process
+(`install`) or, for a child process such as the `accrual` CLI, puts bench/_hook on PYTHONPATH (sitecustomize.py).
 
 botocore has no process-wide event hook: the handler is registered on every botocore session, the ones that exist
 (boto3's default session) and the ones created later (PynamoDB creates its own per connection).
@@ -11,6 +12,7 @@ botocore has no process-wide event hook: the handler is registered on every boto
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -50,9 +52,9 @@ def install(milliseconds: float) -> None:
     _installed.append(True)
 
 
-def install_from_env() -> None:
-    from accrual.settings import BenchmarkSettings  # the composition root reads the environment, once
-
-    latency_ms = BenchmarkSettings().dynamodb_latency_ms
-    if latency_ms:
-        install(latency_ms)
+def install_from_environment() -> None:
+    milliseconds = float(os.environ.get(ENVIRONMENT_VARIABLE) or 0)
+    if milliseconds < 0:
+        raise ValueError(f"{ENVIRONMENT_VARIABLE} must be 0 or more, got {milliseconds}")
+    if milliseconds:
+        install(milliseconds)

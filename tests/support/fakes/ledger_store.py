@@ -12,6 +12,17 @@ from datetime import datetime
 
 from accrual.adapters.ledger_store import (
     MAX_TRANSACTION_ITEMS,
+    due_shard,
+    entry_taken,
+    line_ref,
+    merged_balances,
+    refusal_ref,
+    transaction_size,
+)
+from accrual.adapters.ledger_tables import DecisionRecord
+from accrual.domain.lifecycle import Holding
+from accrual.domain.models import AccrualConfig, Click, OrderLine
+from accrual.ports.ledger import (
     JournalConflict,
     JournalEntry,
     LineWrite,
@@ -23,17 +34,8 @@ from accrual.adapters.ledger_store import (
     StoredBalance,
     StoredLine,
     StoredRefusal,
-    due_shard,
-    entry_taken,
-    line_ref,
-    merged_balances,
-    refusal_ref,
-    transaction_size,
     utc_text,
 )
-from accrual.adapters.ledger_tables import DecisionRecord
-from accrual.domain.lifecycle import Holding
-from accrual.domain.models import AccrualConfig, Click, OrderLine
 
 
 @dataclass(frozen=True)

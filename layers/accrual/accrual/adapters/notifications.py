@@ -1,0 +1,55 @@
+"""The notifications topic on SNS (the port `accrual.ports.NotificationPublisher`).
+
+The stream relay publishes under Powertools Idempotency keyed on the event id, with the Lambda's context registered
+(a redelivered stream batch does not publish again, and a claim left by a killed invocation expires with that
+invocation's timeout); the sweep publishes plainly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+from accrual.settings import BOTO_CONFIG, Settings
+
+IDEMPOTENCY_DAYS = 7
+
+
+class SnsPublisher:
+    def __init__(self, settings: Settings) -> None:
+        if not settings.notifications_topic_arn:
+            raise LookupError(f"stack {settings.stack!r} has no notifications topic (NotificationsTopicArn)")
+        self.topic_arn = settings.notifications_topic_arn
+        self._sns = settings.client("sns")
+        self._idempotency = IdempotencyConfig(
+            event_key_jmespath="event_id", expires_after_seconds=IDEMPOTENCY_DAYS * 86400
+        )
+        persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto_config=BOTO_CONFIG)
+        self._publish_once = idempotent_function(
+            data_keyword_argument="event", persistence_store=persistence, config=self._idempotency
+        )(self._publish)
+
+    def _publish(self, event: dict[str, Any]) -> dict[str, str]:
+        attributes = {
+            name: {"DataType": "String", "StringValue": value} for name, value in event["attributes"].items() if value
+        }
+        response = self._sns.publish(TopicArn=self.topic_arn, Message=event["body"], MessageAttributes=attributes)
+        return {"message_id": response["MessageId"]}
+
+    def publish(
+        self, event_id: str, body: str, attributes: dict[str, str], *, lambda_context: Any = None
+    ) -> str | None:
+        event = {"event_id": event_id, "body": body, "attributes": attributes}
+        if lambda_context is None:
+            return self._publish(event)["message_id"]
+        self._idempotency.register_lambda_context(lambda_context)
+        try:
+            return self._publish_once(event=event)["message_id"]
+        except IdempotencyAlreadyInProgressError:
+            return None

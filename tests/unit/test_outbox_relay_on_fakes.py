@@ -1,0 +1,47 @@
+"""The outbox relay on fakes of the ledger store and the topic: every notification the ledger wrote is published once
+and marked, a rerun publishes nothing, fresh events are left to the stream relay for the grace period, and an event
+another invocation is publishing is left alone."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from support.fakes.world import FakeWorld
+from support.ledger import T0, line
+
+
+def test_the_sweep_publishes_each_notification_once_and_marks_it():
+    world = FakeWorld()
+    world.ledger().reconcile([line("A"), line("B", user="bob")], now=T0)
+    assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=5)) == {"published": 2}
+    published = {event_id: json.loads(body) for event_id, body, _ in world.publisher.published}
+    assert {body["user_id"] for body in published.values()} == {"alice", "bob"}
+    assert all(world.store.outbox[event_id].message_id for event_id in published)
+    # a rerun finds nothing left to publish
+    assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=10)) == {}
+    assert len(world.publisher.published) == 2
+
+
+def test_fresh_events_are_left_to_the_stream_relay_for_the_grace_period():
+    world = FakeWorld()
+    world.ledger().reconcile([line("A")], now=T0)
+    assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=1), grace=timedelta(minutes=5)) == {}
+    assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=6), grace=timedelta(minutes=5)) == {
+        "published": 1
+    }
+
+
+def test_an_event_another_invocation_is_publishing_is_left_unmarked():
+    world = FakeWorld()
+    world.ledger().reconcile([line("A")], now=T0)
+    [message] = world.store.unpublished("9999", 10)
+    event = {"event_id": message.event_id, "body": message.body, "attributes": message.attributes}
+
+    class Busy:
+        def publish(self, event_id, body, attributes, *, lambda_context=None):
+            return None  # the idempotent publish says another invocation holds this event
+
+    world.relay.publisher = Busy()
+    assert world.relay.publish(event, now=T0, lambda_context=object()) == "in_progress"
+    assert list(world.store.unpublished("9999", 10)) == [message]
