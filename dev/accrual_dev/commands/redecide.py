@@ -44,7 +44,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from accrual.adapters.ledger_store import DynamoLedgerStore
-    from accrual.service.claims import claim_service
+    from accrual.composition import composition
     from accrual.service.counts import RunCounts
     from accrual.service.ledger import Ledger
     from accrual_dev.notifications import publish_written
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     store = DynamoLedgerStore(stack)
     keys = select_orders(store, orders=args.orders, user=args.user, since=args.since, until=args.until)
     ledger = Ledger(stack, store=store)
-    claims = claim_service(stack, ledger)
+    claims = composition(stack).claims
     at = now(args)
     results: list = []
     counts = RunCounts()
