@@ -99,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _service() -> ClaimService:
-    from accrual.service.claims import claim_service
+    from accrual.composition import composition
 
-    return claim_service(settings())
+    return composition(settings()).claims
 
 
 def _print(claim: Claim, as_json: bool) -> None:

@@ -80,7 +80,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from accrual.adapters.ledger_store import DynamoLedgerStore
-    from accrual.service.claims import claim_service
+    from accrual.composition import composition
     from accrual.service.counts import RunCounts
     from accrual.service.ledger import Ledger
     from accrual_dev.notifications import publish_written
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if args.shop or args.category or reasons:
         keys = [key for key in keys if _matches(store, key, set(args.shop), set(args.category), reasons)]
     ledger = Ledger(stack, store=store)
-    claims = claim_service(stack, ledger)
+    claims = composition(stack).claims
     at = now(args)
     results: list[Redecided] = []
     counts = RunCounts()

@@ -41,8 +41,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from accrual.composition import composition
     from accrual.domain.lifecycle import ReviewVerdict
-    from accrual.service.claims import claim_service
     from accrual.service.ledger import Ledger
     from accrual.service.reading import find_orders
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(str(error), file=sys.stderr)
         return 2
-    claim_service(stack, ledger).after_orders_changed(keys, now=at)  # the claims on the order follow the verdict
+    composition(stack).claims.after_orders_changed(keys, now=at)  # the claims on the order follow the verdict
     print(f"order {keys[0]}: {args.verdict}, now {state.value}")
     from accrual_dev.notifications import publish_written
 
