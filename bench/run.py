@@ -58,7 +58,8 @@ def before_and_after(results: dict) -> str:
     if not before or not after:
         return ""
     rows = []
-    for step, figures in after.items():
+    order = ("first_report", "replay", "settlement", "confirmation", "reversal")
+    for step, figures in sorted(after.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99):
         old, new, bound = before[step]["project"], figures["project"], figures["lower_bound"]
         lines = max(
             1,
