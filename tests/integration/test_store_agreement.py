@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, timedelta
 
-from accrual.adapters.claims_table import claim_rules_of
+from accrual.adapters.claims_table import DynamoClaimsStore, claim_rules_of
 from accrual.adapters.ledger_store import DynamoLedgerStore
 from accrual.composition import composition
 from accrual.domain.claims import ClaimRequest
@@ -19,7 +19,7 @@ from accrual.domain.lifecycle import ReviewVerdict
 from accrual.partners import QuarantinedLine
 from accrual.partners.http import PagePosition
 from accrual.ports import PartnerState, ReportArchive, UnitLog, WorkQueue
-from accrual.service.claims import ClaimService, claim_service
+from accrual.service.claims import ClaimService
 from accrual.service.ledger import Ledger
 from accrual.service.reading import audit
 from support.claims import memory_claims
@@ -171,7 +171,9 @@ def claims_scenario(claims: ClaimService) -> list:
 
 def test_the_claims_store_on_dynamodb_and_in_memory_ends_in_the_same_state(stack):
     load_reference_data(stack, users=USERS)
-    dynamo = claim_service(stack, Ledger(stack, store=DynamoLedgerStore(stack)))
+    dynamo = ClaimService(
+        DynamoClaimsStore(stack), Ledger(stack, store=DynamoLedgerStore(stack)), claim_rules_of(stack)
+    )
     memory_ledger = InMemoryLedgerStore()
     memory_ledger.save_config(config())
     memory_ledger.save_clicks(clicks(USERS))

@@ -19,7 +19,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from accrual.adapters.claims_table import DynamoClaimsStore, claim_rules_of
 from accrual.domain.claims import (
     SEARCHED_STATES,
     Claim,
@@ -49,7 +48,6 @@ from accrual.ports import OutboxMessage, utc_text
 from accrual.ports.claims import ClaimsStore
 from accrual.service.ledger import Ledger
 from accrual.service.order_view import OrderView, load_order
-from accrual.settings import Settings
 
 # the claims a reconcile looks at: those still searched, and those whose order's lines may move (they follow them)
 FOLLOWED_STATES = (*SEARCHED_STATES, ClaimState.NEEDS_REVIEW, ClaimState.RESOLVED)
@@ -399,8 +397,3 @@ class ClaimService:
             account_currency=record.account_currency,
             decision=decision,
         )
-
-
-def claim_service(settings: Settings, ledger: Ledger | None = None) -> ClaimService:
-    """The claims service of a stack: its claims table, its ledger, its matching settings."""
-    return ClaimService(DynamoClaimsStore(settings), ledger or Ledger(settings), claim_rules_of(settings))

@@ -115,7 +115,8 @@ def explain(
         "refused": refused,
         "also_matches": keys[1:],
         "claims": _claims_naming(claims, record),
-        "explanation": render_trail(decision, lang, journal=journal, refused=refused) + claim_note(decision, lang),
+        "explanation": render_trail(decision, lang, journal=journal, refused=refused, review=record.review)
+        + claim_note(decision, lang),
     }
 
 
