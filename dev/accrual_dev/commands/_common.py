@@ -179,7 +179,7 @@ def _check_stack(url: str | None) -> None:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     stack = os.environ.get("ACCRUAL_STACK", "accrual")
-    quick = Config(connect_timeout=ENDPOINT_PROBE_SECONDS, read_timeout=10, retries={"max_attempts": 1})
+    quick = Config(connect_timeout=ENDPOINT_PROBE_SECONDS, read_timeout=10, retries={"total_max_attempts": 1})
     region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
     where = f"at AWS_ENDPOINT_URL={url}" if url else f"in AWS region {region} (AWS_ENDPOINT_URL is not set)"
     try:
