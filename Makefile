@@ -160,15 +160,21 @@ invoke: venv
 	$(BIN)/python -m accrual_dev.invoke $(FN) $(EVENT)
 
 # Benchmarks (docs/performance.md): calls and capacity units per order for each step on ministack beside a reference
-# and the lower bound, CPU per line, ingest memory, handler import time, cost per million orders. Prints tables and
-# writes bench/results.json. `make bench BENCH_ARGS=--full-memory` adds 100,000 and 1,000,000 lines (hours).
-bench: venv ministack
+# and the lower bound, CPU per line, ingest memory (on DynamoDB Local beside moto), handler import time, cost per
+# million orders. Prints tables and writes bench/results.json. `make bench BENCH_ARGS=--full-memory` adds 100,000 and 1,000,000 lines (hours).
+bench: venv ministack dynamodb-local
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/cli_workers.py
 
-# The integration and end-to-end suites on both emulators, moto then ministack (the fixtures choose by
-# ACCRUAL_EMULATOR); a test one emulator gets wrong is marked only_on(...) with the reason (docs/emulators.md).
+# A day of a cashback service through the CLI on the local stack `make local` runs (DynamoDB Local beside moto):
+# clicks, the day's report, its settlement, confirmation and the month's report, each step's time and the peak memory
+# of the CLI and of the emulators. make bench-day DAY_ARGS="--orders 10000 --workers 16" (default 100,000 orders).
+bench-day: venv dynamodb-local
+	$(BIN)/python bench/day.py $(DAY_ARGS)
+
+# The integration and end-to-end suites on the three emulators: moto, ministack, then DynamoDB Local (the fixtures
+# choose by ACCRUAL_EMULATOR); a test an emulator gets wrong is marked only_on(...) with the reason (docs/emulators.md).
 CONFORMANCE := tests/integration tests/e2e --ignore=tests/integration/test_template.py
 test-conformance: venv ministack dynamodb-local
 	ACCRUAL_EMULATOR=moto $(BIN)/pytest -n 2 --dist worksteal -q $(CONFORMANCE)

@@ -63,18 +63,18 @@ def per_order(volume: dict) -> dict:
 STEPS_LIFE = {"first_report": 1, "replay": 2, "settlement": 1, "confirmation": 1}
 
 
-def from_steps(results: dict) -> dict | None:
+def from_steps(results: dict, section: str = "steps") -> dict | None:
     """Cost of one order's life from bench/steps.py: first report, two replays, settlement, confirmation (a reversal
     is priced apart: most orders never have one), and the stream relay per notification when bench/ledger.py measured
     it (else SNS publishes only)."""
-    steps = (results.get("steps") or {}).get("steps")
+    steps = (results.get(section) or {}).get("steps")
     if not steps:
         return None
     life = {"dynamodb_calls": 0.0, "rru": 0.0, "wru": 0.0}
     for step, weight in STEPS_LIFE.items():
         for key in life:
             life[key] += weight * steps[step]["project"][key]
-    orders = results["steps"]["orders"]
+    orders = results[section]["orders"]
     notifications = (
         sum((steps[step]["project"]["ledger_counts"] or {}).get("notifications", 0) for step in STEPS_LIFE) / orders
     )
@@ -95,7 +95,7 @@ def from_steps(results: dict) -> dict | None:
     cost_sns = notifications * PRICES["sns_publish_usd_per_million"]
     reversal = steps["reversal"]["project"]
     return {
-        "from": f"bench/steps.py, {orders} orders on {results['steps']['emulator']}",
+        "from": f"bench/steps.py, {orders} orders on {results[section]['emulator']}, {results[section].get('code')}",
         "life": dict(STEPS_LIFE),
         "notifications_per_order": round(notifications, 3),
         "per_order": {key: round(value, 3) for key, value in life.items()},
@@ -240,6 +240,10 @@ def main() -> None:
     if steps is not None:
         save_results("cost_from_steps", steps)
         print(report_steps(steps))
+    before = from_steps(results, "steps_before")
+    if before is not None:
+        save_results("cost_from_steps_before", before)
+        print(report_steps(before))
     if (results.get("ledger") or {}).get("volumes"):
         out = run()
         save_results("cost", out)

@@ -132,7 +132,11 @@ def run(volumes: list[int], emulator: str, trace: Path | None = None, every: flo
     from accrual_dev.local.provision import provision
     from accrual_dev.local.server import LOCAL_ENVIRONMENT
 
-    if emulator == "ministack":
+    if emulator == "dynamodb-local":
+        from accrual_dev.local.dynamodb_local import DynamoDBLocalStack
+
+        server = DynamoDBLocalStack()
+    elif emulator == "ministack":
         from accrual_dev.local.ministack import MinistackServer
 
         server = MinistackServer()
@@ -150,7 +154,7 @@ def run(volumes: list[int], emulator: str, trace: Path | None = None, every: flo
             os.environ.update(
                 {
                     **LOCAL_ENVIRONMENT,
-                    "AWS_ENDPOINT_URL": server.url,
+                    **server.endpoints,
                     "ACCRUAL_STACK": stack,
                     "POWERTOOLS_LOG_LEVEL": "ERROR",
                     "LOG_LEVEL": "ERROR",
@@ -210,7 +214,8 @@ def report(result: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", default="1000,10000", help="comma-separated volumes (full profile: 100000,1000000)")
-    parser.add_argument("--emulator", choices=("ministack", "moto"), default="ministack")
+    # DynamoDB Local (beside moto) by default: the volume runs' fastest faithful emulator (docs/emulators.md)
+    parser.add_argument("--emulator", choices=("dynamodb-local", "ministack", "moto"), default="dynamodb-local")
     parser.add_argument("--trace", type=Path, help="append the command's position and memory to this JSON Lines file")
     parser.add_argument("--every", type=float, default=60.0, help="seconds between trace samples")
     parser.add_argument("--threads", type=int, default=1, help="`accrual ingest --threads N` (default 1)")

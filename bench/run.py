@@ -16,6 +16,7 @@ import argparse
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +41,65 @@ def machine() -> dict:
         "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}",
     }
+
+
+# The last commit before the write path's rework (compressed items, orders read ahead, line claims): `make bench`
+# runs the steps on it too, on the same emulator, for the before / after table.
+BEFORE = "ade226e"
+BOUNDS = {"first_report": 10, "settlement": 6, "confirmation": 8, "reversal": 9}  # write units per order, the targets
+
+
+def before_and_after(results: dict) -> str:
+    """Per step: calls, read and write units per order and CLI CPU per line, before and after, beside the bound."""
+    from _common import table
+
+    before = (results.get("steps_before") or {}).get("steps") or {}
+    after = (results.get("steps") or {}).get("steps") or {}
+    if not before or not after:
+        return ""
+    rows = []
+    order = ("first_report", "replay", "settlement", "confirmation", "reversal")
+    for step, figures in sorted(after.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99):
+        old, new, bound = before[step]["project"], figures["project"], figures["lower_bound"]
+        lines = max(
+            1,
+            results["steps"]["lines_first"] if step in ("first_report", "replay") else results["steps"]["lines_final"],
+        )
+        rows.append(
+            [
+                step,
+                f"{old['dynamodb_calls']} → {new['dynamodb_calls']} ({bound['dynamodb_calls']})",
+                f"{round(old['dynamodb_calls'] * results['steps']['orders'] / lines, 2)} → "
+                f"{round(new['dynamodb_calls'] * results['steps']['orders'] / lines, 2)}",
+                f"{old['rru']} → {new['rru']} ({bound['rru']})",
+                f"{old['wru']} → {new['wru']} ({bound['wru']}; target {BOUNDS.get(step, '-')})",
+                f"{old.get('cpu_ms_per_line', '-')} → {new.get('cpu_ms_per_line', '-')}",
+            ]
+        )
+    cpu = results.get("cpu") or {}
+    loads = (cpu.get("us_per_line") or {}).get("json_loads")
+    costs = [
+        results.get(name, {}).get("usd_per_million_orders", {}).get("total")
+        for name in ("cost_from_steps_before", "cost_from_steps")
+    ]
+    return "\n".join(
+        [
+            table(
+                rows,
+                [
+                    "per order",
+                    "DynamoDB calls (bound)",
+                    "calls per line",
+                    "RRU (bound)",
+                    "WRU (bound; target)",
+                    "CLI CPU ms/line",
+                ],
+                title=f"\n== Before ({BEFORE}) → after, {results['steps']['orders']} orders on {results['steps']['emulator']} ==",
+            ),
+            f"json.loads of a line: {loads} µs (bench/cpu.py); CPU per line is the accrual process's own, start-up taken off",
+            f"$ per million orders (DynamoDB + SNS, assumed prices): {costs[0]} → {costs[1]}",
+        ]
+    )
 
 
 def summary() -> str:
@@ -99,6 +159,9 @@ def summary() -> str:
     if rows:
         blocks.append(table(rows, ["figure", "value"]))
     save_results("_machine", machine())
+    compared = before_and_after(results)
+    if compared:
+        blocks.append(compared)
     return "\n".join(blocks)
 
 
@@ -107,8 +170,15 @@ def main() -> int:
     parser.add_argument("--full-memory", action="store_true", help="ingest memory at 100,000 and 1,000,000 lines")
     parser.add_argument("--all", action="store_true", help="also moto_growth.py and ledger.py at 1,000 orders")
     parser.add_argument("--orders", type=int, default=200, help="orders of the steps bench")
+    parser.add_argument("--before", default=BEFORE, help=f"the commit the steps are compared with (default {BEFORE})")
     args = parser.parse_args()
+    before = Path(tempfile.mkdtemp(prefix="accrual-before-"))
+    archive = subprocess.run(
+        ["git", "archive", args.before, "layers", "dev"], cwd=HERE.parent, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
     plan = [
+        ["steps.py", "--orders", str(args.orders), "--code", str(before), "--section", "steps_before"],
         ["steps.py", "--orders", str(args.orders)],
         ["cpu.py"],
         ["coldstart.py"],

@@ -24,7 +24,7 @@ transaction per changed order holding the order (2 WRU: transactional writes cos
 the balance when money moves (2 WRU each), plus one outbox item per notification (2 WRU); confirmation adds the due
 index Query (keys only: well under 0.01 call per order).
 
-    .venv/bin/python bench/steps.py [--orders 200] [--emulator ministack|moto]
+    .venv/bin/python bench/steps.py [--orders 200] [--emulator ministack|moto] [--code DIR --section steps_before]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -49,6 +50,7 @@ sys.path.insert(0, str(HOOK))
 import callmeter  # noqa: E402
 
 STEPS = ("first_report", "replay", "settlement", "confirmation", "reversal")
+CODE: list[str] = []  # set by --code DIR
 CLI = Path(sys.executable).parent / "accrual"
 
 
@@ -93,7 +95,7 @@ def write_files(folder: Path, orders, keys, times) -> dict[str, Path]:
         "final": folder / "final.jsonl",
         "reversal": folder / "reversal.jsonl",
     }
-    files["config"].write_text(config.model_dump_json())
+    files["config"].write_text(config.model_dump_json(exclude_none=True))  # readable by older versions too
     sub_ids = sorted({orders.final[key][0].sub_id for key in keys})
     files["clicks"].write_text("".join(orders.clicks[sub_id].model_dump_json() + "\n" for sub_id in sub_ids))
     reversal = reversal_lines(orders, keys, times["reversal"] - timedelta(hours=1))
@@ -118,18 +120,26 @@ def step_times(orders) -> dict:
 
 # ---- the project, through its CLI -----------------------------------------------------------------------------------
 def cli(env: dict, *args: str, meter: Path | None = None) -> tuple[dict, dict | None]:
-    environment = {**env, "PYTHONPATH": str(HOOK)}
+    # CODE: another checkout's package and CLI ahead of this one's (the same steps, before and after a change)
+    environment = {**env, "PYTHONPATH": os.pathsep.join([str(HOOK), *CODE])}
+    # the ledger's steps alone: on a local stack the CLI would also publish the notifications (the deployed stream
+    # relay's work, priced per notification by bench/cost.py)
+    environment["ACCRUAL_LOCAL_RELAY"] = "off"
     if meter is not None:
         environment["ACCRUAL_CALL_METER"] = str(meter)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [str(CLI), *args], capture_output=True, text=True, env=environment, stdin=subprocess.DEVNULL, timeout=3600
     )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if done.returncode not in (0, 1):
         raise SystemExit(f"accrual {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     try:
         printed = json.loads(done.stdout)
     except ValueError:
         printed = {"output": done.stdout[-500:]}
+    printed["_cpu_seconds"] = cpu
     return printed, json.loads(meter.read_text()) if meter is not None else None
 
 
@@ -143,12 +153,17 @@ def run_project(env: dict, files: dict, times: dict, folder: Path) -> dict:
         "confirmation": ["confirm"],
         "reversal": ["ingest", str(files["reversal"]), "--partner", "normalized"],
     }
+    # the CPU of starting the CLI, its imports and clients (an audit of the empty ledger): taken off each step's,
+    # which leaves the CPU its lines cost
+    startup = cli(env, "audit", "--json")[0]["_cpu_seconds"]
     out = {}
     for step in STEPS:
         started = time.perf_counter()
         printed, counted = cli(env, *commands[step], "--now", times[step].isoformat(), meter=folder / f"{step}.json")
         out[step] = {
             "counted": counted,
+            "cpu_seconds": printed.pop("_cpu_seconds"),
+            "startup_cpu_seconds": startup,
             "printed": printed.get("reconciled", printed),
             "seconds": round(time.perf_counter() - started, 2),
             "weights": weigh_items(env["ACCRUAL_STACK"]),
@@ -405,6 +420,11 @@ def run(n: int, emulator: str) -> dict:
                 **per_order(mine["counted"], n),
                 "ledger_counts": mine["printed"],
                 "cli_seconds": mine["seconds"],
+                "cli_cpu_seconds": round(mine["cpu_seconds"], 3),
+                "cli_startup_cpu_seconds": round(mine["startup_cpu_seconds"], 3),
+                "cpu_ms_per_line": round(
+                    1000 * (mine["cpu_seconds"] - mine["startup_cpu_seconds"]) / result_lines(orders, keys, step), 2
+                ),
                 "item_weights": mine["weights"],
             },
             "reference": {
@@ -423,6 +443,12 @@ def run(n: int, emulator: str) -> dict:
         "lines_final": sum(len(orders.final[k]) for k in keys),
         "steps": steps,
     }
+
+
+def result_lines(orders, keys, step: str) -> int:
+    """Lines a step's command works through (confirmation: the lines of the orders it confirms)."""
+    report = orders.first if step in ("first_report", "replay") else orders.final
+    return sum(len(report[key]) for key in keys)
 
 
 def report(result: dict) -> str:
@@ -456,6 +482,22 @@ def report(result: dict) -> str:
         for step, figures in result["steps"].items()
     ]
     lines.append(table(rows, ["step", "project: DynamoDB calls per order by operation"]))
+    rows = [
+        [
+            step,
+            figures["project"]["cpu_ms_per_line"],
+            figures["project"]["cli_cpu_seconds"],
+            figures["project"]["cli_startup_cpu_seconds"],
+        ]
+        for step, figures in result["steps"].items()
+    ]
+    lines.append(
+        table(
+            rows,
+            ["step", "CLI CPU ms per line (start-up taken off)", "CLI CPU s", "start-up CPU s"],
+            title="CPU of the accrual process (user + system, from the OS); the machine's load affects it a little",
+        )
+    )
     for step in ("first_report", "settlement"):
         weights = result["steps"][step]["project"]["item_weights"]
         rows = [
@@ -480,9 +522,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=200)
     parser.add_argument("--emulator", choices=("ministack", "moto"), default="ministack")
+    parser.add_argument("--code", help="run the CLI of this checkout of the project (its figures go to --section)")
+    parser.add_argument("--section", default="steps", help="the results.json section (default steps)")
     args = parser.parse_args()
+    if args.code:
+        CODE[:] = [str(Path(args.code) / "layers" / "accrual"), str(Path(args.code) / "dev")]
     result = run(args.orders, args.emulator)
-    save_results("steps", result)
+    result["code"] = args.code or "this checkout"
+    save_results(args.section, result)
     print(report(result))
 
 

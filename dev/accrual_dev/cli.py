@@ -13,7 +13,15 @@ import textwrap
 from importlib import import_module
 
 from accrual_dev.commands import COMMANDS
-from accrual_dev.commands._common import OperatorError, UsageError
+from accrual_dev.commands._common import (
+    CREDENTIALS,
+    NOT_FOUND,
+    NotFound,
+    OperatorError,
+    UsageError,
+    describe_validation_error,
+    plain_message,
+)
 
 ENVIRONMENT = """\
 environment:
@@ -25,8 +33,9 @@ environment:
   PULL_INITIAL_LOOKBACK_DAYS  how far a partner's first pull reads back (30)
   ACCRUAL_POLLER_PROCESSES    with --workers N: at most this many poller processes (default: one per core)
   ACCRUAL_DYNAMODB_LATENCY_MS benchmarks only: a fixed wait before every DynamoDB request (never on AWS)
-exit status: 0 done, 1 an answer that needs attention (orders failed, audit differences, unknown order), 2 a mistake
-in the command, a file or the environment (one line on stderr naming it), 130 interrupted (counts printed)"""
+exit status: 0 done, 1 an answer that needs attention (orders failed, audit differences), 2 a mistake in the command,
+a file or the environment (one line on stderr naming it), 3 not found (an order, a shopper, a claim), 130
+interrupted (counts printed)"""
 
 
 class OperatorParser(argparse.ArgumentParser):
@@ -66,26 +75,50 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    name = _command_name(args)
     try:
         return int(args.handler(args) or 0)
     except UsageError as error:
         parser.error(str(error))
         return 2
     except KeyboardInterrupt:
-        print(f"{_command_name(args)}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except NotFound as error:
+        print(f"{name}: {_one_line(error)}", file=sys.stderr)
+        return NOT_FOUND
     except (OperatorError, LookupError, ValueError, OSError) as error:
         # what an operator can fix (no configuration loaded, an unreadable report, a missing file): one clear line
-        print(f"{_command_name(args)}: {_one_line(error)}", file=sys.stderr)
+        print(f"{name}: {_operator_message(error)}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - AWS and unforeseen errors: one line; ACCRUAL_DEBUG=1 for the trace
         if os.environ.get("ACCRUAL_DEBUG"):
             raise
-        print(
-            f"{_command_name(args)}: {type(error).__name__}: {_one_line(error)} (ACCRUAL_DEBUG=1 shows the traceback)",
-            file=sys.stderr,
-        )
+        if _no_credentials(error):
+            print(f"{name}: no AWS credentials: {CREDENTIALS}", file=sys.stderr)
+            return 2
+        print(f"{name}: {_one_line(error) or 'failed'} (ACCRUAL_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
+
+
+def _operator_message(error: Exception) -> str:
+    """One line naming the cause: each field and value of a validation error, else the error's own words."""
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        return "; ".join(describe_validation_error(error).splitlines())
+    return plain_message(_one_line(error))
+
+
+def _no_credentials(error: BaseException) -> bool:
+    """botocore's NoCredentialsError, also when PynamoDB wraps it in its own error."""
+    from botocore.exceptions import NoCredentialsError
+
+    while error is not None:
+        if isinstance(error, NoCredentialsError):
+            return True
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return False
 
 
 def _command_name(args: argparse.Namespace) -> str:

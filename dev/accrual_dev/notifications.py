@@ -14,6 +14,7 @@ reads the outbox table instead, without taking anything: every notification writ
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,8 +34,10 @@ FOLLOW_POLL_SECONDS = 1.0
 
 def publish_written(settings: Settings, now: datetime) -> dict[str, int] | None:
     """Publish what the command wrote to the outbox, as the deployed relay would, on a local stack only (deployed,
-    the stream relay does it). Returns the relay's counts (`{"published": n}`), or None when left to the relay."""
-    if not settings.endpoint_url:
+    the stream relay does it). Returns the relay's counts (`{"published": n}`), or None when left to the relay.
+    `ACCRUAL_LOCAL_RELAY=off` leaves them to a relay locally too (the steps bench counts the ledger's calls apart
+    from the relay's, which it prices per notification)."""
+    if not settings.endpoint_url or os.environ.get("ACCRUAL_LOCAL_RELAY") == "off":
         return None
     from accrual.composition import composition
 

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.parser.types import Json
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from accrual.composition import claim_service
+from accrual.composition import composition
 from accrual.domain.claims import ClaimRequest
 from accrual.observability import logger, metrics, tracer
 from accrual.settings import load_settings
@@ -34,7 +34,7 @@ processor = BatchProcessor(event_type=EventType.SQS, model=ClaimMessage)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    service = claim_service(load_settings())
+    service = composition(load_settings()).claims
     now = datetime.now(UTC)
 
     def file(record: ClaimMessage) -> str:

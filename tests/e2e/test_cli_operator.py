@@ -175,7 +175,7 @@ def test_normalised_lines_of_unknown_partners_and_currencies_are_quarantined_wit
     assert reasons[0].startswith("2: partner='ebay'") and "not a partner" in reasons[0]
     assert reasons[1].startswith("3: currency='XYZ'")
     assert result["reconciled"]["lines_received"] == 1
-    accrual("explain", "N-2", expect=1)
+    accrual("explain", "N-2", expect=3)
 
 
 def test_a_csv_in_its_own_formats_reads_through_its_map_and_a_mostly_unread_one_exits_1(stack, accrual, tmp_path):
@@ -276,7 +276,7 @@ def test_a_configuration_error_shows_the_value_not_an_ellipsis(accrual, tmp_path
 
 
 def test_review_of_an_unknown_order_says_so(accrual):
-    assert "no order 'nope'" in one_line(accrual("review", "nope", "--release", expect=1).stderr)
+    assert "no order 'nope'" in one_line(accrual("review", "nope", "--release", expect=3).stderr)
 
 
 def test_now_that_is_not_a_time_is_one_clear_line(capsys):

@@ -54,6 +54,7 @@ def test_the_quick_start_runs_as_written(stack):
     ingested = json.loads(printed["accrual ingest examples/report.jsonl --partner normalized"].stdout)
     assert (ingested["read"], ingested["accepted"], ingested["quarantined"]) == (4, 4, 0)
     assert ingested["notified"] == {"published": 3}
+    assert ingested["reconciled"].get("orders_negative_margin", 0) == 0  # the examples pay out less than they earn
 
     # one message per change, each shown once
     first = printed["accrual notifications tail"].stdout.splitlines()

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 
-from accrual.composition import claim_service, composition
+from accrual.composition import composition
 from accrual.domain.claims import ClaimState, claim_id_of
 from support.handlers import FakeContext, event, function_environment, load_handler
 from support.ledger import T0, balance_of, line, load_reference_data
@@ -41,10 +41,10 @@ def test_a_claim_message_files_and_matches_the_claim_and_a_bad_one_fails_alone(s
     response = intake(batch, FakeContext())
 
     assert response == {"batchItemFailures": [{"itemIdentifier": "bad-1"}]}
-    claim = claim_service(stack).show(claim_id_of("alice", "8123456789"))
+    claim = composition(stack).claims.show(claim_id_of("alice", "8123456789"))
     assert claim.state == ClaimState.RESOLVED
     assert balance_of("alice")[0] == Decimal("5.00")
     # redelivered: the same claim, nothing new
     assert intake(copy.deepcopy(EVENT), FakeContext()) == {"batchItemFailures": []}
-    assert len(claim_service(stack).list_claims(user_id="alice")) == 1
+    assert len(composition(stack).claims.list_claims(user_id="alice")) == 1
     assert balance_of("alice")[0] == Decimal("5.00")

@@ -11,7 +11,7 @@ import pytest
 
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import OutboxRecord
-from accrual.composition import claim_service, composition
+from accrual.composition import composition
 from accrual.domain.claims import ClaimRequest
 from accrual.domain.models import Click
 from support.ledger import T0, line, load_reference_data
@@ -70,7 +70,7 @@ def test_every_event_type_is_published_valid_with_a_readable_text(world):
     ledger.reconcile([line("M2", user="masha", shop_id="plaza")], now=T0)
     # ivan (no country, RUB): a claim resolved, one escalated, one for someone else's order
     ledger.reconcile([line("I1", sub_id="lost")], now=T0)
-    claims = claim_service(world)
+    claims = composition(world).claims
     claims.file(EVIDENT.model_copy(update={"user_id": "ivan"}), now=T0 + DAY)
     claims.file(ClaimRequest(user_id="ivan", order_number="NOWHERE"), now=T0 + DAY)
     claims.file(ClaimRequest(user_id="ivan", order_number="M1"), now=T0 + DAY)
@@ -111,7 +111,7 @@ def test_every_event_type_is_published_valid_with_a_readable_text(world):
 
 def test_the_relay_publishes_claim_messages_with_their_filterable_attributes(world):
     composition(world).ledger().reconcile([line("I1", sub_id="lost")], now=T0)
-    claim_service(world).file(EVIDENT, now=T0 + DAY)
+    composition(world).claims.file(EVIDENT, now=T0 + DAY)
     composition(world).relay.publish_unpublished(now=T0 + DAY)
     import boto3
 

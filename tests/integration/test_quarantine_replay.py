@@ -115,8 +115,8 @@ def test_replay_of_a_file_in_its_own_encoding_and_number_format_after_its_map_is
 
 def test_a_replayed_admitad_position_keeps_its_own_line_id(stack):
     from accrual.adapters.ledger_tables import LineRecord
-    from accrual.adapters.report_archive import ReportArchive
-    from accrual.service.ingest import ingest_report
+    from accrual.adapters.report_archive import S3ReportArchive
+    from support.services import ingest_report
 
     load_reference_data(stack)
     action = {
@@ -130,7 +130,7 @@ def test_a_replayed_admitad_position_keeps_its_own_line_id(stack):
         "positions": [{"amount": "100.00", "payment": "1"}, {"amount": "1,234.00", "payment": "1"}],
     }
     page = json.dumps({"results": [action], "_meta": {"count": 1}}).encode()
-    source = ReportArchive(stack).put_object("raw/admitad/test/p.json", page)
+    source = S3ReportArchive(stack).put_object("raw/admitad/test/p.json", page)
     now = T0 + timedelta(minutes=5)
     first = ingest_report(page, "admitad", partner="admitad", source=source, settings=stack, now=now)
     assert (first["accepted"], first["quarantined"]) == (1, 1)
@@ -140,7 +140,7 @@ def test_a_replayed_admitad_position_keeps_its_own_line_id(stack):
         Type="String",
         Overwrite=True,
     )
-    done = QuarantineReplay(fresh(stack), now).replay(waiting(stack, partner="admitad"))
+    done = fresh(stack, now).replay(waiting(stack, partner="admitad"))
     assert (done["selected"], done["accepted"]) == (1, 1)
     lines = {record.sk: record for record in LineRecord.query("admitad#AD-1", LineRecord.sk.startswith("LINE#"))}
     assert sorted(lines) == ["LINE#555001#1", "LINE#555001#2"]  # never the first position's id again

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, timedelta
 
-from accrual.adapters.claims_table import claim_rules_of
+from accrual.adapters.claims_table import DynamoClaimsStore, claim_rules_of
 from accrual.adapters.ledger_store import DynamoLedgerStore
-from accrual.composition import claim_service, composition
+from accrual.composition import composition
 from accrual.domain.claims import ClaimRequest
 from accrual.domain.lifecycle import ReviewVerdict
 from accrual.partners import QuarantinedLine
@@ -171,7 +171,7 @@ def claims_scenario(claims: ClaimService) -> list:
 
 def test_the_claims_store_on_dynamodb_and_in_memory_ends_in_the_same_state(stack):
     load_reference_data(stack, users=USERS)
-    dynamo = claim_service(stack, Ledger(DynamoLedgerStore(stack)))
+    dynamo = ClaimService(DynamoClaimsStore(stack), Ledger(DynamoLedgerStore(stack)), claim_rules_of(stack))
     memory_ledger = InMemoryLedgerStore()
     memory_ledger.save_config(config())
     memory_ledger.save_clicks(clicks(USERS))

@@ -123,6 +123,34 @@ def test_an_order_held_for_review_is_released_or_declined(verdict, state, pendin
         ledger.review("aliexpress#C", ReviewVerdict.RELEASED, now=T0 + timedelta(hours=2))
 
 
+def test_a_coupon_order_that_brings_no_new_account_decides_no_other_order_again():
+    ledger = memory_ledger()
+    loaded: list[str] = []
+    load_order = ledger.store.load_order
+
+    def counting(key):
+        loaded.append(key)
+        return load_order(key)
+
+    ledger.store.load_order = counting  # type: ignore[method-assign]
+
+    def arrive(order: str, account: str) -> list[str]:
+        loaded.clear()
+        ledger.reconcile([line(order, new_user_coupon=True, buyer_account=account)], now=T0)
+        return sorted(set(loaded) - {f"aliexpress#{order}"})
+
+    assert arrive("A", "acc-1") == []
+    assert arrive("B", "acc-2") == ["aliexpress#A"]  # a second account: the other order learns it
+    assert arrive("C", "acc-1") == []  # no new account: only C is decided
+    assert arrive("D", "acc-2") == []
+    assert arrive("E", "acc-3") == ["aliexpress#A", "aliexpress#B", "aliexpress#C", "aliexpress#D"]
+    assert {explain(ledger.store, key)["state"] for key in "ABCDE"} == {"on_review"}
+    # every order decided with every account, as if all had arrived at once
+    decided_with = {key: ledger.store.orders[f"aliexpress#{key}"].review_accounts for key in "ABCDE"}
+    assert decided_with == dict.fromkeys("ABCDE", ["acc-1", "acc-2", "acc-3"])
+    assert audit(ledger.store)["ok"]
+
+
 def test_a_line_that_moves_to_another_order_takes_its_money_along():
     ledger = memory_ledger()
     ledger.reconcile([line("A", "X-1")], now=T0)

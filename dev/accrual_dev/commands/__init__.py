@@ -22,4 +22,5 @@ COMMANDS = (
     "audit",
     "notifications",
     "quarantine",
+    "migrate",
 )

@@ -4,17 +4,19 @@ operator can fix (one line on stderr, exit 2)."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import socket
 import sys
+import typing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from pydantic import ValidationError
+    from pydantic import BaseModel, ValidationError
 
     from accrual.settings import Settings
 
@@ -28,6 +30,14 @@ class OperatorError(Exception):
 
 class UsageError(Exception):
     """Arguments that do not go together: printed as the parser prints a usage mistake, exit 2."""
+
+
+class NotFound(Exception):
+    """What the command was asked about does not exist (an order, a shopper, a claim): one line, exit 3."""
+
+
+NOT_FOUND = 3
+CREDENTIALS = "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any values do for the local stack)"
 
 
 # ---- options ----------------------------------------------------------------------------------------------------------
@@ -131,11 +141,16 @@ def interrupted(sink: Any, command: str, resumes: str, **identity: str) -> int:
 
 # ---- the environment --------------------------------------------------------------------------------------------------
 def check_endpoint() -> None:
-    """A local endpoint that does not answer, or answers without the stack, is reported in one line within seconds
-    (botocore would retry for a minute and end in a traceback)."""
+    """The endpoint, the credentials and the stack, each reported in one line within seconds when missing (botocore
+    would retry for a minute and end in a traceback): a local endpoint that does not answer, no credentials, AWS out
+    of reach with AWS_ENDPOINT_URL unset, or a stack that is not there."""
     url = os.environ.get("AWS_ENDPOINT_URL")
-    if not url:
-        return
+    if url:
+        _probe(url)
+    _check_stack(url)
+
+
+def _probe(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OperatorError(f"AWS_ENDPOINT_URL={url!r} is not a URL (expected http://HOST:PORT)")
@@ -156,27 +171,56 @@ def check_endpoint() -> None:
             "`make local` (or `accrual stack up`) and export the AWS_ENDPOINT_URL it prints, or unset "
             "it to use AWS"
         ) from None
-    _check_stack(url)
 
 
-def _check_stack(url: str) -> None:
+def _check_stack(url: str | None) -> None:
     import boto3
     from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     stack = os.environ.get("ACCRUAL_STACK", "accrual")
-    quick = Config(connect_timeout=ENDPOINT_PROBE_SECONDS, read_timeout=10, retries={"max_attempts": 1})
+    quick = Config(connect_timeout=ENDPOINT_PROBE_SECONDS, read_timeout=10, retries={"total_max_attempts": 1})
     region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+    where = f"at AWS_ENDPOINT_URL={url}" if url else f"in AWS region {region} (AWS_ENDPOINT_URL is not set)"
     try:
-        boto3.client("cloudformation", region_name=region, config=quick).describe_stacks(StackName=stack)
-    except ClientError:
+        client = boto3.client("cloudformation", region_name=region, config=quick)
+        client.describe_stacks(StackName=stack)
+    except NoCredentialsError:
+        raise OperatorError(f"no AWS credentials: {CREDENTIALS}") from None
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in CREDENTIAL_CODES:
+            raise OperatorError(f"AWS refused the credentials ({code}) {where}: {CREDENTIALS}") from None
+        if url:
+            raise OperatorError(
+                f"stack {stack!r} is not provisioned {where}: a stale endpoint (each `make local` starts a new "
+                "one) or another ACCRUAL_STACK; export what `make local` printed, or run `accrual stack provision`"
+            ) from None
         raise OperatorError(
-            f"stack {stack!r} is not provisioned at AWS_ENDPOINT_URL={url}: a stale endpoint (each "
-            "`make local` starts a new one) or another ACCRUAL_STACK; export what `make local` "
-            "printed, or run `accrual stack provision`"
+            f"stack {stack!r} is not deployed {where}: deploy it with `sam deploy`, name another with ACCRUAL_STACK, "
+            "or export the AWS_ENDPOINT_URL that `make local` prints to use the local stack"
         ) from None
     except BotoCoreError as error:
-        raise OperatorError(f"AWS_ENDPOINT_URL={url} does not answer as AWS: {error}") from None
+        if url:
+            raise OperatorError(f"AWS_ENDPOINT_URL={url} does not answer as AWS: {error}") from None
+        raise OperatorError(
+            f"AWS does not answer {where}: {error}; export the AWS_ENDPOINT_URL that `make local` prints to use "
+            "the local stack"
+        ) from None
+
+
+# what AWS answers to credentials it does not accept
+CREDENTIAL_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "AccessDeniedException",
+    }
+)
 
 
 # ---- files and documents ----------------------------------------------------------------------------------------------
@@ -203,8 +247,9 @@ def read_text(path: str | Path, expected: str) -> str:
         ) from None
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """Name the field and the value of every problem, in one line each."""
+def describe_validation_error(error: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """Name the field and the value of every problem, in one line each; an unknown key of `model` (or of a model
+    inside it) with the known key it most resembles."""
     lines = []
     for problem in error.errors():
         field = ".".join(str(part) for part in problem["loc"]) or "(document)"
@@ -215,5 +260,47 @@ def describe_validation_error(error: ValidationError) -> str:
         shown = json.dumps(value, default=str, ensure_ascii=False)
         if len(shown) > 200:
             shown = f"{shown[:200]}… ({len(shown)} characters)"
-        lines.append(f"{field}: {problem['msg']} (value: {shown})")
+        if problem.get("type") == "extra_forbidden":
+            lines.append(f"{field}: {unknown_key(str(problem['loc'][-1]), known_keys(model, problem['loc'][:-1]))}")
+            continue
+        lines.append(f"{field}: {plain_message(problem['msg'])} (value: {shown})")
     return "\n".join(lines)
+
+
+def plain_message(message: str) -> str:
+    """A validator's message without pydantic's prefixes (`Value error, `, `Assertion failed, `)."""
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
+
+
+def unknown_key(key: str, known: list[str]) -> str:
+    """`unknown key; did you mean 'excluded_shops'?`, or the known keys when none is close."""
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key; did you mean {close[0]!r}?"
+    return f"unknown key (known: {', '.join(known)})" if known else "unknown key"
+
+
+def known_keys(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[str]:
+    """The field names of the model found at `loc` inside `model` (list indexes and dictionary keys stepped over)."""
+    current: Any = model
+    for part in loc:
+        if current is None:
+            return []
+        if isinstance(part, str) and part in getattr(current, "model_fields", {}):
+            current = _model_in(current.model_fields[part].annotation)
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model an annotation holds (`list[RateCard]`, `RateCard | None`), if any."""
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None

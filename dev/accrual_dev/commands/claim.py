@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from accrual_dev.commands._common import (
+    NotFound,
     command_group,
     describe_validation_error,
     json_option,
@@ -48,7 +49,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "show",
         help="one claim: state, the order it matched, what was searched",
         description="Print one claim as stored: its state, the order it matched, what was searched and when it "
-        "escalates. Exit 2 when no claim has this id.",
+        "escalates. Exit 3 when no claim has this id.",
     )
     show_parser.add_argument("claim_id", help="the claim's id, as `claim file` printed it")
     json_option(show_parser)
@@ -74,7 +75,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description="Approve a claim (the ledger credits its order to the claimant and the other claims on the order "
         "are rejected) or reject it (the ledger takes it off its order), with the reason, recorded on the claim and "
         "announced to the shopper. Exit 2 when the verdict is refused (the reason on stderr): the claim is already "
-        "resolved or rejected, names no order yet, or its order was posted to another shopper.",
+        "resolved or rejected, names no order yet, or its order was posted to another shopper; 3 when no claim has "
+        "this id.",
     )
     resolve_parser.add_argument("claim_id", help="the claim's id")
     verdict = resolve_parser.add_mutually_exclusive_group(required=True)
@@ -97,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _service() -> ClaimService:
-    from accrual.composition import claim_service
+    from accrual.composition import composition
 
-    return claim_service(settings())
+    return composition(settings()).claims
 
 
 def _print(claim: Claim, as_json: bool) -> None:
@@ -153,8 +155,7 @@ def file_claim(args: argparse.Namespace) -> int:
 def show(args: argparse.Namespace) -> int:
     claim = _service().show(args.claim_id)
     if claim is None:
-        print(f"no claim {args.claim_id!r}", file=sys.stderr)
-        return 1
+        raise NotFound(f"no claim {args.claim_id!r}")
     _print(claim, args.json)
     return 0
 
@@ -178,12 +179,11 @@ def match(args: argparse.Namespace) -> int:
 
 
 def resolve(args: argparse.Namespace) -> int:
-    """An agent's verdict: exit 0 when recorded, 1 when there is no such claim, 2 when the verdict is refused."""
+    """An agent's verdict: exit 0 when recorded, 3 when there is no such claim, 2 when the verdict is refused."""
     try:
         claim = _service().resolve(args.claim_id, approve=args.approve, reason=args.reason, now=now(args))
     except LookupError:
-        print(f"no claim {args.claim_id!r}", file=sys.stderr)
-        return 1
+        raise NotFound(f"no claim {args.claim_id!r}") from None
     except ValueError as error:
         print(f"verdict refused: {error}", file=sys.stderr)
         return 2

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from accrual_dev.commands._common import json_option, print_json, settings
+from accrual_dev.commands._common import NotFound, json_option, print_json, settings
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -14,7 +13,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "explain",
         help="why an order earns what it earns (store or partner order number)",
         description="An order's state, cashback and decision trail (every rule that fired with its numbers), its "
-        "journal and refused transitions, and the explanation in plain words. Exit 1 when no order has "
+        "journal and refused transitions, and the explanation in plain words. Exit 3 when no order has "
         "that number.",
     )
     parser.add_argument(
@@ -32,14 +31,11 @@ def run(args: argparse.Namespace) -> int:
     root = composition(settings())
     result = explain(root.ledger_store, args.order_id, lang=args.lang, claims=root.claims_store)
     if result is None:
-        print(f"no order {args.order_id!r} (neither a store nor a partner order number)", file=sys.stderr)
-        return 1
+        raise NotFound(f"no order {args.order_id!r} (neither a store nor a partner order number)")
     if args.json:
         print_json(result)
     else:
-        print(
-            f"order {result['order_id']} ({result['partner']}), {result['state']}: "
-            f"{result['cashback']} {result['account_currency']} ({result['cashback_usd']} USD)"
-        )
+        # the explanation's first sentence gives the amounts: the state is what it does not say
+        print(f"order {result['order_id']} ({result['partner']}): {result['state']}")
         print(result["explanation"])
     return 0

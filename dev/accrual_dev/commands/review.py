@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from accrual_dev.commands._common import now, now_option, settings
+from accrual_dev.commands._common import NotFound, now, now_option, settings
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -15,7 +15,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="release or decline an order held for review (multi-account coupons, attribution conflict)",
         description="A verdict on an order held on_review: --release (it earns as computed; with --user for an "
         "order whose lines name several shoppers) or --decline (it earns nothing). The verdict is stored "
-        "and stands. Exit 1 when no order has that number, 2 when the number names several.",
+        "and stands. Exit 3 when no order has that number, 2 when the number names several.",
     )
     parser.add_argument(
         "order_id", help="the order held for review: the store's or partner's order number, or partner#order_id"
@@ -41,19 +41,17 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from accrual.composition import claim_service, composition
+    from accrual.composition import composition
     from accrual.domain.lifecycle import ReviewVerdict
     from accrual.service.reading import find_orders
 
     stack = settings()
     keys = find_orders(args.order_id, composition(stack).ledger_store)
     if not keys:
-        print(
+        raise NotFound(
             f"no order {args.order_id!r}: neither a store order number, a partner order number nor a key "
-            "partner#order_id",
-            file=sys.stderr,
+            "partner#order_id"
         )
-        return 1
     if len(keys) > 1:
         print(
             f"{args.order_id!r} names {len(keys)} orders ({', '.join(keys[:10])}); give one of them as "
@@ -67,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(str(error), file=sys.stderr)
         return 2
-    claim_service(stack, ledger).after_orders_changed(keys, now=at)  # the claims on the order follow the verdict
+    composition(stack).claims.after_orders_changed(keys, now=at)  # the claims on the order follow the verdict
     print(f"order {keys[0]}: {args.verdict}, now {state.value}")
     from accrual_dev.notifications import publish_written
 

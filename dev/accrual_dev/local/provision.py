@@ -41,6 +41,7 @@ import boto3
 import yaml
 from botocore.exceptions import ClientError
 
+from accrual.adapters.ledger_store import mark_claims_complete
 from accrual.settings import BOTO_CONFIG, stack_outputs
 from accrual_dev.local.server import ENDPOINT_VARIABLES
 
@@ -725,6 +726,9 @@ def provision(stack: str | None = None, template_path: Path | None = None, regio
     _apply_topic_encryption(emulated, described, resources, clients)
     _apply_point_in_time_recovery(emulated, resources, clients.client("dynamodb"))
     _apply_bucket_settings(emulated, resources, clients.client("s3"))
+    if action == "created":
+        # a new ledger has no line to claim: what `accrual migrate` records on a stack written by an older version
+        mark_claims_complete(resources["ControlTable"], clients.client("dynamodb"))
     stack_outputs.cache_clear()
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     return Provisioned(

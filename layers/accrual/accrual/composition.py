@@ -100,11 +100,7 @@ class Composition:
     @cached_property
     def claims(self) -> ClaimService:
         """The claims step, after the ledger's (its own ledger: it runs in the calling thread)."""
-        return self.claims_with(self.ledger())
-
-    def claims_with(self, ledger: Ledger) -> ClaimService:
-        """The claims service on a ledger the caller holds (a review or a re-decision, then its claims)."""
-        return ClaimService(self.claims_store, ledger, claim_rules_of(self.settings))
+        return ClaimService(self.claims_store, self.ledger(), claim_rules_of(self.settings))
 
     def sink(self, now: datetime, workers: int = 1) -> ReconcilingSink:
         return ReconcilingSink(self.concurrent_ledger(workers), now, self.claims)
@@ -157,9 +153,3 @@ def composition(settings: Settings) -> Composition:
 def root() -> Composition:
     """The process's composition (the environment read once, a Lambda cold start)."""
     return composition(load_settings())
-
-
-def claim_service(settings: Settings, ledger: Ledger | None = None) -> ClaimService:
-    """The claims service of a stack (on `ledger`, else the composition's own)."""
-    services = composition(settings)
-    return services.claims if ledger is None else services.claims_with(ledger)

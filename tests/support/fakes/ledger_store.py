@@ -65,6 +65,7 @@ class InMemoryLedgerStore:
         self.current: str | None = None
         self.clicks: dict[str, Click] = {}
         self.coupons: dict[str, dict[tuple[str, str], str]] = {}  # user -> (order key, account) -> account
+        self.coupon_accounts: dict[str, frozenset[str]] = {}  # user -> accounts its coupon orders were decided with
 
     # ---- set-up (what `config load` and `clicks load` store) -------------------------------------------------------
     def save_config(self, config: AccrualConfig) -> None:
@@ -80,6 +81,9 @@ class InMemoryLedgerStore:
         order = self.orders.get(key)
         lines = tuple(item.stored for _, item in sorted(self.lines.get(key, {}).items()))
         return LoadedOrder(copy.deepcopy(order), self.decisions.get(key), lines)
+
+    def read_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> None:
+        return None  # every read is already free
 
     def apply(self, changes: Sequence[OrderChange]) -> None:
         facts_first = transaction_size(changes, with_lines=True) > MAX_TRANSACTION_ITEMS
@@ -250,3 +254,9 @@ class InMemoryLedgerStore:
 
     def new_user_coupon_uses(self, user_id: str) -> list[tuple[str, str]]:
         return sorted(self.coupons.get(user_id, {}))
+
+    def coupon_accounts_decided(self, user_id: str) -> frozenset[str]:
+        return self.coupon_accounts.get(user_id, frozenset())
+
+    def record_coupon_accounts_decided(self, user_id: str, accounts: frozenset[str]) -> None:
+        self.coupon_accounts[user_id] = frozenset(accounts)

@@ -55,6 +55,16 @@ def unpack_text(plain: str | None, packed: bytes | None) -> str:
 
 DECISION_SK = "ORDER#DECISION"
 LINE_PREFIX = "LINE#"
+# Written before a large order's lines are written ahead of its transaction (they do not fit in it), with the order
+# version that transaction writes over: while the order item is not past that version, the order is read with the
+# Query, which sees lines its item does not list yet. (Never deleted: no role may delete from the orders table.)
+FACTS_SK = "ORDER#FACTS"
+# A partner line's claim: pk CLAIM#<partner>#<line_id>, sk CLAIM, `homes` the orders that may hold it live (a
+# superset: written before the transaction that places the line). Read in batches instead of the by_line index.
+CLAIM_PREFIX = "CLAIM#"
+CLAIM_SK = "CLAIM"
+MIGRATION_PK = "MIGRATION"  # control table: LINE_CLAIMS once every stored line has its claim
+LINE_CLAIMS = "LINE_CLAIMS"
 OUTBOX_SHARDS = 4
 
 
@@ -130,6 +140,7 @@ class OrderRecord(Model):
     due_shard = UnicodeAttribute(null=True)
     due_at = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute()
+    line_ids = ListAttribute(of=UnicodeAttribute, null=True)  # every line item of the order (batch reads); None: Query
     version = VersionAttribute()
 
     by_user = ByUser()
@@ -171,13 +182,25 @@ class LineRecord(Model):
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
-    line_ref = UnicodeAttribute()  # partner#line_id
+    # partner#line_id, the by_line index's key: written only while the orders table's lines are not all claimed
+    line_ref = UnicodeAttribute(null=True)
     moved_to = UnicodeAttribute(null=True)  # set when the line left this order for another: the order ignores it
     status = UnicodeAttribute()
     status_at = UnicodeAttribute()
     body = UnicodeAttribute()  # the normalised line as JSON
 
     by_line = ByLine()
+
+
+class FactsRecord(Model):
+    """The FACTS_SK marker of an order whose lines are being written ahead of its transaction."""
+
+    class Meta:
+        table_name = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default=FACTS_SK)
+    version = NumberAttribute()  # the order version the transaction after the facts writes over (0: a new order)
 
 
 class JournalEntryRecord(Model):
@@ -296,7 +319,7 @@ class ControlRecord(Model):
     reason = UnicodeAttribute(null=True)  # a configuration version loaded with --force-fx: the operator's reason
 
 
-ORDER_TABLE_MODELS = (OrderRecord, DecisionRecord, LineRecord, JournalEntryRecord, RefusedRecord)
+ORDER_TABLE_MODELS = (OrderRecord, DecisionRecord, LineRecord, FactsRecord, JournalEntryRecord, RefusedRecord)
 
 
 def load_order_items(key: str) -> tuple[OrderRecord | None, DecisionRecord | None, list[LineRecord]]:

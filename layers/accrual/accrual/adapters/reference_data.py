@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -234,4 +235,23 @@ def new_user_coupon_uses(user_id: str) -> list[tuple[str, str]]:
     return [
         (record.sk[: -len(record.body) - 1], record.body)
         for record in ControlRecord.query(f"NEW_USER_COUPON#{user_id}", consistent_read=True)
+        if record.sk != COUPON_ACCOUNTS_DECIDED
     ]
+
+
+# In the shopper's registry partition (an order key always holds a '#', so no use has this sort key): the store
+# accounts every coupon order of the shopper was last decided with, JSON. An arrival that brings no new account
+# then decides no other order again (the multi-account rule stays linear in the shopper's orders).
+COUPON_ACCOUNTS_DECIDED = "DECIDED"
+
+
+def coupon_accounts_decided(user_id: str) -> frozenset[str]:
+    try:
+        record = ControlRecord.get(f"NEW_USER_COUPON#{user_id}", COUPON_ACCOUNTS_DECIDED, consistent_read=True)
+    except DoesNotExist:
+        return frozenset()
+    return frozenset(json.loads(record.body or "[]"))
+
+
+def record_coupon_accounts_decided(user_id: str, accounts: frozenset[str]) -> None:
+    ControlRecord(f"NEW_USER_COUPON#{user_id}", COUPON_ACCOUNTS_DECIDED, body=json.dumps(sorted(accounts))).save()

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -27,6 +28,22 @@ def money(amount: str | Decimal) -> str:
     return money_str(Decimal(amount))
 
 
+def _amount(amount: str | Decimal) -> str:
+    """An amount in cents when it is whole cents, else to 4 decimals: the base a product is computed from is shown
+    as it was used, so that base x rate visibly gives the product."""
+    value = Decimal(amount)
+    return money(value) if value == value.quantize(Decimal("0.01")) else _raw(str(amount))
+
+
+_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.\d+)?(Z|\+00:00)?")
+
+
+def _time(value: Any) -> str:
+    """A stored time as the explanation shows it: to the second, UTC written Z, as the timeline does (the ledger
+    keeps microseconds; a reader has no use for them)."""
+    return _TIME.sub(lambda match: match[1] + ("Z" if match[2] else ""), str(value))
+
+
 def _fx_rate(rate: str) -> str:
     return f"{Decimal(rate).normalize():f}"
 
@@ -36,7 +53,7 @@ def _rate_source_words(source: str, lang: str) -> str:
         category = shopper_token(source.split(":", 1)[1])  # the partner's category id
         return f"category {category}" if lang == "en" else f"категория {category}"
     if source.startswith("promotion:"):
-        start = source.split(":", 1)[1]
+        start = _time(source.split(":", 1)[1])
         return f"promotion started {start}" if lang == "en" else f"акция с {start}"
     return {
         "en": {"default": "default rate", "hot": "hot product", "non_affiliate": "non-affiliate product"},
@@ -93,8 +110,10 @@ _TEXT = {
         " decision.",
         "unattributed": "The order is kept for a missing-cashback claim.",
         "in_short": "In short: {reasons}.",
-        "excluded_items": "some items are excluded ({codes})",
-        "all_excluded": "every item is excluded ({codes})",
+        "excluded_items": "some items are excluded: {why}",
+        "all_excluded": "every item is excluded: {why}",
+        "released": "support reviewed the order and released it",
+        "declined": "support reviewed the order and declined it",
         "paid_late": ", and it was paid only at {paid_at}",
         "clawed_back": "{amount} USD was confirmed and then clawed back",
         "clawed_back_part": "{confirmed} USD was confirmed and then {amount} USD of it clawed back",
@@ -139,8 +158,10 @@ _TEXT = {
         " {commission_usd} USD (не более {limit_usd} USD): заказ на проверке, сумма сохранена до решения.",
         "unattributed": "Заказ сохранён для заявки на потерянный кэшбэк.",
         "in_short": "Кратко: {reasons}.",
-        "excluded_items": "часть позиций исключена ({codes})",
-        "all_excluded": "все позиции исключены ({codes})",
+        "excluded_items": "часть позиций исключена: {why}",
+        "all_excluded": "все позиции исключены: {why}",
+        "released": "поддержка проверила заказ и подтвердила начисление",
+        "declined": "поддержка проверила заказ и отклонила начисление",
         "paid_late": ", а оплачен он только {paid_at}",
         "clawed_back": "{amount} USD было подтверждено, а затем списано обратно",
         "clawed_back_part": "{confirmed} USD было подтверждено, а затем {amount} USD из них списано обратно",
@@ -168,7 +189,9 @@ _PARTNER_TEXT = ("shop_id", "category_id", "promo_code", "promo_code_kind", "pro
 
 
 def _exclusion_sentence(step: TrailStep, lang: str) -> str:
-    numbers = {name: shopper_token(value) if name in _PARTNER_TEXT else value for name, value in step.numbers.items()}
+    numbers = {
+        name: shopper_token(value) if name in _PARTNER_TEXT else _time(value) for name, value in step.numbers.items()
+    }
     detail = numbers.get("status_detail", "")
     numbers["detail"] = f" ({detail})" if detail else ""
     numbers["days"] = numbers.get("awaiting_payment_days", "")
@@ -268,7 +291,7 @@ def _line_sentence(step: TrailStep, lang: str, paid_words: str = "base") -> str 
         if n.get("currency", "USD") != "USD":
             usd = text["usd"].format(usd_rate=_fx_rate(n.get("usd_rate", "1")), currency=n["currency"])
         return text[paid_words].format(
-            amount=money(n["amount"]), currency=n["currency"], usd=usd, base_usd=money(n["base_usd"])
+            amount=money(n["amount"]), currency=n["currency"], usd=usd, base_usd=_amount(n["base_usd"])
         )
     if step.rule == "vat":
         if "vat_rate" in n:
@@ -299,14 +322,14 @@ def _line_sentence(step: TrailStep, lang: str, paid_words: str = "base") -> str 
         return text["rate_limit"].format(rate_before=percent(n["rate_before"]), max_rate=percent(n["max_rate"]))
     if step.rule == "cashback":
         return text["cashback"].format(
-            base_usd=money(n["base_usd"]),
+            base_usd=_amount(n["base_usd"]),
             rate=percent(n["rate"]),
             raw=_raw(n["raw"]),
             cashback_usd=money(n["cashback_usd"]),
         )
     if step.rule == "minimum":
         return text["minimum"].format(
-            base_usd=money(n["base_usd"]), rate=percent(n["rate"]), raw=_raw(n["raw"]), minimum=money(n["minimum"])
+            base_usd=_amount(n["base_usd"]), rate=percent(n["rate"]), raw=_raw(n["raw"]), minimum=money(n["minimum"])
         )
     return None
 
@@ -320,10 +343,10 @@ def _order_sentence(step: TrailStep, lang: str) -> str | None:
         if "user_ids" in n or "clicked_at" not in n and step.note.startswith("the lines' clicks"):
             return None
         if "clicked_at" in n:
-            return text["click"].format(clicked_at=n["clicked_at"])
+            return text["click"].format(clicked_at=_time(n["clicked_at"]))
         return text["no_click"].format(sub_id=shopper_token(n.get("sub_id", "")))
     if step.rule == "rate_card":
-        return text["rate_card"].format(valid_from=n["valid_from"])
+        return text["rate_card"].format(valid_from=_time(n["valid_from"]))
     if step.rule == "multi_account":
         accounts = ",".join(shopper_token(account) for account in n.get("buyer_accounts", "").split(","))
         return text["multi_account"].format(accounts=accounts)
@@ -434,6 +457,7 @@ def render_trail(
     *,
     journal: Sequence[Mapping[str, Any]] = (),
     refused: Sequence[Mapping[str, Any]] = (),
+    review: str | None = None,
 ) -> str:
     """The decision explained in plain words: the order's result, each item's base, rate and exclusions, the cap, the
     currency conversion, and a closing "in short" sentence naming every reason the amount is what it is.
@@ -441,13 +465,19 @@ def render_trail(
     With the order's `journal` (its money moves, oldest first: `transition`, `at`, `pending_usd` and `confirmed_usd`
     changes, `state_to`) and its `refused` reports (`line_id`, `status`, `status_at`, `reason`, `at`), the text also
     tells what happened to the money: what was pending, confirmed, withdrawn or clawed back, and which later reports
-    were not applied and why."""
+    were not applied and why. With the operator's `review` verdict ("released" or "declined") on an order held for
+    review, the result and the closing sentence are the verdict's."""
     if lang not in LANGUAGES:
         raise ValueError(f"language {lang!r} is not supported; use one of {', '.join(LANGUAGES)}")
     text = _TEXT[lang]
     usd = money(decision.cashback_usd)
-    outcome = _OUTCOME[lang][decision.outcome].format(usd=usd)
-    if decision.account_currency != "USD" and decision.outcome in (Outcome.EARNS, Outcome.ON_REVIEW):
+    verdict = review if decision.outcome == Outcome.ON_REVIEW and review in ("released", "declined") else None
+    result = {None: decision.outcome, "released": Outcome.EARNS, "declined": Outcome.NOTHING}[verdict]
+    if result == Outcome.EARNS and decision.cashback_usd == 0:
+        result = Outcome.NOTHING
+    refused = [{**item, "status_at": _time(item.get("status_at", ""))} for item in refused]
+    outcome = _OUTCOME[lang][result].format(usd=usd)
+    if decision.account_currency != "USD" and result in (Outcome.EARNS, Outcome.ON_REVIEW):
         outcome += f" = {money(decision.cashback)} {decision.account_currency}"
     clawed_back = _clawed_back(journal, lang)
     if clawed_back:
@@ -472,6 +502,8 @@ def render_trail(
                 out.append(f"  - {sentence}")
             continue
         current_line = None
+        if step.rule == "fx" and result not in (Outcome.EARNS, Outcome.ON_REVIEW):
+            continue  # nothing to convert
         sentence = _order_sentence(step, lang)
         if sentence:
             out.append(sentence)
@@ -479,13 +511,33 @@ def render_trail(
     if history:
         out.append(text["history"])
         out.extend(f"  - {sentence}" for sentence in history)
-    short = [words for words in (reasons.short(Code(code), lang) for code in decision.reasons) if words]
-    exclusions = sorted(
-        {line.exclusion for line in decision.lines if line.exclusion and reasons.why(Code(line.exclusion), lang)}
-    )
-    if exclusions:
+    held = {Code.MULTI_ACCOUNT_NEW_USER_COUPON.value, Code.OVER_COMMISSION_SHARE.value, Code.ATTRIBUTION_CONFLICT.value}
+    unsaid = held if verdict else set()
+    if result not in (Outcome.EARNS, Outcome.ON_REVIEW):
+        unsaid = unsaid | {Code.FX_CONVERTED.value}  # nothing was converted
+    codes = [code for code in decision.reasons if code not in unsaid]
+    short = [words for words in (reasons.short(Code(code), lang) for code in codes) if words]
+    if verdict:
+        short.append(text[verdict])
+    whys = _exclusion_whys(decision, lang)
+    if whys:
         every = all(line.exclusion for line in decision.lines)
-        short.append(text["all_excluded" if every else "excluded_items"].format(codes=", ".join(exclusions)))
+        short.append(text["all_excluded" if every else "excluded_items"].format(why="; ".join(whys)))
     if short:
         out.append(text["in_short"].format(reasons="; ".join(short)))
     return "\n".join(out)
+
+
+def _exclusion_whys(decision: OrderDecision, lang: str) -> list[str]:
+    """Why the excluded items earn nothing, in words (each exclusion once, as its first decisive step says it)."""
+    whys: dict[str, str] = {}
+    excluded = {line.exclusion for line in decision.lines if line.exclusion}
+    for step in decision.trail:
+        code = step.code
+        if step.rule == "exclusion" and code in excluded and code not in whys and reasons.why(Code(code), lang):
+            whys[code] = _exclusion_sentence(step, lang)
+    for code in excluded - whys.keys():  # a trail without the step: the sentence without its figures
+        words = reasons.why(Code(code), lang)
+        if words:
+            whys[code] = words.format_map(_Default())
+    return [whys[code] for code in sorted(whys)]

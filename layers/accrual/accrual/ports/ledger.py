@@ -192,12 +192,15 @@ class LedgerStore(Protocol):
 
     # orders
     def load_order(self, key: str) -> LoadedOrder: ...
+    def read_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> None:
+        """Read these orders (and what `line_homes` will ask of these lines) together, ahead of `load_order`."""
+
     def apply(self, changes: Sequence[OrderChange]) -> None:
         """Write the changes all or nothing. Raises LostRace when an order is not at the version it was read at (or
         a line fact lost to a newer version), JournalConflict when a journal entry or notification id is taken."""
 
     def line_homes(self, partner: str, line_id: str) -> set[str]:
-        """Every order holding an item of this partner line (live or a tombstone)."""
+        """Every order that may hold an item of this partner line (live or a tombstone; a superset)."""
 
     def due_orders(self, until: str, page_size: int, shards: Iterable[int] | None = None) -> Iterator[str]: ...
     def record_refusal(self, key: str, line: OrderLine, reason: str, state: str, at: str) -> None: ...
@@ -229,3 +232,7 @@ class LedgerStore(Protocol):
 
     def register_new_user_coupon(self, user_id: str, buyer_account: str, order_key: str, *, now: datetime) -> bool: ...
     def new_user_coupon_uses(self, user_id: str) -> list[tuple[str, str]]: ...
+    def coupon_accounts_decided(self, user_id: str) -> frozenset[str]:
+        """The store accounts all this shopper's coupon orders were last decided with (empty when not recorded)."""
+
+    def record_coupon_accounts_decided(self, user_id: str, accounts: frozenset[str]) -> None: ...

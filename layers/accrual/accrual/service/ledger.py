@@ -27,6 +27,7 @@ from accrual.service.planner import OrderPlan, PlanInputs, Review, SettleMode, a
 from accrual.service.settle import OrderContention, Request, Settler
 
 CONFIRM_CLICKS_TOGETHER = 100  # due orders whose clicks are read together (BatchGetItem's 100 keys)
+READ_AHEAD_ORDERS = 100  # orders of a report read together before they are settled (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,11 @@ class Ledger:
         # the page's clicks in a few batch reads rather than one read per order (clicks never change once made)
         self._settler.clicks = self.store.find_clicks(line.sub_id for line in lines if line.sub_id)
         try:
-            for key in sorted(by_order):
-                self._settle(Request(key, by_order[key], SettleMode.RECONCILE), now=now, counts=counts)
+            for chunk in itertools.batched(sorted(by_order), READ_AHEAD_ORDERS):
+                # the chunk's orders and the claims of their new lines in a few batch reads, not a Query each
+                self.store.read_ahead(chunk, [line for key in chunk for line in by_order[key]])
+                for key in chunk:
+                    self._settle(Request(key, by_order[key], SettleMode.RECONCILE), now=now, counts=counts)
         finally:
             self._settler.clicks = {}
         return counts.as_dict()
@@ -116,6 +120,7 @@ class Ledger:
             # the chunk's clicks in two batch reads (the orders' sub-ids, then their clicks) rather than one read per
             # order; kept per chunk: memory stays bounded over a month-end's confirmation.
             self._settler.clicks = self.store.find_clicks(self.store.order_sub_ids(chunk))
+            self.store.read_ahead(chunk)
             try:
                 for key in chunk:
                     counts.add("orders_due")
@@ -233,11 +238,17 @@ class DryRunStore:
             lines[write.line.line_id] = StoredLine(write.line.model_dump_json(), write.moved_to)
         return LoadedOrder(change.order, change.decision or loaded.decision, tuple(lines.values()))
 
+    def read_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> None:
+        return None  # it would write the lines' claims
+
     def apply(self, changes: Sequence[OrderChange]) -> None:
         for change in changes:
             self.changes[change.key] = change
 
     def record_refusal(self, key: str, line: OrderLine, reason: str, state: str, at: str) -> None:
+        return None
+
+    def record_coupon_accounts_decided(self, user_id: str, accounts: frozenset[str]) -> None:
         return None
 
     def register_new_user_coupon(self, user_id: str, buyer_account: str, order_key: str, *, now: datetime) -> bool:

@@ -39,6 +39,10 @@ class PartnerClient(Protocol):
     def pages(self, start: datetime, end: datetime, resume: PagePosition | None = None) -> Iterator[FetchedPage]: ...
 
 
+# what each API partner's credentials secret must hold
+CREDENTIAL_KEYS = {"aliexpress": ("app_key", "app_secret"), "admitad": ("client_id", "client_secret")}
+
+
 def make_client(
     partner: str,
     partners: PartnerDirectory,
@@ -49,6 +53,9 @@ def make_client(
 ) -> PartnerClient:
     """The partner's API client, with credentials from Secrets Manager and the endpoint from SSM."""
     credentials = partners.credentials(partner)
+    missing = [key for key in CREDENTIAL_KEYS.get(partner, ()) if not credentials.get(key)]
+    if missing:
+        raise ValueError(f"the credentials of {partner} lack {', '.join(missing)}")
     endpoint = partners.endpoint(partner)
     if partner == "aliexpress":
         from accrual.partners.aliexpress import AliExpressClient
@@ -289,5 +296,5 @@ class Puller:
                 )
             except Exception as error:  # noqa: BLE001 - reported per partner; its cursor stands where it stopped
                 logger.exception("partner pull failed", extra={"partner": partner})
-                summary.errors[partner] = f"{type(error).__name__}: {error}"
+                summary.errors[partner] = str(error) or type(error).__name__  # the log has the class and trace
         return summary

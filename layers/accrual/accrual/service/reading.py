@@ -99,14 +99,18 @@ def explain(
         "journal": journal,
         "refused": refused,
         "also_matches": keys[1:],
-        "claims": [
-            claim.to_dict()
-            for claim in (
-                claims.for_numbers(n for n in (record.order_id, record.partner_order_id) if n) if claims else []
-            )
-        ],
-        "explanation": render_trail(decision, lang, journal=journal, refused=refused) + claim_note(decision, lang),
+        "claims": _claims_naming(claims, record),
+        "explanation": render_trail(decision, lang, journal=journal, refused=refused, review=record.review)
+        + claim_note(decision, lang),
     }
+
+
+def _claims_naming(claims: ClaimsStore | None, record: OrderItem) -> list[dict[str, Any]]:
+    """Every claim naming one of the order's numbers, as stored."""
+    if claims is None:
+        return []
+    numbers = [number for number in (record.order_id, record.partner_order_id) if number]
+    return [claim.to_dict() for claim in claims.for_numbers(numbers)]
 
 
 def _refused_report(body: str | None) -> dict[str, Any]:

@@ -211,10 +211,14 @@ class Settler:
             return plan_order(key, view, merged, changed, Attribution(None), inputs)
         attribution = attribution_of(view, merged, inputs)
         accounts, also_affected = self._review_accounts(key, attribution, merged, now)
-        if not mode.redecides:
+        if not mode.redecides and also_affected:
             # before this order's own write: a run stopped in between redoes both when rerun
+            unsettled = counts.unsettled
             for other in also_affected:
                 self.settle(Request(other, (), SettleMode.REDECIDE), now=now, counts=counts)
+            if counts.unsettled == unsettled and attribution.user_id is not None:
+                # all of them know these accounts now: the next arrival that brings no new one decides only itself
+                self.store.record_coupon_accounts_decided(attribution.user_id, accounts)
         inputs = PlanInputs(inputs.clicks, inputs.config, mode, now, claims, review, accounts)
         return plan_order(key, view, merged, changed, attribution, inputs)
 
@@ -222,8 +226,9 @@ class Settler:
         self, key: str, attribution: Attribution, lines: Mapping[str, OrderLine], now: datetime
     ) -> tuple[frozenset[str], list[str]]:
         """The multi-account rule's input: every store account of this shopper that used a new-user coupon. When
-        there are several, the shopper's other coupon orders are decided again too (a no-op when they already
-        know), so all of them are held whatever order the reports arrived in."""
+        there are several and they are not the ones the shopper's other coupon orders were all last decided with,
+        those orders are decided again too, so all of them are held whatever order the reports arrived in; an
+        arrival that brings no new account decides only itself (linear in the shopper's orders, not quadratic)."""
         if attribution.user_id is None:
             return frozenset(), []
         mine = {line.buyer_account for line in lines.values() if line.new_user_coupon and line.buyer_account}
@@ -233,7 +238,7 @@ class Settler:
             self.store.register_new_user_coupon(attribution.user_id, account, key, now=now)
         uses = self.store.new_user_coupon_uses(attribution.user_id)
         accounts = frozenset(account for _, account in uses)
-        if len(accounts) > 1:
+        if len(accounts) > 1 and self.store.coupon_accounts_decided(attribution.user_id) != accounts:
             return accounts, sorted({order for order, _ in uses if order != key})
         return accounts, []
 
