@@ -34,7 +34,6 @@ from _common import LocalStack, Meter, accrual_config, build_orders, save_result
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import OutboxRecord, bind_ledger_tables
 from accrual.composition import composition
-from accrual.service.ledger import Ledger
 
 GC_EVERY = 100  # AWS calls between forced garbage collections while confirm is traced
 CHUNK_ORDERS = 50  # orders per reconcile call, about one partner report page
@@ -75,7 +74,7 @@ def run_volume(local: LocalStack, orders, n: int, full: bool = True) -> dict:
 
     meter = Meter(tables, labels)
     meter.install()
-    ledger = Ledger(settings, config=config)  # the deployed function reads the config once per invocation
+    ledger = composition(settings).ledger(config)  # the deployed function reads the config once per invocation
     t_first = orders.last_event + timedelta(hours=1)
     t_final = t_first + timedelta(hours=2)
     t_confirm = t_final + timedelta(days=max(config.hold_days.values()) + 1)

@@ -17,12 +17,12 @@ from accrual.adapters.ledger_tables import BalanceRecord, bind_ledger_tables
 from accrual.composition import composition
 from accrual.domain.models import AccrualConfig, Click
 from accrual.ports import DUE_SHARDS
-from accrual.service.reading import audit
 from accrual.settings import Settings
 from accrual_dev.poller import LocalPoller
 from accrual_dev.simulator import running_simulator
 from accrual_dev.simulator.local import configure_local_partners
 from support.handlers import EVENTS, FakeContext, event, function_environment, load_handler
+from support.readers import audit
 
 START = datetime.fromisoformat("2026-10-01T00:00:00+00:00")
 DAYS = 2

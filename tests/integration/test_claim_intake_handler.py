@@ -12,7 +12,6 @@ from aws_lambda_powertools.utilities.parser.models import SqsModel
 
 from accrual.composition import composition
 from accrual.domain.claims import ClaimState, claim_id_of
-from accrual.service.ledger import Ledger
 from support.handlers import FakeContext, event, function_environment, load_handler
 from support.ledger import T0, balance_of, line, load_reference_data
 
@@ -32,7 +31,7 @@ def test_the_event_is_shaped_as_sqs_sends_it() -> None:
 
 
 def test_a_claim_message_files_and_matches_the_claim_and_a_bad_one_fails_alone(stack, intake):
-    Ledger(stack).reconcile([line("8123456789", sub_id="lost")], now=T0)
+    composition(stack).ledger().reconcile([line("8123456789", sub_id="lost")], now=T0)
     batch = copy.deepcopy(EVENT)
     bad = copy.deepcopy(batch["Records"][0])
     bad["messageId"] = "bad-1"

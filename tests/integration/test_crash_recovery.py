@@ -17,9 +17,8 @@ import botocore.endpoint
 import pytest
 
 from accrual.composition import composition
-from accrual.service.ledger import Ledger
-from accrual.service.reading import audit
 from support.ledger import T0, line, load_reference_data, snapshot, wipe_ledger
+from support.readers import audit
 
 
 class Crash(BaseException):
@@ -60,7 +59,7 @@ class CrashAt:
 def run_once(stack) -> None:
     """The scenario: a report, a later report that settles one order and invalidates a sub-order, the confirmation
     cycle, and the notifications."""
-    ledger = Ledger(stack)
+    ledger = composition(stack).ledger()
     ledger.reconcile([line("A"), line("B", "B-1", amount="60.00"), line("B", "B-2", amount="40.00")], now=T0)
     settled_at = T0 + timedelta(days=2)
     ledger.reconcile(

@@ -6,15 +6,15 @@ from datetime import timedelta
 
 import pytest
 
-from accrual.service.ledger import Ledger
-from accrual.service.reading import explain
+from accrual.composition import composition
 from support.ledger import T0, line, load_reference_data
+from support.readers import explain
 
 
 @pytest.fixture
 def ledger(stack):
     load_reference_data(stack, users={"alice": "USD"})
-    return Ledger(stack)
+    return composition(stack).ledger()
 
 
 def test_a_reversed_order_is_explained_as_confirmed_then_clawed_back(stack, ledger):

@@ -13,8 +13,8 @@ import pytest
 
 from accrual.composition import composition
 from accrual.service.fanout import ConcurrentLedger, order_chunks
-from accrual.service.reading import audit
 from support.ledger import T0, line, load_reference_data, snapshot, wipe_ledger
+from support.readers import audit
 
 BENCH_HOOK = Path(__file__).resolve().parents[2] / "bench" / "_hook"
 

@@ -11,9 +11,9 @@ from decimal import Decimal
 import pytest
 
 from accrual.adapters.ledger_tables import JournalEntryRecord, OrderRecord, OutboxRecord, RefusedRecord
-from accrual.service.ledger import Ledger
-from accrual.service.reading import audit, balance, explain
+from accrual.composition import composition
 from support.ledger import T0, balance_of, line, load_reference_data, snapshot
+from support.readers import audit, balance, explain
 
 D = Decimal
 
@@ -21,7 +21,7 @@ D = Decimal
 @pytest.fixture
 def ledger(stack):
     load_reference_data(stack, users={"alice": "EUR", "bob": "USD"})
-    return Ledger(stack)
+    return composition(stack).ledger()
 
 
 def test_given_three_orders_when_reconciled_then_pending_matches_the_rules_in_both_currencies(stack, ledger):
@@ -157,7 +157,7 @@ def test_two_concurrent_runs_over_the_same_lines_credit_once(stack, ledger):
 
     def run():
         try:
-            Ledger(stack).reconcile(lines, now=T0)
+            composition(stack).ledger().reconcile(lines, now=T0)
         except Exception as error:  # noqa: BLE001 - surfaced by the assertion below
             errors.append(error)
 
@@ -281,7 +281,6 @@ def test_an_order_held_for_review_is_released_or_declined_by_a_verdict(stack, le
 def test_an_unpublished_notification_never_expires_and_a_published_one_does(stack, ledger):
     """DynamoDB's TTL must never remove a notification before it is published, even from a backdated run (T0 is
     months before the machine's clock): the expiry is set when the relay publishes it, from the clock."""
-    from accrual.composition import composition
 
     ledger.reconcile([line("TTL-1")], now=T0)
     (record,) = list(OutboxRecord.scan())

@@ -20,10 +20,11 @@ from accrual.adapters.ledger_tables import (
     OrderRecord,
     OutboxRecord,
 )
+from accrual.composition import composition
 from accrual.domain.lifecycle import ReviewVerdict
 from accrual.service.ledger import Ledger
-from accrual.service.reading import audit, balance, explain
 from support.ledger import T0, balance_of, line, load_reference_data
+from support.readers import audit, balance, explain
 
 D = Decimal
 
@@ -33,7 +34,7 @@ def ledger(stack):
     load_reference_data(
         stack, users={"alice": "EUR", "bob": "USD"}, fx_rates={"2026-01-01": {"EUR": "0.90", "RUB": "92.50"}}
     )
-    return Ledger(stack)
+    return composition(stack).ledger()
 
 
 def outbox() -> list[tuple[str, str]]:
@@ -227,12 +228,12 @@ def test_throttling_is_retried_and_an_order_that_still_fails_is_left_for_the_nex
     assert calls[0] == 2 and balance_of("alice")[0] == D("5.00")
 
     connection = Connection(region=stack.region, host=stack.dynamodb_host, max_retry_attempts=1)
-    stubborn = Ledger(stack, store=DynamoLedgerStore(stack, connection=connection))
+    stubborn = Ledger(DynamoLedgerStore(stack, connection=connection))
     _throttle_orders(connection, "aliexpress#B", times=None)
     counts = stubborn.reconcile([line("B"), line("C")], now=T0)
     assert counts["orders_failed"] == 1 and counts["orders_changed"] == 1
     assert explain(stack, "C")["state"] == "pending" and explain(stack, "B") is None
-    assert Ledger(stack).reconcile([line("B"), line("C")], now=T0)["orders_changed"] == 1
+    assert composition(stack).ledger().reconcile([line("B"), line("C")], now=T0)["orders_changed"] == 1
     assert balance_of("alice")[0] == D("15.00") and audit(stack)["ok"]
 
 

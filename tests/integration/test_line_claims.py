@@ -15,16 +15,16 @@ from accrual.adapters import ledger_store
 from accrual.adapters.ledger_store import DynamoLedgerStore, LineWrite, OrderChange
 from accrual.adapters.ledger_tables import FactsRecord, LineRecord
 from accrual.adapters.migrations import migrate_line_claims
-from accrual.service.ledger import Ledger
-from accrual.service.reading import audit, explain
+from accrual.composition import composition
 from accrual_dev import cli
 from support.ledger import T0, line, load_reference_data
+from support.readers import audit, explain
 
 
 @pytest.fixture
 def ledger(stack):
     load_reference_data(stack, users={"alice": "EUR", "bob": "USD"})
-    return Ledger(stack)
+    return composition(stack).ledger()
 
 
 def _claims(settings) -> dict[str, set[str]]:
@@ -108,7 +108,7 @@ def test_migrate_claims_the_lines_of_an_old_table_resumably_and_the_ledger_then_
     db = boto3.client("dynamodb")
     # a stack written by a version before claims: no record of them, its lines only in the by_line index
     db.delete_item(TableName=stack.control_table, Key={"pk": {"S": "MIGRATION"}, "sk": {"S": "LINE_CLAIMS"}})
-    Ledger(stack).reconcile([line(order, f"{order}-1") for order in ("A", "B", "C")], now=T0)
+    composition(stack).ledger().reconcile([line(order, f"{order}-1") for order in ("A", "B", "C")], now=T0)
     lines = LineRecord.scan(LineRecord.sk.startswith("LINE#"))
     assert {item.line_ref for item in lines} == {f"aliexpress#{order}-1" for order in ("A", "B", "C")}
     for ref in _claims(stack):
@@ -125,7 +125,7 @@ def test_migrate_claims_the_lines_of_an_old_table_resumably_and_the_ledger_then_
 
     # the ledger now finds a renumbered line by its claim alone (the index is not asked)
     monkeypatch.setattr(LineRecord.by_line, "query", lambda *a, **k: pytest.fail("by_line queried"))
-    Ledger(stack).reconcile([line("D", "A-1", at=T0 + timedelta(hours=1))], now=T0 + timedelta(hours=1))
+    composition(stack).ledger().reconcile([line("D", "A-1", at=T0 + timedelta(hours=1))], now=T0 + timedelta(hours=1))
     assert explain(stack, "A")["state"] == "moved" and explain(stack, "D")["state"] == "pending"
     assert audit(stack)["ok"]
 

@@ -14,7 +14,6 @@ from accrual.adapters.ledger_tables import OutboxRecord
 from accrual.composition import composition
 from accrual.domain.claims import ClaimRequest
 from accrual.domain.models import Click
-from accrual.service.ledger import Ledger
 from support.ledger import T0, line, load_reference_data
 from support.schemas import SCHEMAS, assert_valid_message
 
@@ -57,7 +56,7 @@ def world(stack):
 
 
 def test_every_event_type_is_published_valid_with_a_readable_text(world):
-    ledger = Ledger(world)
+    ledger = composition(world).ledger()
     # alice (DE, English): pending, updated (amount down), confirmed, reversed
     ledger.reconcile([line("A1")], now=T0)
     ledger.reconcile([line("A1", amount="80.00", at=T0 + timedelta(hours=1))], now=T0 + timedelta(hours=1))
@@ -111,7 +110,7 @@ def test_every_event_type_is_published_valid_with_a_readable_text(world):
 
 
 def test_the_relay_publishes_claim_messages_with_their_filterable_attributes(world):
-    Ledger(world).reconcile([line("I1", sub_id="lost")], now=T0)
+    composition(world).ledger().reconcile([line("I1", sub_id="lost")], now=T0)
     composition(world).claims.file(EVIDENT, now=T0 + DAY)
     composition(world).relay.publish_unpublished(now=T0 + DAY)
     import boto3

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from accrual.service.ledger import Ledger
+from accrual.composition import composition
 from accrual_dev.notifications import QueueTail, Selection, publish_written, tail
 from support.ledger import T0, line, load_reference_data
 
@@ -23,7 +23,7 @@ def shown(stack, **options) -> list[tuple[str, str, str]]:
 
 def test_each_change_is_published_once_and_read_once_by_type_and_shopper(stack):
     load_reference_data(stack, {"alice": "EUR", "bob": "USD"})
-    ledger = Ledger(stack)
+    ledger = composition(stack).ledger()
     ledger.reconcile(
         [line("A-1"), line("B-1", user="bob"), line("B-2", user="bob", shop_id="plaza")], now=T0 + timedelta(minutes=1)
     )
@@ -47,7 +47,7 @@ def test_each_change_is_published_once_and_read_once_by_type_and_shopper(stack):
 
 def test_the_outbox_shows_every_notification_without_taking_any(stack):
     load_reference_data(stack)
-    Ledger(stack).reconcile([line("A-1")], now=T0)
+    composition(stack).ledger().reconcile([line("A-1")], now=T0)
     for _ in range(2):
         assert shown(stack, source="outbox") == [("cashback.pending", "alice", "A-1")]
     publish_written(stack, T0)
@@ -59,7 +59,7 @@ def test_the_outbox_shows_every_notification_without_taking_any(stack):
 
 def test_a_stopped_tail_leaves_what_it_did_not_show_on_the_queue(stack):
     load_reference_data(stack, {"alice": "EUR", "bob": "USD"})
-    Ledger(stack).reconcile([line("A-1"), line("B-1", user="bob")], now=T0)
+    composition(stack).ledger().reconcile([line("A-1"), line("B-1", user="bob")], now=T0)
     publish_written(stack, T0)
     batches = QueueTail(stack, Selection(users=("alice",))).batches()
     next(batches)

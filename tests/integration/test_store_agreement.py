@@ -21,12 +21,12 @@ from accrual.partners.http import PagePosition
 from accrual.ports import PartnerState, ReportArchive, UnitLog, WorkQueue
 from accrual.service.claims import ClaimService
 from accrual.service.ledger import Ledger
-from accrual.service.reading import audit
 from support.claims import memory_claims
 from support.fakes.ledger_store import InMemoryLedgerStore
 from support.fakes.ports import FakeArchive, FakePartnerState, FakeUnitLog, FakeWorkQueue
 from support.ledger import T0, line, load_reference_data
 from support.memory import clicks, config, store_snapshot
+from support.readers import audit
 
 USERS = {"alice": "EUR", "bob": "USD"}
 
@@ -67,7 +67,7 @@ def test_one_scenario_on_the_dynamodb_and_the_in_memory_store_ends_in_the_same_s
     memory.save_config(config())
     memory.save_clicks(clicks(USERS))
 
-    assert scenario(Ledger(stack, store=dynamo)) == scenario(Ledger(store=memory))
+    assert scenario(Ledger(dynamo)) == scenario(Ledger(store=memory))
     assert store_snapshot(dynamo) == store_snapshot(memory)
     assert audit(dynamo) == audit(memory) and audit(memory)["ok"]
 
@@ -171,9 +171,7 @@ def claims_scenario(claims: ClaimService) -> list:
 
 def test_the_claims_store_on_dynamodb_and_in_memory_ends_in_the_same_state(stack):
     load_reference_data(stack, users=USERS)
-    dynamo = ClaimService(
-        DynamoClaimsStore(stack), Ledger(stack, store=DynamoLedgerStore(stack)), claim_rules_of(stack)
-    )
+    dynamo = ClaimService(DynamoClaimsStore(stack), Ledger(DynamoLedgerStore(stack)), claim_rules_of(stack))
     memory_ledger = InMemoryLedgerStore()
     memory_ledger.save_config(config())
     memory_ledger.save_clicks(clicks(USERS))

@@ -13,12 +13,12 @@ import pytest
 
 from accrual.composition import composition
 from accrual.ports import QueueDepth
-from accrual.service.reading import audit
 from accrual.service.work import WorkService, page_unit, split_records
 from accrual_dev import poller
 from accrual_dev.commands import dlq
 from accrual_dev.poller import LocalPoller
 from support.ledger import T0, line, load_reference_data, snapshot
+from support.readers import audit
 
 USERS = {f"u{number}": "USD" for number in range(6)}
 

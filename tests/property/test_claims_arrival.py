@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accrual.domain.claims import ClaimRequest, ClaimState, claim_id_of
-from accrual.service.reading import audit
 from support.claims import memory_claims
 from support.ledger import T0, line
 from support.memory import memory_ledger
+from support.readers import audit
 
 CLAIMS = {
     "alice-O1": ClaimRequest(

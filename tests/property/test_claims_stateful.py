@@ -16,10 +16,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from accrual.domain.claims import ClaimRequest
 from accrual.domain.lifecycle import ReviewVerdict
 from accrual.domain.models import Click
-from accrual.service.reading import audit
 from support.claims import memory_claims
 from support.ledger import T0, line
 from support.memory import memory_ledger
+from support.readers import audit
 
 USERS = {"ua": "USD", "ub": "USD", "ux": "USD"}
 AMOUNTS = {1: "100.00", 2: "60.00", 3: "40.00"}  # order number -> the line's amount

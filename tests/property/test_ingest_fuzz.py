@@ -15,8 +15,8 @@ from test_reader_fuzz import LONG, jsonl_files
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_tables import bind_ledger_tables
 from accrual.domain.models import Click
-from accrual.service.reading import audit
 from support.ledger import load_reference_data
+from support.readers import audit
 from support.services import ingest_report
 
 NOW = datetime(2026, 11, 10, tzinfo=UTC)

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
+from accrual.composition import composition
 from accrual.domain.models import OrderLine
-from accrual.service.ledger import Ledger
-from accrual.service.reading import audit
 from support.ledger import T0, balance_of, line, load_reference_data, wipe_ledger
+from support.readers import audit
 
 D = Decimal
 USERS = {"alice": "EUR", "bob": "USD"}
@@ -66,7 +66,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         wipe_ledger(self.stack)
-        self.ledger = Ledger(self.stack)
+        self.ledger = composition(self.stack).ledger()
         self.model = {order: ModelOrder(user) for order, user in ORDERS.items()}
         self.sent: list[OrderLine] = []
         self.now = T0

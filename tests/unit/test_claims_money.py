@@ -13,10 +13,10 @@ import pytest
 from accrual.domain.claims import ClaimRequest, ClaimState
 from accrual.domain.lifecycle import ReviewVerdict
 from accrual.domain.models import Click
-from accrual.service.reading import audit, explain
 from support.claims import memory_claims
 from support.ledger import T0, line
 from support.memory import memory_ledger
+from support.readers import audit, explain
 from support.schemas import assert_valid_message
 
 DAY = timedelta(days=1)

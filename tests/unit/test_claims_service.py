@@ -13,11 +13,11 @@ import pytest
 
 from accrual.adapters.claims_table import claim_rules_of
 from accrual.domain.claims import ClaimRequest, ClaimRules, ClaimState
-from accrual.service.reading import audit, explain
 from accrual.settings import Settings
 from support.claims import memory_claims
 from support.ledger import T0, line
 from support.memory import memory_ledger
+from support.readers import audit, explain
 from support.schemas import assert_valid_message
 
 DAY = timedelta(days=1)

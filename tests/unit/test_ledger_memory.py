@@ -15,9 +15,9 @@ from accrual.domain.lifecycle import ReviewVerdict
 from accrual.ports import JournalConflict, LostRace, OrderChange
 from accrual.service.counts import RunCounts
 from accrual.service.ledger import Ledger
-from accrual.service.reading import audit, balance, explain
 from support.ledger import T0, line
 from support.memory import config, memory_ledger, store_snapshot
+from support.readers import audit, balance, explain
 
 D = Decimal
 

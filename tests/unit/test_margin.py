@@ -18,11 +18,11 @@ from accrual.domain.lifecycle import ReviewVerdict
 from accrual.domain.rules import decide_order
 from accrual.domain.trail import render_trail
 from accrual.service.ledger import Ledger
-from accrual.service.reading import audit, explain
 from support import ledger as ledger_support
 from support.builders import NOW, click, config, line
 from support.memory import config as memory_config
 from support.memory import memory_ledger
+from support.readers import audit, explain
 
 D = Decimal
 

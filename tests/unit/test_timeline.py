@@ -8,9 +8,9 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accrual.service.reading import explain
 from support.ledger import T0, line
 from support.memory import memory_ledger
+from support.readers import explain
 
 DAY = timedelta(days=1)
 

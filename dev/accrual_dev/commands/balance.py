@@ -22,10 +22,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from accrual.adapters import reference_data
-    from accrual.adapters.ledger_store import DynamoLedgerStore
+    from accrual.composition import composition
     from accrual.service.reading import balance
 
-    store = DynamoLedgerStore(settings())
+    store = composition(settings()).ledger_store
     if store.balance(args.user_id) is None and not reference_data.account_currencies([args.user_id]):
         raise NotFound(f"no shopper {args.user_id!r}: no click and no balance names this user_id")
     result = balance(store, args.user_id)

@@ -206,7 +206,7 @@ def _effect_on_orders(stack: Settings, config: AccrualConfig, days: int) -> dict
     since = at - timedelta(days=days)
     store = DynamoLedgerStore(stack)
     keys = store.orders_between(utc_text(since), None) if days else []
-    results, _counts = Ledger(stack, store=store, config=config).redecide(keys, now=at, dry_run=True)
+    results, _counts = Ledger(store, config=config).redecide(keys, now=at, dry_run=True)
     changed = [item for item in results if item.outcome == "changed"]
     transitions = Counter(
         f"{item.state_from} → {item.state_to}" for item in changed if item.state_from != item.state_to

@@ -25,9 +25,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from accrual.composition import composition
     from accrual.service.reading import explain
 
-    result = explain(settings(), args.order_id, lang=args.lang)
+    root = composition(settings())
+    result = explain(root.ledger_store, args.order_id, lang=args.lang, claims=root.claims_store)
     if result is None:
         raise NotFound(f"no order {args.order_id!r} (neither a store nor a partner order number)")
     if args.json:

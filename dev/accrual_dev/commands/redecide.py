@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         keys = store.orders_between(None, None)  # --shop, --category or --reason alone: among all orders
     if args.shop or args.category or reasons:
         keys = [key for key in keys if _matches(store, key, set(args.shop), set(args.category), reasons)]
-    ledger = Ledger(stack, store=store)
+    ledger = Ledger(store)
     claims = composition(stack).claims
     at = now(args)
     results: list[Redecided] = []

@@ -43,11 +43,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from accrual.composition import composition
     from accrual.domain.lifecycle import ReviewVerdict
-    from accrual.service.ledger import Ledger
     from accrual.service.reading import find_orders
 
     stack = settings()
-    keys = find_orders(args.order_id)
+    keys = find_orders(args.order_id, composition(stack).ledger_store)
     if not keys:
         raise NotFound(
             f"no order {args.order_id!r}: neither a store order number, a partner order number nor a key "
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    ledger, at = Ledger(stack), now(args)
+    ledger, at = composition(stack).ledger(), now(args)
     try:
         state = ledger.review(keys[0], ReviewVerdict(args.verdict), now=at, user_id=getattr(args, "user", None))
     except ValueError as error:

@@ -85,7 +85,7 @@ class Composition:
         """A ledger whose transactions go through the process's shared connection (its HTTP pool sized to the
         threads that share it)."""
         store = DynamoLedgerStore(self.settings, connection=transaction_connection(self.settings, threads))
-        return Ledger(self.settings, store=store, config=config)
+        return Ledger(store, config=config)
 
     def warm(self, threads: int) -> None:
         warm_connections(self.settings, threads)
@@ -94,9 +94,13 @@ class Composition:
         return ConcurrentLedger(self, workers=workers, config=config)
 
     @cached_property
+    def claims_store(self) -> DynamoClaimsStore:
+        return DynamoClaimsStore(self.settings)
+
+    @cached_property
     def claims(self) -> ClaimService:
         """The claims step, after the ledger's (its own ledger: it runs in the calling thread)."""
-        return ClaimService(DynamoClaimsStore(self.settings), self.ledger(), claim_rules_of(self.settings))
+        return ClaimService(self.claims_store, self.ledger(), claim_rules_of(self.settings))
 
     def sink(self, now: datetime, workers: int = 1) -> ReconcilingSink:
         return ReconcilingSink(self.concurrent_ledger(workers), now, self.claims)

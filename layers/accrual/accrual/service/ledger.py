@@ -16,7 +16,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from accrual.adapters.ledger_store import DynamoLedgerStore
 from accrual.domain.attribution import ClaimFact
 from accrual.domain.lifecycle import OrderState, ReviewVerdict
 from accrual.domain.models import AccrualConfig, OrderLine, order_key
@@ -26,7 +25,6 @@ from accrual.service.counts import RunCounts
 from accrual.service.order_view import OrderView, canonical, lines_digest, load_order
 from accrual.service.planner import OrderPlan, PlanInputs, Review, SettleMode, attribution_of
 from accrual.service.settle import OrderContention, Request, Settler
-from accrual.settings import Settings
 
 CONFIRM_CLICKS_TOGETHER = 100  # due orders whose clicks are read together (BatchGetItem's 100 keys)
 READ_AHEAD_ORDERS = 100  # orders of a report read together before they are settled (bounded memory)
@@ -56,14 +54,7 @@ class Redecided:
 
 
 class Ledger:
-    def __init__(
-        self, settings: Settings | None = None, *, store: LedgerStore | None = None, config: AccrualConfig | None = None
-    ) -> None:
-        if store is None:
-            if settings is None:
-                raise ValueError("a Ledger needs its settings or a store")
-            store = DynamoLedgerStore(settings)
-        self.settings = settings
+    def __init__(self, store: LedgerStore, *, config: AccrualConfig | None = None) -> None:
         self.store = store
         self._config = config
         self._settler = Settler(store, lambda: self.config)
@@ -170,7 +161,7 @@ class Ledger:
         """Decide these orders again under the current configuration, through the same path as a report (the
         trail names the configuration version that decided). Orders with confirmed money, reversed or moved are
         never touched. A dry run plans every change and writes nothing."""
-        ledger = self if not dry_run else Ledger(self.settings, store=DryRunStore(self.store), config=self.config)
+        ledger = self if not dry_run else Ledger(DryRunStore(self.store), config=self.config)
         counts = RunCounts()
         results = []
         for key in keys:

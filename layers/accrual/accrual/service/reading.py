@@ -8,8 +8,6 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from accrual.adapters.claims_table import DynamoClaimsStore
-from accrual.adapters.ledger_store import DynamoLedgerStore, find_order_keys
 from accrual.domain.attribution import attribute, claims_of, pinned_shopper
 from accrual.domain.claims import claim_note, with_claim_step
 from accrual.domain.decision import OrderDecision
@@ -21,23 +19,12 @@ from accrual.domain.trail import render_trail
 from accrual.ports import LedgerStore, OrderItem, parse_utc
 from accrual.ports.claims import ClaimsStore
 from accrual.service.order_view import canonical, load_order
-from accrual.settings import Settings
 
 FIGURES = ("pending_usd", "confirmed_usd", "pending", "confirmed")
 
 
-def _store(source: Settings | LedgerStore) -> LedgerStore:
-    """The readers take the stack's settings (the DynamoDB store) or a store itself (unit tests)."""
-    return DynamoLedgerStore(source) if isinstance(source, Settings) else source
-
-
-def _claims_store(source: Settings | LedgerStore, claims: ClaimsStore | None) -> ClaimsStore | None:
-    """The claims store beside a source: the stack's claims table, or the one given (unit tests)."""
-    return DynamoClaimsStore(source) if claims is None and isinstance(source, Settings) else claims
-
-
-def balance(source: Settings | LedgerStore, user_id: str) -> dict[str, Any]:
-    stored = _store(source).balance(user_id)
+def balance(store: LedgerStore, user_id: str) -> dict[str, Any]:
+    stored = store.balance(user_id)
     result: dict[str, Any] = {
         "user_id": user_id,
         "account_currency": (stored.account_currency if stored else None) or "USD",
@@ -48,17 +35,15 @@ def balance(source: Settings | LedgerStore, user_id: str) -> dict[str, Any]:
     return result
 
 
-def find_orders(order_number: str, source: Settings | LedgerStore | None = None) -> list[str]:
-    """Order keys for a store order number, a partner order number, or a key `partner#order_id` itself. (Without
-    a source: the tables the last store bound.)"""
-    return _store(source).find_orders(order_number) if source is not None else find_order_keys(order_number)
+def find_orders(order_number: str, store: LedgerStore) -> list[str]:
+    """Order keys for a store order number, a partner order number, or a key `partner#order_id` itself."""
+    return store.find_orders(order_number)
 
 
 def explain(
-    source: Settings | LedgerStore, order_number: str, *, lang: str = "en", claims: ClaimsStore | None = None
+    store: LedgerStore, order_number: str, *, lang: str = "en", claims: ClaimsStore | None = None
 ) -> dict[str, Any] | None:
-    store = _store(source)
-    claims = _claims_store(source, claims)
+    """An order explained; with `claims` (the claims store), the claims naming it too."""
     keys = store.find_orders(order_number)
     if not keys:
         return None
@@ -134,11 +119,10 @@ def _refused_report(body: str | None) -> dict[str, Any]:
     return {"line_id": line.get("line_id"), "status": line.get("status"), "status_at": line.get("status_at")}
 
 
-def audit(source: Settings | LedgerStore) -> dict[str, Any]:
+def audit(store: LedgerStore) -> dict[str, Any]:
     """Recompute everything the ledger keeps and compare: each balance with its journal, each order's holding with
     its journal and with what its lines decide today, and the identity rules (one partner line in one order, an
     order's money with its one shopper, one currency per balance, no negative pending)."""
-    store = _store(source)
     differences: list[dict[str, Any]] = []
     journal_by_user: dict[str, Holding] = defaultdict(Holding)
     journal_by_order: dict[str, dict[str, Holding]] = defaultdict(lambda: defaultdict(Holding))
