@@ -44,9 +44,9 @@ Pure Python and Decimal only. The fixed choices these rules make, so that a deci
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal, localcontext
 
 from accrual.domain import trail_steps as trail
@@ -57,27 +57,42 @@ from accrual.domain.decision import (
     MissingFxRate,
     OrderDecision,
     Outcome,
-    RateChoice,
     TrailStep,
+)
+from accrual.domain.exclusions import (
+    EXCLUSION_RULES,
+    LineContext,
+    exclusion_figures,
+    exclusions_of,
+    payment_deadline,
 )
 from accrual.domain.models import (
     AccrualConfig,
     Click,
-    LineStatus,
     OrderLine,
-    PromoCodeKind,
-    RateCard,
 )
 from accrual.domain.money import CENT, floor_cents, to_account_currency, to_cents, usd_from
+from accrual.domain.rates import category_rate, choose_rate, promotions_at, rate_card_at
+
+# Re-exported: the rates and the exclusions are part of the rules' public surface (they live in rates.py and exclusions.py).
+__all__ = [
+    "EXCLUSION_RULES",
+    "LineContext",
+    "category_rate",
+    "choose_rate",
+    "decide_order",
+    "exclusion_figures",
+    "exclusions_of",
+    "payment_deadline",
+    "promotions_at",
+    "rate_card_at",
+]
 
 ZERO = Decimal("0")
 NO_CASHBACK = Decimal("0.00")
 ONE = Decimal("1")
 # Enough digits for any amount this job sees, fixed so a decision does not depend on the caller's decimal context.
 PRECISION = 28
-
-PROMO_SECTION_WITHOUT_CASHBACK = "3_for_5_99"
-ALLOWED_PROMO_CODE_KINDS = frozenset({PromoCodeKind.SERVICE, PromoCodeKind.SELLER_COUPON})
 
 
 # --- base ------------------------------------------------------------------------------------------------------------
@@ -130,181 +145,6 @@ def line_usd_rate(line: OrderLine, config: AccrualConfig) -> tuple[Decimal | Non
         return line.usd_rate, None
     rate, fx_day = fx_rate_on(config, line.currency, line_day(line))
     return rate, fx_day
-
-
-# --- rate ------------------------------------------------------------------------------------------------------------
-
-
-def rate_card_at(config: AccrualConfig, partner: str, moment: datetime) -> RateCard | None:
-    """The partner's rate card in force at `moment` (the click time); the latest `valid_from` among overlapping."""
-    cards = [card for card in config.rate_cards if card.partner == partner and card.in_force_at(moment)]
-    return max(cards, key=lambda card: card.valid_from, default=None)
-
-
-def category_rate(line: OrderLine, card: RateCard) -> tuple[str, Decimal]:
-    """The rate of the product's category on the card, else the card's default rate."""
-    if line.category_id is not None and line.category_id in card.categories:
-        return f"category:{line.category_id}", card.categories[line.category_id]
-    return "default", card.default_rate
-
-
-def promotions_at(config: AccrualConfig, line: OrderLine, moment: datetime) -> list[tuple[str, Decimal]]:
-    """Promotions of the line's partner in force at the click for its category, sorted by start (then end, rate)."""
-    promotions = [
-        promotion
-        for promotion in config.promotions
-        if promotion.partner == line.partner
-        and line.category_id is not None
-        and line.category_id in promotion.categories
-        and promotion.in_force_at(moment)
-    ]
-    promotions.sort(key=lambda promotion: (promotion.starts_at, promotion.ends_at, promotion.rate))
-    return [(f"promotion:{promotion.starts_at.isoformat()}", promotion.rate) for promotion in promotions]
-
-
-def choose_rate(line: OrderLine, card: RateCard, config: AccrualConfig, clicked_at: datetime) -> RateChoice:
-    """Non-affiliate: exactly its flat rate. Affiliate: the highest of category/default, hot and the promotions
-    in force at the click."""
-    category_source, category = category_rate(line, card)
-    if not line.is_affiliate:
-        candidates = [("non_affiliate", card.non_affiliate_rate)]
-    else:
-        candidates = [(category_source, category)]
-        if line.is_hot and card.hot_product_rate is not None:
-            candidates.append(("hot", card.hot_product_rate))
-        candidates.extend(promotions_at(config, line, clicked_at))
-    source, winning = candidates[0]
-    for candidate_source, candidate_rate in candidates[1:]:
-        if candidate_rate > winning:  # strictly higher: on a tie the earlier candidate keeps the win
-            source, winning = candidate_source, candidate_rate
-    codes = []
-    if source == "non_affiliate":
-        codes.append(Code.NON_AFFILIATE_RATE)
-    elif source == "hot":
-        codes.append(Code.HOT_PRODUCT_RATE)
-    elif source.startswith("promotion:"):
-        codes.append(Code.PROMO_RATE_AT_CLICK)
-    rate = winning
-    if rate > config.max_rate:
-        rate = config.max_rate
-        codes.append(Code.RATE_LIMITED_TO_MAX)
-    return RateChoice(
-        rate=rate,
-        source=source,
-        winning_rate=winning,
-        candidates=tuple(candidates),
-        category_rate=category,
-        codes=tuple(codes),
-    )
-
-
-# --- exclusions ------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LineContext:
-    """Everything an exclusion rule may look at for one line."""
-
-    line: OrderLine
-    click: Click
-    config: AccrualConfig
-    now: datetime
-    card: RateCard | None
-
-
-def partner_invalid(ctx: LineContext) -> Code | None:
-    return Code.PARTNER_INVALID if ctx.line.status == LineStatus.INVALID else None
-
-
-def partner_settled_at_zero(ctx: LineContext) -> Code | None:
-    """A settled line's amount is the partner's final figure: 0 there earns 0, with its own reason."""
-    return Code.PARTNER_SETTLED_AT_ZERO if ctx.line.status == LineStatus.SETTLED and ctx.line.amount == 0 else None
-
-
-def payment_deadline(line: OrderLine, config: AccrualConfig) -> datetime:
-    return line.ordered_at + timedelta(days=config.awaiting_payment_days)
-
-
-def awaiting_payment_expired(ctx: LineContext) -> Code | None:
-    """Unpaid past the deadline now, or paid only after it."""
-    deadline = payment_deadline(ctx.line, ctx.config)
-    still_unpaid = ctx.line.status == LineStatus.AWAITING_PAYMENT and ctx.now > deadline
-    paid_late = ctx.line.paid_at is not None and ctx.line.paid_at > deadline
-    return Code.AWAITING_PAYMENT_EXPIRED if still_unpaid or paid_late else None
-
-
-def promo_section_excluded(ctx: LineContext) -> Code | None:
-    return Code.PROMO_SECTION_3_FOR_5_99 if ctx.line.promo_section == PROMO_SECTION_WITHOUT_CASHBACK else None
-
-
-def shop_excluded(ctx: LineContext) -> Code | None:
-    shop = ctx.line.shop_id
-    return Code.SHOP_EXCLUDED if shop is not None and shop in ctx.config.excluded_shops else None
-
-
-def cart_before_click(ctx: LineContext) -> Code | None:
-    added = ctx.line.added_to_cart_at
-    return Code.CART_BEFORE_CLICK if added is not None and added < ctx.click.clicked_at else None
-
-
-def virtual_product(ctx: LineContext) -> Code | None:
-    category = ctx.line.category_id
-    return Code.VIRTUAL_PRODUCT if category is not None and category in ctx.config.virtual_categories else None
-
-
-def dispute_or_price_adjusted(ctx: LineContext) -> Code | None:
-    return Code.DISPUTE_OR_PRICE_ADJUSTED if ctx.line.dispute or ctx.line.price_adjusted else None
-
-
-def promo_code_not_allowed(ctx: LineContext) -> Code | None:
-    """Only the service's own codes and sellers' coupons keep cashback; an unknown kind counts as not allowed.
-    A code on the configuration's `own_promo_codes` (compared case-insensitively, surrounding spaces ignored) is the
-    service's own, whatever kind the partner reported (Admitad reports the code without a kind)."""
-    code = (ctx.line.promo_code or "").strip()
-    if not code:
-        return None
-    if code.casefold() in {own.strip().casefold() for own in ctx.config.own_promo_codes}:
-        return None
-    if ctx.line.promo_code_kind not in ALLOWED_PROMO_CODE_KINDS:
-        return Code.PROMO_CODE_NOT_ALLOWED
-    return None
-
-
-def no_rate_card(ctx: LineContext) -> Code | None:
-    return Code.NO_RATE_CARD if ctx.card is None else None
-
-
-# The fixed precedence: a line takes the first exclusion of this list that fires.
-EXCLUSION_RULES: tuple[Callable[[LineContext], Code | None], ...] = (
-    partner_invalid,
-    partner_settled_at_zero,
-    awaiting_payment_expired,
-    promo_section_excluded,
-    shop_excluded,
-    cart_before_click,
-    virtual_product,
-    dispute_or_price_adjusted,
-    promo_code_not_allowed,
-    no_rate_card,
-)
-
-
-def exclusions_of(ctx: LineContext) -> tuple[Code, ...]:
-    """Every exclusion that fires for the line, in precedence order (the first one is decisive)."""
-    fired = (rule(ctx) for rule in EXCLUSION_RULES)
-    return tuple(code for code in fired if code is not None)
-
-
-def exclusion_figures(code: Code, ctx: LineContext) -> dict[str, str]:
-    """The figures the trail explains an exclusion with."""
-    return trail.exclusion_numbers(
-        code,
-        ctx.line,
-        ctx.click,
-        now=ctx.now,
-        deadline=payment_deadline(ctx.line, ctx.config),
-        awaiting_payment_days=ctx.config.awaiting_payment_days,
-    )
 
 
 # --- minimum, cap, currency ------------------------------------------------------------------------------------------
