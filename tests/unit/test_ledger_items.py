@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from pynamodb.models import Model
 
-from accrual.adapters.ledger_store import (
+from accrual.adapters.ledger_items import (
     _decision_item,
     _entry_item,
     _item,

@@ -199,7 +199,8 @@ def _effect_on_orders(stack: Settings, config: AccrualConfig, days: int) -> dict
     from collections import Counter
     from datetime import timedelta
 
-    from accrual.adapters.ledger_store import DynamoLedgerStore, utc_text
+    from accrual.adapters.ledger_store import DynamoLedgerStore
+    from accrual.ports.ledger import utc_text
     from accrual.service.ledger import Ledger
 
     at = datetime.now(UTC)

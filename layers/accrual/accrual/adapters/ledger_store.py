@@ -17,38 +17,52 @@ The tests' in-memory store implements the same port with the same conditions, fo
 
 from __future__ import annotations
 
-import base64
-import itertools
-import random
-import threading
 import time
-import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 
 from botocore.exceptions import ClientError
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
-from pynamodb.models import Model
 
 from accrual.adapters import reference_data
+from accrual.adapters.ledger_connections import transaction_connection, warm_connections
+from accrual.adapters.ledger_items import (
+    ENTRY_PREFIX,
+    MAX_TRANSACTION_ITEMS,
+    OUTBOX_RETENTION_DAYS,
+    REFUSED_PREFIX,
+    _balance_of,
+    _decision_item,
+    _entry_item,
+    _entry_of,
+    _item,
+    _line_id,
+    _line_item,
+    _line_record,
+    _money,
+    _order_item,
+    _order_item_values,
+    _outbox_item,
+    _outbox_message,
+    _put_new,
+    due_shard,
+    line_ref,
+    mark_claims_complete,
+    merged_balances,
+    outbox_record,
+    refusal_ref,
+    stream_outbox_event,
+    transaction_size,
+)
+from accrual.adapters.ledger_read_ahead import ReadAhead
 from accrual.adapters.ledger_tables import (
     CLAIM_PREFIX,
     CLAIM_SK,
-    DECISION_SK,
-    FACTS_SK,
-    LINE_CLAIMS,
     LINE_PREFIX,
-    MIGRATION_PK,
     ORDER_SK,
-    ORDER_TABLE_MODELS,
     OUTBOX_SHARDS,
     BalanceRecord,
-    ClickRecord,
-    ControlRecord,
-    DecisionRecord,
     FactsRecord,
     JournalEntryRecord,
     LineRecord,
@@ -57,16 +71,10 @@ from accrual.adapters.ledger_tables import (
     RefusedRecord,
     bind_ledger_tables,
     load_order_items,
-    pack_text,
-    unpack_text,
 )
-from accrual.adapters.pynamo import DecimalAttribute
-from accrual.domain.lifecycle import NOTHING, Holding
 from accrual.domain.models import AccrualConfig, Click, OrderLine
 from accrual.ports.ledger import (
     DUE_SHARDS,
-    ORDER_FIELDS,
-    BalanceDelta,
     JournalConflict,
     JournalEntry,
     LineWrite,
@@ -78,243 +86,35 @@ from accrual.ports.ledger import (
     StoredBalance,
     StoredLine,
     StoredRefusal,
-    utc_text,
 )
 from accrual.settings import Settings
 
-MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
-BATCH_GET_KEYS = 100  # BatchGetItem's limit
-BATCH_WRITE_ITEMS = 25  # BatchWriteItem's limit
-ENTRY_PREFIX = "ENTRY#"
-REFUSED_PREFIX = "REFUSED#"
+# Re-exported: the stream relay, the claims store, the migrations and the tests build and read items through here.
+__all__ = [
+    "DynamoLedgerStore",
+    "MAX_TRANSACTION_ITEMS",
+    "_decision_item",
+    "_entry_item",
+    "_item",
+    "_line_item",
+    "_line_record",
+    "_order_item_values",
+    "_outbox_item",
+    "due_shard",
+    "line_ref",
+    "mark_claims_complete",
+    "merged_balances",
+    "outbox_record",
+    "refusal_ref",
+    "stream_outbox_event",
+    "transaction_size",
+    "entry_taken",
+    "transaction_connection",
+    "warm_connections",
+]
 
 
-OUTBOX_RETENTION_DAYS = 30  # a published notification's record is kept this long, then DynamoDB's TTL removes it
-
-
-def due_shard(key: str) -> str:
-    return str(zlib.crc32(key.encode()) % DUE_SHARDS)
-
-
-def unpublished_shard(event_id: str) -> str:
-    return str(int(event_id, 16) % OUTBOX_SHARDS)
-
-
-def line_ref(partner: str, line_id: str) -> str:
-    return f"{partner}#{line_id}"
-
-
-def merged_balances(changes: Sequence[OrderChange]) -> list[BalanceDelta]:
-    """One delta per shopper over all the changes (a transaction may touch an item once), sorted by shopper."""
-    merged: dict[str, tuple[Holding, str]] = {}
-    for change in changes:
-        for balance in change.balances:
-            held, _ = merged.get(balance.user_id, (NOTHING, balance.account_currency))
-            merged[balance.user_id] = (held.plus(balance.delta), balance.account_currency)
-    return [BalanceDelta(user, delta, currency) for user, (delta, currency) in sorted(merged.items())]
-
-
-def transaction_size(changes: Sequence[OrderChange], *, with_lines: bool) -> int:
-    size = sum(1 + (change.decision is not None) + len(change.entries) + len(change.outbox) for change in changes)
-    size += len(merged_balances(changes))
-    if with_lines:
-        size += sum(len(change.lines) for change in changes)
-    return size
-
-
-def refusal_ref(line: OrderLine) -> str:
-    return f"{REFUSED_PREFIX}{line.line_id}#{utc_text(line.status_at)}#{line.status.value}"
-
-
-# ---- DynamoDB --------------------------------------------------------------------------------------------------------
-
-
-def _item(model: type[Model], values: Mapping[str, Any]) -> dict[str, dict]:
-    """A model's item in DynamoDB JSON, each value serialised by the model's own attribute, as `Model.serialize` does
-    (a None is left out, the attribute's default fills a value not given) but without building the model."""
-    item: dict[str, dict] = {}
-    for name, attribute in model.get_attributes().items():
-        if name in values:
-            value = values[name]
-        else:
-            value = attribute.default() if callable(attribute.default) else attribute.default
-        if value is None:
-            if not attribute.null:
-                raise ValueError(f"{model.__name__}.{name} is required")
-            continue
-        item[attribute.attr_name] = {attribute.attr_type: attribute.serialize(value)}
-    return item
-
-
-def _put_new(table: str, item: dict[str, dict], key: str) -> dict:
-    """A put that only creates (a journal entry's or a notification's id is never written twice)."""
-    return {
-        "TableName": table,
-        "Item": item,
-        "ConditionExpression": "attribute_not_exists(#k)",
-        "ExpressionAttributeNames": {"#k": key},
-    }
-
-
-def _money(value: Decimal) -> str:
-    return DecimalAttribute().serialize(value)
-
-
-def _order_item_values(item: OrderItem) -> dict[str, Any]:
-    values = {name: getattr(item, name) for name in ORDER_FIELDS}
-    values.update(pk=item.key, sk=ORDER_SK, due_shard=due_shard(item.key) if item.due_at else None)
-    return values
-
-
-def _line_id(sort_key: str) -> str:
-    return sort_key[len(LINE_PREFIX) :]
-
-
-def mark_claims_complete(control_table: str, client) -> None:
-    """Record in the control table that every line of the orders table has its claim."""
-    client.put_item(
-        TableName=control_table,
-        Item={"pk": {"S": MIGRATION_PK}, "sk": {"S": LINE_CLAIMS}, "at": {"S": utc_text(datetime.now(UTC))}},
-    )
-
-
-def _order_item(record: OrderRecord) -> OrderItem:
-    return OrderItem(record.pk, **{name: getattr(record, name) for name in ORDER_FIELDS})
-
-
-def _line_values(key: str, write: LineWrite, *, indexed: bool) -> dict[str, Any]:
-    line = write.line
-    return {
-        "pk": key,
-        "sk": f"{LINE_PREFIX}{line.line_id}",
-        "line_ref": line_ref(line.partner, line.line_id) if indexed else None,
-        "status": line.status.value,
-        "status_at": utc_text(line.status_at),
-        "body": line.model_dump_json(),
-        "moved_to": write.moved_to,
-    }
-
-
-def _line_record(key: str, write: LineWrite, *, indexed: bool) -> LineRecord:
-    return LineRecord(**_line_values(key, write, indexed=indexed))
-
-
-def _line_item(key: str, write: LineWrite, *, indexed: bool) -> dict[str, dict]:
-    return _item(LineRecord, _line_values(key, write, indexed=indexed))
-
-
-def _decision_item(key: str, text: str) -> dict[str, dict]:
-    record = DecisionRecord.of(key, text)  # its size limit
-    return _item(DecisionRecord, {"pk": key, "sk": DECISION_SK, "body": record.body, "body_z": record.body_z})
-
-
-def _entry_item(entry: JournalEntry) -> dict[str, dict]:
-    delta = entry.delta
-    return _item(
-        JournalEntryRecord,
-        {
-            "pk": entry.key,
-            "sk": f"{ENTRY_PREFIX}{entry.sequence:06d}#{entry.transition}",
-            "entry_id": entry.entry_id,
-            "transition": entry.transition,
-            "user_id": entry.user_id,
-            "account_currency": entry.account_currency,
-            "fx_rate": entry.fx_rate,
-            "pending_usd": delta.pending_usd,
-            "confirmed_usd": delta.confirmed_usd,
-            "pending": delta.pending,
-            "confirmed": delta.confirmed,
-            "state_from": entry.state_from,
-            "state_to": entry.state_to,
-            "digest": entry.digest,
-            "at": entry.at,
-            "fact_at": entry.fact_at,
-        },
-    )
-
-
-def _entry_of(record: JournalEntryRecord) -> JournalEntry:
-    _, number, _ = record.sk.split("#", 2)
-    return JournalEntry(
-        record.pk,
-        int(number),
-        record.transition,
-        record.user_id,
-        record.account_currency,
-        record.fx_rate,
-        Holding(record.pending_usd, record.confirmed_usd, record.pending, record.confirmed),
-        record.state_from,
-        record.state_to,
-        record.digest,
-        record.at,
-        record.fact_at,
-    )
-
-
-def _outbox_values(message: OutboxMessage) -> dict[str, Any]:
-    plain, packed = pack_text(message.body)
-    return {
-        "event_id": message.event_id,
-        "event_type": message.event_type,
-        "user_id": message.user_id,
-        "plain_body": plain,
-        "body_z": packed,
-        "attributes": message.attributes,
-        "created_at": message.created_at,
-        "unpublished_shard": unpublished_shard(message.event_id),
-        # no expiry while unpublished: DynamoDB's TTL must never remove a notification before it is published
-    }
-
-
-def outbox_record(message: OutboxMessage) -> OutboxRecord:
-    return OutboxRecord(**_outbox_values(message))
-
-
-def _outbox_item(message: OutboxMessage) -> dict[str, dict]:
-    return _item(OutboxRecord, _outbox_values(message))
-
-
-def _outbox_message(record: OutboxRecord) -> OutboxMessage:
-    return OutboxMessage(
-        record.event_id,
-        record.event_type,
-        record.user_id,
-        record.body,
-        record.attributes,
-        record.created_at,
-    )
-
-
-def stream_outbox_event(record: Any) -> dict | None:
-    """The outbox event a stream record (Powertools DynamoDBRecord) brings to publish: a new, unpublished event; None
-    for the MODIFY that marks one published."""
-    image = record.dynamodb.new_image if record.dynamodb else None
-    if not image or not image.get("unpublished_shard"):
-        return None
-    return outbox_event(image)
-
-
-def outbox_event(image: dict) -> dict:
-    """An outbox item's stream image (Powertools' deserialised NewImage) with its body as text, whichever form it
-    was stored in (Powertools leaves a binary attribute as its base64 text)."""
-    packed = image.get("body_z")
-    if isinstance(packed, str):
-        packed = base64.b64decode(packed)
-    return {**image, "body": unpack_text(image.get("body"), getattr(packed, "value", packed))}
-
-
-def _balance_of(record: BalanceRecord) -> StoredBalance:
-    zero = Decimal("0")
-    return StoredBalance(
-        record.user_id,
-        record.account_currency,
-        Holding(
-            record.pending_usd or zero, record.confirmed_usd or zero, record.pending or zero, record.confirmed or zero
-        ),
-    )
-
-
-class DynamoLedgerStore:
+class DynamoLedgerStore(ReadAhead):
     """The ledger store on DynamoDB (PynamoDB models bound to the stack's tables).
 
     A store serves one worker at a time (the pools hand each task its own): what `read_ahead` read for a chunk is
@@ -344,138 +144,6 @@ class DynamoLedgerStore:
             decision.text if decision else None,
             tuple(StoredLine(item.body, item.moved_to) for item in lines),
         )
-
-    def read_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> None:
-        """Read a chunk's orders (and the claims of lines new to their order) in BatchGetItem calls, so that their
-        `load_order` and `line_homes` cost no call of their own, and write those lines' claims before any
-        transaction places them. An order this cannot read whole (written before orders listed their lines, or with
-        a large write unfinished) is left to `load_order`'s Query. Forgets the previous chunk's reads."""
-        self._ahead, self._homes, self._known = {}, {}, {}
-        self.claims_complete()
-        incoming: dict[str, set[str]] = {key: set() for key in keys}
-        for line in lines:
-            incoming.setdefault(line.order_key, set()).add(line.line_id)
-        first = self._batch_get(
-            [(key, sort_key) for key in incoming for sort_key in (ORDER_SK, FACTS_SK)]
-            + [(key, LINE_PREFIX + line_id) for key, line_ids in incoming.items() for line_id in line_ids]
-        )
-        listed: dict[str, list[str]] = {}
-        for key, line_ids in incoming.items():
-            order = first.get((key, ORDER_SK))
-            facts = first.get((key, FACTS_SK))
-            unfinished = facts is not None and (
-                order is None or int(order["version"]["N"]) <= int(facts["version"]["N"])
-            )
-            if unfinished or (order is not None and "line_ids" not in order):
-                continue  # the Query reads it
-            if order is None:
-                if not any((key, LINE_PREFIX + line_id) in first for line_id in line_ids):
-                    self._ahead[key] = LoadedOrder(None, None, ())
-                    self._known[key] = (None, frozenset())
-                continue
-            listed[key] = [value["S"] for value in order["line_ids"].get("L", [])]
-        new_lines = {
-            line_ref(line.partner, line.line_id): line.order_key
-            for line in lines
-            if (line.order_key, LINE_PREFIX + line.line_id) not in first
-        }
-        found = first | self._batch_get(
-            [(key, DECISION_SK) for key in listed]
-            + [
-                (key, LINE_PREFIX + line_id)
-                for key, line_ids in listed.items()
-                for line_id in line_ids
-                if (key, LINE_PREFIX + line_id) not in first
-            ]
-            + [(CLAIM_PREFIX + ref, CLAIM_SK) for ref in new_lines]
-        )
-        for key, names in listed.items():
-            items = [found.get((key, LINE_PREFIX + line_id)) for line_id in sorted(names)]
-            present = [item for item in items if item is not None]
-            if len(present) < len(items):
-                continue  # a listed line is missing: the Query decides
-            record = OrderRecord.from_raw_data(found[(key, ORDER_SK)])
-            decision = found.get((key, DECISION_SK))
-            self._ahead[key] = LoadedOrder(
-                _order_item(record),
-                DecisionRecord.from_raw_data(decision).text if decision else None,
-                tuple(StoredLine(item["body"]["S"], item.get("moved_to", {}).get("S")) for item in present),
-            )
-            self._known[key] = (record.version, frozenset(names))
-        claims = {}
-        for ref, key in new_lines.items():
-            claim = found.get((CLAIM_PREFIX + ref, CLAIM_SK))
-            homes = set(claim["homes"]["SS"]) if claim else set()
-            if key not in homes:
-                claims[ref] = homes | {key}
-            self._homes[ref] = homes | {key}
-        self._put_claims(claims)
-
-    def _batch_get(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict]:
-        """Items of the orders table by (pk, sk), strongly consistent, in BatchGetItem calls of up to 100 keys
-        (what DynamoDB leaves unprocessed is asked again)."""
-        client, table = self.connection.client, self.settings.orders_table
-        found: dict[tuple[str, str], dict] = {}
-        unique = sorted(set(keys))
-        for start in range(0, len(unique), BATCH_GET_KEYS):
-            request = {
-                table: {
-                    "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in unique[start : start + BATCH_GET_KEYS]],
-                    "ConsistentRead": True,
-                }
-            }
-            for attempt in itertools.count():
-                answer = client.batch_get_item(RequestItems=request)
-                for item in answer.get("Responses", {}).get(table, []):
-                    found[(item["pk"]["S"], item["sk"]["S"])] = item
-                request = answer.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(1.0, 0.05 * 2**attempt) * random.random())
-        return found
-
-    def _put_claims(self, claims: Mapping[str, set[str]]) -> None:
-        """Claims written in BatchWriteItem calls of 25 (a claim only ever gains homes here)."""
-        client, table = self.connection.client, self.settings.orders_table
-        requests = [
-            {
-                "PutRequest": {
-                    "Item": {"pk": {"S": CLAIM_PREFIX + ref}, "sk": {"S": CLAIM_SK}, "homes": {"SS": sorted(homes)}}
-                }
-            }
-            for ref, homes in sorted(claims.items())
-        ]
-        for start in range(0, len(requests), BATCH_WRITE_ITEMS):
-            pending = {table: requests[start : start + BATCH_WRITE_ITEMS]}
-            for attempt in itertools.count():
-                pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(min(1.0, 0.05 * 2**attempt) * random.random())
-
-    def _claim(self, key: str, line: OrderLine) -> None:
-        """The claim of a line placed in an order outside a read-ahead: one conditional-free ADD (idempotent)."""
-        ref = line_ref(line.partner, line.line_id)
-        if key in self._homes.get(ref, ()):
-            return
-        self.connection.client.update_item(
-            TableName=self.settings.orders_table,
-            Key={"pk": {"S": CLAIM_PREFIX + ref}, "sk": {"S": CLAIM_SK}},
-            UpdateExpression="ADD homes :home",
-            ExpressionAttributeValues={":home": {"SS": [key]}},
-        )
-        self._homes.setdefault(ref, set()).add(key)
-
-    def claims_complete(self) -> bool:
-        """Whether every stored line has its claim (recorded by `accrual migrate`, or by the local provisioning of a
-        new stack), so that `line_homes` need not ask the by_line index. Asked once per store."""
-        if self._claims_read is None:
-            key = {"pk": {"S": MIGRATION_PK}, "sk": {"S": LINE_CLAIMS}}
-            answer = self.connection.client.get_item(
-                TableName=self.settings.control_table, Key=key, ConsistentRead=True
-            )
-            self._claims_read = "Item" in answer
-        return self._claims_read
 
     def apply(self, changes: Sequence[OrderChange]) -> None:
         """One transaction; when the line items would not fit in it (100 items) they are written first as facts,
@@ -766,42 +434,3 @@ def entry_taken(changes: Sequence[OrderChange], codes: object) -> str:
         f"order {keys}: a journal entry or notification with this id already exists with another payload while "
         f"the order itself did not change ({codes})"
     )
-
-
-# ---- connections shared by a worker's threads ------------------------------------------------------------------------
-def warm_connections(settings: Settings, threads: int = 1) -> None:
-    """Create the shared PynamoDB connections' botocore clients in this thread (client creation goes through a
-    botocore session, which is not thread-safe; using a created client from many threads is), with an HTTP
-    connection pool as large as the threads that share them (botocore keeps 10, and a thread beyond them would open
-    and drop a connection per call)."""
-    bind_ledger_tables(settings)
-    for model in {
-        *ORDER_TABLE_MODELS,
-        BalanceRecord,
-        OutboxRecord,
-        ClickRecord,
-        ControlRecord,
-    }:
-        if getattr(model.Meta, "max_pool_connections", 10) < threads:
-            model.Meta.max_pool_connections = threads
-            model._connection = None
-        _ = model._get_connection().connection.client
-
-
-_transaction_connections: dict[tuple[str, str | None, int], Connection] = {}
-_connections_lock = threading.Lock()
-
-
-def transaction_connection(settings: Settings, threads: int) -> Connection:
-    """One PynamoDB connection (one botocore client, its HTTP pool sized for the threads) shared by every ledger of
-    the process for its transactions, kept across units and warm invocations: creating a client costs tens of
-    milliseconds of CPU, which at 16 threads a unit would be seconds."""
-    key = (settings.region, settings.dynamodb_host, max(threads, 10))
-    with _connections_lock:
-        if key not in _transaction_connections:
-            connection = Connection(
-                region=settings.region, host=settings.dynamodb_host, max_retry_attempts=8, max_pool_connections=key[2]
-            )
-            _ = connection.client
-            _transaction_connections[key] = connection
-        return _transaction_connections[key]

@@ -1,0 +1,277 @@
+"""The ledger's DynamoDB items: the key formats and each item built from the port's values as DynamoDB JSON (serialised
+by the PynamoDB models' own attributes, without building model objects for items written once), and read back into
+values. `DynamoLedgerStore` (ledger_store.py) sends them."""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from pynamodb.models import Model
+
+from accrual.adapters.ledger_tables import (
+    DECISION_SK,
+    LINE_CLAIMS,
+    LINE_PREFIX,
+    MIGRATION_PK,
+    ORDER_SK,
+    OUTBOX_SHARDS,
+    BalanceRecord,
+    DecisionRecord,
+    JournalEntryRecord,
+    LineRecord,
+    OrderRecord,
+    OutboxRecord,
+    pack_text,
+    unpack_text,
+)
+from accrual.adapters.pynamo import DecimalAttribute
+from accrual.domain.lifecycle import NOTHING, Holding
+from accrual.domain.models import OrderLine
+from accrual.ports.ledger import (
+    DUE_SHARDS,
+    ORDER_FIELDS,
+    BalanceDelta,
+    JournalEntry,
+    LineWrite,
+    OrderChange,
+    OrderItem,
+    OutboxMessage,
+    StoredBalance,
+    utc_text,
+)
+
+MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
+BATCH_GET_KEYS = 100  # BatchGetItem's limit
+BATCH_WRITE_ITEMS = 25  # BatchWriteItem's limit
+ENTRY_PREFIX = "ENTRY#"
+REFUSED_PREFIX = "REFUSED#"
+
+
+OUTBOX_RETENTION_DAYS = 30  # a published notification's record is kept this long, then DynamoDB's TTL removes it
+
+
+def due_shard(key: str) -> str:
+    return str(zlib.crc32(key.encode()) % DUE_SHARDS)
+
+
+def unpublished_shard(event_id: str) -> str:
+    return str(int(event_id, 16) % OUTBOX_SHARDS)
+
+
+def line_ref(partner: str, line_id: str) -> str:
+    return f"{partner}#{line_id}"
+
+
+def merged_balances(changes: Sequence[OrderChange]) -> list[BalanceDelta]:
+    """One delta per shopper over all the changes (a transaction may touch an item once), sorted by shopper."""
+    merged: dict[str, tuple[Holding, str]] = {}
+    for change in changes:
+        for balance in change.balances:
+            held, _ = merged.get(balance.user_id, (NOTHING, balance.account_currency))
+            merged[balance.user_id] = (held.plus(balance.delta), balance.account_currency)
+    return [BalanceDelta(user, delta, currency) for user, (delta, currency) in sorted(merged.items())]
+
+
+def transaction_size(changes: Sequence[OrderChange], *, with_lines: bool) -> int:
+    size = sum(1 + (change.decision is not None) + len(change.entries) + len(change.outbox) for change in changes)
+    size += len(merged_balances(changes))
+    if with_lines:
+        size += sum(len(change.lines) for change in changes)
+    return size
+
+
+def refusal_ref(line: OrderLine) -> str:
+    return f"{REFUSED_PREFIX}{line.line_id}#{utc_text(line.status_at)}#{line.status.value}"
+
+
+# ---- DynamoDB --------------------------------------------------------------------------------------------------------
+
+
+def _item(model: type[Model], values: Mapping[str, Any]) -> dict[str, dict]:
+    """A model's item in DynamoDB JSON, each value serialised by the model's own attribute, as `Model.serialize` does
+    (a None is left out, the attribute's default fills a value not given) but without building the model."""
+    item: dict[str, dict] = {}
+    for name, attribute in model.get_attributes().items():
+        if name in values:
+            value = values[name]
+        else:
+            value = attribute.default() if callable(attribute.default) else attribute.default
+        if value is None:
+            if not attribute.null:
+                raise ValueError(f"{model.__name__}.{name} is required")
+            continue
+        item[attribute.attr_name] = {attribute.attr_type: attribute.serialize(value)}
+    return item
+
+
+def _put_new(table: str, item: dict[str, dict], key: str) -> dict:
+    """A put that only creates (a journal entry's or a notification's id is never written twice)."""
+    return {
+        "TableName": table,
+        "Item": item,
+        "ConditionExpression": "attribute_not_exists(#k)",
+        "ExpressionAttributeNames": {"#k": key},
+    }
+
+
+def _money(value: Decimal) -> str:
+    return DecimalAttribute().serialize(value)
+
+
+def _order_item_values(item: OrderItem) -> dict[str, Any]:
+    values = {name: getattr(item, name) for name in ORDER_FIELDS}
+    values.update(pk=item.key, sk=ORDER_SK, due_shard=due_shard(item.key) if item.due_at else None)
+    return values
+
+
+def _line_id(sort_key: str) -> str:
+    return sort_key[len(LINE_PREFIX) :]
+
+
+def mark_claims_complete(control_table: str, client) -> None:
+    """Record in the control table that every line of the orders table has its claim."""
+    client.put_item(
+        TableName=control_table,
+        Item={"pk": {"S": MIGRATION_PK}, "sk": {"S": LINE_CLAIMS}, "at": {"S": utc_text(datetime.now(UTC))}},
+    )
+
+
+def _order_item(record: OrderRecord) -> OrderItem:
+    return OrderItem(record.pk, **{name: getattr(record, name) for name in ORDER_FIELDS})
+
+
+def _line_values(key: str, write: LineWrite, *, indexed: bool) -> dict[str, Any]:
+    line = write.line
+    return {
+        "pk": key,
+        "sk": f"{LINE_PREFIX}{line.line_id}",
+        "line_ref": line_ref(line.partner, line.line_id) if indexed else None,
+        "status": line.status.value,
+        "status_at": utc_text(line.status_at),
+        "body": line.model_dump_json(),
+        "moved_to": write.moved_to,
+    }
+
+
+def _line_record(key: str, write: LineWrite, *, indexed: bool) -> LineRecord:
+    return LineRecord(**_line_values(key, write, indexed=indexed))
+
+
+def _line_item(key: str, write: LineWrite, *, indexed: bool) -> dict[str, dict]:
+    return _item(LineRecord, _line_values(key, write, indexed=indexed))
+
+
+def _decision_item(key: str, text: str) -> dict[str, dict]:
+    record = DecisionRecord.of(key, text)  # its size limit
+    return _item(DecisionRecord, {"pk": key, "sk": DECISION_SK, "body": record.body, "body_z": record.body_z})
+
+
+def _entry_item(entry: JournalEntry) -> dict[str, dict]:
+    delta = entry.delta
+    return _item(
+        JournalEntryRecord,
+        {
+            "pk": entry.key,
+            "sk": f"{ENTRY_PREFIX}{entry.sequence:06d}#{entry.transition}",
+            "entry_id": entry.entry_id,
+            "transition": entry.transition,
+            "user_id": entry.user_id,
+            "account_currency": entry.account_currency,
+            "fx_rate": entry.fx_rate,
+            "pending_usd": delta.pending_usd,
+            "confirmed_usd": delta.confirmed_usd,
+            "pending": delta.pending,
+            "confirmed": delta.confirmed,
+            "state_from": entry.state_from,
+            "state_to": entry.state_to,
+            "digest": entry.digest,
+            "at": entry.at,
+            "fact_at": entry.fact_at,
+        },
+    )
+
+
+def _entry_of(record: JournalEntryRecord) -> JournalEntry:
+    _, number, _ = record.sk.split("#", 2)
+    return JournalEntry(
+        record.pk,
+        int(number),
+        record.transition,
+        record.user_id,
+        record.account_currency,
+        record.fx_rate,
+        Holding(record.pending_usd, record.confirmed_usd, record.pending, record.confirmed),
+        record.state_from,
+        record.state_to,
+        record.digest,
+        record.at,
+        record.fact_at,
+    )
+
+
+def _outbox_values(message: OutboxMessage) -> dict[str, Any]:
+    plain, packed = pack_text(message.body)
+    return {
+        "event_id": message.event_id,
+        "event_type": message.event_type,
+        "user_id": message.user_id,
+        "plain_body": plain,
+        "body_z": packed,
+        "attributes": message.attributes,
+        "created_at": message.created_at,
+        "unpublished_shard": unpublished_shard(message.event_id),
+        # no expiry while unpublished: DynamoDB's TTL must never remove a notification before it is published
+    }
+
+
+def outbox_record(message: OutboxMessage) -> OutboxRecord:
+    return OutboxRecord(**_outbox_values(message))
+
+
+def _outbox_item(message: OutboxMessage) -> dict[str, dict]:
+    return _item(OutboxRecord, _outbox_values(message))
+
+
+def _outbox_message(record: OutboxRecord) -> OutboxMessage:
+    return OutboxMessage(
+        record.event_id,
+        record.event_type,
+        record.user_id,
+        record.body,
+        record.attributes,
+        record.created_at,
+    )
+
+
+def stream_outbox_event(record: Any) -> dict | None:
+    """The outbox event a stream record (Powertools DynamoDBRecord) brings to publish: a new, unpublished event; None
+    for the MODIFY that marks one published."""
+    image = record.dynamodb.new_image if record.dynamodb else None
+    if not image or not image.get("unpublished_shard"):
+        return None
+    return outbox_event(image)
+
+
+def outbox_event(image: dict) -> dict:
+    """An outbox item's stream image (Powertools' deserialised NewImage) with its body as text, whichever form it
+    was stored in (Powertools leaves a binary attribute as its base64 text)."""
+    packed = image.get("body_z")
+    if isinstance(packed, str):
+        packed = base64.b64decode(packed)
+    return {**image, "body": unpack_text(image.get("body"), getattr(packed, "value", packed))}
+
+
+def _balance_of(record: BalanceRecord) -> StoredBalance:
+    zero = Decimal("0")
+    return StoredBalance(
+        record.user_id,
+        record.account_currency,
+        Holding(
+            record.pending_usd or zero, record.confirmed_usd or zero, record.pending or zero, record.confirmed or zero
+        ),
+    )
