@@ -67,7 +67,9 @@ def test_the_quick_start_runs_as_written(stack):
     assert len(confirmed) == 1 and "u-anna" in confirmed[0] and "8100200301" in confirmed[0]
 
     explained = printed["accrual explain 8100200301 --lang en"].stdout
-    assert "confirmed" in explained.splitlines()[0] and "RUB" in explained.splitlines()[0]
+    # the first line gives the state; the explanation's own header gives the amounts, in roubles for anna
+    assert "confirmed" in explained.splitlines()[0]
+    assert "RUB" in explained and "promotion" in explained.lower()
     assert "pending 0.00 RUB" in printed["accrual balance u-anna"].stdout
 
 
