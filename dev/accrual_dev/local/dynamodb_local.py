@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from accrual_dev.local.server import ENDPOINT_VARIABLES, HOST, MotoServer, free_port
+from accrual_dev.local.server import ENDPOINT_VARIABLES, HOST, MotoServer, free_port, stop_logged_process
 
 # the checkout this package is installed from (editable install): <root>/dev/accrual_dev/local/dynamodb_local.py
 _CHECKOUT = Path(__file__).resolve().parents[3]
@@ -160,19 +160,7 @@ class DynamoDBLocalServer:
         """Stop the process (if any) and return what it logged."""
         process, self._process = self._process, None
         log, self._log = self._log, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if log is None:
-            return ""
-        log.seek(0)
-        output = log.read().decode(errors="replace")
-        log.close()
-        return output
+        return stop_logged_process(process, log)
 
 
 class DynamoDBLocalStack:

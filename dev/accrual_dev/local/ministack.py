@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from accrual_dev.local.server import ENDPOINT_VARIABLES, HOST, LOCAL_ENVIRONMENT, free_port
+from accrual_dev.local.server import ENDPOINT_VARIABLES, HOST, LOCAL_ENVIRONMENT, free_port, stop_logged_process
 
 HEALTH_PATH = "/_ministack/health"
 RESET_PATH = "/_ministack/reset"
@@ -174,16 +174,4 @@ class MinistackServer:
         """Stop the process (if any) and return what it logged."""
         process, self._process = self._process, None
         log, self._log = self._log, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if log is None:
-            return ""
-        log.seek(0)
-        output = log.read().decode(errors="replace")
-        log.close()
-        return output
+        return stop_logged_process(process, log)

@@ -131,16 +131,22 @@ class MotoServer:
         """Stop the process (if any) and return what it logged."""
         process, self._process = self._process, None
         log, self._log = self._log, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if log is None:
-            return ""
-        log.seek(0)
-        output = log.read().decode(errors="replace")
-        log.close()
-        return output
+        return stop_logged_process(process, log)
+
+
+def stop_logged_process(process: subprocess.Popen[bytes] | None, log: IO[bytes] | None) -> str:
+    """Stop an emulator's process (terminate, then kill after 10 s) and return what it logged; each emulator's server
+    class hands over its process and log file, so a stop is written once for the three emulators."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    if log is None:
+        return ""
+    log.seek(0)
+    output = log.read().decode(errors="replace")
+    log.close()
+    return output
