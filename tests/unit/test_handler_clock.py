@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from accrual.domain.claims import ClaimRules
+from accrual.service.work import WorkUnit
 from support.claims import memory_claims
 from support.fakes.ports import FixedClock
 from support.fakes.world import FakeWorld
@@ -65,3 +66,22 @@ def test_claim_intake_files_the_claim_at_the_clocks_time_and_sets_its_escalation
     assert (claim.user_id, claim.order_number) == ("alice", "8123456789")
     assert claim.filed_at == LATER
     assert claim.escalate_at == LATER + ClaimRules().escalation_delay
+
+
+def test_the_confirm_schedule_without_a_scheduled_time_runs_at_the_clocks_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = FakeWorld()
+    world.ledger().reconcile([line("A")], now=T0)
+    world.clock = FixedClock(LATER)
+    world.settings = None  # read only by the idempotency guard, which is the emulator suites' to test
+    world.outbox_grace = timedelta(0)
+    handler = load_handler("confirm")
+    monkeypatch.setattr(handler, "root", lambda: world)
+    monkeypatch.setattr(handler, "once", lambda *args, **kwargs: lambda function: function)
+
+    result = handler.lambda_handler({}, FakeContext())
+
+    assert result["now"] == LATER.isoformat() and result["notify"] == {"published": 1}
+    units = [WorkUnit.model_validate_json(body) for body in world.work_queue.messages.values()]
+    assert len(units) == result["shards_handed_on"] > 0 and {unit.now for unit in units} == {LATER}
+    [event_id] = world.store.outbox
+    assert world.store.outbox[event_id].published_at == LATER.isoformat()
