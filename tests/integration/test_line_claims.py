@@ -115,7 +115,7 @@ def test_migrate_claims_the_lines_of_an_old_table_resumably_and_the_ledger_then_
         db.delete_item(TableName=stack.orders_table, Key={"pk": {"S": ref}, "sk": {"S": "CLAIM"}})
     assert not DynamoLedgerStore(stack).claims_complete()
 
-    first = migrate_line_claims(stack, page_size=1, max_pages=2)
+    first = migrate_line_claims(stack, now=T0, page_size=1, max_pages=2)
     assert not first.finished and first.pages == 2
     assert not DynamoLedgerStore(stack).claims_complete()
     rest = _migrate_command("--page-size", "1")  # the operator's command goes on from the saved position

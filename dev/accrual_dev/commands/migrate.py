@@ -27,8 +27,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from accrual.adapters.migrations import migrate_line_claims
+    from accrual.composition import composition
 
-    result = migrate_line_claims(settings(), page_size=args.page_size, max_pages=args.max_pages)
+    stack = settings()
+    result = migrate_line_claims(
+        stack, now=composition(stack).clock.now(), page_size=args.page_size, max_pages=args.max_pages
+    )
     if args.json:
         print_json(asdict(result))
     elif result.already_done:

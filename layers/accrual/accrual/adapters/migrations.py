@@ -14,6 +14,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from accrual.adapters.ledger_store import line_ref, mark_claims_complete
@@ -36,12 +37,14 @@ class MigrationResult:
 def migrate_line_claims(
     settings: Settings,
     *,
+    now: datetime,
     page_size: int = 1000,
     max_pages: int | None = None,
     on_page: Callable[[int, int], None] | None = None,
 ) -> MigrationResult:
     """Claim every stored line (see the module's text). `max_pages` stops after that many pages (the position is
-    kept: the next run goes on from there); `on_page(pages, lines)` reports progress."""
+    kept: the next run goes on from there); `on_page(pages, lines)` reports progress. `now` is when the claims
+    are recorded complete."""
     client = settings.client("dynamodb")
     control, orders = settings.control_table, settings.orders_table
     done_key = {"pk": {"S": MIGRATION_PK}, "sk": {"S": LINE_CLAIMS}}
@@ -82,7 +85,7 @@ def migrate_line_claims(
         if on_page is not None:
             on_page(pages, lines)
         if not start:
-            mark_claims_complete(control, client)
+            mark_claims_complete(control, client, at=now)
             client.delete_item(TableName=control, Key=cursor_key)
             return MigrationResult(True, False, pages, lines, claims, resumed)
         client.put_item(TableName=control, Item={**cursor_key, "body": {"S": json.dumps(start)}})
