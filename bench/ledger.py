@@ -70,7 +70,7 @@ def run_volume(local: LocalStack, orders, n: int, full: bool = True) -> dict:
     settings, tables, labels, provision_seconds = local.stack(name)
     bind_ledger_tables(settings)
     reference_data.save_config(config, now=orders.last_event)
-    reference_data.save_clicks(orders.clicks[orders.final[key][0].sub_id] for key in keys)
+    reference_data.save_clicks((orders.clicks[orders.final[key][0].sub_id] for key in keys), now=orders.last_event)
 
     meter = Meter(tables, labels)
     meter.install()

@@ -101,7 +101,8 @@ def run(emulator, orders, keys, workers: int, latency_ms: float, counter: CallCo
     config = accrual_config()
     reference_data.save_config(config, now=orders.last_event)
     reference_data.save_clicks(
-        orders.clicks[orders.first[key][0].sub_id] for key in keys if orders.first[key][0].sub_id in orders.clicks
+        (orders.clicks[orders.first[key][0].sub_id] for key in keys if orders.first[key][0].sub_id in orders.clicks),
+        now=orders.last_event,
     )
     lines = [line for key in keys for line in orders.first[key]]
     random.Random(workers).shuffle(lines)  # every run sees the report in another order

@@ -106,7 +106,7 @@ def embedded_stack(resources: ExitStack) -> None:
         running_simulator(seed=3, start=start, days=5, orders_per_day=4, now=start + timedelta(days=5))
     )
     configure_local_partners(settings, simulator.url, simulator.credentials, usd_rates=simulator.world.usd_rates)
-    reference_data.save_clicks(Click.model_validate(click) for click in simulator.world.clicks)
+    reference_data.save_clicks((Click.model_validate(click) for click in simulator.world.clicks), now=start)
     print(
         f"embedded local stack {settings.stack} at {server.url}; partner simulator at {simulator.url}", file=sys.stderr
     )

@@ -8,7 +8,6 @@ is the shopper and the order number), so a redelivered message returns the claim
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -34,8 +33,9 @@ processor = BatchProcessor(event_type=EventType.SQS, model=ClaimMessage)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    service = composition(load_settings()).claims
-    now = datetime.now(UTC)
+    services = composition(load_settings())
+    service = services.claims
+    now = services.clock.now()
 
     def file(record: ClaimMessage) -> str:
         claim, created = service.file(record.body, now=now)

@@ -3,7 +3,7 @@ settle the shards in parallel), then the outbox events the stream relay left beh
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -27,8 +27,8 @@ class ScheduledConfirm(BaseModel):
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = parse(event=event, model=ScheduledConfirm)
-    now = scheduled.scheduled_time or datetime.now(UTC)
     services = root()
+    now = scheduled.scheduled_time or services.clock.now()
 
     @once(services.settings, key="now", expires_after_seconds=86400, lambda_context=context)
     def confirm(request: dict[str, str]) -> dict[str, Any]:

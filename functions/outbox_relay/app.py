@@ -3,7 +3,6 @@ response) so the stream retries just that one and the rest are not published twi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -21,8 +20,9 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    relay = root().relay
-    now = datetime.now(UTC)
+    services = root()
+    relay = services.relay
+    now = services.clock.now()
 
     def publish(record: DynamoDBRecord) -> str:
         outbox_event = stream_outbox_event(record)

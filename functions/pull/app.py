@@ -3,7 +3,7 @@ cursor moves past a page once the queue holds it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -29,8 +29,8 @@ class ScheduledPull(BaseModel):
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = parse(event=event, model=ScheduledPull)
-    now = scheduled.scheduled_time or datetime.now(UTC)
     services = root()
+    now = scheduled.scheduled_time or services.clock.now()
     logger.append_keys(partner=scheduled.partner, pull_now=now.isoformat(), attempt=scheduled.attempt)
 
     # a second delivery of the same tick must not pull (and hand on) the same pages again while the first runs

@@ -59,7 +59,7 @@ def test_scheduled_pull_hands_pages_to_the_workers_and_confirm_sweeps(
     bind_ledger_tables(stack)
     reference_data.save_config(AccrualConfig.model_validate_json((EVENTS / "demo-config.json").read_text()), now=START)
     with running_simulator(seed=5, start=START, days=DAYS, orders_per_day=4, now=SCHEDULED) as simulator:
-        reference_data.save_clicks(Click.model_validate(click) for click in simulator.world.clicks)
+        reference_data.save_clicks((Click.model_validate(click) for click in simulator.world.clicks), now=START)
         configure_local_partners(stack, simulator.url, simulator.credentials, usd_rates=simulator.world.usd_rates)
         pulled = {}
         for partner in ("aliexpress", "admitad"):

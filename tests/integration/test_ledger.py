@@ -224,7 +224,8 @@ def test_an_unattributed_order_is_attributed_when_its_click_arrives_and_the_repo
                 partner="aliexpress",
                 account_currency="USD",
             )
-        ]
+        ],
+        now=T0,
     )
     ledger.reconcile([line("Z", sub_id="late-click")], now=T0 + timedelta(hours=1))
     order = explain(stack, "Z")

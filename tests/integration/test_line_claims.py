@@ -125,7 +125,7 @@ def test_migrate_claims_the_lines_of_an_old_table_resumably_and_the_ledger_then_
         db.delete_item(TableName=stack.orders_table, Key={"pk": {"S": ref}, "sk": {"S": "CLAIM"}})
     assert not DynamoLedgerStore(stack).claims_complete()
 
-    first = migrate_line_claims(stack, page_size=1, max_pages=2)
+    first = migrate_line_claims(stack, now=T0, page_size=1, max_pages=2)
     assert not first.finished and first.pages == 2
     assert not DynamoLedgerStore(stack).claims_complete()
     rest = _migrate_command("--page-size", "1")  # the operator's command goes on from the saved position
@@ -169,11 +169,11 @@ def test_the_packing_migration_stops_and_goes_on_and_loses_no_change_made_meanwh
     ledger.reconcile([line(order, f"{order}-1") for order in ("A", "B", "C")], now=T0)
     for order in ("A", "B", "C"):
         to_earlier_form(stack, f"aliexpress#{order}")
-    first = migrate_packed_orders(stack, page_size=1, max_pages=1)
+    first = migrate_packed_orders(stack, now=T0, page_size=1, max_pages=1)
     assert not first.finished
     # a running ledger changes an order of the earlier form: it packs it with the new line
     ledger.reconcile([line("C", "C-2")], now=T0 + timedelta(hours=1))
-    rest = migrate_packed_orders(stack, page_size=1)
+    rest = migrate_packed_orders(stack, now=T0, page_size=1)
     assert rest.finished and rest.resumed
     assert all(record.packed is not None for record in OrderRecord.scan(OrderRecord.sk == "ORDER"))
     assert len(DynamoLedgerStore(stack).load_order("aliexpress#C").lines) == 2

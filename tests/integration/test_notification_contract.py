@@ -50,7 +50,8 @@ def world(stack):
                 partner="aliexpress",
                 account_currency="RUB",
             ),  # no country: the account currency decides
-        ]
+        ],
+        now=T0,
     )
     return stack
 

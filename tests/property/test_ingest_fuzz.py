@@ -34,14 +34,17 @@ def test_hostile_files_leave_a_ledger_the_audit_agrees_with(stack, file):
     if not reference_data.find_click("c0"):
         load_reference_data(stack, users={}, fx_rates={"2026-01-01": {"EUR": "0.90", "KZT": "480"}})
         reference_data.save_clicks(
-            Click(
-                sub_id=f"c{index}",
-                user_id=f"u{index % 2}",
-                clicked_at=NOW - timedelta(days=30),
-                partner="aliexpress",
-                account_currency="USD",
-            )
-            for index in range(0, 6, 2)
+            (
+                Click(
+                    sub_id=f"c{index}",
+                    user_id=f"u{index % 2}",
+                    clicked_at=NOW - timedelta(days=30),
+                    partner="aliexpress",
+                    account_currency="USD",
+                )
+                for index in range(0, 6, 2)
+            ),
+            now=NOW,
         )
     data, _ = file
     result = ingest_report(data, "normalized", partner="normalized", source="fuzz.jsonl", settings=stack, now=NOW)

@@ -58,15 +58,18 @@ def load_reference_data(settings: Settings, users: dict[str, str] | None = None,
     reference_data.save_config(config, now=T0)
     users = users if users is not None else {"alice": "EUR"}
     reference_data.save_clicks(
-        Click(
-            sub_id=f"c-{user}",
-            user_id=user,
-            clicked_at=T0 - timedelta(hours=1),
-            partner="aliexpress",
-            account_currency=currency,
-            country="DE",
-        )
-        for user, currency in users.items()
+        (
+            Click(
+                sub_id=f"c-{user}",
+                user_id=user,
+                clicked_at=T0 - timedelta(hours=1),
+                partner="aliexpress",
+                account_currency=currency,
+                country="DE",
+            )
+            for user, currency in users.items()
+        ),
+        now=T0,
     )
     return config
 

@@ -88,6 +88,41 @@ def test_no_import_cycle_among_the_layers_modules() -> None:
     assert cycles == []
 
 
+SYSTEM_TIME_READS = {("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today")}
+
+
+def _system_time_reads(path: Path) -> list[str]:
+    """Where a file reads the system clock as a date (`datetime.now()`, `datetime.utcnow()`, `date.today()`, however
+    `datetime` or `date` is reached): the enclosing class or function of each read."""
+    found: list[str] = []
+
+    def visit(node: ast.AST, where: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = where
+            if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                inner = f"{where}.{child.name}" if where else child.name
+            elif isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute):
+                owner = child.func.value
+                owner_name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", "")
+                if (owner_name, child.func.attr) in SYSTEM_TIME_READS:
+                    found.append(f"{where or '<module>'} (line {child.lineno})")
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), "")
+    return found
+
+
+def test_only_the_system_clock_reads_the_time_of_day() -> None:
+    """Services, adapters and handlers take "now" from the composition's Clock (a test sets it), never the system."""
+    checked = {name: path for name, path in MODULES.items() if name.startswith(("accrual.service", "accrual.adapters"))}
+    checked |= {f"functions/{path.parent.name}": path for path in sorted((ROOT / "functions").glob("*/app.py"))}
+    assert "functions/outbox_relay" in checked and "accrual.service.outbox" in checked
+    reads = {name: found for name, path in checked.items() if (found := _system_time_reads(path))}
+    assert reads == {}
+    # the one real clock, found by the same search
+    assert [read.split(" ")[0] for read in _system_time_reads(MODULES["accrual.composition"])] == ["SystemClock.now"]
+
+
 def test_no_function_in_the_layer_is_longer_than_80_lines() -> None:
     long_functions = []
     for name, path in MODULES.items():

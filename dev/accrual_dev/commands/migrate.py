@@ -30,12 +30,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from accrual.adapters.migrations import MigrationResult, migrate_line_claims, migrate_packed_orders
+    from accrual.composition import composition
 
     stack = settings()
-    result = migrate_line_claims(stack, page_size=args.page_size, max_pages=args.max_pages)
+    now = composition(stack).clock.now()
+    result = migrate_line_claims(stack, now=now, page_size=args.page_size, max_pages=args.max_pages)
     packed = MigrationResult(finished=False)
     if result.finished:
-        packed = migrate_packed_orders(stack, page_size=args.page_size, max_pages=args.max_pages)
+        packed = migrate_packed_orders(stack, now=now, page_size=args.page_size, max_pages=args.max_pages)
     if args.json:
         print_json({**asdict(result), "packed_orders": asdict(packed)})
         return 0

@@ -22,6 +22,9 @@ index is built on the first query of a table and kept up to date by every write 
 rolled back transaction); moto's own filtering, sorting and paging then run on the candidates unchanged. Measured
 figures are in docs/limits.md and docs/local.md.
 
+Notifications delivered at a constant cost: SNS-to-SQS delivery without the per-message costs that grow with the day
+(`moto_messaging.py`).
+
     python -m accrual_dev.local.moto_serial -H 127.0.0.1 -p PORT
 """
 
@@ -40,6 +43,8 @@ from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
+
+from accrual_dev.local import moto_messaging
 
 
 def serialised(app):
@@ -265,11 +270,13 @@ def main() -> None:
     parser.add_argument(
         "--stock-transactions",
         action="store_true",
-        help="moto as it is: a whole-table copy per transaction item, every query over every item (to compare)",
+        help="moto as it is: a whole-table copy per transaction item, every query over every item, SNS deliveries "
+        "that cost more the more were delivered (to compare)",
     )
     args = parser.parse_args()
     if not args.stock_transactions:
         without_table_copies()
+        moto_messaging.install()
     _cached_module_list()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, serialised(app), threaded=True, request_handler=MotoRequestHandler)

@@ -34,6 +34,7 @@ import re
 import time
 import zipfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -728,7 +729,7 @@ def provision(stack: str | None = None, template_path: Path | None = None, regio
     _apply_bucket_settings(emulated, resources, clients.client("s3"))
     if action == "created":
         # a new ledger has no line to claim: what `accrual migrate` records on a stack written by an older version
-        mark_claims_complete(resources["ControlTable"], clients.client("dynamodb"))
+        mark_claims_complete(resources["ControlTable"], clients.client("dynamodb"), at=datetime.now(UTC))
     stack_outputs.cache_clear()
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     return Provisioned(

@@ -23,6 +23,7 @@ from accrual.adapters.report_archive import S3ReportArchive
 from accrual.adapters.unit_log import ControlUnitLog
 from accrual.adapters.work_queue import SqsWorkQueue
 from accrual.domain.models import AccrualConfig
+from accrual.ports import Clock
 from accrual.service.claims import ClaimService
 from accrual.service.counts import RunCounts
 from accrual.service.fanout import ConcurrentLedger, ReconcilingSink
@@ -35,6 +36,8 @@ from accrual.settings import Settings, load_settings
 
 
 class SystemClock:
+    """The one real clock: every service and handler asks the composition's `clock` for "now"."""
+
     def now(self) -> datetime:
         return datetime.now(UTC)
 
@@ -44,7 +47,7 @@ class Composition:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.clock = SystemClock()
+        self.clock: Clock = SystemClock()
         bind_ledger_tables(settings)
 
     # ---- adapters (the ports' implementations) ---------------------------------------------------------------------
@@ -74,7 +77,7 @@ class Composition:
 
     @cached_property
     def unit_log(self) -> ControlUnitLog:
-        return ControlUnitLog(self.settings)
+        return ControlUnitLog(self.settings, self.clock)
 
     @cached_property
     def publisher(self) -> SnsPublisher:

@@ -219,3 +219,13 @@ class FakePublisher:
     def publish(self, event_id: str, body: str, attributes: dict[str, str], *, lambda_context: Any = None) -> str:
         self.published.append((event_id, body, attributes))
         return f"msg-{len(self.published)}"
+
+
+@dataclass
+class FixedClock:
+    """The clock a test sets: "now" is what the test says, until it moves it."""
+
+    at: datetime
+
+    def now(self) -> datetime:
+        return self.at

@@ -22,7 +22,9 @@ from support.fakes.ports import (
     FakePublisher,
     FakeUnitLog,
     FakeWorkQueue,
+    FixedClock,
 )
+from support.ledger import T0
 from support.memory import clicks, config
 
 
@@ -37,6 +39,7 @@ class FakeWorld:
         self.work_queue = FakeWorkQueue()
         self.unit_log = FakeUnitLog()
         self.publisher = FakePublisher()
+        self.clock = FixedClock(T0)
         self.ingest = IngestStep(self.archive, self.partner_state, self.partners)
         self.puller = Puller(self.ingest, self.partners)
         self.relay = OutboxRelay(self.store, self.publisher)

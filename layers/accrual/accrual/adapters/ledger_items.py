@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import zlib
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -125,11 +125,11 @@ def _line_id(sort_key: str) -> str:
     return sort_key[len(LINE_PREFIX) :]
 
 
-def mark_claims_complete(control_table: str, client) -> None:
-    """Record in the control table that every line of the orders table has its claim."""
+def mark_claims_complete(control_table: str, client, *, at: datetime) -> None:
+    """Record in the control table that every line of the orders table has its claim (since `at`)."""
     client.put_item(
         TableName=control_table,
-        Item={"pk": {"S": MIGRATION_PK}, "sk": {"S": LINE_CLAIMS}, "at": {"S": utc_text(datetime.now(UTC))}},
+        Item={"pk": {"S": MIGRATION_PK}, "sk": {"S": LINE_CLAIMS}, "at": {"S": utc_text(at)}},
     )
 
 

@@ -21,6 +21,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from accrual.adapters.ledger_store import DynamoLedgerStore, line_ref, mark_claims_complete
@@ -50,12 +51,14 @@ class MigrationResult:
 def migrate_line_claims(
     settings: Settings,
     *,
+    now: datetime,
     page_size: int = 1000,
     max_pages: int | None = None,
     on_page: Callable[[int, int], None] | None = None,
 ) -> MigrationResult:
     """Claim every stored line (see the module's text). `max_pages` stops after that many pages (the position is
-    kept: the next run goes on from there); `on_page(pages, lines)` reports progress."""
+    kept: the next run goes on from there); `on_page(pages, lines)` reports progress. `now` is when the claims
+    are recorded complete."""
     client = settings.client("dynamodb")
 
     def claim(items: list[dict]) -> tuple[int, int]:
@@ -73,7 +76,7 @@ def migrate_line_claims(
         return len(items), len(homes)
 
     def done() -> None:
-        mark_claims_complete(settings.control_table, client)
+        mark_claims_complete(settings.control_table, client, at=now)
 
     return _resumable_scan(
         settings,
@@ -90,11 +93,13 @@ def migrate_line_claims(
 def migrate_packed_orders(
     settings: Settings,
     *,
+    now: datetime,
     page_size: int = 1000,
     max_pages: int | None = None,
     on_page: Callable[[int, int], None] | None = None,
 ) -> MigrationResult:
-    """Write every order item of the earlier form in the packed form (see the module's text)."""
+    """Write every order item of the earlier form in the packed form (see the module's text). `now` is when the
+    orders are recorded packed."""
     client = settings.client("dynamodb")
     store = DynamoLedgerStore(settings)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
@@ -188,11 +188,11 @@ def store_clicks(clicks: Sequence[Click], *, now: datetime) -> StoredClicks:
     return result
 
 
-def save_clicks(clicks: Iterable[Click], *, now: datetime | None = None) -> int:
+def save_clicks(clicks: Iterable[Click], *, now: datetime) -> int:
     """Store clicks (as `accrual clicks load` does) and return how many are stored or were already; raises
     ClicksRefused, naming each refused sub-id, when any click contradicts a stored one or another of the batch."""
     screened = screen([(None, click) for click in clicks])
-    result = store_clicks([click for _, click in screened.accepted], now=now or datetime.now(UTC))
+    result = store_clicks([click for _, click in screened.accepted], now=now)
     reasons = [str(refusal) for refusal in screened.refusals] + list(result.refused.values())
     if reasons:
         raise ClicksRefused("; ".join(reasons))

@@ -10,13 +10,13 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 from pynamodb.attributes import BinaryAttribute, BooleanAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
 from accrual.adapters.ledger_tables import ControlRecord, bind_ledger_tables, pack_text, unpack_text
 from accrual.adapters.pynamo import bind_model
+from accrual.ports.clock import Clock
 from accrual.ports.work import UnitFailure, UnitOutcome
 from accrual.settings import Settings
 
@@ -40,7 +40,8 @@ class UnitOutcomeRecord(Model):
 
 
 class ControlUnitLog:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.clock = clock
         bind_ledger_tables(settings)
         bind_model(UnitOutcomeRecord, settings.control_table, settings)
 
@@ -50,7 +51,7 @@ class ControlUnitLog:
             message_id,
             body=unit_text,
             reason=reason[:REASON_LIMIT],
-            at=f"{datetime.now(UTC).isoformat()} receive {receives}",
+            at=f"{self.clock.now().isoformat()} receive {receives}",
         ).save()
 
     def reason(self, message_id: str) -> UnitFailure | None:
