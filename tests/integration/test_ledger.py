@@ -10,7 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from accrual.adapters.ledger_tables import JournalEntryRecord, OrderRecord, OutboxRecord, RefusedRecord
+from accrual.adapters.ledger_store import DynamoLedgerStore
+from accrual.adapters.ledger_tables import JournalEntryRecord, OutboxRecord, RefusedRecord
 from accrual.composition import composition
 from support.ledger import T0, balance_of, line, load_reference_data, snapshot
 from support.readers import audit, balance, explain
@@ -190,7 +191,7 @@ def test_each_state_change_writes_exactly_one_notification(stack, ledger):
     ledger.confirm(now=settled_at + timedelta(days=1))
     events = sorted((item.created_at, item.event_type) for item in OutboxRecord.scan())
     assert [kind for _, kind in events] == ["cashback.pending", "cashback.confirmed"]
-    assert OrderRecord.get("aliexpress#A", "ORDER").state == "confirmed"
+    assert DynamoLedgerStore(stack).load_order("aliexpress#A").order.state == "confirmed"
 
 
 @pytest.mark.parametrize("first, second", [("A", "B"), ("B", "A")])

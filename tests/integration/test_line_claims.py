@@ -1,5 +1,6 @@
 """Orders read ahead in batches and partner lines found by their claims (instead of a Query per order and a by_line
-index Query per new line), and the migration that claims the lines of a table written before claims existed."""
+index Query per new line), orders stored as one packed item, and the migrations that claim the lines of a table
+written before claims existed and pack the orders written before packed orders."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import boto3
 import pytest
 
 from accrual.adapters import ledger_store
-from accrual.adapters.ledger_store import DynamoLedgerStore, LineWrite, OrderChange
-from accrual.adapters.ledger_tables import FactsRecord, LineRecord
-from accrual.adapters.migrations import migrate_line_claims
+from accrual.adapters.ledger_store import DynamoLedgerStore
+from accrual.adapters.ledger_tables import FactsRecord, LineRecord, OrderRecord
+from accrual.adapters.migrations import migrate_line_claims, migrate_packed_orders
 from accrual.composition import composition
+from accrual.ports.ledger import LineWrite, OrderChange
 from accrual_dev import cli
-from support.ledger import T0, line, load_reference_data
+from support.ledger import T0, line, load_reference_data, snapshot, to_earlier_form
 from support.readers import audit, explain
 
 
@@ -71,24 +73,29 @@ def test_read_ahead_serves_what_the_query_would_and_leaves_the_rest_to_it(stack,
     FactsRecord("aliexpress#B", version=version - 1).save()
     served = _read_ahead_equals_the_query(store, ["aliexpress#A", "aliexpress#B"], [], monkeypatch)
     assert served == ["aliexpress#A", "aliexpress#B"]
+    # an order of the earlier form (its decision and lines in items of their own, listed on the order item)
+    to_earlier_form(stack, "aliexpress#A")
+    served = _read_ahead_equals_the_query(store, ["aliexpress#A", "aliexpress#B"], [settled], monkeypatch)
+    assert served == ["aliexpress#A", "aliexpress#B"]
 
 
-def test_an_order_item_without_its_line_list_is_read_by_the_query(stack, ledger, monkeypatch):
+def test_an_order_item_without_its_line_list_is_read_by_the_query_and_packed_at_its_next_change(
+    stack, ledger, monkeypatch
+):
     ledger.reconcile([line("A", "A-1")], now=T0)
     store = DynamoLedgerStore(stack)
-    loaded = store.load_order("aliexpress#A")
-    assert loaded.order is not None
+    before = store.load_order("aliexpress#A")
     # an order item as written before orders listed their lines
-    boto3.client("dynamodb").update_item(
-        TableName=stack.orders_table,
-        Key={"pk": {"S": "aliexpress#A"}, "sk": {"S": "ORDER"}},
-        UpdateExpression="REMOVE line_ids",
-    )
+    to_earlier_form(stack, "aliexpress#A", listed=False)
+    loaded = store.load_order("aliexpress#A")
+    assert loaded == before and loaded.order is not None
     assert _read_ahead_equals_the_query(store, ["aliexpress#A"], [], monkeypatch) == []
-    # its next change lists them again (the store read them at the version it writes over)
+    # its next change packs it with every line (the store read them at the version it writes over)
     store.load_order("aliexpress#A")
     store.apply([OrderChange(loaded.order, lines=(LineWrite(line("A", "A-2")),))])
     assert _read_ahead_equals_the_query(store, ["aliexpress#A"], [], monkeypatch) == ["aliexpress#A"]
+    assert len(store.load_order("aliexpress#A").lines) == 2
+    assert OrderRecord.get("aliexpress#A", "ORDER").packed is not None
 
 
 def test_every_line_new_to_an_order_is_claimed_before_it_is_placed(stack, ledger):
@@ -98,8 +105,8 @@ def test_every_line_new_to_an_order_is_claimed_before_it_is_placed(stack, ledger
     assert claims["CLAIM#aliexpress#A-1"] == {"aliexpress#A", "aliexpress#C"}
     assert claims["CLAIM#aliexpress#B-1"] == {"aliexpress#B"}
     assert explain(stack, "A")["state"] == "moved" and explain(stack, "C")["state"] == "pending"
-    # on a table whose lines are all claimed the by_line index is not written any more
-    assert all(item.line_ref is None for item in LineRecord.scan(LineRecord.sk.startswith("LINE#")))
+    # the lines are packed in their order items: no line item (nor the by_line index) is written
+    assert list(LineRecord.scan(LineRecord.sk.startswith("LINE#"))) == []
     assert audit(stack)["ok"]
 
 
@@ -109,6 +116,9 @@ def test_migrate_claims_the_lines_of_an_old_table_resumably_and_the_ledger_then_
     # a stack written by a version before claims: no record of them, its lines only in the by_line index
     db.delete_item(TableName=stack.control_table, Key={"pk": {"S": "MIGRATION"}, "sk": {"S": "LINE_CLAIMS"}})
     composition(stack).ledger().reconcile([line(order, f"{order}-1") for order in ("A", "B", "C")], now=T0)
+    for order in ("A", "B", "C"):
+        to_earlier_form(stack, f"aliexpress#{order}")
+    before = snapshot()
     lines = LineRecord.scan(LineRecord.sk.startswith("LINE#"))
     assert {item.line_ref for item in lines} == {f"aliexpress#{order}-1" for order in ("A", "B", "C")}
     for ref in _claims(stack):
@@ -121,7 +131,12 @@ def test_migrate_claims_the_lines_of_an_old_table_resumably_and_the_ledger_then_
     rest = _migrate_command("--page-size", "1")  # the operator's command goes on from the saved position
     assert rest["finished"] and rest["resumed"] and first.lines + rest["lines"] == 3
     assert _claims(stack) == {f"CLAIM#aliexpress#{order}-1": {f"aliexpress#{order}"} for order in ("A", "B", "C")}
-    assert _migrate_command()["already_done"]
+    # then every order is packed, reading the same
+    assert rest["packed_orders"]["finished"] and rest["packed_orders"]["lines"] == 3
+    assert all(record.packed is not None for record in OrderRecord.scan(OrderRecord.sk == "ORDER"))
+    assert snapshot() == before
+    again = _migrate_command()
+    assert again["already_done"] and again["packed_orders"]["already_done"]
 
     # the ledger now finds a renumbered line by its claim alone (the index is not asked)
     monkeypatch.setattr(LineRecord.by_line, "query", lambda *a, **k: pytest.fail("by_line queried"))
@@ -137,9 +152,29 @@ def _migrate_command(*options: str) -> dict:
     return json.loads(printed.getvalue())
 
 
-def test_a_new_order_item_is_stored_with_its_lines_listed(stack, ledger):
+def test_a_new_order_is_one_item_with_its_lines_and_decision_packed(stack, ledger):
     ledger.reconcile([line("A", "A-2"), line("A", "A-1")], now=T0)
-    item = boto3.client("dynamodb").get_item(
-        TableName=stack.orders_table, Key={"pk": {"S": "aliexpress#A"}, "sk": {"S": "ORDER"}}
-    )["Item"]
-    assert [value["S"] for value in item["line_ids"]["L"]] == ["A-1", "A-2"]
+    items = boto3.client("dynamodb").query(
+        TableName=stack.orders_table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "aliexpress#A"}},
+    )["Items"]
+    assert sorted(item["sk"]["S"] for item in items if not item["sk"]["S"].startswith("ENTRY#")) == ["ORDER"]
+    loaded = DynamoLedgerStore(stack).load_order("aliexpress#A")
+    assert [json.loads(item.body)["line_id"] for item in loaded.lines] == ["A-1", "A-2"]
+    assert json.loads(loaded.decision)["order_id"] == "A"
+
+
+def test_the_packing_migration_stops_and_goes_on_and_loses_no_change_made_meanwhile(stack, ledger):
+    ledger.reconcile([line(order, f"{order}-1") for order in ("A", "B", "C")], now=T0)
+    for order in ("A", "B", "C"):
+        to_earlier_form(stack, f"aliexpress#{order}")
+    first = migrate_packed_orders(stack, now=T0, page_size=1, max_pages=1)
+    assert not first.finished
+    # a running ledger changes an order of the earlier form: it packs it with the new line
+    ledger.reconcile([line("C", "C-2")], now=T0 + timedelta(hours=1))
+    rest = migrate_packed_orders(stack, now=T0, page_size=1)
+    assert rest.finished and rest.resumed
+    assert all(record.packed is not None for record in OrderRecord.scan(OrderRecord.sk == "ORDER"))
+    assert len(DynamoLedgerStore(stack).load_order("aliexpress#C").lines) == 2
+    assert explain(stack, "C")["state"] == "pending" and audit(stack)["ok"]

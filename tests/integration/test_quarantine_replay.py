@@ -114,7 +114,7 @@ def test_replay_of_a_file_in_its_own_encoding_and_number_format_after_its_map_is
 
 
 def test_a_replayed_admitad_position_keeps_its_own_line_id(stack):
-    from accrual.adapters.ledger_tables import LineRecord
+    from accrual.adapters.ledger_store import DynamoLedgerStore
     from accrual.adapters.report_archive import S3ReportArchive
     from support.services import ingest_report
 
@@ -142,5 +142,6 @@ def test_a_replayed_admitad_position_keeps_its_own_line_id(stack):
     )
     done = fresh(stack, now).replay(waiting(stack, partner="admitad"))
     assert (done["selected"], done["accepted"]) == (1, 1)
-    lines = {record.sk: record for record in LineRecord.query("admitad#AD-1", LineRecord.sk.startswith("LINE#"))}
-    assert sorted(lines) == ["LINE#555001#1", "LINE#555001#2"]  # never the first position's id again
+    stored = DynamoLedgerStore(stack).load_order("admitad#AD-1").lines
+    lines = {json.loads(item.body)["line_id"] for item in stored}
+    assert sorted(lines) == ["555001#1", "555001#2"]  # never the first position's id again

@@ -6,16 +6,23 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import boto3
+
 from accrual.adapters import reference_data
+from accrual.adapters.ledger_items import _item, _order_item, due_shard, stored_order
+from accrual.adapters.ledger_packing import pack_order, written_line
+from accrual.adapters.ledger_store import DynamoLedgerStore
 from accrual.adapters.ledger_tables import (
     BalanceRecord,
     DecisionRecord,
     JournalEntryRecord,
+    LineRecord,
     OrderRecord,
     OutboxRecord,
     bind_ledger_tables,
 )
 from accrual.domain.models import AccrualConfig, Click, OrderLine
+from accrual.ports.ledger import ORDER_FIELDS, utc_text
 from accrual.settings import Settings
 
 T0 = datetime(2026, 3, 1, 11, 0, tzinfo=UTC)
@@ -114,21 +121,58 @@ def balance_of(user: str) -> tuple[Decimal, Decimal, Decimal, Decimal]:
     )
 
 
+def to_earlier_form(settings: Settings, key: str, *, listed: bool = True, indexed: bool = True) -> None:
+    """Write an order as the versions before packed orders stored it: every field plain on the order item (which
+    lists its line ids when `listed`), the decision and each line an item of their own (the line carrying the by_line
+    index key when `indexed`). The version stays as it was."""
+    loaded = DynamoLedgerStore(settings).load_order(key)
+    order = loaded.order
+    assert order is not None
+    lines = [OrderLine.model_validate_json(item.body) for item in loaded.lines]
+    values = {name: getattr(order, name) for name in ORDER_FIELDS}
+    values.update(pk=key, sk="ORDER", due_shard=due_shard(key) if order.due_at else None)
+    if listed:
+        values["line_ids"] = sorted(line.line_id for line in lines)
+    boto3.client("dynamodb").put_item(TableName=settings.orders_table, Item=_item(OrderRecord, values))
+    if loaded.decision is not None:
+        DecisionRecord.of(key, loaded.decision).save()
+    for line, stored in zip(lines, loaded.lines, strict=True):
+        LineRecord(
+            key,
+            f"LINE#{line.line_id}",
+            line_ref=f"{line.partner}#{line.line_id}" if indexed else None,
+            moved_to=stored.moved_to,
+            status=line.status.value,
+            status_at=utc_text(line.status_at),
+            body=stored.body,
+        ).save()
+
+
+def plant_lines(settings: Settings, key: str, lines: list[OrderLine]) -> None:
+    """Give a packed order item these lines, past the ledger (a fault for the audit to find)."""
+    record = OrderRecord.get(key, "ORDER", consistent_read=True)
+    order, decision, _ = stored_order(record)
+    packed = pack_order(order, decision, [written_line(key, line, None) for line in lines])
+    record.update(actions=[OrderRecord.packed.set(packed)])
+
+
 def snapshot() -> dict[str, Any]:
     """Everything the ledger owns, in a comparable form (times of writing left out)."""
-    decisions = {item.pk: item.text for item in DecisionRecord.scan(DecisionRecord.sk == "ORDER#DECISION")}
-    orders = {
-        item.pk: (
+    orders = {}
+    for record in OrderRecord.scan(OrderRecord.sk == "ORDER"):
+        if record.packed is not None:
+            item, decision, _ = stored_order(record)
+        else:  # an order of the earlier form
+            item, decision = _order_item(record), DecisionRecord.get(record.pk, "ORDER#DECISION").text
+        orders[item.key] = (
             item.state,
             str(item.pending_usd),
             str(item.confirmed_usd),
             str(item.pending),
             str(item.confirmed),
-            decisions.get(item.pk),
+            decision,
             item.due_at,
         )
-        for item in OrderRecord.scan(OrderRecord.sk == "ORDER")
-    }
     journal = sorted(
         (item.entry_id, item.digest) for item in JournalEntryRecord.scan(JournalEntryRecord.sk.startswith("ENTRY#"))
     )

@@ -3,34 +3,36 @@ model's own save would write (same attributes, same serialised values, the order
 
 from __future__ import annotations
 
+import json
+import os
+import zlib
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pynamodb.models import Model
 
 from accrual.adapters.ledger_items import (
-    _decision_item,
     _entry_item,
     _item,
-    _line_item,
-    _line_record,
+    _order_item,
     _order_item_values,
     _outbox_item,
     due_shard,
     outbox_record,
+    stored_order,
 )
+from accrual.adapters.ledger_packing import pack_order, written_line
 from accrual.adapters.ledger_tables import (
     ORDER_SK,
-    DecisionRecord,
     JournalEntryRecord,
-    LineRecord,
     OrderRecord,
     OutboxRecord,
 )
 from accrual.domain.lifecycle import Holding
 from accrual.domain.models import OrderLine
-from accrual.ports.ledger import ORDER_FIELDS, JournalEntry, LineWrite, OrderItem, OutboxMessage
+from accrual.ports.ledger import JournalEntry, OrderItem, OrderTooLarge, OutboxMessage, StoredLine
 
 T0 = datetime(2026, 5, 4, 10, tzinfo=UTC)
 
@@ -61,57 +63,97 @@ def a_line(**changes) -> OrderLine:
     return OrderLine.model_validate({**values, **changes})
 
 
+def an_order(**changes) -> OrderItem:
+    values = {
+        "partner": "aliexpress",
+        "order_id": "A1",
+        "user_id": "alice",
+        "sub_id": "s1",
+        "ordered_at": "2026-05-04T10:00:00.000000Z",
+        "state": "pending",
+        "decided_at": "2026-05-04T10:00:00.000000Z",
+        "review_accounts": ["x", "y"],
+        "account_currency": "EUR",
+        "fx_rate": Decimal("0.912345"),
+        "fx_day": "2026-05-04",
+        "pending_usd": Decimal("1.10"),
+        "pending": Decimal("1.00"),
+        "confirmed": Decimal("0.00"),
+        "entries": 3,
+        "lines_digest": "d1g35t",
+        "updated_at": "2026-05-04T10:00:00.000000Z",
+    }
+    return OrderItem("aliexpress#A1", **{**values, **changes})
+
+
 @pytest.mark.parametrize("version", [None, 0, 7])
-@pytest.mark.parametrize("due_at", [None, "2026-06-01T00:00:00+00:00"])
-def test_the_order_item_is_the_models_with_its_version_incremented(version, due_at):
-    order = OrderItem(
-        "aliexpress#A1",
-        partner="aliexpress",
-        order_id="A1",
+@pytest.mark.parametrize("due_at", [None, "2026-06-01T00:00:00.000000Z"])
+@pytest.mark.parametrize("partner_order_id", [None, "A1", "P-9"])
+def test_the_order_item_is_the_models_with_its_version_incremented(version, due_at, partner_order_id):
+    order = an_order(due_at=due_at, version=version, partner_order_id=partner_order_id)
+    packed = pack_order(order, '{"decision": 1}', [])
+    record = OrderRecord(
+        order.key,
+        ORDER_SK,
         user_id="alice",
-        ordered_at="2026-05-04T10:00:00+00:00",
-        state="pending",
-        decided_at="2026-05-04T10:00:00+00:00",
-        review_accounts=["x", "y"],
-        account_currency="EUR",
-        fx_rate=Decimal("0.912345"),
-        pending_usd=Decimal("1.10"),
-        pending=Decimal("1.00"),
-        entries=3,
+        sub_id="s1",
+        ordered_at=order.ordered_at,
+        partner_order_id="P-9" if partner_order_id == "P-9" else None,  # the key finds the order number itself
         due_at=due_at,
-        updated_at="2026-05-04T10:00:00+00:00",
-        version=version,
+        due_shard=due_shard(order.key) if due_at else None,
+        packed=packed,
     )
-    values = {name: getattr(order, name) for name in ORDER_FIELDS}
-    values["due_shard"] = due_shard(order.key) if due_at else None
-    if version is None:
-        del values["version"]
-    record = OrderRecord(order.key, ORDER_SK, **values, line_ids=["A1#1"])
-    mine = _order_item_values(order)
-    mine.update(line_ids=["A1#1"], version=1 if version is None else version + 1)
+    if version is not None:
+        record.version = version
+    mine = _order_item_values(order, packed)
+    mine.update(version=1 if version is None else version + 1)
     assert _item(OrderRecord, mine) == saved(record)
 
 
-@pytest.mark.parametrize("indexed", [True, False])
-@pytest.mark.parametrize("moved_to", [None, "aliexpress#B2"])
-def test_a_line_item_is_the_models(indexed, moved_to):
-    write = LineWrite(a_line(), moved_to)
-    record = LineRecord(
-        "aliexpress#A1",
-        "LINE#A1#1",
-        line_ref="aliexpress#A1#1" if indexed else None,
-        status="settled",
-        status_at="2026-05-04T10:00:00.000000Z",
-        body=write.line.model_dump_json(),
-        moved_to=moved_to,
-    )
-    assert _line_item("aliexpress#A1", write, indexed=indexed) == saved(record)
-    assert saved(_line_record("aliexpress#A1", write, indexed=indexed)) == saved(record)
+@pytest.mark.parametrize("version", [None, 4])
+@pytest.mark.parametrize("partner_order_id", [None, "A1", "P-9"])
+def test_a_packed_order_reads_back_as_written(version, partner_order_id):
+    order = an_order(version=version, partner_order_id=partner_order_id, due_at="2026-06-01T00:00:00.000000Z")
+    lines = [
+        a_line(),
+        a_line(line_id="A1#2", shipping=Decimal("0.00"), tax=Decimal("0"), is_affiliate=False, status_detail="é"),
+        a_line(line_id="A1#3", order_id="OTHER", currency="EUR", usd_rate=Decimal("1.08"), promo_code="X"),
+    ]
+    written = [written_line(order.key, line, "aliexpress#B" if line.line_id == "A1#3" else None) for line in lines]
+    decision = '{"trail":[{"note":"base x rate, rounded half up to cents"}],"z":"ü"}'
+    item = _item(OrderRecord, {**_order_item_values(order, pack_order(order, decision, written)), "version": version})
+    record = OrderRecord.from_raw_data(item)
+    stored, text, read = stored_order(record)
+    assert stored == order and text == decision
+    assert [line.stored for line in read] == [
+        StoredLine(line.model_dump_json(), "aliexpress#B" if line.line_id == "A1#3" else None) for line in lines
+    ]
+    assert _order_item(record) == order
 
 
-@pytest.mark.parametrize("text", ['{"short": 1}', '{"trail": "' + "a long trail " * 200 + '"}'])
-def test_a_decision_item_is_the_models_plain_or_compressed(text):
-    assert _decision_item("aliexpress#A1", text) == saved(DecisionRecord.of("aliexpress#A1", text))
+def test_a_typical_order_packs_under_a_kilobyte():
+    order = an_order(partner_order_id="P-9")
+    lines = [a_line(), a_line(line_id="A1#2", amount=Decimal("51.44"), category_id="66", product_id="2774101")]
+    decision = (Path(__file__).parent.parent / "golden" / "month.jsonl").read_text().splitlines()[0]
+    decision_text = json.dumps(json.loads(decision)["decision"], sort_keys=True, separators=(",", ":"))
+    packed = pack_order(order, decision_text, [written_line(order.key, line, None) for line in lines])
+    assert len(zlib.compress(decision_text.encode())) > 1.5 * len(packed)  # the dictionary's part
+    assert item_bytes(_item(OrderRecord, {**_order_item_values(order, packed), "version": 1})) < 1024
+
+
+def test_an_order_too_large_even_packed_is_refused():
+    lines = [a_line(line_id=f"A1#{index}", status_detail=os.urandom(400).hex()) for index in range(1000)]
+    with pytest.raises(OrderTooLarge):
+        pack_order(an_order(), None, [written_line("aliexpress#A1", line, None) for line in lines])
+
+
+def item_bytes(item: dict) -> int:
+    """DynamoDB's size of an item: names and values (binary as bytes, numbers about their digits)."""
+    size = 0
+    for name, value in item.items():
+        ((kind, data),) = value.items()
+        size += len(name.encode()) + (len(data) if kind == "B" else len(str(data).encode()))
+    return size
 
 
 @pytest.mark.parametrize("fact_at", [None, "2026-05-04T09:00:00+00:00"])

@@ -153,22 +153,16 @@ def _cycle(label: str, now: datetime, sqs, queue_url: str, failures: list[str]) 
 
 def _ledger_summary(settings, failures: list[str]) -> list[str]:
     """Orders by state and journal moves by kind, read straight from the tables; returns the orders to explain."""
-    from accrual.adapters.ledger_tables import (
-        DECISION_SK,
-        BalanceRecord,
-        DecisionRecord,
-        JournalEntryRecord,
-        OrderRecord,
-        bind_ledger_tables,
-    )
+    from accrual.adapters.ledger_items import stored_order
+    from accrual.adapters.ledger_tables import BalanceRecord, JournalEntryRecord, OrderRecord, bind_ledger_tables
 
     bind_ledger_tables(settings)
     states: Counter[str] = Counter()
     by_reason: dict[str, list[str]] = {}
     for record in OrderRecord.scan(OrderRecord.sk == "ORDER"):
-        states[f"{record.partner} {record.state}"] += 1
-    for decision in DecisionRecord.scan(DecisionRecord.sk == DECISION_SK):
-        body = json.loads(decision.text)
+        order, decision, _ = stored_order(record, with_lines=False)  # a new stack's orders: the packed form
+        states[f"{order.partner} {order.state}"] += 1
+        body = json.loads(decision) if decision else {}
         for reason in body.get("reasons", []):
             by_reason.setdefault(reason, []).append(body["order_id"])
     moves: Counter[str] = Counter(

@@ -1,6 +1,6 @@
 """The ledger store in memory, for unit tests of the services: the same protocol as `DynamoLedgerStore` and the same
 conditions (an order written only over the version it was read at, journal entries and notifications written once,
-line facts only over older versions, a change applied all or nothing), so the ledger's logic runs in milliseconds.
+a change applied all or nothing, an order too large to pack refused), so the ledger's logic runs in milliseconds.
 DynamoDB itself stays proven by the moto suites (and by a test that runs one scenario on both stores)."""
 
 from __future__ import annotations
@@ -10,16 +10,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from accrual.adapters.ledger_packing import pack_order, stored_line, written_line
 from accrual.adapters.ledger_store import (
-    MAX_TRANSACTION_ITEMS,
     due_shard,
     entry_taken,
     line_ref,
     merged_balances,
     refusal_ref,
-    transaction_size,
 )
-from accrual.adapters.ledger_tables import DecisionRecord
 from accrual.domain.lifecycle import Holding
 from accrual.domain.models import AccrualConfig, Click, OrderLine
 from accrual.ports.ledger import (
@@ -86,14 +84,8 @@ class InMemoryLedgerStore:
         return None  # every read is already free
 
     def apply(self, changes: Sequence[OrderChange]) -> None:
-        facts_first = transaction_size(changes, with_lines=True) > MAX_TRANSACTION_ITEMS
-        if facts_first:
-            for change in changes:
-                for write in change.lines:
-                    self.put_line_fact(change.key, write)
         for change in changes:
-            if change.decision is not None:
-                DecisionRecord.of(change.key, change.decision)  # the same size limit as the stored item
+            self._pack(change)  # the same size limit as the stored item
         # every condition first, then every write: all or nothing
         for change in changes:
             stored = self.orders.get(change.key)
@@ -107,9 +99,8 @@ class InMemoryLedgerStore:
             self.orders[change.key] = replace(copy.deepcopy(change.order), version=(change.order.version or 0) + 1)
             if change.decision is not None:
                 self.decisions[change.key] = change.decision
-            if not facts_first:
-                for write in change.lines:
-                    self._put_line(change.key, write)
+            for write in change.lines:
+                self._put_line(change.key, write)
             for entry in change.entries:
                 self.entries[entry.entry_id] = entry
             for message in change.outbox:
@@ -127,26 +118,14 @@ class InMemoryLedgerStore:
             StoredLine(line.model_dump_json(), write.moved_to),
         )
 
-    def put_line_fact(self, key: str, write: LineWrite) -> None:
-        """The conditions of DynamoLedgerStore.put_line_fact: only over an older version (or a tombstone); a
-        tombstone only over the live item it retires."""
-        body, at = write.line.model_dump_json(), utc_text(write.line.status_at)
-        existing = self.lines.get(key, {}).get(write.line.line_id)
-        if write.moved_to is not None:
-            allowed = existing is not None and existing.stored.moved_to is None and existing.stored.body == body
-        else:
-            allowed = (
-                existing is None
-                or existing.stored.moved_to is not None
-                or existing.status_at < at
-                or (existing.status_at == at and existing.stored.body < body)
-            )
-        if allowed:
-            self._put_line(key, write)
-            return
-        if existing is not None and existing.stored.body == body and existing.stored.moved_to == write.moved_to:
-            return  # already written by an earlier attempt
-        raise LostRace()
+    def _pack(self, change: OrderChange) -> None:
+        lines = {
+            line_id: stored_line(item.stored.body, item.stored.moved_to)
+            for line_id, item in self.lines.get(change.key, {}).items()
+        }
+        for write in change.lines:
+            lines[write.line.line_id] = written_line(change.key, write.line, write.moved_to)
+        pack_order(change.order, change.decision or self.decisions.get(change.key), list(lines.values()))
 
     def line_homes(self, partner: str, line_id: str) -> set[str]:
         ref = line_ref(partner, line_id)

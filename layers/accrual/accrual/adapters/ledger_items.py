@@ -13,17 +13,15 @@ from typing import Any
 
 from pynamodb.models import Model
 
+from accrual.adapters.ledger_packing import PLAIN_FIELDS, PackedLine, plain_partner_order_id, unpack_order
 from accrual.adapters.ledger_tables import (
-    DECISION_SK,
     LINE_CLAIMS,
     LINE_PREFIX,
     MIGRATION_PK,
     ORDER_SK,
     OUTBOX_SHARDS,
     BalanceRecord,
-    DecisionRecord,
     JournalEntryRecord,
-    LineRecord,
     OrderRecord,
     OutboxRecord,
     pack_text,
@@ -37,7 +35,6 @@ from accrual.ports.ledger import (
     ORDER_FIELDS,
     BalanceDelta,
     JournalEntry,
-    LineWrite,
     OrderChange,
     OrderItem,
     OutboxMessage,
@@ -45,7 +42,6 @@ from accrual.ports.ledger import (
     utc_text,
 )
 
-MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 BATCH_GET_KEYS = 100  # BatchGetItem's limit
 BATCH_WRITE_ITEMS = 25  # BatchWriteItem's limit
 ENTRY_PREFIX = "ENTRY#"
@@ -75,14 +71,6 @@ def merged_balances(changes: Sequence[OrderChange]) -> list[BalanceDelta]:
             held, _ = merged.get(balance.user_id, (NOTHING, balance.account_currency))
             merged[balance.user_id] = (held.plus(balance.delta), balance.account_currency)
     return [BalanceDelta(user, delta, currency) for user, (delta, currency) in sorted(merged.items())]
-
-
-def transaction_size(changes: Sequence[OrderChange], *, with_lines: bool) -> int:
-    size = sum(1 + (change.decision is not None) + len(change.entries) + len(change.outbox) for change in changes)
-    size += len(merged_balances(changes))
-    if with_lines:
-        size += sum(len(change.lines) for change in changes)
-    return size
 
 
 def refusal_ref(line: OrderLine) -> str:
@@ -123,9 +111,13 @@ def _money(value: Decimal) -> str:
     return DecimalAttribute().serialize(value)
 
 
-def _order_item_values(item: OrderItem) -> dict[str, Any]:
-    values = {name: getattr(item, name) for name in ORDER_FIELDS}
-    values.update(pk=item.key, sk=ORDER_SK, due_shard=due_shard(item.key) if item.due_at else None)
+def _order_item_values(item: OrderItem, packed: bytes) -> dict[str, Any]:
+    """The order item's attributes: the plain ones keys and indexes need, the rest in `packed` (ledger_packing.py).
+    The index keys are set only when there is something to find: `partner_order_id` only when it is not the order
+    number itself (the key already names that), `due_shard` only while the order is due."""
+    values: dict[str, Any] = {name: getattr(item, name) for name in PLAIN_FIELDS}
+    values["partner_order_id"] = plain_partner_order_id(item)
+    values.update(pk=item.key, sk=ORDER_SK, packed=packed, due_shard=due_shard(item.key) if item.due_at else None)
     return values
 
 
@@ -141,34 +133,17 @@ def mark_claims_complete(control_table: str, client, *, at: datetime) -> None:
     )
 
 
+def stored_order(record: OrderRecord, *, with_lines: bool = True) -> tuple[OrderItem, str | None, list[PackedLine]]:
+    """The order, its decision and its lines from an order item of the packed form (`with_lines=False`: the order
+    alone, its decision and lines left packed)."""
+    plain = {name: getattr(record, name) for name in (*PLAIN_FIELDS, "version")}
+    return unpack_order(record.pk, plain, record.packed, with_lines=with_lines)
+
+
 def _order_item(record: OrderRecord) -> OrderItem:
+    if record.packed is not None:
+        return stored_order(record, with_lines=False)[0]
     return OrderItem(record.pk, **{name: getattr(record, name) for name in ORDER_FIELDS})
-
-
-def _line_values(key: str, write: LineWrite, *, indexed: bool) -> dict[str, Any]:
-    line = write.line
-    return {
-        "pk": key,
-        "sk": f"{LINE_PREFIX}{line.line_id}",
-        "line_ref": line_ref(line.partner, line.line_id) if indexed else None,
-        "status": line.status.value,
-        "status_at": utc_text(line.status_at),
-        "body": line.model_dump_json(),
-        "moved_to": write.moved_to,
-    }
-
-
-def _line_record(key: str, write: LineWrite, *, indexed: bool) -> LineRecord:
-    return LineRecord(**_line_values(key, write, indexed=indexed))
-
-
-def _line_item(key: str, write: LineWrite, *, indexed: bool) -> dict[str, dict]:
-    return _item(LineRecord, _line_values(key, write, indexed=indexed))
-
-
-def _decision_item(key: str, text: str) -> dict[str, dict]:
-    record = DecisionRecord.of(key, text)  # its size limit
-    return _item(DecisionRecord, {"pk": key, "sk": DECISION_SK, "body": record.body, "body_z": record.body_z})
 
 
 def _entry_item(entry: JournalEntry) -> dict[str, dict]:

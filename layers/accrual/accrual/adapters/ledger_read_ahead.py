@@ -16,7 +16,9 @@ from accrual.adapters.ledger_items import (
     BATCH_WRITE_ITEMS,
     _order_item,
     line_ref,
+    stored_order,
 )
+from accrual.adapters.ledger_packing import PackedLine, loaded, stored_line
 from accrual.adapters.ledger_tables import (
     CLAIM_PREFIX,
     CLAIM_SK,
@@ -30,10 +32,7 @@ from accrual.adapters.ledger_tables import (
     OrderRecord,
 )
 from accrual.domain.models import OrderLine
-from accrual.ports.ledger import (
-    LoadedOrder,
-    StoredLine,
-)
+from accrual.ports.ledger import LoadedOrder, OrderItem
 from accrual.settings import Settings
 
 
@@ -44,14 +43,16 @@ class ReadAhead:
     connection: Connection
     _ahead: dict[str, LoadedOrder]
     _homes: dict[str, set[str]]
-    _known: dict[str, tuple[int | None, frozenset[str]]]
+    _known: dict[str, tuple[int | None, dict[str, PackedLine], str | None]]
     _claims_read: bool | None
 
     def read_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> None:
         """Read a chunk's orders (and the claims of lines new to their order) in BatchGetItem calls, so that their
         `load_order` and `line_homes` cost no call of their own, and write those lines' claims before any
-        transaction places them. An order this cannot read whole (written before orders listed their lines, or with
-        a large write unfinished) is left to `load_order`'s Query. Forgets the previous chunk's reads."""
+        transaction places them. An order item of the packed form holds everything; one of the earlier form is read
+        with the decision and line items it lists; an order this cannot read whole (written before orders listed
+        their lines, or with a large write unfinished) is left to `load_order`'s Query. Forgets the previous chunk's
+        reads."""
         self._ahead, self._homes, self._known = {}, {}, {}
         self.claims_complete()
         incoming: dict[str, set[str]] = {key: set() for key in keys}
@@ -62,24 +63,31 @@ class ReadAhead:
             + [(key, LINE_PREFIX + line_id) for key, line_ids in incoming.items() for line_id in line_ids]
         )
         listed: dict[str, list[str]] = {}
+        held: dict[str, set[str]] = {}  # order key -> the line ids it holds, for the orders read whole
         for key, line_ids in incoming.items():
             order = first.get((key, ORDER_SK))
             facts = first.get((key, FACTS_SK))
             unfinished = facts is not None and (
                 order is None or int(order["version"]["N"]) <= int(facts["version"]["N"])
             )
-            if unfinished or (order is not None and "line_ids" not in order):
+            if unfinished or (order is not None and "packed" not in order and "line_ids" not in order):
                 continue  # the Query reads it
             if order is None:
                 if not any((key, LINE_PREFIX + line_id) in first for line_id in line_ids):
-                    self._ahead[key] = LoadedOrder(None, None, ())
-                    self._known[key] = (None, frozenset())
+                    self._remember(key, None, None, [])
+                    held[key] = set()
+                continue
+            if "packed" in order:
+                stored, decision, packed_lines = stored_order(OrderRecord.from_raw_data(order))
+                self._remember(key, stored, decision, packed_lines)
+                held[key] = {line.line_id for line in packed_lines}
                 continue
             listed[key] = [value["S"] for value in order["line_ids"].get("L", [])]
         new_lines = {
             line_ref(line.partner, line.line_id): line.order_key
             for line in lines
-            if (line.order_key, LINE_PREFIX + line.line_id) not in first
+            if line.line_id not in held.get(line.order_key, ())
+            and (line.order_key in held or (line.order_key, LINE_PREFIX + line.line_id) not in first)
         }
         found = first | self._batch_get(
             [(key, DECISION_SK) for key in listed]
@@ -96,14 +104,13 @@ class ReadAhead:
             present = [item for item in items if item is not None]
             if len(present) < len(items):
                 continue  # a listed line is missing: the Query decides
-            record = OrderRecord.from_raw_data(found[(key, ORDER_SK)])
-            decision = found.get((key, DECISION_SK))
-            self._ahead[key] = LoadedOrder(
-                _order_item(record),
-                DecisionRecord.from_raw_data(decision).text if decision else None,
-                tuple(StoredLine(item["body"]["S"], item.get("moved_to", {}).get("S")) for item in present),
+            decision_item = found.get((key, DECISION_SK))
+            self._remember(
+                key,
+                _order_item(OrderRecord.from_raw_data(found[(key, ORDER_SK)])),
+                DecisionRecord.from_raw_data(decision_item).text if decision_item else None,
+                [stored_line(item["body"]["S"], item.get("moved_to", {}).get("S")) for item in present],
             )
-            self._known[key] = (record.version, frozenset(names))
         claims = {}
         for ref, key in new_lines.items():
             claim = found.get((CLAIM_PREFIX + ref, CLAIM_SK))
@@ -112,6 +119,10 @@ class ReadAhead:
                 claims[ref] = homes | {key}
             self._homes[ref] = homes | {key}
         self._put_claims(claims)
+
+    def _remember(self, key: str, order: OrderItem | None, decision: str | None, lines: list[PackedLine]) -> None:
+        self._ahead[key] = loaded(order, decision, lines)
+        self._known[key] = (order.version if order else None, {line.line_id: line for line in lines}, decision)
 
     def _batch_get(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict]:
         """Items of the orders table by (pk, sk), strongly consistent, in BatchGetItem calls of up to 100 keys

@@ -5,9 +5,11 @@ The services speak in values (`OrderItem`, `OrderChange`, `JournalEntry`, `Outbo
 them into items (`ledger_tables` holds the PynamoDB models) and back. Key formats, all here:
 
   orders table   pk <partner>#<order_id>
-                 sk ORDER | ORDER#DECISION | LINE#<line_id> | ENTRY#<seq:06d>#<transition>
-                    | REFUSED#<line_id>#<status_at>#<status>
-                 line_ref <partner>#<line_id> (GSI by_line), due_shard crc32(pk) % 8 (GSI due, sparse)
+                 sk ORDER (its lines and decision packed in it) | ENTRY#<seq:06d>#<transition>
+                    | REFUSED#<line_id>#<status_at>#<status>; the earlier form, still read: ORDER#DECISION,
+                    LINE#<line_id> (line_ref <partner>#<line_id>, GSI by_line), ORDER#FACTS
+                 pk CLAIM#<partner>#<line_id>, sk CLAIM: the orders a partner line may be in
+                 due_shard crc32(pk) % 8 (GSI due, sparse)
   journal        entry_id <pk>#<seq:06d>#<transition>
   balances       user_id
   outbox         event_id, unpublished_shard int(event_id, 16) % 4 (GSI unpublished, sparse)
@@ -23,23 +25,19 @@ from datetime import datetime
 
 from botocore.exceptions import ClientError
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_connections import transaction_connection, warm_connections
 from accrual.adapters.ledger_items import (
     ENTRY_PREFIX,
-    MAX_TRANSACTION_ITEMS,
     OUTBOX_RETENTION_DAYS,
     REFUSED_PREFIX,
     _balance_of,
-    _decision_item,
     _entry_item,
     _entry_of,
     _item,
     _line_id,
-    _line_item,
-    _line_record,
     _money,
     _order_item,
     _order_item_values,
@@ -52,9 +50,10 @@ from accrual.adapters.ledger_items import (
     merged_balances,
     outbox_record,
     refusal_ref,
+    stored_order,
     stream_outbox_event,
-    transaction_size,
 )
+from accrual.adapters.ledger_packing import PackedLine, loaded, pack_order, stored_line, written_line
 from accrual.adapters.ledger_read_ahead import ReadAhead
 from accrual.adapters.ledger_tables import (
     CLAIM_PREFIX,
@@ -63,7 +62,6 @@ from accrual.adapters.ledger_tables import (
     ORDER_SK,
     OUTBOX_SHARDS,
     BalanceRecord,
-    FactsRecord,
     JournalEntryRecord,
     LineRecord,
     OrderRecord,
@@ -77,14 +75,12 @@ from accrual.ports.ledger import (
     DUE_SHARDS,
     JournalConflict,
     JournalEntry,
-    LineWrite,
     LoadedOrder,
     LostRace,
     OrderChange,
     OrderItem,
     OutboxMessage,
     StoredBalance,
-    StoredLine,
     StoredRefusal,
 )
 from accrual.settings import Settings
@@ -92,12 +88,8 @@ from accrual.settings import Settings
 # Re-exported: the stream relay, the claims store, the migrations and the tests build and read items through here.
 __all__ = [
     "DynamoLedgerStore",
-    "MAX_TRANSACTION_ITEMS",
-    "_decision_item",
     "_entry_item",
     "_item",
-    "_line_item",
-    "_line_record",
     "_order_item_values",
     "_outbox_item",
     "due_shard",
@@ -107,7 +99,6 @@ __all__ = [
     "outbox_record",
     "refusal_ref",
     "stream_outbox_event",
-    "transaction_size",
     "entry_taken",
     "transaction_connection",
     "warm_connections",
@@ -129,7 +120,8 @@ class DynamoLedgerStore(ReadAhead):
         )
         self._ahead: dict[str, LoadedOrder] = {}  # orders read ahead, each served once by load_order
         self._homes: dict[str, set[str]] = {}  # line ref -> the orders its claim names (read ahead)
-        self._known: dict[str, tuple[int | None, frozenset[str]]] = {}  # key -> (version read, its line ids)
+        # key -> (version read, its lines by id, its decision): what a change of the order packs beside its own
+        self._known: dict[str, tuple[int | None, dict[str, PackedLine], str | None]] = {}
         self._claims_read: bool | None = None  # line_homes reads claims (True) or the by_line index (False)
 
     # ---- orders ---------------------------------------------------------------------------------------------------
@@ -137,50 +129,31 @@ class DynamoLedgerStore(ReadAhead):
         ahead = self._ahead.pop(key, None)
         if ahead is not None:
             return ahead
-        record, decision, lines = load_order_items(key)
-        self._known[key] = (record.version if record else None, frozenset(_line_id(item.sk) for item in lines))
-        return LoadedOrder(
-            _order_item(record) if record else None,
-            decision.text if decision else None,
-            tuple(StoredLine(item.body, item.moved_to) for item in lines),
-        )
+        record, decision, items = load_order_items(key)
+        order: OrderItem | None
+        if record is not None and record.packed is not None:
+            order, text, lines = stored_order(record)  # the packed form: earlier items of the order are ignored
+        else:
+            order = _order_item(record) if record else None
+            text = decision.text if decision else None
+            lines = [stored_line(item.body, item.moved_to) for item in items]
+        self._known[key] = (order.version if order else None, {line.line_id: line for line in lines}, text)
+        return loaded(order, text, lines)
 
     def apply(self, changes: Sequence[OrderChange]) -> None:
-        """One transaction; when the line items would not fit in it (100 items) they are written first as facts,
-        each conditional on being newer than what is stored, under the order's FACTS marker. Each order item lists
-        its line items when this store read the order at the version it writes over."""
-        for change in changes:
-            self._ahead.pop(change.key, None)  # read before this change: stale now
-            _, stored = self._known.get(change.key, (None, None))
-            for write in change.lines:
-                if write.moved_to is None and (stored is None or write.line.line_id not in stored):
-                    self._claim(change.key, write.line)  # a line new to this order: its claim first
-        # the by_line index serves only tables not migrated yet (asked only when lines are written)
-        indexed = any(change.lines for change in changes) and not self.claims_complete()
-        facts_first = transaction_size(changes, with_lines=True) > MAX_TRANSACTION_ITEMS
-        if facts_first:
-            for change in changes:
-                FactsRecord(change.key, version=change.order.version or 0).save()
-                for write in change.lines:
-                    self.put_line_fact(change.key, write)
+        """One transaction: each order item with its lines and decision packed in it, the journal entries, the
+        notifications and the balances. The lines new to their order get their claims first."""
+        orders, balances = self.settings.orders_table, self.settings.balances_table
         # The items go as DynamoDB JSON straight from the values, serialised by the models' own attributes (the same
         # item as a model's save), on the low-level client: building PynamoDB objects for items written once was
         # most of the transaction's CPU. Puts first, then the balances' updates, as `kinds` lists them. The client is
         # the PynamoDB connection's, made without botocore's parameter validation: safe here, the request is built by
         # this code alone and its items are tested against the models' own (tests/unit/test_ledger_items.py).
-        orders, balances = self.settings.orders_table, self.settings.balances_table
         puts: list[dict] = []
         kinds: list[str] = []  # what each item of the transaction is, to read its cancellation reasons
         for change in changes:
             puts.append(self._order_put(change))
             kinds.append("order")
-            if change.decision is not None:
-                puts.append({"TableName": orders, "Item": _decision_item(change.key, change.decision)})
-                kinds.append("decision")
-            if not facts_first:
-                for write in change.lines:
-                    puts.append({"TableName": orders, "Item": _line_item(change.key, write, indexed=indexed)})
-                    kinds.append("line")
             for entry in change.entries:
                 puts.append(_put_new(orders, _entry_item(entry), "pk"))
                 kinds.append("entry")
@@ -222,12 +195,24 @@ class DynamoLedgerStore(ReadAhead):
             _raise_for(changes, kinds, codes, error)
 
     def _order_put(self, change: OrderChange) -> dict:
-        """The order item's put, conditional on the version read (none: a new order), which it increments."""
-        record = _order_item_values(change.order)
-        version, stored = self._known.pop(change.key, (-1, frozenset()))
-        if version == change.order.version:
-            record["line_ids"] = sorted(stored | {write.line.line_id for write in change.lines})
+        """The order item's put, packed with every line and the decision, conditional on the version read (none: a
+        new order), which it increments. The lines and decision not in the change are those read at that version
+        (read again when this store has not read the order at it: then a newer version is a lost race)."""
+        self._ahead.pop(change.key, None)  # read before this change: stale now
         read = change.order.version
+        known = self._known.pop(change.key, None)
+        if known is None or known[0] != read:
+            self.load_order(change.key)
+            known = self._known.pop(change.key)
+            if known[0] != read:
+                raise LostRace()
+        _, lines, decision = known
+        for write in change.lines:
+            if write.moved_to is None and write.line.line_id not in lines:
+                self._claim(change.key, write.line)  # a line new to this order: its claim first
+            lines[write.line.line_id] = written_line(change.key, write.line, write.moved_to)
+        packed = pack_order(change.order, change.decision or decision, list(lines.values()))
+        record = _order_item_values(change.order, packed)
         record["version"] = 1 if read is None else read + 1
         put = {"TableName": self.settings.orders_table, "Item": _item(OrderRecord, record)}
         if read is None:
@@ -242,29 +227,6 @@ class DynamoLedgerStore(ReadAhead):
             "ExpressionAttributeNames": {"#v": "version"},
             "ExpressionAttributeValues": {":v": {"N": str(read)}},
         }
-
-    def put_line_fact(self, key: str, write: LineWrite) -> None:
-        """A line item written on its own, only over an older version of itself (a concurrent run may have stored
-        a newer one: then this attempt lost the race). A tombstone replaces the live item it retires."""
-        item = _line_record(key, write, indexed=not self.claims_complete())
-        if write.moved_to is not None:
-            condition = LineRecord.moved_to.does_not_exist() & (LineRecord.body == item.body)
-        else:
-            condition = (
-                LineRecord.sk.does_not_exist()
-                | LineRecord.moved_to.exists()
-                | (LineRecord.status_at < item.status_at)
-                | ((LineRecord.status_at == item.status_at) & (LineRecord.body < item.body))
-            )
-        try:
-            item.save(condition=condition)
-        except PutError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
-                existing = LineRecord.get(key, item.sk, consistent_read=True)
-                if existing.body == item.body and (existing.moved_to or None) == write.moved_to:
-                    return  # already written by an earlier attempt
-                raise LostRace() from error
-            raise
 
     def line_homes(self, partner: str, line_id: str) -> set[str]:
         """From the line's claim (read ahead, else one GetItem); on a table not migrated yet, also from the by_line
@@ -291,7 +253,7 @@ class DynamoLedgerStore(ReadAhead):
         RefusedRecord(key, refusal_ref(line), reason=reason, state=state, body=line.model_dump_json(), at=at).save()
 
     def find_orders(self, order_number: str) -> list[str]:
-        return find_order_keys(order_number)
+        return find_order_keys(order_number, self.current_config().partners)
 
     def orders_of_user(self, user_id: str) -> list[str]:
         return sorted({item.pk for item in OrderRecord.by_user.query(user_id)})
@@ -339,8 +301,28 @@ class DynamoLedgerStore(ReadAhead):
             yield _balance_of(record)
 
     def scan_live_lines(self) -> Iterator[tuple[str, str]]:
-        for item in LineRecord.scan(LineRecord.sk.startswith(LINE_PREFIX) & LineRecord.moved_to.does_not_exist()):
-            yield line_ref(item.pk.split("#", 1)[0], _line_id(item.sk)), item.pk
+        """The live lines of every order: those packed in its item, or for an order of the earlier form its line
+        items (the line items an order kept from before it was packed are not its lines any more)."""
+        packed: set[str] = set()
+        earlier: list[tuple[str, str]] = []
+        for page in self.connection.client.get_paginator("scan").paginate(
+            TableName=self.settings.orders_table,
+            FilterExpression="sk = :order OR (begins_with(sk, :line) AND attribute_not_exists(moved_to))",
+            ExpressionAttributeValues={":order": {"S": ORDER_SK}, ":line": {"S": LINE_PREFIX}},
+        ):
+            for item in page.get("Items", []):
+                key = item["pk"]["S"]
+                if item["sk"]["S"] != ORDER_SK:
+                    earlier.append((line_ref(key.split("#", 1)[0], _line_id(item["sk"]["S"])), key))
+                elif "packed" in item:
+                    packed.add(key)
+                    _, _, lines = stored_order(OrderRecord.from_raw_data(item))
+                    for line in lines:
+                        if line.stored.moved_to is None:
+                            yield line_ref(key.split("#", 1)[0], line.line_id), key
+        for ref, key in earlier:
+            if key not in packed:
+                yield ref, key
 
     def scan_orders(self) -> Iterator[OrderItem]:
         for record in OrderRecord.scan(OrderRecord.sk == ORDER_SK):
@@ -403,15 +385,15 @@ class DynamoLedgerStore(ReadAhead):
         reference_data.record_coupon_accounts_decided(user_id, accounts)
 
 
-def find_order_keys(order_number: str) -> list[str]:
-    """Order keys for a store order number, a partner order number, or a key `partner#order_id` itself."""
-    keys = {item.pk for item in OrderRecord.by_order_id.query(order_number)}
-    keys |= {item.pk for item in OrderRecord.by_partner_order_id.query(order_number)}
-    if not keys and "#" in order_number:
-        try:
-            keys.add(OrderRecord.get(order_number, ORDER_SK).pk)
-        except DoesNotExist:
-            pass
+def find_order_keys(order_number: str, partners: Iterable[str]) -> list[str]:
+    """Order keys for a store order number (the key `partner#order_id` of each known partner, read in one
+    BatchGetItem), a partner order number (the by_partner_order_id index), or a key itself."""
+    keys = {item.pk for item in OrderRecord.by_partner_order_id.query(order_number)}
+    candidates = {f"{partner}#{order_number}" for partner in partners}
+    if "#" in order_number:
+        candidates.add(order_number)
+    found = OrderRecord.batch_get([(key, ORDER_SK) for key in sorted(candidates)], attributes_to_get=["pk", "sk"])
+    keys |= {record.pk for record in found}
     return sorted(keys)
 
 

@@ -1,14 +1,14 @@
 """The ledger's DynamoDB items, as PynamoDB models. Key design (README, "Data model"):
 
 Orders table, one partition per order (`pk` = partner#order_id):
-  sk LINE#<line_id>             the latest version of one report line                (a line by partner line id: GSI by_line)
-  sk ORDER                      the order: state, holding, version
-  sk ORDER#DECISION             the decision with its trail, rewritten only when the decision changes
+  sk ORDER                      the order: state, holding, version, and (packed) its lines and decision
+  sk LINE#<line_id>             earlier form: the latest version of one report line (GSI by_line)
+  sk ORDER#DECISION             earlier form: the decision with its trail
                                 (lines, order and decision: one Query, sk between LINE# and ORDER#DECISION)
   sk ENTRY#<seq>#<transition>   an immutable journal entry (a move of money)
   sk REFUSED#<line_id>#<at>     a transition that is not allowed, recorded and ignored
   GSI by_user (user_id, ordered_at)        a user's orders
-  GSI by_order_id / by_partner_order_id    explain and claims by the store's or the partner's order number
+  GSI by_partner_order_id                  explain and claims by the partner's order number (the store's: the key)
   GSI due (due_shard, due_at)              sparse: orders the confirmation cycle must look at, by time
 Balances table: one item per user (pending and confirmed, USD and account currency), changed only by ADD in the
   same transaction as the journal entry that explains the change.
@@ -65,6 +65,7 @@ CLAIM_PREFIX = "CLAIM#"
 CLAIM_SK = "CLAIM"
 MIGRATION_PK = "MIGRATION"  # control table: LINE_CLAIMS once every stored line has its claim
 LINE_CLAIMS = "LINE_CLAIMS"
+PACKED_ORDERS = "PACKED_ORDERS"  # control table: every order item is of the packed form (`accrual migrate`)
 OUTBOX_SHARDS = 4
 
 
@@ -79,13 +80,6 @@ class ByUser(_Index):
 
     user_id = UnicodeAttribute(hash_key=True)
     ordered_at = UnicodeAttribute(range_key=True)
-
-
-class ByOrderId(_Index):
-    class Meta(_Index.Meta):
-        index_name = "by_order_id"
-
-    order_id = UnicodeAttribute(hash_key=True)
 
 
 class ByPartnerOrderId(_Index):
@@ -111,40 +105,45 @@ class ByLine(_Index):
 
 
 class OrderRecord(Model):
+    """The order item. Written now in one form (`packed`: its lines, its decision and its other fields compressed
+    together, ledger_packing.py) beside the plain attributes its keys and indexes need; items written before hold
+    every field in plain form, their decision and lines in items of their own, and are read as they are."""
+
     class Meta:
         table_name = None
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default="ORDER")
-    partner = UnicodeAttribute()
-    order_id = UnicodeAttribute()
-    partner_order_id = UnicodeAttribute(null=True)
     user_id = UnicodeAttribute(null=True)
     sub_id = UnicodeAttribute(null=True)
     ordered_at = UnicodeAttribute()
-    state = UnicodeAttribute()
-    decided_at = UnicodeAttribute()  # the `now` the decision was made at (expiry depends on it)
+    partner_order_id = UnicodeAttribute(null=True)
+    due_shard = UnicodeAttribute(null=True)
+    due_at = UnicodeAttribute(null=True)
+    packed = BinaryAttribute(null=True, legacy_encoding=False)  # the order, its decision and lines (one form byte)
+    version = VersionAttribute()
+    # the earlier form's plain fields (kept in `packed` now)
+    partner = UnicodeAttribute(null=True)
+    order_id = UnicodeAttribute(null=True)
+    state = UnicodeAttribute(null=True)
+    decided_at = UnicodeAttribute(null=True)  # the `now` the decision was made at (expiry depends on it)
     review_accounts = ListAttribute(of=UnicodeAttribute, null=True)  # the multi-account rule's input
     review = UnicodeAttribute(null=True)  # an operator's verdict on an order held for review
     review_user = UnicodeAttribute(null=True)  # the shopper an operator gave an order in attribution conflict
     claims = UnicodeAttribute(null=True)  # the missing-cashback claims recorded on the order (JSON)
     lines_digest = UnicodeAttribute(null=True)  # of the line versions the order was decided from
-    account_currency = UnicodeAttribute()
-    fx_rate = DecimalAttribute()  # fixed when the amount was first credited, used for every later move
+    account_currency = UnicodeAttribute(null=True)
+    fx_rate = DecimalAttribute(null=True)  # fixed when the amount was first credited, used for every later move
     fx_day = UnicodeAttribute(null=True)
-    pending_usd = DecimalAttribute()
-    confirmed_usd = DecimalAttribute()
-    pending = DecimalAttribute()
-    confirmed = DecimalAttribute()
-    entries = NumberAttribute(default=0)  # journal entries written so far: the next entry's sequence number
-    due_shard = UnicodeAttribute(null=True)
-    due_at = UnicodeAttribute(null=True)
-    updated_at = UnicodeAttribute()
+    pending_usd = DecimalAttribute(null=True)
+    confirmed_usd = DecimalAttribute(null=True)
+    pending = DecimalAttribute(null=True)
+    confirmed = DecimalAttribute(null=True)
+    entries = NumberAttribute(null=True)  # journal entries written so far: the next entry's sequence number
+    updated_at = UnicodeAttribute(null=True)
     line_ids = ListAttribute(of=UnicodeAttribute, null=True)  # every line item of the order (batch reads); None: Query
-    version = VersionAttribute()
 
     by_user = ByUser()
-    by_order_id = ByOrderId()
     by_partner_order_id = ByPartnerOrderId()
     due = Due()
 
