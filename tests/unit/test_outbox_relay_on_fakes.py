@@ -1,6 +1,6 @@
 """The outbox relay on fakes of the ledger store and the topic: every notification the ledger wrote is published once
-and marked, a rerun publishes nothing, fresh events are left to the stream relay for the grace period, and an event
-another invocation is publishing is left alone."""
+and marked, ten to a call, a rerun publishes nothing, one the topic refused stays for the next sweep, fresh events
+are left to the stream relay for the grace period, and an event another invocation is publishing is left alone."""
 
 from __future__ import annotations
 
@@ -21,6 +21,27 @@ def test_the_sweep_publishes_each_notification_once_and_marks_it():
     # a rerun finds nothing left to publish
     assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=10)) == {}
     assert len(world.publisher.published) == 2
+
+
+def test_the_sweep_publishes_ten_to_a_call_and_leaves_a_refused_one_for_the_next_sweep():
+    world = FakeWorld()
+    world.ledger().reconcile([line(f"O{number}") for number in range(23)], now=T0)
+    refused: set[str] = set()
+    stock = world.publisher.publish_batch
+
+    def refusing_one(events):
+        if not refused:
+            refused.add(events[0]["event_id"])
+        return {event_id: message_id for event_id, message_id in stock(events).items() if event_id not in refused}
+
+    world.publisher.publish_batch = refusing_one  # type: ignore[method-assign]
+    assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=5)) == {"published": 22, "failed": 1}
+    assert world.publisher.batches == 3
+    [left] = refused
+    assert not world.store.outbox[left].message_id
+    world.publisher.publish_batch = stock  # type: ignore[method-assign]
+    assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=10)) == {"published": 1}
+    assert world.store.outbox[left].message_id
 
 
 def test_fresh_events_are_left_to_the_stream_relay_for_the_grace_period():

@@ -19,6 +19,7 @@ from accrual.domain.models import MAX_REASON_CHARS
 from accrual.partners import PartnerOptions, QuarantinedLine
 from accrual.partners.http import PagePosition
 from accrual.ports import Cursor, QueueDepth, QueuedMessage, StoredQuarantine, UnitFailure, UnitOutcome
+from accrual.ports.notify import PUBLISH_BATCH
 
 
 class FakeArchive:
@@ -215,10 +216,18 @@ class FakeUnitLog:
 class FakePublisher:
     def __init__(self) -> None:
         self.published: list[tuple[str, str, dict[str, str]]] = []
+        self.batches = 0
 
     def publish(self, event_id: str, body: str, attributes: dict[str, str], *, lambda_context: Any = None) -> str:
         self.published.append((event_id, body, attributes))
         return f"msg-{len(self.published)}"
+
+    def publish_batch(self, events: Sequence[dict[str, Any]]) -> dict[str, str]:
+        assert len(events) <= PUBLISH_BATCH, "SNS refuses a batch of more than ten"
+        self.batches += 1
+        return {
+            event["event_id"]: self.publish(event["event_id"], event["body"], event["attributes"]) for event in events
+        }
 
 
 @dataclass

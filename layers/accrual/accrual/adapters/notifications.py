@@ -2,11 +2,12 @@
 
 The stream relay publishes under Powertools Idempotency keyed on the event id, with the Lambda's context registered
 (a redelivered stream batch does not publish again, and a claim left by a killed invocation expires with that
-invocation's timeout); the sweep publishes plainly.
+invocation's timeout); the sweep publishes plainly, ten to a call (PublishBatch).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -16,6 +17,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
+from accrual.ports.notify import PUBLISH_BATCH
 from accrual.settings import BOTO_CONFIG, Settings
 
 IDEMPOTENCY_DAYS = 7
@@ -36,11 +38,24 @@ class SnsPublisher:
         )(self._publish)
 
     def _publish(self, event: dict[str, Any]) -> dict[str, str]:
-        attributes = {
-            name: {"DataType": "String", "StringValue": value} for name, value in event["attributes"].items() if value
-        }
-        response = self._sns.publish(TopicArn=self.topic_arn, Message=event["body"], MessageAttributes=attributes)
+        response = self._sns.publish(
+            TopicArn=self.topic_arn, Message=event["body"], MessageAttributes=_message_attributes(event)
+        )
         return {"message_id": response["MessageId"]}
+
+    def publish_batch(self, events: Sequence[dict[str, Any]]) -> dict[str, str]:
+        if len(events) > PUBLISH_BATCH:
+            raise ValueError(f"{len(events)} notifications: a batch holds at most {PUBLISH_BATCH}")
+        if not events:
+            return {}
+        response = self._sns.publish_batch(
+            TopicArn=self.topic_arn,
+            PublishBatchRequestEntries=[
+                {"Id": str(number), "Message": event["body"], "MessageAttributes": _message_attributes(event)}
+                for number, event in enumerate(events)
+            ],
+        )
+        return {events[int(entry["Id"])]["event_id"]: entry["MessageId"] for entry in response.get("Successful", [])}
 
     def publish(
         self, event_id: str, body: str, attributes: dict[str, str], *, lambda_context: Any = None
@@ -53,3 +68,8 @@ class SnsPublisher:
             return self._publish_once(event=event)["message_id"]
         except IdempotencyAlreadyInProgressError:
             return None
+
+
+def _message_attributes(event: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The notification's attributes (for subscribers' filter policies), the empty ones left out."""
+    return {name: {"DataType": "String", "StringValue": value} for name, value in event["attributes"].items() if value}

@@ -2,13 +2,15 @@
 
 Publishing is at least once and marked after: an event is published, then marked published, so a run that dies
 anywhere loses nothing and a rerun resends only what was not marked. The one window left (the topic accepted the
-message, the process died before the mark) can repeat a message, which is why every message carries its `event_id`
-for subscribers to deduplicate on; the topic offers no transaction to close it.
+message, the process died before the mark) can repeat a message (for the sweep, the messages of one batch), which is
+why every message carries its `event_id` for subscribers to deduplicate on; the topic offers no transaction to close
+it.
 
 Two publishers share this code. The deployed relay reads the outbox table's stream and publishes idempotently on the
 event id (the publisher's side, with the Lambda's context). The scheduled cycle and the CLI sweep the sparse
 `unpublished` index for what the relay left behind; deployed, the sweep leaves events younger than a grace period to
-the relay, so the two do not race.
+the relay, so the two do not race. The sweep publishes ten events a call (a batch), then marks those the topic
+accepted; one it refused stays unpublished for the next sweep and is counted `failed`.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import datetime, timedelta
+from itertools import batched
 from typing import Any
 
 from accrual.ports import LedgerStore, NotificationPublisher, utc_text
+from accrual.ports.notify import PUBLISH_BATCH
 
 
 class OutboxRelay:
@@ -41,7 +45,17 @@ class OutboxRelay:
     ) -> dict[str, int]:
         """Sweep the sparse `unpublished` index, oldest first per shard, leaving events younger than `grace`."""
         counts: Counter[str] = Counter()
-        for message in self.store.unpublished(utc_text(now - grace), page_size):
-            event = {"event_id": message.event_id, "body": message.body, "attributes": message.attributes}
-            counts[self.publish(event, now=now)] += 1
+        for batch in batched(self.store.unpublished(utc_text(now - grace), page_size), PUBLISH_BATCH):
+            events = [
+                {"event_id": message.event_id, "body": message.body, "attributes": json.loads(message.attributes)}
+                for message in batch
+            ]
+            published = self.publisher.publish_batch(events)
+            for event in events:
+                message_id = published.get(event["event_id"])
+                if message_id is None:
+                    counts["failed"] += 1
+                    continue
+                self.store.mark_published(event["event_id"], now.isoformat(), message_id)
+                counts["published"] += 1
         return dict(counts)
