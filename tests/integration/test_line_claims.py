@@ -178,3 +178,17 @@ def test_the_packing_migration_stops_and_goes_on_and_loses_no_change_made_meanwh
     assert all(record.packed is not None for record in OrderRecord.scan(OrderRecord.sk == "ORDER"))
     assert len(DynamoLedgerStore(stack).load_order("aliexpress#C").lines) == 2
     assert explain(stack, "C")["state"] == "pending" and audit(stack)["ok"]
+
+
+def test_an_order_is_found_by_its_number_its_partners_number_or_its_key(stack, ledger):
+    ledger.reconcile([line("A", "A-1", partner_order_id="P-9"), line("B", "B-1", partner_order_id="B")], now=T0)
+    store = DynamoLedgerStore(stack)
+    assert store.find_orders("A") == ["aliexpress#A"]  # the key of each configured partner, read in one batch
+    assert store.find_orders("P-9") == ["aliexpress#A"]  # the by_partner_order_id index
+    assert store.find_orders("B") == ["aliexpress#B"]
+    assert store.find_orders("aliexpress#B") == ["aliexpress#B"]
+    assert store.find_orders("nothing") == []
+    # the partner's number is indexed only where it is not the order number itself
+    assert OrderRecord.get("aliexpress#A", "ORDER").partner_order_id == "P-9"
+    assert OrderRecord.get("aliexpress#B", "ORDER").partner_order_id is None
+    assert store.load_order("aliexpress#B").order.partner_order_id == "B"
