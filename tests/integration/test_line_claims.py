@@ -114,7 +114,7 @@ def test_migrate_claims_the_lines_of_an_old_table_resumably_and_the_ledger_then_
     load_reference_data(stack, users={"alice": "EUR"})
     db = boto3.client("dynamodb")
     # a stack written by a version before claims: no record of them, its lines only in the by_line index
-    db.delete_item(TableName=stack.control_table, Key={"pk": {"S": "MIGRATION"}, "sk": {"S": "LINE_CLAIMS"}})
+    _forget_migrations(stack, "LINE_CLAIMS", "PACKED_ORDERS")
     composition(stack).ledger().reconcile([line(order, f"{order}-1") for order in ("A", "B", "C")], now=T0)
     for order in ("A", "B", "C"):
         to_earlier_form(stack, f"aliexpress#{order}")
@@ -145,6 +145,14 @@ def test_migrate_claims_the_lines_of_an_old_table_resumably_and_the_ledger_then_
     assert audit(stack)["ok"]
 
 
+def _forget_migrations(stack, *steps: str) -> None:
+    """The control table as a version before these migrations left it."""
+    for step in steps:
+        boto3.client("dynamodb").delete_item(
+            TableName=stack.control_table, Key={"pk": {"S": "MIGRATION"}, "sk": {"S": step}}
+        )
+
+
 def _migrate_command(*options: str) -> dict:
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
@@ -169,12 +177,48 @@ def test_the_packing_migration_stops_and_goes_on_and_loses_no_change_made_meanwh
     ledger.reconcile([line(order, f"{order}-1") for order in ("A", "B", "C")], now=T0)
     for order in ("A", "B", "C"):
         to_earlier_form(stack, f"aliexpress#{order}")
+    _forget_migrations(stack, "PACKED_ORDERS")
+    assert not DynamoLedgerStore(stack).packed_complete()
     first = migrate_packed_orders(stack, now=T0, page_size=1, max_pages=1)
     assert not first.finished
     # a running ledger changes an order of the earlier form: it packs it with the new line
     ledger.reconcile([line("C", "C-2")], now=T0 + timedelta(hours=1))
     rest = migrate_packed_orders(stack, now=T0, page_size=1)
-    assert rest.finished and rest.resumed
+    assert rest.finished and rest.resumed and DynamoLedgerStore(stack).packed_complete()
     assert all(record.packed is not None for record in OrderRecord.scan(OrderRecord.sk == "ORDER"))
     assert len(DynamoLedgerStore(stack).load_order("aliexpress#C").lines) == 2
     assert explain(stack, "C")["state"] == "pending" and audit(stack)["ok"]
+
+
+def test_an_order_is_found_by_its_number_its_partners_number_or_its_key(stack, ledger):
+    ledger.reconcile([line("A", "A-1", partner_order_id="P-9"), line("B", "B-1", partner_order_id="B")], now=T0)
+    store = DynamoLedgerStore(stack)
+    assert store.find_orders("A") == ["aliexpress#A"]  # the key of each configured partner, read in one batch
+    assert store.find_orders("P-9") == ["aliexpress#A"]  # the by_partner_order_id index
+    assert store.find_orders("B") == ["aliexpress#B"]
+    assert store.find_orders("aliexpress#B") == ["aliexpress#B"]
+    assert store.find_orders("nothing") == []
+    # the partner's number is indexed only where it is not the order number itself
+    assert OrderRecord.get("aliexpress#A", "ORDER").partner_order_id == "P-9"
+    assert OrderRecord.get("aliexpress#B", "ORDER").partner_order_id is None
+    assert store.load_order("aliexpress#B").order.partner_order_id == "B"
+
+
+def test_once_every_order_is_packed_the_read_ahead_asks_for_no_line_item(stack, ledger, monkeypatch):
+    ledger.reconcile([line("A", "A-1")], now=T0)
+    incoming = [line("A", "A-2"), line("NEW", "N-1")]
+
+    def keys_asked(store: DynamoLedgerStore) -> list[tuple[str, str]]:
+        asked: list[tuple[str, str]] = []
+        original = store._batch_get
+        monkeypatch.setattr(store, "_batch_get", lambda keys: asked.extend(keys) or original(keys))
+        store.read_ahead(["aliexpress#A", "aliexpress#NEW"], incoming)
+        return asked
+
+    packed = DynamoLedgerStore(stack)  # a new stack: recorded packed when provisioned
+    assert not [key for key in keys_asked(packed) if key[1].startswith("LINE#")]
+    assert len(packed.load_order("aliexpress#A").lines) == 1 and packed.load_order("aliexpress#NEW").order is None
+    assert "CLAIM#aliexpress#A-2" in _claims(stack) and "CLAIM#aliexpress#N-1" in _claims(stack)
+    _forget_migrations(stack, "PACKED_ORDERS")
+    earlier = DynamoLedgerStore(stack)
+    assert ("aliexpress#NEW", "LINE#N-1") in keys_asked(earlier)

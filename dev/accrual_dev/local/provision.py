@@ -42,7 +42,8 @@ import boto3
 import yaml
 from botocore.exceptions import ClientError
 
-from accrual.adapters.ledger_store import mark_claims_complete
+from accrual.adapters.ledger_store import mark_migrated
+from accrual.adapters.ledger_tables import LINE_CLAIMS, PACKED_ORDERS
 from accrual.settings import BOTO_CONFIG, stack_outputs
 from accrual_dev.local.server import ENDPOINT_VARIABLES
 
@@ -728,8 +729,10 @@ def provision(stack: str | None = None, template_path: Path | None = None, regio
     _apply_point_in_time_recovery(emulated, resources, clients.client("dynamodb"))
     _apply_bucket_settings(emulated, resources, clients.client("s3"))
     if action == "created":
-        # a new ledger has no line to claim: what `accrual migrate` records on a stack written by an older version
-        mark_claims_complete(resources["ControlTable"], clients.client("dynamodb"), at=datetime.now(UTC))
+        # a new ledger has no line to claim and no order to pack: what `accrual migrate` records on a stack written by
+        # an older version
+        dynamodb = clients.client("dynamodb")
+        mark_migrated(resources["ControlTable"], dynamodb, [LINE_CLAIMS, PACKED_ORDERS], at=datetime.now(UTC))
     stack_outputs.cache_clear()
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     return Provisioned(

@@ -15,7 +15,6 @@ from pynamodb.models import Model
 
 from accrual.adapters.ledger_packing import PLAIN_FIELDS, PackedLine, plain_partner_order_id, unpack_order
 from accrual.adapters.ledger_tables import (
-    LINE_CLAIMS,
     LINE_PREFIX,
     MIGRATION_PK,
     ORDER_SK,
@@ -125,12 +124,13 @@ def _line_id(sort_key: str) -> str:
     return sort_key[len(LINE_PREFIX) :]
 
 
-def mark_claims_complete(control_table: str, client, *, at: datetime) -> None:
-    """Record in the control table that every line of the orders table has its claim (since `at`)."""
-    client.put_item(
-        TableName=control_table,
-        Item={"pk": {"S": MIGRATION_PK}, "sk": {"S": LINE_CLAIMS}, "at": {"S": utc_text(at)}},
-    )
+def mark_migrated(control_table: str, client, steps: Sequence[str], *, at: datetime) -> None:
+    """Record in the control table that these migrations are done (since `at`): LINE_CLAIMS, every line of the orders
+    table has its claim; PACKED_ORDERS, every order item is of the packed form."""
+    for step in steps:
+        client.put_item(
+            TableName=control_table, Item={"pk": {"S": MIGRATION_PK}, "sk": {"S": step}, "at": {"S": utc_text(at)}}
+        )
 
 
 def stored_order(record: OrderRecord, *, with_lines: bool = True) -> tuple[OrderItem, str | None, list[PackedLine]]:

@@ -28,6 +28,7 @@ from accrual.adapters.ledger_tables import (
     LINE_PREFIX,
     MIGRATION_PK,
     ORDER_SK,
+    PACKED_ORDERS,
     DecisionRecord,
     OrderRecord,
 )
@@ -44,7 +45,7 @@ class ReadAhead:
     _ahead: dict[str, LoadedOrder]
     _homes: dict[str, set[str]]
     _known: dict[str, tuple[int | None, dict[str, PackedLine], str | None]]
-    _claims_read: bool | None
+    _migrated: frozenset[str] | None
 
     def read_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> None:
         """Read a chunk's orders (and the claims of lines new to their order) in BatchGetItem calls, so that their
@@ -54,13 +55,14 @@ class ReadAhead:
         their lines, or with a large write unfinished) is left to `load_order`'s Query. Forgets the previous chunk's
         reads."""
         self._ahead, self._homes, self._known = {}, {}, {}
-        self.claims_complete()
+        # once every order is packed there is no line item of the earlier form to look for (the incoming lines' keys)
+        packed = self.packed_complete()
         incoming: dict[str, set[str]] = {key: set() for key in keys}
         for line in lines:
             incoming.setdefault(line.order_key, set()).add(line.line_id)
         first = self._batch_get(
             [(key, sort_key) for key in incoming for sort_key in (ORDER_SK, FACTS_SK)]
-            + [(key, LINE_PREFIX + line_id) for key, line_ids in incoming.items() for line_id in line_ids]
+            + [(key, LINE_PREFIX + line_id) for key, line_ids in incoming.items() for line_id in line_ids if not packed]
         )
         listed: dict[str, list[str]] = {}
         held: dict[str, set[str]] = {}  # order key -> the line ids it holds, for the orders read whole
@@ -73,7 +75,7 @@ class ReadAhead:
             if unfinished or (order is not None and "packed" not in order and "line_ids" not in order):
                 continue  # the Query reads it
             if order is None:
-                if not any((key, LINE_PREFIX + line_id) in first for line_id in line_ids):
+                if packed or not any((key, LINE_PREFIX + line_id) in first for line_id in line_ids):
                     self._remember(key, None, None, [])
                     held[key] = set()
                 continue
@@ -180,12 +182,23 @@ class ReadAhead:
         self._homes.setdefault(ref, set()).add(key)
 
     def claims_complete(self) -> bool:
-        """Whether every stored line has its claim (recorded by `accrual migrate`, or by the local provisioning of a
-        new stack), so that `line_homes` need not ask the by_line index. Asked once per store."""
-        if self._claims_read is None:
-            key = {"pk": {"S": MIGRATION_PK}, "sk": {"S": LINE_CLAIMS}}
-            answer = self.connection.client.get_item(
-                TableName=self.settings.control_table, Key=key, ConsistentRead=True
+        """Whether every stored line has its claim, so that `line_homes` need not ask the by_line index."""
+        return LINE_CLAIMS in self._migrations()
+
+    def packed_complete(self) -> bool:
+        """Whether every order item is packed, so that `read_ahead` need not look for line items of the earlier
+        form."""
+        return PACKED_ORDERS in self._migrations()
+
+    def _migrations(self) -> frozenset[str]:
+        """The migrations recorded done (by `accrual migrate`, or by the local provisioning of a new stack): one
+        Query of the control table's MIGRATION partition, once per store."""
+        if self._migrated is None:
+            answer = self.connection.client.query(
+                TableName=self.settings.control_table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": MIGRATION_PK}},
+                ConsistentRead=True,
             )
-            self._claims_read = "Item" in answer
-        return self._claims_read
+            self._migrated = frozenset(item["sk"]["S"] for item in answer.get("Items", []))
+        return self._migrated

@@ -46,7 +46,7 @@ from accrual.adapters.ledger_items import (
     _put_new,
     due_shard,
     line_ref,
-    mark_claims_complete,
+    mark_migrated,
     merged_balances,
     outbox_record,
     refusal_ref,
@@ -94,7 +94,7 @@ __all__ = [
     "_outbox_item",
     "due_shard",
     "line_ref",
-    "mark_claims_complete",
+    "mark_migrated",
     "merged_balances",
     "outbox_record",
     "refusal_ref",
@@ -122,7 +122,7 @@ class DynamoLedgerStore(ReadAhead):
         self._homes: dict[str, set[str]] = {}  # line ref -> the orders its claim names (read ahead)
         # key -> (version read, its lines by id, its decision): what a change of the order packs beside its own
         self._known: dict[str, tuple[int | None, dict[str, PackedLine], str | None]] = {}
-        self._claims_read: bool | None = None  # line_homes reads claims (True) or the by_line index (False)
+        self._migrated: frozenset[str] | None = None  # the migrations done (read once: claims_complete, ...)
 
     # ---- orders ---------------------------------------------------------------------------------------------------
     def load_order(self, key: str) -> LoadedOrder:

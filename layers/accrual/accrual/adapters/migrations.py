@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from accrual.adapters.ledger_store import DynamoLedgerStore, line_ref, mark_claims_complete
+from accrual.adapters.ledger_store import DynamoLedgerStore, line_ref, mark_migrated
 from accrual.adapters.ledger_tables import (
     CLAIM_PREFIX,
     CLAIM_SK,
@@ -76,7 +76,7 @@ def migrate_line_claims(
         return len(items), len(homes)
 
     def done() -> None:
-        mark_claims_complete(settings.control_table, client, at=now)
+        mark_migrated(settings.control_table, client, [LINE_CLAIMS], at=now)
 
     return _resumable_scan(
         settings,
@@ -117,7 +117,7 @@ def migrate_packed_orders(
         return len(items), 0
 
     def done() -> None:
-        client.put_item(TableName=settings.control_table, Item={"pk": {"S": MIGRATION_PK}, "sk": {"S": PACKED_ORDERS}})
+        mark_migrated(settings.control_table, client, [PACKED_ORDERS], at=now)
 
     return _resumable_scan(
         settings,
