@@ -151,7 +151,8 @@ run: venv
 # provisioned from template.yaml, and the partner simulator, with the partners' endpoints and secrets pointing at it
 # (prints the exports for `accrual run` in another shell). ACCRUAL_EMULATOR=moto|ministack picks another emulator.
 local: venv dynamodb-local
-	ACCRUAL_EMULATOR=$${ACCRUAL_EMULATOR:-dynamodb-local} $(BIN)/accrual stack up
+	ACCRUAL_EMULATOR=$${ACCRUAL_EMULATOR:-dynamodb-local} DYNAMODB_LOCAL_STORAGE=$${DYNAMODB_LOCAL_STORAGE:-disk} \
+		$(BIN)/accrual stack up
 
 # One function's real handler with an event and the function's environment from template.yaml, against the local
 # stack (AWS_ENDPOINT_URL, else an embedded one): make invoke FN=ReconcileFunction EVENT=events/reconcile.json

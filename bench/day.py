@@ -14,7 +14,8 @@ command in a subprocess as an operator types it:
 Prints, per step, the wall time, the lines a second and the peak resident memory of the CLI (its process tree: the
 poller processes of `--workers` included) and of each emulator process, then the totals; `--json` adds them as JSON.
 
-    .venv/bin/python bench/day.py [--orders 100000] [--emulator dynamodb-local|moto|ministack] [--workers 16]
+    .venv/bin/python bench/day.py [--orders 100000] [--emulator dynamodb-local|moto|ministack] [--workers 1]
+        [--dynamodb-storage disk|memory]
 """
 
 from __future__ import annotations
@@ -180,7 +181,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--emulator", default=os.environ.get("ACCRUAL_EMULATOR") or "dynamodb-local")
-    parser.add_argument("--workers", type=int, default=16, help="--workers of ingest and confirm (1: serial)")
+    # on two cores the work queue's pollers cost more CPU than they save (docs/performance.md)
+    parser.add_argument("--workers", type=int, default=1, help="--workers of ingest and confirm (1: serial)")
+    parser.add_argument(
+        "--dynamodb-storage",
+        choices=("disk", "memory"),
+        default=os.environ.get("DYNAMODB_LOCAL_STORAGE") or "disk",
+        help="DynamoDB Local's tables in a file (as `make local`) or in memory",
+    )
     parser.add_argument("--steps", default="clicks,ingest,settlement,confirm,report")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args()
@@ -192,6 +200,7 @@ def main() -> int:
     wanted = args.steps.split(",")
     workers = ["--workers", str(args.workers)] if args.workers > 1 else []
     ingest = ["--partner", "csv", "--as", "admitad", "--no-progress", *workers]
+    os.environ["DYNAMODB_LOCAL_STORAGE"] = args.dynamodb_storage
     emulator = EMULATORS[args.emulator]()
     started = time.monotonic()
     emulator.start()
@@ -223,7 +232,8 @@ def main() -> int:
         steps: list[Step] = []
         skipped: list[str] = []
         print(
-            f"# {args.orders:,} orders on {args.emulator} (processes {emulator.pids}), workers {args.workers}; "
+            f"# {args.orders:,} orders on {args.emulator} (processes {emulator.pids}, DynamoDB Local's tables on "
+            f"{args.dynamodb_storage}), workers {args.workers}; "
             f"emulator started in {startup:.1f} s, stack provisioned in {provisioned.seconds:.1f} s",
             flush=True,
         )
@@ -266,6 +276,7 @@ def main() -> int:
                         "orders": args.orders,
                         "emulator": args.emulator,
                         "workers": args.workers,
+                        "dynamodb_storage": args.dynamodb_storage,
                         "startup_seconds": round(startup, 1),
                         "steps": [
                             {

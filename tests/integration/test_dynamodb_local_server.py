@@ -4,6 +4,7 @@ ends; beside moto, boto3's per-service endpoint sends DynamoDB to it and every o
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import boto3
 import pytest
@@ -37,6 +38,30 @@ def test_dynamodb_local_starts_answers_and_stops(monkeypatch: pytest.MonkeyPatch
     assert server.pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_on_disk_the_tables_live_in_a_file_removed_when_the_server_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    with dynamodb_local.DynamoDBLocalServer(storage="disk") as server:
+        for name, value in {**LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL_DYNAMODB": server.url}.items():
+            monkeypatch.setenv(name, value)
+        dynamodb = boto3.client("dynamodb")
+        dynamodb.create_table(
+            TableName="on-disk",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        )
+        dynamodb.put_item(TableName="on-disk", Item={"pk": {"S": "a"}})
+        assert dynamodb.get_item(TableName="on-disk", Key={"pk": {"S": "a"}}, ConsistentRead=True)["Item"]
+        assert server._folder is not None
+        folder = Path(server._folder.name)
+        assert [path.suffix for path in folder.iterdir()] == [".db"]
+    assert not folder.exists()
+
+
+def test_an_unknown_storage_is_refused() -> None:
+    with pytest.raises(ValueError, match="expected one of memory, disk"):
+        dynamodb_local.DynamoDBLocalServer(storage="tape")
 
 
 def test_beside_moto_only_dynamodb_goes_to_dynamodb_local(monkeypatch: pytest.MonkeyPatch) -> None:
