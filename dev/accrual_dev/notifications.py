@@ -27,6 +27,9 @@ from accrual.settings import Settings
 # visible again when the tail ends. Received five times, SQS moves it to the notifications dead-letter queue.
 HIDDEN_WHILE_FOLLOWING_SECONDS = 12 * 3600
 HIDDEN_WHILE_READING_SECONDS = 60
+# the local sweep publishes this many batches at a time: the CLI prepares the next requests while DynamoDB Local and
+# moto answer the last ones, on the other core
+SWEEP_THREADS = 4
 # the local moto server answers one request at a time: a long poll would hold every other client, so --follow
 # polls briefly and sleeps between
 FOLLOW_POLL_SECONDS = 1.0
@@ -43,7 +46,7 @@ def publish_written(settings: Settings, now: datetime) -> dict[str, int] | None:
 
     # a record is stamped with the command's --now, which may be later than the clock (a confirmation run ahead)
     until = max(now, datetime.now(UTC))
-    return {"published": 0, **composition(settings).relay.publish_unpublished(now=until)}
+    return {"published": 0, **composition(settings).relay.publish_unpublished(now=until, threads=SWEEP_THREADS)}
 
 
 @dataclass(frozen=True)

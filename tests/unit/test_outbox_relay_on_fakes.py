@@ -1,6 +1,7 @@
 """The outbox relay on fakes of the ledger store and the topic: every notification the ledger wrote is published once
-and marked, ten to a call, a rerun publishes nothing, one the topic refused stays for the next sweep, fresh events
-are left to the stream relay for the grace period, and an event another invocation is publishing is left alone."""
+and marked, ten to a call (several calls at a time if asked), a rerun publishes nothing, one the topic refused stays
+for the next sweep, fresh events are left to the stream relay for the grace period, and an event another invocation
+is publishing is left alone."""
 
 from __future__ import annotations
 
@@ -42,6 +43,16 @@ def test_the_sweep_publishes_ten_to_a_call_and_leaves_a_refused_one_for_the_next
     world.publisher.publish_batch = stock  # type: ignore[method-assign]
     assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=10)) == {"published": 1}
     assert world.store.outbox[left].message_id
+
+
+def test_a_sweep_on_several_threads_publishes_each_notification_once():
+    world = FakeWorld()
+    world.ledger().reconcile([line(f"O{number}") for number in range(57)], now=T0)
+    assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=5), threads=4) == {"published": 57}
+    event_ids = [event_id for event_id, _, _ in world.publisher.published]
+    assert len(event_ids) == len(set(event_ids)) == 57
+    assert all(world.store.outbox[event_id].message_id for event_id in event_ids)
+    assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=10), threads=4) == {}
 
 
 def test_fresh_events_are_left_to_the_stream_relay_for_the_grace_period():

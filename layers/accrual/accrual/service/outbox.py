@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from itertools import batched
 from typing import Any
 
-from accrual.ports import LedgerStore, NotificationPublisher, utc_text
+from accrual.ports import LedgerStore, NotificationPublisher, OutboxMessage, utc_text
 from accrual.ports.notify import PUBLISH_BATCH
 
 
@@ -41,21 +43,44 @@ class OutboxRelay:
         return "published"
 
     def publish_unpublished(
-        self, *, now: datetime, grace: timedelta = timedelta(0), page_size: int = 100
+        self, *, now: datetime, grace: timedelta = timedelta(0), page_size: int = 100, threads: int = 1
     ) -> dict[str, int]:
-        """Sweep the sparse `unpublished` index, oldest first per shard, leaving events younger than `grace`."""
+        """Sweep the sparse `unpublished` index, oldest first per shard, leaving events younger than `grace`. With
+        `threads` > 1, that many batches are published and marked at a time while the index is read on."""
         counts: Counter[str] = Counter()
-        for batch in batched(self.store.unpublished(utc_text(now - grace), page_size), PUBLISH_BATCH):
-            events = [
-                {"event_id": message.event_id, "body": message.body, "attributes": json.loads(message.attributes)}
-                for message in batch
-            ]
-            published = self.publisher.publish_batch(events)
-            for event in events:
-                message_id = published.get(event["event_id"])
-                if message_id is None:
-                    counts["failed"] += 1
-                    continue
-                self.store.mark_published(event["event_id"], now.isoformat(), message_id)
-                counts["published"] += 1
+        batches = batched(self.store.unpublished(utc_text(now - grace), page_size), PUBLISH_BATCH)
+        if threads == 1:
+            for batch in batches:
+                counts.update(self._publish_batch(batch, now))
+            return dict(counts)
+        with ThreadPoolExecutor(threads, thread_name_prefix="outbox-sweep") as pool:
+            running: set[Future[Counter[str]]] = set()
+            for batch in batches:
+                if len(running) >= 2 * threads:  # read no further ahead than the publishers can use
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    _add(counts, done)
+                running.add(pool.submit(self._publish_batch, batch, now))
+            _add(counts, running)
         return dict(counts)
+
+    def _publish_batch(self, batch: Iterable[OutboxMessage], now: datetime) -> Counter[str]:
+        """Publish a batch in one call, then mark each event the topic accepted."""
+        events = [
+            {"event_id": message.event_id, "body": message.body, "attributes": json.loads(message.attributes)}
+            for message in batch
+        ]
+        published = self.publisher.publish_batch(events)
+        counts: Counter[str] = Counter()
+        for event in events:
+            message_id = published.get(event["event_id"])
+            if message_id is None:
+                counts["failed"] += 1
+                continue
+            self.store.mark_published(event["event_id"], now.isoformat(), message_id)
+            counts["published"] += 1
+        return counts
+
+
+def _add(counts: Counter[str], finished: Iterable[Future[Counter[str]]]) -> None:
+    for future in finished:
+        counts.update(future.result())
