@@ -24,18 +24,46 @@ from accrual.adapters.ledger_words import WORDS_1
 from accrual.domain.models import OrderLine
 from accrual.ports.ledger import ORDER_FIELDS, LoadedOrder, OrderItem, OrderTooLarge, StoredLine
 
-FORMS = {1: WORDS_1}  # the first byte of a packed text: the dictionary it was compressed with
+# The line fields a packed line leaves out when they hold these values, as JSON: frozen with the form (not read from
+# the model), so that a default changed in the model later cannot change what a stored line held.
+LINE_DEFAULTS_1: dict[str, Any] = {
+    **dict.fromkeys(
+        (
+            "partner_order_id",
+            "sub_id",
+            "status_detail",
+            "paid_at",
+            "settled_at",
+            "tax",
+            "usd_rate",
+            "category_id",
+            "product_id",
+            "shop_id",
+            "promo_section",
+            "promo_code",
+            "promo_code_kind",
+            "buyer_account",
+            "added_to_cart_at",
+            "ship_to_country",
+        )
+    ),
+    "shipping": "0",
+    "currency": "USD",
+    "commission": "0",
+    "is_affiliate": True,
+    "is_hot": False,
+    "new_user_coupon": False,
+    "dispute": False,
+    "price_adjusted": False,
+}
+# the first byte of a packed text: the form, that is the dictionary it was compressed with and the line defaults
+FORMS = {1: (WORDS_1, LINE_DEFAULTS_1)}
 FORM = 1  # the form new items are written in
 MAX_PACKED_BYTES = 350 * 1024  # DynamoDB's item limit is 400 KB
 # Kept plain on the order item: keys, the indexes' keys and what the batched reads project (besides pk, sk, version).
 PLAIN_FIELDS = ("user_id", "sub_id", "ordered_at", "partner_order_id", "due_at")
 _DECIMALS = frozenset({"fx_rate", "pending_usd", "confirmed_usd", "pending", "confirmed"})
 _PACKED_FIELDS = tuple(name for name in ORDER_FIELDS if name not in {*PLAIN_FIELDS, "partner", "order_id", "version"})
-_LINE_DEFAULTS = {
-    name: json.loads(json.dumps(field.default, default=str))
-    for name, field in OrderLine.model_fields.items()
-    if not field.is_required()
-}
 
 
 @dataclass(frozen=True)
@@ -70,7 +98,7 @@ def compact_line(key: str, line: OrderLine, moved_to: str | None) -> dict[str, A
     compact = {
         name: value
         for name, value in values.items()
-        if name != "partner" and not (name in _LINE_DEFAULTS and value == _LINE_DEFAULTS[name])
+        if name != "partner" and not (name in LINE_DEFAULTS_1 and value == LINE_DEFAULTS_1[name])
     }
     if compact.get("order_id") == order_id:
         del compact["order_id"]
@@ -79,9 +107,9 @@ def compact_line(key: str, line: OrderLine, moved_to: str | None) -> dict[str, A
     return compact
 
 
-def line_of(key: str, compact: Mapping[str, Any]) -> PackedLine:
+def line_of(key: str, compact: Mapping[str, Any], defaults: Mapping[str, Any] = LINE_DEFAULTS_1) -> PackedLine:
     partner, order_id = _partner_and_number(key)
-    values = {"partner": partner, "order_id": order_id, **compact}
+    values = {**defaults, "partner": partner, "order_id": order_id, **compact}
     moved_to = values.pop("moved_to", None)
     line = OrderLine.model_validate(values)
     return PackedLine(line.line_id, StoredLine(line.model_dump_json(), moved_to), dict(compact))
@@ -107,7 +135,7 @@ def pack_order(order: OrderItem, decision: str | None, lines: Sequence[PackedLin
             ),
         )
     )
-    packer = zlib.compressobj(9, zdict=FORMS[FORM])
+    packer = zlib.compressobj(9, zdict=FORMS[FORM][0])
     packed = bytes([FORM]) + packer.compress(text.encode()) + packer.flush()
     if len(packed) > MAX_PACKED_BYTES:
         raise OrderTooLarge(f"order {order.key}: its lines and decision are {len(packed)} bytes even compressed")
@@ -130,7 +158,8 @@ def unpack_order(
     key: str, plain: Mapping[str, Any], packed: bytes, *, with_lines: bool = True
 ) -> tuple[OrderItem, str | None, list[PackedLine]]:
     """The order, its decision and its lines from a packed item (`plain`: the plain attributes, deserialised)."""
-    unpacker = zlib.decompressobj(zdict=FORMS[packed[0]])
+    words, defaults = FORMS[packed[0]]
+    unpacker = zlib.decompressobj(zdict=words)
     text = (unpacker.decompress(packed[1:]) + unpacker.flush()).decode()
     fields_text, decision, lines_text = text.split("\n", 2)
     fields = json.loads(fields_text)
@@ -143,7 +172,7 @@ def unpack_order(
         setattr(order, name, value)
     if order.ordered_at is None:
         order.ordered_at = ""
-    lines = [line_of(key, compact) for compact in json.loads(lines_text)] if with_lines else []
+    lines = [line_of(key, compact, defaults) for compact in json.loads(lines_text)] if with_lines else []
     return order, decision or None, lines
 
 
