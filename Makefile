@@ -170,7 +170,8 @@ bench: venv ministack dynamodb-local
 
 # A day of a cashback service through the CLI on the local stack `make local` runs (DynamoDB Local beside moto):
 # clicks, the day's report, its settlement, confirmation and the month's report, each step's time and the peak memory
-# of the CLI and of the emulators. make bench-day DAY_ARGS="--orders 10000 --workers 16" (default 100,000 orders).
+# of the CLI and of the emulators. make bench-day DAY_ARGS="--orders 10000 --workers 16" (default 100,000 orders,
+# serial, DynamoDB Local's tables on disk as make local keeps them).
 bench-day: venv dynamodb-local
 	$(BIN)/python bench/day.py $(DAY_ARGS)
 
