@@ -21,6 +21,8 @@ from accrual.ports.notify import PUBLISH_BATCH
 from accrual.settings import BOTO_CONFIG, Settings
 
 IDEMPOTENCY_DAYS = 7
+# SNS refuses a PublishBatch whose messages and attributes add up to more than 256 KiB
+BATCH_PAYLOAD_BYTES = 256 * 1024
 
 
 class SnsPublisher:
@@ -46,16 +48,19 @@ class SnsPublisher:
     def publish_batch(self, events: Sequence[dict[str, Any]]) -> dict[str, str]:
         if len(events) > PUBLISH_BATCH:
             raise ValueError(f"{len(events)} notifications: a batch holds at most {PUBLISH_BATCH}")
-        if not events:
-            return {}
-        response = self._sns.publish_batch(
-            TopicArn=self.topic_arn,
-            PublishBatchRequestEntries=[
-                {"Id": str(number), "Message": event["body"], "MessageAttributes": _message_attributes(event)}
-                for number, event in enumerate(events)
-            ],
-        )
-        return {events[int(entry["Id"])]["event_id"]: entry["MessageId"] for entry in response.get("Successful", [])}
+        published: dict[str, str] = {}
+        for call in payload_calls(events):
+            response = self._sns.publish_batch(
+                TopicArn=self.topic_arn,
+                PublishBatchRequestEntries=[
+                    {"Id": str(number), "Message": event["body"], "MessageAttributes": _message_attributes(event)}
+                    for number, event in enumerate(call)
+                ],
+            )
+            published.update(
+                (call[int(entry["Id"])]["event_id"], entry["MessageId"]) for entry in response.get("Successful", [])
+            )
+        return published
 
     def publish(
         self, event_id: str, body: str, attributes: dict[str, str], *, lambda_context: Any = None
@@ -73,3 +78,26 @@ class SnsPublisher:
 def _message_attributes(event: dict[str, Any]) -> dict[str, dict[str, str]]:
     """The notification's attributes (for subscribers' filter policies), the empty ones left out."""
     return {name: {"DataType": "String", "StringValue": value} for name, value in event["attributes"].items() if value}
+
+
+def payload_size(event: dict[str, Any]) -> int:
+    """What SNS counts of a message towards a batch's payload: its body and its attributes' names, types and values."""
+    attributes = _message_attributes(event)
+    return len(event["body"].encode()) + sum(
+        len(name.encode()) + len(value["DataType"]) + len(value["StringValue"].encode())
+        for name, value in attributes.items()
+    )
+
+
+def payload_calls(events: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The batch split, in order, into as few calls as SNS's payload limit allows (a message alone is one call)."""
+    calls: list[list[dict[str, Any]]] = []
+    size = 0
+    for event in events:
+        event_size = payload_size(event)
+        if not calls or size + event_size > BATCH_PAYLOAD_BYTES:
+            calls.append([])
+            size = 0
+        calls[-1].append(event)
+        size += event_size
+    return calls
