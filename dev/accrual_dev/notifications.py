@@ -3,7 +3,8 @@
 Publishing: deployed, the outbox relay (a Lambda on the outbox table's stream) publishes every notification the
 ledger writes. A local emulator runs no stream, so every command that writes the outbox (`ingest`, `confirm`, `claim`,
 `review`, `redecide`) then publishes what is unpublished through the same relay code, which marks each record
-published: a rerun publishes nothing twice. Against AWS the command leaves it to the relay.
+published: a rerun publishes nothing twice. `ingest` and `confirm` (in this process) also publish while they write,
+as the stream relay does (`PublishingWhileWriting`). Against AWS the command leaves it to the relay.
 
 Reading: `accrual notifications tail` reads the stack's subscriber queue (`LocalNotificationsQueue`, subscribed to
 every notification), as a subscriber would: a message shown is taken off the queue, so the next tail shows what
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,9 +33,16 @@ HIDDEN_WHILE_READING_SECONDS = 60
 # the local sweep publishes this many batches at a time: the CLI prepares the next requests while DynamoDB Local and
 # moto answer the last ones, on the other core
 SWEEP_THREADS = 4
+# while a command writes, the local sweep looks for what it wrote this often
+SWEEP_AGAIN_SECONDS = 1.0
 # the local moto server answers one request at a time: a long poll would hold every other client, so --follow
 # polls briefly and sleeps between
 FOLLOW_POLL_SECONDS = 1.0
+
+
+def publishes_locally(settings: Settings) -> bool:
+    """Whether commands publish what they write themselves: on a local stack, unless ACCRUAL_LOCAL_RELAY=off."""
+    return bool(settings.endpoint_url) and os.environ.get("ACCRUAL_LOCAL_RELAY") != "off"
 
 
 def publish_written(settings: Settings, now: datetime) -> dict[str, int] | None:
@@ -40,13 +50,66 @@ def publish_written(settings: Settings, now: datetime) -> dict[str, int] | None:
     the stream relay does it). Returns the relay's counts (`{"published": n}`), or None when left to the relay.
     `ACCRUAL_LOCAL_RELAY=off` leaves them to a relay locally too (the steps bench counts the ledger's calls apart
     from the relay's, which it prices per notification)."""
-    if not settings.endpoint_url or os.environ.get("ACCRUAL_LOCAL_RELAY") == "off":
+    if not publishes_locally(settings):
         return None
     from accrual.composition import composition
 
     # a record is stamped with the command's --now, which may be later than the clock (a confirmation run ahead)
     until = max(now, datetime.now(UTC))
     return {"published": 0, **composition(settings).relay.publish_unpublished(now=until, threads=SWEEP_THREADS)}
+
+
+class PublishingWhileWriting:
+    """On a local stack, what a long command writes to the outbox published while it writes, as the deployed stream
+    relay publishes while the ledger writes: a background thread sweeps again and again until `done()`, which stops it
+    and sweeps what is left (one sweep at a time, so nothing is published twice). Against AWS, nothing is started and
+    `done()` is `publish_written`'s None.
+
+        publishing = PublishingWhileWriting(settings, at)
+        with publishing:
+            ...  # the command's writes
+            notified = publishing.done()
+    """
+
+    def __init__(self, settings: Settings, now: datetime) -> None:
+        self.settings, self.now = settings, now
+        self.counts: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> PublishingWhileWriting:
+        if publishes_locally(self.settings):
+            self._thread = threading.Thread(target=self._sweep_until_stopped, name="outbox-publishing", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop_sweeping()
+
+    def done(self) -> dict[str, int] | None:
+        """Stop the background sweep, sweep what is left, and return everything published (None: left to a relay)."""
+        self._stop_sweeping()
+        if self._failure is not None:
+            raise self._failure
+        last = publish_written(self.settings, self.now)
+        if last is None:
+            return None
+        self.counts.update(last)
+        return {"published": 0, **self.counts}
+
+    def _sweep_until_stopped(self) -> None:
+        try:
+            while not self._stop.wait(SWEEP_AGAIN_SECONDS):
+                self.counts.update(publish_written(self.settings, self.now) or {})
+        except Exception as error:  # raised by done(), in the command's thread
+            self._failure = error
+
+    def _stop_sweeping(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
 
 @dataclass(frozen=True)

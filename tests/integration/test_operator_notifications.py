@@ -1,13 +1,15 @@
 """What a subscriber receives, seen locally: a command that wrote the outbox publishes it once (as the deployed relay
-would), and the subscriber queue shows one message per change, selected by type and shopper; what a selection leaves
+would; a long one while it writes), and the subscriber queue shows one message per change, selected by type and shopper; what a selection leaves
 out stays on the queue for the next look."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from accrual.composition import composition
-from accrual_dev.notifications import QueueTail, Selection, publish_written, tail
+from accrual_dev import notifications
+from accrual_dev.notifications import PublishingWhileWriting, QueueTail, Selection, publish_written, tail
 from support.ledger import T0, line, load_reference_data
 
 
@@ -43,6 +45,27 @@ def test_each_change_is_published_once_and_read_once_by_type_and_shopper(stack):
     # what the selections left out is still there, once; then the queue is empty
     assert shown(stack) == [("cashback.pending", "alice", "A-1")]
     assert shown(stack) == []
+
+
+def test_a_long_command_publishes_while_it_writes_and_each_change_once(stack, monkeypatch):
+    load_reference_data(stack, {"alice": "EUR", "bob": "USD"})
+    monkeypatch.setattr(notifications, "SWEEP_AGAIN_SECONDS", 0.05)
+    ledger = composition(stack).ledger()
+    at = T0 + timedelta(minutes=1)
+    publishing = PublishingWhileWriting(stack, at)
+    with publishing:
+        ledger.reconcile([line("A-1"), line("B-1", user="bob")], now=at)
+        deadline = time.monotonic() + 30
+        while publishing.counts["published"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert publishing.counts["published"] == 2  # published by the background sweep, before the command ends
+        ledger.reconcile([line("B-2", user="bob", shop_id="plaza")], now=at)
+        assert publishing.done() == {"published": 3}
+    assert sorted(shown(stack)) == [
+        ("cashback.declined", "bob", "B-2"),
+        ("cashback.pending", "alice", "A-1"),
+        ("cashback.pending", "bob", "B-1"),
+    ]
 
 
 def test_the_outbox_shows_every_notification_without_taking_any(stack):

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None:
         return run_workers(args)
     from accrual.composition import composition
-    from accrual_dev.notifications import publish_written
+    from accrual_dev.notifications import PublishingWhileWriting
     from accrual_dev.progress import Progress, count, in_steps, interrupted
 
     stack, at = settings(), now(args)
@@ -48,23 +48,26 @@ def run(args: argparse.Namespace) -> int:
     ledger = root.ledger()
     shown = Progress("confirm", enabled=args.progress).enabled
     total = count(ledger.due_orders(now=at)) if shown else None
-    with Progress("confirm", total=total, enabled=shown) as progress:
-        confirmed, stopped = in_steps(
-            ledger.due_orders(now=at),
-            lambda keys: ledger.confirm_orders(keys, now=at),
-            progress,
-            size=CONFIRM_STEP,
-        )
-    counts = dict(confirmed)
-    if stopped:
-        return interrupted(
-            "confirm",
-            {**counts, "notified": publish_written(stack, at)},
-            "confirming again goes on: what was confirmed is no longer due",
-        )
-    for name, value in root.claims.sweep(now=at).items():  # the claims step after the ledger's
-        counts[name] = counts.get(name, 0) + value
-    print_json({**counts, "notified": publish_written(stack, at)})
+    publishing = PublishingWhileWriting(stack, at)  # on a local stack, published as it is written
+    with publishing:
+        with Progress("confirm", total=total, enabled=shown) as progress:
+            confirmed, stopped = in_steps(
+                ledger.due_orders(now=at),
+                lambda keys: ledger.confirm_orders(keys, now=at),
+                progress,
+                size=CONFIRM_STEP,
+            )
+        counts = dict(confirmed)
+        if stopped:
+            return interrupted(
+                "confirm",
+                {**counts, "notified": publishing.done()},
+                "confirming again goes on: what was confirmed is no longer due",
+            )
+        for name, value in root.claims.sweep(now=at).items():  # the claims step after the ledger's
+            counts[name] = counts.get(name, 0) + value
+        notified = publishing.done()
+    print_json({**counts, "notified": notified})
     return exit_code(counts)
 
 

@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     from accrual.composition import composition
     from accrual.partners import ReportFormatError
     from accrual.service.ingest_stream import ingest_file_streamed
-    from accrual_dev.notifications import publish_written
+    from accrual_dev.notifications import PublishingWhileWriting
     from accrual_dev.progress import ProgressSink
 
     path = checked_report_file(args)
@@ -160,32 +160,37 @@ def run(args: argparse.Namespace) -> int:
     size = path.stat().st_size if streamed else None  # the bar's total: the whole file, not what was read so far
     ledger = root.concurrent_ledger(args.threads)
     sink = ProgressSink(ledger, at, claims=root.claims, enabled=args.progress, label=path.name, total_bytes=size)
-    try:
-        if streamed:
-            report = ingest_file_streamed(path, args.partner, partner=partner, ingest=root.ingest, sink=sink, now=at)
-        else:
-            data = read_bytes(path)
-            # the same file ingested twice is archived under the same key (and, through the idempotent ledger,
-            # changes nothing)
-            digest = hashlib.sha256(data).hexdigest()[:16]
-            day = at.replace(hour=0, minute=0, second=0, microsecond=0)
-            source = root.archive.put_raw(partner, day, f"{path.stem}-{digest}", data)
-            report = root.ingest.page(
-                data, args.partner, partner=partner, source=source, sink=sink, now=at, run_id=uuid.uuid4().hex
+    publishing = PublishingWhileWriting(root.settings, at)  # on a local stack, published as it is written
+    with publishing:
+        try:
+            if streamed:
+                report = ingest_file_streamed(
+                    path, args.partner, partner=partner, ingest=root.ingest, sink=sink, now=at
+                )
+            else:
+                data = read_bytes(path)
+                # the same file ingested twice is archived under the same key (and, through the idempotent ledger,
+                # changes nothing)
+                digest = hashlib.sha256(data).hexdigest()[:16]
+                day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+                source = root.archive.put_raw(partner, day, f"{path.stem}-{digest}", data)
+                report = root.ingest.page(
+                    data, args.partner, partner=partner, source=source, sink=sink, now=at, run_id=uuid.uuid4().hex
+                )
+        except ReportFormatError as error:
+            raise OperatorError(f"{args.file}: {error}") from None
+        except KeyboardInterrupt:
+            return interrupted(
+                sink,
+                "ingest",
+                "ingesting the file again finishes it: the ledger skips what is done",
+                file=str(args.file),
+                partner=partner,
             )
-    except ReportFormatError as error:
-        raise OperatorError(f"{args.file}: {error}") from None
-    except KeyboardInterrupt:
-        return interrupted(
-            sink,
-            "ingest",
-            "ingesting the file again finishes it: the ledger skips what is done",
-            file=str(args.file),
-            partner=partner,
-        )
-    finally:
-        sink.close()
-    print_json({"file": str(args.file), **report.as_dict(), "notified": publish_written(root.settings, at)})
+        finally:
+            sink.close()
+        notified = publishing.done()
+    print_json({"file": str(args.file), **report.as_dict(), "notified": notified})
     return max(exit_code(report.reconciled.as_dict()), 1 if mostly_quarantined(report.as_dict(), args) else 0)
 
 
