@@ -57,20 +57,7 @@ def load_reference_data(settings: Settings, users: dict[str, str] | None = None,
     config = AccrualConfig.model_validate({**CONFIG, **config_changes})
     reference_data.save_config(config, now=T0)
     users = users if users is not None else {"alice": "EUR"}
-    reference_data.save_clicks(
-        (
-            Click(
-                sub_id=f"c-{user}",
-                user_id=user,
-                clicked_at=T0 - timedelta(hours=1),
-                partner="aliexpress",
-                account_currency=currency,
-                country="DE",
-            )
-            for user, currency in users.items()
-        ),
-        now=T0,
-    )
+    reference_data.save_clicks(clicks(users), now=T0)
     return config
 
 
@@ -209,3 +196,18 @@ def wipe_ledger(settings: Settings) -> None:
                 dynamodb.batch_write_item(
                     RequestItems={table: [{"DeleteRequest": {"Key": item}} for item in items[start : start + 25]]}
                 )
+
+
+def clicks(users: dict[str, str]) -> list[Click]:
+    """One click per user an hour before T0 (sub_id `c-<user>`), in the account currency given."""
+    return [
+        Click(
+            sub_id=f"c-{user}",
+            user_id=user,
+            clicked_at=T0 - timedelta(hours=1),
+            partner="aliexpress",
+            account_currency=currency,
+            country="DE",
+        )
+        for user, currency in users.items()
+    ]

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from accrual.domain.models import AccrualConfig, Click
+from accrual.domain.models import AccrualConfig
 from accrual.ports import LedgerStore
 from accrual.service.ledger import Ledger
 from support.fakes.ledger_store import InMemoryLedgerStore
-from support.ledger import CONFIG, T0
+from support.ledger import CONFIG, clicks
 
 FAR_FUTURE = "9999-12-31T23:59:59.999999Z"
-
-
-def clicks(users: dict[str, str]) -> list[Click]:
-    return [
-        Click(
-            sub_id=f"c-{user}",
-            user_id=user,
-            clicked_at=T0 - timedelta(hours=1),
-            partner="aliexpress",
-            account_currency=currency,
-            country="DE",
-        )
-        for user, currency in users.items()
-    ]
 
 
 def config(**changes: Any) -> AccrualConfig:
