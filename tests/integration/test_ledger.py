@@ -13,6 +13,7 @@ import pytest
 from accrual.adapters.ledger_store import DynamoLedgerStore
 from accrual.adapters.ledger_tables import JournalEntryRecord, OutboxRecord, RefusedRecord
 from accrual.composition import composition
+from accrual.ports.ledger import utc_text
 from support.ledger import T0, balance_of, line, load_reference_data, snapshot
 from support.readers import audit, balance, explain
 
@@ -293,3 +294,21 @@ def test_an_unpublished_notification_never_expires_and_a_published_one_does(stac
     assert record.published_at is not None
     # 30 days of storage from when it was published, by the clock (not the run's backdated "now")
     assert started + 30 * 86400 <= record.expires_at <= int(time.time()) + 30 * 86400
+
+
+def test_the_sweep_reads_every_unpublished_event_once_oldest_first_per_shard_and_skips_the_published_and_the_gone(
+    stack, ledger
+):
+    """More events than one batched re-read takes (a hundred): each still unpublished comes once, in its shard's
+    order of creation; one published meanwhile and one gone are left out."""
+    ledger.reconcile([line(f"SW-{n}", at=T0 + timedelta(seconds=n)) for n in range(130)], now=T0)
+    records = sorted(OutboxRecord.scan(), key=lambda record: (int(record.unpublished_shard), record.created_at))
+    published, gone = records[3], records[-2]
+    store = composition(stack).ledger_store
+    store.mark_published(published.event_id, utc_text(T0), "m-1")
+    gone.delete()
+
+    swept = list(store.unpublished(utc_text(T0 + timedelta(days=1)), page_size=40))
+
+    expected = [record for record in records if record.event_id not in (published.event_id, gone.event_id)]
+    assert [message.event_id for message in swept] == [record.event_id for record in expected]
