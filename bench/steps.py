@@ -24,7 +24,7 @@ transaction per changed order holding the order (2 WRU: transactional writes cos
 the balance when money moves (2 WRU each), plus one outbox item per notification (2 WRU); confirmation adds the due
 index Query (keys only: well under 0.01 call per order).
 
-    .venv/bin/python bench/steps.py [--orders 200] [--emulator ministack|moto] [--code DIR --section steps_before]
+    .venv/bin/python bench/steps.py [--orders 200] [--emulator ministack|dynamodb-local|moto] [--code DIR --section steps_before]
 """
 
 from __future__ import annotations
@@ -59,6 +59,10 @@ def emulator_server(name: str):
         from accrual_dev.local.ministack import MinistackServer
 
         return MinistackServer()
+    if name == "dynamodb-local":  # AWS's own DynamoDB Local for DynamoDB, moto for the rest
+        from accrual_dev.local.dynamodb_local import DynamoDBLocalStack
+
+        return DynamoDBLocalStack()
     from _common import _fast_server
 
     return _fast_server()  # moto without its per-item table copy (bench/_fast_moto.py): same counts, bearable time
@@ -398,7 +402,7 @@ def run(n: int, emulator: str) -> dict:
         os.environ.update(
             {
                 **LOCAL_ENVIRONMENT,
-                "AWS_ENDPOINT_URL": server.url,
+                **getattr(server, "endpoints", {"AWS_ENDPOINT_URL": server.url}),
                 "ACCRUAL_STACK": stack,
                 "POWERTOOLS_LOG_LEVEL": "ERROR",
                 "LOG_LEVEL": "ERROR",
@@ -521,7 +525,7 @@ def report(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=200)
-    parser.add_argument("--emulator", choices=("ministack", "moto"), default="ministack")
+    parser.add_argument("--emulator", choices=("ministack", "dynamodb-local", "moto"), default="ministack")
     parser.add_argument("--code", help="run the CLI of this checkout of the project (its figures go to --section)")
     parser.add_argument("--section", default="steps", help="the results.json section (default steps)")
     args = parser.parse_args()
