@@ -312,3 +312,31 @@ def test_the_sweep_reads_every_unpublished_event_once_oldest_first_per_shard_and
 
     expected = [record for record in records if record.event_id not in (published.event_id, gone.event_id)]
     assert [message.event_id for message in swept] == [record.event_id for record in expected]
+
+
+def test_whole_table_reads_go_segment_by_segment_and_see_every_item_once(stack, ledger, monkeypatch):
+    # the scans (audit, books, claims, quarantine) read a table in segments: every order, journal entry and balance
+    # is seen exactly once whatever segment it hashes to, and each segment is asked for
+    from accrual.adapters import pynamo
+
+    ledger.reconcile([line(f"S{n}", user="alice" if n % 2 else "bob") for n in range(40)], now=T0)
+    store = DynamoLedgerStore(stack)
+    expected_orders = sorted(store.orders_between(None, None))
+    asked: list[tuple[int, int]] = []
+    scan = pynamo.Model.scan.__func__
+
+    def counted_scan(model, *args, **kwargs):
+        asked.append((kwargs.get("segment"), kwargs.get("total_segments")))
+        return scan(model, *args, **kwargs)
+
+    monkeypatch.setattr(pynamo.Model, "scan", classmethod(counted_scan))
+    assert len(expected_orders) == 40
+    assert sorted(store.orders_placed(utc_text(T0 - timedelta(days=400)), utc_text(T0 + timedelta(days=1)))) == (
+        expected_orders
+    )
+    entries = [(entry.key, entry.sequence, entry.transition) for entry in store.scan_journal()]
+    assert len(entries) == len(set(entries)) == 40
+    assert sorted(balance.user_id for balance in store.scan_balances()) == ["alice", "bob"]
+    assert sorted(order.key for order in store.scan_orders()) == expected_orders
+    assert {segment for segment, _ in asked} == set(range(pynamo.SCAN_SEGMENTS))
+    assert {total for _, total in asked} == {pynamo.SCAN_SEGMENTS}

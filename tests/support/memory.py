@@ -31,12 +31,15 @@ def store_snapshot(store: LedgerStore) -> dict[str, Any]:
     orders = {}
     for order in store.scan_orders():
         loaded = store.load_order(order.key)
+        together, journal_together = store.order_with_journal(order.key)  # the books' one read: the same answers
         fields = {name: value for name, value in vars(order).items() if name != "updated_at"}
         orders[order.key] = (
             fields,
             loaded.decision,
             sorted((line.body, line.moved_to) for line in loaded.lines),
             [(refusal.ref, refusal.reason, refusal.state) for refusal in store.refusals(order.key)],
+            together == loaded,
+            [entry.entry_id for entry in journal_together] == [entry.entry_id for entry in store.journal(order.key)],
         )
     journal = sorted((entry.entry_id, entry.digest, entry.user_id, entry.delta) for entry in store.scan_journal())
     balances = {balance.user_id: (balance.account_currency, balance.holding) for balance in store.scan_balances()}

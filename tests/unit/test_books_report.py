@@ -142,7 +142,7 @@ class _ReversedScan:
     def __getattr__(self, name):
         return getattr(self._store, name)
 
-    def orders_placed(self, since, until, page_size=500):
+    def orders_placed(self, since, until):
         yield from self._keys
 
 

@@ -3,8 +3,8 @@ and state, the partners' commission and the margin, the orders paid above their 
 and by shop, quarantined lines, claims, and the confirmation lag.
 
 An order belongs to the month of its `ordered_at` (UTC). The orders are streamed from the store's `orders_placed`
-(a paged scan of the order items, keys only) and read a batch at a time (`load_order`, `journal`, on a few
-threads), so memory holds one batch of orders plus the running totals: counters by partner, state, code, shop and
+(a scan of the order items, keys only, segment by segment) and read a batch at a time (`order_with_journal`: one
+Query of each order's partition, on a few threads), so memory holds one batch of orders plus the running totals: counters by partner, state, code, shop and
 day, and the lags as a histogram of whole minutes. Every figure is a sum or a count, so the result does not depend on the order the scan returns; lists are
 sorted before they are printed.
 
@@ -224,13 +224,9 @@ def month_report(
         if partner is None or key.startswith(f"{partner}#")
     )
 
-    def read(key: str) -> tuple[LoadedOrder, list[JournalEntry]]:
-        loaded = store.load_order(key)
-        return loaded, store.journal(key) if loaded.order is not None else []
-
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         while batch := list(islice(keys, READ_BATCH * max(1, workers))):
-            for loaded, journal in pool.map(read, batch):
+            for loaded, journal in pool.map(store.order_with_journal, batch):
                 _add_order(books, loaded, journal)
     return _result(books, start, end, partner, quarantined, claims)
 

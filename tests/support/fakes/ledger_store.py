@@ -161,8 +161,11 @@ class InMemoryLedgerStore:
             if (since is None or order.ordered_at >= since) and (until is None or order.ordered_at < until)
         )
 
-    def orders_placed(self, since: str, until: str, page_size: int = 500) -> Iterator[str]:
+    def orders_placed(self, since: str, until: str) -> Iterator[str]:
         yield from self.orders_between(since, until)
+
+    def order_with_journal(self, key: str) -> tuple[LoadedOrder, list[JournalEntry]]:
+        return self.load_order(key), self.journal(key)
 
     def journal(self, key: str) -> list[JournalEntry]:
         return sorted(

@@ -27,7 +27,7 @@ from pynamodb.transactions import TransactWrite
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_store import outbox_record
 from accrual.adapters.ledger_tables import OutboxRecord, bind_ledger_tables
-from accrual.adapters.pynamo import bind_model
+from accrual.adapters.pynamo import bind_model, segmented_scan
 from accrual.domain.claims import Claim, ClaimRules, ClaimState
 from accrual.observability import logger
 from accrual.ports import OutboxMessage
@@ -187,7 +187,7 @@ def claims_of_user(user_id: str) -> Iterator[Claim]:
 
 
 def all_claims() -> Iterator[Claim]:
-    for record in ClaimRecord.scan():
+    for record in segmented_scan(ClaimRecord):
         yield claim_of(record)
 
 

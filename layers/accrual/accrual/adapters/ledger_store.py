@@ -60,10 +60,12 @@ from accrual.adapters.ledger_read_ahead import ReadAhead
 from accrual.adapters.ledger_tables import (
     CLAIM_PREFIX,
     CLAIM_SK,
+    DECISION_SK,
     LINE_PREFIX,
     ORDER_SK,
     OUTBOX_SHARDS,
     BalanceRecord,
+    DecisionRecord,
     JournalEntryRecord,
     LineRecord,
     OrderRecord,
@@ -71,7 +73,9 @@ from accrual.adapters.ledger_tables import (
     RefusedRecord,
     bind_ledger_tables,
     load_order_items,
+    order_part,
 )
+from accrual.adapters.pynamo import segmented_pages, segmented_scan
 from accrual.domain.models import AccrualConfig, Click, OrderLine
 from accrual.ports.ledger import (
     DUE_SHARDS,
@@ -131,16 +135,30 @@ class DynamoLedgerStore(ReadAhead):
         ahead = self._ahead.pop(key, None)
         if ahead is not None:
             return ahead
-        record, decision, items = load_order_items(key)
-        order: OrderItem | None
-        if record is not None and record.packed is not None:
-            order, text, lines = stored_order(record)  # the packed form: earlier items of the order are ignored
-        else:
-            order = _order_item(record) if record else None
-            text = decision.text if decision else None
-            lines = [stored_line(item.body, item.moved_to) for item in items]
+        order, text, lines = _order_of(*load_order_items(key))
         self._known[key] = (order.version if order else None, {line.line_id: line for line in lines}, text)
         return loaded(order, text, lines)
+
+    def order_with_journal(self, key: str) -> tuple[LoadedOrder, list[JournalEntry]]:
+        # one Query of the order's partition (the journal sorts beside the order), eventually consistent: the books
+        # read settled history; nothing is kept for a later write
+        record: OrderRecord | None = None
+        decision: DecisionRecord | None = None
+        items: list[LineRecord] = []
+        journal: list[JournalEntry] = []
+        pages = self.connection.client.get_paginator("query").paginate(
+            TableName=self.settings.orders_table,
+            KeyConditionExpression="pk = :key",
+            ExpressionAttributeValues={":key": {"S": key}},
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                sort_key = item["sk"]["S"]
+                if sort_key.startswith(ENTRY_PREFIX):
+                    journal.append(_entry_of(JournalEntryRecord.from_raw_data(item)))
+                elif sort_key == ORDER_SK or sort_key == DECISION_SK or sort_key.startswith(LINE_PREFIX):
+                    record, decision = order_part(item, record, decision, items)
+        return loaded(*_order_of(record, decision, items)), journal
 
     def apply(self, changes: Sequence[OrderChange]) -> None:
         """One transaction: each order item with its lines and decision packed in it, the journal entries, the
@@ -266,13 +284,13 @@ class DynamoLedgerStore(ReadAhead):
             condition &= OrderRecord.ordered_at >= since
         if until is not None:
             condition &= OrderRecord.ordered_at < until
-        return sorted(item.pk for item in OrderRecord.scan(condition, attributes_to_get=["pk"]))
+        return sorted(item.pk for item in segmented_scan(OrderRecord, condition, attributes_to_get=["pk"]))
 
-    def orders_placed(self, since: str, until: str, page_size: int = 500) -> Iterator[str]:
-        # a paged scan of the order items alone (filtered server-side, only the key read back): a month's report
-        # runs once a month, so it pays one read of the table rather than an index written on every order change
+    def orders_placed(self, since: str, until: str) -> Iterator[str]:
+        # a scan of the order items alone (filtered server-side, only the key read back): a month's report runs once
+        # a month, so it pays one read of the table rather than an index written on every order change
         condition = (OrderRecord.sk == ORDER_SK) & (OrderRecord.ordered_at >= since) & (OrderRecord.ordered_at < until)
-        for item in OrderRecord.scan(condition, attributes_to_get=["pk"], page_size=page_size):
+        for item in segmented_scan(OrderRecord, condition, attributes_to_get=["pk"]):
             yield item.pk
 
     def journal(self, key: str) -> list[JournalEntry]:
@@ -295,11 +313,11 @@ class DynamoLedgerStore(ReadAhead):
 
     # ---- the audit's scans ----------------------------------------------------------------------------------------
     def scan_journal(self) -> Iterator[JournalEntry]:
-        for record in JournalEntryRecord.scan(JournalEntryRecord.sk.startswith(ENTRY_PREFIX)):
+        for record in segmented_scan(JournalEntryRecord, JournalEntryRecord.sk.startswith(ENTRY_PREFIX)):
             yield _entry_of(record)
 
     def scan_balances(self) -> Iterator[StoredBalance]:
-        for record in BalanceRecord.scan():
+        for record in segmented_scan(BalanceRecord):
             yield _balance_of(record)
 
     def scan_live_lines(self) -> Iterator[tuple[str, str]]:
@@ -307,7 +325,8 @@ class DynamoLedgerStore(ReadAhead):
         items (the line items an order kept from before it was packed are not its lines any more)."""
         packed: set[str] = set()
         earlier: list[tuple[str, str]] = []
-        for page in self.connection.client.get_paginator("scan").paginate(
+        for page in segmented_pages(
+            self.connection.client,
             TableName=self.settings.orders_table,
             FilterExpression="sk = :order OR (begins_with(sk, :line) AND attribute_not_exists(moved_to))",
             ExpressionAttributeValues={":order": {"S": ORDER_SK}, ":line": {"S": LINE_PREFIX}},
@@ -327,7 +346,7 @@ class DynamoLedgerStore(ReadAhead):
                 yield ref, key
 
     def scan_orders(self) -> Iterator[OrderItem]:
-        for record in OrderRecord.scan(OrderRecord.sk == ORDER_SK):
+        for record in segmented_scan(OrderRecord, OrderRecord.sk == ORDER_SK):
             yield _order_item(record)
 
     # ---- the outbox -----------------------------------------------------------------------------------------------
@@ -419,4 +438,17 @@ def entry_taken(changes: Sequence[OrderChange], codes: object) -> str:
     return (
         f"order {keys}: a journal entry or notification with this id already exists with another payload while "
         f"the order itself did not change ({codes})"
+    )
+
+
+def _order_of(
+    record: OrderRecord | None, decision: DecisionRecord | None, items: list[LineRecord]
+) -> tuple[OrderItem | None, str | None, list[PackedLine]]:
+    """The order, its decision's text and its lines from its items, packed or of the earlier form."""
+    if record is not None and record.packed is not None:
+        return stored_order(record)  # the packed form: earlier items of the order are ignored
+    return (
+        _order_item(record) if record else None,
+        decision.text if decision else None,
+        [stored_line(item.body, item.moved_to) for item in items],
     )

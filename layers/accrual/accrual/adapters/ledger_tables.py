@@ -325,7 +325,9 @@ def load_order_items(key: str) -> tuple[OrderRecord | None, DecisionRecord | Non
     """The order, its decision and its lines in one strongly consistent Query (they sort next to each other;
     the journal and refusals sort outside the range)."""
     connection = OrderRecord._get_connection()
-    order, decision, lines = None, None, []
+    order: OrderRecord | None = None
+    decision: DecisionRecord | None = None
+    lines: list[LineRecord] = []
     start = None
     while True:
         page = connection.query(
@@ -335,16 +337,23 @@ def load_order_items(key: str) -> tuple[OrderRecord | None, DecisionRecord | Non
             exclusive_start_key=start,
         )
         for item in page.get("Items", []):
-            sort_key = item["sk"]["S"]
-            if sort_key == ORDER_SK:
-                order = OrderRecord.from_raw_data(item)
-            elif sort_key == DECISION_SK:
-                decision = DecisionRecord.from_raw_data(item)
-            else:
-                lines.append(LineRecord.from_raw_data(item))
+            order, decision = order_part(item, order, decision, lines)
         start = page.get("LastEvaluatedKey")
         if not start:
             return order, decision, lines
+
+
+def order_part(
+    item: dict, order: OrderRecord | None, decision: DecisionRecord | None, lines: list[LineRecord]
+) -> tuple[OrderRecord | None, DecisionRecord | None]:
+    """Place one raw item of an order's partition: the order or its decision (returned), or a line (appended)."""
+    sort_key = item["sk"]["S"]
+    if sort_key == ORDER_SK:
+        return OrderRecord.from_raw_data(item), decision
+    if sort_key == DECISION_SK:
+        return order, DecisionRecord.from_raw_data(item)
+    lines.append(LineRecord.from_raw_data(item))
+    return order, decision
 
 
 def bind_ledger_tables(settings: Settings) -> None:

@@ -21,7 +21,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAt
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.models import Model
 
-from accrual.adapters.pynamo import bind_model
+from accrual.adapters.pynamo import bind_model, segmented_scan
 from accrual.domain.models import MAX_REASON_CHARS
 from accrual.partners.http import PagePosition
 from accrual.partners.report import QuarantinedLine
@@ -157,7 +157,7 @@ class DynamoPartnerState:
     def every_quarantined(self, partner: str | None = None) -> Iterator[StoredQuarantine]:
         if partner is not None:
             return self.quarantined(partner)
-        return map(_stored, QuarantineRecord.scan(QuarantineRecord.pk.startswith(quarantine_pk(""))))
+        return map(_stored, segmented_scan(QuarantineRecord, QuarantineRecord.pk.startswith(quarantine_pk(""))))
 
     def replayed(self, entry: StoredQuarantine, *, run_id: str, now: datetime) -> None:
         QuarantineRecord(quarantine_pk(entry.partner), entry.ref).update(

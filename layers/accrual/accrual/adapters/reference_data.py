@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -166,26 +167,42 @@ def store_clicks(clicks: Sequence[Click], *, now: datetime) -> StoredClicks:
             result.refused[click.sub_id] = reason
 
     recorded = account_currencies(click.user_id for click in new)
+    writable: list[Click] = []
     for click in new:
         currency = recorded.get(click.user_id)
         if currency is None:
             currency = recorded[click.user_id] = _claim_account_currency(click.user_id, click.account_currency, now=now)
         if currency != click.account_currency:
             result.refused[click.sub_id] = _currency_refusal(click, currency)
-            continue
-        try:
-            ClickRecord(click.sub_id, body=click.model_dump_json()).save(condition=ClickRecord.sub_id.does_not_exist())
-        except PutError as error:
-            if not _conditional_failed(error):
-                raise
-            reason = _compare(ClickRecord.get(click.sub_id, consistent_read=True), click)  # a concurrent load won
-            if reason is None:
+        else:
+            writable.append(click)
+    # each click is its own conditional put (no batch write takes a condition): a few at a time, so that the
+    # client's work and the table's overlap; the answers are kept in the clicks' order
+    with ThreadPoolExecutor(max_workers=CLICK_WRITERS) as pool:
+        for click, reason in zip(writable, pool.map(_put_click, writable), strict=True):
+            if reason is _STORED:
+                result.stored.append(click.sub_id)
+            elif reason is None:
                 result.unchanged.append(click.sub_id)
             else:
                 result.refused[click.sub_id] = reason
-            continue
-        result.stored.append(click.sub_id)
     return result
+
+
+CLICK_WRITERS = 4
+_STORED = "stored"
+
+
+def _put_click(click: Click) -> str | None:
+    """Write a new click unless its sub_id is taken meanwhile: `_STORED`, or None when the click stored by a
+    concurrent load is the same, or the reason it differs."""
+    try:
+        ClickRecord(click.sub_id, body=click.model_dump_json()).save(condition=ClickRecord.sub_id.does_not_exist())
+    except PutError as error:
+        if not _conditional_failed(error):
+            raise
+        return _compare(ClickRecord.get(click.sub_id, consistent_read=True), click)  # a concurrent load won
+    return _STORED
 
 
 def save_clicks(clicks: Iterable[Click], *, now: datetime) -> int:

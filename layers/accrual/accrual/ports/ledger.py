@@ -209,10 +209,13 @@ class LedgerStore(Protocol):
     def orders_between(self, since: str | None, until: str | None) -> list[str]:
         """Orders whose `ordered_at` (their first line's order time, UTC text) is in [since, until)."""
 
-    def orders_placed(self, since: str, until: str, page_size: int = 500) -> Iterator[str]:
+    def orders_placed(self, since: str, until: str) -> Iterator[str]:
         """The same orders as `orders_between`, streamed page by page in no fixed order (a month's report)."""
 
     def journal(self, key: str) -> list[JournalEntry]: ...
+    def order_with_journal(self, key: str) -> tuple[LoadedOrder, list[JournalEntry]]:
+        """An order and its journal in one read (the month's books)."""
+
     def refusals(self, key: str) -> list[StoredRefusal]: ...
     def balance(self, user_id: str) -> StoredBalance | None: ...
     # the audit's scans
