@@ -57,7 +57,7 @@ class CrashAt:
         since = self.operations[len(self.operations) - self.operations[::-1].index("PublishBatch") :]
         if not since:  # stopped at the batch itself: it reached SNS only if stopped after it
             return self.after
-        return all(operation == "UpdateItem" for operation in since)  # the marks, one per message
+        return all(operation == "BatchWriteItem" for operation in since)  # the marks, 25 to a call
 
 
 def run_once(stack) -> None:

@@ -340,3 +340,37 @@ def test_whole_table_reads_go_segment_by_segment_and_see_every_item_once(stack, 
     assert sorted(order.key for order in store.scan_orders()) == expected_orders
     assert {segment for segment, _ in asked} == set(range(pynamo.SCAN_SEGMENTS))
     assert {total for _, total in asked} == {pynamo.SCAN_SEGMENTS}
+
+
+def test_the_sweep_marks_what_it_published_in_batches_and_keeps_each_event_as_written(stack, ledger):
+    """The sweep writes its events back published, 25 to a call: each keeps its body (stored compressed or not), its
+    attributes and time; it leaves the `unpublished` index and expires later; a refused one stays unpublished."""
+    from accrual.adapters.ledger_items import _outbox_message
+    from accrual.ports import NotificationPublisher
+
+    ledger.reconcile([line(f"MK-{n}", at=T0 + timedelta(seconds=n)) for n in range(30)], now=T0)
+    before = {record.event_id: _outbox_message(record) for record in OutboxRecord.scan()}
+    assert any(record.body_z is not None for record in OutboxRecord.scan())  # some bodies are stored compressed
+    refused = sorted(before)[7]
+
+    class Topic(NotificationPublisher):
+        def publish(self, event_id, body, attributes, *, lambda_context=None):
+            raise AssertionError("the sweep publishes in batches")
+
+        def publish_batch(self, events):
+            return {event["event_id"]: f"m-{event['event_id']}" for event in events if event["event_id"] != refused}
+
+    from accrual.service.outbox import OutboxRelay
+
+    store = composition(stack).ledger_store
+    counts = OutboxRelay(store, Topic()).publish_unpublished(now=T0 + timedelta(hours=1))
+    assert counts == {"published": 29, "failed": 1}
+    after = {record.event_id: record for record in OutboxRecord.scan()}
+    assert {event_id: _outbox_message(record) for event_id, record in after.items()} == before
+    for event_id, record in after.items():
+        if event_id == refused:
+            assert record.published_at is None and record.unpublished_shard is not None and record.expires_at is None
+        else:
+            assert record.published_at == (T0 + timedelta(hours=1)).isoformat() and record.unpublished_shard is None
+            assert record.message_id == f"m-{event_id}" and record.expires_at > time.time()
+    assert [message.event_id for message in store.unpublished(utc_text(T0 + timedelta(days=1)), 100)] == [refused]

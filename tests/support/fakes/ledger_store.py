@@ -211,6 +211,10 @@ class InMemoryLedgerStore:
         if event_id in self.outbox:
             self.outbox[event_id].published_at, self.outbox[event_id].message_id = at, message_id
 
+    def mark_batch_published(self, published: Sequence[tuple[OutboxMessage, str]], at: str) -> None:
+        for message, message_id in published:
+            self.mark_published(message.event_id, at, message_id)
+
     # ---- reference data ---------------------------------------------------------------------------------------------
     def current_config(self) -> AccrualConfig:
         if self.current is None:
