@@ -19,7 +19,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from accrual import settings as settings_module
+# Whole-table reads scan in segments; the tests' tables hold a few items, so four segments (each a call) are enough
+# to exercise it (the CLI processes the tests start inherit it).
+os.environ.setdefault("ACCRUAL_SCAN_SEGMENTS", "4")
+
+from accrual import settings as settings_module  # noqa: E402
 from accrual.settings import RESOURCE_VARIABLES, Settings
 from accrual_dev.local.emulators import EMULATORS
 from accrual_dev.local.provision import provision
