@@ -179,8 +179,8 @@ def store_clicks(clicks: Sequence[Click], *, now: datetime) -> StoredClicks:
     # each click is its own conditional put (no batch write takes a condition): a few at a time, so that the
     # client's work and the table's overlap; the answers are kept in the clicks' order
     with ThreadPoolExecutor(max_workers=CLICK_WRITERS) as pool:
-        for click, reason in zip(writable, pool.map(_put_click, writable), strict=True):
-            if reason is _STORED:
+        for click, (stored, reason) in zip(writable, pool.map(_put_click, writable), strict=True):
+            if stored:
                 result.stored.append(click.sub_id)
             elif reason is None:
                 result.unchanged.append(click.sub_id)
@@ -190,19 +190,18 @@ def store_clicks(clicks: Sequence[Click], *, now: datetime) -> StoredClicks:
 
 
 CLICK_WRITERS = 4
-_STORED = "stored"
 
 
-def _put_click(click: Click) -> str | None:
-    """Write a new click unless its sub_id is taken meanwhile: `_STORED`, or None when the click stored by a
-    concurrent load is the same, or the reason it differs."""
+def _put_click(click: Click) -> tuple[bool, str | None]:
+    """Write a new click unless its sub_id is taken meanwhile: (True, None) when written; (False, None) when the
+    click a concurrent load stored is the same, (False, reason) when it differs."""
     try:
         ClickRecord(click.sub_id, body=click.model_dump_json()).save(condition=ClickRecord.sub_id.does_not_exist())
     except PutError as error:
         if not _conditional_failed(error):
             raise
-        return _compare(ClickRecord.get(click.sub_id, consistent_read=True), click)  # a concurrent load won
-    return _STORED
+        return False, _compare(ClickRecord.get(click.sub_id, consistent_read=True), click)  # a concurrent load won
+    return True, None
 
 
 def save_clicks(clicks: Iterable[Click], *, now: datetime) -> int:
