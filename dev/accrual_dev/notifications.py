@@ -2,14 +2,15 @@
 
 Publishing: deployed, the outbox relay (a Lambda on the outbox table's stream) publishes every notification the
 ledger writes. A local emulator runs no stream, so every command that writes the outbox (`ingest`, `confirm`, `claim`,
-`review`, `redecide`) then publishes what is unpublished through the same relay code, which marks each record
-published: a rerun publishes nothing twice. `ingest` and `confirm` (in this process) also publish while they write,
+`review`, `redecide`) then publishes what is unpublished through the same relay code, which deletes each record
+once published: a rerun publishes nothing twice. `ingest` and `confirm` (in this process) also publish while they write,
 as the stream relay does (`PublishingWhileWriting`). Against AWS the command leaves it to the relay.
 
 Reading: `accrual notifications tail` reads the stack's subscriber queue (`LocalNotificationsQueue`, subscribed to
 every notification), as a subscriber would: a message shown is taken off the queue, so the next tail shows what
 arrived since; messages a `--type`/`--user` filter leaves out stay on the queue for the next tail. `--source outbox`
-reads the outbox table instead, without taking anything: every notification written, published or not.
+reads the outbox table instead, without taking anything: the notifications not yet published (one leaves the outbox
+once published).
 """
 
 from __future__ import annotations
@@ -250,7 +251,7 @@ def _from_queue(message: dict[str, Any]) -> Notification:
 
 @dataclass
 class OutboxTail:
-    """The outbox table: every notification written, published or not, oldest first; nothing is taken."""
+    """The outbox table: the notifications not yet published, oldest first; nothing is taken."""
 
     settings: Settings
     selection: Selection = field(default_factory=Selection)
@@ -265,7 +266,7 @@ class OutboxTail:
             fresh = [
                 Notification(json.loads(record.body), published_at=record.published_at)
                 for record in OutboxRecord.scan()
-                if record.event_id not in shown
+                if record.event_id not in shown and not record.published_at  # (the earlier form kept those a while)
             ]
             shown.update(str(message.body.get("event_id")) for message in fresh)
             chosen = sorted(filter(self.selection, fresh), key=Notification.order)

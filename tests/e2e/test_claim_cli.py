@@ -109,11 +109,10 @@ def test_a_claim_by_the_partner_order_number_is_filed_resolved_explained_and_lis
     accrual("audit")
 
     # the shopper reads why: in Russian (her click's country), the reduced rate in plain words
-    from accrual.adapters.ledger_tables import OutboxRecord, bind_ledger_tables
     from support.schemas import assert_valid_message
+    from support.subscriber import received
 
-    bind_ledger_tables(stack)
-    messages = {item.event_type: (json.loads(item.body), json.loads(item.attributes)) for item in OutboxRecord.scan()}
+    messages = {body["event_type"]: (body, attributes) for body, attributes in received(stack)}
     pending, attributes = messages["cashback.pending"]
     assert_valid_message(pending, attributes)
     assert pending["lang"] == "ru" and "1%, а не 5.5%" in pending["text"]

@@ -91,7 +91,7 @@ def test_workers_spread_a_file_over_poller_processes_and_credit_every_line_once(
 
 
 def test_workers_keep_each_order_in_one_unit_and_announce_it_once(accrual, stack, tmp_path):
-    from accrual.adapters.ledger_tables import OutboxRecord, bind_ledger_tables
+    from support.subscriber import received
 
     # Given 60 orders of 1 to 3 lines (120 lines) split into units of about 30 lines: many orders straddle a boundary
     rows = [
@@ -106,8 +106,7 @@ def test_workers_keep_each_order_in_one_unit_and_announce_it_once(accrual, stack
     # Then every order was decided once, by one unit, and announced once, as when the file is ingested whole
     assert result["units"] >= 3 and result["read"] == len(rows) == 120
     assert result["reconciled"]["orders_changed"] == 60 and result["reconciled"].get("moves_adjust", 0) == 0
-    bind_ledger_tables(stack)
-    announced = Counter(json.loads(record.body).get("order_id") for record in OutboxRecord.scan())
+    announced = Counter(body.get("order_id") for body, _ in received(stack))
     assert len(announced) == 60 and set(announced.values()) == {1}
 
 

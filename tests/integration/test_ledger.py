@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from datetime import timedelta
@@ -281,37 +282,41 @@ def test_an_order_held_for_review_is_released_or_declined_by_a_verdict(stack, le
         ledger.review("aliexpress#Z", ReviewVerdict.RELEASED, now=T0)
 
 
-def test_an_unpublished_notification_never_expires_and_a_published_one_does(stack, ledger):
-    """DynamoDB's TTL must never remove a notification before it is published, even from a backdated run (T0 is
-    months before the machine's clock): the expiry is set when the relay publishes it, from the clock."""
+def test_an_unpublished_notification_stays_without_expiry_until_published_then_leaves_the_outbox(stack, ledger):
+    """DynamoDB's TTL must never remove a notification before it is published: it is written without an expiry, and
+    publishing deletes it (the outbox holds only what is still to publish)."""
 
     ledger.reconcile([line("TTL-1")], now=T0)
     (record,) = list(OutboxRecord.scan())
     assert record.published_at is None and record.expires_at is None
-    started = int(time.time())
     assert composition(stack).relay.publish_unpublished(now=T0 + timedelta(hours=1))["published"] == 1
-    record.refresh()
-    assert record.published_at is not None
-    # 30 days of storage from when it was published, by the clock (not the run's backdated "now")
-    assert started + 30 * 86400 <= record.expires_at <= int(time.time()) + 30 * 86400
+    assert list(OutboxRecord.scan()) == []
 
 
-def test_the_sweep_reads_every_unpublished_event_once_oldest_first_per_shard_and_skips_the_published_and_the_gone(
-    stack, ledger
-):
-    """More events than one batched re-read takes (a hundred): each still unpublished comes once, in its shard's
-    order of creation; one published meanwhile and one gone are left out."""
+def test_the_sweep_reads_every_unpublished_event_once_and_skips_the_earlier_forms_published_and_the_gone(stack, ledger):
+    """More events than a page of the sweep's read: each still unpublished comes once, whatever its segment; a record
+    of the earlier form kept after publishing (marked, with an expiry), one gone and one created after `until` are
+    left out."""
     ledger.reconcile([line(f"SW-{n}", at=T0 + timedelta(seconds=n)) for n in range(130)], now=T0)
-    records = sorted(OutboxRecord.scan(), key=lambda record: (int(record.unpublished_shard), record.created_at))
-    published, gone = records[3], records[-2]
-    store = composition(stack).ledger_store
-    store.mark_published(published.event_id, utc_text(T0), "m-1")
+    records = sorted(OutboxRecord.scan(), key=lambda record: record.created_at)
+    published, gone, late = records[3], records[-2], records[-1]
+    published.update(
+        actions=[
+            OutboxRecord.published_at.set(utc_text(T0)),
+            OutboxRecord.message_id.set("m-1"),
+            OutboxRecord.expires_at.set(int(time.time()) + 86400),
+        ]
+    )
     gone.delete()
+    late.update(actions=[OutboxRecord.created_at.set(utc_text(T0 + timedelta(days=2)))])
+    store = composition(stack).ledger_store
 
     swept = list(store.unpublished(utc_text(T0 + timedelta(days=1)), page_size=40))
 
-    expected = [record for record in records if record.event_id not in (published.event_id, gone.event_id)]
-    assert [message.event_id for message in swept] == [record.event_id for record in expected]
+    left_out = {published.event_id, gone.event_id, late.event_id}
+    expected = sorted(record.event_id for record in records if record.event_id not in left_out)
+    assert sorted(message.event_id for message in swept) == expected
+    assert len(swept) == len(expected) == 127
 
 
 def test_whole_table_reads_go_segment_by_segment_and_see_every_item_once(stack, ledger, monkeypatch):
@@ -343,9 +348,9 @@ def test_whole_table_reads_go_segment_by_segment_and_see_every_item_once(stack, 
     assert {total for _, total in asked} == {pynamo.scan_segments()}
 
 
-def test_the_sweep_marks_what_it_published_in_batches_and_keeps_each_event_as_written(stack, ledger):
-    """The sweep writes its events back published, 25 to a call: each keeps its body (stored compressed or not), its
-    attributes and time; it leaves the `unpublished` index and expires later; a refused one stays unpublished."""
+def test_the_sweep_publishes_each_event_as_written_and_deletes_it_in_batches(stack, ledger):
+    """The sweep publishes each event as the transaction wrote it (its body stored compressed or not, its attributes)
+    and then deletes the published ones, 25 to a call; a refused one stays as written for the next sweep."""
     from accrual.adapters.ledger_items import _outbox_message
     from accrual.ports import NotificationPublisher
 
@@ -354,11 +359,14 @@ def test_the_sweep_marks_what_it_published_in_batches_and_keeps_each_event_as_wr
     assert any(record.body_z is not None for record in OutboxRecord.scan())  # some bodies are stored compressed
     refused = sorted(before)[7]
 
+    sent: dict[str, dict] = {}
+
     class Topic(NotificationPublisher):
         def publish(self, event_id, body, attributes, *, lambda_context=None):
             raise AssertionError("the sweep publishes in batches")
 
         def publish_batch(self, events):
+            sent.update({event["event_id"]: event for event in events if event["event_id"] != refused})
             return {event["event_id"]: f"m-{event['event_id']}" for event in events if event["event_id"] != refused}
 
     from accrual.service.outbox import OutboxRelay
@@ -366,12 +374,10 @@ def test_the_sweep_marks_what_it_published_in_batches_and_keeps_each_event_as_wr
     store = composition(stack).ledger_store
     counts = OutboxRelay(store, Topic()).publish_unpublished(now=T0 + timedelta(hours=1))
     assert counts == {"published": 29, "failed": 1}
-    after = {record.event_id: record for record in OutboxRecord.scan()}
-    assert {event_id: _outbox_message(record) for event_id, record in after.items()} == before
-    for event_id, record in after.items():
-        if event_id == refused:
-            assert record.published_at is None and record.unpublished_shard is not None and record.expires_at is None
-        else:
-            assert record.published_at == (T0 + timedelta(hours=1)).isoformat() and record.unpublished_shard is None
-            assert record.message_id == f"m-{event_id}" and record.expires_at > time.time()
+    assert set(sent) == set(before) - {refused}
+    for event_id, event in sent.items():
+        written = before[event_id]
+        assert (event["body"], event["attributes"]) == (written.body, json.loads(written.attributes))
+    [left] = OutboxRecord.scan()
+    assert _outbox_message(left) == before[refused] and left.published_at is None and left.expires_at is None
     assert [message.event_id for message in store.unpublished(utc_text(T0 + timedelta(days=1)), 100)] == [refused]

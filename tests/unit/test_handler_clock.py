@@ -31,12 +31,11 @@ def _stream_insert(message) -> dict:
         "body": {"S": message.body},
         "attributes": {"S": message.attributes},
         "created_at": {"S": message.created_at},
-        "unpublished_shard": {"S": "0"},
     }
     return {"Records": [record]}
 
 
-def test_the_outbox_relay_marks_an_event_published_at_the_clocks_time(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_outbox_relay_publishes_an_event_at_the_clocks_time(monkeypatch: pytest.MonkeyPatch) -> None:
     world = FakeWorld()
     world.ledger().reconcile([line("A")], now=T0)
     [message] = world.store.unpublished("9999", 10)
@@ -47,7 +46,7 @@ def test_the_outbox_relay_marks_an_event_published_at_the_clocks_time(monkeypatc
     assert handler.lambda_handler(_stream_insert(message), FakeContext()) == {"batchItemFailures": []}
 
     assert [json.loads(body)["event_id"] for _, body, _ in world.publisher.published] == [message.event_id]
-    assert world.store.outbox[message.event_id].published_at == LATER.isoformat()
+    assert world.store.outbox == {} and world.store.published[message.event_id].published_at == LATER.isoformat()
 
 
 def test_claim_intake_files_the_claim_at_the_clocks_time_and_sets_its_escalation_from_it(
@@ -83,5 +82,5 @@ def test_the_confirm_schedule_without_a_scheduled_time_runs_at_the_clocks_time(m
     assert result["now"] == LATER.isoformat() and result["notify"] == {"published": 1}
     units = [WorkUnit.model_validate_json(body) for body in world.work_queue.messages.values()]
     assert len(units) == result["shards_handed_on"] > 0 and {unit.now for unit in units} == {LATER}
-    [event_id] = world.store.outbox
-    assert world.store.outbox[event_id].published_at == LATER.isoformat()
+    [event_id] = world.store.published
+    assert world.store.outbox == {} and world.store.published[event_id].published_at == LATER.isoformat()

@@ -203,7 +203,6 @@ def test_an_outbox_item_is_the_models_plain_or_compressed(body):
         body=body,  # the model's own packing of the body (plain or zlib)
         attributes=message.attributes,
         created_at=message.created_at,
-        unpublished_shard=str(int(message.event_id, 16) % 4),
     )
     assert _outbox_item(message) == saved(record)
     assert saved(outbox_record(message)) == saved(record)

@@ -1,5 +1,5 @@
 """The outbox relay on fakes of the ledger store and the topic: every notification the ledger wrote is published once
-and marked, ten to a call (several calls at a time if asked), a rerun publishes nothing, one the topic refused stays
+and then leaves the outbox, ten to a call (several calls at a time if asked), a rerun publishes nothing, one the topic refused stays
 for the next sweep, fresh events are left to the stream relay for the grace period, and an event another invocation
 is publishing is left alone."""
 
@@ -12,13 +12,13 @@ from support.fakes.world import FakeWorld
 from support.ledger import T0, line
 
 
-def test_the_sweep_publishes_each_notification_once_and_marks_it():
+def test_the_sweep_publishes_each_notification_once_and_the_outbox_forgets_it():
     world = FakeWorld()
     world.ledger().reconcile([line("A"), line("B", user="bob")], now=T0)
     assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=5)) == {"published": 2}
     published = {event_id: json.loads(body) for event_id, body, _ in world.publisher.published}
     assert {body["user_id"] for body in published.values()} == {"alice", "bob"}
-    assert all(world.store.outbox[event_id].message_id for event_id in published)
+    assert world.store.outbox == {} and all(world.store.published[event_id].message_id for event_id in published)
     # a rerun finds nothing left to publish
     assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=10)) == {}
     assert len(world.publisher.published) == 2
@@ -39,10 +39,10 @@ def test_the_sweep_publishes_ten_to_a_call_and_leaves_a_refused_one_for_the_next
     assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=5)) == {"published": 22, "failed": 1}
     assert world.publisher.batches == 3
     [left] = refused
-    assert not world.store.outbox[left].message_id
+    assert set(world.store.outbox) == {left} and not world.store.outbox[left].message_id
     world.publisher.publish_batch = stock  # type: ignore[method-assign]
     assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=10)) == {"published": 1}
-    assert world.store.outbox[left].message_id
+    assert world.store.outbox == {} and world.store.published[left].message_id
 
 
 def test_a_sweep_on_several_threads_publishes_each_notification_once():
@@ -51,7 +51,7 @@ def test_a_sweep_on_several_threads_publishes_each_notification_once():
     assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=5), threads=4) == {"published": 57}
     event_ids = [event_id for event_id, _, _ in world.publisher.published]
     assert len(event_ids) == len(set(event_ids)) == 57
-    assert all(world.store.outbox[event_id].message_id for event_id in event_ids)
+    assert world.store.outbox == {} and all(world.store.published[event_id].message_id for event_id in event_ids)
     assert world.relay.publish_unpublished(now=T0 + timedelta(minutes=10), threads=4) == {}
 
 
@@ -64,7 +64,7 @@ def test_fresh_events_are_left_to_the_stream_relay_for_the_grace_period():
     }
 
 
-def test_an_event_another_invocation_is_publishing_is_left_unmarked():
+def test_an_event_another_invocation_is_publishing_is_left_in_the_outbox():
     world = FakeWorld()
     world.ledger().reconcile([line("A")], now=T0)
     [message] = world.store.unpublished("9999", 10)

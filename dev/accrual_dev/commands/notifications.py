@@ -24,8 +24,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description="Show what a subscriber of the notifications topic receives: the stack's subscriber queue "
         "(LocalNotificationsQueue, subscribed to every notification), oldest first. A message shown is taken off "
         "the queue, as a subscriber takes it, so the next tail shows what arrived since; messages --type or --user "
-        "leave out stay on the queue. --source outbox reads the outbox table instead and takes nothing: every "
-        "notification written, published or not. On a local stack the commands that write notifications "
+        "leave out stay on the queue. --source outbox reads the outbox table instead and takes nothing: the "
+        "notifications written and not yet published (one leaves the outbox once published). On a local stack the commands that write notifications "
         "(ingest, confirm, claim, review, redecide, run) publish them as they finish; deployed, the relay does.",
     )
     tail.add_argument("--follow", "-f", action="store_true", help="keep showing new notifications until Ctrl-C")

@@ -58,6 +58,7 @@ class InMemoryLedgerStore:
         self.entries: dict[str, JournalEntry] = {}  # by entry id
         self.balances: dict[str, StoredBalance] = {}
         self.outbox: dict[str, _Outbox] = {}
+        self.published: dict[str, _Outbox] = {}  # what left the outbox published: not in the DynamoDB store
         self.refused: dict[tuple[str, str], StoredRefusal] = {}
         self.configs: dict[str, AccrualConfig] = {}
         self.current: str | None = None
@@ -204,12 +205,15 @@ class InMemoryLedgerStore:
             if item.published_at is None and item.message.created_at <= until
         )
         for _, event_id in waiting:
-            if self.outbox[event_id].published_at is None:
+            if event_id in self.outbox:
                 yield self.outbox[event_id].message
 
     def mark_published(self, event_id: str, at: str, message_id: str) -> None:
-        if event_id in self.outbox:
-            self.outbox[event_id].published_at, self.outbox[event_id].message_id = at, message_id
+        # published: the outbox forgets it, as the DynamoDB store deletes it (kept in `published` for the tests' eyes)
+        item = self.outbox.pop(event_id, None)
+        if item is not None:
+            item.published_at, item.message_id = at, message_id
+            self.published[event_id] = item
 
     def mark_batch_published(self, published: Sequence[tuple[OutboxMessage, str]], at: str) -> None:
         for message, message_id in published:

@@ -18,7 +18,6 @@ from accrual.adapters.ledger_tables import (
     LINE_PREFIX,
     MIGRATION_PK,
     ORDER_SK,
-    OUTBOX_SHARDS,
     BalanceRecord,
     JournalEntryRecord,
     OrderRecord,
@@ -47,15 +46,8 @@ ENTRY_PREFIX = "ENTRY#"
 REFUSED_PREFIX = "REFUSED#"
 
 
-OUTBOX_RETENTION_DAYS = 30  # a published notification's record is kept this long, then DynamoDB's TTL removes it
-
-
 def due_shard(key: str) -> str:
     return str(zlib.crc32(key.encode()) % DUE_SHARDS)
-
-
-def unpublished_shard(event_id: str) -> str:
-    return str(int(event_id, 16) % OUTBOX_SHARDS)
 
 
 def line_ref(partner: str, line_id: str) -> str:
@@ -199,8 +191,7 @@ def _outbox_values(message: OutboxMessage) -> dict[str, Any]:
         "body_z": packed,
         "attributes": message.attributes,
         "created_at": message.created_at,
-        "unpublished_shard": unpublished_shard(message.event_id),
-        # no expiry while unpublished: DynamoDB's TTL must never remove a notification before it is published
+        # no index and no expiry: the outbox holds the notifications not yet published, and publishing deletes one
     }
 
 
@@ -225,9 +216,9 @@ def _outbox_message(record: OutboxRecord) -> OutboxMessage:
 
 def stream_outbox_event(record: Any) -> dict | None:
     """The outbox event a stream record (Powertools DynamoDBRecord) brings to publish: a new, unpublished event; None
-    for the MODIFY that marks one published."""
+    for the REMOVE of a published one (and the MODIFY that marked one published in the earlier form)."""
     image = record.dynamodb.new_image if record.dynamodb else None
-    if not image or not image.get("unpublished_shard"):
+    if not image or image.get("published_at"):
         return None
     return outbox_event(image)
 

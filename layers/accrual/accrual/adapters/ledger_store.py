@@ -12,28 +12,24 @@ them into items (`ledger_tables` holds the PynamoDB models) and back. Key format
                  due_shard crc32(pk) % 8 (GSI due, sparse)
   journal        entry_id <pk>#<seq:06d>#<transition>
   balances       user_id
-  outbox         event_id, unpublished_shard int(event_id, 16) % 4 (GSI unpublished, sparse)
+  outbox         event_id (no index: only the notifications not yet published are in it)
 
 The tests' in-memory store implements the same port with the same conditions, for the services' tests.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from itertools import batched
 
 from botocore.exceptions import ClientError
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 
 from accrual.adapters import reference_data
 from accrual.adapters.ledger_connections import transaction_connection, warm_connections
 from accrual.adapters.ledger_items import (
-    BATCH_GET_KEYS,
     ENTRY_PREFIX,
-    OUTBOX_RETENTION_DAYS,
     REFUSED_PREFIX,
     _balance_of,
     _entry_item,
@@ -63,7 +59,6 @@ from accrual.adapters.ledger_tables import (
     DECISION_SK,
     LINE_PREFIX,
     ORDER_SK,
-    OUTBOX_SHARDS,
     BalanceRecord,
     DecisionRecord,
     JournalEntryRecord,
@@ -351,48 +346,25 @@ class DynamoLedgerStore(ReadAhead):
 
     # ---- the outbox -----------------------------------------------------------------------------------------------
     def unpublished(self, until: str, page_size: int) -> Iterator[OutboxMessage]:
-        """The sparse `unpublished` index, oldest first per shard; the events re-read (strongly consistent, a
-        BatchGetItem of up to a hundred at a time rather than a GetItem each) and skipped when one was published
-        meanwhile or is gone."""
-        for shard in range(OUTBOX_SHARDS):
-            keys = OutboxRecord.unpublished.query(str(shard), OutboxRecord.created_at <= until, page_size=page_size)
-            for chunk in batched((key.event_id for key in keys), BATCH_GET_KEYS):
-                found = {item.event_id: item for item in OutboxRecord.batch_get(chunk, consistent_read=True)}
-                for event_id in chunk:  # BatchGetItem answers in any order: back to the index's
-                    item = found.get(event_id)
-                    if item is not None and not item.published_at:
-                        yield _outbox_message(item)
+        """The notifications not yet published created up to `until`, read by a strongly consistent scan of the
+        outbox (a segment at a time, `page_size` items a page), in no particular order. The table is the work list:
+        publishing deletes an event, so it holds what is still to publish (and, until their expiry, records the
+        earlier form kept after publishing, which the filter passes over). An index of the unpublished events cost a
+        write unit on every notification written and another on every one published."""
+        condition = OutboxRecord.published_at.does_not_exist() & (OutboxRecord.created_at <= until)
+        for record in segmented_scan(OutboxRecord, condition, consistent_read=True, page_size=page_size):
+            yield _outbox_message(record)
 
     def mark_published(self, event_id: str, at: str, message_id: str) -> None:
-        try:
-            OutboxRecord(event_id).update(
-                actions=[
-                    OutboxRecord.published_at.set(at),
-                    OutboxRecord.message_id.set(message_id),
-                    OutboxRecord.unpublished_shard.remove(),
-                    # kept a while after publishing (an operator's look), then TTL removes it. Storage time, from the
-                    # clock (a run with a backdated --now must not have its records removed at once)
-                    OutboxRecord.expires_at.set(int(time.time()) + OUTBOX_RETENTION_DAYS * 86400),
-                ],
-                condition=OutboxRecord.event_id.exists(),
-            )
-        except UpdateError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
-                raise
+        # published: the outbox forgets it (a delete of an event already gone is no error)
+        OutboxRecord(event_id).delete()
 
     def mark_batch_published(self, published: Sequence[tuple[OutboxMessage, str]], at: str) -> None:
-        # The sweep's marks, 25 to a BatchWriteItem (PynamoDB's batch_write retries what DynamoDB leaves unprocessed)
-        # instead of an UpdateItem each: one call per notification was half of a local day's calls. A batch write
-        # takes no condition, so each event is written whole from what the sweep has just read, published. That is
-        # safe because an outbox event never changes but to be marked: a concurrent mark writes the same content (its
-        # own message id), and nothing deletes an unpublished event (it has no expiry until marked).
-        expires_at = int(time.time()) + OUTBOX_RETENTION_DAYS * 86400  # as mark_published: storage time
+        # The sweep's deletes, 25 to a BatchWriteItem (PynamoDB's batch_write retries what DynamoDB leaves
+        # unprocessed) instead of a DeleteItem each: one call per notification was half of a local day's calls.
         with OutboxRecord.batch_write() as batch:
-            for message, message_id in published:
-                record = outbox_record(message)
-                record.unpublished_shard = None
-                record.published_at, record.message_id, record.expires_at = at, message_id, expires_at
-                batch.save(record)
+            for message, _ in published:
+                batch.delete(OutboxRecord(message.event_id))
 
     # ---- reference data -------------------------------------------------------------------------------------------
     def current_config(self) -> AccrualConfig:

@@ -12,8 +12,8 @@ Orders table, one partition per order (`pk` = partner#order_id):
   GSI due (due_shard, due_at)              sparse: orders the confirmation cycle must look at, by time
 Balances table: one item per user (pending and confirmed, USD and account currency), changed only by ADD in the
   same transaction as the journal entry that explains the change.
-Outbox table: one item per notification, written in that same transaction; GSI unpublished (sparse) is the relay's
-  work list and the stream feeds the deployed relay.
+Outbox table: one item per notification not yet published, written in that same transaction and deleted once
+  published: the table is the sweep's work list (no index) and its stream feeds the deployed relay.
 Clicks table: by sub_id. Control table: configuration versions, the new-user-coupon registry, cursors, quarantine.
 """
 
@@ -66,7 +66,6 @@ CLAIM_SK = "CLAIM"
 MIGRATION_PK = "MIGRATION"  # control table: LINE_CLAIMS once every stored line has its claim
 LINE_CLAIMS = "LINE_CLAIMS"
 PACKED_ORDERS = "PACKED_ORDERS"  # control table: every order item is of the packed form (`accrual migrate`)
-OUTBOX_SHARDS = 4
 
 
 class _Index(GlobalSecondaryIndex):
@@ -250,16 +249,8 @@ class BalanceRecord(Model):
     confirmed = DecimalAttribute(null=True)
 
 
-class Unpublished(_Index):
-    class Meta(_Index.Meta):
-        index_name = "unpublished"
-
-    unpublished_shard = UnicodeAttribute(hash_key=True)
-    created_at = UnicodeAttribute(range_key=True)
-
-
 class OutboxRecord(Model):
-    """A notification until published (and a while after). `body` is the versioned JSON message, fixed when the change
+    """A notification until published. `body` is the versioned JSON message, fixed when the change
     was made; it is stored compressed above COMPRESS_ABOVE bytes (`plain_body` or `body_z`)."""
 
     class Meta:
@@ -272,12 +263,11 @@ class OutboxRecord(Model):
     body_z = BinaryAttribute(null=True, legacy_encoding=False)
     attributes = UnicodeAttribute()  # SNS message attributes as JSON {name: value}
     created_at = UnicodeAttribute()
-    unpublished_shard = UnicodeAttribute(null=True)  # set until published: the sparse work list
+    # The earlier form marked a published event (these three) and kept it until TTL removed it; publishing now
+    # deletes it. Still read so that the sweep passes over those records until they expire.
     published_at = UnicodeAttribute(null=True)
     message_id = UnicodeAttribute(null=True)
     expires_at = NumberAttribute(null=True)
-
-    unpublished = Unpublished()
 
     def __init__(
         self, hash_key=None, range_key=None, _user_instantiated=True, *, body: str | None = None, **attributes

@@ -224,10 +224,15 @@ class LedgerStore(Protocol):
     def scan_live_lines(self) -> Iterator[tuple[str, str]]: ...  # (line_ref, order key)
     def scan_orders(self) -> Iterator[OrderItem]: ...
     # the outbox
-    def unpublished(self, until: str, page_size: int) -> Iterator[OutboxMessage]: ...
-    def mark_published(self, event_id: str, at: str, message_id: str) -> None: ...
+    def unpublished(self, until: str, page_size: int) -> Iterator[OutboxMessage]:
+        """The events not yet published, created up to `until`, in no particular order."""
+
+    def mark_published(self, event_id: str, at: str, message_id: str) -> None:
+        """The event is published: it leaves the outbox."""
+
     def mark_batch_published(self, published: Sequence[tuple[OutboxMessage, str]], at: str) -> None:
-        """Mark the events a sweep has just read and published (each with its message id), in few calls."""
+        """The events a sweep has just read and published (each with its message id) leave the outbox, in few
+        calls."""
 
     # reference data the ledger reads (configuration versions, clicks, the new-user-coupon registry)
     def current_config(self) -> AccrualConfig: ...

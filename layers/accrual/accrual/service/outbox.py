@@ -1,16 +1,16 @@
 """The outbox relay: publishes the notifications the ledger wrote (in the same transaction as the money move).
 
-Publishing is at least once and marked after: an event is published, then marked published, so a run that dies
-anywhere loses nothing and a rerun resends only what was not marked. The one window left (the topic accepted the
-message, the process died before the mark) can repeat a message (for the sweep, the messages of one batch), which is
+Publishing is at least once and the event leaves the outbox after: an event is published, then deleted, so a run
+that dies anywhere loses nothing and a rerun resends only what is still there. The one window left (the topic accepted
+the message, the process died before the delete) can repeat a message (for the sweep, the messages of one batch), which is
 why every message carries its `event_id` for subscribers to deduplicate on; the topic offers no transaction to close
 it.
 
 Two publishers share this code. The deployed relay reads the outbox table's stream and publishes idempotently on the
-event id (the publisher's side, with the Lambda's context). The scheduled cycle and the CLI sweep the sparse
-`unpublished` index for what the relay left behind; deployed, the sweep leaves events younger than a grace period to
-the relay, so the two do not race. The sweep publishes ten events a call (a batch), then marks those the topic
-accepted; one it refused stays unpublished for the next sweep and is counted `failed`.
+event id (the publisher's side, with the Lambda's context). The scheduled cycle and the CLI sweep the outbox table
+itself for what the relay left behind (it holds only what is still to publish); deployed, the sweep leaves events
+younger than a grace period to the relay, so the two do not race. The sweep publishes ten events a call (a batch),
+then deletes those the topic accepted; one it refused stays for the next sweep and is counted `failed`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ class OutboxRelay:
         self.publisher = publisher
 
     def publish(self, event: dict[str, Any], *, now: datetime, lambda_context: Any = None) -> str:
-        """Publish one outbox event (the outbox item's `event_id`, `body` and `attributes` as JSON), then mark it
-        published. With a Lambda context the publish is idempotent (the stream relay)."""
+        """Publish one outbox event (the outbox item's `event_id`, `body` and `attributes` as JSON), then delete it
+        from the outbox. With a Lambda context the publish is idempotent (the stream relay)."""
         attributes = json.loads(event["attributes"])
         message_id = self.publisher.publish(event["event_id"], event["body"], attributes, lambda_context=lambda_context)
         if message_id is None:
@@ -43,10 +43,10 @@ class OutboxRelay:
         return "published"
 
     def publish_unpublished(
-        self, *, now: datetime, grace: timedelta = timedelta(0), page_size: int = 100, threads: int = 1
+        self, *, now: datetime, grace: timedelta = timedelta(0), page_size: int = 1000, threads: int = 1
     ) -> dict[str, int]:
-        """Sweep the sparse `unpublished` index, oldest first per shard, leaving events younger than `grace`. With
-        `threads` > 1, that many batches are published and marked at a time while the index is read on."""
+        """Sweep the outbox, leaving events younger than `grace`. With `threads` > 1, that many batches are published
+        and deleted at a time while the outbox is read on."""
         counts: Counter[str] = Counter()
         batches = batched(self.store.unpublished(utc_text(now - grace), page_size), PUBLISH_BATCH)
         if threads == 1:
@@ -64,7 +64,7 @@ class OutboxRelay:
         return dict(counts)
 
     def _publish_batch(self, batch: Iterable[OutboxMessage], now: datetime) -> Counter[str]:
-        """Publish a batch in one call, then mark the events the topic accepted."""
+        """Publish a batch in one call, then delete the events the topic accepted."""
         messages = list(batch)
         events = [
             {"event_id": message.event_id, "body": message.body, "attributes": json.loads(message.attributes)}
