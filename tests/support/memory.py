@@ -48,4 +48,13 @@ def store_snapshot(store: LedgerStore) -> dict[str, Any]:
         for message in store.unpublished(FAR_FUTURE, 100)
     )
     lines = sorted(store.scan_live_lines())
-    return {"orders": orders, "journal": journal, "balances": balances, "outbox": outbox, "lines": lines}
+    users = sorted({fields["user_id"] for fields, *_ in orders.values() if fields["user_id"]})
+    of_user = {user: store.orders_of_user(user) for user in [*users, "nobody"]}  # `redecide --user`'s read
+    return {
+        "orders": orders,
+        "journal": journal,
+        "balances": balances,
+        "outbox": outbox,
+        "lines": lines,
+        "orders_of_user": of_user,
+    }

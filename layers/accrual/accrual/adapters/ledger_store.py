@@ -271,7 +271,10 @@ class DynamoLedgerStore(ReadAhead):
         return find_order_keys(order_number, self.current_config().partners)
 
     def orders_of_user(self, user_id: str) -> list[str]:
-        return sorted({item.pk for item in OrderRecord.by_user.query(user_id)})
+        # A scan of the order items, filtered server-side: the one reader is an operator's `redecide --user`, rare
+        # beside the write unit an index by shopper cost on every attributed order written.
+        condition = (OrderRecord.sk == ORDER_SK) & (OrderRecord.user_id == user_id)
+        return sorted(item.pk for item in segmented_scan(OrderRecord, condition, attributes_to_get=["pk"]))
 
     def orders_between(self, since: str | None, until: str | None) -> list[str]:
         condition = OrderRecord.sk == ORDER_SK

@@ -7,7 +7,6 @@ Orders table, one partition per order (`pk` = partner#order_id):
                                 (lines, order and decision: one Query, sk between LINE# and ORDER#DECISION)
   sk ENTRY#<seq>#<transition>   an immutable journal entry (a move of money)
   sk REFUSED#<line_id>#<at>     a transition that is not allowed, recorded and ignored
-  GSI by_user (user_id, ordered_at)        a user's orders
   GSI by_partner_order_id                  explain and claims by the partner's order number (the store's: the key)
   GSI due (due_shard, due_at)              sparse: orders the confirmation cycle must look at, by time
 Balances table: one item per user (pending and confirmed, USD and account currency), changed only by ADD in the
@@ -73,14 +72,6 @@ class _Index(GlobalSecondaryIndex):
         projection = KeysOnlyProjection()
 
 
-class ByUser(_Index):
-    class Meta(_Index.Meta):
-        index_name = "by_user"
-
-    user_id = UnicodeAttribute(hash_key=True)
-    ordered_at = UnicodeAttribute(range_key=True)
-
-
 class ByPartnerOrderId(_Index):
     class Meta(_Index.Meta):
         index_name = "by_partner_order_id"
@@ -142,7 +133,6 @@ class OrderRecord(Model):
     updated_at = UnicodeAttribute(null=True)
     line_ids = ListAttribute(of=UnicodeAttribute, null=True)  # every line item of the order (batch reads); None: Query
 
-    by_user = ByUser()
     by_partner_order_id = ByPartnerOrderId()
     due = Due()
 
