@@ -180,3 +180,28 @@ def test_the_claims_store_on_dynamodb_and_in_memory_ends_in_the_same_state(stack
     assert claims_scenario(dynamo) == claims_scenario(memory)
     assert store_snapshot(dynamo.ledger.store) == store_snapshot(memory_ledger)
     assert audit(memory_ledger)["ok"]
+
+
+def test_a_claim_rejected_when_filed_is_stored_with_its_notification_or_not_at_all(stack):
+    """Filing a claim of a shopper who never clicked stores the claim and its notification in one transaction: a
+    notification that cannot be written (its id taken) leaves no claim behind, and a claim filed twice sends one."""
+    from dataclasses import replace
+
+    from accrual.adapters.ledger_tables import OutboxRecord
+
+    load_reference_data(stack, users=USERS)
+    claims = ClaimService(DynamoClaimsStore(stack), Ledger(DynamoLedgerStore(stack)), claim_rules_of(stack))
+    request = ClaimRequest.model_validate({"user_id": "stranger", "order_number": "Z-1"})
+    claim, new = claims.file(request, now=T0)
+    assert new and claim.state.value == "rejected"
+    [written] = list(OutboxRecord.scan())
+    assert json.loads(written.body)["event_type"] == written.event_type and written.user_id == "stranger"
+    assert claims.file(request, now=T0 + timedelta(hours=1)) == (claim, False)
+    assert [record.event_id for record in OutboxRecord.scan()] == [written.event_id]  # none sent twice
+
+    store = DynamoClaimsStore(stack)
+    other = replace(claim, claim_id=claim.claim_id + "-2")
+    taken = claims._message(claim, None, 1, T0)  # an event id already in the outbox
+    assert taken.event_id == written.event_id
+    assert store.create(other, taken) is False
+    assert store.get(other.claim_id) is None  # all or nothing: no claim without its notification

@@ -20,10 +20,12 @@ class InMemoryClaimsStore:
     def get(self, claim_id: str) -> tuple[Claim, int] | None:
         return self.claims.get(claim_id)
 
-    def create(self, claim: Claim) -> bool:
-        if claim.claim_id in self.claims:
+    def create(self, claim: Claim, outbox: OutboxMessage | None = None) -> bool:
+        if claim.claim_id in self.claims or (outbox is not None and outbox.event_id in self.ledger_store.outbox):
             return False
         self.claims[claim.claim_id] = (claim, 1)
+        if outbox is not None:
+            self.ledger_store.outbox[outbox.event_id] = _Outbox(outbox)
         return True
 
     def save(self, claim: Claim, version: int, outbox: OutboxMessage | None) -> bool:
@@ -36,9 +38,6 @@ class InMemoryClaimsStore:
         if outbox is not None:
             self.ledger_store.outbox[outbox.event_id] = _Outbox(outbox)
         return True
-
-    def publish(self, outbox: OutboxMessage) -> None:
-        self.ledger_store.outbox.setdefault(outbox.event_id, _Outbox(outbox))
 
     def for_numbers(self, numbers: Iterable[str]) -> list[Claim]:
         wanted = set(numbers)

@@ -203,11 +203,24 @@ class DynamoClaimsStore:
     def get(self, claim_id: str) -> tuple[Claim, int] | None:
         return get_claim(claim_id)
 
-    def create(self, claim: Claim) -> bool:
+    def create(self, claim: Claim, outbox: OutboxMessage | None = None) -> bool:
+        if outbox is None:
+            try:
+                record_of(claim).save(condition=ClaimRecord.claim_id.does_not_exist())
+            except PutError as error:
+                if error.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+                return False
+            return True
+        # a claim rejected when filed and its notification, in one transaction: a run that dies between two writes
+        # would leave the claim without its notification, and a rerun finds the claim and sends nothing
         try:
-            record_of(claim).save(condition=ClaimRecord.claim_id.does_not_exist())
-        except PutError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
+            with TransactWrite(connection=self._connection) as transaction:
+                transaction.save(record_of(claim), condition=ClaimRecord.claim_id.does_not_exist())
+                transaction.save(outbox_record(outbox), condition=OutboxRecord.event_id.does_not_exist())
+        except TransactWriteError as error:
+            codes = {reason.code for reason in error.cancellation_reasons or () if reason is not None}
+            if "ConditionalCheckFailed" not in codes:
                 raise
             return False
         return True
@@ -222,13 +235,6 @@ class DynamoClaimsStore:
             logger.info("claim changed meanwhile", extra={"claim": claim.claim_id, "error": str(error)[:200]})
             return False
         return True
-
-    def publish(self, outbox: OutboxMessage) -> None:
-        try:
-            outbox_record(outbox).save(condition=OutboxRecord.event_id.does_not_exist())
-        except PutError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
-                raise
 
     def for_numbers(self, numbers: Iterable[str]) -> list[Claim]:
         return claims_for_numbers(numbers)

@@ -14,15 +14,13 @@ class ClaimsStore(Protocol):
     def get(self, claim_id: str) -> tuple[Claim, int] | None:
         """The claim and its version (None when there is no such claim)."""
 
-    def create(self, claim: Claim) -> bool:
-        """Store a new claim; False when one with its id exists (filed twice: the first one stands)."""
+    def create(self, claim: Claim, outbox: OutboxMessage | None = None) -> bool:
+        """Store a new claim, with its notification if given (a claim rejected when filed), all or nothing; False when
+        one with its id exists (filed twice: the first one stands)."""
 
     def save(self, claim: Claim, version: int, outbox: OutboxMessage | None) -> bool:
         """Write the claim over `version`, with its notification, all or nothing; False when it changed meanwhile
         (or the notification exists)."""
-
-    def publish(self, outbox: OutboxMessage) -> None:
-        """Write a notification alone (a claim rejected when filed); a second write of one id changes nothing."""
 
     def for_numbers(self, numbers: Iterable[str]) -> list[Claim]:
         """Every claim naming one of these order numbers, by claim id."""

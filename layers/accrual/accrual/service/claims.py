@@ -69,12 +69,13 @@ class ClaimService:
             return existing[0], False
         currency = self.store.account_currency(request.user_id)
         claim = new_claim(request, now=now, rules=self.rules, account_currency=currency)
-        if not self.store.create(claim):
+        rejected = claim.state == ClaimState.REJECTED
+        # a claim rejected at once is stored with its notification, together
+        if not self.store.create(claim, self._message(claim, None, 1, now) if rejected else None):
             found = self.store.get(claim.claim_id)
             assert found is not None
             return found[0], False  # filed concurrently (a redelivered message): the first one stands
-        if claim.state == ClaimState.REJECTED:
-            self.store.publish(self._message(claim, None, 1, now))
+        if rejected:
             return claim, True
         return self.match(claim.claim_id, now=now), True
 
