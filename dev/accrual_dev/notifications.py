@@ -120,7 +120,6 @@ class Notification:
     body: dict[str, Any]
     receipt_handle: str | None = None  # the queue's handle, to take it off the queue
     message_id: str | None = None
-    published_at: str | None = None  # read from the outbox: when the relay published it (None: not yet)
 
     @property
     def event_type(self) -> str:
@@ -264,7 +263,7 @@ class OutboxTail:
         shown: set[str] = set()
         while True:
             fresh = [
-                Notification(json.loads(record.body), published_at=record.published_at)
+                Notification(json.loads(record.body))
                 for record in OutboxRecord.scan()
                 if record.event_id not in shown and not record.published_at  # (the earlier form kept those a while)
             ]

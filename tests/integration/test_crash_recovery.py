@@ -9,7 +9,6 @@ falls between SNS accepting a batch of them and the outbox deleting the last of 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import timedelta
 
@@ -20,6 +19,7 @@ from accrual.composition import composition
 from accrual.ports.notify import PUBLISH_BATCH
 from support.ledger import T0, line, load_reference_data, snapshot, wipe_ledger
 from support.readers import audit
+from support.subscriber import received
 
 
 class Crash(BaseException):
@@ -76,26 +76,7 @@ def run_once(stack) -> None:
 
 def delivered(stack) -> Counter[str]:
     """Event ids delivered to the local notifications queue (drained)."""
-    import boto3
-
-    sqs = boto3.client("sqs", region_name=stack.region)
-    seen: Counter[str] = Counter()
-    while True:
-        messages = sqs.receive_message(
-            QueueUrl=stack.local_notifications_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-        ).get("Messages", [])
-        if not messages:
-            return seen
-        for message in messages:
-            body = json.loads(message["Body"])
-            seen[json.loads(body.get("Message", message["Body"]))["event_id"]] += 1
-        sqs.delete_message_batch(
-            QueueUrl=stack.local_notifications_queue_url,
-            Entries=[
-                {"Id": str(number), "ReceiptHandle": message["ReceiptHandle"]}
-                for number, message in enumerate(messages)
-            ],
-        )
+    return Counter(body["event_id"] for body, _ in received(stack))
 
 
 @pytest.mark.slow

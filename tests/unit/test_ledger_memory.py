@@ -330,5 +330,5 @@ def test_a_change_puts_one_notification_in_the_outbox_in_the_contract_s_shape():
         "account_currency": "EUR",
     }
     assert message.event_id == body["event_id"]
-    ledger.store.mark_published(message.event_id, T0.isoformat(), "m-1")
+    ledger.store.remove_published(message.event_id, T0.isoformat(), "m-1")
     assert list(ledger.store.unpublished("9999", 100)) == []

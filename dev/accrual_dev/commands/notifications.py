@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(message.body, ensure_ascii=False, sort_keys=True), flush=True)
         else:
-            unpublished = " (not published yet)" if args.source == "outbox" and not message.published_at else ""
+            unpublished = " (not published yet)" if args.source == "outbox" else ""  # all the outbox holds
             print(describe(message) + unpublished, flush=True)
 
     selection = Selection(tuple(args.types), tuple(args.users))

@@ -202,22 +202,22 @@ class InMemoryLedgerStore:
         waiting = sorted(
             (item.message.created_at, event_id)
             for event_id, item in self.outbox.items()
-            if item.published_at is None and item.message.created_at <= until
+            if item.message.created_at <= until
         )
         for _, event_id in waiting:
             if event_id in self.outbox:
                 yield self.outbox[event_id].message
 
-    def mark_published(self, event_id: str, at: str, message_id: str) -> None:
+    def remove_published(self, event_id: str, at: str, message_id: str) -> None:
         # published: the outbox forgets it, as the DynamoDB store deletes it (kept in `published` for the tests' eyes)
         item = self.outbox.pop(event_id, None)
         if item is not None:
             item.published_at, item.message_id = at, message_id
             self.published[event_id] = item
 
-    def mark_batch_published(self, published: Sequence[tuple[OutboxMessage, str]], at: str) -> None:
+    def remove_batch_published(self, published: Sequence[tuple[OutboxMessage, str]], at: str) -> None:
         for message, message_id in published:
-            self.mark_published(message.event_id, at, message_id)
+            self.remove_published(message.event_id, at, message_id)
 
     # ---- reference data ---------------------------------------------------------------------------------------------
     def current_config(self) -> AccrualConfig:

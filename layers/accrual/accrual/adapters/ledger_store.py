@@ -362,11 +362,11 @@ class DynamoLedgerStore(ReadAhead):
         for record in OutboxRecord.scan(condition, consistent_read=True, page_size=page_size):
             yield _outbox_message(record)
 
-    def mark_published(self, event_id: str, at: str, message_id: str) -> None:
+    def remove_published(self, event_id: str, at: str, message_id: str) -> None:
         # published: the outbox forgets it (a delete of an event already gone is no error)
         OutboxRecord(event_id).delete()
 
-    def mark_batch_published(self, published: Sequence[tuple[OutboxMessage, str]], at: str) -> None:
+    def remove_batch_published(self, published: Sequence[tuple[OutboxMessage, str]], at: str) -> None:
         # The sweep's deletes, 25 to a BatchWriteItem (PynamoDB's batch_write retries what DynamoDB leaves
         # unprocessed) instead of a DeleteItem each: one call per notification was half of a local day's calls.
         with OutboxRecord.batch_write() as batch:

@@ -227,10 +227,10 @@ class LedgerStore(Protocol):
     def unpublished(self, until: str, page_size: int) -> Iterator[OutboxMessage]:
         """The events not yet published, created up to `until`, in no particular order."""
 
-    def mark_published(self, event_id: str, at: str, message_id: str) -> None:
+    def remove_published(self, event_id: str, at: str, message_id: str) -> None:
         """The event is published: it leaves the outbox."""
 
-    def mark_batch_published(self, published: Sequence[tuple[OutboxMessage, str]], at: str) -> None:
+    def remove_batch_published(self, published: Sequence[tuple[OutboxMessage, str]], at: str) -> None:
         """The events a sweep has just read and published (each with its message id) leave the outbox, in few
         calls."""
 

@@ -39,7 +39,7 @@ class OutboxRelay:
         message_id = self.publisher.publish(event["event_id"], event["body"], attributes, lambda_context=lambda_context)
         if message_id is None:
             return "in_progress"
-        self.store.mark_published(event["event_id"], now.isoformat(), message_id)
+        self.store.remove_published(event["event_id"], now.isoformat(), message_id)
         return "published"
 
     def publish_unpublished(
@@ -73,7 +73,7 @@ class OutboxRelay:
         published = self.publisher.publish_batch(events)
         accepted = [(message, published[message.event_id]) for message in messages if message.event_id in published]
         if accepted:
-            self.store.mark_batch_published(accepted, now.isoformat())
+            self.store.remove_batch_published(accepted, now.isoformat())
         return +Counter(published=len(accepted), failed=len(messages) - len(accepted))  # unary +: the zeros dropped
 
 
