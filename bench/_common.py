@@ -163,8 +163,8 @@ def _map(records: Iterable[tuple[str, Any, Any]], options: PartnerOptions) -> li
     return lines
 
 
-def build_orders(*, days: int = 60, orders_per_day: int = 40, seed: int = SEED) -> Orders:
-    world = generate(seed, start=DEFAULT_START, days=days, orders_per_day=orders_per_day, users=400)
+def build_orders(*, days: int = 60, orders_per_day: int = 40, seed: int = SEED, users: int = 400) -> Orders:
+    world = generate(seed, start=DEFAULT_START, days=days, orders_per_day=orders_per_day, users=users)
     options = PartnerOptions(usd_rates=world.usd_rates)
     last_event = max(change.at for item in [*world.aliexpress, *world.admitad] for change in item.history)
     far = last_event + timedelta(seconds=1)

@@ -24,7 +24,7 @@ transaction per changed order holding the order (2 WRU: transactional writes cos
 the balance when money moves (2 WRU each), plus one outbox item per notification (2 WRU); confirmation adds the due
 index Query (keys only: well under 0.01 call per order).
 
-    .venv/bin/python bench/steps.py [--orders 200] [--emulator ministack|dynamodb-local|moto] [--code DIR --section steps_before]
+    .venv/bin/python bench/steps.py [--orders 200] [--shoppers 400] [--emulator ministack|dynamodb-local|moto] [--code DIR --section steps_before]
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ def emulator_server(name: str):
 
 
 # ---- the data -----------------------------------------------------------------------------------------------------
-def pick(n: int):
-    orders = build_orders()
+def pick(n: int, shoppers: int = 400):
+    orders = build_orders(users=shoppers)
     keys = orders.settled()
     random.Random(n).shuffle(keys)
     if len(keys) < n:
@@ -388,8 +388,8 @@ def lower_bound(changed: float, moved: float, notifications: float, confirmation
     }
 
 
-def run(n: int, emulator: str) -> dict:
-    orders, keys = pick(n)
+def run(n: int, emulator: str, shoppers: int = 400) -> dict:
+    orders, keys = pick(n, shoppers)
     times = step_times(orders)
     with tempfile.TemporaryDirectory(prefix="accrual-steps-") as folder_name, emulator_server(emulator) as server:
         folder = Path(folder_name)
@@ -442,6 +442,14 @@ def run(n: int, emulator: str) -> dict:
         }
     return {
         "orders": n,
+        "shoppers": len(
+            {
+                orders.clicks[line.sub_id].user_id
+                for k in keys
+                for line in orders.first[k]
+                if line.sub_id in orders.clicks
+            }
+        ),
         "emulator": emulator,
         "lines_first": sum(len(orders.first[k]) for k in keys),
         "lines_final": sum(len(orders.final[k]) for k in keys),
@@ -474,7 +482,8 @@ def report(result: dict) -> str:
         table(
             rows,
             ["step", "implementation", "DynamoDB calls", "RRU", "WRU", "other AWS calls"],
-            title=f"\n== Calls and capacity units per order, {result['orders']} orders on {result['emulator']} "
+            title=f"\n== Calls and capacity units per order, {result['orders']} orders ({result.get('lines_first')} lines, "
+            f"{result.get('shoppers')} shoppers) on {result['emulator']} "
             "(counted by botocore hooks, units as the emulator charged them) ==",
         )
     ]
@@ -526,12 +535,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=200)
     parser.add_argument("--emulator", choices=("ministack", "dynamodb-local", "moto"), default="ministack")
+    parser.add_argument(
+        "--shoppers", type=int, default=400, help="shoppers of the simulated world the orders are drawn from"
+    )
     parser.add_argument("--code", help="run the CLI of this checkout of the project (its figures go to --section)")
     parser.add_argument("--section", default="steps", help="the results.json section (default steps)")
     args = parser.parse_args()
     if args.code:
         CODE[:] = [str(Path(args.code) / "layers" / "accrual"), str(Path(args.code) / "dev")]
-    result = run(args.orders, args.emulator)
+    result = run(args.orders, args.emulator, args.shoppers)
     result["code"] = args.code or "this checkout"
     save_results(args.section, result)
     print(report(result))

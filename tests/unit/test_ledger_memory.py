@@ -89,6 +89,91 @@ def test_confirm_reads_the_clicks_of_many_due_orders_together(monkeypatch):
     assert ledger._settler.clicks == {}  # nothing kept after the confirmation (bounded memory)
 
 
+def _settled_orders(ledger, orders: dict[str, str], settled_at):
+    """Settled orders (key -> shopper), each one line of 40 USD."""
+    ledger.reconcile(
+        [line(key, amount="40.00", status="settled", at=settled_at, user=user) for key, user in orders.items()],
+        now=settled_at,
+    )
+
+
+def _recorded_applies(ledger, monkeypatch) -> list[list[str]]:
+    """The order keys of each `apply` the store is asked for, as they come."""
+    applies: list[list[str]] = []
+    apply = ledger.store.apply
+
+    def recorded(changes):
+        applies.append([change.key for change in changes])
+        return apply(changes)
+
+    monkeypatch.setattr(ledger.store, "apply", recorded)
+    return applies
+
+
+def test_confirm_writes_a_shopper_s_due_orders_together_each_order_whole(monkeypatch):
+    orders = {f"A{n}": "alice" for n in range(5)} | {f"B{n}": "bob" for n in range(3)} | {"C0": "carol"}
+    ledger = memory_ledger(users={"alice": "USD", "bob": "USD", "carol": "USD"})
+    settled_at = T0 + timedelta(days=10)
+    _settled_orders(ledger, orders, settled_at)
+    applies = _recorded_applies(ledger, monkeypatch)
+    counts = ledger.confirm(now=settled_at + timedelta(days=1))
+    assert counts["moves_post"] == 9 and counts["orders_changed"] == 9 and counts["notifications"] == 9
+    # one transaction per shopper, each holding only that shopper's orders
+    assert sorted(sorted(keys) for keys in applies) == [
+        [f"aliexpress#A{n}" for n in range(5)],
+        [f"aliexpress#B{n}" for n in range(3)],
+        ["aliexpress#C0"],
+    ]
+    for user, count in (("alice", 5), ("bob", 3), ("carol", 1)):
+        assert balance(ledger.store, user)["confirmed_usd"] == f"{D('2.00') * count:.2f}"
+        assert balance(ledger.store, user)["pending_usd"] == "0.00"
+    for key in orders:  # each order has its own confirmation and its own notification
+        assert [entry["transition"] for entry in explain(ledger.store, key)["journal"]] == ["pending", "post"]
+    assert len(ledger.store.outbox) == 18 and audit(ledger.store)["ok"]
+
+
+def test_a_shopper_s_transaction_holds_at_most_the_items_dynamodb_takes(monkeypatch):
+    from accrual.service import settle
+
+    orders = {f"A{n:02}": "alice" for n in range(20)}
+    ledger = memory_ledger(users={"alice": "USD"})
+    settled_at = T0 + timedelta(days=10)
+    _settled_orders(ledger, orders, settled_at)
+    applies = _recorded_applies(ledger, monkeypatch)
+    assert ledger.confirm(now=settled_at + timedelta(days=1))["moves_post"] == 20
+    # each confirmed order writes three items (order, entry, notification), the balance one for all of them
+    assert all(3 * len(keys) + 1 <= settle.ITEMS_TOGETHER for keys in applies)
+    assert sorted(key for keys in applies for key in keys) == sorted(f"aliexpress#{key}" for key in orders)
+    assert len(applies) == -(-20 * 3 // (settle.ITEMS_TOGETHER - 1))
+    assert balance(ledger.store, "alice")["confirmed_usd"] == "40.00" and audit(ledger.store)["ok"]
+
+
+def test_a_shared_transaction_that_loses_a_race_is_settled_again_order_by_order(monkeypatch):
+    orders = {f"A{n}": "alice" for n in range(4)}
+    ledger = memory_ledger(users={"alice": "USD"})
+    settled_at = T0 + timedelta(days=10)
+    _settled_orders(ledger, orders, settled_at)
+    apply, applies = ledger.store.apply, []
+
+    def a_report_lands_first(changes):
+        applies.append([change.key for change in changes])
+        if len(applies) == 1:  # another run refunds A2 between this cycle's read and its write
+            ledger.reconcile(
+                [line("A2", amount="40.00", status="invalid", at=settled_at + timedelta(hours=2))],
+                now=settled_at + timedelta(hours=2),
+            )
+        return apply(changes)
+
+    monkeypatch.setattr(ledger.store, "apply", a_report_lands_first)
+    counts = ledger.confirm(now=settled_at + timedelta(days=1))
+    assert len(applies[0]) == 4 and all(len(keys) == 1 for keys in applies[2:])  # then one order at a time
+    assert counts["moves_post"] == 3 and counts.get("orders_failed", 0) == 0
+    states = {key: explain(ledger.store, key)["state"] for key in orders}
+    assert states == {"A0": "confirmed", "A1": "confirmed", "A2": "declined", "A3": "confirmed"}
+    assert balance(ledger.store, "alice")["confirmed_usd"] == "6.00" and audit(ledger.store)["ok"]
+    assert ledger.confirm(now=settled_at + timedelta(days=2)).get("orders_changed", 0) == 0  # nothing twice
+
+
 def test_a_refused_transition_is_recorded_and_ignored():
     ledger = memory_ledger()
     settled_at = T0 + timedelta(days=10)
@@ -159,6 +244,34 @@ def test_a_line_that_moves_to_another_order_takes_its_money_along():
     assert explain(ledger.store, "A")["state"] == "moved" and explain(ledger.store, "B")["state"] == "pending"
     assert balance(ledger.store, "alice")["pending_usd"] == "5.00" and audit(ledger.store)["ok"]
 
+
+
+def test_a_report_writes_a_shopper_s_new_orders_together_and_a_line_two_of_them_bring_once(monkeypatch):
+    ledger = memory_ledger(users={"alice": "EUR", "bob": "USD"})
+    applies = _recorded_applies(ledger, monkeypatch)
+    counts = ledger.reconcile(
+        [
+            line("A"),
+            line("B", user="bob"),
+            line("C"),
+            line("D", "X-1"),  # the partner moved line X-1 to order E within the same report page
+            line("E", "X-1", at=T0 + timedelta(hours=1)),
+            line("F", user="bob"),
+        ],
+        now=T0 + timedelta(hours=1),
+    )
+    assert counts["lines_moved"] == 1 and counts.get("orders_failed", 0) == 0
+    assert explain(ledger.store, "D")["state"] == "moved" and explain(ledger.store, "E")["state"] == "pending"
+    # the orders that bring the moved line are written alone and in turn, the others a shopper's together
+    assert sorted(sorted(keys) for keys in applies) == [
+        ["aliexpress#A", "aliexpress#C"],
+        ["aliexpress#B", "aliexpress#F"],
+        ["aliexpress#D"],
+        ["aliexpress#D", "aliexpress#E"],
+    ]
+    assert balance(ledger.store, "alice")["pending_usd"] == "15.00"  # A, C and E: 5 USD each
+    assert balance(ledger.store, "bob")["pending_usd"] == "10.00" and audit(ledger.store)["ok"]
+    assert len(ledger.store.outbox) == 7  # each order earning once, then D's money leaving with its line
 
 # ---- redecide -----------------------------------------------------------------------------------------------------
 

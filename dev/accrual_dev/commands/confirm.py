@@ -17,7 +17,9 @@ from accrual_dev.commands._common import (
     workers_option,
 )
 
-CONFIRM_STEP = 100  # due orders confirmed together (their clicks read in one batch); Ctrl-C stops between steps
+# due orders confirmed in one step, the ledger's window unless set (a shopper's orders in one step share
+# transactions); Ctrl-C stops between steps
+CONFIRM_STEP: int | None = None
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None:
         return run_workers(args)
     from accrual.composition import composition
+    from accrual.service.ledger import CONFIRM_TOGETHER
     from accrual_dev.notifications import PublishingWhileWriting
     from accrual_dev.progress import Progress, count, in_steps, interrupted
 
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                 ledger.due_orders(now=at),
                 lambda keys: ledger.confirm_orders(keys, now=at),
                 progress,
-                size=CONFIRM_STEP,
+                size=CONFIRM_STEP or CONFIRM_TOGETHER,
             )
         counts = dict(confirmed)
         if stopped:

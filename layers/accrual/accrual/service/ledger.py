@@ -26,7 +26,9 @@ from accrual.service.order_view import OrderView, canonical, lines_digest, load_
 from accrual.service.planner import OrderPlan, PlanInputs, Review, SettleMode, attribution_of
 from accrual.service.settle import OrderContention, Request, Settler
 
-CONFIRM_CLICKS_TOGETHER = 100  # due orders whose clicks are read together (BatchGetItem's 100 keys)
+# due orders read together (their clicks and the orders themselves, in BatchGetItem calls of 100) and settled
+# together: the more of a shopper's orders one window holds, the fewer balance updates (bounded memory still)
+CONFIRM_TOGETHER = 500
 READ_AHEAD_ORDERS = 100  # orders of a report read together before they are settled (bounded memory)
 
 
@@ -95,8 +97,10 @@ class Ledger:
             for chunk in itertools.batched(sorted(by_order), READ_AHEAD_ORDERS):
                 # the chunk's orders and the claims of their new lines in a few batch reads, not a Query each
                 self.store.read_ahead(chunk, [line for key in chunk for line in by_order[key]])
-                for key in chunk:
-                    self._settle(Request(key, by_order[key], SettleMode.RECONCILE), now=now, counts=counts)
+                # a shopper's orders of one chunk share transactions: one balance update for all of them
+                self._settler.settle_together(
+                    [Request(key, by_order[key], SettleMode.RECONCILE) for key in chunk], now=now, counts=counts
+                )
         finally:
             self._settler.clicks = {}
         return counts.as_dict()
@@ -104,8 +108,8 @@ class Ledger:
     # ---- the scheduled confirmation cycle ------------------------------------------------------------------
     def confirm(self, *, now: datetime, page_size: int = 100) -> dict[str, int]:
         """Confirm settled orders whose hold has passed, decline orders unpaid for too long: every order the due
-        index lists as due at or before `now`, page by page (bounded memory), each in its own transaction, so the
-        cycle can stop anywhere and be rerun."""
+        index lists as due at or before `now`, page by page (bounded memory), each order's change whole in one
+        transaction (a shopper's orders together), so the cycle can stop anywhere and be rerun."""
         return self.confirm_orders(self.store.due_orders(utc_text(now), page_size), now=now)
 
     def due_orders(self, *, now: datetime, shards: Iterable[int] | None = None, page_size: int = 100) -> Iterator[str]:
@@ -114,17 +118,20 @@ class Ledger:
         return self.store.due_orders(utc_text(now), page_size, shards=shards)
 
     def confirm_orders(self, keys: Iterable[str], *, now: datetime) -> dict[str, int]:
-        """Confirm the given due orders (from `due_orders`), each in its own transaction, as `confirm` does."""
+        """Confirm the given due orders (from `due_orders`), as `confirm` does: each order's change whole, a
+        shopper's orders of one chunk written in shared transactions."""
         counts = RunCounts()
-        for chunk in itertools.batched(keys, CONFIRM_CLICKS_TOGETHER):
+        for chunk in itertools.batched(keys, CONFIRM_TOGETHER):
             # the chunk's clicks in two batch reads (the orders' sub-ids, then their clicks) rather than one read per
             # order; kept per chunk: memory stays bounded over a month-end's confirmation.
             self._settler.clicks = self.store.find_clicks(self.store.order_sub_ids(chunk))
             self.store.read_ahead(chunk)
             try:
-                for key in chunk:
-                    counts.add("orders_due")
-                    self._settle(Request(key, (), SettleMode.CONFIRM), now=now, counts=counts)
+                counts.add("orders_due", len(chunk))
+                # a shopper's orders due together share transactions: one balance update for all of them
+                self._settler.settle_together(
+                    [Request(key, (), SettleMode.CONFIRM) for key in chunk], now=now, counts=counts
+                )
             finally:
                 self._settler.clicks = {}
         return counts.as_dict()
