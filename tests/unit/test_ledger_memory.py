@@ -245,7 +245,6 @@ def test_a_line_that_moves_to_another_order_takes_its_money_along():
     assert balance(ledger.store, "alice")["pending_usd"] == "5.00" and audit(ledger.store)["ok"]
 
 
-
 def test_a_report_writes_a_shopper_s_new_orders_together_and_a_line_two_of_them_bring_once(monkeypatch):
     ledger = memory_ledger(users={"alice": "EUR", "bob": "USD"})
     applies = _recorded_applies(ledger, monkeypatch)
@@ -272,6 +271,7 @@ def test_a_report_writes_a_shopper_s_new_orders_together_and_a_line_two_of_them_
     assert balance(ledger.store, "alice")["pending_usd"] == "15.00"  # A, C and E: 5 USD each
     assert balance(ledger.store, "bob")["pending_usd"] == "10.00" and audit(ledger.store)["ok"]
     assert len(ledger.store.outbox) == 7  # each order earning once, then D's money leaving with its line
+
 
 # ---- redecide -----------------------------------------------------------------------------------------------------
 

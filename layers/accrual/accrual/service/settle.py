@@ -164,17 +164,17 @@ class Settler:
         view = load_order(key, self.store)
         if mode.skips_settled and view.settled:
             counts.add("orders_skipped_confirmed")  # confirmed meanwhile (a concurrent cycle): left as it is
-            return
+            return None
         merged, changed, stale = latest_lines(view.lines, request.incoming)
         counts.add("lines_stale", len(stale))
         counts.add("lines_unchanged", len(request.incoming) - len(changed) - len(stale))
         moves = self._locate(key, view, merged, changed, counts)
         if not merged and not view.lines:
-            return
+            return None
         quiet = not changed and not moves.leaving and not view.dirty
         if view.record is not None and quiet and mode == SettleMode.RECONCILE:
             if view.state not in (OrderState.UNATTRIBUTED, OrderState.ON_REVIEW):
-                return
+                return None
         claims = _claims_arriving(view, moves, request.claims_edit)
         plans = self._plans_elsewhere(key, moves, now, counts)
         if merged or view.record is not None:
