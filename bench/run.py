@@ -200,6 +200,8 @@ def main() -> int:
     plan = [
         ["steps.py", "--orders", str(args.orders), "--code", str(before), "--section", "steps_before"],
         ["steps.py", "--orders", str(args.orders)],
+        # a month shaped like an operator's: 1,200 lines from 100 shoppers (a shopper's orders share transactions)
+        ["steps.py", "--orders", "720", "--shoppers", "100", "--section", "steps_shoppers_100"],
         # the same steps on DynamoDB Local: its calls count the same, its units do not follow DynamoDB's rules
         ["steps.py", "--orders", str(args.orders), "--emulator", "dynamodb-local", "--section", "steps_dynamodb_local"],
         ["cpu.py"],

@@ -115,11 +115,12 @@ class Settler:
     def settle_together(self, requests: Sequence[Request], *, now: datetime, counts: RunCounts) -> None:
         """Settle orders as `settle` does, but write the changes of one shopper's orders in shared transactions:
         each change is still whole (order, journal entries, notifications) and the shopper's balance is updated once
-        for all of them, not once each (a transaction item costs 2 write units, so a shopper with k orders due
-        saves 2(k-1) units). Written alone, in turn, as `settle` would: a change that touches other orders (lines
-        moving, lines given up); an order bringing a partner line that another order of the same requests brings
-        too (whichever is settled later must find the line where the earlier one put it); an order with a new-user
-        coupon (the multi-account rule may decide it again from a later order of the shopper).
+        for all of them, not once each (a transaction item costs 2 write units, so a shopper with k orders saves
+        2(k-1) units); changes that move no balance (a settlement) go together too, for fewer calls.
+        Written alone, in turn, as `settle` would: a change that touches other orders (lines moving, lines given up);
+        an order bringing a partner line that another order of the same requests brings too (whichever is settled
+        later must find the line where the earlier one put it); an order with a new-user coupon (the multi-account
+        rule may decide it again from a later order of the shopper).
         A group that loses a race or fails in any way is settled again order by order, each with its own retries:
         nothing is half-written, and the second try starts from what the table holds."""
         brought: dict[tuple[str, str], set[str]] = defaultdict(set)
