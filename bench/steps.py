@@ -43,7 +43,16 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from _common import ROOT, accrual_config, build_orders, item_size, save_results, table, write_units
+from _common import (
+    ROOT,
+    accrual_config,
+    build_orders,
+    item_size,
+    load_results,
+    save_results,
+    table,
+    write_units,
+)
 
 HOOK = ROOT / "bench" / "_hook"
 sys.path.insert(0, str(HOOK))
@@ -171,8 +180,34 @@ def run_project(env: dict, files: dict, times: dict, folder: Path) -> dict:
             "printed": printed.get("reconciled", printed),
             "seconds": round(time.perf_counter() - started, 2),
             "weights": weigh_items(env["ACCRUAL_STACK"]),
+            "balances": balances_after(env["ACCRUAL_STACK"]),
         }
+    audited, _ = cli(env, "audit", "--json")
+    out["reversal"]["audit_ok"] = audited.get("ok")
     return out
+
+
+def balances_after(stack: str) -> dict:
+    """Every shopper's balance after a step, as a digest and totals: two checkouts run on the same data must leave
+    the same money (amounts read as decimals to the cent, so an emulator's trailing zeros do not count)."""
+    import hashlib
+
+    import boto3
+
+    db = boto3.client("dynamodb")
+    money = ("pending_usd", "confirmed_usd", "pending", "confirmed")
+    balances = {}
+    for page in db.get_paginator("scan").paginate(TableName=f"{stack}-balances"):
+        for item in page["Items"]:
+            balances[item["user_id"]["S"]] = {
+                name: str(Decimal(item.get(name, {}).get("N", "0")).quantize(Decimal("0.01"))) for name in money
+            } | {"account_currency": item.get("account_currency", {}).get("S")}
+    text = json.dumps(balances, sort_keys=True)
+    return {
+        "digest": hashlib.sha256(text.encode()).hexdigest()[:16],
+        "shoppers": len(balances),
+        **{name: str(sum((Decimal(b[name]) for b in balances.values()), Decimal("0.00"))) for name in money},
+    }
 
 
 def _kind(name: str, item: dict) -> str:
@@ -430,6 +465,7 @@ def run(n: int, emulator: str, shoppers: int = 400) -> dict:
                     1000 * (mine["cpu_seconds"] - mine["startup_cpu_seconds"]) / result_lines(orders, keys, step), 2
                 ),
                 "item_weights": mine["weights"],
+                "balances": mine["balances"],
             },
             "reference": {
                 **per_order(theirs["counted"], n),
@@ -454,6 +490,7 @@ def run(n: int, emulator: str, shoppers: int = 400) -> dict:
         "lines_first": sum(len(orders.first[k]) for k in keys),
         "lines_final": sum(len(orders.final[k]) for k in keys),
         "steps": steps,
+        "audit_ok": project["reversal"].get("audit_ok"),
     }
 
 
@@ -528,7 +565,35 @@ def report(result: dict) -> str:
     lines.append(
         "confirmation, calls by table: " + ", ".join(f"{name}: {count}" for name, count in sorted(confirm.items()))
     )
+    lines.append(
+        table(
+            [
+                [step, b["digest"], b["shoppers"], b["pending_usd"], b["confirmed_usd"]]
+                for step, figures in result["steps"].items()
+                for b in [figures["project"]["balances"]]
+            ],
+            ["step", "balances digest", "shoppers", "pending USD", "confirmed USD"],
+            title=f"the shoppers' balances after each step; audit after the last: {'ok' if result.get('audit_ok') else 'NOT ok'}",
+        )
+    )
     return "\n".join(lines)
+
+
+def same_money(result: dict, other: dict) -> str:
+    """Whether two runs on the same data (this checkout and another's, `--code`) left every balance the same after
+    every step."""
+    if (other.get("orders"), other.get("emulator")) != (result.get("orders"), result.get("emulator")):
+        return ""
+    if "balances" not in other["steps"].get("first_report", {}).get("project", {}):
+        return ""  # measured before the bench read the balances
+    differing = [
+        step
+        for step, figures in result["steps"].items()
+        if figures["project"].get("balances", {}).get("digest")
+        != other["steps"].get(step, {}).get("project", {}).get("balances", {}).get("digest")
+    ]
+    verdict = "the same after every step" if not differing else f"DIFFERENT after {', '.join(differing)}"
+    return f"balances against {other.get('code')}: {verdict}; audit {'ok' if other.get('audit_ok') else 'NOT ok'} there"
 
 
 def main() -> None:
@@ -547,6 +612,11 @@ def main() -> None:
     result["code"] = args.code or "this checkout"
     save_results(args.section, result)
     print(report(result))
+    for section, other in load_results().items():
+        if section != args.section and isinstance(other, dict) and "steps" in other:
+            compared = same_money(result, other)
+            if compared:
+                print(f"{section}: {compared}")
 
 
 if __name__ == "__main__":
