@@ -69,6 +69,10 @@ class Request:
     fact_at: datetime | None = None  # when the fact behind the request happened, when not the lines' (a claim)
 
 
+# an order planned and waiting to be written with others: its request, plan, change and what it counted
+Ready = tuple[Request, OrderPlan, OrderChange, RunCounts]
+
+
 class Settler:
     """Settles orders one at a time against a store, with the configuration and a cache of the run's clicks."""
 
@@ -113,10 +117,11 @@ class Settler:
 
     # ---- several orders, their changes written together ----------------------------------------------------
     def settle_together(self, requests: Sequence[Request], *, now: datetime, counts: RunCounts) -> None:
-        """Settle orders as `settle` does, but write the changes of one shopper's orders in shared transactions:
-        each change is still whole (order, journal entries, notifications) and the shopper's balance is updated once
-        for all of them, not once each (a transaction item costs 2 write units, so a shopper with k orders saves
-        2(k-1) units); changes that move no balance (a settlement) go together too, for fewer calls.
+        """Settle orders as `settle` does, but write their changes in shared transactions (`_transactions`): each
+        change is still whole (order, journal entries, notifications) and a shopper's balance is updated once for
+        all of the shopper's orders in the transaction, not once each (a transaction item costs 2 write units, so a
+        shopper with k orders saves 2(k-1) units); several shoppers share a transaction while there is room, for
+        fewer calls.
         Written alone, in turn, as `settle` would: a change that touches other orders (lines moving, lines given up);
         an order bringing a partner line that another order of the same requests brings too (whichever is settled
         later must find the line where the earlier one put it); an order with a new-user coupon (the multi-account
@@ -127,7 +132,7 @@ class Settler:
         for request in requests:
             for line in request.incoming:
                 brought[(line.partner, line.line_id)].add(request.key)
-        ready: list[tuple[Request, OrderPlan, OrderChange, RunCounts]] = []
+        ready: list[Ready] = []
         for request in requests:
             tally = RunCounts()
             if any(len(brought[(line.partner, line.line_id)]) > 1 for line in request.incoming):
@@ -320,25 +325,30 @@ class Settler:
                 counts.add("transitions_refused")
 
 
-def _transactions(
-    ready: Sequence[tuple[Request, OrderPlan, OrderChange, RunCounts]],
-) -> Iterator[list[tuple[Request, OrderPlan, OrderChange, RunCounts]]]:
-    """The changes grouped by the shoppers whose balances they move, in groups of at most ITEMS_TOGETHER items."""
-    by_shoppers: dict[tuple[str, ...], list[tuple[Request, OrderPlan, OrderChange, RunCounts]]] = defaultdict(list)
+def _transactions(ready: Sequence[Ready]) -> Iterator[list[Ready]]:
+    """The changes in transactions of at most ITEMS_TOGETHER items: a shopper's changes side by side, all in one
+    transaction when they fit in one (the balance then updated once), and several shoppers' in one transaction as
+    long as there is room (fewer calls; each shopper's balance one item)."""
+    by_shoppers: dict[tuple[str, ...], list[Ready]] = defaultdict(list)
     for entry in ready:
         by_shoppers[tuple(sorted({balance.user_id for balance in entry[2].balances}))].append(entry)
+    group: list[Ready] = []
+    size = 0
     for shoppers, entries in by_shoppers.items():
-        group: list[tuple[Request, OrderPlan, OrderChange, RunCounts]] = []
-        size = len(shoppers)
+        whole = len(shoppers) + sum(_items(entry[2]) for entry in entries)
+        if group and size + whole > ITEMS_TOGETHER:
+            yield group  # the shopper's changes start a transaction of their own rather than straddle two
+            group, size = [], 0
+        size += len(shoppers)
         for entry in entries:
             items = _items(entry[2])
-            if group and size + items > ITEMS_TOGETHER:
+            if group and size + items > ITEMS_TOGETHER:  # more than one transaction holds: split the shopper's
                 yield group
                 group, size = [], len(shoppers)
             group.append(entry)
             size += items
-        if group:
-            yield group
+    if group:
+        yield group
 
 
 def _items(change: OrderChange) -> int:
