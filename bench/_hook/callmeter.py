@@ -108,4 +108,5 @@ def install_from_environment() -> None:
     path = os.environ.get("ACCRUAL_CALL_METER")
     if path:
         install()
-        atexit.register(_dump, path)
+        # `{pid}` in the name: one file per process (a bench that starts several CLI commands)
+        atexit.register(_dump, path.replace("{pid}", str(os.getpid())))

@@ -1,10 +1,11 @@
 """The local moto server's SNS-to-SQS delivery: each message still arrives signed (its signature verifies with the
 certificate its SigningCertURL serves), every message under one certificate per subscription, and the queue's
-attributes still count what it holds."""
+attributes still count what it holds, and a queued message comes back as it was sent."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import urllib.request
 import uuid
@@ -78,6 +79,20 @@ def test_the_queue_counts_what_it_holds(subscribed_queue):
         str(25 - len(received)),
         str(len(received)),
     )
+
+
+def test_a_queued_message_comes_back_as_sent(subscribed_queue):
+    """Queued bodies are kept compressed: what is received is the very text sent, its MD5 that of the text."""
+    _, sqs, _, url = subscribed_queue
+    bodies = ["кешбэк подтверждён: 12,34 ₽ 🎉", "x" * 20_000, json.dumps({"n": 1, "text": "\u2028 line"}), " "]
+    for body in bodies:
+        sent = sqs.send_message(QueueUrl=url, MessageBody=body)
+        assert sent["MD5OfMessageBody"] == hashlib.md5(body.encode()).hexdigest()  # noqa: S324 - SQS's own checksum
+    received = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        received += batch
+    assert sorted(message["Body"] for message in received) == sorted(bodies)
+    assert all(message["MD5OfBody"] == hashlib.md5(message["Body"].encode()).hexdigest() for message in received)  # noqa: S324
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,10 @@ Stock moto 5 made that cost grow with the day (measured on 1,000 orders: 12 ms o
   and serves it under one URL; every message is still signed with the subscription's key, as SNS signs it.
 - every topic keeps each message it published, for moto's in-process test API, which a server's clients never see:
   here the last `SENT_KEPT` only.
+- a queue keeps each message's body as text until it is deleted, and the stack's subscriber queues are read by
+  nobody on a local day (100,000 orders deliver 300,000 messages). Here a queued message keeps its body compressed
+  (zlib at its fastest level) and gives it back as text when read: 2.2 KB a message becomes 1.5 (the envelope's
+  signature and ids do not compress).
 
     install()  # in the moto server's process, before it serves
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
 from collections import deque
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
@@ -34,7 +39,7 @@ from cryptography.x509.oid import NameOID
 from moto.core.utils import camelcase_to_underscores, iso_8601_datetime_with_milliseconds, utcnow
 from moto.moto_api._internal import mock_random
 from moto.sns.models import DEFAULT_ACCOUNT_ID, Subscription, Topic, sns_backends
-from moto.sqs.models import Queue
+from moto.sqs.models import Message, Queue
 
 SENT_KEPT = 100
 
@@ -151,8 +156,17 @@ def _topic_init(self: Topic, *args: Any, **kwargs: Any) -> None:
     self.sent_notifications = deque(maxlen=SENT_KEPT)  # type: ignore[assignment]
 
 
+def _message_body(self: Message) -> str:
+    return zlib.decompress(self.__dict__["_packed_body"]).decode("utf-8")
+
+
+def _set_message_body(self: Message, body: str) -> None:
+    self.__dict__["_packed_body"] = zlib.compress(body.encode("utf-8"), 1)
+
+
 def install() -> None:
     """Install the delivery above in this process's moto (the server process only)."""
     Queue.attributes = property(_queue_attributes)  # type: ignore[assignment,method-assign]
     Subscription.get_post_data = get_post_data  # type: ignore[method-assign]
     Topic.__init__ = _topic_init  # type: ignore[method-assign]
+    Message.body = property(_message_body, _set_message_body)  # type: ignore[assignment,method-assign]
