@@ -169,4 +169,4 @@ def install() -> None:
     Queue.attributes = property(_queue_attributes)  # type: ignore[assignment,method-assign]
     Subscription.get_post_data = get_post_data  # type: ignore[method-assign]
     Topic.__init__ = _topic_init  # type: ignore[method-assign]
-    Message.body = property(_message_body, _set_message_body)  # type: ignore[assignment,method-assign]
+    Message.body = property(_message_body, _set_message_body)  # type: ignore[assignment]
