@@ -10,7 +10,10 @@ Stock moto 5 made that cost grow with the day (measured on 1,000 orders: 12 ms o
   still counts the messages, as it must.
 - each delivery builds and signs a fresh X.509 certificate for the envelope's `SigningCertURL` and keeps its PEM for
   the server's life (about 1 KB a message, and a second RSA signature). Here each subscription makes one certificate
-  and serves it under one URL; every message is still signed with the subscription's key, as SNS signs it.
+  and serves it under one URL; every message is still signed with the subscription's key, as SNS signs it. The key
+  is RSA of 1,024 bits where moto makes 2,048: a signature costs a quarter of the CPU (0.09 ms against 0.31 here, per
+  message and subscriber queue) and half the bytes a queued message keeps, and it verifies with the certificate
+  just the same; nothing local needs the strength.
 - every topic keeps each message it published, for moto's in-process test API, which a server's clients never see:
   here the last `SENT_KEPT` only.
 - a queue keeps each message's body as text until it is deleted, and the stack's subscriber queues are read by
@@ -24,6 +27,7 @@ Stock moto 5 made that cost grow with the day (measured on 1,000 orders: 12 ms o
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import zlib
 from collections import deque
@@ -33,7 +37,7 @@ from typing import Any
 
 import cryptography.x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import Name, NameAttribute
 from cryptography.x509.oid import NameOID
 from moto.core.utils import camelcase_to_underscores, iso_8601_datetime_with_milliseconds, utcnow
@@ -81,6 +85,11 @@ class QueueAttributes(Mapping[str, Any]):
 
 def _queue_attributes(self: Queue) -> QueueAttributes:
     return QueueAttributes(self)
+
+
+@functools.lru_cache
+def _subscription_key(subscription: Subscription) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=1024)
 
 
 def _signing_certificate(subscription: Subscription) -> str:
@@ -168,5 +177,6 @@ def install() -> None:
     """Install the delivery above in this process's moto (the server process only)."""
     Queue.attributes = property(_queue_attributes)  # type: ignore[assignment,method-assign]
     Subscription.get_post_data = get_post_data  # type: ignore[method-assign]
+    Subscription.private_key = _subscription_key  # type: ignore[method-assign]
     Topic.__init__ = _topic_init  # type: ignore[method-assign]
     Message.body = property(_message_body, _set_message_body)  # type: ignore[assignment]
