@@ -141,19 +141,24 @@ class DynamoLedgerStore(ReadAhead):
         decision: DecisionRecord | None = None
         items: list[LineRecord] = []
         journal: list[JournalEntry] = []
-        pages = self.connection.client.get_paginator("query").paginate(
-            TableName=self.settings.orders_table,
-            KeyConditionExpression="pk = :key",
-            ExpressionAttributeValues={":key": {"S": key}},
-        )
-        for page in pages:
+        # pages followed by hand: botocore's paginator looks its model up on disk each time it is made (0.66 ms of
+        # CPU, a fifth of the books' time per order)
+        request = {
+            "TableName": self.settings.orders_table,
+            "KeyConditionExpression": "pk = :key",
+            "ExpressionAttributeValues": {":key": {"S": key}},
+        }
+        while True:
+            page = self.connection.client.query(**request)
             for item in page.get("Items", []):
                 sort_key = item["sk"]["S"]
                 if sort_key.startswith(ENTRY_PREFIX):
                     journal.append(_entry_of(JournalEntryRecord.from_raw_data(item)))
                 elif sort_key == ORDER_SK or sort_key == DECISION_SK or sort_key.startswith(LINE_PREFIX):
                     record, decision = order_part(item, record, decision, items)
-        return loaded(*_order_of(record, decision, items)), journal
+            if not page.get("LastEvaluatedKey"):
+                return loaded(*_order_of(record, decision, items)), journal
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def apply(self, changes: Sequence[OrderChange]) -> None:
         """One transaction: each order item with its lines and decision packed in it, the journal entries, the
