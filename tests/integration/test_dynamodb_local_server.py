@@ -41,6 +41,7 @@ def test_dynamodb_local_starts_answers_and_stops(monkeypatch: pytest.MonkeyPatch
 
 
 def test_on_disk_the_tables_live_in_a_file_removed_when_the_server_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DYNAMODB_LOCAL_JAVA_OPTIONS", raising=False)
     with dynamodb_local.DynamoDBLocalServer(storage="disk") as server:
         for name, value in {**LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL_DYNAMODB": server.url}.items():
             monkeypatch.setenv(name, value)
@@ -56,7 +57,21 @@ def test_on_disk_the_tables_live_in_a_file_removed_when_the_server_stops(monkeyp
         assert server._folder is not None
         folder = Path(server._folder.name)
         assert [path.suffix for path in folder.iterdir()] == [".db"]
+        # a long-lived stack's server: the full compiler, and SQLite's syncs skipped when libeatmydata is there
+        command = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"-XX:TieredStopAtLevel=1" not in command and b"-Xmx512m" in command
+        library = dynamodb_local.no_sync_library()
+        mapped = Path(f"/proc/{server.pid}/maps").read_text()
+        assert ("libeatmydata" in mapped) == (library is not None)
     assert not folder.exists()
+
+
+def test_in_memory_the_server_keeps_the_quick_start_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DYNAMODB_LOCAL_JAVA_OPTIONS", raising=False)
+    with dynamodb_local.DynamoDBLocalServer(storage="memory") as server:
+        command = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"-XX:TieredStopAtLevel=1" in command and b"-inMemory" in command
+        assert "libeatmydata" not in Path(f"/proc/{server.pid}/maps").read_text()
 
 
 def test_an_unknown_storage_is_refused() -> None:
