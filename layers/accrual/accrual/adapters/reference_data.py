@@ -203,14 +203,16 @@ def _groups[T](items: Sequence[T]) -> list[Sequence[T]]:
 
 
 def _written_together(records: Sequence[tuple[Model, Condition]]) -> bool:
-    """Write the records in one transaction, each under its condition. False when a condition cancelled it."""
+    """Write the records in one transaction, each under its condition. False when the transaction was cancelled (a
+    condition failed, or a concurrent load's transaction held one of the items): the caller writes them one by one,
+    which tells which were taken and raises whatever else it meets."""
     try:
+        # one client serves the transaction whatever tables its items are in
         with TransactWrite(connection=ClickRecord._get_connection().connection) as transaction:
             for record, condition in records:
                 transaction.save(record, condition=condition)
     except TransactWriteError as error:
-        codes = {reason.code for reason in error.cancellation_reasons or () if reason is not None}
-        if "ConditionalCheckFailed" not in codes:
+        if not error.cancellation_reasons:
             raise
         return False
     return True
