@@ -15,6 +15,8 @@ from accrual.domain.lifecycle import ReviewVerdict
 from accrual_dev.books.report import (
     LagHistogram,
     Quarantined,
+    merged_books,
+    month_books,
     month_bounds,
     month_report,
     quarantined_line,
@@ -133,6 +135,17 @@ def test_the_report_is_the_same_on_every_run_whatever_the_scan_order_and_the_thr
     reversed_store = _ReversedScan(store, keys[::-1])
     assert json.dumps(month_report(reversed_store, "2026-03"), sort_keys=True) == first
     assert json.dumps(month_report(reversed_store, "2026-03", workers=4), sort_keys=True) == first
+
+
+@pytest.mark.parametrize("parts", [2, 3, 5])
+def test_the_books_read_in_parts_and_added_up_are_the_books_read_whole(month, parts):
+    """`accrual report` reads a month in several processes, each a share of the orders, and adds their books up."""
+    whole = json.dumps(month_report(month.store, "2026-03"), sort_keys=True)
+    keys = list(month.store.orders_placed("2026-03-01T00:00:00.000000Z", "2026-04-01T00:00:00.000000Z"))
+    assert len(keys) > parts
+    shares = [month_books(month.store, "2026-03", keys=keys[part::parts]) for part in range(parts)]
+    added = json.dumps(month_report(month.store, "2026-03", books=merged_books(shares[::-1])), sort_keys=True)
+    assert added == whole
 
 
 class _ReversedScan:

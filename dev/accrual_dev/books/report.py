@@ -30,6 +30,7 @@ What each figure counts:
 from __future__ import annotations
 
 import calendar
+import functools
 import json
 import re
 from collections import Counter, defaultdict
@@ -130,6 +131,15 @@ class _Partner:
     commission_usd: Decimal = ZERO
     margin_usd: Decimal = ZERO
 
+    def merge(self, other: _Partner) -> None:
+        self.orders.update(other.orders)
+        self.lines.update(other.lines)
+        _add_amounts(self.cashback_usd, other.cashback_usd)
+        for currency, amounts in other.by_currency.items():
+            _add_amounts(self.by_currency[currency], amounts)
+        self.commission_usd += other.commission_usd
+        self.margin_usd += other.margin_usd
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "orders": dict(sorted(self.orders.items())),
@@ -139,6 +149,11 @@ class _Partner:
             "commission_usd": money_str(self.commission_usd),
             "margin_usd": money_str(self.margin_usd),
         }
+
+
+def _add_amounts(into: dict[str, Decimal], amounts: dict[str, Decimal]) -> None:
+    for state, amount in amounts.items():
+        into[state] += amount
 
 
 def _money_strs(amounts: dict[str, Decimal]) -> dict[str, str]:
@@ -153,6 +168,9 @@ class LagHistogram:
 
     def add(self, lag: timedelta) -> None:
         self.minutes[max(0, int(lag.total_seconds() // 60))] += 1
+
+    def merge(self, other: LagHistogram) -> None:
+        self.minutes.update(other.minutes)
 
     @property
     def count(self) -> int:
@@ -198,6 +216,23 @@ class _Books:
     to_pending: LagHistogram = field(default_factory=LagHistogram)
     to_confirmed: LagHistogram = field(default_factory=LagHistogram)
 
+    def merge(self, other: _Books) -> _Books:
+        """Add another part of the same month's orders to these books (every figure is a sum, a count or a list
+        sorted when printed, so the parts may be read apart and in any order)."""
+        for name, partner in other.partners.items():
+            self.partners[name].merge(partner)
+        self.negative += other.negative
+        self.exclusions.update(other.exclusions)
+        for shop, counts in other.shops.items():
+            self.shops[shop].update(counts)
+        for day, day_figures in other.daily.items():
+            into = self.daily.setdefault(day, {"orders": 0, "pending_usd": ZERO, "confirmed_usd": ZERO})
+            for name, value in day_figures.items():
+                into[name] += value
+        self.to_pending.merge(other.to_pending)
+        self.to_confirmed.merge(other.to_confirmed)
+        return self
+
 
 def month_report(
     store: LedgerStore,
@@ -207,9 +242,32 @@ def month_report(
     quarantined: Iterable[Quarantined] = (),
     claims: Iterable[Claim] = (),
     workers: int = 1,
+    books: _Books | None = None,
 ) -> dict[str, Any]:
     """The month's books as the JSON contract prints them (decimal strings, sorted keys and lists). `workers` threads
-    read the orders (a few batches of keys in flight at a time); the totals are added up in this thread."""
+    read the orders (a few batches of keys in flight at a time); the totals are added up in this thread. `books`:
+    the orders' figures already read (`month_books`, in parts merged), instead of reading them from `store`."""
+    start, end = month_bounds(month)
+    if books is None:
+        books = month_books(store, month, partner=partner, workers=workers)
+    return _result(books, start, end, partner, quarantined, claims)
+
+
+def merged_books(parts: Iterable[_Books]) -> _Books:
+    """The books of a month read in parts (`month_books` over shares of its orders), added up."""
+    return functools.reduce(_Books.merge, parts)
+
+
+def month_books(
+    store: LedgerStore,
+    month: str,
+    *,
+    partner: str | None = None,
+    workers: int = 1,
+    keys: Iterable[str] | None = None,
+) -> _Books:
+    """The figures of the month's orders (`keys`: only these of them, a part read apart; default every order the
+    store lists as placed in the month)."""
     start, end = month_bounds(month)
     books = _Books(month)
     for day in range((end - start).days):
@@ -218,17 +276,13 @@ def month_report(
             "pending_usd": ZERO,
             "confirmed_usd": ZERO,
         }
-    keys = (
-        key
-        for key in store.orders_placed(utc_text(start), utc_text(end))
-        if partner is None or key.startswith(f"{partner}#")
-    )
-
+    listed = keys if keys is not None else store.orders_placed(utc_text(start), utc_text(end))
+    wanted = (key for key in listed if partner is None or key.startswith(f"{partner}#"))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        while batch := list(islice(keys, READ_BATCH * max(1, workers))):
+        while batch := list(islice(wanted, READ_BATCH * max(1, workers))):
             for loaded, journal in pool.map(store.order_with_journal, batch):
                 _add_order(books, loaded, journal)
-    return _result(books, start, end, partner, quarantined, claims)
+    return books
 
 
 def _add_order(books: _Books, loaded: LoadedOrder, journal: list[JournalEntry]) -> None:

@@ -289,11 +289,12 @@ class DynamoLedgerStore(ReadAhead):
             condition &= OrderRecord.ordered_at < until
         return sorted(item.pk for item in segmented_scan(OrderRecord, condition, attributes_to_get=["pk"]))
 
-    def orders_placed(self, since: str, until: str) -> Iterator[str]:
+    def orders_placed(self, since: str, until: str, *, part: tuple[int, int] | None = None) -> Iterator[str]:
         # a scan of the order items alone (filtered server-side, only the key read back): a month's report runs once
-        # a month, so it pays one read of the table rather than an index written on every order change
+        # a month, so it pays one read of the table rather than an index written on every order change. `part`
+        # (k, n): the k-th of n readers' share of the scan's segments
         condition = (OrderRecord.sk == ORDER_SK) & (OrderRecord.ordered_at >= since) & (OrderRecord.ordered_at < until)
-        for item in segmented_scan(OrderRecord, condition, attributes_to_get=["pk"]):
+        for item in segmented_scan(OrderRecord, condition, part=part, attributes_to_get=["pk"]):
             yield item.pk
 
     def journal(self, key: str) -> list[JournalEntry]:

@@ -59,10 +59,14 @@ def scan_segments() -> int:
     return int(os.environ.get("ACCRUAL_SCAN_SEGMENTS") or SCAN_SEGMENTS)
 
 
-def segmented_scan[M: Model](model: type[M], condition: Any = None, **kwargs: Any) -> Iterator[M]:
-    """Every item of `model`'s table matching `condition`, a segment at a time (PynamoDB's `Model.scan`)."""
+def segmented_scan[M: Model](
+    model: type[M], condition: Any = None, *, part: tuple[int, int] | None = None, **kwargs: Any
+) -> Iterator[M]:
+    """Every item of `model`'s table matching `condition`, a segment at a time (PynamoDB's `Model.scan`). `part`
+    (k, n): only the k-th of n shares of the segments, for n readers that together read the table once."""
     total = scan_segments()
-    for segment in range(total):
+    share = range(total) if part is None else range(part[0], total, part[1])
+    for segment in share:
         yield from model.scan(condition, segment=segment, total_segments=total, **kwargs)
 
 
