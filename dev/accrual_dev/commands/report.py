@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import os
@@ -90,10 +91,10 @@ def _books_in_parts(month: str, partner: str | None, threads: int, processes: in
         return None
     from accrual_dev.books.report import merged_books
 
-    parts = [(month, partner, threads, (part, processes)) for part in range(processes)]
+    read_part = functools.partial(_books_part, month, partner, threads)
     # spawned, not forked: a fork would copy this process's botocore clients and their connections
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return merged_books(pool.map(_books_part, *zip(*parts, strict=True)))
+        return merged_books(pool.map(read_part, [(part, processes) for part in range(processes)]))
 
 
 def _books_part(month: str, partner: str | None, threads: int, part: tuple[int, int]) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -198,10 +198,6 @@ CLICKS_TOGETHER = 25
 CLICK_WRITERS = 4
 
 
-def _groups[T](items: Sequence[T]) -> list[Sequence[T]]:
-    return [items[start : start + CLICKS_TOGETHER] for start in range(0, len(items), CLICKS_TOGETHER)]
-
-
 def _written_together(records: Sequence[tuple[Model, Condition]]) -> bool:
     """Write the records in one transaction, each under its condition. False when the transaction was cancelled (a
     condition failed, or a concurrent load's transaction held one of the items): the caller writes them one by one,
@@ -218,42 +214,48 @@ def _written_together(records: Sequence[tuple[Model, Condition]]) -> bool:
     return True
 
 
+def _write_in_transactions[T, A](
+    items: Sequence[T],
+    put: Callable[[T], tuple[Model, Condition]],
+    written: Callable[[T], A],
+    alone: Callable[[T], A],
+) -> list[A]:
+    """Each item's answer, in the items' order: `written(item)` when its transaction wrote it (`put(item)`: the record
+    and its condition), else `alone(item)`, the item written on its own after its transaction was cancelled."""
+
+    def write(group: Sequence[T]) -> list[A]:
+        if _written_together([put(item) for item in group]):
+            return [written(item) for item in group]
+        return [alone(item) for item in group]
+
+    groups = [items[start : start + CLICKS_TOGETHER] for start in range(0, len(items), CLICKS_TOGETHER)]
+    with ThreadPoolExecutor(max_workers=CLICK_WRITERS) as pool:
+        return [answer for answers in pool.map(write, groups) for answer in answers]
+
+
 def _claim_account_currencies(currencies: Mapping[str, str], *, now: datetime) -> dict[str, str]:
     """Record each shopper's account currency unless one is recorded; returns the recorded ones."""
-
-    def claim(users: Sequence[str]) -> dict[str, str]:
-        records = [
-            (
-                ControlRecord(f"{USER_PREFIX}{user}", ACCOUNT_CURRENCY, body=currencies[user], at=now.isoformat()),
-                ControlRecord.pk.does_not_exist() | (ControlRecord.body == currencies[user]),
-            )
-            for user in users
-        ]
-        if _written_together(records):
-            return {user: currencies[user] for user in users}
-        return {user: _claim_account_currency(user, currencies[user], now=now) for user in users}
-
-    recorded: dict[str, str] = {}
-    with ThreadPoolExecutor(max_workers=CLICK_WRITERS) as pool:
-        for claimed in pool.map(claim, _groups(sorted(currencies))):
-            recorded.update(claimed)
-    return recorded
+    users = sorted(currencies)
+    recorded = _write_in_transactions(
+        users,
+        lambda user: (
+            ControlRecord(f"{USER_PREFIX}{user}", ACCOUNT_CURRENCY, body=currencies[user], at=now.isoformat()),
+            ControlRecord.pk.does_not_exist() | (ControlRecord.body == currencies[user]),
+        ),
+        written=lambda user: currencies[user],
+        alone=lambda user: _claim_account_currency(user, currencies[user], now=now),
+    )
+    return dict(zip(users, recorded, strict=True))
 
 
 def _put_clicks(clicks: Sequence[Click]) -> list[tuple[bool, str | None]]:
     """Write new clicks unless their sub_ids are taken meanwhile; the answers of `_put_click`, in the clicks' order."""
-
-    def put(group: Sequence[Click]) -> list[tuple[bool, str | None]]:
-        records = [
-            (ClickRecord(click.sub_id, body=click.model_dump_json()), ClickRecord.sub_id.does_not_exist())
-            for click in group
-        ]
-        if _written_together(records):
-            return [(True, None)] * len(group)
-        return [_put_click(click) for click in group]
-
-    with ThreadPoolExecutor(max_workers=CLICK_WRITERS) as pool:
-        return [answer for answers in pool.map(put, _groups(clicks)) for answer in answers]
+    return _write_in_transactions(
+        clicks,
+        lambda click: (ClickRecord(click.sub_id, body=click.model_dump_json()), ClickRecord.sub_id.does_not_exist()),
+        written=lambda click: (True, None),
+        alone=_put_click,
+    )
 
 
 def _put_click(click: Click) -> tuple[bool, str | None]:
