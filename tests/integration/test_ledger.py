@@ -381,3 +381,81 @@ def test_the_sweep_publishes_each_event_as_written_and_deletes_it_in_batches(sta
     [left] = OutboxRecord.scan()
     assert _outbox_message(left) == before[refused] and left.published_at is None and left.expires_at is None
     assert [message.event_id for message in store.unpublished(utc_text(T0 + timedelta(days=1)), 100)] == [refused]
+
+
+def test_the_month_scan_reads_each_order_of_the_month_once_with_its_journal_as_a_query_does(stack, ledger):
+    # `month_orders` (the books' read) takes the orders from one scan of the table; an order whose entries the scan
+    # did not see all of beside it (here: one is gone from under it) is read again whole, and only that one
+    settled = T0 + timedelta(days=2)
+    ledger.reconcile([line(f"M{n}", status="settled" if n % 3 else "paid", at=settled) for n in range(30)], now=settled)
+    ledger.reconcile([line("APRIL", ordered_at=(T0 + timedelta(days=31)).isoformat())], now=settled)
+    ledger.confirm(now=settled + timedelta(days=2))
+    store = DynamoLedgerStore(stack)
+    since, until = utc_text(T0 - timedelta(days=1)), utc_text(T0 + timedelta(days=30))
+    keys = sorted(store.orders_placed(since, until))
+    assert len(keys) == 30
+    expected = {key: store.order_with_journal(key) for key in keys}
+    assert sum(len(journal) for _, journal in expected.values()) == 50  # 30 pending, 20 confirmed
+    tampered = keys[7]
+    store.connection.client.delete_item(
+        TableName=stack.orders_table, Key={"pk": {"S": tampered}, "sk": {"S": "ENTRY#000001#pending"}}
+    )
+    expected[tampered] = store.order_with_journal(tampered)
+    queried: list[str] = []
+    query = store.order_with_journal
+
+    def counted(key):
+        queried.append(key)
+        return query(key)
+
+    store.order_with_journal = counted  # type: ignore[method-assign]
+    read = {order.order.key: (order, journal) for order, journal in store.month_orders(since, until)}
+    assert read == expected and queried == [tampered]
+    shares = [order.order.key for part in range(3) for order, _ in store.month_orders(since, until, part=(part, 3))]
+    assert sorted(shares) == keys
+    assert list(store.month_orders(since, until, partner="admitad")) == []
+    assert len(list(store.month_orders(since, until, partner="aliexpress"))) == 30
+
+
+def test_a_chunk_is_written_behind_while_the_next_is_planned_and_a_failed_write_is_settled_alone(stack, ledger):
+    # 250 orders: three chunks, each chunk's transactions written by the writer thread while the next is planned;
+    # the second transaction's write fails once (an outage), its orders are settled alone, and nothing is lost
+    store = ledger.store
+    written_by: list[str] = []
+    built = store.transaction
+
+    def transaction(changes):
+        write = built(changes)
+
+        def written() -> None:
+            written_by.append(threading.current_thread().name)
+            if len(written_by) == 2:
+                raise ConnectionError("the endpoint went away")
+            write()
+
+        return written
+
+    store.transaction = transaction  # type: ignore[method-assign]
+    counts = ledger.reconcile([line(f"W{n:03d}", amount="10.00") for n in range(250)], now=T0)
+    assert counts["orders_changed"] == 250 and counts["moves_pending"] == 250 and counts["retries"] == 1
+    assert counts.get("orders_failed", 0) == 0
+    # every shared transaction by the writer thread; the failed one's orders alone, in the ledger's own thread
+    assert [name.startswith("ledger-writer") for name in written_by[:3]] == [True] * 3
+    assert any(not name.startswith("ledger-writer") for name in written_by)
+    assert balance_of("alice")[0] == D("125.00")  # 0.50 each (5 %)
+    assert audit(stack)["ok"]
+
+
+def test_a_partner_line_of_two_chunks_ends_in_one_order_when_written_behind(stack, ledger):
+    # the line first reported in order A (chunk one) and renumbered into order Z (chunk two): chunk two is read only
+    # once chunk one's write is done, so the line moves to Z as it would one chunk at a time
+    moved = line("Z", "A-1", at=T0 + timedelta(hours=1))
+    counts = ledger.reconcile(
+        [line("A"), *[line(f"F{n:03d}") for n in range(150)], moved], now=T0 + timedelta(hours=2)
+    )
+    assert counts.get("orders_failed", 0) == 0
+    assert [entry["line_id"] for entry in explain(stack, "Z")["lines"]] == ["A-1"]
+    left = explain(stack, "A")
+    assert left["state"] == "moved" and left["held"]["pending_usd"] == "0.00" and counts["lines_moved"] == 1
+    assert balance_of("alice")[0] == D("755.00")  # 151 orders of 5.00: A's withdrawn
+    assert audit(stack)["ok"]

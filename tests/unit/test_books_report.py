@@ -146,6 +146,10 @@ def test_the_books_read_in_parts_and_added_up_are_the_books_read_whole(month, pa
     shares = [month_books(month.store, "2026-03", keys=keys[part::parts]) for part in range(parts)]
     added = json.dumps(month_report(month.store, "2026-03", books=merged_books(shares[::-1])), sort_keys=True)
     assert added == whole
+    # the processes' shares of the store's month scan, each read by threads of its own
+    for threads in (1, 2):
+        scanned = [month_books(month.store, "2026-03", part=(part, parts), workers=threads) for part in range(parts)]
+        assert json.dumps(month_report(month.store, "2026-03", books=merged_books(scanned)), sort_keys=True) == whole
 
 
 class _ReversedScan:
@@ -155,8 +159,9 @@ class _ReversedScan:
     def __getattr__(self, name):
         return getattr(self._store, name)
 
-    def orders_placed(self, since, until):
-        yield from self._keys
+    def month_orders(self, since, until, *, partner=None, part=None):
+        orders = list(self._store.month_orders(since, until, partner=partner, part=part))
+        yield from sorted(orders, key=lambda order: self._keys.index(order[0].order.key))
 
 
 def test_held_and_released_orders_count_by_their_state():

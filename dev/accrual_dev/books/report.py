@@ -2,10 +2,9 @@
 and state, the partners' commission and the margin, the orders paid above their commission, exclusions by reason
 and by shop, quarantined lines, claims, and the confirmation lag.
 
-An order belongs to the month of its `ordered_at` (UTC). The orders are streamed from the store's `orders_placed`
-(a scan of the order items, keys only, segment by segment) and read a batch at a time (`order_with_journal`: one
-Query of each order's partition, on a few threads), so memory holds one batch of orders plus the running totals: counters by partner, state, code, shop and
-day, and the lags as a histogram of whole minutes. Every figure is a sum or a count, so the result does not depend on the order the scan returns; lists are
+An order belongs to the month of its `ordered_at` (UTC). The orders and their journals are streamed from the store's
+`month_orders` (one scan of the orders table, segment by segment, an order's partition at a time), so memory holds
+one order plus the running totals: counters by partner, state, code, shop and day, and the lags as a histogram of whole minutes. Every figure is a sum or a count, so the result does not depend on the order the scan returns; lists are
 sorted before they are printed.
 
 What each figure counts:
@@ -265,9 +264,31 @@ def month_books(
     partner: str | None = None,
     workers: int = 1,
     keys: Iterable[str] | None = None,
+    part: tuple[int, int] | None = None,
 ) -> _Books:
-    """The figures of the month's orders (`keys`: only these of them, a part read apart; default every order the
-    store lists as placed in the month)."""
+    """The figures of the month's orders: every order the store has placed in the month (`month_orders`, `workers`
+    threads each reading a share; `part` (k, n): only the k-th of n shares, read apart and added up with
+    `merged_books`), or only those of `keys`, read with `workers` threads an order at a time."""
+    if keys is not None:
+        books = _month_start(month)
+        wanted = (key for key in keys if partner is None or key.startswith(f"{partner}#"))
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            while batch := list(islice(wanted, READ_BATCH * max(1, workers))):
+                for loaded, journal in pool.map(store.order_with_journal, batch):
+                    _add_order(books, loaded, journal)
+        return books
+    share, shares = part or (0, 1)
+    threads = max(1, workers)
+    # thread j of this share reads the share's j-th part: (share + shares * j) of (shares * threads)
+    parts = [(share + shares * thread, shares * threads) for thread in range(threads)]
+    read = functools.partial(_month_share, store, month, partner)
+    if threads == 1:
+        return read(parts[0])
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return merged_books(pool.map(read, parts))
+
+
+def _month_start(month: str) -> _Books:
     start, end = month_bounds(month)
     books = _Books(month)
     for day in range((end - start).days):
@@ -276,12 +297,14 @@ def month_books(
             "pending_usd": ZERO,
             "confirmed_usd": ZERO,
         }
-    listed = keys if keys is not None else store.orders_placed(utc_text(start), utc_text(end))
-    wanted = (key for key in listed if partner is None or key.startswith(f"{partner}#"))
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        while batch := list(islice(wanted, READ_BATCH * max(1, workers))):
-            for loaded, journal in pool.map(store.order_with_journal, batch):
-                _add_order(books, loaded, journal)
+    return books
+
+
+def _month_share(store: LedgerStore, month: str, partner: str | None, part: tuple[int, int]) -> _Books:
+    start, end = month_bounds(month)
+    books = _month_start(month)
+    for loaded, journal in store.month_orders(utc_text(start), utc_text(end), partner=partner, part=part):
+        _add_order(books, loaded, journal)
     return books
 
 

@@ -99,13 +99,9 @@ def _books_in_parts(month: str, partner: str | None, threads: int, processes: in
 
 def _books_part(month: str, partner: str | None, threads: int, part: tuple[int, int]) -> Any:
     """One process's share: the figures of the orders in its share of the scan's segments."""
-    from accrual.ports import utc_text
-    from accrual_dev.books.report import month_books, month_bounds
+    from accrual_dev.books.report import month_books
 
-    store = _store(stack_settings())
-    start, end = month_bounds(month)
-    keys = store.orders_placed(utc_text(start), utc_text(end), part=part)
-    return month_books(store, month, partner=partner, workers=threads, keys=keys)
+    return month_books(_store(stack_settings()), month, partner=partner, workers=threads, part=part)
 
 
 NORMALIZED = "normalized"  # the quarantine of JSON Lines files, which name their partner on each line

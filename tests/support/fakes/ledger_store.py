@@ -6,7 +6,7 @@ DynamoDB itself stays proven by the moto suites (and by a test that runs one sce
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -83,6 +83,20 @@ class InMemoryLedgerStore:
 
     def read_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> None:
         return None  # every read is already free
+
+    def transaction(self, changes: Sequence[OrderChange]) -> Callable[[], None]:
+        # written at once (a write that took no time); the returned call raises what the write raised, so that
+        # the write-behind path meets its failures where it would meet the real store's
+        try:
+            self.apply(changes)
+        except Exception as error:  # noqa: BLE001 - handed on whole
+            caught = error
+
+            def failed() -> None:
+                raise caught
+
+            return failed
+        return lambda: None
 
     def apply(self, changes: Sequence[OrderChange]) -> None:
         for change in changes:
@@ -167,6 +181,13 @@ class InMemoryLedgerStore:
 
     def order_with_journal(self, key: str) -> tuple[LoadedOrder, list[JournalEntry]]:
         return self.load_order(key), self.journal(key)
+
+    def month_orders(
+        self, since: str, until: str, *, partner: str | None = None, part: tuple[int, int] | None = None
+    ) -> Iterator[tuple[LoadedOrder, list[JournalEntry]]]:
+        keys = [key for key in self.orders_between(since, until) if partner is None or key.startswith(f"{partner}#")]
+        for key in keys if part is None else keys[part[0] :: part[1]]:
+            yield self.order_with_journal(key)
 
     def journal(self, key: str) -> list[JournalEntry]:
         return sorted(

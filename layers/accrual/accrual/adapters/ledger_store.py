@@ -19,7 +19,7 @@ The tests' in-memory store implements the same port with the same conditions, fo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 
 from botocore.exceptions import ClientError
@@ -51,6 +51,7 @@ from accrual.adapters.ledger_items import (
     stored_order,
     stream_outbox_event,
 )
+from accrual.adapters.ledger_month_scan import MonthScan
 from accrual.adapters.ledger_packing import PackedLine, loaded, pack_order, stored_line, written_line
 from accrual.adapters.ledger_read_ahead import ReadAhead
 from accrual.adapters.ledger_tables import (
@@ -106,7 +107,7 @@ __all__ = [
 ]
 
 
-class DynamoLedgerStore(ReadAhead):
+class DynamoLedgerStore(ReadAhead, MonthScan):
     """The ledger store on DynamoDB (PynamoDB models bound to the stack's tables).
 
     A store serves one worker at a time (the pools hand each task its own): what `read_ahead` read for a chunk is
@@ -161,8 +162,13 @@ class DynamoLedgerStore(ReadAhead):
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def apply(self, changes: Sequence[OrderChange]) -> None:
+        self.transaction(changes)()
+
+    def transaction(self, changes: Sequence[OrderChange]) -> Callable[[], None]:
         """One transaction: each order item with its lines and decision packed in it, the journal entries, the
-        notifications and the balances. The lines new to their order get their claims first."""
+        notifications and the balances. The lines new to their order get their claims first. Built here (the
+        versions read, the claims written: this store's state), written by the call returned, which touches nothing
+        of the store but its client and so may run in another thread."""
         orders, balances = self.settings.orders_table, self.settings.balances_table
         # The items go as DynamoDB JSON straight from the values, serialised by the models' own attributes (the same
         # item as a model's save), on the low-level client: building PynamoDB objects for items written once was
@@ -203,16 +209,19 @@ class DynamoLedgerStore(ReadAhead):
             for balance in merged_balances(changes)
         ]
         kinds += ["balance"] * len(updates)
-        try:
-            self.connection.client.transact_write_items(
-                TransactItems=[{"Put": put} for put in puts] + [{"Update": update} for update in updates]
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            reasons = error.response.get("CancellationReasons", [])
-            codes = [None if reason.get("Code") == "None" else reason.get("Code") for reason in reasons]
-            _raise_for(changes, kinds, codes, error)
+        client, items = self.connection.client, [{"Put": put} for put in puts] + [{"Update": u} for u in updates]
+
+        def write() -> None:
+            try:
+                client.transact_write_items(TransactItems=items)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                reasons = error.response.get("CancellationReasons", [])
+                codes = [None if reason.get("Code") == "None" else reason.get("Code") for reason in reasons]
+                _raise_for(changes, kinds, codes, error)
+
+        return write
 
     def _order_put(self, change: OrderChange) -> dict:
         """The order item's put, packed with every line and the decision, conditional on the version read (none: a

@@ -59,6 +59,15 @@ def scan_segments() -> int:
     return int(os.environ.get("ACCRUAL_SCAN_SEGMENTS") or SCAN_SEGMENTS)
 
 
+# The month's books scan the whole orders table (orders and journal entries, several items an order): more segments
+# keep each segment's pages cheap on DynamoDB Local (above). The test suite's setting applies here too.
+MONTH_SCAN_SEGMENTS = 64
+
+
+def month_scan_segments() -> int:
+    return int(os.environ.get("ACCRUAL_SCAN_SEGMENTS") or MONTH_SCAN_SEGMENTS)
+
+
 def segmented_scan[M: Model](
     model: type[M], condition: Any = None, *, part: tuple[int, int] | None = None, **kwargs: Any
 ) -> Iterator[M]:

@@ -9,7 +9,7 @@ entries and notifications written once, a change applied all or nothing).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -199,6 +199,11 @@ class LedgerStore(Protocol):
         """Write the changes all or nothing. Raises LostRace when an order is not at the version it was read at (or
         a line fact lost to a newer version), JournalConflict when a journal entry or notification id is taken."""
 
+    def transaction(self, changes: Sequence[OrderChange]) -> Callable[[], None]:
+        """`apply` in two halves: what needs this store's state, done now (it may raise as `apply` does), and the
+        call returned, which writes the changes all or nothing, raises as `apply` does, and may run in another
+        thread while this store reads on."""
+
     def line_homes(self, partner: str, line_id: str) -> set[str]:
         """Every order that may hold an item of this partner line (live or a tombstone; a superset)."""
 
@@ -215,6 +220,13 @@ class LedgerStore(Protocol):
     def journal(self, key: str) -> list[JournalEntry]: ...
     def order_with_journal(self, key: str) -> tuple[LoadedOrder, list[JournalEntry]]:
         """An order and its journal in one read (the month's books)."""
+
+    def month_orders(
+        self, since: str, until: str, *, partner: str | None = None, part: tuple[int, int] | None = None
+    ) -> Iterator[tuple[LoadedOrder, list[JournalEntry]]]:
+        """The orders placed in [since, until) (of `partner` only, when given), each with its journal, streamed in no
+        fixed order (the month's books). `part` (k, n): the k-th of n readers' share, the n shares together every
+        order once."""
 
     def refusals(self, key: str) -> list[StoredRefusal]: ...
     def balance(self, user_id: str) -> StoredBalance | None: ...

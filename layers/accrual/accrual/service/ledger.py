@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +30,9 @@ from accrual.service.settle import OrderContention, Request, Settler
 # together: the more of a shopper's orders one window holds, the fewer balance updates (bounded memory still)
 CONFIRM_TOGETHER = 500
 READ_AHEAD_ORDERS = 100  # orders of a report read together before they are settled (bounded memory)
+# due orders planned together and written while the next ones are planned: a shopper's orders among them share
+# transactions
+CONFIRM_WRITTEN_TOGETHER = 100
 
 
 @dataclass(frozen=True)
@@ -95,13 +98,22 @@ class Ledger:
         self._settler.clicks = self.store.find_clicks(line.sub_id for line in lines if line.sub_id)
         try:
             for chunk in itertools.batched(sorted(by_order), READ_AHEAD_ORDERS):
+                incoming = [line for key in chunk for line in by_order[key]]
+                if self._settler.writing_lines() & {(line.partner, line.line_id) for line in incoming}:
+                    # a partner line the previous chunk brings too: placed where that chunk's write puts it
+                    self._settler.finish_writing()
                 # the chunk's orders and the claims of their new lines in a few batch reads, not a Query each
-                self.store.read_ahead(chunk, [line for key in chunk for line in by_order[key]])
-                # a shopper's orders of one chunk share transactions: one balance update for all of them
+                self.store.read_ahead(chunk, incoming)
+                # a shopper's orders of one chunk share transactions: one balance update for all of them; written
+                # while the next chunk is read and planned
                 self._settler.settle_together(
-                    [Request(key, by_order[key], SettleMode.RECONCILE) for key in chunk], now=now, counts=counts
+                    [Request(key, by_order[key], SettleMode.RECONCILE) for key in chunk],
+                    now=now,
+                    counts=counts,
+                    behind=True,
                 )
         finally:
+            self._settler.finish_writing()
             self._settler.clicks = {}
         return counts.as_dict()
 
@@ -121,19 +133,22 @@ class Ledger:
         """Confirm the given due orders (from `due_orders`), as `confirm` does: each order's change whole, a
         shopper's orders of one chunk written in shared transactions."""
         counts = RunCounts()
-        for chunk in itertools.batched(keys, CONFIRM_TOGETHER):
-            # the chunk's clicks in two batch reads (the orders' sub-ids, then their clicks) rather than one read per
-            # order; kept per chunk: memory stays bounded over a month-end's confirmation.
-            self._settler.clicks = self.store.find_clicks(self.store.order_sub_ids(chunk))
-            self.store.read_ahead(chunk)
-            try:
+        try:
+            for chunk in itertools.batched(keys, CONFIRM_TOGETHER):
+                # the chunk's clicks in two batch reads (the orders' sub-ids, then their clicks) rather than one read
+                # per order; kept per chunk: memory stays bounded over a month-end's confirmation.
+                self._settler.clicks = self.store.find_clicks(self.store.order_sub_ids(chunk))
+                self.store.read_ahead(chunk)
                 counts.add("orders_due", len(chunk))
-                # a shopper's orders due together share transactions: one balance update for all of them
-                self._settler.settle_together(
-                    [Request(key, (), SettleMode.CONFIRM) for key in chunk], now=now, counts=counts
-                )
-            finally:
-                self._settler.clicks = {}
+                # a shopper's orders due together share transactions: one balance update for all of them; written
+                # while the next part of the chunk is planned
+                for part in itertools.batched(chunk, CONFIRM_WRITTEN_TOGETHER):
+                    self._settler.settle_together(
+                        [Request(key, (), SettleMode.CONFIRM) for key in part], now=now, counts=counts, behind=True
+                    )
+        finally:
+            self._settler.finish_writing()
+            self._settler.clicks = {}
         return counts.as_dict()
 
     # ---- an operator's verdict on an order held for review ------------------------------------------------
@@ -251,6 +266,10 @@ class DryRunStore:
     def apply(self, changes: Sequence[OrderChange]) -> None:
         for change in changes:
             self.changes[change.key] = change
+
+    def transaction(self, changes: Sequence[OrderChange]) -> Callable[[], None]:
+        self.apply(changes)
+        return lambda: None
 
     def record_refusal(self, key: str, line: OrderLine, reason: str, state: str, at: str) -> None:
         return None

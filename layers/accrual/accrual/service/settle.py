@@ -20,6 +20,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -73,6 +74,16 @@ class Request:
 Ready = tuple[Request, OrderPlan, OrderChange, RunCounts]
 
 
+@dataclass
+class _Writing:
+    """Transactions written behind (`settle_together(..., behind=True)`): each group's write, and what to count."""
+
+    writes: list[tuple[list[Ready], Future[None]]]
+    now: datetime
+    counts: RunCounts
+    lines: frozenset[tuple[str, str]]  # the partner lines the requests brought
+
+
 class Settler:
     """Settles orders one at a time against a store, with the configuration and a cache of the run's clicks."""
 
@@ -80,6 +91,8 @@ class Settler:
         self.store = store
         self._config = config
         self.clicks: dict[str, Click | None] = {}
+        self._writing: _Writing | None = None
+        self._writer: ThreadPoolExecutor | None = None
 
     def clicks_for(self, lines: Mapping[str, OrderLine]) -> dict[str, Click | None]:
         wanted = {line.sub_id for line in lines.values() if line.sub_id}
@@ -116,7 +129,9 @@ class Settler:
             logger.exception("order not settled", extra={"order": request.key, "error_type": type(error).__name__})
 
     # ---- several orders, their changes written together ----------------------------------------------------
-    def settle_together(self, requests: Sequence[Request], *, now: datetime, counts: RunCounts) -> None:
+    def settle_together(
+        self, requests: Sequence[Request], *, now: datetime, counts: RunCounts, behind: bool = False
+    ) -> None:
         """Settle orders as `settle` does, but write their changes in shared transactions (`_transactions`): each
         change is still whole (order, journal entries, notifications) and a shopper's balance is updated once for
         all of the shopper's orders in the transaction, not once each (a transaction item costs 2 write units, so a
@@ -127,7 +142,11 @@ class Settler:
         later must find the line where the earlier one put it); an order with a new-user coupon (the multi-account
         rule may decide it again from a later order of the shopper).
         A group that loses a race or fails in any way is settled again order by order, each with its own retries:
-        nothing is half-written, and the second try starts from what the table holds."""
+        nothing is half-written, and the second try starts from what the table holds.
+        `behind`: the transactions are written by a thread of their own while the caller reads and plans its next
+        requests (the store's work and this process's overlap); `finish_writing` waits for them, counts them and
+        settles alone what failed. At most one call's transactions are being written: the next call waits for them
+        once it has planned its own."""
         brought: dict[tuple[str, str], set[str]] = defaultdict(set)
         for request in requests:
             for line in request.incoming:
@@ -147,17 +166,62 @@ class Settler:
                 counts.merge(tally)
             else:
                 ready.append((request, plan, change_of(plan, now), tally))
+        prepared: list[tuple[list[Ready], Callable[[], None]]] = []
         for group in _transactions(ready):
             try:
-                self.store.apply([change for _, _, change, _ in group])
+                # in this thread: the versions read and the claims of new lines (the store's state for this call)
+                prepared.append((group, self.store.transaction([change for _, _, change, _ in group])))
+            except Exception:  # noqa: BLE001 - an order read at another version: each order alone, with retries
+                self._settle_alone(group, now, counts)
+        if not behind:
+            for group, write in prepared:
+                try:
+                    write()
+                except Exception:  # noqa: BLE001 - a lost race, a conflict, an outage: each order alone, with retries
+                    self._settle_alone(group, now, counts)
+                else:
+                    self._count_written(group, now, counts)
+            return
+        self.finish_writing()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
+        writer = self._writer
+        self._writing = _Writing(
+            [(group, writer.submit(write)) for group, write in prepared], now, counts, frozenset(brought)
+        )
+
+    def writing_lines(self) -> frozenset[tuple[str, str]]:
+        """The partner lines of the requests whose transactions are being written behind."""
+        return self._writing.lines if self._writing is not None else frozenset()
+
+    def finish_writing(self) -> None:
+        """Wait for the transactions written behind; count them, and settle alone each group that failed."""
+        writing, self._writing = self._writing, None
+        if writing is None:
+            return
+        for group, future in writing.writes:
+            try:
+                future.result()
             except Exception:  # noqa: BLE001 - a lost race, a conflict, an outage: each order alone, with retries
-                counts.add("retries")
-                for request, _, _, _ in group:
-                    self.settle(request, now=now, counts=counts)
-                continue
-            for _, plan, _, tally in group:
-                self._count([plan], now, tally)
-                counts.merge(tally)
+                self._settle_alone(group, writing.now, writing.counts)
+            else:
+                self._count_written(group, writing.now, writing.counts)
+
+    def close(self) -> None:
+        self.finish_writing()
+        if self._writer is not None:
+            self._writer.shutdown()
+            self._writer = None
+
+    def _settle_alone(self, group: Sequence[Ready], now: datetime, counts: RunCounts) -> None:
+        counts.add("retries")
+        for request, _, _, _ in group:
+            self.settle(request, now=now, counts=counts)
+
+    def _count_written(self, group: Sequence[Ready], now: datetime, counts: RunCounts) -> None:
+        for _, plan, _, tally in group:
+            self._count([plan], now, tally)
+            counts.merge(tally)
 
     # ---- one attempt -----------------------------------------------------------------------------------------
     def _attempt(
