@@ -450,9 +450,7 @@ def test_a_partner_line_of_two_chunks_ends_in_one_order_when_written_behind(stac
     # the line first reported in order A (chunk one) and renumbered into order Z (chunk two): chunk two is read only
     # once chunk one's write is done, so the line moves to Z as it would one chunk at a time
     moved = line("Z", "A-1", at=T0 + timedelta(hours=1))
-    counts = ledger.reconcile(
-        [line("A"), *[line(f"F{n:03d}") for n in range(150)], moved], now=T0 + timedelta(hours=2)
-    )
+    counts = ledger.reconcile([line("A"), *[line(f"F{n:03d}") for n in range(150)], moved], now=T0 + timedelta(hours=2))
     assert counts.get("orders_failed", 0) == 0
     assert [entry["line_id"] for entry in explain(stack, "Z")["lines"]] == ["A-1"]
     left = explain(stack, "A")

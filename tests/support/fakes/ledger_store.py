@@ -84,6 +84,9 @@ class InMemoryLedgerStore:
     def read_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> None:
         return None  # every read is already free
 
+    def fetch_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> Callable[[], None]:
+        return lambda: None
+
     def transaction(self, changes: Sequence[OrderChange]) -> Callable[[], None]:
         # written at once (a write that took no time); the returned call raises what the write raised, so that
         # the write-behind path meets its failures where it would meet the real store's

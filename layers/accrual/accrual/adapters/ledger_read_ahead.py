@@ -4,10 +4,12 @@ of new lines (`BatchWriteItem`) before any transaction places them. `DynamoLedge
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from pynamodb.connection import Connection
 
@@ -37,6 +39,19 @@ from accrual.ports.ledger import LoadedOrder, OrderItem
 from accrual.settings import Settings
 
 
+@dataclass
+class _Read:
+    """What `fetch_ahead` read: the orders (each served once by load_order), the claims' homes, the versions read."""
+
+    orders: dict[str, LoadedOrder] = field(default_factory=dict)
+    homes: dict[str, set[str]] = field(default_factory=dict)
+    known: dict[str, tuple[int | None, dict[str, PackedLine], str | None]] = field(default_factory=dict)
+
+    def remember(self, key: str, order: OrderItem | None, decision: str | None, lines: list[PackedLine]) -> None:
+        self.orders[key] = loaded(order, decision, lines)
+        self.known[key] = (order.version if order else None, {line.line_id: line for line in lines}, decision)
+
+
 class ReadAhead:
     """The batched reads of `DynamoLedgerStore` (the attributes are the store's)."""
 
@@ -54,7 +69,13 @@ class ReadAhead:
         with the decision and line items it lists; an order this cannot read whole (written before orders listed
         their lines, or with a large write unfinished) is left to `load_order`'s Query. Forgets the previous chunk's
         reads."""
-        self._ahead, self._homes, self._known = {}, {}, {}
+        self.fetch_ahead(keys, lines)()
+
+    def fetch_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> Callable[[], None]:
+        """`read_ahead` in two halves: the reads and the claims' writes, done now into a read of their own (so they
+        may run in another thread while this store serves the previous chunk), and the call returned, which makes
+        that read the store's (in the store's own thread)."""
+        read = _Read()
         # once every order is packed there is no line item of the earlier form to look for (the incoming lines' keys)
         packed = self.packed_complete()
         incoming: dict[str, set[str]] = {key: set() for key in keys}
@@ -76,12 +97,12 @@ class ReadAhead:
                 continue  # the Query reads it
             if order is None:
                 if packed or not any((key, LINE_PREFIX + line_id) in first for line_id in line_ids):
-                    self._remember(key, None, None, [])
+                    read.remember(key, None, None, [])
                     held[key] = set()
                 continue
             if "packed" in order:
                 stored, decision, packed_lines = stored_order(OrderRecord.from_raw_data(order))
-                self._remember(key, stored, decision, packed_lines)
+                read.remember(key, stored, decision, packed_lines)
                 held[key] = {line.line_id for line in packed_lines}
                 continue
             listed[key] = [value["S"] for value in order["line_ids"].get("L", [])]
@@ -107,7 +128,7 @@ class ReadAhead:
             if len(present) < len(items):
                 continue  # a listed line is missing: the Query decides
             decision_item = found.get((key, DECISION_SK))
-            self._remember(
+            read.remember(
                 key,
                 _order_item(OrderRecord.from_raw_data(found[(key, ORDER_SK)])),
                 DecisionRecord.from_raw_data(decision_item).text if decision_item else None,
@@ -119,12 +140,12 @@ class ReadAhead:
             homes = set(claim["homes"]["SS"]) if claim else set()
             if key not in homes:
                 claims[ref] = homes | {key}
-            self._homes[ref] = homes | {key}
+            read.homes[ref] = homes | {key}
         self._put_claims(claims)
+        return functools.partial(self._install, read)
 
-    def _remember(self, key: str, order: OrderItem | None, decision: str | None, lines: list[PackedLine]) -> None:
-        self._ahead[key] = loaded(order, decision, lines)
-        self._known[key] = (order.version if order else None, {line.line_id: line for line in lines}, decision)
+    def _install(self, read: _Read) -> None:
+        self._ahead, self._homes, self._known = read.orders, read.homes, read.known
 
     def _batch_get(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict]:
         """Items of the orders table by (pk, sk), strongly consistent, in BatchGetItem calls of up to 100 keys

@@ -9,16 +9,18 @@ as one change of the store. Identity rules: docs/rules.md, "Identity and integri
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from datetime import datetime
 
 from accrual.domain.attribution import ClaimFact
 from accrual.domain.lifecycle import OrderState, ReviewVerdict
-from accrual.domain.models import AccrualConfig, OrderLine, order_key
+from accrual.domain.models import AccrualConfig, Click, OrderLine, order_key
 from accrual.domain.screening import screen_line
 from accrual.ports import JournalConflict, LedgerStore, LoadedOrder, OrderChange, StoredLine, parse_utc, utc_text
 from accrual.service.counts import RunCounts
@@ -26,13 +28,12 @@ from accrual.service.order_view import OrderView, canonical, lines_digest, load_
 from accrual.service.planner import OrderPlan, PlanInputs, Review, SettleMode, attribution_of
 from accrual.service.settle import OrderContention, Request, Settler
 
-# due orders read together (their clicks and the orders themselves, in BatchGetItem calls of 100) and settled
-# together: the more of a shopper's orders one window holds, the fewer balance updates (bounded memory still)
+# due orders a confirmation takes in one step (the command's progress and Ctrl-C go by it)
 CONFIRM_TOGETHER = 500
 READ_AHEAD_ORDERS = 100  # orders of a report read together before they are settled (bounded memory)
-# due orders planned together and written while the next ones are planned: a shopper's orders among them share
-# transactions
-CONFIRM_WRITTEN_TOGETHER = 100
+# due orders read together (their clicks and the orders themselves, in BatchGetItem calls of 100) and settled together:
+# a shopper's orders among them share transactions; each window is written while the next is planned
+CONFIRM_WINDOW = 100
 
 
 @dataclass(frozen=True)
@@ -96,16 +97,27 @@ class Ledger:
             by_order[line.order_key].append(line)
         # the page's clicks in a few batch reads rather than one read per order (clicks never change once made)
         self._settler.clicks = self.store.find_clicks(line.sub_id for line in lines if line.sub_id)
+        chunks = list(itertools.batched(sorted(by_order), READ_AHEAD_ORDERS))
+
+        def fetch(chunk: Sequence[str]) -> Future[Callable[[], None]]:
+            # the chunk's orders and the claims of their new lines in a few batch reads, not a Query each: read in
+            # the background while the chunk before is planned
+            lines_of = [line for key in chunk for line in by_order[key]]
+            return self._settler.in_background(lambda: self.store.fetch_ahead(chunk, lines_of))
+
+        fetching = fetch(chunks[0]) if chunks else None
         try:
-            for chunk in itertools.batched(sorted(by_order), READ_AHEAD_ORDERS):
-                incoming = [line for key in chunk for line in by_order[key]]
-                if self._settler.writing_lines() & {(line.partner, line.line_id) for line in incoming}:
+            for index, chunk in enumerate(chunks):
+                assert fetching is not None
+                read = fetching.result()
+                fetching = fetch(chunks[index + 1]) if index + 1 < len(chunks) else None
+                incoming = {(line.partner, line.line_id) for key in chunk for line in by_order[key]}
+                if self._settler.writing_lines() & incoming:
                     # a partner line the previous chunk brings too: placed where that chunk's write puts it
                     self._settler.finish_writing()
-                # the chunk's orders and the claims of their new lines in a few batch reads, not a Query each
-                self.store.read_ahead(chunk, incoming)
+                read()
                 # a shopper's orders of one chunk share transactions: one balance update for all of them; written
-                # while the next chunk is read and planned
+                # while the next chunk is planned
                 self._settler.settle_together(
                     [Request(key, by_order[key], SettleMode.RECONCILE) for key in chunk],
                     now=now,
@@ -113,6 +125,8 @@ class Ledger:
                     behind=True,
                 )
         finally:
+            if fetching is not None:
+                wait([fetching])  # nothing of this call goes on after it returns
             self._settler.finish_writing()
             self._settler.clicks = {}
         return counts.as_dict()
@@ -133,20 +147,34 @@ class Ledger:
         """Confirm the given due orders (from `due_orders`), as `confirm` does: each order's change whole, a
         shopper's orders of one chunk written in shared transactions."""
         counts = RunCounts()
+
+        def fetch(chunk: Sequence[str]) -> tuple[dict[str, Click | None], Callable[[], None]]:
+            # the chunk's clicks in two batch reads (the orders' sub-ids, then their clicks) rather than one read per
+            # order, and the orders in a few more; kept per chunk: memory stays bounded over a month-end's
+            # confirmation. Read in the background while the chunk before is planned.
+            return self.store.find_clicks(self.store.order_sub_ids(chunk)), self.store.fetch_ahead(chunk)
+
+        chunks = itertools.batched(keys, CONFIRM_WINDOW)
+        chunk = next(chunks, None)
+        fetching = self._settler.in_background(functools.partial(fetch, chunk)) if chunk else None
         try:
-            for chunk in itertools.batched(keys, CONFIRM_TOGETHER):
-                # the chunk's clicks in two batch reads (the orders' sub-ids, then their clicks) rather than one read
-                # per order; kept per chunk: memory stays bounded over a month-end's confirmation.
-                self._settler.clicks = self.store.find_clicks(self.store.order_sub_ids(chunk))
-                self.store.read_ahead(chunk)
+            while chunk is not None:
+                assert fetching is not None
+                self._settler.clicks, read = fetching.result()
+                # the due index is read in this thread; the next chunk's orders in the background
+                upcoming = next(chunks, None)
+                fetching = self._settler.in_background(functools.partial(fetch, upcoming)) if upcoming else None
+                read()
                 counts.add("orders_due", len(chunk))
                 # a shopper's orders due together share transactions: one balance update for all of them; written
-                # while the next part of the chunk is planned
-                for part in itertools.batched(chunk, CONFIRM_WRITTEN_TOGETHER):
-                    self._settler.settle_together(
-                        [Request(key, (), SettleMode.CONFIRM) for key in part], now=now, counts=counts, behind=True
-                    )
+                # while the next chunk is planned
+                self._settler.settle_together(
+                    [Request(key, (), SettleMode.CONFIRM) for key in chunk], now=now, counts=counts, behind=True
+                )
+                chunk = upcoming
         finally:
+            if fetching is not None:
+                wait([fetching])  # nothing of this call goes on after it returns
             self._settler.finish_writing()
             self._settler.clicks = {}
         return counts.as_dict()
@@ -262,6 +290,9 @@ class DryRunStore:
 
     def read_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> None:
         return None  # it would write the lines' claims
+
+    def fetch_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> Callable[[], None]:
+        return lambda: None  # it would write the lines' claims
 
     def apply(self, changes: Sequence[OrderChange]) -> None:
         for change in changes:

@@ -92,7 +92,7 @@ class Settler:
         self._config = config
         self.clicks: dict[str, Click | None] = {}
         self._writing: _Writing | None = None
-        self._writer: ThreadPoolExecutor | None = None
+        self._background: ThreadPoolExecutor | None = None
 
     def clicks_for(self, lines: Mapping[str, OrderLine]) -> dict[str, Click | None]:
         wanted = {line.sub_id for line in lines.values() if line.sub_id}
@@ -183,12 +183,17 @@ class Settler:
                     self._count_written(group, now, counts)
             return
         self.finish_writing()
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
-        writer = self._writer
         self._writing = _Writing(
-            [(group, writer.submit(write)) for group, write in prepared], now, counts, frozenset(brought)
+            [(group, self.in_background(write)) for group, write in prepared], now, counts, frozenset(brought)
         )
+
+    def in_background[T](self, work: Callable[[], T]) -> Future[T]:
+        """Run `work` on the ledger's one background thread, after what was handed to it before (the transactions
+        written behind, the next chunk's reads): the store's work in the order it was asked for, while this thread
+        plans."""
+        if self._background is None:
+            self._background = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
+        return self._background.submit(work)
 
     def writing_lines(self) -> frozenset[tuple[str, str]]:
         """The partner lines of the requests whose transactions are being written behind."""
@@ -206,12 +211,6 @@ class Settler:
                 self._settle_alone(group, writing.now, writing.counts)
             else:
                 self._count_written(group, writing.now, writing.counts)
-
-    def close(self) -> None:
-        self.finish_writing()
-        if self._writer is not None:
-            self._writer.shutdown()
-            self._writer = None
 
     def _settle_alone(self, group: Sequence[Ready], now: datetime, counts: RunCounts) -> None:
         counts.add("retries")
