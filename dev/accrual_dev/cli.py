@@ -72,7 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The ledger plans in this thread while its reader and writer threads wait on DynamoDB: when an answer arrives, the
+# waiting thread gets the GIL back after at most this long (Python's default is 5 ms, longer than most calls take).
+GIL_SWITCH_SECONDS = 0.0005
+
+
 def main(argv: list[str] | None = None) -> int:
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     parser = build_parser()
     args = parser.parse_args(argv)
     name = _command_name(args)

@@ -46,7 +46,7 @@ def publishes_locally(settings: Settings) -> bool:
     return bool(settings.endpoint_url) and os.environ.get("ACCRUAL_LOCAL_RELAY") != "off"
 
 
-def publish_written(settings: Settings, now: datetime) -> dict[str, int] | None:
+def publish_written(settings: Settings, now: datetime, relay: Any = None) -> dict[str, int] | None:
     """Publish what the command wrote to the outbox, as the deployed relay would, on a local stack only (deployed,
     the stream relay does it). Returns the relay's counts (`{"published": n}`), or None when left to the relay.
     `ACCRUAL_LOCAL_RELAY=off` leaves them to a relay locally too (the steps bench counts the ledger's calls apart
@@ -57,7 +57,8 @@ def publish_written(settings: Settings, now: datetime) -> dict[str, int] | None:
 
     # a record is stamped with the command's --now, which may be later than the clock (a confirmation run ahead)
     until = max(now, datetime.now(UTC))
-    return {"published": 0, **composition(settings).relay.publish_unpublished(now=until, threads=SWEEP_THREADS)}
+    relay = relay or composition(settings).relay
+    return {"published": 0, **relay.publish_unpublished(now=until, threads=SWEEP_THREADS)}
 
 
 class PublishingWhileWriting:
@@ -100,9 +101,12 @@ class PublishingWhileWriting:
         return {"published": 0, **self.counts}
 
     def _sweep_until_stopped(self) -> None:
+        from accrual.composition import composition
+
         try:
+            relay = composition(self.settings).relay  # one relay, its clients and connections, for every sweep
             while not self._stop.wait(SWEEP_AGAIN_SECONDS):
-                self.counts.update(publish_written(self.settings, self.now) or {})
+                self.counts.update(publish_written(self.settings, self.now, relay) or {})
         except Exception as error:  # raised by done(), in the command's thread
             self._failure = error
 

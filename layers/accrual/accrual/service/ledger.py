@@ -103,7 +103,7 @@ class Ledger:
             # the chunk's orders and the claims of their new lines in a few batch reads, not a Query each: read in
             # the background while the chunk before is planned
             lines_of = [line for key in chunk for line in by_order[key]]
-            return self._settler.in_background(lambda: self.store.fetch_ahead(chunk, lines_of))
+            return self._settler.read_in_background(lambda: self.store.fetch_ahead(chunk, lines_of))
 
         fetching = fetch(chunks[0]) if chunks else None
         try:
@@ -156,14 +156,14 @@ class Ledger:
 
         chunks = itertools.batched(keys, CONFIRM_WINDOW)
         chunk = next(chunks, None)
-        fetching = self._settler.in_background(functools.partial(fetch, chunk)) if chunk else None
+        fetching = self._settler.read_in_background(functools.partial(fetch, chunk)) if chunk else None
         try:
             while chunk is not None:
                 assert fetching is not None
                 self._settler.clicks, read = fetching.result()
                 # the due index is read in this thread; the next chunk's orders in the background
                 upcoming = next(chunks, None)
-                fetching = self._settler.in_background(functools.partial(fetch, upcoming)) if upcoming else None
+                fetching = self._settler.read_in_background(functools.partial(fetch, upcoming)) if upcoming else None
                 read()
                 counts.add("orders_due", len(chunk))
                 # a shopper's orders due together share transactions: one balance update for all of them; written

@@ -92,7 +92,8 @@ class Settler:
         self._config = config
         self.clicks: dict[str, Click | None] = {}
         self._writing: _Writing | None = None
-        self._background: ThreadPoolExecutor | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._reader: ThreadPoolExecutor | None = None
 
     def clicks_for(self, lines: Mapping[str, OrderLine]) -> dict[str, Click | None]:
         wanted = {line.sub_id for line in lines.values() if line.sub_id}
@@ -183,17 +184,19 @@ class Settler:
                     self._count_written(group, now, counts)
             return
         self.finish_writing()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
+        writer = self._writer
         self._writing = _Writing(
-            [(group, self.in_background(write)) for group, write in prepared], now, counts, frozenset(brought)
+            [(group, writer.submit(write)) for group, write in prepared], now, counts, frozenset(brought)
         )
 
-    def in_background[T](self, work: Callable[[], T]) -> Future[T]:
-        """Run `work` on the ledger's one background thread, after what was handed to it before (the transactions
-        written behind, the next chunk's reads): the store's work in the order it was asked for, while this thread
-        plans."""
-        if self._background is None:
-            self._background = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
-        return self._background.submit(work)
+    def read_in_background[T](self, work: Callable[[], T]) -> Future[T]:
+        """Run `work` (the next chunk's reads) on the ledger's reading thread, after what was handed to it before,
+        while this thread plans and the writer writes: DynamoDB serves the three at once."""
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="ledger-reader")
+        return self._reader.submit(work)
 
     def writing_lines(self) -> frozenset[tuple[str, str]]:
         """The partner lines of the requests whose transactions are being written behind."""
