@@ -264,7 +264,16 @@ def main() -> int:
         for step in steps:
             counts = {
                 key: step.answer[key]
-                for key in ("read", "accepted", "quarantined", "reconciled", "confirmed", "failed", "loaded")
+                for key in (
+                    "read",
+                    "accepted",
+                    "quarantined",
+                    "reconciled",
+                    "orders_due",
+                    "moves_post",
+                    "orders_failed",
+                    "loaded",
+                )
                 if key in step.answer
             }
             if counts:

@@ -27,14 +27,18 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "pending, confirmed, declined and reversed (USD and per account currency); the partners' commission and the "
         "margin, and the orders paid above their commission; declined orders by reason and by shop (top 20); lines "
         "quarantined by partner; claims by state; the confirmation lag as percentiles. Read from the ledger "
-        "an order at a time; the same figures on every run over the same data.",
+        "in one scan, an order with its journal at a time; the same figures on every run over the same data.",
     )
     report.add_argument("--month", required=True, help="YYYY-MM: the month the orders were placed in (UTC)")
     report.add_argument("--partner", help="only this partner's orders, quarantines and claims")
     report.add_argument("--json", action="store_true", help="print the report as JSON (the contract)")
     report.add_argument("--html", metavar="FILE", help="also write the report as one self-contained HTML file")
     report.add_argument(
-        "--threads", type=int, default=8, metavar="N", help="threads reading the orders (8; the figures do not change)"
+        "--threads",
+        type=int,
+        default=2,
+        metavar="N",
+        help="threads of each process, each reading a share of its segments (2; the figures do not change)",
     )
     report.add_argument(
         "--processes",
@@ -47,9 +51,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return report
 
 
-# Reading and adding up a month's orders is the CLI's own CPU (botocore's requests and answers, the orders' decisions
-# parsed), which one process does on one core: 100,000 orders took 285 s of which the CLI's CPU 234 s. Each process
-# reads a share of the scan's segments; their books are added up here.
+# Reading and adding up a month's orders is mostly the CLI's own CPU (botocore reading the scan's pages, the orders'
+# decisions parsed), which one process does on one core. Each process reads a share of the scan's segments; their
+# books are added up here.
 PROCESSES = max(1, min(4, os.cpu_count() or 1))
 
 
