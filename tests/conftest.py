@@ -14,6 +14,7 @@ reason=...)`): it is skipped on the others with the reason, and docs/emulators.m
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 
@@ -45,6 +46,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "the others with the reason (the emulator is wrong there, not the ledger)",
     )
     emulator_name()
+    # A shell without job control starts a background job with Ctrl-C ignored, and the tests' processes and the CLIs
+    # they start would inherit it: the tests of Ctrl-C need it to mean what it means at a terminal.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
