@@ -35,9 +35,9 @@ def _claims(settings) -> dict[str, set[str]]:
 
 
 def _read_ahead_equals_the_query(store: DynamoLedgerStore, keys, lines, monkeypatch) -> list[str]:
-    """The orders read_ahead served (without a Query) and, for each, the proof it equals the Query's view."""
+    """The orders fetch_ahead served (without a Query) and, for each, the proof it equals the Query's view."""
     expected = {key: store.load_order(key) for key in keys}
-    store.read_ahead(keys, lines)
+    store.fetch_ahead(keys, lines)()
 
     def no_query(key):
         raise AssertionError(f"{key} was queried")
@@ -212,7 +212,7 @@ def test_once_every_order_is_packed_the_read_ahead_asks_for_no_line_item(stack, 
         asked: list[tuple[str, str]] = []
         original = store._batch_get
         monkeypatch.setattr(store, "_batch_get", lambda keys: asked.extend(keys) or original(keys))
-        store.read_ahead(["aliexpress#A", "aliexpress#NEW"], incoming)
+        store.fetch_ahead(["aliexpress#A", "aliexpress#NEW"], incoming)()
         return asked
 
     packed = DynamoLedgerStore(stack)  # a new stack: recorded packed when provisioned

@@ -81,11 +81,8 @@ class InMemoryLedgerStore:
         lines = tuple(item.stored for _, item in sorted(self.lines.get(key, {}).items()))
         return LoadedOrder(copy.deepcopy(order), self.decisions.get(key), lines)
 
-    def read_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> None:
-        return None  # every read is already free
-
     def fetch_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> Callable[[], None]:
-        return lambda: None
+        return lambda: None  # every read is already free
 
     def transaction(self, changes: Sequence[OrderChange]) -> Callable[[], None]:
         # written at once (a write that took no time); the returned call raises what the write raised, so that

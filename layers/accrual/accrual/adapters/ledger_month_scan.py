@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pynamodb.connection import Connection
 
 from accrual.adapters.ledger_items import ENTRY_PREFIX, _entry_of, stored_order
 from accrual.adapters.ledger_packing import loaded
 from accrual.adapters.ledger_tables import ORDER_SK, JournalEntryRecord, OrderRecord
-from accrual.adapters.pynamo import month_scan_segments
+from accrual.adapters.pynamo import month_scan_segments, segmented_pages
 from accrual.ports.ledger import JournalEntry, LoadedOrder
 from accrual.settings import Settings
 
@@ -19,9 +19,7 @@ class MonthScan:
 
     settings: Settings
     connection: Connection
-
-    def order_with_journal(self, key: str) -> tuple[LoadedOrder, list[JournalEntry]]:
-        raise NotImplementedError  # the store's
+    order_with_journal: Callable[[str], tuple[LoadedOrder, list[JournalEntry]]]  # one Query of an order's partition
 
     def month_orders(
         self, since: str, until: str, *, partner: str | None = None, part: tuple[int, int] | None = None
@@ -32,21 +30,22 @@ class MonthScan:
         sorts before ORDER); an order is taken from the scan only when its item is of the packed form and the entries
         seen beside it are all it counts. Any other (written to while the scan passed it, of the earlier
         form, or its partition not returned in one run) is read again whole with `order_with_journal`."""
-        total = month_scan_segments()
-        request: dict = {
-            "TableName": self.settings.orders_table,
-            "FilterExpression": "sk = :order OR begins_with(sk, :entry)",
-            "ExpressionAttributeValues": {":order": {"S": ORDER_SK}, ":entry": {"S": ENTRY_PREFIX}},
-            "TotalSegments": total,
-        }
+        pages = segmented_pages(
+            self.connection.client,
+            segments=month_scan_segments(),
+            part=part,
+            TableName=self.settings.orders_table,
+            FilterExpression="sk = :order OR begins_with(sk, :entry)",
+            ExpressionAttributeValues={":order": {"S": ORDER_SK}, ":entry": {"S": ENTRY_PREFIX}},
+        )
         wanted = None if partner is None else f"{partner}#"
-        for segment in range(total) if part is None else range(part[0], total, part[1]):
-            key: str | None = None
-            order: dict | None = None
-            entries: list[dict] = []
-            for item in self._scan_items({**request, "Segment": segment}):
+        key: str | None = None
+        order: dict | None = None
+        entries: list[dict] = []
+        for page in pages:
+            for item in page.get("Items", []):
                 pk = item["pk"]["S"]
-                if pk != key:
+                if pk != key:  # the partition before is whole: a partition is never split between segments
                     if order is not None:
                         yield from self._month_order(key, order, entries, since, until)
                     key, order, entries = pk, None, []
@@ -56,17 +55,8 @@ class MonthScan:
                     order = item
                 else:
                     entries.append(item)
-            if order is not None:
-                yield from self._month_order(key, order, entries, since, until)
-
-    def _scan_items(self, request: dict) -> Iterator[dict]:
-        # pages followed by hand, as in order_with_journal
-        while True:
-            page = self.connection.client.scan(**request)
-            yield from page.get("Items", [])
-            if not page.get("LastEvaluatedKey"):
-                return
-            request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+        if order is not None:
+            yield from self._month_order(key, order, entries, since, until)
 
     def _month_order(
         self, key: str | None, order: dict, entries: list[dict], since: str, until: str

@@ -62,19 +62,15 @@ class ReadAhead:
     _known: dict[str, tuple[int | None, dict[str, PackedLine], str | None]]
     _migrated: frozenset[str] | None
 
-    def read_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> None:
+    def fetch_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> Callable[[], None]:
         """Read a chunk's orders (and the claims of lines new to their order) in BatchGetItem calls, so that their
         `load_order` and `line_homes` cost no call of their own, and write those lines' claims before any
         transaction places them. An order item of the packed form holds everything; one of the earlier form is read
         with the decision and line items it lists; an order this cannot read whole (written before orders listed
-        their lines, or with a large write unfinished) is left to `load_order`'s Query. Forgets the previous chunk's
-        reads."""
-        self.fetch_ahead(keys, lines)()
-
-    def fetch_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> Callable[[], None]:
-        """`read_ahead` in two halves: the reads and the claims' writes, done now into a read of their own (so they
-        may run in another thread while this store serves the previous chunk), and the call returned, which makes
-        that read the store's (in the store's own thread)."""
+        their lines, or with a large write unfinished) is left to `load_order`'s Query.
+        The reads go into a read of their own (so they may run in another thread while this store serves the
+        previous chunk); the call returned makes that read the store's, forgetting the previous chunk's (in the
+        store's own thread)."""
         read = _Read()
         # once every order is packed there is no line item of the earlier form to look for (the incoming lines' keys)
         packed = self.packed_complete()

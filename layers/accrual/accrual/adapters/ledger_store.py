@@ -110,7 +110,7 @@ __all__ = [
 class DynamoLedgerStore(ReadAhead, MonthScan):
     """The ledger store on DynamoDB (PynamoDB models bound to the stack's tables).
 
-    A store serves one worker at a time (the pools hand each task its own): what `read_ahead` read for a chunk is
+    A store serves one worker at a time (the pools hand each task its own): what `fetch_ahead` read for a chunk is
     kept on the instance until the next chunk."""
 
     def __init__(self, settings: Settings, *, connection: Connection | None = None) -> None:
@@ -298,12 +298,11 @@ class DynamoLedgerStore(ReadAhead, MonthScan):
             condition &= OrderRecord.ordered_at < until
         return sorted(item.pk for item in segmented_scan(OrderRecord, condition, attributes_to_get=["pk"]))
 
-    def orders_placed(self, since: str, until: str, *, part: tuple[int, int] | None = None) -> Iterator[str]:
-        # a scan of the order items alone (filtered server-side, only the key read back): a month's report runs once
-        # a month, so it pays one read of the table rather than an index written on every order change. `part`
-        # (k, n): the k-th of n readers' share of the scan's segments
+    def orders_placed(self, since: str, until: str) -> Iterator[str]:
+        # a scan of the order items alone (filtered server-side, only the key read back): a monthly statement runs
+        # once a month, so it pays one read of the table rather than an index written on every order change
         condition = (OrderRecord.sk == ORDER_SK) & (OrderRecord.ordered_at >= since) & (OrderRecord.ordered_at < until)
-        for item in segmented_scan(OrderRecord, condition, part=part, attributes_to_get=["pk"]):
+        for item in segmented_scan(OrderRecord, condition, attributes_to_get=["pk"]):
             yield item.pk
 
     def journal(self, key: str) -> list[JournalEntry]:

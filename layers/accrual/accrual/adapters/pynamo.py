@@ -68,20 +68,20 @@ def month_scan_segments() -> int:
     return int(os.environ.get("ACCRUAL_SCAN_SEGMENTS") or MONTH_SCAN_SEGMENTS)
 
 
-def segmented_scan[M: Model](
-    model: type[M], condition: Any = None, *, part: tuple[int, int] | None = None, **kwargs: Any
-) -> Iterator[M]:
-    """Every item of `model`'s table matching `condition`, a segment at a time (PynamoDB's `Model.scan`). `part`
-    (k, n): only the k-th of n shares of the segments, for n readers that together read the table once."""
+def segmented_scan[M: Model](model: type[M], condition: Any = None, **kwargs: Any) -> Iterator[M]:
+    """Every item of `model`'s table matching `condition`, a segment at a time (PynamoDB's `Model.scan`)."""
     total = scan_segments()
-    share = range(total) if part is None else range(part[0], total, part[1])
-    for segment in share:
+    for segment in range(total):
         yield from model.scan(condition, segment=segment, total_segments=total, **kwargs)
 
 
-def segmented_pages(client: Any, **request: Any) -> Iterator[dict[str, Any]]:
-    """The pages of a low-level `Scan` request, a segment at a time (see `segmented_scan`)."""
+def segmented_pages(
+    client: Any, *, segments: int | None = None, part: tuple[int, int] | None = None, **request: Any
+) -> Iterator[dict[str, Any]]:
+    """The pages of a low-level `Scan` request, a segment at a time (see `segmented_scan`): `segments` of them
+    (`scan_segments()` unless given); `part` (k, n): only the k-th of n shares of the segments, for n readers that
+    together read the table once. A partition's items all come in one segment, in sort-key order."""
     paginator = client.get_paginator("scan")
-    total = scan_segments()
-    for segment in range(total):
+    total = segments or scan_segments()
+    for segment in range(total) if part is None else range(part[0], total, part[1]):
         yield from paginator.paginate(**request, Segment=segment, TotalSegments=total)

@@ -192,13 +192,11 @@ class LedgerStore(Protocol):
 
     # orders
     def load_order(self, key: str) -> LoadedOrder: ...
-    def read_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> None:
-        """Read these orders (and what `line_homes` will ask of these lines) together, ahead of `load_order`."""
-
     def fetch_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> Callable[[], None]:
-        """`read_ahead` in two halves: the reads, done now and kept apart from this store's state (they may run in
-        another thread while the store serves the previous chunk), and the call returned, which makes them the
-        store's read-ahead (in the store's own thread)."""
+        """Read these orders (and what `line_homes` will ask of these lines) together, ahead of `load_order`: the
+        reads done now and kept apart from this store's state (they may run in another thread while the store serves
+        the previous chunk), and the call returned, which makes them the store's read-ahead (in the store's own
+        thread). `fetch_ahead(keys, lines)()` reads ahead at once."""
 
     def apply(self, changes: Sequence[OrderChange]) -> None:
         """Write the changes all or nothing. Raises LostRace when an order is not at the version it was read at (or

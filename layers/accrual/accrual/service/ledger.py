@@ -291,9 +291,6 @@ class DryRunStore:
             lines[write.line.line_id] = StoredLine(write.line.model_dump_json(), write.moved_to)
         return LoadedOrder(change.order, change.decision or loaded.decision, tuple(lines.values()))
 
-    def read_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> None:
-        return None  # it would write the lines' claims
-
     def fetch_ahead(self, keys: Iterable[str], lines: Sequence[OrderLine] = ()) -> Callable[[], None]:
         return lambda: None  # it would write the lines' claims
 
