@@ -261,17 +261,21 @@ class OutboxTail:
     follow: bool = False
 
     def batches(self) -> Iterator[list[Notification]]:
+        from accrual.adapters.ledger_items import outbox_messages
         from accrual.adapters.ledger_tables import OutboxRecord, bind_ledger_tables
 
         bind_ledger_tables(self.settings)
         shown: set[str] = set()
         while True:
-            fresh = [
-                Notification(json.loads(record.body))
+            waiting = [
+                message
                 for record in OutboxRecord.scan()
-                if record.event_id not in shown and not record.published_at  # (the earlier form kept those a while)
+                if not record.published_at  # (the earlier form kept those a while)
+                for message in outbox_messages(record)
+                if message.event_id not in shown
             ]
-            shown.update(str(message.body.get("event_id")) for message in fresh)
+            shown.update(message.event_id for message in waiting)
+            fresh = [Notification(json.loads(message.body)) for message in waiting]
             chosen = sorted(filter(self.selection, fresh), key=Notification.order)
             if chosen:
                 yield chosen

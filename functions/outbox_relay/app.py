@@ -1,5 +1,6 @@
-"""Publishes new outbox records from the outbox table's stream; a record that fails is reported alone (partial batch
-response) so the stream retries just that one and the rest are not published twice."""
+"""Publishes new outbox records from the outbox table's stream (a shared record holds the several notifications of one
+transaction); a record that fails is reported alone (partial batch response) so the stream retries just that one, and
+the idempotent publish sends none of its notifications twice."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from accrual.adapters.ledger_store import stream_outbox_event
+from accrual.adapters.ledger_store import stream_outbox_events
 from accrual.composition import root
 from accrual.observability import logger, metrics, tracer
 
@@ -25,9 +26,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     now = services.clock.now()
 
     def publish(record: DynamoDBRecord) -> str:
-        outbox_event = stream_outbox_event(record)
-        if outbox_event is None:
+        events = stream_outbox_events(record)
+        if not events:
             return "skipped"
-        return relay.publish(outbox_event, now=now, lambda_context=context)
+        return relay.publish_record(events, now=now, lambda_context=context)
 
     return process_partial_response(event=event, record_handler=publish, processor=processor, context=context)

@@ -97,3 +97,41 @@ def test_make_invoke_runs_the_handler_with_its_event_on_the_local_stack(
     else:
         assert answer["handed_on"][0]["units"] == 1
         assert answer["handed_on"][0]["key"] == "drops/admitad/statistics 2026-03-02.csv"
+
+
+def test_outbox_relay_publishes_every_notification_of_a_shared_record_once_then_removes_it(
+    stack: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction's notifications reach the stream as one shared record: the relay publishes each, removes the
+    record, and the stream's retry of the same record sends none of them again (the publish is idempotent)."""
+    from accrual.adapters.ledger_items import outbox_messages
+    from accrual.adapters.ledger_tables import OutboxRecord
+    from accrual.composition import composition
+    from support.ledger import T0, line, load_reference_data
+
+    function_environment(stack, "OutboxRelayFunction", monkeypatch)
+    load_reference_data(stack)
+    composition(stack).ledger().reconcile([line(f"SH-{number}") for number in range(3)], now=T0)
+    dynamodb = boto3.client("dynamodb")
+    [item] = dynamodb.scan(TableName=stack.outbox_table)["Items"]
+    assert "shared_z" in item
+    image = {
+        name: {"B": base64.b64encode(value["B"]).decode()} if "B" in value else value for name, value in item.items()
+    }
+    batch = event("outbox_relay")
+    record = batch["Records"][0]
+    record["dynamodb"] = {**record["dynamodb"], "Keys": {"event_id": item["event_id"]}, "NewImage": image}
+    batch["Records"] = [record]
+    queue = stack.local_notifications_queue_url
+
+    def received() -> list[str]:
+        answer = boto3.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        return sorted(json.loads(json.loads(m["Body"])["Message"])["event_id"] for m in answer.get("Messages", []))
+
+    relay = load_handler("outbox_relay")
+    assert relay.lambda_handler(batch, FakeContext()) == {"batchItemFailures": []}
+    held = outbox_messages(OutboxRecord.from_raw_data(item))
+    assert len(held) == 3 and received() == sorted(json.loads(message.body)["event_id"] for message in held)
+    assert dynamodb.scan(TableName=stack.outbox_table)["Items"] == []
+    assert relay.lambda_handler(batch, FakeContext()) == {"batchItemFailures": []}
+    assert received() == []

@@ -18,13 +18,12 @@ from accrual.adapters.ledger_tables import (
     JournalEntryRecord,
     LineRecord,
     OrderRecord,
-    OutboxRecord,
 )
 from accrual.composition import composition
 from accrual.domain.lifecycle import ReviewVerdict
 from accrual.ports.ledger import utc_text
 from accrual.service.ledger import Ledger
-from support.ledger import T0, balance_of, line, load_reference_data, plant_lines
+from support.ledger import T0, balance_of, line, load_reference_data, plant_lines, stored_outbox
 from support.readers import audit, balance, explain
 
 D = Decimal
@@ -39,7 +38,7 @@ def ledger(stack):
 
 
 def outbox() -> list[tuple[str, str]]:
-    return sorted((item.user_id, item.event_type) for item in OutboxRecord.scan())
+    return sorted((message.user_id, message.event_type) for message in stored_outbox())
 
 
 # ---- orders of any size -----------------------------------------------------------------------------------------
@@ -94,7 +93,7 @@ def test_long_invalidation_texts_keep_the_decision_and_the_notification_bounded(
     assert counts.get("orders_failed", 0) == 0
     assert explain(stack, "LONG")["state"] == "declined"
     assert len(OrderRecord.get("aliexpress#LONG", "ORDER").packed) < 400_000
-    assert all(len(item.body) < 64_000 for item in OutboxRecord.scan())
+    assert all(len(message.body) < 64_000 for message in stored_outbox())
     assert audit(stack)["ok"]
 
 

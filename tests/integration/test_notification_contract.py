@@ -10,11 +10,10 @@ from decimal import Decimal
 import pytest
 
 from accrual.adapters import reference_data
-from accrual.adapters.ledger_tables import OutboxRecord
 from accrual.composition import composition
 from accrual.domain.claims import ClaimRequest
 from accrual.domain.models import Click
-from support.ledger import T0, line, load_reference_data
+from support.ledger import T0, line, load_reference_data, stored_outbox
 from support.schemas import SCHEMAS, assert_valid_message
 
 DAY = timedelta(days=1)
@@ -25,7 +24,7 @@ EVIDENT = ClaimRequest(user_id="alice", order_number="I1", ordered_at=T0, amount
 
 def messages() -> list[tuple[dict, dict]]:
     return sorted(
-        ((json.loads(item.body), json.loads(item.attributes)) for item in OutboxRecord.scan()),
+        ((json.loads(message.body), json.loads(message.attributes)) for message in stored_outbox()),
         key=lambda pair: (pair[0]["occurred_at"], pair[0]["event_type"]),
     )
 

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 
 from accrual.adapters import reference_data
-from accrual.adapters.ledger_items import _item, _order_item, due_shard, stored_order
+from accrual.adapters.ledger_items import _item, _order_item, due_shard, outbox_messages, stored_order
 from accrual.adapters.ledger_packing import pack_order, written_line
 from accrual.adapters.ledger_store import DynamoLedgerStore
 from accrual.adapters.ledger_tables import (
@@ -22,7 +22,7 @@ from accrual.adapters.ledger_tables import (
     bind_ledger_tables,
 )
 from accrual.domain.models import AccrualConfig, Click, OrderLine
-from accrual.ports.ledger import ORDER_FIELDS, utc_text
+from accrual.ports.ledger import ORDER_FIELDS, OutboxMessage, utc_text
 from accrual.settings import Settings
 
 T0 = datetime(2026, 3, 1, 11, 0, tzinfo=UTC)
@@ -169,8 +169,13 @@ def snapshot() -> dict[str, Any]:
         )
         for item in BalanceRecord.scan()
     }
-    outbox = sorted((item.event_id, item.event_type, item.body) for item in OutboxRecord.scan())
+    outbox = sorted((message.event_id, message.event_type, message.body) for message in stored_outbox())
     return {"orders": orders, "journal": journal, "balances": balances, "outbox": outbox}
+
+
+def stored_outbox() -> list[OutboxMessage]:
+    """The notifications the outbox table holds, each once, whether in a record of its own or a shared one."""
+    return [message for record in OutboxRecord.scan() for message in outbox_messages(record)]
 
 
 _key_names: dict[str, list[str]] = {}

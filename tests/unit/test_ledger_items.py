@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,18 +15,22 @@ import pytest
 from pynamodb.models import Model
 
 from accrual.adapters.ledger_items import (
+    SHARED_BYTES,
     _entry_item,
     _item,
     _order_item,
     _order_item_values,
     _outbox_item,
     due_shard,
+    outbox_items,
+    outbox_messages,
     outbox_record,
     stored_order,
 )
 from accrual.adapters.ledger_packing import pack_order, written_line
 from accrual.adapters.ledger_tables import (
     ORDER_SK,
+    SHARED_PREFIX,
     JournalEntryRecord,
     OrderRecord,
     OutboxRecord,
@@ -33,6 +38,7 @@ from accrual.adapters.ledger_tables import (
 from accrual.domain.lifecycle import Holding
 from accrual.domain.models import OrderLine
 from accrual.ports.ledger import JournalEntry, OrderItem, OrderTooLarge, OutboxMessage, StoredLine
+from accrual.ports.notify import PUBLISH_BATCH
 
 T0 = datetime(2026, 5, 4, 10, tzinfo=UTC)
 
@@ -211,3 +217,46 @@ def test_an_outbox_item_is_the_models_plain_or_compressed(body):
 def test_a_required_value_missing_is_refused_as_the_model_refuses_it():
     with pytest.raises(ValueError, match="JournalEntryRecord.* is required"):
         _item(JournalEntryRecord, {"pk": "k", "sk": "ENTRY#000001#pending"})
+
+
+def _notification(number: int, body_bytes: int = 40) -> OutboxMessage:
+    body = json.dumps({"n": number, "pad": "é" * (body_bytes // 2)})
+    return OutboxMessage(
+        f"e{number:03d}", "cashback.pending", f"u{number}", body, '{"k": "v"}', f"2026-05-04T10:{number % 60:02d}Z"
+    )
+
+
+def _read_back(item: dict) -> list[OutboxMessage]:
+    return outbox_messages(OutboxRecord.from_raw_data(item))
+
+
+@pytest.mark.parametrize("count", [1, 2, 10, 11, 23])
+def test_a_transactions_notifications_share_records_of_at_most_a_publish_batch_and_read_back_whole(count):
+    messages = [_notification(number) for number in range(count)]
+    items = outbox_items(messages)
+    read = [message for item in items for message in _read_back(item)]
+    # every notification once, as written, in order; a shared record's each name it, a record of its own names none
+    assert [replace(message, holder=None) for message in read] == messages
+    assert len(items) == -(-count // PUBLISH_BATCH)
+    for item in items:
+        held = _read_back(item)
+        assert len(held) <= PUBLISH_BATCH
+        if len(held) == 1 and "shared_z" not in item:
+            assert held[0].holder is None and item == _outbox_item(held[0])
+        else:
+            assert {message.holder for message in held} == {item["event_id"]["S"]} == {SHARED_PREFIX + held[0].event_id}
+            assert item["created_at"]["S"] == max(message.created_at for message in held)
+
+
+def test_a_notification_too_large_to_share_gets_a_record_of_its_own_and_shared_records_stay_small():
+    large = _notification(1, body_bytes=SHARED_BYTES + 10)
+    messages = [_notification(0), large, _notification(2), *[_notification(n, SHARED_BYTES // 4) for n in range(3, 9)]]
+    items = outbox_items(messages)
+    alone = [item for item in items if item["event_id"]["S"] == large.event_id]
+    assert len(alone) == 1 and "shared_z" not in alone[0] and _read_back(alone[0]) == [large]
+    assert sorted(message.event_id for item in items for message in _read_back(item)) == sorted(
+        message.event_id for message in messages
+    )
+    for item in items:
+        size = sum(len(name) + len(value.get("B") or value.get("S", "").encode()) for name, value in item.items())
+        assert size < 400 * 1024  # DynamoDB's item limit

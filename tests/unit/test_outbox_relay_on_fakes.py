@@ -8,6 +8,12 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from accrual.ports import OutboxMessage
+from accrual.ports.notify import PUBLISH_BATCH
+from accrual.service.outbox import _batches
 from support.fakes.world import FakeWorld
 from support.ledger import T0, line
 
@@ -77,3 +83,27 @@ def test_an_event_another_invocation_is_publishing_is_left_in_the_outbox():
     world.relay.publisher = Busy()
     assert world.relay.publish(event, now=T0, lambda_context=object()) == "in_progress"
     assert list(world.store.unpublished("9999", 10)) == [message]
+
+
+@given(st.lists(st.integers(min_value=1, max_value=PUBLISH_BATCH), max_size=30))
+def test_the_sweep_publishes_a_shared_records_messages_in_one_batch_and_every_message_once(records):
+    """Records of one notification (size 1) and shared records (several, each naming its holder), read one record's
+    messages after another: batches never pass PUBLISH_BATCH and never split a record, and keep every message once,
+    in order."""
+    messages = [
+        OutboxMessage(f"e{index}-{number}", "t", "u", "{}", "{}", "2026", holder=f"r{index}" if size > 1 else None)
+        for index, size in enumerate(records)
+        for number in range(size)
+    ]
+    batches = list(_batches(iter(messages)))
+    assert [message for batch in batches for message in batch] == messages
+    assert all(0 < len(batch) <= PUBLISH_BATCH for batch in batches)
+    where = {message.holder: index for index, batch in enumerate(batches) for message in batch if message.holder}
+    assert all(
+        where[message.holder] == index for index, batch in enumerate(batches) for message in batch if message.holder
+    )
+    # a batch is only cut when the next record would not fit
+    for batch, following in zip(batches, batches[1:], strict=False):
+        first = following[0]
+        size = sum(1 for message in following if message.holder == first.holder) if first.holder else 1
+        assert len(batch) + size > PUBLISH_BATCH

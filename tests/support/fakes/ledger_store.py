@@ -236,7 +236,10 @@ class InMemoryLedgerStore:
             item.published_at, item.message_id = at, message_id
             self.published[event_id] = item
 
-    def remove_batch_published(self, published: Sequence[tuple[OutboxMessage, str]], at: str) -> None:
+    def remove_batch_published(
+        self, published: Sequence[tuple[OutboxMessage, str]], at: str, refused: Sequence[OutboxMessage] = ()
+    ) -> None:
+        # each notification is a record of its own here: what the topic refused is simply not removed
         for message, message_id in published:
             self.remove_published(message.event_id, at, message_id)
 

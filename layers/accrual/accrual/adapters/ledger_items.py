@@ -5,6 +5,7 @@ values. `DynamoLedgerStore` (ledger_store.py) sends them."""
 from __future__ import annotations
 
 import base64
+import json
 import zlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -18,6 +19,7 @@ from accrual.adapters.ledger_tables import (
     LINE_PREFIX,
     MIGRATION_PK,
     ORDER_SK,
+    SHARED_PREFIX,
     BalanceRecord,
     JournalEntryRecord,
     OrderRecord,
@@ -39,6 +41,7 @@ from accrual.ports.ledger import (
     StoredBalance,
     utc_text,
 )
+from accrual.ports.notify import PUBLISH_BATCH
 
 BATCH_GET_KEYS = 100  # BatchGetItem's limit
 BATCH_WRITE_ITEMS = 25  # BatchWriteItem's limit
@@ -195,6 +198,60 @@ def _outbox_values(message: OutboxMessage) -> dict[str, Any]:
     }
 
 
+# A transaction's notifications share one outbox record (`outbox_items`) up to one publish batch of them (a sweep
+# publishes a record's notifications in one call) and SHARED_BYTES of their JSON, well under DynamoDB's 400 KB item.
+SHARED_BYTES = 300 * 1024
+_MESSAGE_FIELDS = ("event_id", "event_type", "user_id", "body", "attributes", "created_at")
+
+
+def outbox_items(messages: Sequence[OutboxMessage]) -> list[dict[str, dict]]:
+    """The outbox items of one transaction's notifications: shared records of several, a record of its own for a
+    notification alone (or too large to share)."""
+    items: list[dict[str, dict]] = []
+    group: list[dict[str, str]] = []
+    size = 0
+    for message in messages:
+        fields = message_fields(message)
+        length = sum(len(value) for value in fields.values())
+        if length > SHARED_BYTES:
+            items.append(_outbox_item(message))
+            continue
+        if group and (len(group) == PUBLISH_BATCH or size + length > SHARED_BYTES):
+            items.append(shared_item(SHARED_PREFIX + group[0]["event_id"], group))
+            group, size = [], 0
+        group.append(fields)
+        size += length
+    if len(group) == 1:
+        items.append(_outbox_item(OutboxMessage(**group[0])))
+    elif group:
+        items.append(shared_item(SHARED_PREFIX + group[0]["event_id"], group))
+    return items
+
+
+def shared_item(event_id: str, group: Sequence[Mapping[str, str]]) -> dict[str, dict]:
+    """A shared outbox record: the notifications' fields as compressed JSON."""
+    text = json.dumps(list(group), separators=(",", ":"), ensure_ascii=False)
+    return _item(
+        OutboxRecord,
+        {
+            "event_id": event_id,
+            "shared_z": zlib.compress(text.encode(), 6),
+            "created_at": max(fields["created_at"] for fields in group),
+        },
+    )
+
+
+def message_fields(message: OutboxMessage) -> dict[str, str]:
+    return {name: getattr(message, name) for name in _MESSAGE_FIELDS}
+
+
+def outbox_messages(record: OutboxRecord) -> list[OutboxMessage]:
+    """The notifications an outbox record holds: its own, or those of a shared record (each naming it)."""
+    if record.shared_z is None:
+        return [_outbox_message(record)]
+    return [OutboxMessage(**fields, holder=record.event_id) for fields in json.loads(zlib.decompress(record.shared_z))]
+
+
 def outbox_record(message: OutboxMessage) -> OutboxRecord:
     return OutboxRecord(**_outbox_values(message))
 
@@ -214,13 +271,18 @@ def _outbox_message(record: OutboxRecord) -> OutboxMessage:
     )
 
 
-def stream_outbox_event(record: Any) -> dict | None:
-    """The outbox event a stream record (Powertools DynamoDBRecord) brings to publish: a new, unpublished event; None
-    for the REMOVE of a published one (and the MODIFY that marked one published in the earlier form)."""
+def stream_outbox_events(record: Any) -> list[dict]:
+    """The outbox events a stream record (Powertools DynamoDBRecord) brings to publish: a new record's, one or the
+    several of a shared record (each naming it as `holder`); none for the REMOVE of a published record (and the
+    MODIFY that marked one published in the earlier form)."""
     image = record.dynamodb.new_image if record.dynamodb else None
     if not image or image.get("published_at"):
-        return None
-    return outbox_event(image)
+        return []
+    shared = image.get("shared_z")
+    if shared is None:
+        return [outbox_event(image)]
+    packed = base64.b64decode(shared) if isinstance(shared, str) else getattr(shared, "value", shared)
+    return [{**fields, "holder": image["event_id"]} for fields in json.loads(zlib.decompress(packed))]
 
 
 def outbox_event(image: dict) -> dict:

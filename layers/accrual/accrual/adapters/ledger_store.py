@@ -40,16 +40,19 @@ from accrual.adapters.ledger_items import (
     _order_item,
     _order_item_values,
     _outbox_item,
-    _outbox_message,
     _put_new,
     due_shard,
     line_ref,
     mark_migrated,
     merged_balances,
+    message_fields,
+    outbox_items,
+    outbox_messages,
     outbox_record,
     refusal_ref,
+    shared_item,
     stored_order,
-    stream_outbox_event,
+    stream_outbox_events,
 )
 from accrual.adapters.ledger_month_scan import MonthScan
 from accrual.adapters.ledger_packing import PackedLine, loaded, pack_order, stored_line, written_line
@@ -100,7 +103,7 @@ __all__ = [
     "merged_balances",
     "outbox_record",
     "refusal_ref",
-    "stream_outbox_event",
+    "stream_outbox_events",
     "entry_taken",
     "transaction_connection",
     "warm_connections",
@@ -183,9 +186,11 @@ class DynamoLedgerStore(ReadAhead, MonthScan):
             for entry in change.entries:
                 puts.append(_put_new(orders, _entry_item(entry), "pk"))
                 kinds.append("entry")
-            for message in change.outbox:
-                puts.append(_put_new(self.settings.outbox_table, _outbox_item(message), "event_id"))
-                kinds.append("outbox")
+        # the transaction's notifications in shared outbox records: one item written (and one stream record, one
+        # removal once published) for several
+        for item in outbox_items([message for change in changes for message in change.outbox]):
+            puts.append(_put_new(self.settings.outbox_table, item, "event_id"))
+            kinds.append("outbox")
         updates = [
             {
                 "TableName": balances,
@@ -374,18 +379,37 @@ class DynamoLedgerStore(ReadAhead, MonthScan):
         even a backlog's later pages do not cost DynamoDB Local more than its first."""
         condition = OutboxRecord.published_at.does_not_exist() & (OutboxRecord.created_at <= until)
         for record in OutboxRecord.scan(condition, consistent_read=True, page_size=page_size):
-            yield _outbox_message(record)
+            yield from outbox_messages(record)
 
     def remove_published(self, event_id: str, at: str, message_id: str) -> None:
         # published: the outbox forgets it (a delete of an event already gone is no error)
         OutboxRecord(event_id).delete()
 
-    def remove_batch_published(self, published: Sequence[tuple[OutboxMessage, str]], at: str) -> None:
+    def remove_batch_published(
+        self, published: Sequence[tuple[OutboxMessage, str]], at: str, refused: Sequence[OutboxMessage] = ()
+    ) -> None:
         # The sweep's deletes, 25 to a BatchWriteItem (PynamoDB's batch_write retries what DynamoDB leaves
         # unprocessed) instead of a DeleteItem each: one call per notification was half of a local day's calls.
+        # A shared record whose messages the topic refused in part is written again with those alone, under the
+        # condition that it is still there (rare: a refusal is a throttled or invalid message).
+        kept: dict[str, list[dict[str, str]]] = {}
+        for message in refused:
+            if message.holder is not None:
+                kept.setdefault(message.holder, []).append(message_fields(message))
         with OutboxRecord.batch_write() as batch:
-            for message, _ in published:
-                batch.delete(OutboxRecord(message.event_id))
+            for record_id in dict.fromkeys(message.holder or message.event_id for message, _ in published):
+                if record_id not in kept:
+                    batch.delete(OutboxRecord(record_id))
+        for record_id, rest in kept.items():
+            try:
+                self.connection.client.put_item(
+                    TableName=self.settings.outbox_table,
+                    Item=shared_item(record_id, rest),
+                    ConditionExpression="attribute_exists(event_id)",
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
 
     # ---- reference data -------------------------------------------------------------------------------------------
     def current_config(self) -> AccrualConfig:

@@ -52,6 +52,8 @@ def unpack_text(plain: str | None, packed: bytes | None) -> str:
     return zlib.decompress(packed).decode()
 
 
+SHARED_PREFIX = "SHARED#"  # an outbox record holding several notifications (OutboxRecord)
+
 DECISION_SK = "ORDER#DECISION"
 LINE_PREFIX = "LINE#"
 # Written before a large order's lines are written ahead of its transaction (they do not fit in it), with the order
@@ -241,17 +243,22 @@ class BalanceRecord(Model):
 
 class OutboxRecord(Model):
     """A notification until published. `body` is the versioned JSON message, fixed when the change
-    was made; it is stored compressed above COMPRESS_ABOVE bytes (`plain_body` or `body_z`)."""
+    was made; it is stored compressed above COMPRESS_ABOVE bytes (`plain_body` or `body_z`).
+
+    A shared record (`shared_z`) holds the notifications of one transaction together, as compressed JSON: one item
+    written and one removed for them all rather than one each (each outbox write also makes a stream record). Its
+    `event_id` is SHARED_PREFIX + its first notification's id, its `created_at` the latest of theirs."""
 
     class Meta:
         table_name = None
 
     event_id = UnicodeAttribute(hash_key=True)
-    event_type = UnicodeAttribute()
-    user_id = UnicodeAttribute()
+    event_type = UnicodeAttribute(null=True)  # the three are a single notification's (not a shared record's)
+    user_id = UnicodeAttribute(null=True)
+    attributes = UnicodeAttribute(null=True)  # SNS message attributes as JSON {name: value}
     plain_body = UnicodeAttribute(attr_name="body", null=True)
     body_z = BinaryAttribute(null=True, legacy_encoding=False)
-    attributes = UnicodeAttribute()  # SNS message attributes as JSON {name: value}
+    shared_z = BinaryAttribute(null=True, legacy_encoding=False)
     created_at = UnicodeAttribute()
     # The earlier form marked a published event (these three) and kept it until TTL removed it; publishing now
     # deletes it. Still read so that the sweep passes over those records until they expire.

@@ -140,7 +140,9 @@ class BalanceDelta:
 
 @dataclass(frozen=True)
 class OutboxMessage:
-    """A notification as the outbox keeps it until published: the message body and its SNS attributes as JSON."""
+    """A notification as the outbox keeps it until published: the message body and its SNS attributes as JSON.
+    `holder` names the outbox record it shares with the other notifications of its transaction, when it does (a
+    store may keep them together: they then leave the outbox together)."""
 
     event_id: str
     event_type: str
@@ -148,6 +150,7 @@ class OutboxMessage:
     body: str
     attributes: str
     created_at: str
+    holder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -245,9 +248,12 @@ class LedgerStore(Protocol):
     def remove_published(self, event_id: str, at: str, message_id: str) -> None:
         """The event is published: it leaves the outbox."""
 
-    def remove_batch_published(self, published: Sequence[tuple[OutboxMessage, str]], at: str) -> None:
+    def remove_batch_published(
+        self, published: Sequence[tuple[OutboxMessage, str]], at: str, refused: Sequence[OutboxMessage] = ()
+    ) -> None:
         """The events a sweep has just read and published (each with its message id) leave the outbox, in few
-        calls."""
+        calls. A sweep publishes a shared record's messages (`holder`) in one batch: the record leaves the outbox,
+        and its messages the topic `refused` stay in it."""
 
     # reference data the ledger reads (configuration versions, clicks, the new-user-coupon registry)
     def current_config(self) -> AccrualConfig: ...

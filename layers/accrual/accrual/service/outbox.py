@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
-from itertools import batched
 from typing import Any
 
 from accrual.ports import LedgerStore, NotificationPublisher, OutboxMessage, utc_text
@@ -35,11 +34,23 @@ class OutboxRelay:
     def publish(self, event: dict[str, Any], *, now: datetime, lambda_context: Any = None) -> str:
         """Publish one outbox event (the outbox item's `event_id`, `body` and `attributes` as JSON), then delete it
         from the outbox. With a Lambda context the publish is idempotent (the stream relay)."""
-        attributes = json.loads(event["attributes"])
-        message_id = self.publisher.publish(event["event_id"], event["body"], attributes, lambda_context=lambda_context)
+        return self.publish_record([event], now=now, lambda_context=lambda_context)
+
+    def publish_record(self, events: Sequence[dict[str, Any]], *, now: datetime, lambda_context: Any = None) -> str:
+        """Publish the events of one outbox record (a shared record holds several, each naming it as `holder`),
+        then delete the record. Each publish is idempotent with a Lambda context, so a record retried after a
+        failure part way sends none of its events twice. An event another invocation is publishing leaves the
+        record in the outbox (`in_progress`)."""
+        message_id = None
+        for event in events:
+            attributes = json.loads(event["attributes"])
+            body = event["body"]
+            message_id = self.publisher.publish(event["event_id"], body, attributes, lambda_context=lambda_context)
+            if message_id is None:
+                return "in_progress"
         if message_id is None:
-            return "in_progress"
-        self.store.remove_published(event["event_id"], now.isoformat(), message_id)
+            return "skipped"
+        self.store.remove_published(events[0].get("holder") or events[0]["event_id"], now.isoformat(), message_id)
         return "published"
 
     def publish_unpublished(
@@ -48,7 +59,7 @@ class OutboxRelay:
         """Sweep the outbox, leaving events younger than `grace`. With `threads` > 1, that many batches are published
         and deleted at a time while the outbox is read on."""
         counts: Counter[str] = Counter()
-        batches = batched(self.store.unpublished(utc_text(now - grace), page_size), PUBLISH_BATCH)
+        batches = _batches(self.store.unpublished(utc_text(now - grace), page_size))
         if threads == 1:
             for batch in batches:
                 counts.update(self._publish_batch(batch, now))
@@ -73,8 +84,35 @@ class OutboxRelay:
         published = self.publisher.publish_batch(events)
         accepted = [(message, published[message.event_id]) for message in messages if message.event_id in published]
         if accepted:
-            self.store.remove_batch_published(accepted, now.isoformat())
+            refused = [message for message in messages if message.event_id not in published]
+            self.store.remove_batch_published(accepted, now.isoformat(), refused)
         return +Counter(published=len(accepted), failed=len(messages) - len(accepted))  # unary +: the zeros dropped
+
+
+def _batches(messages: Iterable[OutboxMessage]) -> Iterator[list[OutboxMessage]]:
+    """Publish batches of up to PUBLISH_BATCH messages, each shared record's messages in one batch (the store yields
+    them one after another, and a shared record holds at most a batch of them), so that the record leaves the outbox
+    in one removal, once all of it is published."""
+    batch: list[OutboxMessage] = []
+    for record in _records(messages):
+        if batch and len(batch) + len(record) > PUBLISH_BATCH:
+            yield batch
+            batch = []
+        batch += record
+    if batch:
+        yield batch
+
+
+def _records(messages: Iterable[OutboxMessage]) -> Iterator[list[OutboxMessage]]:
+    """The messages grouped by the outbox record that holds them: a shared record's together, any other alone."""
+    record: list[OutboxMessage] = []
+    for message in messages:
+        if record and (message.holder is None or message.holder != record[0].holder):
+            yield record
+            record = []
+        record.append(message)
+    if record:
+        yield record
 
 
 def _add(counts: Counter[str], finished: Iterable[Future[Counter[str]]]) -> None:
