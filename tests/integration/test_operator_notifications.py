@@ -89,3 +89,57 @@ def test_a_stopped_tail_leaves_what_it_did_not_show_on_the_queue(stack):
     next(batches)
     batches.close()  # Ctrl-C while the first batch is shown: it is not taken off the queue
     assert sorted(shown(stack)) == [("cashback.pending", "alice", "A-1"), ("cashback.pending", "bob", "B-1")]
+
+
+def test_a_command_longer_than_a_moment_publishes_from_a_process_of_its_own_each_change_once(stack, monkeypatch):
+    """Past SWEEP_APART_AFTER_SECONDS the sweeps move to a process beside the command: what was written before and
+    after the move is published once, the process is gone when `done()` returns, and it counts what it published."""
+    load_reference_data(stack, {"alice": "EUR", "bob": "USD"})
+    monkeypatch.setattr(notifications, "SWEEP_AGAIN_SECONDS", 0.05)
+    monkeypatch.setattr(notifications, "SWEEP_APART_AFTER_SECONDS", 0.0)
+    ledger = composition(stack).ledger()
+    at = T0 + timedelta(minutes=1)
+    publishing = PublishingWhileWriting(stack, at)
+    with publishing:
+        ledger.reconcile([line("A-1"), line("B-1", user="bob")], now=at)
+        deadline = time.monotonic() + 60
+        while publishing.counts["published"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        apart = publishing._apart
+        assert apart is not None and apart._process.is_alive()
+        assert publishing.counts["published"] == 2  # published by the process, before the command ends
+        ledger.reconcile([line("B-2", user="bob", shop_id="plaza")], now=at)
+        assert publishing.done()["published"] == 3
+    assert not apart._process.is_alive()
+    assert sorted(shown(stack)) == [
+        ("cashback.declined", "bob", "B-2"),
+        ("cashback.pending", "alice", "A-1"),
+        ("cashback.pending", "bob", "B-1"),
+    ]
+
+
+def test_stopping_the_sweeping_process_waits_for_its_sweep_and_ends_it(stack, monkeypatch):
+    """Stopped at once (still starting, or between sweeps), the process ends without a sweep half done, and what it
+    did not publish is left to the command's last sweep."""
+    load_reference_data(stack)
+    monkeypatch.setattr(notifications, "SWEEP_APART_AFTER_SECONDS", 0.0)
+    composition(stack).ledger().reconcile([line("A-1")], now=T0)
+    apart = notifications._SweepProcess(stack, T0)
+    assert apart.stop() is None and not apart._process.is_alive()
+    assert publish_written(stack, T0)["published"] + apart.counts()["published"] == 1
+    assert shown(stack) == [("cashback.pending", "alice", "A-1")]
+
+
+def test_a_failure_of_the_sweeping_process_is_raised_by_the_command(stack, monkeypatch):
+    load_reference_data(stack)
+    monkeypatch.setattr(notifications, "SWEEP_AGAIN_SECONDS", 0.05)
+    composition(stack).ledger().reconcile([line("A-1")], now=T0)
+    broken = stack.model_copy(update={"notifications_topic_arn": f"{stack.notifications_topic_arn}-missing"})
+    apart = notifications._SweepProcess(broken, T0)
+    deadline = time.monotonic() + 60
+    while apart._process.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the process ends on its failure
+    failure = apart.stop()
+    assert failure and "Error" not in failure.split(":")[0]  # the cause in words, not a class name
+    assert apart.counts()["published"] == 0
+    assert shown(stack, source="outbox") == [("cashback.pending", "alice", "A-1")]  # nothing lost

@@ -11,6 +11,10 @@ event id (the publisher's side, with the Lambda's context). The scheduled cycle 
 itself for what the relay left behind (it holds only what is still to publish); deployed, the sweep leaves events
 younger than a grace period to the relay, so the two do not race. The sweep publishes ten events a call (a batch),
 then deletes those the topic accepted; one it refused stays for the next sweep and is counted `failed`.
+
+The store may keep a transaction's notifications in one shared record (`OutboxMessage.holder`): the sweep publishes a
+shared record's messages in one batch, so that the record leaves the outbox once, and the stream relay publishes each
+of them before it removes the record.
 """
 
 from __future__ import annotations
