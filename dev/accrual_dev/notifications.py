@@ -160,7 +160,17 @@ class _SweepProcess:
         self._failures, their_end = context.Pipe(duplex=False)
         self._process = context.Process(
             target=_sweep_apart,
-            args=(settings, now.isoformat(), self._stop, self._lock, self._published, self._failed, their_end),
+            # the settings' values alone: the clients they cache do not cross to another process
+            args=(
+                type(settings),
+                settings.model_dump(),
+                now.isoformat(),
+                self._stop,
+                self._lock,
+                self._published,
+                self._failed,
+                their_end,
+            ),
             name="outbox-publishing",
             daemon=True,
         )
@@ -190,7 +200,14 @@ class _SweepProcess:
 
 
 def _sweep_apart(
-    settings: Settings, now: str, stop: Any, lock: Any, published: Any, failed: Any, failures: Any
+    kind: type[Settings],
+    values: dict[str, Any],
+    now: str,
+    stop: Any,
+    lock: Any,
+    published: Any,
+    failed: Any,
+    failures: Any,
 ) -> None:
     """The sweeps of `_SweepProcess`, in that process, until told to stop."""
     import signal
@@ -199,6 +216,7 @@ def _sweep_apart(
     try:
         from accrual.composition import composition
 
+        settings = kind.model_validate(values)
         relay = composition(settings).relay
         at = datetime.fromisoformat(now)
         while True:

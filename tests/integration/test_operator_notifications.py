@@ -99,7 +99,9 @@ def test_a_command_longer_than_a_moment_publishes_from_a_process_of_its_own_each
     monkeypatch.setattr(notifications, "SWEEP_APART_AFTER_SECONDS", 0.0)
     ledger = composition(stack).ledger()
     at = T0 + timedelta(minutes=1)
-    publishing = PublishingWhileWriting(stack, at)
+    settings = stack.model_copy()
+    assert settings.secrets_provider  # settings as a command holds them: with clients cached on them
+    publishing = PublishingWhileWriting(settings, at)
     with publishing:
         ledger.reconcile([line("A-1"), line("B-1", user="bob")], now=at)
         deadline = time.monotonic() + 60
