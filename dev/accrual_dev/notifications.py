@@ -38,8 +38,8 @@ SWEEP_THREADS = 4
 # while a command writes, the local sweep looks for what it wrote this often
 SWEEP_AGAIN_SECONDS = 1.0
 # a command still writing after this long sweeps in a process of its own (`PublishingWhileWriting`): starting one
-# costs about a second of CPU, which a short command does not win back. Measured on the 20,000-order day: ingest
-# 72.3 s with the sweeps in a thread of the command, 64.6 s with them in a process beside it; confirm 71.6 s, 63.3 s.
+# costs about a second of CPU, which a short command does not win back. Measured on the 20,000-order day over two
+# alternated pairs of runs: ingest and confirmation together 145.4 and 145.1 s with it, 150.2 and 149.8 s without.
 SWEEP_APART_AFTER_SECONDS = 5.0
 # the local moto server answers one request at a time: a long poll would hold every other client, so --follow
 # polls briefly and sleeps between
@@ -189,7 +189,6 @@ class _SweepProcess:
         else:
             try:
                 self._process.terminate()  # between sweeps (or still starting): nothing half done
-                self._process.join()
             finally:
                 self._lock.release()
         self._process.join()

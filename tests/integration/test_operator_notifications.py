@@ -47,6 +47,21 @@ def test_each_change_is_published_once_and_read_once_by_type_and_shopper(stack):
     assert shown(stack) == []
 
 
+# what the two tests of publishing while writing write: two changes, then a third after the first two are published
+THREE_CHANGES = [
+    ("cashback.declined", "bob", "B-2"),
+    ("cashback.pending", "alice", "A-1"),
+    ("cashback.pending", "bob", "B-1"),
+]
+
+
+def write_two_and_wait(ledger, publishing: PublishingWhileWriting, at, *, seconds: float) -> None:
+    ledger.reconcile([line("A-1"), line("B-1", user="bob")], now=at)
+    deadline = time.monotonic() + seconds
+    while publishing.counts["published"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_a_long_command_publishes_while_it_writes_and_each_change_once(stack, monkeypatch):
     load_reference_data(stack, {"alice": "EUR", "bob": "USD"})
     monkeypatch.setattr(notifications, "SWEEP_AGAIN_SECONDS", 0.05)
@@ -54,18 +69,11 @@ def test_a_long_command_publishes_while_it_writes_and_each_change_once(stack, mo
     at = T0 + timedelta(minutes=1)
     publishing = PublishingWhileWriting(stack, at)
     with publishing:
-        ledger.reconcile([line("A-1"), line("B-1", user="bob")], now=at)
-        deadline = time.monotonic() + 30
-        while publishing.counts["published"] < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        write_two_and_wait(ledger, publishing, at, seconds=30)
         assert publishing.counts["published"] == 2  # published by the background sweep, before the command ends
         ledger.reconcile([line("B-2", user="bob", shop_id="plaza")], now=at)
         assert publishing.done() == {"published": 3}
-    assert sorted(shown(stack)) == [
-        ("cashback.declined", "bob", "B-2"),
-        ("cashback.pending", "alice", "A-1"),
-        ("cashback.pending", "bob", "B-1"),
-    ]
+    assert sorted(shown(stack)) == THREE_CHANGES
 
 
 def test_the_outbox_shows_what_is_not_published_yet_without_taking_any(stack):
@@ -103,21 +111,14 @@ def test_a_command_longer_than_a_moment_publishes_from_a_process_of_its_own_each
     assert settings.secrets_provider  # settings as a command holds them: with clients cached on them
     publishing = PublishingWhileWriting(settings, at)
     with publishing:
-        ledger.reconcile([line("A-1"), line("B-1", user="bob")], now=at)
-        deadline = time.monotonic() + 60
-        while publishing.counts["published"] < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        write_two_and_wait(ledger, publishing, at, seconds=60)
         apart = publishing._apart
         assert apart is not None and apart._process.is_alive()
         assert publishing.counts["published"] == 2  # published by the process, before the command ends
         ledger.reconcile([line("B-2", user="bob", shop_id="plaza")], now=at)
         assert publishing.done()["published"] == 3
     assert not apart._process.is_alive()
-    assert sorted(shown(stack)) == [
-        ("cashback.declined", "bob", "B-2"),
-        ("cashback.pending", "alice", "A-1"),
-        ("cashback.pending", "bob", "B-1"),
-    ]
+    assert sorted(shown(stack)) == THREE_CHANGES
 
 
 def test_stopping_the_sweeping_process_waits_for_its_sweep_and_ends_it(stack, monkeypatch):
