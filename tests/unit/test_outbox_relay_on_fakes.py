@@ -6,6 +6,8 @@ is publishing is left alone."""
 from __future__ import annotations
 
 import json
+import threading
+from collections import Counter
 from datetime import timedelta
 
 from hypothesis import given
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 
 from accrual.ports import OutboxMessage
 from accrual.ports.notify import PUBLISH_BATCH
-from accrual.service.outbox import _batches
+from accrual.service.outbox import REMOVE_BATCH, OutboxRelay
 from support.fakes.world import FakeWorld
 from support.ledger import T0, line
 
@@ -85,25 +87,76 @@ def test_an_event_another_invocation_is_publishing_is_left_in_the_outbox():
     assert list(world.store.unpublished("9999", 10)) == [message]
 
 
-@given(st.lists(st.integers(min_value=1, max_value=PUBLISH_BATCH), max_size=30))
-def test_the_sweep_publishes_a_shared_records_messages_in_one_batch_and_every_message_once(records):
-    """Records of one notification (size 1) and shared records (several, each naming its holder), read one record's
-    messages after another: batches never pass PUBLISH_BATCH and never split a record, and keep every message once,
-    in order."""
-    messages = [
-        OutboxMessage(f"e{index}-{number}", "t", "u", "{}", "{}", "2026", holder=f"r{index}" if size > 1 else None)
-        for index, size in enumerate(records)
-        for number in range(size)
-    ]
-    batches = list(_batches(iter(messages)))
-    assert [message for batch in batches for message in batch] == messages
-    assert all(0 < len(batch) <= PUBLISH_BATCH for batch in batches)
-    where = {message.holder: index for index, batch in enumerate(batches) for message in batch if message.holder}
-    assert all(
-        where[message.holder] == index for index, batch in enumerate(batches) for message in batch if message.holder
-    )
-    # a batch is only cut when the next record would not fit
-    for batch, following in zip(batches, batches[1:], strict=False):
-        first = following[0]
-        size = sum(1 for message in following if message.holder == first.holder) if first.holder else 1
-        assert len(batch) + size > PUBLISH_BATCH
+class _SharedRecords:
+    """The outbox as the DynamoDB store keeps it, for the sweep alone: records of one or several messages (these name
+    their record as `holder`), read one record's messages after another; a removal deletes each record something was
+    published from, or writes it again with the messages the topic refused."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        self.records: dict[str, list[OutboxMessage]] = {}
+        for index, size in enumerate(sizes):
+            holder = f"r{index}" if size > 1 else None
+            record = [OutboxMessage(f"e{index}-{n}", "t", "u", "{}", "{}", "2026", holder=holder) for n in range(size)]
+            self.records[holder or record[0].event_id] = record
+        self.removals: list[int] = []  # records removed or written again, per call
+
+    def unpublished(self, until: str, page_size: int):
+        for record in list(self.records.values()):
+            yield from record
+
+    def remove_batch_published(self, published, at, refused=()):
+        touched = {message.holder or message.event_id for message, _ in published}
+        answered = {message.event_id for message, _ in published} | {message.event_id for message in refused}
+        self.removals.append(len(touched))
+        for record_id in touched:
+            record = self.records.pop(record_id)  # a record removed twice is a KeyError
+            assert all(message.event_id in answered for message in record), "removed before all was answered"
+            kept = [message for message in record if message in refused]
+            if kept:
+                self.records[record_id] = kept
+
+
+class _RefusingTopic:
+    def __init__(self, refused: set[str]) -> None:
+        self.refused, self.batches, self.sent = refused, [], []
+        self._lock = threading.Lock()
+
+    def publish_batch(self, events):
+        with self._lock:
+            self.batches.append(len(events))
+            accepted = {
+                event["event_id"]: f"m-{event['event_id']}" for event in events if event["event_id"] not in self.refused
+            }
+            self.sent += list(accepted)
+        return accepted
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=PUBLISH_BATCH), max_size=60),
+    st.sets(st.integers(min_value=0, max_value=300), max_size=12),
+    st.sampled_from([1, 4]),
+)
+def test_the_sweep_fills_its_batches_and_removes_each_record_once_all_its_messages_are_answered(
+    sizes, refusing, threads
+):
+    """Records of one notification and shared records of several: the sweep publishes full batches (a record may
+    straddle two), every message once; a record leaves the outbox once each of its messages is answered, 25 records
+    to a call at most; a shared record the topic refused in part keeps the refused messages alone, one refused whole
+    stays as it was; a second sweep publishes exactly what was refused."""
+    outbox = _SharedRecords(sizes)
+    every = [message for record in outbox.records.values() for message in record]
+    refused = {message.event_id for index, message in enumerate(every) if index in refusing}
+    topic = _RefusingTopic(refused)
+    relay = OutboxRelay(outbox, topic)  # type: ignore[arg-type]
+    counts = relay.publish_unpublished(now=T0, threads=threads)
+    assert counts == +Counter(published=len(every) - len(refused), failed=len(refused))
+    assert sorted(topic.sent) == sorted(message.event_id for message in every if message.event_id not in refused)
+    assert all(size == PUBLISH_BATCH for size in topic.batches[:-1]) and sum(topic.batches) == len(every)
+    assert all(0 < removed <= REMOVE_BATCH for removed in outbox.removals)
+    left = [message for record in outbox.records.values() for message in record]
+    assert sorted(message.event_id for message in left) == sorted(refused)
+    for record in outbox.records.values():
+        assert len({message.holder for message in record}) == 1
+    topic.refused = set()
+    assert relay.publish_unpublished(now=T0, threads=threads) == +Counter(published=len(refused))
+    assert outbox.records == {}
