@@ -109,3 +109,19 @@ def test_attributes_computed_when_read_are_those_moto_computes_at_once(attribute
     name = "q.fifo" if attributes.get("FifoQueue") else "q"
     queue = Queue(name, region="us-east-1", account_id=ACCOUNT, **attributes)
     assert dict(QueueAttributes(queue)) == queue.attributes  # this process's moto is moto as it is
+
+
+def test_a_message_reaches_every_subscriber_queue_in_the_same_signed_envelope(subscribed_queue):
+    """SNS signs a message once, with its region's certificate: each subscriber queue gets the same envelope."""
+    sns, sqs, topic, url = subscribed_queue
+    other = sqs.create_queue(QueueName=f"other-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=[{"Id": str(n), "Message": f"m{n}"} for n in range(3)])
+    first, second = _receive_all(sqs, url), _receive_all(sqs, other)
+    assert len(first) == len(second) == 3
+    fields = ("MessageId", "Timestamp", "Signature", "SigningCertURL", "Message")
+    assert sorted(tuple(envelope[name] for name in fields) for envelope in first) == sorted(
+        tuple(envelope[name] for name in fields) for envelope in second
+    )
+    assert len({envelope["Signature"] for envelope in first}) == 3

@@ -31,6 +31,7 @@ Notifications delivered at a constant cost: SNS-to-SQS delivery without the per-
 from __future__ import annotations
 
 import argparse
+import bisect
 import copy
 import threading
 from collections.abc import Iterable
@@ -38,6 +39,7 @@ from typing import Any
 
 import moto.backends as moto_backends
 import moto.dynamodb.models as dynamodb_models
+from moto.core.parse import QueryParser
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
@@ -256,6 +258,44 @@ def without_table_copies() -> None:
     Table.delete_item = delete_item  # type: ignore[method-assign]
 
 
+class _SortedNames(dict[str, Any]):
+    """A request's query parameters as a plain dict (moto reads werkzeug's combined form and query dicts, whose every
+    lookup walks both), with its names sorted once."""
+
+    def __init__(self, values: Any) -> None:
+        super().__init__(values.to_dict() if hasattr(values, "to_dict") else values)
+        self.sorted = sorted(self)
+
+    def any_starting(self, prefix: str) -> bool:
+        at = bisect.bisect_left(self.sorted, prefix)  # the names starting with prefix sort together, first from here
+        return at < len(self.sorted) and self.sorted[at].startswith(prefix)
+
+
+_stock_query_parse = QueryParser._do_parse
+
+
+def _query_do_parse(self: QueryParser, request_dict: Any, shape: Any) -> Any:
+    return _stock_query_parse(self, {**request_dict, "values": _SortedNames(request_dict["values"])}, shape)
+
+
+def _query_gonna_recurse(self: QueryParser, query_params: Any, prefix: str) -> bool:
+    if prefix == "":
+        return False
+    if isinstance(query_params, _SortedNames):
+        return not query_params.any_starting(prefix)
+    return not any(name.startswith(prefix) for name in query_params)
+
+
+def _query_parameters_by_bisection() -> None:
+    """moto's query-protocol parser asks, for each structure a request might hold, whether any parameter name starts
+    with its prefix, by walking every name: O(names) a question, about O(names²) a request. A PublishBatch of ten
+    notifications has some 110 names and asks about a hundred times (measured: 3.2 of the 14.8 ms the moto server
+    spent on such a request, cProfile on). Here a request's names are sorted once and each question is a bisection;
+    what the parser answers is unchanged."""
+    QueryParser._do_parse = _query_do_parse  # type: ignore[method-assign]
+    QueryParser._gonna_recurse = _query_gonna_recurse  # type: ignore[method-assign]
+
+
 def _cached_module_list() -> None:
     """moto's dispatcher lists its own package folder (a directory read and about 200 stat calls) on every request to
     learn which services exist; the list does not change while the server runs."""
@@ -277,6 +317,7 @@ def main() -> None:
     if not args.stock_transactions:
         without_table_copies()
         moto_messaging.install()
+        _query_parameters_by_bisection()
     _cached_module_list()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, serialised(app), threaded=True, request_handler=MotoRequestHandler)
