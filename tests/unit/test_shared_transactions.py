@@ -28,26 +28,43 @@ changes = st.lists(
 )
 
 
-def _size(group) -> int:
-    change_items = sum(1 + len(change.entries) + len(change.outbox) for _, _, change, _ in group)
-    return change_items + len({balance.user_id for _, _, change, _ in group for balance in change.balances})
+def _one_each(messages) -> int:
+    return len(messages)
 
 
-@given(changes)
-def test_every_change_is_written_once_within_the_item_limit_a_shopper_s_together_when_they_fit(drawn):
+def _shared_by_ten(messages) -> int:
+    return -(-len(messages) // 10)
+
+
+def _size(group, outbox_items) -> int:
+    change_items = sum(1 + len(change.entries) for _, _, change, _ in group)
+    notifications = outbox_items([message for _, _, change, _ in group for message in change.outbox])
+    return (
+        change_items
+        + notifications
+        + len({balance.user_id for _, _, change, _ in group for balance in change.balances})
+    )
+
+
+@given(changes, st.sampled_from([_one_each, _shared_by_ten]))
+def test_every_change_is_written_once_within_the_item_limit_a_shopper_s_together_when_they_fit(drawn, outbox_items):
+    """Whether the store keeps each notification in an item of its own or shares one among ten."""
     ready = [(n, None, _change(*spec), None) for n, spec in enumerate(drawn)]
-    groups = list(_transactions(ready))
+    groups = list(_transactions(ready, outbox_items))
     assert sorted(n for group in groups for n, _, _, _ in group) == list(range(len(ready)))
     assert all(group for group in groups)
     for group in groups:
-        assert _size(group) <= ITEMS_TOGETHER or len(group) == 1
+        assert _size(group, outbox_items) <= ITEMS_TOGETHER or len(group) == 1
     for shoppers in {spec[0] for spec in drawn}:
         mine = [n for n, spec in enumerate(drawn) if spec[0] == shoppers]
         holding = [[n for n, _, _, _ in group if n in mine] for group in groups]
         holding = [ns for ns in holding if ns]
         assert [n for ns in holding for n in ns] == mine  # in their order
-        whole = len(shoppers) + sum(
-            1 + entries + notes for spec_shoppers, entries, notes in drawn if spec_shoppers == shoppers
+        theirs = [spec for spec in drawn if spec[0] == shoppers]
+        whole = (
+            len(shoppers)
+            + sum(1 + entries for _, entries, _ in theirs)
+            + outbox_items([None for _, _, notes in theirs for _ in range(notes)])
         )
         if whole <= ITEMS_TOGETHER:
             assert len(holding) == 1  # the balance updated once for all of them

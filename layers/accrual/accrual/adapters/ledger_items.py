@@ -207,25 +207,34 @@ _MESSAGE_FIELDS = ("event_id", "event_type", "user_id", "body", "attributes", "c
 def outbox_items(messages: Sequence[OutboxMessage]) -> list[dict[str, dict]]:
     """The outbox items of one transaction's notifications: shared records of several, a record of its own for a
     notification alone (or too large to share)."""
-    items: list[dict[str, dict]] = []
+    return [
+        shared_item(SHARED_PREFIX + record[0]["event_id"], record)
+        if len(record) > 1
+        else _outbox_item(OutboxMessage(**record[0]))
+        for record in outbox_records(messages)
+    ]
+
+
+def outbox_records(messages: Sequence[OutboxMessage]) -> list[list[dict[str, str]]]:
+    """One transaction's notifications (their fields) as its outbox records hold them, in order: up to a publish
+    batch of them and SHARED_BYTES of their text to a record; a notification larger than that alone."""
+    records: list[list[dict[str, str]]] = []
     group: list[dict[str, str]] = []
     size = 0
     for message in messages:
         fields = message_fields(message)
         length = sum(len(value) for value in fields.values())
         if length > SHARED_BYTES:
-            items.append(_outbox_item(message))
+            records.append([fields])
             continue
         if group and (len(group) == PUBLISH_BATCH or size + length > SHARED_BYTES):
-            items.append(shared_item(SHARED_PREFIX + group[0]["event_id"], group))
+            records.append(group)
             group, size = [], 0
         group.append(fields)
         size += length
-    if len(group) == 1:
-        items.append(_outbox_item(OutboxMessage(**group[0])))
-    elif group:
-        items.append(shared_item(SHARED_PREFIX + group[0]["event_id"], group))
-    return items
+    if group:
+        records.append(group)
+    return records
 
 
 def shared_item(event_id: str, group: Sequence[Mapping[str, str]]) -> dict[str, dict]:

@@ -49,6 +49,7 @@ from accrual.adapters.ledger_items import (
     outbox_items,
     outbox_messages,
     outbox_record,
+    outbox_records,
     refusal_ref,
     shared_item,
     stored_order,
@@ -261,6 +262,9 @@ class DynamoLedgerStore(ReadAhead, MonthScan):
             "ExpressionAttributeNames": {"#v": "version"},
             "ExpressionAttributeValues": {":v": {"N": str(read)}},
         }
+
+    def outbox_items(self, messages: Sequence[OutboxMessage]) -> int:
+        return len(outbox_records(messages))
 
     def line_homes(self, partner: str, line_id: str) -> set[str]:
         """From the line's claim (read ahead, else one GetItem); on a table not migrated yet, also from the by_line

@@ -210,6 +210,9 @@ class LedgerStore(Protocol):
         call returned, which writes the changes all or nothing, raises as `apply` does, and may run in another
         thread while this store reads on."""
 
+    def outbox_items(self, messages: Sequence[OutboxMessage]) -> int:
+        """How many items of a transaction these notifications of it take (a store may share one among several)."""
+
     def line_homes(self, partner: str, line_id: str) -> set[str]:
         """Every order that may hold an item of this partner line (live or a tombstone; a superset)."""
 

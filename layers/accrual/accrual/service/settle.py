@@ -29,7 +29,16 @@ from accrual.domain.decision import MissingFxRate
 from accrual.domain.lifecycle import OrderState, Transition, later_than_promised, latest_lines, settle_time
 from accrual.domain.models import AccrualConfig, Click, OrderLine
 from accrual.observability import logger
-from accrual.ports import JournalConflict, LedgerStore, LostRace, OrderChange, OrderTooLarge, parse_utc, utc_text
+from accrual.ports import (
+    JournalConflict,
+    LedgerStore,
+    LostRace,
+    OrderChange,
+    OrderTooLarge,
+    OutboxMessage,
+    parse_utc,
+    utc_text,
+)
 from accrual.service.changes import change_of
 from accrual.service.counts import RunCounts
 from accrual.service.order_view import OrderView, load_order
@@ -168,7 +177,7 @@ class Settler:
             else:
                 ready.append((request, plan, change_of(plan, now), tally))
         prepared: list[tuple[list[Ready], Callable[[], None]]] = []
-        for group in _transactions(ready):
+        for group in _transactions(ready, self.store.outbox_items):
             try:
                 # in this thread: the versions read and the claims of new lines (the store's state for this call)
                 prepared.append((group, self.store.transaction([change for _, _, change, _ in group])))
@@ -391,35 +400,35 @@ class Settler:
                 counts.add("transitions_refused")
 
 
-def _transactions(ready: Sequence[Ready]) -> Iterator[list[Ready]]:
+def _transactions(
+    ready: Sequence[Ready], outbox_items: Callable[[Sequence[OutboxMessage]], int]
+) -> Iterator[list[Ready]]:
     """The changes in transactions of at most ITEMS_TOGETHER items: a shopper's changes side by side, all in one
     transaction when they fit in one (the balance then updated once), and several shoppers' in one transaction as
-    long as there is room (fewer calls; each shopper's balance one item)."""
+    long as there is room (fewer calls; each shopper's balance one item). `outbox_items` says how many items the
+    store writes a transaction's notifications in (it may share one among several)."""
+
+    def items(changes: Sequence[Ready], balances: int) -> int:
+        written = sum(1 + len(change.entries) for _, _, change, _ in changes)  # each order and its journal entries
+        return balances + written + outbox_items([message for _, _, change, _ in changes for message in change.outbox])
+
     by_shoppers: dict[tuple[str, ...], list[Ready]] = defaultdict(list)
     for entry in ready:
         by_shoppers[tuple(sorted({balance.user_id for balance in entry[2].balances}))].append(entry)
     group: list[Ready] = []
-    size = 0
+    balances = 0
     for shoppers, entries in by_shoppers.items():
-        whole = len(shoppers) + sum(_items(entry[2]) for entry in entries)
-        if group and size + whole > ITEMS_TOGETHER:
+        if group and items(group + entries, balances + len(shoppers)) > ITEMS_TOGETHER:
             yield group  # the shopper's changes start a transaction of their own rather than straddle two
-            group, size = [], 0
-        size += len(shoppers)
+            group, balances = [], 0
+        balances += len(shoppers)
         for entry in entries:
-            items = _items(entry[2])
-            if group and size + items > ITEMS_TOGETHER:  # more than one transaction holds: split the shopper's
+            if group and items([*group, entry], balances) > ITEMS_TOGETHER:  # more than one transaction: split
                 yield group
-                group, size = [], len(shoppers)
+                group, balances = [], len(shoppers)
             group.append(entry)
-            size += items
     if group:
         yield group
-
-
-def _items(change: OrderChange) -> int:
-    """The transaction items a change writes besides its balances: the order, its journal entries, its notifications."""
-    return 1 + len(change.entries) + len(change.outbox)
 
 
 def _claims_arriving(view: OrderView, moves: Moves, edit: ClaimsEdit | None) -> tuple[ClaimFact, ...]:
