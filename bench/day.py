@@ -122,7 +122,14 @@ def run_step(name: str, command: list[str], lines: int, emulator_pids: dict[str,
     try:
         answer = json.loads(stdout)
     except json.JSONDecodeError:
-        answer = {"output": stdout.strip()[-500:]}
+        if process.returncode:
+            # exit 1 is an answer that needs attention (orders failed), still JSON; without one it is a failure
+            # whose short step time would pass for a fast one
+            raise SystemExit(
+                f"accrual {' '.join(command)} exited {process.returncode} without its JSON answer: "
+                f"{(stdout.strip() or stderr.strip())[-2000:]}"
+            ) from None
+        answer = {"output": stdout.strip()[-500:]}  # the month's report prints its text
     return Step(
         name=name,
         seconds=seconds,
