@@ -97,7 +97,7 @@ class _SharedRecords:
         for index, size in enumerate(sizes):
             holder = f"r{index}" if size > 1 else None
             record = [OutboxMessage(f"e{index}-{n}", "t", "u", "{}", "{}", "2026", holder=holder) for n in range(size)]
-            self.records[holder or record[0].event_id] = record
+            self.records[record[0].record_id] = record
         self.removals: list[int] = []  # records removed or written again, per call
 
     def unpublished(self, until: str, page_size: int):
@@ -105,7 +105,7 @@ class _SharedRecords:
             yield from record
 
     def remove_batch_published(self, published, at, refused=()):
-        touched = {message.holder or message.event_id for message, _ in published}
+        touched = {message.record_id for message, _ in published}
         answered = {message.event_id for message, _ in published} | {message.event_id for message in refused}
         self.removals.append(len(touched))
         for record_id in touched:

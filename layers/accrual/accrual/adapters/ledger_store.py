@@ -401,7 +401,7 @@ class DynamoLedgerStore(ReadAhead, MonthScan):
             if message.holder is not None:
                 kept.setdefault(message.holder, []).append(message_fields(message))
         with OutboxRecord.batch_write() as batch:
-            for record_id in dict.fromkeys(message.holder or message.event_id for message, _ in published):
+            for record_id in dict.fromkeys(message.record_id for message, _ in published):
                 if record_id not in kept:
                     batch.delete(OutboxRecord(record_id))
         for record_id, rest in kept.items():

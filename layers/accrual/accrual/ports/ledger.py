@@ -152,6 +152,11 @@ class OutboxMessage:
     created_at: str
     holder: str | None = None
 
+    @property
+    def record_id(self) -> str:
+        """The outbox record that holds this notification: the shared one, or its own."""
+        return self.holder or self.event_id
+
 
 @dataclass(frozen=True)
 class OrderChange:
@@ -255,8 +260,8 @@ class LedgerStore(Protocol):
         self, published: Sequence[tuple[OutboxMessage, str]], at: str, refused: Sequence[OutboxMessage] = ()
     ) -> None:
         """The events a sweep has just read and published (each with its message id) leave the outbox, in few
-        calls. A sweep publishes a shared record's messages (`holder`) in one batch: the record leaves the outbox,
-        and its messages the topic `refused` stay in it."""
+        calls. A sweep hands over every message of each record it names (`record_id`), each published or
+        `refused`: the record leaves the outbox, or keeps the refused ones alone."""
 
     # reference data the ledger reads (configuration versions, clicks, the new-user-coupon registry)
     def current_config(self) -> AccrualConfig: ...

@@ -26,6 +26,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
+from itertools import batched, groupby
+from operator import attrgetter
 from typing import Any
 
 from accrual.ports import LedgerStore, NotificationPublisher, OutboxMessage, utc_text
@@ -111,24 +113,22 @@ class _Removals:
     def __init__(self, store: LedgerStore, at: str) -> None:
         self.store, self.at = store, at
         self._lock = threading.Lock()
-        self._waiting: dict[str, int] = {}  # record -> its messages not yet answered
+        self._sizes: dict[str, int] = {}  # record -> how many messages it holds
         self._answers: dict[str, list[tuple[OutboxMessage, str | None]]] = {}  # record -> (message, message id)
         self._ready: list[list[tuple[OutboxMessage, str | None]]] = []  # answered records with something published
 
     def expect(self, record: Sequence[OutboxMessage]) -> None:
         """A record about to be published (all of its messages, read one after another)."""
         with self._lock:
-            self._waiting[_record_id(record[0])] = len(record)
+            self._sizes[record[0].record_id] = len(record)
 
     def answered(self, batch: Sequence[OutboxMessage], published: Mapping[str, str]) -> None:
         with self._lock:
             for message in batch:
-                record = _record_id(message)
-                self._answers.setdefault(record, []).append((message, published.get(message.event_id)))
-                self._waiting[record] -= 1
-                if self._waiting[record] == 0:
-                    del self._waiting[record]
-                    answers = self._answers.pop(record)
+                answers = self._answers.setdefault(message.record_id, [])
+                answers.append((message, published.get(message.event_id)))
+                if len(answers) == self._sizes[message.record_id]:  # the record's every message is answered
+                    del self._answers[message.record_id], self._sizes[message.record_id]
                     if any(message_id for _, message_id in answers):
                         self._ready.append(answers)
             whole = len(self._ready) - len(self._ready) % REMOVE_BATCH
@@ -150,36 +150,18 @@ class _Removals:
             )
 
 
-def _record_id(message: OutboxMessage) -> str:
-    return message.holder or message.event_id
-
-
-def _batches(messages: Iterable[OutboxMessage], removals: _Removals) -> Iterator[list[OutboxMessage]]:
+def _batches(messages: Iterable[OutboxMessage], removals: _Removals) -> Iterator[tuple[OutboxMessage, ...]]:
     """Full publish batches (PUBLISH_BATCH messages; the last may hold fewer), in the order read. A shared record may
-    straddle two batches: `removals` learns each record's size before its messages are published, and removes it
-    once all of them are answered."""
-    batch: list[OutboxMessage] = []
-    for record in _records(messages):
-        removals.expect(record)
-        for message in record:
-            batch.append(message)
-            if len(batch) == PUBLISH_BATCH:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
+    straddle two batches: `removals` learns each record's size (the store yields a record's messages one after
+    another) before its messages are published, and removes it once all of them are answered."""
 
+    def announced() -> Iterator[OutboxMessage]:
+        for _, held in groupby(messages, key=attrgetter("record_id")):
+            record = list(held)
+            removals.expect(record)
+            yield from record
 
-def _records(messages: Iterable[OutboxMessage]) -> Iterator[list[OutboxMessage]]:
-    """The messages grouped by the outbox record that holds them: a shared record's together, any other alone."""
-    record: list[OutboxMessage] = []
-    for message in messages:
-        if record and (message.holder is None or message.holder != record[0].holder):
-            yield record
-            record = []
-        record.append(message)
-    if record:
-        yield record
+    return batched(announced(), PUBLISH_BATCH)
 
 
 def _add(counts: Counter[str], finished: Iterable[Future[Counter[str]]]) -> None:
